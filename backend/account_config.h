@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace telestra::backend {
+
+// One SIP account of the plan, as the backend sees it.
+struct AccountConfig {
+  std::string name;  // the section name; the API's "account"
+  std::string user;
+  std::string password;  // never logged
+  std::string server;  // host[:port] of the registrar/proxy
+  std::string display_name;
+  bool register_on_start = true;
+};
+
+// The service's own SIP user agent.
+struct SipConfig {
+  std::string bind = "127.0.0.1";
+  int port = 5070;  // 0: any free port
+  std::string transport = "udp";  // "udp" or "tcp"
+  int register_expires = 300;  // seconds
+};
+
+// RTP port range and codecs (used by calls).
+struct RtpConfig {
+  int port_min = 20000;
+  int port_max = 20999;
+  std::vector<std::string> codecs = {"PCMU", "PCMA"};
+};
+
+}  // namespace telestra::backend

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace telestra::gateway {
+
+// Splits the native port's byte stream into JSON messages.
+//
+// Canonical framing is one JSON object + NUL, but the reader is tolerant
+// (docs/native-api.md, "Framing"): a message ends where its top-level JSON
+// object closes (string- and escape-aware brace depth); NUL, CR, LF, spaces
+// and tabs between messages are skipped; a message may arrive split over many
+// reads and many messages may arrive in one read.
+//  - A NUL inside an unfinished object ends it: the partial text is returned
+//    as a message (the codec then reports it as malformed JSON).
+//  - Bytes that cannot start a JSON object are skipped up to the next NUL or
+//    LF, reported once as kGarbage.
+//  - A message that grows beyond `max_message_bytes` is reported once as
+//    kTooLarge and its remaining bytes are discarded, up to its closing brace
+//    or the next NUL, whichever comes first.
+// Memory stays bounded by max_message_bytes plus one read.
+//
+// Thread: not thread-safe; one framer per connection.
+class Framer {
+ public:
+  enum class Kind { kNone, kMessage, kTooLarge, kGarbage };
+
+  struct Frame {
+    Kind kind = Kind::kNone;
+    // For kMessage: the message text, valid until the next Feed() or Next().
+    absl::string_view text;
+  };
+
+  explicit Framer(size_t max_message_bytes);
+
+  // Appends bytes received from the connection.
+  void Feed(absl::string_view bytes);
+
+  // Returns the next complete frame, or kind kNone when more bytes are needed.
+  Frame Next();
+
+  // Bytes held waiting for the rest of a message.
+  size_t buffered_bytes() const;
+
+ private:
+  // Implementation is the helper's choice; keep it O(n) over the input.
+  size_t max_message_bytes_;
+  std::string buffer_;
+  size_t start_ = 0;  // first byte not yet consumed
+  size_t scan_ = 0;  // first byte not yet scanned in the current message
+  int depth_ = 0;
+  bool in_string_ = false;
+  bool escape_ = false;
+  bool discarding_ = false;  // inside an oversize message
+  bool skipping_garbage_ = false;
+};
+
+}  // namespace telestra::gateway

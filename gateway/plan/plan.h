@@ -1,0 +1,57 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "backend/account_config.h"
+
+namespace telestra::gateway {
+
+// [tcp-settings]: the native null-terminated JSON port.
+struct TcpSettings {
+  std::string bind = "127.0.0.1";
+  int port = 3550;
+  bool extended_events = false;
+  int max_clients = 1024;
+  int max_message_bytes = 65536;
+};
+
+// [grpc-settings]
+struct GrpcSettings {
+  std::string bind = "127.0.0.1";
+  int port = 3551;
+  std::string token;  // resolved from token or token-env; "" = none
+  std::string cert;  // TLS certificate file ("" = plaintext)
+  std::string key;
+};
+
+// [web-settings]: dashboard + WebSocket.
+struct WebSettings {
+  std::string bind = "127.0.0.1";
+  int port = 3552;
+  std::string token;
+  std::string cert;
+  std::string key;
+};
+
+// A parsed SIP plan (docs/configuration.md). Accounts keep file order.
+struct Plan {
+  TcpSettings tcp;
+  GrpcSettings grpc;
+  WebSettings web;
+  backend::SipConfig sip;
+  backend::RtpConfig rtp;
+  std::vector<backend::AccountConfig> accounts;
+};
+
+// Parses plan text. `file_name` is only used in error messages, which always
+// name file, line and key, e.g. "plan.ini:12: [account-1] unknown key 'usr'".
+// Thread: any.
+absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_name);
+
+// Reads and parses a plan file.
+absl::StatusOr<Plan> LoadPlanFile(const std::string& path);
+
+}  // namespace telestra::gateway
