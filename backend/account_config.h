@@ -21,6 +21,11 @@ struct SipConfig {
   int port = 5070;  // 0: any free port
   std::string transport = "udp";  // "udp" or "tcp"
   int register_expires = 300;  // seconds
+  // Re-registration after a transient failure (408, 5xx, no answer): the
+  // first retry after register_retry_min seconds, doubling up to
+  // register_retry_max, each with +-20% jitter.
+  int register_retry_min = 2;
+  int register_retry_max = 120;
 };
 
 // RTP port range and codecs (used by calls).

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "proto/telestra.pb.h"
+
+namespace telestra::backend {
+
+// The call-control operations every front end offers, typed.
+// Errors are absl::Status with the stable texts of docs/native-api.md
+// (NotFound "Unknown account: X", InvalidArgument, FailedPrecondition ...).
+// Events that arise later (registration results, call progress) are
+// broadcast through the EventHub.
+// Thread: any.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual absl::Status Login(const telestra::v1::LoginCommand& login) = 0;
+  virtual absl::Status Logout(absl::string_view account) = 0;
+
+  // `on_call_id` runs with the new call's id before anything else of the
+  // call can happen, so the caller can reply call-return first.
+  virtual absl::StatusOr<int64_t> MakeCall(
+      absl::string_view account, absl::string_view number,
+      absl::FunctionRef<void(int64_t)> on_call_id) = 0;
+  virtual absl::Status AnswerCall(absl::string_view account, int64_t call_id) = 0;
+  virtual absl::Status SwitchCall(absl::string_view account, int64_t call_id) = 0;
+  virtual absl::Status HangupCall(absl::string_view account, int64_t call_id) = 0;
+
+  virtual absl::StatusOr<telestra::v1::Status> GetStatus(
+      absl::string_view account) const = 0;
+  // Every account of the plan, in plan order.
+  virtual std::vector<telestra::v1::Status> ListAccounts() const = 0;
+};
+
+}  // namespace telestra::backend

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/account_config.h"
+#include "backend/backend.h"
+#include "backend/event_hub.h"
+#include "backend/sip_stack.h"
+
+namespace telestra::backend {
+
+// The backend: owns the accounts' state, drives the SIP stack and turns what
+// the stack reports into state changes plus events (the state changes first,
+// the event last, so that a get-status after an event always agrees).
+//
+// Thread: public methods any thread; SipStackListener methods on the SIP
+// thread. State is guarded by mu_; the lock is never held while calling the
+// SIP stack (which only posts) — it is held while publishing to the hub so
+// that events and state stay in the same order.
+class GatewayBackend : public Backend, public SipStackListener {
+ public:
+  GatewayBackend(std::vector<AccountConfig> accounts, SipStack* stack,
+                 EventHub* hub);
+
+  // Registers every account whose plan says register = true.
+  void Start();
+
+  // Backend:
+  absl::Status Login(const telestra::v1::LoginCommand& login) override;
+  absl::Status Logout(absl::string_view account) override;
+  absl::StatusOr<int64_t> MakeCall(
+      absl::string_view account, absl::string_view number,
+      absl::FunctionRef<void(int64_t)> on_call_id) override;
+  absl::Status AnswerCall(absl::string_view account, int64_t call_id) override;
+  absl::Status SwitchCall(absl::string_view account, int64_t call_id) override;
+  absl::Status HangupCall(absl::string_view account, int64_t call_id) override;
+  absl::StatusOr<telestra::v1::Status> GetStatus(
+      absl::string_view account) const override;
+  std::vector<telestra::v1::Status> ListAccounts() const override;
+
+  // SipStackListener:
+  void OnRegistration(const std::string& account, uint64_t generation,
+                      int status, const std::string& reason,
+                      bool retrying) override;
+
+ private:
+  struct AccountState {
+    AccountConfig config;
+    int status = 0;  // account_status as the API reports it
+    std::string reason;
+    uint64_t generation = 0;  // bumped by every login/logout
+  };
+
+  // Sets the status and broadcasts account-status if it changed.
+  void SetStatus(AccountState& state, int status, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckAccount(absl::string_view account) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  telestra::v1::Status StatusOf(const AccountState& state) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  SipStack* const stack_;
+  EventHub* const hub_;
+  mutable absl::Mutex mu_;
+  std::vector<std::string> order_;  // plan order; immutable after construction
+  std::map<std::string, AccountState, std::less<>> accounts_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace telestra::backend

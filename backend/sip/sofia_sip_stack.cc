@@ -1,0 +1,494 @@
+#include "backend/sip/sofia_sip_stack.h"
+
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "spdlog/spdlog.h"
+
+// sofia-sip: only ever included in backend/sip/.
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
+
+namespace telestra::backend {
+namespace {
+
+constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
+
+// Final REGISTER statuses that retrying cannot fix: the user must log in
+// again (wrong credentials, unknown user, a request the server refuses).
+bool IsPermanentFailure(int status) {
+  switch (status) {
+    case 400: case 401: case 403: case 404: case 407: case 410:
+    case 420: case 484: case 485: case 603: case 604: case 606:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// "host:port" for a URI; IPv6 literals get brackets.
+std::string HostPort(const std::string& host, int port) {
+  if (absl::StrContains(host, ':') && !absl::StartsWith(host, "[")) {
+    return absl::StrFormat("[%s]:%d", host, port);
+  }
+  return absl::StrFormat("%s:%d", host, port);
+}
+
+// A port free for both UDP and TCP on `host` (for sip port = 0).
+int PickFreePort(const std::string& host) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (udp < 0 || bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(udp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      if (udp >= 0) close(udp);
+      return 0;
+    }
+    int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = tcp >= 0 && bind(tcp, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    int port = ntohs(addr.sin_port);
+    close(udp);
+    if (tcp >= 0) close(tcp);
+    if (ok) return port;
+  }
+  return 0;
+}
+
+}  // namespace
+
+// Everything below runs on the SIP thread unless a comment says otherwise.
+class SofiaSipStack::Impl {
+ public:
+  struct Registration {
+    Impl* impl = nullptr;
+    AccountConfig config;
+    uint64_t generation = 0;
+    nua_handle_t* nh = nullptr;
+    int challenges = 0;  // challenges answered in the current request
+    int failures = 0;  // consecutive transient failures (backoff)
+    bool registered = false;
+    bool unregistering = false;
+    bool pending_register = false;  // register again once unregistered
+    su_timer_t* retry = nullptr;
+  };
+
+  explicit Impl(SipConfig config) : config_(std::move(config)) {}
+
+  // Thread: any.
+  absl::Status Start(SipStackListener* listener) {
+    listener_ = listener;
+    if (config_.port == 0) {
+      port_ = PickFreePort(config_.bind);
+      if (port_ == 0) return absl::UnavailableError("no free SIP port");
+    } else {
+      port_ = config_.port;
+    }
+    std::promise<absl::Status> started;
+    std::future<absl::Status> result = started.get_future();
+    thread_ = std::thread([this, &started] { Run(started); });
+    absl::Status status = result.get();
+    if (!status.ok() && thread_.joinable()) thread_.join();
+    return status;
+  }
+
+  // Thread: any. Runs `task` on the SIP thread; false once stopped.
+  bool Post(std::function<void()> task) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!accepting_) return false;
+      posted_.push_back(std::move(task));
+    }
+    uint64_t one = 1;
+    ssize_t n = write(wake_fd_, &one, sizeof(one));
+    (void)n;  // a full counter still wakes the loop
+    return true;
+  }
+
+  // Thread: any (not the SIP thread). Blocks until the thread has ended.
+  void Shutdown(absl::Duration deadline) {
+    if (!thread_.joinable()) return;
+    int64_t millis = absl::ToInt64Milliseconds(deadline);
+    if (!Post([this, millis] { BeginShutdown(millis); })) return;
+    thread_.join();
+  }
+
+  int port() const { return port_; }
+
+  void Register(const AccountConfig& config, uint64_t generation) {
+    std::unique_ptr<Registration>& slot = registrations_[config.name];
+    if (!slot) {
+      slot = std::make_unique<Registration>();
+      slot->impl = this;
+    }
+    Registration* reg = slot.get();
+    reg->config = config;
+    reg->generation = generation;
+    reg->failures = 0;
+    CancelRetry(reg);
+    Report(reg, 100, "Registering", false);
+    if (reg->nh != nullptr && reg->registered) {
+      // Replace the binding: unregister the old one, then register anew.
+      reg->pending_register = true;
+      if (!reg->unregistering) StartUnregister(reg);
+      return;
+    }
+    if (reg->unregistering) {
+      reg->pending_register = true;
+      return;
+    }
+    DestroyHandle(reg);
+    StartRegister(reg);
+  }
+
+  void Unregister(const std::string& account, uint64_t generation) {
+    auto it = registrations_.find(account);
+    if (it == registrations_.end()) {
+      // Never registered: nothing on the wire, just confirm.
+      listener_->OnRegistration(account, generation, 0, "Logged out", false);
+      return;
+    }
+    Registration* reg = it->second.get();
+    reg->generation = generation;
+    reg->pending_register = false;
+    CancelRetry(reg);
+    if (reg->nh != nullptr && reg->registered) {
+      if (!reg->unregistering) StartUnregister(reg);
+      return;
+    }
+    if (reg->unregistering) return;
+    Forget(reg, "Logged out");
+  }
+
+ private:
+  void Run(std::promise<absl::Status>& started) {
+    su_init();
+    root_ = su_root_create(this);
+    if (root_ == nullptr) {
+      su_deinit();
+      started.set_value(absl::InternalError("su_root_create failed"));
+      return;
+    }
+    su_root_threading(root_, 0);  // no extra nua stack thread
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    su_wait_create(&wait_, wake_fd_, SU_WAIT_IN);
+    su_root_register(root_, &wait_, &Impl::OnWake, this, 0);
+
+    std::string url = absl::StrCat("sip:", HostPort(config_.bind, port_),
+                                   ";transport=", config_.transport);
+    nua_ = nua_create(root_, &Impl::OnNuaEvent, this, NUTAG_URL(url.c_str()),
+                      SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+    if (nua_ == nullptr) {
+      su_root_unregister(root_, &wait_, &Impl::OnWake, this);
+      close(wake_fd_);
+      su_root_destroy(root_);
+      su_deinit();
+      started.set_value(absl::UnavailableError(absl::StrCat(
+          "cannot start the SIP user agent on ", url, " (port in use?)")));
+      return;
+    }
+    spdlog::info("SIP user agent listening on {}", url);
+    started.set_value(absl::OkStatus());
+    su_root_run(root_);
+
+    // Stopped: no more posts are accepted; drop what was left.
+    {
+      absl::MutexLock lock(&mu_);
+      accepting_ = false;
+      posted_.clear();
+    }
+    for (auto& [name, reg] : registrations_) {
+      CancelRetry(reg.get());
+      reg->nh = nullptr;  // nua_destroy frees every handle
+    }
+    registrations_.clear();
+    nua_destroy(nua_);
+    nua_ = nullptr;
+    if (shutdown_timer_ != nullptr) su_timer_destroy(shutdown_timer_);
+    su_root_unregister(root_, &wait_, &Impl::OnWake, this);
+    close(wake_fd_);
+    su_root_destroy(root_);
+    root_ = nullptr;
+    su_deinit();
+  }
+
+  static int OnWake(su_root_magic_t* magic, su_wait_t*, su_wakeup_arg_t*) {
+    auto* self = static_cast<Impl*>(magic);
+    uint64_t count;
+    ssize_t n = read(self->wake_fd_, &count, sizeof(count));
+    (void)n;
+    std::deque<std::function<void()>> tasks;
+    {
+      absl::MutexLock lock(&self->mu_);
+      tasks.swap(self->posted_);
+    }
+    for (auto& task : tasks) task();
+    return 0;
+  }
+
+  void BeginShutdown(int64_t deadline_ms) {
+    {
+      absl::MutexLock lock(&mu_);
+      accepting_ = false;
+    }
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    for (auto& [name, reg] : registrations_) CancelRetry(reg.get());
+    // sofia unregisters every registration and ends every dialog itself.
+    nua_shutdown(nua_);
+    shutdown_timer_ = su_timer_create(su_root_task(root_), 0);
+    su_timer_set_interval(shutdown_timer_, &Impl::OnShutdownTimeout, this,
+                          static_cast<su_duration_t>(std::max<int64_t>(deadline_ms, 1)));
+  }
+
+  static void OnShutdownTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    spdlog::warn("SIP shutdown did not finish in time; stopping anyway");
+    su_root_break(self->root_);
+  }
+
+  void StartRegister(Registration* reg) {
+    const AccountConfig& c = reg->config;
+    std::string aor = absl::StrCat("sip:", c.user, "@", c.server);
+    std::string from = c.display_name.empty()
+                           ? absl::StrCat("<", aor, ">")
+                           : absl::StrCat("\"", c.display_name, "\" <", aor, ">");
+    std::string registrar =
+        absl::StrCat("sip:", c.server, ";transport=", config_.transport);
+    std::string expires = absl::StrCat(config_.register_expires);
+    reg->challenges = 0;
+    reg->registered = false;
+    reg->nh = nua_handle(nua_, reg, SIPTAG_FROM_STR(from.c_str()),
+                         SIPTAG_TO_STR(absl::StrCat("<", aor, ">").c_str()), TAG_END());
+    if (reg->nh == nullptr) {
+      Fail(reg, 500, "Cannot create a SIP handle", /*retry=*/true);
+      return;
+    }
+    nua_register(reg->nh, NUTAG_REGISTRAR(registrar.c_str()),
+                 NUTAG_M_USERNAME(c.user.c_str()),
+                 SIPTAG_EXPIRES_STR(expires.c_str()),
+                 NUTAG_OUTBOUND("no-validate"), TAG_END());
+  }
+
+  void StartUnregister(Registration* reg) {
+    reg->unregistering = true;
+    nua_unregister(reg->nh, TAG_END());
+  }
+
+  void DestroyHandle(Registration* reg) {
+    if (reg->nh != nullptr) {
+      nua_handle_bind(reg->nh, nullptr);
+      nua_handle_destroy(reg->nh);
+      reg->nh = nullptr;
+    }
+    reg->registered = false;
+    reg->unregistering = false;
+  }
+
+  void CancelRetry(Registration* reg) {
+    if (reg->retry != nullptr) {
+      su_timer_destroy(reg->retry);
+      reg->retry = nullptr;
+    }
+  }
+
+  // Reports 0 and drops the account's state.
+  void Forget(Registration* reg, const char* reason) {
+    std::string name = reg->config.name;
+    uint64_t generation = reg->generation;
+    DestroyHandle(reg);
+    CancelRetry(reg);
+    registrations_.erase(name);
+    listener_->OnRegistration(name, generation, 0, reason, false);
+  }
+
+  void Report(Registration* reg, int status, const std::string& reason, bool retrying) {
+    listener_->OnRegistration(reg->config.name, reg->generation, status, reason,
+                              retrying);
+  }
+
+  void Fail(Registration* reg, int status, const std::string& reason, bool retry) {
+    DestroyHandle(reg);
+    if (retry && !shutting_down_) {
+      ++reg->failures;
+      double base = std::min<double>(
+          config_.register_retry_max,
+          config_.register_retry_min * std::pow(2.0, std::min(reg->failures - 1, 20)));
+      double delay = base * absl::Uniform(bitgen_, 0.8, 1.2);
+      CancelRetry(reg);
+      reg->retry = su_timer_create(su_root_task(root_), 0);
+      su_timer_set_interval(reg->retry, &Impl::OnRetry, reg,
+                            static_cast<su_duration_t>(delay * 1000));
+      spdlog::info("account {}: retrying registration in {:.1f} s", reg->config.name,
+                   delay);
+    }
+    Report(reg, status, reason, retry);
+  }
+
+  static void OnRetry(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* reg = static_cast<Registration*>(arg);
+    Impl* self = reg->impl;
+    self->CancelRetry(reg);
+    if (self->shutting_down_ || reg->nh != nullptr) return;
+    self->StartRegister(reg);
+  }
+
+  void OnRegisterResult(Registration* reg, int status, const char* phrase,
+                        const sip_t* sip) {
+    if (status < 200) return;
+    if (status == 401 || status == 407) {
+      const msg_auth_t* challenge = nullptr;
+      if (sip != nullptr) {
+        challenge = status == 401 ? sip->sip_www_authenticate
+                                  : sip->sip_proxy_authenticate;
+      }
+      if (reg->challenges == 0 && challenge != nullptr) {
+        ++reg->challenges;
+        const char* realm = msg_params_find(challenge->au_params, "realm=");
+        std::string quoted = realm == nullptr ? "\"\""
+                             : realm[0] == '"' ? std::string(realm)
+                                               : absl::StrCat("\"", realm, "\"");
+        std::string auth = absl::StrCat(challenge->au_scheme, ":", quoted, ":",
+                                        reg->config.user, ":", reg->config.password);
+        nua_authenticate(reg->nh, NUTAG_AUTH(auth.c_str()), TAG_END());
+        return;
+      }
+      Fail(reg, status, phrase, /*retry=*/false);  // credentials rejected
+      return;
+    }
+    if (status < 300) {
+      reg->registered = true;
+      reg->challenges = 0;
+      reg->failures = 0;
+      Report(reg, 200, phrase, false);
+      return;
+    }
+    if (status == 904) {  // sofia: the same credentials were challenged again
+      Fail(reg, 401, "Unauthorized", /*retry=*/false);
+      return;
+    }
+    if (status >= 700) {  // sofia-internal errors (transport, bad URI ...)
+      Fail(reg, 503, phrase, /*retry=*/true);
+      return;
+    }
+    Fail(reg, status, phrase, !IsPermanentFailure(status));
+  }
+
+  void OnUnregisterResult(Registration* reg, int status) {
+    if (status < 200) return;
+    DestroyHandle(reg);
+    if (reg->pending_register) {
+      reg->pending_register = false;
+      StartRegister(reg);
+      return;
+    }
+    Forget(reg, "Logged out");
+  }
+
+  static void OnNuaEvent(nua_event_t event, int status, char const* phrase, nua_t*,
+                         nua_magic_t* magic, nua_handle_t* nh, nua_hmagic_t* hmagic,
+                         sip_t const* sip, tagi_t[]) {
+    auto* self = static_cast<Impl*>(magic);
+    auto* reg = static_cast<Registration*>(hmagic);
+    const char* reason = phrase != nullptr ? phrase : "";
+    switch (event) {
+      case nua_r_register:
+        if (reg != nullptr && reg->nh == nh) self->OnRegisterResult(reg, status, reason, sip);
+        return;
+      case nua_r_unregister:
+        if (reg != nullptr && reg->nh == nh) self->OnUnregisterResult(reg, status);
+        return;
+      case nua_r_shutdown:
+        if (status >= 200) {
+          spdlog::info("SIP user agent shut down ({} {})", status, reason);
+          su_root_break(self->root_);
+        }
+        return;
+      case nua_i_invite:
+      case nua_i_options:
+      case nua_i_message:
+      case nua_i_info:
+      case nua_i_notify:
+      case nua_i_subscribe:
+      case nua_i_refer:
+      case nua_i_publish:
+        // Requests on handles the stack created: answered by sofia (OPTIONS)
+        // or, for INVITE until calls are supported, refused with 480 when the
+        // handle is destroyed. The application must free these handles.
+        if (hmagic == nullptr) nua_handle_destroy(nh);
+        return;
+      default:
+        return;
+    }
+  }
+
+  const SipConfig config_;
+  SipStackListener* listener_ = nullptr;
+  int port_ = 0;
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  int wake_fd_ = -1;
+
+  // SIP thread only.
+  su_root_t* root_ = nullptr;
+  su_wait_t wait_{};
+  nua_t* nua_ = nullptr;
+  bool shutting_down_ = false;
+  su_timer_t* shutdown_timer_ = nullptr;
+  std::map<std::string, std::unique_ptr<Registration>> registrations_;
+  absl::BitGen bitgen_;
+};
+
+SofiaSipStack::SofiaSipStack(SipConfig config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+SofiaSipStack::~SofiaSipStack() { impl_->Shutdown(absl::Seconds(3)); }
+
+absl::Status SofiaSipStack::Start(SipStackListener* listener) {
+  return impl_->Start(listener);
+}
+
+void SofiaSipStack::Register(const AccountConfig& account, uint64_t generation) {
+  impl_->Post([impl = impl_.get(), account, generation] {
+    impl->Register(account, generation);
+  });
+}
+
+void SofiaSipStack::Unregister(const std::string& account, uint64_t generation) {
+  impl_->Post([impl = impl_.get(), account, generation] {
+    impl->Unregister(account, generation);
+  });
+}
+
+void SofiaSipStack::Shutdown(absl::Duration deadline) { impl_->Shutdown(deadline); }
+
+int SofiaSipStack::port() const { return impl_->port(); }
+
+}  // namespace telestra::backend

@@ -1,0 +1,340 @@
+#include "gateway/native/native_server.h"
+
+#include <array>
+#include <deque>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/asio/write.hpp"
+#include "gateway/native/framer.h"
+#include "gateway/native/json_codec.h"
+#include "spdlog/spdlog.h"
+
+namespace telestra::gateway {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+// One client connection.
+// Thread: everything runs on the session's strand, except OnEvent (any
+// thread, with the hub's lock held), which only posts to the strand.
+class NativeSession : public std::enable_shared_from_this<NativeSession>,
+                      public backend::EventListener {
+ public:
+  NativeSession(NativeServer* server, uint64_t key, tcp::socket socket)
+      : server_(server),
+        key_(key),
+        socket_(std::move(socket)),
+        framer_(server->options_.max_message_bytes),
+        extended_(server->options_.extended_events) {}
+
+  ~NativeSession() override { Detach(); }
+
+  void Start() {
+    error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    auto endpoint = socket_.remote_endpoint(ignored);
+    peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+    client_ = server_->hub_->Attach(this);
+    spdlog::info("native client {} connected from {}", client_, peer_);
+    DoRead();
+  }
+
+  // Closes the connection from any thread.
+  void Close() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
+  }
+
+  void OnEvent(const backend::EventPtr& event) override {
+    std::shared_ptr<NativeSession> self = weak_from_this().lock();
+    if (!self) return;  // being destroyed
+    asio::post(socket_.get_executor(), [self = std::move(self), event] {
+      self->Enqueue(*event);
+    });
+  }
+
+ private:
+  void Detach() {
+    if (client_ != 0) {
+      server_->hub_->Detach(client_);
+      client_ = 0;
+    }
+  }
+
+  void DoRead() {
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this()](error_code ec, size_t n) { self->OnRead(ec, n); });
+  }
+
+  void OnRead(error_code ec, size_t n) {
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
+        spdlog::info("native client {} read error: {}", client_, ec.message());
+      }
+      Shutdown();
+      return;
+    }
+    framer_.Feed(absl::string_view(read_buffer_.data(), n));
+    for (;;) {
+      Framer::Frame frame = framer_.Next();
+      if (frame.kind == Framer::Kind::kNone) break;
+      Handle(frame);
+      if (closed_) return;
+    }
+    DoRead();
+  }
+
+  void Handle(const Framer::Frame& frame) {
+    backend::CommandDispatcher* dispatcher = server_->dispatcher_;
+    switch (frame.kind) {
+      case Framer::Kind::kTooLarge:
+        dispatcher->ReplyFail(client_, "", absl::InvalidArgumentError("Message too large"), "");
+        return;
+      case Framer::Kind::kGarbage:
+        dispatcher->ReplyFail(
+            client_, "",
+            absl::InvalidArgumentError("Malformed JSON: a message must be a JSON object"), "");
+        return;
+      case Framer::Kind::kMessage:
+        break;
+      case Framer::Kind::kNone:
+        return;
+    }
+    DecodedCommand decoded = codec_.Decode(frame.text);
+    if (!decoded.command.ok()) {
+      dispatcher->ReplyFail(client_, decoded.account, decoded.command.status(), decoded.token);
+      return;
+    }
+    const telestra::v1::Command& command = *decoded.command;
+    if (command.has_subscribe()) {
+      extended_ = command.subscribe().extended();
+      return;
+    }
+    dispatcher->Execute(client_, command);
+  }
+
+  void Enqueue(const telestra::v1::Event& event) {
+    if (closed_) return;
+    if (!extended_ && JsonCodec::IsExtendedOnly(event)) return;  // not subscribed
+    if (queued_bytes_ > server_->options_.max_queued_bytes) {
+      // The client does not read: everything still queued is lost with it.
+      uint64_t lost = queue_.size() + 1;
+      server_->slow_disconnects_++;
+      server_->undelivered_events_ += lost;
+      spdlog::warn(
+          "native client {} ({}) is not reading: {} events ({} bytes) undelivered; "
+          "disconnecting it",
+          client_, peer_, lost, queued_bytes_);
+      Shutdown();
+      return;
+    }
+    std::string json = JsonCodec::Encode(event, extended_);
+    json.push_back('\0');
+    queued_bytes_ += json.size();
+    queue_.push_back(std::move(json));
+    if (!writing_) DoWrite();
+  }
+
+  void DoWrite() {
+    // Gather everything queued into one write.
+    writing_ = true;
+    out_.clear();
+    for (std::string& message : queue_) out_.append(message);
+    in_flight_ = queue_.size();
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        self->OnWrite(ec);
+                      });
+  }
+
+  void OnWrite(error_code ec) {
+    writing_ = false;
+    if (ec) {
+      Shutdown();
+      return;
+    }
+    queued_bytes_ -= out_.size();
+    queue_.erase(queue_.begin(), queue_.begin() + in_flight_);
+    in_flight_ = 0;
+    if (!queue_.empty() && !closed_) DoWrite();
+  }
+
+  void Shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    Detach();
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_->Remove(key_);
+    spdlog::info("native client {} disconnected", peer_);
+  }
+
+  NativeServer* const server_;
+  const uint64_t key_;
+  tcp::socket socket_;
+  std::string peer_;
+  backend::ClientId client_ = 0;
+  Framer framer_;
+  JsonCodec codec_;
+  bool extended_;
+  bool closed_ = false;
+  std::array<char, 16384> read_buffer_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  size_t in_flight_ = 0;
+  std::string out_;
+};
+
+NativeServer::NativeServer(Options options, asio::io_context& io,
+                           backend::CommandDispatcher* dispatcher,
+                           backend::EventHub* hub)
+    : options_(std::move(options)),
+      io_(io),
+      dispatcher_(dispatcher),
+      hub_(hub),
+      acceptor_(asio::make_strand(io)) {}
+
+NativeServer::~NativeServer() { Stop(); }
+
+absl::Status NativeServer::Start() {
+  error_code ec;
+  auto address = asio::ip::make_address(options_.bind, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("native port: bad bind address '", options_.bind, "'"));
+  }
+  tcp::endpoint endpoint(address, static_cast<uint16_t>(options_.port));
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("native port: cannot listen on ",
+                                               options_.bind, ":", options_.port, ": ",
+                                               ec.message()));
+  }
+  port_ = acceptor_.local_endpoint().port();
+  spdlog::info("native API listening on {}:{}", options_.bind, port_);
+  asio::post(acceptor_.get_executor(), [this] { DoAccept(); });
+  return absl::OkStatus();
+}
+
+void NativeServer::DoAccept() {
+  acceptor_.async_accept(asio::make_strand(io_), [this](error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      spdlog::warn("native port accept failed: {}", ec.message());
+    } else {
+      std::shared_ptr<NativeSession> session;
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopped_) return;
+        if (static_cast<int>(sessions_.size()) < options_.max_clients) {
+          uint64_t key = next_key_++;
+          session = std::make_shared<NativeSession>(this, key, std::move(socket));
+          sessions_[key] = session;
+        }
+      }
+      if (session) {
+        accepted_++;
+        session->Start();
+      } else {
+        refused_++;
+        spdlog::warn("native port: refused a client, max-clients ({}) reached",
+                     options_.max_clients);
+        Refuse(std::move(socket));
+      }
+    }
+    if (acceptor_.is_open()) DoAccept();
+  });
+}
+
+// Tells a client over max-clients why, then closes: the fail is written, the
+// sending side shut down, and the socket closed when the client closes or
+// after a grace period (closing with unread input would reset the connection
+// and could destroy the fail before the client reads it).
+void NativeServer::Refuse(tcp::socket socket) {
+  struct Refused {
+    explicit Refused(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    tcp::socket socket;
+    asio::steady_timer timer;
+    std::string text;
+    std::array<char, 512> sink;
+    void Drain(std::shared_ptr<Refused> self) {
+      socket.async_read_some(asio::buffer(sink), [self](error_code ec, size_t) {
+        if (ec) {
+          self->timer.cancel();
+          error_code ignored;
+          self->socket.close(ignored);
+          return;
+        }
+        self->Drain(self);
+      });
+    }
+  };
+  auto refused = std::make_shared<Refused>(std::move(socket));
+  refused->text = JsonCodec::Encode(
+      backend::CommandDispatcher::FailEvent(
+          "",
+          absl::ResourceExhaustedError(
+              absl::StrCat("Too many clients (max-clients is ", options_.max_clients, ")")),
+          ""),
+      false);
+  refused->text.push_back('\0');
+  asio::async_write(refused->socket, asio::buffer(refused->text),
+                    [refused](error_code ec, size_t) {
+                      error_code ignored;
+                      refused->socket.shutdown(tcp::socket::shutdown_send, ignored);
+                      refused->timer.expires_after(std::chrono::seconds(2));
+                      refused->timer.async_wait([refused](error_code ec) {
+                        if (ec) return;  // cancelled: the client closed first
+                        error_code ignored;
+                        refused->socket.close(ignored);
+                      });
+                      refused->Drain(refused);
+                    });
+}
+
+void NativeServer::Remove(uint64_t session_key) {
+  absl::MutexLock lock(&mu_);
+  sessions_.erase(session_key);
+}
+
+void NativeServer::Stop() {
+  std::map<uint64_t, std::weak_ptr<NativeSession>> sessions;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    sessions = sessions_;
+  }
+  asio::post(acceptor_.get_executor(), [this] {
+    error_code ignored;
+    acceptor_.close(ignored);
+  });
+  for (auto& [key, weak] : sessions) {
+    if (auto session = weak.lock()) session->Close();
+  }
+}
+
+NativeServer::Stats NativeServer::stats() const {
+  Stats stats;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.clients = sessions_.size();
+  }
+  stats.accepted = accepted_;
+  stats.refused = refused_;
+  stats.slow_disconnects = slow_disconnects_;
+  stats.undelivered_events = undelivered_events_;
+  return stats;
+}
+
+}  // namespace telestra::gateway

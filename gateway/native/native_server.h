@@ -1,0 +1,83 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/command_dispatcher.h"
+#include "backend/event_hub.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+
+namespace telestra::gateway {
+
+class NativeSession;
+
+// The native TCP port (docs/native-api.md): null-terminated JSON commands in,
+// events out. One NativeSession per client; replies go to the requester,
+// broadcasts to everyone (through the EventHub).
+//
+// Thread: Start/Stop/stats from any thread; sessions run on the io_context's
+// threads, each on its own strand.
+class NativeServer {
+ public:
+  struct Options {
+    std::string bind = "127.0.0.1";
+    int port = 3550;  // 0: any free port (see port())
+    bool extended_events = false;  // default for new connections
+    int max_clients = 1024;
+    size_t max_message_bytes = 65536;
+    // Outbound bytes queued for one client before it counts as not reading
+    // and is disconnected (the undelivered events are counted and logged).
+    size_t max_queued_bytes = 4 << 20;
+  };
+
+  struct Stats {
+    uint64_t clients = 0;  // connected now
+    uint64_t accepted = 0;
+    uint64_t refused = 0;  // over max-clients
+    uint64_t slow_disconnects = 0;  // clients dropped for not reading
+    uint64_t undelivered_events = 0;  // events lost with those clients
+  };
+
+  NativeServer(Options options, boost::asio::io_context& io,
+               backend::CommandDispatcher* dispatcher, backend::EventHub* hub);
+  ~NativeServer();
+
+  // Binds and starts accepting.
+  absl::Status Start();
+  // Stops accepting and closes every connection. Idempotent.
+  void Stop();
+
+  int port() const { return port_; }
+  Stats stats() const;
+
+ private:
+  friend class NativeSession;
+  void DoAccept();
+  void Remove(uint64_t session_key);
+  void Refuse(boost::asio::ip::tcp::socket socket);
+
+  const Options options_;
+  boost::asio::io_context& io_;
+  backend::CommandDispatcher* const dispatcher_;
+  backend::EventHub* const hub_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  int port_ = 0;
+
+  mutable absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_key_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, std::weak_ptr<NativeSession>> sessions_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> slow_disconnects_{0};
+  std::atomic<uint64_t> undelivered_events_{0};
+};
+
+}  // namespace telestra::gateway
