@@ -1,0 +1,606 @@
+#include "gateway/plan/plan.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+namespace telestra::gateway {
+namespace {
+
+// The known settings sections; every other section whose name does not end
+// in "-settings" is an account.
+constexpr absl::string_view kTcpSection = "tcp-settings";
+constexpr absl::string_view kGrpcSection = "grpc-settings";
+constexpr absl::string_view kWebSection = "web-settings";
+constexpr absl::string_view kSipSection = "sip-settings";
+constexpr absl::string_view kRtpSection = "rtp-settings";
+
+constexpr int64_t kMaxMessageBytesLimit = 16 * 1024 * 1024;
+
+// One `key = value` line.
+struct Entry {
+  std::string key;
+  std::string value;
+  int line = 0;
+};
+
+// One `[name]` section with its entries in file order.
+struct Section {
+  std::string name;
+  int line = 0;
+  std::vector<Entry> entries;
+};
+
+absl::Status LineError(absl::string_view file, int line,
+                       absl::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(file, ":", line, ": ", problem));
+}
+
+// Removes an inline or full-line comment: `;` or `#` at the start of the line
+// or preceded by whitespace. `a;b` keeps its `;`.
+absl::string_view StripComment(absl::string_view line) {
+  for (size_t i = 0; i < line.size(); ++i) {
+    if ((line[i] == ';' || line[i] == '#') &&
+        (i == 0 ||
+         absl::ascii_isspace(static_cast<unsigned char>(line[i - 1])))) {
+      return line.substr(0, i);
+    }
+  }
+  return line;
+}
+
+bool IsSettingsName(absl::string_view name) {
+  return absl::EndsWith(absl::AsciiStrToLower(name), "-settings");
+}
+
+bool IsKnownSettings(absl::string_view name) {
+  return name == kTcpSection || name == kGrpcSection || name == kWebSection ||
+         name == kSipSection || name == kRtpSection;
+}
+
+// Pass 1: splits the text into sections. Reports syntax errors (malformed
+// lines, keys outside sections, bad or duplicate section headers). Error
+// messages never echo a whole line, since it may hold a password.
+absl::Status Tokenize(absl::string_view text, absl::string_view file,
+                      std::vector<Section>* sections, int* line_count) {
+  if (absl::StartsWith(text, "\xEF\xBB\xBF")) text.remove_prefix(3);  // BOM
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  *line_count = static_cast<int>(lines.size());
+  std::map<std::string, int> section_lines;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const int line_no = static_cast<int>(i) + 1;
+    absl::string_view line = absl::StripAsciiWhitespace(StripComment(lines[i]));
+    if (line.empty()) continue;
+    const std::string where =
+        sections->empty() ? "" : absl::StrCat("[", sections->back().name, "] ");
+    if (line.front() == '[') {
+      if (line.back() != ']') {
+        if (line.find(']') == absl::string_view::npos) {
+          return LineError(file, line_no,
+                           "malformed section header: unterminated '['");
+        }
+        return LineError(file, line_no,
+                         "malformed section header: unexpected text after "
+                         "']' (a comment needs whitespace before ';' or '#')");
+      }
+      absl::string_view name =
+          absl::StripAsciiWhitespace(line.substr(1, line.size() - 2));
+      if (name.empty()) {
+        return LineError(file, line_no, "malformed section header: empty name");
+      }
+      if (name.find_first_of("[]") != absl::string_view::npos) {
+        return LineError(
+            file, line_no,
+            "malformed section header: '[' or ']' inside the name");
+      }
+      const std::string section_name(name);
+      if (IsSettingsName(section_name) && !IsKnownSettings(section_name)) {
+        return LineError(
+            file, line_no,
+            absl::StrCat("[", section_name,
+                         "] unknown section; the settings sections are "
+                         "[tcp-settings], [grpc-settings], [web-settings], "
+                         "[sip-settings] and [rtp-settings]"));
+      }
+      auto [it, inserted] = section_lines.emplace(section_name, line_no);
+      if (!inserted) {
+        return LineError(
+            file, line_no,
+            absl::StrFormat("[%s] duplicate section (first on line %d)",
+                            section_name, it->second));
+      }
+      sections->push_back(Section{section_name, line_no, {}});
+      continue;
+    }
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return LineError(
+          file, line_no,
+          absl::StrCat(
+              where, "malformed line: expected 'key = value' or '[section]'"));
+    }
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(line, absl::MaxSplits('=', 1));
+    absl::string_view key = absl::StripAsciiWhitespace(parts[0]);
+    absl::string_view value = absl::StripAsciiWhitespace(parts[1]);
+    if (key.empty()) {
+      return LineError(
+          file, line_no,
+          absl::StrCat(where, "malformed line: missing key before '='"));
+    }
+    if (sections->empty()) {
+      return LineError(
+          file, line_no,
+          absl::StrCat(
+              "key '", key,
+              "' outside any section (add a [section] header above it)"));
+    }
+    sections->back().entries.push_back(
+        Entry{std::string(key), std::string(value), line_no});
+  }
+  return absl::OkStatus();
+}
+
+// Pass 2 helper: applies one section's entries through a table of key
+// handlers and formats errors as "<file>:<line>: [<section>] <problem>".
+class SectionReader {
+ public:
+  using Handler = std::function<absl::Status(const Entry&)>;
+
+  SectionReader(absl::string_view file, const Section& section)
+      : file_(file), section_(section) {}
+
+  absl::Status Error(int line, absl::string_view problem) const {
+    return LineError(file_, line,
+                     absl::StrCat("[", section_.name, "] ", problem));
+  }
+
+  // For problems not tied to one line: reported at the section header.
+  absl::Status HeaderError(absl::string_view problem) const {
+    return Error(section_.line, problem);
+  }
+
+  // Runs `handlers` over the entries in file order. Unknown and duplicate
+  // keys are errors.
+  absl::Status Apply(
+      const std::vector<std::pair<absl::string_view, Handler>>& handlers) {
+    for (const Entry& entry : section_.entries) {
+      const Handler* handler = nullptr;
+      for (const auto& [key, h] : handlers) {
+        if (key == entry.key) handler = &h;
+      }
+      if (handler == nullptr) {
+        return Error(entry.line, absl::StrCat("unknown key '", entry.key, "'"));
+      }
+      auto [it, inserted] = seen_.emplace(entry.key, entry.line);
+      if (!inserted) {
+        return Error(entry.line,
+                     absl::StrFormat("duplicate key '%s' (first on line %d)",
+                                     entry.key, it->second));
+      }
+      if (absl::Status status = (*handler)(entry); !status.ok()) return status;
+    }
+    return absl::OkStatus();
+  }
+
+  // The line of `key` if it was seen so far, else 0.
+  int LineOf(absl::string_view key) const {
+    auto it = seen_.find(std::string(key));
+    return it == seen_.end() ? 0 : it->second;
+  }
+
+  absl::Status Int(const Entry& e, int64_t min, int64_t max, int* out) const {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(e.value, &value)) {
+      return Error(e.line, absl::StrFormat("%s must be an integer, got '%s'",
+                                           e.key, e.value));
+    }
+    if (value < min || value > max) {
+      if (max == INT_MAX) {
+        return Error(e.line, absl::StrFormat("%s must be at least %d, got %d",
+                                             e.key, min, value));
+      }
+      return Error(e.line, absl::StrFormat("%s must be %d..%d, got %d", e.key,
+                                           min, max, value));
+    }
+    *out = static_cast<int>(value);
+    return absl::OkStatus();
+  }
+
+  absl::Status Bool(const Entry& e, bool* out) const {
+    const std::string v = absl::AsciiStrToLower(e.value);
+    if (v == "true" || v == "yes" || v == "1" || v == "on") {
+      *out = true;
+    } else if (v == "false" || v == "no" || v == "0" || v == "off") {
+      *out = false;
+    } else {
+      return Error(e.line,
+                   absl::StrFormat("%s must be a boolean (true/false, yes/no, "
+                                   "1/0, on/off), got '%s'",
+                                   e.key, e.value));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status NonEmpty(const Entry& e, std::string* out) const {
+    if (e.value.empty()) {
+      return Error(e.line, absl::StrCat(e.key, " must not be empty"));
+    }
+    *out = e.value;
+    return absl::OkStatus();
+  }
+
+  // Reads the environment variable named by `e` (e.g. pass-env, token-env).
+  // The variable's value never appears in an error.
+  absl::Status Env(const Entry& e, std::string* out) const {
+    if (e.value.empty()) {
+      return Error(e.line,
+                   absl::StrCat(e.key, " must name an environment variable"));
+    }
+    const char* value = std::getenv(e.value.c_str());
+    if (value == nullptr) {
+      return Error(e.line, absl::StrCat(e.key, " names environment variable '",
+                                        e.value, "', which is not set"));
+    }
+    *out = value;
+    return absl::OkStatus();
+  }
+
+  // `secret` given inline (`inline_key`) or through `env_key`, never both.
+  absl::Status Exclusive(const Entry& e, absl::string_view inline_key,
+                         absl::string_view env_key) const {
+    absl::string_view other = e.key == inline_key ? env_key : inline_key;
+    if (LineOf(other) != 0) {
+      return Error(e.line,
+                   absl::StrFormat("%s and %s are mutually exclusive "
+                                   "(%s is set on line %d)",
+                                   inline_key, env_key, other, LineOf(other)));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::string_view file_;
+  const Section& section_;
+  std::map<std::string, int> seen_;
+};
+
+absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
+  return r.Apply({
+      {"port", [&](const Entry& e) { return r.Int(e, 1, 65535, &tcp->port); }},
+      {"bind", [&](const Entry& e) { return r.NonEmpty(e, &tcp->bind); }},
+      {"extended-events",
+       [&](const Entry& e) { return r.Bool(e, &tcp->extended_events); }},
+      {"max-clients",
+       [&](const Entry& e) { return r.Int(e, 1, INT_MAX, &tcp->max_clients); }},
+      {"max-message-bytes",
+       [&](const Entry& e) {
+         return r.Int(e, 256, kMaxMessageBytesLimit, &tcp->max_message_bytes);
+       }},
+  });
+}
+
+// [grpc-settings] and [web-settings] share their keys.
+template <typename Settings>
+absl::Status ParseServer(SectionReader& r, Settings* s) {
+  absl::Status status = r.Apply({
+      {"port", [&](const Entry& e) { return r.Int(e, 1, 65535, &s->port); }},
+      {"bind", [&](const Entry& e) { return r.NonEmpty(e, &s->bind); }},
+      {"token",
+       [&](const Entry& e) {
+         if (absl::Status st = r.Exclusive(e, "token", "token-env"); !st.ok()) {
+           return st;
+         }
+         s->token = e.value;
+         return absl::OkStatus();
+       }},
+      {"token-env",
+       [&](const Entry& e) {
+         if (absl::Status st = r.Exclusive(e, "token", "token-env"); !st.ok()) {
+           return st;
+         }
+         return r.Env(e, &s->token);
+       }},
+      {"cert", [&](const Entry& e) { return r.NonEmpty(e, &s->cert); }},
+      {"key", [&](const Entry& e) { return r.NonEmpty(e, &s->key); }},
+  });
+  if (!status.ok()) return status;
+  if (r.LineOf("cert") != 0 && r.LineOf("key") == 0) {
+    return r.Error(r.LineOf("cert"),
+                   "cert is set but key is not (TLS needs both cert and key)");
+  }
+  if (r.LineOf("key") != 0 && r.LineOf("cert") == 0) {
+    return r.Error(r.LineOf("key"),
+                   "key is set but cert is not (TLS needs both cert and key)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
+  absl::Status status = r.Apply({
+      {"bind", [&](const Entry& e) { return r.NonEmpty(e, &sip->bind); }},
+      {"port", [&](const Entry& e) { return r.Int(e, 0, 65535, &sip->port); }},
+      {"transport",
+       [&](const Entry& e) {
+         const std::string v = absl::AsciiStrToLower(e.value);
+         if (v != "udp" && v != "tcp") {
+           return r.Error(e.line,
+                          absl::StrCat("transport must be udp or tcp, got '",
+                                       e.value, "'"));
+         }
+         sip->transport = v;
+         return absl::OkStatus();
+       }},
+      {"register-expires",
+       [&](const Entry& e) {
+         return r.Int(e, 10, 86400, &sip->register_expires);
+       }},
+      {"register-retry-min",
+       [&](const Entry& e) {
+         return r.Int(e, 1, 3600, &sip->register_retry_min);
+       }},
+      {"register-retry-max",
+       [&](const Entry& e) {
+         return r.Int(e, 1, 86400, &sip->register_retry_max);
+       }},
+  });
+  if (!status.ok()) return status;
+  if (sip->register_retry_max < sip->register_retry_min) {
+    return r.Error(r.LineOf("register-retry-max") != 0 ? r.LineOf("register-retry-max")
+                                                        : r.LineOf("register-retry-min"),
+                   "register-retry-max must not be less than register-retry-min");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseCodecs(const SectionReader& r, const Entry& e,
+                         std::vector<std::string>* out) {
+  std::vector<std::string> codecs;
+  for (absl::string_view part : absl::StrSplit(e.value, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (part.empty()) continue;
+    const std::string codec = absl::AsciiStrToUpper(part);
+    if (codec != "PCMU" && codec != "PCMA") {
+      return r.Error(e.line, absl::StrCat("codecs: unsupported codec '", part,
+                                          "' (supported: PCMU, PCMA)"));
+    }
+    for (const std::string& seen : codecs) {
+      if (seen == codec) {
+        return r.Error(e.line,
+                       absl::StrCat("codecs: '", codec, "' listed twice"));
+      }
+    }
+    codecs.push_back(codec);
+  }
+  if (codecs.empty()) {
+    return r.Error(e.line, "codecs must list at least one codec (PCMU, PCMA)");
+  }
+  *out = std::move(codecs);
+  return absl::OkStatus();
+}
+
+absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
+  absl::Status status = r.Apply({
+      {"port-min",
+       [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_min); }},
+      {"port-max",
+       [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_max); }},
+      {"codecs",
+       [&](const Entry& e) { return ParseCodecs(r, e, &rtp->codecs); }},
+  });
+  if (!status.ok()) return status;
+  // Range errors are reported on the port-max line (else port-min's).
+  const int min_line =
+      r.LineOf("port-min") != 0 ? r.LineOf("port-min") : r.LineOf("port-max");
+  const int max_line =
+      r.LineOf("port-max") != 0 ? r.LineOf("port-max") : min_line;
+  if (rtp->port_min > rtp->port_max) {
+    return r.Error(max_line,
+                   absl::StrFormat("port-max %d is below port-min %d: the RTP "
+                                   "port range is empty",
+                                   rtp->port_max, rtp->port_min));
+  }
+  if (rtp->port_min % 2 != 0) {
+    return r.Error(min_line, absl::StrFormat(
+                                 "port-min must be even (RTP uses an even port "
+                                 "and the next odd one for RTCP), got %d",
+                                 rtp->port_min));
+  }
+  const int count = rtp->port_max - rtp->port_min + 1;
+  if (count % 2 != 0) {
+    return r.Error(
+        max_line,
+        absl::StrFormat("port-max %d makes an odd-sized RTP port range "
+                        "(%d..%d holds %d ports); it must hold an even "
+                        "number, so port-max must be odd",
+                        rtp->port_max, rtp->port_min, rtp->port_max, count));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateServer(const SectionReader& r, const Entry& e) {
+  absl::string_view v = e.value;
+  absl::string_view host = v;
+  absl::string_view port;
+  bool has_port = false;
+  if (!v.empty() && v.front() == '[') {  // [IPv6]:port
+    const size_t close = v.find(']');
+    if (close == absl::string_view::npos) {
+      return r.Error(
+          e.line, absl::StrCat("server has an unterminated '[' in '", v, "'"));
+    }
+    host = v.substr(1, close - 1);
+    absl::string_view rest = v.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') {
+        return r.Error(
+            e.line, absl::StrCat("server must be host[:port], got '", v, "'"));
+      }
+      port = rest.substr(1);
+      has_port = true;
+    }
+  } else {
+    const size_t colon = v.rfind(':');
+    if (colon != absl::string_view::npos) {
+      if (v.find(':') != colon) {
+        return r.Error(
+            e.line,
+            absl::StrCat("server must be host[:port] (write IPv6 "
+                         "addresses in brackets, e.g. [::1]:5060), got '",
+                         v, "'"));
+      }
+      host = v.substr(0, colon);
+      port = v.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (host.empty()) {
+    return r.Error(e.line,
+                   absl::StrCat("server must be host[:port], got '", v, "'"));
+  }
+  for (char c : host) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      return r.Error(e.line, absl::StrCat("server host must not contain "
+                                          "whitespace, got '",
+                                          v, "'"));
+    }
+  }
+  if (has_port) {
+    int64_t number = 0;
+    if (!absl::SimpleAtoi(port, &number)) {
+      return r.Error(
+          e.line,
+          absl::StrCat("server port must be an integer, got '", port, "'"));
+    }
+    if (number < 1 || number > 65535) {
+      return r.Error(
+          e.line,
+          absl::StrFormat("server port must be 1..65535, got %d", number));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseAccount(SectionReader& r, const Section& section,
+                          backend::AccountConfig* account) {
+  account->name = section.name;
+  absl::Status status = r.Apply({
+      {"user", [&](const Entry& e) { return r.NonEmpty(e, &account->user); }},
+      // Never echo e.value for pass: it is a password.
+      {"pass",
+       [&](const Entry& e) {
+         if (absl::Status st = r.Exclusive(e, "pass", "pass-env"); !st.ok()) {
+           return st;
+         }
+         account->password = e.value;
+         return absl::OkStatus();
+       }},
+      {"pass-env",
+       [&](const Entry& e) {
+         if (absl::Status st = r.Exclusive(e, "pass", "pass-env"); !st.ok()) {
+           return st;
+         }
+         return r.Env(e, &account->password);
+       }},
+      {"server",
+       [&](const Entry& e) {
+         if (absl::Status st = ValidateServer(r, e); !st.ok()) return st;
+         account->server = e.value;
+         return absl::OkStatus();
+       }},
+      {"display-name",
+       [&](const Entry& e) {
+         account->display_name = e.value;
+         return absl::OkStatus();
+       }},
+      {"register",
+       [&](const Entry& e) { return r.Bool(e, &account->register_on_start); }},
+  });
+  if (!status.ok()) return status;
+  if (r.LineOf("user") == 0)
+    return r.HeaderError("missing required key 'user'");
+  if (r.LineOf("server") == 0) {
+    return r.HeaderError("missing required key 'server'");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Plan> ParsePlan(absl::string_view text,
+                               absl::string_view file_name) {
+  std::vector<Section> sections;
+  int line_count = 0;
+  if (absl::Status status = Tokenize(text, file_name, &sections, &line_count);
+      !status.ok()) {
+    return status;
+  }
+  Plan plan;
+  for (const Section& section : sections) {
+    SectionReader reader(file_name, section);
+    absl::Status status;
+    if (section.name == kTcpSection) {
+      status = ParseTcp(reader, &plan.tcp);
+    } else if (section.name == kGrpcSection) {
+      status = ParseServer(reader, &plan.grpc);
+    } else if (section.name == kWebSection) {
+      status = ParseServer(reader, &plan.web);
+    } else if (section.name == kSipSection) {
+      status = ParseSip(reader, &plan.sip);
+    } else if (section.name == kRtpSection) {
+      status = ParseRtp(reader, &plan.rtp);
+    } else {
+      backend::AccountConfig account;
+      status = ParseAccount(reader, section, &account);
+      if (status.ok()) plan.accounts.push_back(std::move(account));
+    }
+    if (!status.ok()) return status;
+  }
+  if (plan.accounts.empty()) {
+    return LineError(file_name, line_count > 0 ? line_count : 1,
+                     "no accounts: add at least one account section (any "
+                     "[name] not ending in -settings) with user and server");
+  }
+  return plan;
+}
+
+absl::StatusOr<Plan> LoadPlanFile(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return absl::NotFoundError(absl::StrCat("cannot read plan file '", path,
+                                            "': ", std::strerror(errno)));
+  }
+  std::string text;
+  char buffer[8192];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) {
+    text.append(buffer, n);
+  }
+  const bool failed = std::ferror(file) != 0;
+  const int error = errno;
+  std::fclose(file);
+  if (failed) {
+    return absl::NotFoundError(absl::StrCat("cannot read plan file '", path,
+                                            "': ", std::strerror(error)));
+  }
+  return ParsePlan(text, path);
+}
+
+}  // namespace telestra::gateway

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs (with apt) whatever Debian 12 packages the gateway needs to build,
+# test and run its demo, and only those that are missing.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  bazel-bootstrap pkg-config g++ protobuf-compiler protobuf-compiler-grpc
+  # libraries
+  libgrpc++-dev libprotobuf-dev libboost-dev libsimdjson-dev libabsl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsofia-sip-ua-dev libspdlog-dev
+  # SIP peers for the demo and the tests
+  kamailio sip-tester
+  # tools the scripts use
+  netcat-openbsd python3 procps
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

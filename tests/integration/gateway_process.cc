@@ -1,0 +1,71 @@
+#include "tests/integration/gateway_process.h"
+
+#include <stdlib.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tests/support/ports.h"
+
+namespace telestra::testing {
+
+std::string Runfile(const std::string& path) {
+  const char* root = getenv("TEST_SRCDIR");
+  return absl::StrCat(root != nullptr ? root : ".", "/telestra/", path);
+}
+
+absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
+    const GatewayOptions& options) {
+  std::unique_ptr<GatewayProcess> gateway(new GatewayProcess());
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/gateway.XXXXXX");
+  if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+  gateway->dir_ = pattern;
+  gateway->native_port_ = PickFreePort(SOCK_STREAM);
+  gateway->sip_port_ = PickFreeUdpTcpPort();
+
+  std::string plan = absl::StrCat("[tcp-settings]\nport = ", gateway->native_port_,
+                                  "\nbind = 127.0.0.1\n",
+                                  absl::StrJoin(options.tcp_settings, "\n"),
+                                  "\n\n[sip-settings]\nbind = 127.0.0.1\nport = ",
+                                  gateway->sip_port_, "\n",
+                                  absl::StrJoin(options.sip_settings, "\n"), "\n\n");
+  for (const TestAccount& account : options.accounts) {
+    absl::StrAppend(&plan, "[", account.name, "]\nuser = ", account.user,
+                    "\npass = ", account.pass, "\nserver = ", account.server,
+                    "\ndisplay-name = ", account.name,
+                    "\nregister = ", account.register_on_start ? "true" : "false",
+                    "\n\n");
+  }
+  std::string plan_path = absl::StrCat(gateway->dir_, "/plan.ini");
+  std::ofstream(plan_path) << plan;
+  gateway->log_path_ = absl::StrCat(gateway->dir_, "/gateway.log");
+
+  std::vector<std::string> argv = {Runfile("gateway/telestra_gateway"),
+                                   absl::StrCat("--plan=", plan_path), "--log_level=debug"};
+  argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  absl::StatusOr<std::unique_ptr<Subprocess>> process =
+      Subprocess::Start(argv, gateway->log_path_);
+  if (!process.ok()) return process.status();
+  gateway->process_ = *std::move(process);
+  if (!WaitForTcpPort(gateway->native_port_, absl::Seconds(10))) {
+    return absl::UnavailableError(
+        absl::StrCat("gateway did not open its native port; log:\n", gateway->ReadLog()));
+  }
+  return gateway;
+}
+
+GatewayProcess::~GatewayProcess() {
+  if (process_ && process_->IsRunning()) (void)process_->Terminate(absl::Seconds(5));
+}
+
+std::string GatewayProcess::ReadLog() const {
+  std::ifstream in(log_path_);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace telestra::testing

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tests/support/subprocess.h"
+
+namespace telestra::testing {
+
+struct TestAccount {
+  std::string name;
+  std::string user;
+  std::string pass;
+  std::string server;  // host:port
+  bool register_on_start = true;
+};
+
+struct GatewayOptions {
+  std::vector<TestAccount> accounts;
+  // Extra lines for [tcp-settings] (e.g. "max-clients = 2").
+  std::vector<std::string> tcp_settings;
+  std::vector<std::string> sip_settings;
+  std::vector<std::string> extra_args;
+};
+
+// The real gateway binary (//gateway:telestra_gateway from the runfiles) with
+// a plan written for the test, on free loopback ports.
+class GatewayProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<GatewayProcess>> Start(const GatewayOptions& options);
+  ~GatewayProcess();
+
+  int native_port() const { return native_port_; }
+  int sip_port() const { return sip_port_; }
+  const std::string& log_path() const { return log_path_; }
+  std::string ReadLog() const;
+  Subprocess& process() { return *process_; }
+
+ private:
+  GatewayProcess() = default;
+  int native_port_ = 0;
+  int sip_port_ = 0;
+  std::string dir_;
+  std::string log_path_;
+  std::unique_ptr<Subprocess> process_;
+};
+
+// The runfiles path of a file of this workspace.
+std::string Runfile(const std::string& path);
+
+}  // namespace telestra::testing

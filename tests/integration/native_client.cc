@@ -1,0 +1,131 @@
+#include "tests/integration/native_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace telestra::testing {
+namespace {
+
+bool Lookup(const std::string& json, const std::string& field,
+            simdjson::dom::element* out, simdjson::dom::parser& parser) {
+  simdjson::dom::element doc;
+  if (parser.parse(json).get(doc) != simdjson::SUCCESS) return false;
+  return doc[field].get(*out) == simdjson::SUCCESS;
+}
+
+}  // namespace
+
+std::string NativeEvent::Str(const std::string& field) const {
+  simdjson::dom::parser parser;
+  simdjson::dom::element value;
+  std::string_view text;
+  if (!Lookup(json, field, &value, parser) || value.get(text) != simdjson::SUCCESS) return "";
+  return std::string(text);
+}
+
+int64_t NativeEvent::Int(const std::string& field) const {
+  simdjson::dom::parser parser;
+  simdjson::dom::element value;
+  int64_t number;
+  if (!Lookup(json, field, &value, parser) || value.get(number) != simdjson::SUCCESS) return -1;
+  return number;
+}
+
+bool NativeEvent::Has(const std::string& field) const {
+  simdjson::dom::parser parser;
+  simdjson::dom::element value;
+  return Lookup(json, field, &value, parser);
+}
+
+absl::StatusOr<std::unique_ptr<NativeClient>> NativeClient::Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot connect to port ", port));
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return std::unique_ptr<NativeClient>(new NativeClient(fd));
+}
+
+NativeClient::~NativeClient() { close(fd_); }
+
+bool NativeClient::SendRaw(const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool NativeClient::Send(const std::string& json) { return SendRaw(json + std::string(1, '\0')); }
+
+std::optional<NativeEvent> NativeClient::Next(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    size_t nul = buffer_.find('\0');
+    if (nul != std::string::npos) {
+      NativeEvent event{buffer_.substr(0, nul)};
+      buffer_.erase(0, nul + 1);
+      return event;
+    }
+    if (closed_) return std::nullopt;
+    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (wait_ms <= 0) return std::nullopt;
+    pollfd pfd{fd_, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
+    char chunk[65536];
+    ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      closed_ = true;
+      continue;
+    }
+    buffer_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+std::optional<NativeEvent> NativeClient::WaitFor(
+    const std::function<bool(const NativeEvent&)>& match, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::nullopt;
+    std::optional<NativeEvent> event = Next(left);
+    if (!event) return std::nullopt;
+    if (match(*event)) return event;
+    skipped_.push_back(*event);
+  }
+}
+
+int WaitForAccountStatus(NativeClient& client, const std::string& account, int want,
+                         absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  int last = -1;
+  while (absl::Now() < deadline) {
+    client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
+    auto status = client.WaitFor(
+        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("account") == account; },
+        absl::Seconds(5));
+    if (!status) return last;
+    last = static_cast<int>(status->Int("account_status"));
+    if (last == want) return last;
+    absl::SleepFor(absl::Milliseconds(20));  // poll interval while registering
+  }
+  return last;
+}
+
+}  // namespace telestra::testing

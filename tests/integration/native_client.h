@@ -1,0 +1,58 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace telestra::testing {
+
+// One parsed event from the native port: the raw JSON plus field access.
+struct NativeEvent {
+  std::string json;
+  std::string Str(const std::string& field) const;  // "" if absent
+  int64_t Int(const std::string& field) const;  // -1 if absent
+  bool Has(const std::string& field) const;
+  std::string event() const { return Str("event"); }
+};
+
+// A blocking test client for the native port (NUL-framed JSON).
+// Thread: one thread.
+class NativeClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<NativeClient>> Connect(int port);
+  ~NativeClient();
+
+  // Sends `json` followed by a NUL (or raw bytes with SendRaw).
+  bool Send(const std::string& json);
+  bool SendRaw(const std::string& bytes);
+
+  // The next event, or nullopt if none arrives before the timeout (or the
+  // connection closed: see closed()).
+  std::optional<NativeEvent> Next(absl::Duration timeout = absl::Seconds(5));
+
+  // Reads events until one satisfies `match`; the ones skipped are kept in
+  // skipped(). nullopt on timeout.
+  std::optional<NativeEvent> WaitFor(const std::function<bool(const NativeEvent&)>& match,
+                                     absl::Duration timeout = absl::Seconds(10));
+
+  // True once the server closed the connection.
+  bool closed() const { return closed_; }
+  const std::vector<NativeEvent>& skipped() const { return skipped_; }
+
+ private:
+  explicit NativeClient(int fd) : fd_(fd) {}
+  int fd_;
+  bool closed_ = false;
+  std::string buffer_;
+  std::vector<NativeEvent> skipped_;
+};
+
+// Asks for an account's status until it equals `want` (or the deadline).
+// Returns the last status seen.
+int WaitForAccountStatus(NativeClient& client, const std::string& account, int want,
+                         absl::Duration timeout = absl::Seconds(10));
+
+}  // namespace telestra::testing

@@ -1,0 +1,258 @@
+// The gateway binary against a real Kamailio registrar (digest auth) on
+// loopback, driven through the native port as a legacy client would.
+#include <signal.h>
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "tests/integration/gateway_process.h"
+#include "tests/integration/native_client.h"
+#include "tests/support/kamailio.h"
+
+namespace telestra::testing {
+namespace {
+
+class RegistrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto kamailio = KamailioProcess::Start();
+    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
+    kamailio_ = kamailio->release();
+  }
+  static void TearDownTestSuite() {
+    delete kamailio_;
+    kamailio_ = nullptr;
+  }
+
+  TestAccount Account(const std::string& name, int user, bool register_on_start = true) {
+    return {name, absl::StrCat(user), absl::StrCat("sip", user), kamailio_->server(),
+            register_on_start};
+  }
+
+  std::unique_ptr<GatewayProcess> StartGateway(GatewayOptions options) {
+    auto gateway = GatewayProcess::Start(options);
+    EXPECT_TRUE(gateway.ok()) << gateway.status();
+    return gateway.ok() ? *std::move(gateway) : nullptr;
+  }
+
+  std::unique_ptr<NativeClient> Connect(const GatewayProcess& gateway) {
+    auto client = NativeClient::Connect(gateway.native_port());
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  // Waits until Kamailio holds `want` contacts for `user`.
+  int WaitForContacts(const std::string& user, int want) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    int count = -1;
+    while (absl::Now() < deadline) {
+      auto n = kamailio_->CountRegistered(user);
+      if (n.ok()) count = *n;
+      if (count == want) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return count;
+  }
+
+  static KamailioProcess* kamailio_;
+};
+
+KamailioProcess* RegistrationTest::kamailio_ = nullptr;
+
+bool IsFailFor(const NativeEvent& e, const std::string& account) {
+  return e.event() == "fail" && e.Str("account") == account;
+}
+
+TEST_F(RegistrationTest, PlanAccountsReachRegisteredAndSeedStatusShape) {
+  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-1", 200), 200);
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-2", 200), 200);
+  EXPECT_EQ(WaitForContacts("3001", 1), 1);
+  EXPECT_EQ(WaitForContacts("3002", 1), 1);
+
+  // The exact legacy shape of the issue's example.
+  client->Send(R"({"cmd":"get-status","account":"account-1"})");
+  auto status = client->Next();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->json,
+            R"({"event":"status","account":"account-1","account_status":200,"calls":[]})");
+}
+
+TEST_F(RegistrationTest, WrongPasswordGives401AndFailReachesEveryClient) {
+  auto gateway = StartGateway({{Account("account-3", 3003, /*register_on_start=*/false)}});
+  ASSERT_NE(gateway, nullptr);
+  auto a = Connect(*gateway);
+  auto b = Connect(*gateway);
+  EXPECT_EQ(WaitForAccountStatus(*a, "account-3", 0), 0);
+  a->Send(absl::StrCat(R"({"cmd":"login","account":"account-3","user":"3003",)",
+                       R"("pass":"wrong-secret","server":")", kamailio_->server(), R"("})"));
+  auto fail_a = a->WaitFor([](const NativeEvent& e) { return IsFailFor(e, "account-3"); });
+  auto fail_b = b->WaitFor([](const NativeEvent& e) { return IsFailFor(e, "account-3"); });
+  ASSERT_TRUE(fail_a.has_value());
+  ASSERT_TRUE(fail_b.has_value());
+  EXPECT_EQ(fail_a->Str("error"), "Failed to log in to account: account-3");
+  EXPECT_EQ(fail_b->json, fail_a->json);
+  int status = WaitForAccountStatus(*a, "account-3", 401);
+  EXPECT_TRUE(status == 401 || status == 403) << status;
+  // The password never shows in the log.
+  EXPECT_FALSE(absl::StrContains(gateway->ReadLog(), "wrong-secret"));
+  EXPECT_FALSE(absl::StrContains(gateway->ReadLog(), "sip3003"));
+}
+
+TEST_F(RegistrationTest, LogoutUnregistersAndLoginRegistersAgain) {
+  auto gateway = StartGateway({{Account("account-4", 3004)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-4", 200), 200);
+  ASSERT_EQ(WaitForContacts("3004", 1), 1);
+
+  client->Send(R"({"cmd":"logout","account":"account-4"})");
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-4", 0), 0);
+  EXPECT_EQ(WaitForContacts("3004", 0), 0);
+
+  client->Send(absl::StrCat(R"({"cmd":"login","account":"account-4","user":"3004",)",
+                            R"("pass":"sip3004","server":")", kamailio_->server(), R"("})"));
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-4", 200), 200);
+  EXPECT_EQ(WaitForContacts("3004", 1), 1);
+}
+
+TEST_F(RegistrationTest, LoginWithOtherUserMovesTheRegistration) {
+  auto gateway = StartGateway({{Account("account-5", 3005)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-5", 200), 200);
+  client->Send(absl::StrCat(R"({"cmd":"login","account":"account-5","user":"3006",)",
+                            R"("pass":"sip3006","server":")", kamailio_->server(), R"("})"));
+  EXPECT_EQ(WaitForContacts("3006", 1), 1);
+  EXPECT_EQ(WaitForContacts("3005", 0), 0);
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-5", 200), 200);
+}
+
+TEST_F(RegistrationTest, StatusGoesOnlyToRequesterWithItsToken) {
+  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  ASSERT_NE(gateway, nullptr);
+  auto a = Connect(*gateway);
+  auto b = Connect(*gateway);
+  a->Send(R"({"cmd":"get-status","account":"account-1","token":"req-7"})");
+  auto reply = a->Next();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->event(), "status");
+  EXPECT_EQ(reply->Str("token"), "req-7");
+  // b receives nothing from a's request: its first event is its own reply.
+  b->Send(R"({"cmd":"get-status","account":"account-1","token":"mine"})");
+  auto first = b->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->Str("token"), "mine");
+}
+
+TEST_F(RegistrationTest, MalformedMessageGetsFailAndConnectionKeepsWorking) {
+  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  ASSERT_NE(gateway, nullptr);
+  auto a = Connect(*gateway);
+  auto b = Connect(*gateway);
+  a->SendRaw(std::string("{\"cmd\":\"get-status\",\"account\":}\0", 34));
+  auto fail = a->Next();
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->event(), "fail");
+  EXPECT_TRUE(absl::StartsWith(fail->Str("error"), "Malformed JSON")) << fail->json;
+  a->SendRaw(std::string("\x01\x02garbage\0", 10));
+  auto garbage = a->Next();
+  ASSERT_TRUE(garbage.has_value());
+  EXPECT_EQ(garbage->event(), "fail");
+  a->Send(R"({"cmd":"dial","account":"account-1"})");
+  auto unknown = a->Next();
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_EQ(unknown->Str("error"), "Unknown command: dial");
+  EXPECT_EQ(unknown->Str("account"), "account-1");
+  // Same connection still serves a good command.
+  a->Send(R"({"cmd":"get-status","account":"account-1"})");
+  auto status = a->Next();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->event(), "status");
+  // None of a's garbage reached b.
+  EXPECT_FALSE(b->Next(absl::Milliseconds(300)).has_value());
+  EXPECT_FALSE(b->closed());
+}
+
+TEST_F(RegistrationTest, PrettyPrintedLineFramedSeedExamplesWork) {
+  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  // As in the vendor document: pretty-printed, newline-terminated, two in one send.
+  client->SendRaw(
+      "{\n    \"cmd\": \"get-status\",\n    \"account\": \"account-1\"\n}\n"
+      "{\n    \"cmd\": \"get-status\",\n    \"account\": \"nobody\"\n}\n");
+  auto first = client->Next();
+  auto second = client->Next();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(first->event(), "status");
+  EXPECT_EQ(second->Str("error"), "Unknown account: nobody");
+}
+
+TEST_F(RegistrationTest, ClientsOverMaxClientsAreRefusedWithFail) {
+  GatewayOptions options{{Account("account-1", 3001, false)}};
+  options.tcp_settings = {"max-clients = 2"};
+  auto gateway = StartGateway(options);
+  ASSERT_NE(gateway, nullptr);
+  auto a = Connect(*gateway);
+  auto b = Connect(*gateway);
+  // Make sure both are accepted before the third arrives.
+  EXPECT_EQ(WaitForAccountStatus(*a, "account-1", 0), 0);
+  EXPECT_EQ(WaitForAccountStatus(*b, "account-1", 0), 0);
+  auto c = Connect(*gateway);
+  auto refused = c->Next();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->event(), "fail");
+  EXPECT_TRUE(absl::StrContains(refused->Str("error"), "Too many clients")) << refused->json;
+  EXPECT_FALSE(c->Next(absl::Seconds(5)).has_value());
+  EXPECT_TRUE(c->closed());
+  // The others are unaffected.
+  EXPECT_EQ(WaitForAccountStatus(*a, "account-1", 0), 0);
+}
+
+TEST_F(RegistrationTest, ExtendedEventsOnlyAfterSubscribe) {
+  auto gateway = StartGateway({{Account("account-7", 3007, false)}});
+  ASSERT_NE(gateway, nullptr);
+  auto legacy = Connect(*gateway);
+  auto modern = Connect(*gateway);
+  modern->Send(R"({"cmd":"subscribe","extended":true})");
+  modern->Send(absl::StrCat(R"({"cmd":"login","account":"account-7","user":"3007",)",
+                            R"("pass":"sip3007","server":")", kamailio_->server(), R"("})"));
+  auto registered = modern->WaitFor([](const NativeEvent& e) {
+    return e.event() == "account-status" && e.Int("account_status") == 200;
+  });
+  ASSERT_TRUE(registered.has_value());
+  EXPECT_GT(registered->Int("seq"), 0);
+  // The legacy client saw no extended event: its next event is its own reply.
+  legacy->Send(R"({"cmd":"get-status","account":"account-7"})");
+  auto first = legacy->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->event(), "status");
+  EXPECT_FALSE(first->Has("seq"));
+}
+
+TEST_F(RegistrationTest, SigtermUnregistersAndExitsZeroWithinFiveSeconds) {
+  auto gateway = StartGateway({{Account("account-8", 3008)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-8", 200), 200);
+  ASSERT_EQ(WaitForContacts("3008", 1), 1);
+  absl::Time start = absl::Now();
+  ASSERT_EQ(kill(gateway->process().pid(), SIGTERM), 0);
+  auto exit_status = gateway->process().WaitForExit(start + absl::Seconds(5));
+  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
+  EXPECT_EQ(*exit_status, 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(WaitForContacts("3008", 0), 0);
+  // The client was closed.
+  EXPECT_FALSE(client->Next(absl::Seconds(2)).has_value());
+  EXPECT_TRUE(client->closed());
+}
+
+}  // namespace
+}  // namespace telestra::testing
