@@ -14,7 +14,7 @@ RUN_DIR=$(mktemp -d /tmp/telestra-demo.XXXXXX)
 SIP_PORT=${KAMAILIO_PORT:-5060}
 echo "demo: starting Kamailio on 127.0.0.1:${SIP_PORT} (log: ${RUN_DIR}/kamailio.log)"
 kamailio -DD -E -f examples/kamailio.cfg -A "SIP_PORT=${SIP_PORT}" \
-  -A "CTL_SOCK=${RUN_DIR}/kamailio-ctl" -P "${RUN_DIR}/kamailio.pid" \
+  -A "CTL_SOCK=\"${RUN_DIR}/kamailio-ctl\"" -P "${RUN_DIR}/kamailio.pid" \
   -Y "${RUN_DIR}" -w "${RUN_DIR}" -m 64 -M 8 >"${RUN_DIR}/kamailio.log" 2>&1 &
 KAMAILIO_PID=$!
 cleanup() {

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cmath>
 #include <deque>
 #include <functional>
@@ -28,11 +30,42 @@
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/su_wait.h>
 
+// sofia's per-module logs (exported by libsofia-sip-ua, not declared in its
+// public headers).
+extern "C" {
+extern su_log_t tport_log[];
+extern su_log_t nta_log[];
+extern su_log_t nua_log[];
+extern su_log_t soa_log[];
+extern su_log_t iptsec_log[];
+}
+
 namespace telestra::backend {
 namespace {
+
+// Sends sofia's own log lines to spdlog (debug level) instead of stderr.
+// sofia writes a line in pieces; they are joined up to the newline.
+void SofiaLogger(void*, char const* format, va_list args) {
+  thread_local std::string line;
+  char chunk[1024];
+  int n = vsnprintf(chunk, sizeof(chunk), format, args);
+  if (n <= 0) return;
+  line.append(chunk, std::min<size_t>(static_cast<size_t>(n), sizeof(chunk) - 1));
+  if (line.empty() || line.back() != '\n') return;
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  spdlog::debug("sofia: {}", line);
+  line.clear();
+}
+
+void RedirectSofiaLogs() {
+  for (su_log_t* log : {su_log_default, tport_log, nta_log, nua_log, soa_log, iptsec_log}) {
+    su_log_redirect(log, &SofiaLogger, nullptr);
+  }
+}
 
 constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
 
@@ -187,6 +220,7 @@ class SofiaSipStack::Impl {
  private:
   void Run(std::promise<absl::Status>& started) {
     su_init();
+    RedirectSofiaLogs();
     root_ = su_root_create(this);
     if (root_ == nullptr) {
       su_deinit();

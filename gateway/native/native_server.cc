@@ -19,6 +19,9 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 
+// How long a client that shut down its sending side still gets events.
+constexpr std::chrono::seconds kLingerAfterEof(3);
+
 // One client connection.
 // Thread: everything runs on the session's strand, except OnEvent (any
 // thread, with the hub's lock held), which only posts to the strand.
@@ -29,6 +32,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       : server_(server),
         key_(key),
         socket_(std::move(socket)),
+        linger_(socket_.get_executor()),
         framer_(server->options_.max_message_bytes),
         extended_(server->options_.extended_events) {}
 
@@ -72,8 +76,19 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   }
 
   void OnRead(error_code ec, size_t n) {
+    if (ec == asio::error::eof && !closed_) {
+      // The client closed its sending side (as `nc -q1` does) but may still
+      // read: deliver what its last commands cause for a while, then close.
+      // It no longer counts against max-clients meanwhile.
+      server_->Remove(key_);
+      linger_.expires_after(kLingerAfterEof);
+      linger_.async_wait([self = shared_from_this()](error_code ec) {
+        if (!ec) self->Shutdown();
+      });
+      return;
+    }
     if (ec) {
-      if (ec != asio::error::eof && ec != asio::error::operation_aborted) {
+      if (ec != asio::error::operation_aborted) {
         spdlog::info("native client {} read error: {}", client_, ec.message());
       }
       Shutdown();
@@ -168,6 +183,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     if (closed_) return;
     closed_ = true;
     Detach();
+    linger_.cancel();
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -178,6 +194,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   NativeServer* const server_;
   const uint64_t key_;
   tcp::socket socket_;
+  asio::steady_timer linger_;
   std::string peer_;
   backend::ClientId client_ = 0;
   Framer framer_;
