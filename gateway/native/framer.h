@@ -47,6 +47,9 @@ class Framer {
 
  private:
   // Implementation is the helper's choice; keep it O(n) over the input.
+  // Clears the per-message scan state (depth, string, discarding).
+  void ResetMessage();
+
   size_t max_message_bytes_;
   std::string buffer_;
   size_t start_ = 0;  // first byte not yet consumed

@@ -1,0 +1,705 @@
+#include "gateway/native/json_codec.h"
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace telestra::gateway {
+namespace {
+
+namespace od = simdjson::ondemand;
+using simdjson::error_code;
+using simdjson::SUCCESS;
+
+// Largest call id a client may send (2^53: the largest integer every JSON
+// implementation represents exactly).
+constexpr int64_t kMaxCallId = int64_t{1} << 53;
+
+// Nesting limit for values the codec validates but does not use.
+constexpr int kMaxDepth = 128;
+
+// What a field of the message turned out to be.
+enum class Slot { kAbsent, kOk, kWrongType, kOutOfRange };
+
+struct StringField {
+  Slot slot = Slot::kAbsent;
+  std::string_view value;
+};
+
+struct IntField {
+  Slot slot = Slot::kAbsent;
+  int64_t value = 0;
+};
+
+struct BoolField {
+  Slot slot = Slot::kAbsent;
+  bool value = false;
+};
+
+// Every field any command may carry. String views point into the parser's
+// string buffer and stay valid until the next iterate().
+struct Fields {
+  StringField cmd, account, user, pass, server, num, token;
+  IntField call_id;
+  BoolField extended;
+};
+
+error_code ConsumeValue(od::value& value, int depth);
+
+// Validates and consumes a number of any kind.
+error_code ConsumeNumber(od::value& value) {
+  od::number_type type;
+  error_code error = value.get_number_type().get(type);
+  if (error) return error;
+  if (type == od::number_type::signed_integer) {
+    int64_t i;
+    error = value.get_int64().get(i);
+    if (error != simdjson::INCORRECT_TYPE) return error;  // else: too big
+  } else if (type == od::number_type::unsigned_integer) {
+    uint64_t u;
+    error = value.get_uint64().get(u);
+    if (error != simdjson::INCORRECT_TYPE &&
+        error != simdjson::NUMBER_OUT_OF_RANGE) {
+      return error;
+    }
+  }
+  double d;
+  return value.get_double().get(d);
+}
+
+// Reads true/false; a broken atom ("tru") is reported as such rather than
+// as a type mismatch.
+error_code ConsumeBool(od::value& value, bool* out) {
+  error_code error = value.get_bool().get(*out);
+  if (error == simdjson::INCORRECT_TYPE) {
+    const std::string_view raw = value.raw_json_token();
+    return !raw.empty() && raw[0] == 'f' ? simdjson::F_ATOM_ERROR
+                                         : simdjson::T_ATOM_ERROR;
+  }
+  return error;
+}
+
+// Validates and consumes any value, so that a syntax error anywhere in the
+// message is reported (On-Demand would otherwise skip it unchecked).
+error_code ConsumeValue(od::value& value, int depth) {
+  od::json_type type;
+  error_code error = value.type().get(type);
+  if (error) return error;
+  switch (type) {
+    case od::json_type::object: {
+      if (depth >= kMaxDepth) return simdjson::DEPTH_ERROR;
+      od::object object;
+      error = value.get_object().get(object);
+      if (error) return error;
+      for (auto field_result : object) {
+        od::field field;
+        error = std::move(field_result).get(field);
+        if (error) return error;
+        std::string_view key;
+        error = field.unescaped_key().get(key);
+        if (error) return error;
+        error = ConsumeValue(field.value(), depth + 1);
+        if (error) return error;
+      }
+      return SUCCESS;
+    }
+    case od::json_type::array: {
+      if (depth >= kMaxDepth) return simdjson::DEPTH_ERROR;
+      od::array array;
+      error = value.get_array().get(array);
+      if (error) return error;
+      for (auto element_result : array) {
+        od::value element;
+        error = element_result.get(element);
+        if (error) return error;
+        error = ConsumeValue(element, depth + 1);
+        if (error) return error;
+      }
+      return SUCCESS;
+    }
+    case od::json_type::string: {
+      std::string_view s;
+      return value.get_string().get(s);
+    }
+    case od::json_type::number:
+      return ConsumeNumber(value);
+    case od::json_type::boolean: {
+      bool b;
+      return ConsumeBool(value, &b);
+    }
+    case od::json_type::null: {
+      bool is_null;
+      error = value.is_null().get(is_null);
+      return (error || !is_null) ? simdjson::N_ATOM_ERROR : SUCCESS;
+    }
+  }
+  return simdjson::TAPE_ERROR;
+}
+
+error_code ReadString(od::value& value, StringField* field) {
+  od::json_type type;
+  error_code error = value.type().get(type);
+  if (error) return error;
+  if (type != od::json_type::string) {
+    field->slot = Slot::kWrongType;
+    return ConsumeValue(value, 1);
+  }
+  error = value.get_string().get(field->value);
+  if (error) return error;
+  field->slot = Slot::kOk;
+  return SUCCESS;
+}
+
+error_code ReadBool(od::value& value, BoolField* field) {
+  od::json_type type;
+  error_code error = value.type().get(type);
+  if (error) return error;
+  if (type != od::json_type::boolean) {
+    field->slot = Slot::kWrongType;
+    return ConsumeValue(value, 1);
+  }
+  error = ConsumeBool(value, &field->value);
+  if (error) return error;
+  field->slot = Slot::kOk;
+  return SUCCESS;
+}
+
+// call_id: a JSON integer or a string of decimal digits, 0 .. 2^53.
+error_code ReadCallId(od::value& value, IntField* field) {
+  od::json_type type;
+  error_code error = value.type().get(type);
+  if (error) return error;
+  if (type == od::json_type::string) {
+    std::string_view s;
+    error = value.get_string().get(s);
+    if (error) return error;
+    if (s.empty()) {
+      field->slot = Slot::kWrongType;
+      return SUCCESS;
+    }
+    int64_t id = 0;
+    bool too_big = false;
+    for (char c : s) {
+      if (c < '0' || c > '9') {
+        field->slot = Slot::kWrongType;
+        return SUCCESS;
+      }
+      if (!too_big) {
+        id = id * 10 + (c - '0');
+        too_big = id > kMaxCallId;
+      }
+    }
+    field->slot = too_big ? Slot::kOutOfRange : Slot::kOk;
+    field->value = id;
+    return SUCCESS;
+  }
+  if (type != od::json_type::number) {
+    field->slot = Slot::kWrongType;
+    return ConsumeValue(value, 1);
+  }
+  od::number_type number_type;
+  error = value.get_number_type().get(number_type);
+  if (error) return error;
+  if (number_type == od::number_type::signed_integer) {
+    int64_t id;
+    error = value.get_int64().get(id);
+    if (!error) {
+      field->value = id;
+      field->slot =
+          (id < 0 || id > kMaxCallId) ? Slot::kOutOfRange : Slot::kOk;
+      return SUCCESS;
+    }
+    if (error != simdjson::INCORRECT_TYPE) return error;
+    // More digits than an int64 holds: out of range if it is valid JSON.
+  }
+  error = ConsumeNumber(value);
+  if (error) return error;
+  field->slot = number_type == od::number_type::floating_point_number
+                    ? Slot::kWrongType
+                    : Slot::kOutOfRange;
+  return SUCCESS;
+}
+
+// Reads the fields of the top-level object into `fields`, validating every
+// value. Returns the first JSON error.
+error_code ReadFields(od::object& object, Fields* fields) {
+  for (auto field_result : object) {
+    od::field field;
+    error_code error = std::move(field_result).get(field);
+    if (error) return error;
+    std::string_view key;
+    error = field.unescaped_key().get(key);
+    if (error) return error;
+    od::value& value = field.value();
+    if (key == "cmd") {
+      error = ReadString(value, &fields->cmd);
+    } else if (key == "account") {
+      error = ReadString(value, &fields->account);
+    } else if (key == "call_id") {
+      error = ReadCallId(value, &fields->call_id);
+    } else if (key == "token") {
+      error = ReadString(value, &fields->token);
+    } else if (key == "num") {
+      error = ReadString(value, &fields->num);
+    } else if (key == "user") {
+      error = ReadString(value, &fields->user);
+    } else if (key == "pass") {
+      error = ReadString(value, &fields->pass);
+    } else if (key == "server") {
+      error = ReadString(value, &fields->server);
+    } else if (key == "extended") {
+      error = ReadBool(value, &fields->extended);
+    } else {
+      error = ConsumeValue(value, 1);  // unknown fields are ignored
+    }
+    if (error) return error;
+  }
+  return SUCCESS;
+}
+
+absl::Status Malformed(error_code error) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("Malformed JSON: ", simdjson::error_message(error)));
+}
+
+absl::Status Missing(absl::string_view name) {
+  return absl::InvalidArgumentError(absl::StrCat("Missing field: ", name));
+}
+
+// Checks a required string field; on success stores it in *out.
+absl::Status RequireString(const StringField& field, absl::string_view name,
+                           std::string* out) {
+  switch (field.slot) {
+    case Slot::kOk:
+      out->assign(field.value.data(), field.value.size());
+      return absl::OkStatus();
+    case Slot::kAbsent:
+      return Missing(name);
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("Field ", name, " must be a string"));
+  }
+}
+
+absl::Status RequireCallId(const IntField& field, int64_t* out) {
+  switch (field.slot) {
+    case Slot::kOk:
+      *out = field.value;
+      return absl::OkStatus();
+    case Slot::kAbsent:
+      return Missing("call_id");
+    case Slot::kOutOfRange:
+      return absl::InvalidArgumentError("Field call_id is out of range");
+    default:
+      return absl::InvalidArgumentError("Field call_id must be an integer");
+  }
+}
+
+// Fills `command` from the fields for the command named `cmd`. Required
+// fields are checked in the order the seed lists them.
+absl::Status BuildCommand(std::string_view cmd, const Fields& f,
+                          telestra::v1::Command* command) {
+  absl::Status status;
+  if (cmd == "login") {
+    auto* c = command->mutable_login();
+    status = RequireString(f.account, "account", c->mutable_account());
+    if (status.ok()) status = RequireString(f.user, "user", c->mutable_user());
+    if (status.ok()) status = RequireString(f.pass, "pass", c->mutable_pass());
+    if (status.ok()) {
+      status = RequireString(f.server, "server", c->mutable_server());
+    }
+  } else if (cmd == "make-call") {
+    auto* c = command->mutable_make_call();
+    status = RequireString(f.account, "account", c->mutable_account());
+    if (status.ok()) status = RequireString(f.num, "num", c->mutable_num());
+  } else if (cmd == "answer-call") {
+    auto* c = command->mutable_answer_call();
+    status = RequireString(f.account, "account", c->mutable_account());
+    int64_t call_id = 0;
+    if (status.ok()) status = RequireCallId(f.call_id, &call_id);
+    c->set_call_id(call_id);
+  } else if (cmd == "switch-call") {
+    auto* c = command->mutable_switch_call();
+    status = RequireString(f.account, "account", c->mutable_account());
+    int64_t call_id = 0;
+    if (status.ok()) status = RequireCallId(f.call_id, &call_id);
+    c->set_call_id(call_id);
+  } else if (cmd == "hangup-call") {
+    auto* c = command->mutable_hangup_call();
+    status = RequireString(f.account, "account", c->mutable_account());
+    int64_t call_id = 0;
+    if (status.ok()) status = RequireCallId(f.call_id, &call_id);
+    c->set_call_id(call_id);
+  } else if (cmd == "get-status") {
+    status = RequireString(f.account, "account",
+                           command->mutable_get_status()->mutable_account());
+  } else if (cmd == "logout") {
+    status = RequireString(f.account, "account",
+                           command->mutable_logout()->mutable_account());
+  } else if (cmd == "subscribe") {
+    switch (f.extended.slot) {
+      case Slot::kOk:
+        command->mutable_subscribe()->set_extended(f.extended.value);
+        break;
+      case Slot::kAbsent:
+        return Missing("extended");
+      default:
+        return absl::InvalidArgumentError("Field extended must be a boolean");
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Unknown command: ",
+                     absl::string_view(cmd.data(), cmd.size())));
+  }
+  if (!status.ok()) return status;
+
+  switch (f.token.slot) {
+    case Slot::kAbsent:
+      break;
+    case Slot::kOk:
+      command->set_token(f.token.value.data(), f.token.value.size());
+      break;
+    default:
+      return absl::InvalidArgumentError("Field token must be a string");
+  }
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------ encode
+
+constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD
+
+// Returns `s` if it is valid UTF-8, otherwise a copy in *scratch with every
+// maximal invalid subsequence replaced by U+FFFD.
+std::string_view ValidUtf8(std::string_view s, std::string* scratch) {
+  if (simdjson::validate_utf8(s.data(), s.size())) return s;
+  scratch->clear();
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char b = p[i];
+    if (b < 0x80) {
+      scratch->push_back(static_cast<char>(b));
+      ++i;
+      continue;
+    }
+    size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // range of the second byte
+    if (b >= 0xC2 && b <= 0xDF) {
+      length = 2;
+    } else if (b == 0xE0) {
+      length = 3;
+      low = 0xA0;
+    } else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) {
+      length = 3;
+    } else if (b == 0xED) {
+      length = 3;
+      high = 0x9F;
+    } else if (b == 0xF0) {
+      length = 4;
+      low = 0x90;
+    } else if (b >= 0xF1 && b <= 0xF3) {
+      length = 4;
+    } else if (b == 0xF4) {
+      length = 4;
+      high = 0x8F;
+    } else {
+      scratch->append(kReplacement, 3);
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    if (j < n && p[j] >= low && p[j] <= high) {
+      ++j;
+      while (j < i + length && j < n && (p[j] & 0xC0) == 0x80) ++j;
+    }
+    if (j - i == length) {
+      scratch->append(s.data() + i, length);
+    } else {
+      scratch->append(kReplacement, 3);
+    }
+    i = j;
+  }
+  return *scratch;
+}
+
+const char* CallStateName(telestra::v1::CallState state) {
+  switch (state) {
+    case telestra::v1::CALL_STATE_DIALING:
+      return "dialing";
+    case telestra::v1::CALL_STATE_RINGING:
+      return "ringing";
+    case telestra::v1::CALL_STATE_INCOMING:
+      return "incoming";
+    case telestra::v1::CALL_STATE_ACTIVE:
+      return "active";
+    case telestra::v1::CALL_STATE_HELD:
+      return "held";
+    case telestra::v1::CALL_STATE_REMOTE_HELD:
+      return "remote-held";
+    default:
+      return "unknown";
+  }
+}
+
+const char* CallDirectionName(telestra::v1::CallDirection direction) {
+  switch (direction) {
+    case telestra::v1::CALL_DIRECTION_OUTGOING:
+      return "outgoing";
+    case telestra::v1::CALL_DIRECTION_INCOMING:
+      return "incoming";
+    default:
+      return "unknown";
+  }
+}
+
+// Thin helper over simdjson's formatter: every value after the first member
+// of an object is preceded by a comma.
+class Writer {
+ public:
+  Writer(simdjson::internal::mini_formatter* f, std::string* scratch)
+      : f_(*f), scratch_(*scratch) {}
+
+  void Begin(const char* event) {
+    f_.start_object();
+    f_.key("event");
+    f_.string(event);
+  }
+  void String(const char* key, std::string_view value) {
+    Key(key);
+    f_.string(ValidUtf8(value, &scratch_));
+  }
+  void Int(const char* key, int64_t value) {
+    Key(key);
+    f_.number(value);
+  }
+  void Uint(const char* key, uint64_t value) {
+    Key(key);
+    f_.number(value);
+  }
+  void Key(const char* key) {
+    f_.comma();
+    f_.key(key);
+  }
+  simdjson::internal::mini_formatter& formatter() { return f_; }
+
+ private:
+  simdjson::internal::mini_formatter& f_;
+  std::string& scratch_;
+};
+
+void WriteAccountCall(Writer& w, const std::string& account, int64_t call_id) {
+  w.String("account", account);
+  w.Int("call_id", call_id);
+}
+
+}  // namespace
+
+struct JsonCodec::Impl {
+  od::parser parser;
+  // The message copied with SIMDJSON_PADDING bytes after it; only grows.
+  std::string padded;
+};
+
+JsonCodec::JsonCodec() : impl_(std::make_unique<Impl>()) {}
+JsonCodec::~JsonCodec() = default;
+
+DecodedCommand JsonCodec::Decode(absl::string_view message) {
+  DecodedCommand out;
+  std::string& padded = impl_->padded;
+  const size_t needed = message.size() + simdjson::SIMDJSON_PADDING;
+  if (padded.size() < needed) padded.resize(needed);
+  std::memcpy(padded.data(), message.data(), message.size());
+  std::memset(padded.data() + message.size(), 0, simdjson::SIMDJSON_PADDING);
+
+  od::document doc;
+  error_code error = impl_->parser
+                         .iterate(padded.data(), message.size(), padded.size())
+                         .get(doc);
+  if (error) {
+    out.command = Malformed(error);
+    return out;
+  }
+  od::object object;
+  error = doc.get_object().get(object);
+  if (error == simdjson::INCORRECT_TYPE) {
+    out.command =
+        absl::InvalidArgumentError("Malformed JSON: message is not an object");
+    return out;
+  }
+  Fields fields;
+  if (!error) error = ReadFields(object, &fields);
+  if (!error) {
+    // The whole document must be this one object.
+    const char* location;
+    error_code at = doc.current_location().get(location);
+    if (at == SUCCESS) {
+      error = simdjson::TRAILING_CONTENT;
+    } else if (at != simdjson::OUT_OF_BOUNDS) {
+      error = at;
+    }
+  }
+
+  // Name the account and echo the token even when the message is rejected.
+  if (fields.account.slot == Slot::kOk) {
+    out.account.assign(fields.account.value.data(),
+                       fields.account.value.size());
+  }
+  if (fields.token.slot == Slot::kOk) {
+    out.token.assign(fields.token.value.data(), fields.token.value.size());
+  }
+  if (error) {
+    out.command = Malformed(error);
+    return out;
+  }
+
+  switch (fields.cmd.slot) {
+    case Slot::kOk:
+      break;
+    case Slot::kAbsent:
+      out.command = Missing("cmd");
+      return out;
+    default:
+      out.command = absl::InvalidArgumentError("Field cmd must be a string");
+      return out;
+  }
+  telestra::v1::Command command;
+  absl::Status status = BuildCommand(fields.cmd.value, fields, &command);
+  if (status.ok()) {
+    out.command = std::move(command);
+  } else {
+    out.command = std::move(status);
+  }
+  return out;
+}
+
+std::string JsonCodec::Encode(const telestra::v1::Event& event,
+                              bool extended) {
+  // Reused per thread so that rendering allocates only the returned string.
+  thread_local simdjson::internal::mini_formatter formatter;
+  thread_local std::string scratch;
+  formatter.clear();
+  Writer w(&formatter, &scratch);
+
+  using E = telestra::v1::Event;
+  switch (event.kind_case()) {
+    case E::kCallReturn: {
+      const auto& e = event.call_return();
+      w.Begin("call-return");
+      WriteAccountCall(w, e.account(), e.call_id());
+      break;
+    }
+    case E::kCallIncoming: {
+      const auto& e = event.call_incoming();
+      w.Begin("call-incoming");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.String("caller", e.caller());
+      w.String("caller_name", e.caller_name());
+      break;
+    }
+    case E::kCallAnswered: {
+      const auto& e = event.call_answered();
+      w.Begin("call-answered");
+      WriteAccountCall(w, e.account(), e.call_id());
+      break;
+    }
+    case E::kCallEnded: {
+      const auto& e = event.call_ended();
+      w.Begin("call-ended");
+      WriteAccountCall(w, e.account(), e.call_id());
+      if (extended) {
+        w.Int("code", e.code());
+        w.String("reason", e.reason());
+      }
+      break;
+    }
+    case E::kStatus: {
+      const auto& e = event.status();
+      w.Begin("status");
+      w.String("account", e.account());
+      w.Int("account_status", e.account_status());
+      w.Key("calls");
+      formatter.start_array();
+      bool first = true;
+      for (const auto& call : e.calls()) {
+        if (!first) formatter.comma();
+        first = false;
+        formatter.start_object();
+        formatter.key("call_id");
+        formatter.number(static_cast<int64_t>(call.call_id()));
+        w.String("state", CallStateName(call.state()));
+        w.String("direction", CallDirectionName(call.direction()));
+        w.String("peer", call.peer());
+        w.String("peer_name", call.peer_name());
+        formatter.end_object();
+      }
+      formatter.end_array();
+      break;
+    }
+    case E::kFail: {
+      const auto& e = event.fail();
+      w.Begin("fail");
+      w.String("account", e.account());
+      w.String("error", e.error());
+      break;
+    }
+    case E::kCallRinging: {
+      const auto& e = event.call_ringing();
+      w.Begin("call-ringing");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.Int("code", e.code());
+      break;
+    }
+    case E::kCallHeld: {
+      const auto& e = event.call_held();
+      w.Begin("call-held");
+      WriteAccountCall(w, e.account(), e.call_id());
+      break;
+    }
+    case E::kCallResumed: {
+      const auto& e = event.call_resumed();
+      w.Begin("call-resumed");
+      WriteAccountCall(w, e.account(), e.call_id());
+      break;
+    }
+    case E::kAccountStatus: {
+      const auto& e = event.account_status();
+      w.Begin("account-status");
+      w.String("account", e.account());
+      w.Int("account_status", e.account_status());
+      w.String("reason", e.reason());
+      break;
+    }
+    case E::KIND_NOT_SET:
+      // Nothing to report; still a well-formed object.
+      w.Begin("unknown");
+      break;
+  }
+  if (!event.token().empty()) w.String("token", event.token());
+  if (extended) w.Uint("seq", event.seq());
+  formatter.end_object();
+
+  const std::string_view text = formatter.str();
+  return std::string(text.data(), text.size());
+}
+
+bool JsonCodec::IsExtendedOnly(const telestra::v1::Event& event) {
+  switch (event.kind_case()) {
+    case telestra::v1::Event::kCallRinging:
+    case telestra::v1::Event::kCallHeld:
+    case telestra::v1::Event::kCallResumed:
+    case telestra::v1::Event::kAccountStatus:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace telestra::gateway
