@@ -3,15 +3,18 @@
 # Usage: bench/run-native-roundtrip.sh   (figures go to stdout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bazel build -c opt //gateway:telestra_gateway //bench:native_roundtrip >/dev/null
+bazel build -c opt //gateway:telestra_gateway //bench:native_roundtrip 2>/dev/null
+# Copy the binaries: another bazel command may re-point bazel-bin meanwhile.
+BIN=$(mktemp -d)
+cp bazel-bin/gateway/telestra_gateway bazel-bin/bench/native_roundtrip "$BIN/"
 PORT=${PORT:-3560}
-bazel-bin/gateway/telestra_gateway --plan=bench/plan.ini --native_port="$PORT" \
+"$BIN/telestra_gateway" --plan=bench/plan.ini --native_port="$PORT" \
   --log_level=warn &
 GATEWAY=$!
-trap 'kill -TERM $GATEWAY 2>/dev/null; wait $GATEWAY 2>/dev/null' EXIT
+trap 'kill -TERM $GATEWAY 2>/dev/null; wait $GATEWAY 2>/dev/null; rm -rf "$BIN"' EXIT
 for _ in $(seq 1 100); do
   (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
   sleep 0.1
 done
-bazel-bin/bench/native_roundtrip --port="$PORT" --clients=1 --requests=20000
-bazel-bin/bench/native_roundtrip --port="$PORT" --clients=64 --requests=1000
+"$BIN/native_roundtrip" --port="$PORT" --clients=1 --requests=20000
+"$BIN/native_roundtrip" --port="$PORT" --clients=64 --requests=1000

@@ -1,0 +1,77 @@
+#include "tests/support/ports.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+
+namespace telestra::testing {
+namespace {
+
+constexpr int kUdpTcpAttempts = 50;
+constexpr absl::Duration kConnectPoll = absl::Milliseconds(5);
+
+sockaddr_in Loopback(int port) {
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  return addr;
+}
+
+// Binds 127.0.0.1:port (0 = any) with a socket of `type`; returns the bound
+// port, or 0 if the bind failed.
+int BindLoopback(int type, int port) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr = Loopback(port);
+  int bound = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    socklen_t len = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      bound = ntohs(addr.sin_port);
+    }
+  }
+  close(fd);
+  return bound;
+}
+
+bool TcpConnects(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr = Loopback(port);
+  // Loopback connects complete (or are refused) immediately.
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+int PickFreePort(int type) {
+  if (type != SOCK_STREAM && type != SOCK_DGRAM) return 0;
+  return BindLoopback(type, 0);
+}
+
+int PickFreeUdpTcpPort() {
+  for (int attempt = 0; attempt < kUdpTcpAttempts; ++attempt) {
+    int port = PickFreePort(SOCK_STREAM);
+    if (port != 0 && BindLoopback(SOCK_DGRAM, port) == port) return port;
+  }
+  return 0;
+}
+
+bool WaitForTcpPort(int port, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    if (TcpConnects(port)) return true;
+    absl::Time now = absl::Now();
+    if (now >= deadline) return false;
+    absl::SleepFor(std::min(kConnectPoll, deadline - now));
+  }
+}
+
+}  // namespace telestra::testing

@@ -1,0 +1,23 @@
+// Free loopback ports for test servers.
+#pragma once
+
+#include <sys/socket.h>
+
+#include "absl/time/time.h"
+
+namespace telestra::testing {
+
+// A port on 127.0.0.1 that was free for `type` (SOCK_STREAM or SOCK_DGRAM)
+// a moment ago: binds 127.0.0.1:0, reads the port, closes. Returns 0 on
+// failure. Another process may take the port before you bind it.
+int PickFreePort(int type);
+
+// A port on 127.0.0.1 that was free for both TCP and UDP (SIP listens on
+// both). Returns 0 if none was found after a few attempts.
+int PickFreeUdpTcpPort();
+
+// True once a TCP connect to 127.0.0.1:port succeeds; false if none did
+// within `timeout`. Tries at least once, polling every few milliseconds.
+bool WaitForTcpPort(int port, absl::Duration timeout);
+
+}  // namespace telestra::testing
