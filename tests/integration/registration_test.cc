@@ -1,6 +1,8 @@
 // The gateway binary against a real Kamailio registrar (digest auth) on
 // loopback, driven through the native port as a legacy client would.
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <memory>
 
@@ -252,6 +254,59 @@ TEST_F(RegistrationTest, SigtermUnregistersAndExitsZeroWithinFiveSeconds) {
   // The client was closed.
   EXPECT_FALSE(client->Next(absl::Seconds(2)).has_value());
   EXPECT_TRUE(client->closed());
+}
+
+TEST_F(RegistrationTest, OversizeMessageGetsFailAndNextMessageWorks) {
+  GatewayOptions options{{Account("account-1", 3001, false)}};
+  options.tcp_settings = {"max-message-bytes = 256"};
+  auto gateway = StartGateway(options);
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  client->Send(absl::StrCat(R"({"cmd":"get-status","account":")", std::string(300, 'x'),
+                            R"("})"));
+  client->Send(R"({"cmd":"get-status","account":"account-1"})");
+  auto fail = client->Next();
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->Str("error"), "Message too large");
+  auto status = client->Next();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->event(), "status");
+}
+
+TEST_F(RegistrationTest, RegistrationIsRefreshedBeforeItExpires) {
+  GatewayOptions options{{Account("account-2", 3002)}};
+  options.sip_settings = {"register-expires = 10"};  // Kamailio's minimum
+  auto gateway = StartGateway(options);
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-2", 200), 200);
+  // Well past the first expiry the binding is still there.
+  absl::SleepFor(absl::Seconds(13));
+  EXPECT_EQ(kamailio_->CountRegistered("3002").value_or(-1), 1);
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-2", 200, absl::Seconds(1)), 200);
+}
+
+TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {
+  std::string dir = getenv("TEST_TMPDIR");
+  std::string plan = dir + "/bad-plan.ini";
+  FILE* file = fopen(plan.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  fputs("[tcp-settings]\nport = 3550\n\n[account-1]\nuser = 3001\nusr = x\nserver = h\n",
+        file);
+  fclose(file);
+  std::string log = dir + "/bad-plan.log";
+  auto process = Subprocess::Start(
+      {Runfile("gateway/telestra_gateway"), "--plan=" + plan}, log);
+  ASSERT_TRUE(process.ok()) << process.status();
+  auto status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, 2);
+  FILE* in = fopen(log.c_str(), "r");
+  ASSERT_NE(in, nullptr);
+  char text[4096] = {0};
+  fread(text, 1, sizeof(text) - 1, in);
+  fclose(in);
+  EXPECT_TRUE(absl::StrContains(text, "bad-plan.ini:6: [account-1] unknown key 'usr'")) << text;
 }
 
 }  // namespace
