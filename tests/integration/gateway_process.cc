@@ -25,6 +25,8 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   gateway->dir_ = pattern;
   gateway->native_port_ = PickFreePort(SOCK_STREAM);
   gateway->sip_port_ = PickFreeUdpTcpPort();
+  gateway->grpc_port_ = PickFreePort(SOCK_STREAM);
+  gateway->web_port_ = PickFreePort(SOCK_STREAM);
 
   std::string plan = absl::StrCat("[tcp-settings]\nport = ", gateway->native_port_,
                                   "\nbind = 127.0.0.1\n",
@@ -32,12 +34,23 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
                                   "\n\n[sip-settings]\nbind = 127.0.0.1\nport = ",
                                   gateway->sip_port_, "\n",
                                   absl::StrJoin(options.sip_settings, "\n"), "\n\n");
+  absl::StrAppend(&plan, "[grpc-settings]\nport = ", gateway->grpc_port_, "\n",
+                  absl::StrJoin(options.grpc_settings, "\n"), "\n\n[web-settings]\nport = ",
+                  gateway->web_port_, "\n", absl::StrJoin(options.web_settings, "\n"), "\n\n");
+  if (!options.rtp_settings.empty()) {
+    absl::StrAppend(&plan, "[rtp-settings]\n", absl::StrJoin(options.rtp_settings, "\n"),
+                    "\n\n");
+  }
   for (const TestAccount& account : options.accounts) {
     absl::StrAppend(&plan, "[", account.name, "]\nuser = ", account.user,
                     "\npass = ", account.pass, "\nserver = ", account.server,
                     "\ndisplay-name = ", account.name,
-                    "\nregister = ", account.register_on_start ? "true" : "false",
-                    "\n\n");
+                    "\nregister = ", account.register_on_start ? "true" : "false", "\n");
+    auto extra = options.account_settings.find(account.name);
+    if (extra != options.account_settings.end()) {
+      absl::StrAppend(&plan, absl::StrJoin(extra->second, "\n"), "\n");
+    }
+    absl::StrAppend(&plan, "\n");
   }
   std::string plan_path = absl::StrCat(gateway->dir_, "/plan.ini");
   std::ofstream(plan_path) << plan;
@@ -47,7 +60,7 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
                                    absl::StrCat("--plan=", plan_path), "--log_level=debug"};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process =
-      Subprocess::Start(argv, gateway->log_path_);
+      Subprocess::Start(argv, gateway->log_path_, options.env);
   if (!process.ok()) return process.status();
   gateway->process_ = *std::move(process);
   if (!WaitForTcpPort(gateway->native_port_, absl::Seconds(10))) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,7 +24,15 @@ struct GatewayOptions {
   // Extra lines for [tcp-settings] (e.g. "max-clients = 2").
   std::vector<std::string> tcp_settings;
   std::vector<std::string> sip_settings;
+  // Extra lines for [grpc-settings] / [web-settings] / [rtp-settings].
+  std::vector<std::string> grpc_settings;
+  std::vector<std::string> web_settings;
+  std::vector<std::string> rtp_settings;
+  // Extra key lines per account, by account name (e.g. "audio = tone:440").
+  std::map<std::string, std::vector<std::string>> account_settings;
   std::vector<std::string> extra_args;
+  // Extra environment for the gateway process.
+  Subprocess::Environment env;
 };
 
 // The real gateway binary (//gateway:telestra_gateway from the runfiles) with
@@ -35,6 +44,9 @@ class GatewayProcess {
 
   int native_port() const { return native_port_; }
   int sip_port() const { return sip_port_; }
+  int grpc_port() const { return grpc_port_; }
+  int web_port() const { return web_port_; }
+  const std::string& dir() const { return dir_; }
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
   Subprocess& process() { return *process_; }
@@ -43,6 +55,8 @@ class GatewayProcess {
   GatewayProcess() = default;
   int native_port_ = 0;
   int sip_port_ = 0;
+  int grpc_port_ = 0;
+  int web_port_ = 0;
   std::string dir_;
   std::string log_path_;
   std::unique_ptr<Subprocess> process_;
