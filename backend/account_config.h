@@ -13,6 +13,10 @@ struct AccountConfig {
   std::string server;  // host[:port] of the registrar/proxy
   std::string display_name;
   bool register_on_start = true;
+  // What the account sends on its calls: "silence" | "tone:<hz>" |
+  // "file:<path.wav>" (see media_engine.h ParseAudioSource).
+  std::string audio = "silence";
+  std::string record_dir;  // "" = no recording
 };
 
 // The service's own SIP user agent.
@@ -33,6 +37,11 @@ struct RtpConfig {
   int port_min = 20000;
   int port_max = 20999;
   std::vector<std::string> codecs = {"PCMU", "PCMA"};
+  // A call that receives no RTP for this long (while it expects some) is
+  // ended (BYE, call-ended reason "RTP timeout"). 0 = never.
+  int rtp_timeout = 30;
+  // Receive jitter buffer depth, milliseconds.
+  int jitter_buffer_ms = 60;
 };
 
 }  // namespace telestra::backend

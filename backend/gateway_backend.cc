@@ -8,8 +8,6 @@
 namespace telestra::backend {
 namespace {
 
-constexpr char kCallsNotSupported[] = "Calls are not supported yet";
-
 telestra::v1::Event FailEvent(const std::string& account, std::string error,
                               telestra::v1::FailKind kind) {
   telestra::v1::Event event;
@@ -97,6 +95,7 @@ absl::Status GatewayBackend::Login(const telestra::v1::LoginCommand& login) {
 
 absl::Status GatewayBackend::Logout(absl::string_view account) {
   uint64_t generation;
+  std::vector<int64_t> to_end;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status status = CheckAccount(account); !status.ok()) return status;
@@ -104,42 +103,132 @@ absl::Status GatewayBackend::Logout(absl::string_view account) {
     state.generation = next_generation_++;
     generation = state.generation;
     SetStatus(state, 0, "Logged out");
+    for (auto& [id, call] : calls_) {
+      if (call.account != account || call.hanging_up) continue;
+      call.hanging_up = true;
+      to_end.push_back(id);
+    }
   }
   spdlog::info("logout: account {}", std::string(account));
+  // The stack runs these in order: the calls end before the unregister.
+  for (int64_t id : to_end) stack_->HangupCall(id);
   stack_->Unregister(std::string(account), generation);
   return absl::OkStatus();
+}
+
+absl::StatusOr<GatewayBackend::CallRecord*> GatewayBackend::FindCall(
+    absl::string_view account, int64_t call_id) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end() || it->second.account != account) {
+    return absl::NotFoundError(
+        absl::StrCat("Unknown call id ", call_id, " for account: ", account));
+  }
+  return &it->second;
 }
 
 absl::StatusOr<int64_t> GatewayBackend::MakeCall(
     absl::string_view account, absl::string_view number,
     absl::FunctionRef<void(int64_t)> on_call_id) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status status = CheckAccount(account); !status.ok()) return status;
-  return absl::UnimplementedError(kCallsNotSupported);
+  if (number.empty()) return absl::InvalidArgumentError("Field num must not be empty");
+  AccountConfig config;
+  int64_t call_id;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    const AccountState& state = accounts_.find(account)->second;
+    if (state.status != 200) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Account is not registered: ", account));
+    }
+    config = state.config;
+    call_id = next_call_id_++;
+    CallRecord& call = calls_[call_id];
+    call.id = call_id;
+    call.account = std::string(account);
+    call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
+    call.state = telestra::v1::CALL_STATE_DIALING;
+    call.peer = std::string(number);
+    // The reply goes out before the stack can report anything of the call.
+    on_call_id(call_id);
+  }
+  spdlog::info("call {}: {} calls {}", call_id, config.name, std::string(number));
+  stack_->MakeCall(call_id, config, std::string(number));
+  return call_id;
 }
 
 absl::Status GatewayBackend::AnswerCall(absl::string_view account, int64_t call_id) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status status = CheckAccount(account); !status.ok()) return status;
-  return absl::UnimplementedError(kCallsNotSupported);
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
+    if (!call.ok()) return call.status();
+    CallRecord& record = **call;
+    if (record.direction != telestra::v1::CALL_DIRECTION_INCOMING || record.established ||
+        record.hanging_up) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Call ", call_id, " is not an unanswered incoming call"));
+    }
+    if (record.answering) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Call ", call_id, " is already being answered"));
+    }
+    record.answering = true;
+  }
+  stack_->AnswerCall(call_id);
+  return absl::OkStatus();
 }
 
 absl::Status GatewayBackend::SwitchCall(absl::string_view account, int64_t call_id) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status status = CheckAccount(account); !status.ok()) return status;
-  return absl::UnimplementedError(kCallsNotSupported);
+  std::vector<std::pair<int64_t, bool>> holds;  // (call, hold?)
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    absl::StatusOr<CallRecord*> target = FindCall(account, call_id);
+    if (!target.ok()) return target.status();
+    if (!(*target)->established || (*target)->hanging_up) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Call ", call_id, " is not established"));
+    }
+    for (auto& [id, call] : calls_) {
+      if (call.account != account || !call.established || call.hanging_up) continue;
+      bool hold = id != call_id;
+      if (call.local_hold == hold) continue;
+      bool was_held = call.local_hold;
+      call.local_hold = hold;
+      UpdateHoldState(call, was_held);
+      holds.emplace_back(id, hold);
+    }
+  }
+  for (auto& [id, hold] : holds) stack_->HoldCall(id, hold);
+  return absl::OkStatus();
 }
 
 absl::Status GatewayBackend::HangupCall(absl::string_view account, int64_t call_id) {
-  absl::MutexLock lock(&mu_);
-  if (absl::Status status = CheckAccount(account); !status.ok()) return status;
-  return absl::UnimplementedError(kCallsNotSupported);
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
+    if (!call.ok()) return call.status();
+    if ((*call)->hanging_up) return absl::OkStatus();  // call-ended follows
+    (*call)->hanging_up = true;
+  }
+  stack_->HangupCall(call_id);
+  return absl::OkStatus();
 }
 
 telestra::v1::Status GatewayBackend::StatusOf(const AccountState& state) const {
   telestra::v1::Status status;
   status.set_account(state.config.name);
   status.set_account_status(state.status);
+  for (const auto& [id, call] : calls_) {
+    if (call.account != state.config.name) continue;
+    telestra::v1::CallInfo* info = status.add_calls();
+    info->set_call_id(id);
+    info->set_state(call.state);
+    info->set_direction(call.direction);
+    info->set_peer(call.peer);
+    info->set_peer_name(call.peer_name);
+  }
   return status;
 }
 
@@ -183,6 +272,109 @@ void GatewayBackend::OnRegistration(const std::string& account, uint64_t generat
     hub_->Broadcast(FailEvent(account, absl::StrCat("Failed to log in to account: ", account),
                               telestra::v1::FAIL_KIND_UNAVAILABLE));
   }
+}
+
+}  // namespace telestra::backend
+
+namespace telestra::backend {
+
+void GatewayBackend::UpdateHoldState(CallRecord& call, bool was_locally_held) {
+  if (!call.established) return;
+  call.state = call.local_hold    ? telestra::v1::CALL_STATE_HELD
+               : call.remote_hold ? telestra::v1::CALL_STATE_REMOTE_HELD
+                                  : telestra::v1::CALL_STATE_ACTIVE;
+  if (call.local_hold == was_locally_held) return;
+  telestra::v1::Event event;
+  if (call.local_hold) {
+    event.mutable_call_held()->set_account(call.account);
+    event.mutable_call_held()->set_call_id(call.id);
+  } else {
+    event.mutable_call_resumed()->set_account(call.account);
+    event.mutable_call_resumed()->set_call_id(call.id);
+  }
+  hub_->Broadcast(std::move(event));
+}
+
+int64_t GatewayBackend::OnIncomingCall(const std::string& account, const std::string& caller,
+                                       const std::string& caller_name) {
+  absl::MutexLock lock(&mu_);
+  auto it = accounts_.find(account);
+  if (it == accounts_.end() || it->second.status != 200) return -1;
+  int64_t call_id = next_call_id_++;
+  CallRecord& call = calls_[call_id];
+  call.id = call_id;
+  call.account = account;
+  call.direction = telestra::v1::CALL_DIRECTION_INCOMING;
+  call.state = telestra::v1::CALL_STATE_INCOMING;
+  call.peer = caller;
+  call.peer_name = caller_name;
+  telestra::v1::Event event;
+  auto* incoming = event.mutable_call_incoming();
+  incoming->set_account(account);
+  incoming->set_call_id(call_id);
+  incoming->set_caller(caller);
+  incoming->set_caller_name(caller_name);
+  hub_->Broadcast(std::move(event));
+  spdlog::info("call {}: incoming for {} from {}", call_id, account, caller);
+  return call_id;
+}
+
+void GatewayBackend::OnCallRinging(int64_t call_id, int code) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  CallRecord& call = it->second;
+  if (call.state != telestra::v1::CALL_STATE_DIALING) return;  // one event per call
+  call.state = telestra::v1::CALL_STATE_RINGING;
+  telestra::v1::Event event;
+  auto* ringing = event.mutable_call_ringing();
+  ringing->set_account(call.account);
+  ringing->set_call_id(call_id);
+  ringing->set_code(code);
+  hub_->Broadcast(std::move(event));
+}
+
+void GatewayBackend::OnCallEstablished(int64_t call_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end() || it->second.established) return;
+  CallRecord& call = it->second;
+  call.established = true;
+  call.answering = false;
+  call.state = telestra::v1::CALL_STATE_ACTIVE;
+  telestra::v1::Event event;
+  event.mutable_call_answered()->set_account(call.account);
+  event.mutable_call_answered()->set_call_id(call_id);
+  hub_->Broadcast(std::move(event));
+  spdlog::info("call {}: established", call_id);
+}
+
+void GatewayBackend::OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  CallRecord& call = it->second;
+  // The local hold is what switch-call asked for; the SDP only tells the
+  // remote side's part reliably.
+  (void)local_hold;
+  call.remote_hold = remote_hold;
+  UpdateHoldState(call, call.local_hold);
+}
+
+void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  std::string account = it->second.account;
+  calls_.erase(it);
+  telestra::v1::Event event;
+  auto* ended = event.mutable_call_ended();
+  ended->set_account(account);
+  ended->set_call_id(call_id);
+  ended->set_code(code);
+  ended->set_reason(reason);
+  hub_->Broadcast(std::move(event));
+  spdlog::info("call {}: ended ({} {})", call_id, code, reason);
 }
 
 }  // namespace telestra::backend

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/account_config.h"
 #include "backend/backend.h"
@@ -47,8 +48,28 @@ class GatewayBackend : public Backend, public SipStackListener {
   void OnRegistration(const std::string& account, uint64_t generation,
                       int status, const std::string& reason,
                       bool retrying) override;
+  int64_t OnIncomingCall(const std::string& account, const std::string& caller,
+                         const std::string& caller_name) override;
+  void OnCallRinging(int64_t call_id, int code) override;
+  void OnCallEstablished(int64_t call_id) override;
+  void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
+  void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
 
  private:
+  struct CallRecord {
+    int64_t id = 0;
+    std::string account;
+    telestra::v1::CallDirection direction = telestra::v1::CALL_DIRECTION_UNSPECIFIED;
+    telestra::v1::CallState state = telestra::v1::CALL_STATE_UNSPECIFIED;
+    std::string peer;
+    std::string peer_name;
+    bool established = false;
+    bool answering = false;  // answer-call sent, not yet established
+    bool hanging_up = false;  // hangup-call sent, not yet ended
+    bool local_hold = false;  // we asked for hold (switch-call)
+    bool remote_hold = false;  // the far end holds us
+  };
+
   struct AccountState {
     AccountConfig config;
     int status = 0;  // account_status as the API reports it
@@ -61,6 +82,14 @@ class GatewayBackend : public Backend, public SipStackListener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckAccount(absl::string_view account) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The call `call_id` of `account`, or NotFound "Unknown call id N for
+  // account: X" (also for a call of another account).
+  absl::StatusOr<CallRecord*> FindCall(absl::string_view account, int64_t call_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Derives the API state of an established call from its hold flags and
+  // broadcasts call-held / call-resumed when the local hold changed.
+  void UpdateHoldState(CallRecord& call, bool was_locally_held)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   telestra::v1::Status StatusOf(const AccountState& state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -70,6 +99,8 @@ class GatewayBackend : public Backend, public SipStackListener {
   std::vector<std::string> order_;  // plan order; immutable after construction
   std::map<std::string, AccountState, std::less<>> accounts_ ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_call_id_ ABSL_GUARDED_BY(mu_) = 0;  // service-wide, never reused
+  std::map<int64_t, CallRecord> calls_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace telestra::backend

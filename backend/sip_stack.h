@@ -23,6 +23,25 @@ class SipStackListener {
   virtual void OnRegistration(const std::string& account, uint64_t generation,
                               int status, const std::string& reason,
                               bool retrying) = 0;
+
+  // An INVITE arrived for `account`. Returns the new call's id (the backend
+  // broadcasts call-incoming), or -1 to refuse it (the stack answers 480).
+  virtual int64_t OnIncomingCall(const std::string& account, const std::string& caller,
+                                 const std::string& caller_name) = 0;
+
+  // The far end of an outgoing call is alerting (180/183).
+  virtual void OnCallRinging(int64_t call_id, int code) = 0;
+
+  // The call is established (2xx + ACK), once per call.
+  virtual void OnCallEstablished(int64_t call_id) = 0;
+
+  // The negotiated media direction changed: `local_hold` we hold the far
+  // end, `remote_hold` the far end holds us.
+  virtual void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) = 0;
+
+  // The call is over; exactly once per call id the stack ever reported or
+  // was asked to make. `code` is the SIP status that ended it (0 if none).
+  virtual void OnCallEnded(int64_t call_id, int code, const std::string& reason) = 0;
 };
 
 // The backend's view of a SIP user agent. The only implementation over a
@@ -42,6 +61,21 @@ class SipStack {
 
   // Unregisters (REGISTER Expires: 0) and forgets the account.
   virtual void Unregister(const std::string& account, uint64_t generation) = 0;
+
+  // Places call `call_id` from `account` to `number` (a user at the
+  // account's server, or a full sip: URI).
+  virtual void MakeCall(int64_t call_id, const AccountConfig& account,
+                        const std::string& number) = 0;
+
+  // Answers an incoming call (200 OK with SDP).
+  virtual void AnswerCall(int64_t call_id) = 0;
+
+  // Ends a call: CANCEL (outgoing, not answered), 486 (incoming, not
+  // answered) or BYE (established). Unknown or ended ids are ignored.
+  virtual void HangupCall(int64_t call_id) = 0;
+
+  // Holds (re-INVITE a=sendonly) or resumes (a=sendrecv) an established call.
+  virtual void HoldCall(int64_t call_id, bool hold) = 0;
 
   // Unregisters every account and stops the stack, waiting at most
   // `deadline`. Blocks. After it returns no listener call is made.

@@ -14,12 +14,16 @@
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
 #include "backend/gateway_backend.h"
+#include "backend/media/rtp_media_engine.h"
 #include "backend/sip/sofia_sip_stack.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
+#include "gateway/grpc/grpc_server.h"
 #include "gateway/native/native_server.h"
 #include "gateway/plan/plan.h"
+#include "gateway/web/web_root.h"
+#include "gateway/web/web_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -32,6 +36,18 @@ ABSL_FLAG(int, web_port, -1, "Override [web-settings] port");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, off");
 ABSL_FLAG(int, io_threads, 1, "Threads serving the API ports");
 ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
+// gRPC front end (docs/grpc-api.md).
+ABSL_FLAG(int, grpc_max_queued_events, 8192,
+          "Events queued for one gRPC stream before it is ended as too slow");
+// Web front end (docs/websocket-api.md).
+ABSL_FLAG(std::string, web_root, "",
+          "Folder of the dashboard's files (default: the binary's runfiles, else ./web)");
+ABSL_FLAG(int, web_max_sessions, 256, "WebSocket sessions at once");
+ABSL_FLAG(int, web_max_message_bytes, 65536, "Largest WebSocket message a client may send");
+ABSL_FLAG(int, web_max_queued_bytes, 4 << 20,
+          "Outbound bytes queued per WebSocket before it is dropped as not reading");
+ABSL_FLAG(int, web_idle_timeout_seconds, 60,
+          "Close a WebSocket silent this long (pinged after half of it)");
 
 namespace {
 
@@ -57,7 +73,12 @@ int Run() {
   if (int port = absl::GetFlag(FLAGS_web_port); port >= 0) plan.web.port = port;
 
   telestra::backend::EventHub hub;
-  telestra::backend::SofiaSipStack stack(plan.sip);
+  telestra::backend::RtpMediaEngine media(plan.rtp, plan.sip.bind);
+  if (absl::Status status = media.Start(); !status.ok()) {
+    spdlog::critical("{}", std::string(status.message()));
+    return 1;
+  }
+  telestra::backend::SofiaSipStack stack(plan.sip, plan.rtp, &media);
   telestra::backend::GatewayBackend backend(plan.accounts, &stack, &hub);
   telestra::backend::CommandDispatcher dispatcher(&backend, &hub);
 
@@ -81,6 +102,56 @@ int Run() {
     return 1;
   }
 
+  // Web front end: dashboard + WebSocket (gateway/web/, docs/websocket-api.md).
+  telestra::gateway::WebServer::Options web_options;
+  web_options.bind = plan.web.bind;
+  web_options.port = plan.web.port;
+  web_options.token = plan.web.token;
+  web_options.cert = plan.web.cert;
+  web_options.key = plan.web.key;
+  web_options.max_sessions = std::max(1, absl::GetFlag(FLAGS_web_max_sessions));
+  web_options.max_message_bytes = std::max(256, absl::GetFlag(FLAGS_web_max_message_bytes));
+  web_options.max_queued_bytes = std::max(1024, absl::GetFlag(FLAGS_web_max_queued_bytes));
+  web_options.idle_timeout =
+      std::chrono::seconds(std::max(1, absl::GetFlag(FLAGS_web_idle_timeout_seconds)));
+  if (absl::StatusOr<std::string> web_root =
+          telestra::gateway::FindWebRoot(absl::GetFlag(FLAGS_web_root), "");
+      web_root.ok()) {
+    web_options.web_root = *web_root;
+  } else if (!absl::GetFlag(FLAGS_web_root).empty()) {
+    spdlog::critical("{}", std::string(web_root.status().message()));
+    native.Stop();
+    stack.Shutdown(absl::Seconds(1));
+    return 2;
+  } else {
+    spdlog::warn("{}; serving the WebSocket only", std::string(web_root.status().message()));
+  }
+  telestra::gateway::WebServer web(web_options, io, &backend, &dispatcher, &hub);
+  if (absl::Status status = web.Start(); !status.ok()) {
+    spdlog::critical("{}", std::string(status.message()));
+    native.Stop();
+    stack.Shutdown(absl::Seconds(1));
+    return 1;
+  }
+
+  // gRPC front end (gateway/grpc/, docs/grpc-api.md).
+  telestra::gateway::GrpcServer::Options grpc_options;
+  grpc_options.bind = plan.grpc.bind;
+  grpc_options.port = plan.grpc.port;
+  grpc_options.token = plan.grpc.token;
+  grpc_options.cert_file = plan.grpc.cert;
+  grpc_options.key_file = plan.grpc.key;
+  grpc_options.max_queued_events =
+      static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_grpc_max_queued_events)));
+  telestra::gateway::GrpcServer grpc(grpc_options, &backend, &hub, &dispatcher);
+  if (absl::Status status = grpc.Start(); !status.ok()) {
+    spdlog::critical("{}", std::string(status.message()));
+    web.Stop();
+    native.Stop();
+    stack.Shutdown(absl::Seconds(1));
+    return 1;
+  }
+
   // SIGINT/SIGTERM end the io loop's wait below; the shutdown runs here.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   std::promise<int> stop_signal;
@@ -99,6 +170,8 @@ int Run() {
   int signal = stop_signal.get_future().get();
   spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
   stack.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
+  web.Stop();  // Web front end
+  grpc.Stop();  // gRPC front end
   native.Stop();
   work.reset();
   // Let the sessions flush and close, then stop the loop.

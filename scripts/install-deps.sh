@@ -9,6 +9,7 @@ PACKAGES=(
   # libraries
   libgrpc++-dev libprotobuf-dev libboost-dev libsimdjson-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsofia-sip-ua-dev libspdlog-dev
+  libspandsp-dev libsndfile1-dev libspeexdsp-dev
   # SIP peers for the demo and the tests
   kamailio sip-tester
   # tools the scripts use

@@ -27,6 +27,8 @@
 
 // sofia-sip: only ever included in backend/sip/.
 #include <sofia-sip/nua.h>
+#include <sofia-sip/sdp.h>
+#include <sofia-sip/soa_tag.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -117,7 +119,15 @@ int PickFreePort(const std::string& host) {
 // Everything below runs on the SIP thread unless a comment says otherwise.
 class SofiaSipStack::Impl {
  public:
-  struct Registration {
+  // What a nua handle's magic points to.
+  struct HandleOwner {
+    enum class Kind { kRegistration, kCall };
+    explicit HandleOwner(Kind k) : kind(k) {}
+    const Kind kind;
+  };
+
+  struct Registration : HandleOwner {
+    Registration() : HandleOwner(Kind::kRegistration) {}
     Impl* impl = nullptr;
     AccountConfig config;
     uint64_t generation = 0;
@@ -130,7 +140,28 @@ class SofiaSipStack::Impl {
     su_timer_t* retry = nullptr;
   };
 
-  explicit Impl(SipConfig config) : config_(std::move(config)) {}
+  // One call, incoming or outgoing.
+  struct CallLeg : HandleOwner {
+    CallLeg() : HandleOwner(Kind::kCall) {}
+    int64_t id = -1;
+    AccountConfig account;
+    nua_handle_t* nh = nullptr;
+    bool outgoing = false;
+    bool established = false;
+    bool answering = false;
+    bool hangup_requested = false;
+    bool ringing_reported = false;
+    int challenges = 0;  // per INVITE transaction
+    int end_code = 0;
+    std::string end_reason;
+    int local_port = 0;  // 0: no media open
+    bool local_hold = false;
+    bool remote_hold = false;
+    MediaParams media;
+  };
+
+  Impl(SipConfig config, RtpConfig rtp, MediaEngine* media)
+      : config_(std::move(config)), rtp_(std::move(rtp)), media_(media) {}
 
   // Thread: any.
   absl::Status Start(SipStackListener* listener) {
@@ -171,6 +202,12 @@ class SofiaSipStack::Impl {
   }
 
   int port() const { return port_; }
+
+  // Thread: any, once the SIP thread no longer runs: a call that could not
+  // be handed to it still gets its single end.
+  void EndUnstarted(int64_t call_id) {
+    listener_->OnCallEnded(call_id, 503, "Service shutting down");
+  }
 
   void Register(const AccountConfig& config, uint64_t generation) {
     std::unique_ptr<Registration>& slot = registrations_[config.name];
@@ -217,7 +254,7 @@ class SofiaSipStack::Impl {
     Forget(reg, "Logged out");
   }
 
- private:
+  // Everything below runs on the SIP thread.
   void Run(std::promise<absl::Status>& started) {
     su_init();
     RedirectSofiaLogs();
@@ -246,6 +283,9 @@ class SofiaSipStack::Impl {
       return;
     }
     spdlog::info("SIP user agent listening on {}", url);
+    media_->SetTimeoutHandler([this](int64_t call_id) {
+      Post([this, call_id] { OnRtpTimeout(call_id); });
+    });
     started.set_value(absl::OkStatus());
     su_root_run(root_);
 
@@ -260,6 +300,12 @@ class SofiaSipStack::Impl {
       reg->nh = nullptr;  // nua_destroy frees every handle
     }
     registrations_.clear();
+    for (auto& [id, leg] : calls_) {
+      if (leg->local_port != 0) media_->Close(id);
+      leg->nh = nullptr;
+      listener_->OnCallEnded(id, 0, "Service stopped");
+    }
+    calls_.clear();
     nua_destroy(nua_);
     nua_ = nullptr;
     if (shutdown_timer_ != nullptr) su_timer_destroy(shutdown_timer_);
@@ -402,13 +448,8 @@ class SofiaSipStack::Impl {
       }
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
-        const char* realm = msg_params_find(challenge->au_params, "realm=");
-        std::string quoted = realm == nullptr ? "\"\""
-                             : realm[0] == '"' ? std::string(realm)
-                                               : absl::StrCat("\"", realm, "\"");
-        std::string auth = absl::StrCat(challenge->au_scheme, ":", quoted, ":",
-                                        reg->config.user, ":", reg->config.password);
-        nua_authenticate(reg->nh, NUTAG_AUTH(auth.c_str()), TAG_END());
+        nua_authenticate(reg->nh, NUTAG_AUTH(AuthString(challenge, reg->config).c_str()),
+                         TAG_END());
         return;
       }
       Fail(reg, status, phrase, /*retry=*/false);  // credentials rejected
@@ -445,10 +486,16 @@ class SofiaSipStack::Impl {
 
   static void OnNuaEvent(nua_event_t event, int status, char const* phrase, nua_t*,
                          nua_magic_t* magic, nua_handle_t* nh, nua_hmagic_t* hmagic,
-                         sip_t const* sip, tagi_t[]) {
+                         sip_t const* sip, tagi_t tags[]) {
     auto* self = static_cast<Impl*>(magic);
-    auto* reg = static_cast<Registration*>(hmagic);
+    auto* owner = static_cast<HandleOwner*>(hmagic);
     const char* reason = phrase != nullptr ? phrase : "";
+    if (owner != nullptr && owner->kind == HandleOwner::Kind::kCall) {
+      auto* leg = static_cast<CallLeg*>(owner);
+      if (leg->nh == nh) self->OnCallEvent(leg, event, status, reason, sip, tags);
+      return;
+    }
+    auto* reg = static_cast<Registration*>(owner);
     switch (event) {
       case nua_r_register:
         if (reg != nullptr && reg->nh == nh) self->OnRegisterResult(reg, status, reason, sip);
@@ -463,6 +510,8 @@ class SofiaSipStack::Impl {
         }
         return;
       case nua_i_invite:
+        if (owner == nullptr) self->OnIncomingInvite(nh, sip);
+        return;
       case nua_i_options:
       case nua_i_message:
       case nua_i_info:
@@ -470,17 +519,352 @@ class SofiaSipStack::Impl {
       case nua_i_subscribe:
       case nua_i_refer:
       case nua_i_publish:
-        // Requests on handles the stack created: answered by sofia (OPTIONS)
-        // or, for INVITE until calls are supported, refused with 480 when the
-        // handle is destroyed. The application must free these handles.
-        if (hmagic == nullptr) nua_handle_destroy(nh);
+        // Requests on handles the stack created (OPTIONS is answered by
+        // sofia); the application must free these handles.
+        if (owner == nullptr) nua_handle_destroy(nh);
         return;
       default:
         return;
     }
   }
 
+  // ------------------------------------------------------------------ calls
+
+  // The account an incoming INVITE is for: the registered account whose
+  // user is the Request-URI's user (the registrar rewrites it to our
+  // contact, which carries the user), else the To user.
+  Registration* AccountFor(const sip_t* sip) {
+    std::string ruri_user, to_user;
+    if (sip->sip_request && sip->sip_request->rq_url->url_user) {
+      ruri_user = sip->sip_request->rq_url->url_user;
+    }
+    if (sip->sip_to && sip->sip_to->a_url->url_user) to_user = sip->sip_to->a_url->url_user;
+    for (const std::string* user : {&ruri_user, &to_user}) {
+      if (user->empty()) continue;
+      for (auto& [name, reg] : registrations_) {
+        if (reg->registered && reg->config.user == *user) return reg.get();
+      }
+    }
+    return nullptr;
+  }
+
+  std::string BuildSdp(int port) const {
+    std::string address = media_->local_address();
+    const char* family = absl::StrContains(address, ':') ? "IP6" : "IP4";
+    std::string payloads;
+    std::string maps;
+    for (const std::string& codec : rtp_.codecs) {
+      int pt = codec == "PCMA" ? 8 : 0;
+      absl::StrAppend(&payloads, " ", pt);
+      absl::StrAppend(&maps, "a=rtpmap:", pt, " ", codec, "/8000\r\n");
+    }
+    return absl::StrCat("v=0\r\no=- ", sdp_session_id_, " 1 IN ", family, " ", address,
+                        "\r\ns=-\r\nc=IN ", family, " ", address, "\r\nt=0 0\r\nm=audio ",
+                        port, " RTP/AVP", payloads, " 101\r\n", maps,
+                        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+                        "a=ptime:20\r\n");
+  }
+
+  // Opens the call's RTP ports; false (and the reason in the leg) if none.
+  bool OpenMedia(CallLeg* leg) {
+    if (leg->local_port != 0) return true;
+    MediaOptions options;
+    options.account = leg->account.name;
+    absl::StatusOr<AudioSource> source = ParseAudioSource(leg->account.audio);
+    if (!source.ok()) {
+      leg->end_reason = std::string(source.status().message());
+      return false;
+    }
+    options.source = *source;
+    options.record_dir = leg->account.record_dir;
+    absl::StatusOr<int> port = media_->Open(leg->id, options);
+    if (!port.ok()) {
+      leg->end_reason = std::string(port.status().message());
+      spdlog::warn("call {}: {}", leg->id, leg->end_reason);
+      return false;
+    }
+    leg->local_port = *port;
+    return true;
+  }
+
+  CallLeg* FindLeg(int64_t call_id) {
+    auto it = calls_.find(call_id);
+    return it == calls_.end() ? nullptr : it->second.get();
+  }
+
+  // Ends a leg that never reached sofia (or whose handle is gone).
+  void EndLeg(int64_t call_id, int code, const std::string& reason) {
+    auto it = calls_.find(call_id);
+    if (it != calls_.end()) {
+      CallLeg* leg = it->second.get();
+      if (leg->local_port != 0) media_->Close(call_id);
+      if (leg->nh != nullptr) {
+        nua_handle_bind(leg->nh, nullptr);
+        nua_handle_destroy(leg->nh);
+      }
+      calls_.erase(it);
+    }
+    listener_->OnCallEnded(call_id, code, reason);
+  }
+
+  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) {
+    auto owned = std::make_unique<CallLeg>();
+    CallLeg* leg = owned.get();
+    leg->id = call_id;
+    leg->account = account;
+    leg->outgoing = true;
+    calls_[call_id] = std::move(owned);
+    if (shutting_down_) {
+      EndLeg(call_id, 503, "Service shutting down");
+      return;
+    }
+    if (!OpenMedia(leg)) {
+      EndLeg(call_id, 503, leg->end_reason);
+      return;
+    }
+    std::string aor = absl::StrCat("sip:", account.user, "@", account.server);
+    std::string from = account.display_name.empty()
+                           ? absl::StrCat("<", aor, ">")
+                           : absl::StrCat("\"", account.display_name, "\" <", aor, ">");
+    std::string target = absl::StartsWith(number, "sip:") || absl::StartsWith(number, "sips:")
+                             ? number
+                             : absl::StrCat("sip:", number, "@", account.server);
+    std::string sdp = BuildSdp(leg->local_port);
+    leg->nh = nua_handle(nua_, leg, SIPTAG_FROM_STR(from.c_str()),
+                         SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()), TAG_END());
+    if (leg->nh == nullptr) {
+      EndLeg(call_id, 500, "Cannot create a SIP handle");
+      return;
+    }
+    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()),
+               SOATAG_USER_SDP_STR(sdp.c_str()), SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
+               SOATAG_AUDIO_AUX("telephone-event"), TAG_END());
+  }
+
+  void OnIncomingInvite(nua_handle_t* nh, const sip_t* sip) {
+    Registration* reg = sip != nullptr ? AccountFor(sip) : nullptr;
+    if (reg == nullptr || shutting_down_) {
+      nua_respond(nh, shutting_down_ ? 503 : 404, shutting_down_ ? "Service Unavailable"
+                                                                 : "Not Found",
+                  TAG_END());
+      nua_handle_destroy(nh);
+      return;
+    }
+    std::string caller, caller_name;
+    if (sip->sip_from != nullptr) {
+      if (sip->sip_from->a_url->url_user) caller = sip->sip_from->a_url->url_user;
+      if (sip->sip_from->a_display) {
+        caller_name = sip->sip_from->a_display;
+        if (caller_name.size() >= 2 && caller_name.front() == '"' &&
+            caller_name.back() == '"') {
+          caller_name = caller_name.substr(1, caller_name.size() - 2);
+        }
+      }
+    }
+    int64_t call_id = listener_->OnIncomingCall(reg->config.name, caller, caller_name);
+    if (call_id < 0) {
+      nua_respond(nh, 480, "Temporarily Unavailable", TAG_END());
+      nua_handle_destroy(nh);
+      return;
+    }
+    auto owned = std::make_unique<CallLeg>();
+    CallLeg* leg = owned.get();
+    leg->id = call_id;
+    leg->account = reg->config;
+    leg->nh = nh;
+    calls_[call_id] = std::move(owned);
+    nua_handle_bind(nh, leg);
+    // Reserve the RTP ports now: if there are none, refuse at once.
+    if (!OpenMedia(leg)) {
+      leg->end_code = 503;
+      nua_respond(nh, 503, "Service Unavailable", TAG_END());
+      return;
+    }
+    nua_respond(nh, 180, "Ringing", TAG_END());
+  }
+
+  void AnswerCall(int64_t call_id) {
+    CallLeg* leg = FindLeg(call_id);
+    if (leg == nullptr || leg->outgoing || leg->established || leg->answering ||
+        leg->hangup_requested) {
+      return;
+    }
+    leg->answering = true;
+    std::string sdp = BuildSdp(leg->local_port);
+    nua_respond(leg->nh, 200, "OK", SOATAG_USER_SDP_STR(sdp.c_str()),
+                SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
+                SOATAG_AUDIO_AUX("telephone-event"), TAG_END());
+  }
+
+  void HangupCall(int64_t call_id) {
+    CallLeg* leg = FindLeg(call_id);
+    if (leg == nullptr || leg->hangup_requested) return;
+    leg->hangup_requested = true;
+    if (leg->end_reason.empty()) leg->end_reason = "Hung up";
+    if (leg->established) {
+      nua_bye(leg->nh, TAG_END());
+    } else if (leg->outgoing) {
+      nua_cancel(leg->nh, TAG_END());
+    } else {
+      nua_respond(leg->nh, 486, "Busy Here", TAG_END());
+    }
+  }
+
+  void HoldCall(int64_t call_id, bool hold) {
+    CallLeg* leg = FindLeg(call_id);
+    if (leg == nullptr || !leg->established || leg->hangup_requested) return;
+    leg->local_hold = hold;
+    std::string sdp = BuildSdp(leg->local_port);
+    nua_invite(leg->nh, SOATAG_USER_SDP_STR(sdp.c_str()),
+               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
+               SOATAG_HOLD(hold ? "audio" : static_cast<char const*>(nullptr)), TAG_END());
+  }
+
+  void OnRtpTimeout(int64_t call_id) {
+    CallLeg* leg = FindLeg(call_id);
+    if (leg == nullptr || leg->hangup_requested) return;
+    spdlog::warn("call {}: no RTP received for {} s, hanging up", call_id, rtp_.rtp_timeout);
+    leg->end_reason = "RTP timeout";
+    leg->hangup_requested = true;
+    if (leg->established) {
+      nua_bye(leg->nh, TAG_END());
+    } else {
+      EndLeg(call_id, 0, "RTP timeout");
+    }
+  }
+
+  // Reads the negotiated media from a state event and applies it.
+  void ApplyMedia(CallLeg* leg, const sdp_session_t* remote, int active_audio) {
+    if (remote != nullptr) {
+      const sdp_media_t* m = remote->sdp_media;
+      while (m != nullptr && m->m_type != sdp_media_audio) m = m->m_next;
+      if (m != nullptr) {
+        const sdp_connection_t* c =
+            m->m_connections != nullptr ? m->m_connections : remote->sdp_connection;
+        if (c != nullptr && c->c_address != nullptr) leg->media.remote_address = c->c_address;
+        leg->media.remote_rtp_port = static_cast<int>(m->m_port);
+        leg->media.telephone_event_payload_type = -1;
+        bool codec_set = false;
+        for (const sdp_rtpmap_t* rm = m->m_rtpmaps; rm != nullptr; rm = rm->rm_next) {
+          if (rm->rm_encoding != nullptr &&
+              absl::EqualsIgnoreCase(rm->rm_encoding, "telephone-event")) {
+            leg->media.telephone_event_payload_type = rm->rm_pt;
+          } else if (!codec_set && (rm->rm_pt == 0 || rm->rm_pt == 8)) {
+            leg->media.payload_type = rm->rm_pt;
+            codec_set = true;
+          }
+        }
+      }
+    }
+    if (active_audio >= SOA_ACTIVE_INACTIVE) {
+      bool send = (active_audio & SOA_ACTIVE_SENDONLY) != 0;
+      bool recv = (active_audio & SOA_ACTIVE_RECVONLY) != 0;
+      leg->media.direction = send && recv ? MediaDirection::kSendRecv
+                             : send       ? MediaDirection::kSendOnly
+                             : recv       ? MediaDirection::kRecvOnly
+                                          : MediaDirection::kInactive;
+      // We hold: our offer was sendonly. The far end holds us: it does not
+      // want our audio (we only receive), or sends nothing while we did not
+      // ask for hold.
+      bool remote_hold = !send || (!recv && !leg->local_hold);
+      if (leg->established && remote_hold != leg->remote_hold) {
+        leg->remote_hold = remote_hold;
+        listener_->OnCallHold(leg->id, leg->local_hold, remote_hold);
+      } else {
+        leg->remote_hold = remote_hold;
+      }
+    }
+    if (leg->local_port != 0 && leg->media.remote_rtp_port != 0) {
+      media_->Update(leg->id, leg->media);
+    }
+  }
+
+  void OnCallEvent(CallLeg* leg, nua_event_t event, int status, const char* phrase,
+                   const sip_t* sip, tagi_t tags[]) {
+    switch (event) {
+      case nua_r_invite:
+        if (status == 401 || status == 407) {
+          const msg_auth_t* challenge = nullptr;
+          if (sip != nullptr) {
+            challenge = status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
+          }
+          if (leg->challenges == 0 && challenge != nullptr) {
+            ++leg->challenges;
+            nua_authenticate(leg->nh, NUTAG_AUTH(AuthString(challenge, leg->account).c_str()),
+                             TAG_END());
+            return;
+          }
+          // Rejected credentials: nothing more to wait for.
+          EndLeg(leg->id, status, phrase);
+          return;
+        }
+        if (status >= 200) leg->challenges = 0;  // a later re-INVITE starts afresh
+        if (status >= 180 && status < 200 && leg->outgoing && !leg->established &&
+            !leg->ringing_reported) {
+          leg->ringing_reported = true;
+          listener_->OnCallRinging(leg->id, status);
+        }
+        if (status >= 300) {
+          if (leg->established) {
+            // A failed re-INVITE (hold/resume): the call goes on.
+            spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
+          } else if (leg->end_code == 0) {
+            leg->end_code = status;
+            if (!leg->hangup_requested || leg->end_reason == "Hung up") {
+              leg->end_reason = phrase;
+            }
+          }
+        }
+        return;
+      case nua_i_bye:
+        leg->end_reason = "Remote hangup";
+        return;
+      case nua_i_cancel:
+        leg->end_code = 487;
+        leg->end_reason = "Cancelled by caller";
+        return;
+      case nua_i_error:
+        spdlog::warn("call {}: {} {}", leg->id, status, phrase);
+        return;
+      case nua_i_state: {
+        int callstate = nua_callstate_init;
+        int active_audio = SOA_ACTIVE_DISABLED;
+        const sdp_session_t* remote = nullptr;
+        tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), SOATAG_ACTIVE_AUDIO_REF(active_audio),
+                SOATAG_REMOTE_SDP_REF(remote), TAG_END());
+        if (callstate == nua_callstate_terminated) {
+          int code = leg->end_code != 0 ? leg->end_code : (status >= 300 ? status : 0);
+          std::string reason = leg->end_reason.empty() ? phrase : leg->end_reason;
+          EndLeg(leg->id, code, reason);  // destroys the leg and its handle
+          return;
+        }
+        ApplyMedia(leg, remote, active_audio);
+        if (callstate == nua_callstate_ready && !leg->established) {
+          leg->established = true;
+          listener_->OnCallEstablished(leg->id);
+          if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
+          if (leg->hangup_requested) nua_bye(leg->nh, TAG_END());  // 2xx crossed our CANCEL
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
+    const char* realm = msg_params_find(challenge->au_params, "realm=");
+    std::string quoted = realm == nullptr ? "\"\""
+                         : realm[0] == '"' ? std::string(realm)
+                                           : absl::StrCat("\"", realm, "\"");
+    return absl::StrCat(challenge->au_scheme, ":", quoted, ":", account.user, ":",
+                        account.password);
+  }
+
   const SipConfig config_;
+  const RtpConfig rtp_;
+  MediaEngine* const media_;
+  const uint64_t sdp_session_id_ = absl::Uniform<uint64_t>(absl::BitGen(), 1, 1ull << 40);
   SipStackListener* listener_ = nullptr;
   int port_ = 0;
   std::thread thread_;
@@ -497,11 +881,12 @@ class SofiaSipStack::Impl {
   bool shutting_down_ = false;
   su_timer_t* shutdown_timer_ = nullptr;
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
+  std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
   absl::BitGen bitgen_;
 };
 
-SofiaSipStack::SofiaSipStack(SipConfig config)
-    : impl_(std::make_unique<Impl>(std::move(config))) {}
+SofiaSipStack::SofiaSipStack(SipConfig config, RtpConfig rtp, MediaEngine* media)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(rtp), media)) {}
 
 SofiaSipStack::~SofiaSipStack() { impl_->Shutdown(absl::Seconds(3)); }
 
@@ -519,6 +904,26 @@ void SofiaSipStack::Unregister(const std::string& account, uint64_t generation) 
   impl_->Post([impl = impl_.get(), account, generation] {
     impl->Unregister(account, generation);
   });
+}
+
+void SofiaSipStack::MakeCall(int64_t call_id, const AccountConfig& account,
+                             const std::string& number) {
+  bool posted = impl_->Post([impl = impl_.get(), call_id, account, number] {
+    impl->MakeCall(call_id, account, number);
+  });
+  if (!posted) impl_->EndUnstarted(call_id);
+}
+
+void SofiaSipStack::AnswerCall(int64_t call_id) {
+  impl_->Post([impl = impl_.get(), call_id] { impl->AnswerCall(call_id); });
+}
+
+void SofiaSipStack::HangupCall(int64_t call_id) {
+  impl_->Post([impl = impl_.get(), call_id] { impl->HangupCall(call_id); });
+}
+
+void SofiaSipStack::HoldCall(int64_t call_id, bool hold) {
+  impl_->Post([impl = impl_.get(), call_id, hold] { impl->HoldCall(call_id, hold); });
 }
 
 void SofiaSipStack::Shutdown(absl::Duration deadline) { impl_->Shutdown(deadline); }

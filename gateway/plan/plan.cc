@@ -1,5 +1,7 @@
 #include "gateway/plan/plan.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -18,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "backend/media_engine.h"
 
 namespace telestra::gateway {
 namespace {
@@ -404,6 +407,10 @@ absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
        [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_max); }},
       {"codecs",
        [&](const Entry& e) { return ParseCodecs(r, e, &rtp->codecs); }},
+      {"rtp-timeout",
+       [&](const Entry& e) { return r.Int(e, 0, 3600, &rtp->rtp_timeout); }},
+      {"jitter-buffer-ms",
+       [&](const Entry& e) { return r.Int(e, 20, 1000, &rtp->jitter_buffer_ms); }},
   });
   if (!status.ok()) return status;
   // Range errors are reported on the port-max line (else port-min's).
@@ -532,6 +539,25 @@ absl::Status ParseAccount(SectionReader& r, const Section& section,
        }},
       {"register",
        [&](const Entry& e) { return r.Bool(e, &account->register_on_start); }},
+      {"audio",
+       [&](const Entry& e) {
+         absl::StatusOr<backend::AudioSource> source = backend::ParseAudioSource(e.value);
+         if (!source.ok()) {
+           return r.Error(e.line, absl::StrCat("audio: ", source.status().message()));
+         }
+         account->audio = e.value;
+         return absl::OkStatus();
+       }},
+      {"record",
+       [&](const Entry& e) {
+         struct stat info;
+         if (stat(e.value.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+           return r.Error(e.line, absl::StrCat("record: '", e.value,
+                                               "' is not an existing directory"));
+         }
+         account->record_dir = e.value;
+         return absl::OkStatus();
+       }},
   });
   if (!status.ok()) return status;
   if (r.LineOf("user") == 0)

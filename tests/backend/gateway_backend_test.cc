@@ -25,6 +25,18 @@ class FakeSipStack : public SipStack {
     config.name = account;
     calls.push_back({"unregister", config, generation});
   }
+  void MakeCall(int64_t call_id, const AccountConfig& account,
+                const std::string& number) override {
+    calls.push_back({"make-call:" + number, account, static_cast<uint64_t>(call_id)});
+  }
+  void AnswerCall(int64_t call_id) override { Record("answer", call_id); }
+  void HangupCall(int64_t call_id) override { Record("hangup", call_id); }
+  void HoldCall(int64_t call_id, bool hold) override {
+    Record(hold ? "hold" : "resume", call_id);
+  }
+  void Record(const std::string& op, int64_t call_id) {
+    calls.push_back({op, AccountConfig{}, static_cast<uint64_t>(call_id)});
+  }
   void Shutdown(absl::Duration) override {}
   int port() const override { return 5070; }
   std::vector<Call> calls;
@@ -192,13 +204,156 @@ TEST_F(GatewayBackendTest, DispatcherRepliesFailForUnknownAccount) {
   EXPECT_EQ(listener_.events[0].token(), "t-2");
 }
 
-TEST_F(GatewayBackendTest, CallCommandsAnswerNotSupportedYetForKnownAccounts) {
+TEST_F(GatewayBackendTest, MakeCallNeedsARegisteredAccount) {
   telestra::v1::Command command;
-  command.mutable_make_call()->set_account("account-1");
-  command.mutable_make_call()->set_num("3002");
+  command.mutable_make_call()->set_account("account-2");
+  command.mutable_make_call()->set_num("3001");
   dispatcher_.Execute(client_, command);
   ASSERT_EQ(listener_.events.size(), 1u);
-  EXPECT_EQ(listener_.events[0].fail().error(), "Calls are not supported yet");
+  EXPECT_EQ(listener_.events[0].fail().error(), "Account is not registered: account-2");
+  EXPECT_EQ(listener_.events[0].fail().kind(), telestra::v1::FAIL_KIND_FAILED_PRECONDITION);
+}
+
+class CallTest : public GatewayBackendTest {
+ protected:
+  void SetUp() override {
+    backend_.Start();
+    backend_.OnRegistration("account-1", stack_.calls[0].generation, 200, "OK", false);
+    stack_.calls.clear();
+    listener_.events.clear();
+  }
+  int64_t Dial(const std::string& number) {
+    telestra::v1::Command command;
+    command.mutable_make_call()->set_account("account-1");
+    command.mutable_make_call()->set_num(number);
+    dispatcher_.Execute(client_, command);
+    return listener_.events.back().call_return().call_id();
+  }
+  telestra::v1::CallInfo CallOf(int64_t id) {
+    telestra::v1::Status status = *backend_.GetStatus("account-1");
+    for (const auto& call : status.calls()) {
+      if (call.call_id() == id) return call;
+    }
+    return {};
+  }
+};
+
+TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAskingTheStack) {
+  int64_t id = Dial("3002");
+  EXPECT_EQ(id, 0);
+  ASSERT_EQ(listener_.events.size(), 1u);
+  EXPECT_TRUE(listener_.events[0].has_call_return());
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "make-call:3002");
+  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_DIALING);
+  EXPECT_EQ(CallOf(id).direction(), telestra::v1::CALL_DIRECTION_OUTGOING);
+}
+
+TEST_F(CallTest, CallIdsAreOneServiceWideCounter) {
+  EXPECT_EQ(Dial("3002"), 0);
+  EXPECT_EQ(backend_.OnIncomingCall("account-1", "3005", "Five"), 1);
+  EXPECT_EQ(Dial("3003"), 2);
+}
+
+TEST_F(CallTest, OutgoingCallProgressesThroughRingingActiveAndEnded) {
+  int64_t id = Dial("3002");
+  backend_.OnCallRinging(id, 180);
+  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_RINGING);
+  backend_.OnCallEstablished(id);
+  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_ACTIVE);
+  backend_.OnCallEnded(id, 0, "Remote hangup");
+  EXPECT_TRUE(backend_.GetStatus("account-1")->calls().empty());
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallRinging), 1);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallAnswered), 1);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallEnded), 1);
+  backend_.OnCallEnded(id, 0, "again");  // never twice
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallEnded), 1);
+}
+
+TEST_F(CallTest, IncomingCallIsBroadcastAndAnsweredOnce) {
+  int64_t id = backend_.OnIncomingCall("account-1", "3002", "account-2");
+  ASSERT_EQ(listener_.Count(telestra::v1::Event::kCallIncoming), 1);
+  EXPECT_EQ(listener_.events.back().call_incoming().caller_name(), "account-2");
+  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_INCOMING);
+  ASSERT_TRUE(backend_.AnswerCall("account-1", id).ok());
+  EXPECT_EQ(backend_.AnswerCall("account-1", id).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(stack_.calls.back().op, "answer");
+}
+
+TEST_F(CallTest, IncomingCallForUnregisteredAccountIsRefused) {
+  EXPECT_EQ(backend_.OnIncomingCall("account-2", "3001", ""), -1);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallIncoming), 0);
+}
+
+TEST_F(CallTest, AnswerAfterTheCallEndedIsUnknownCallId) {
+  int64_t id = backend_.OnIncomingCall("account-1", "3002", "");
+  backend_.OnCallEnded(id, 487, "Request Terminated");
+  absl::Status status = backend_.AnswerCall("account-1", id);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(), "Unknown call id 0 for account: account-1");
+}
+
+TEST_F(CallTest, CallIdOfAnotherAccountIsUnknown) {
+  int64_t id = Dial("3002");
+  EXPECT_EQ(backend_.HangupCall("account-2", id).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CallTest, SwitchCallHoldsTheOthersAndResumesTheTarget) {
+  int64_t a = Dial("3002");
+  int64_t b = Dial("3003");
+  backend_.OnCallEstablished(a);
+  backend_.OnCallEstablished(b);
+  stack_.calls.clear();
+  ASSERT_TRUE(backend_.SwitchCall("account-1", b).ok());
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "hold");
+  EXPECT_EQ(stack_.calls[0].generation, static_cast<uint64_t>(a));
+  EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_HELD);
+  EXPECT_EQ(CallOf(b).state(), telestra::v1::CALL_STATE_ACTIVE);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallHeld), 1);
+  stack_.calls.clear();
+  ASSERT_TRUE(backend_.SwitchCall("account-1", a).ok());
+  ASSERT_EQ(stack_.calls.size(), 2u);
+  EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_ACTIVE);
+  EXPECT_EQ(CallOf(b).state(), telestra::v1::CALL_STATE_HELD);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallResumed), 1);
+  stack_.calls.clear();
+  ASSERT_TRUE(backend_.SwitchCall("account-1", a).ok());  // already active: no-op
+  EXPECT_TRUE(stack_.calls.empty());
+}
+
+TEST_F(CallTest, SwitchToUnestablishedCallFails) {
+  int64_t a = Dial("3002");
+  absl::Status status = backend_.SwitchCall("account-1", a);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(), "Call 0 is not established");
+}
+
+TEST_F(CallTest, RemoteHoldShowsAsRemoteHeld) {
+  int64_t a = Dial("3002");
+  backend_.OnCallEstablished(a);
+  backend_.OnCallHold(a, false, true);
+  EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_REMOTE_HELD);
+  backend_.OnCallHold(a, false, false);
+  EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_ACTIVE);
+}
+
+TEST_F(CallTest, LogoutEndsTheAccountsCallsBeforeUnregistering) {
+  int64_t a = Dial("3002");
+  stack_.calls.clear();
+  ASSERT_TRUE(backend_.Logout("account-1").ok());
+  ASSERT_EQ(stack_.calls.size(), 2u);
+  EXPECT_EQ(stack_.calls[0].op, "hangup");
+  EXPECT_EQ(stack_.calls[0].generation, static_cast<uint64_t>(a));
+  EXPECT_EQ(stack_.calls[1].op, "unregister");
+}
+
+TEST_F(CallTest, EmptyNumberIsInvalid) {
+  telestra::v1::Command command;
+  command.mutable_make_call()->set_account("account-1");
+  dispatcher_.Execute(client_, command);
+  EXPECT_EQ(listener_.events.back().fail().error(), "Field num must not be empty");
 }
 
 TEST_F(GatewayBackendTest, ListAccountsKeepsPlanOrder) {

@@ -111,6 +111,31 @@ std::optional<NativeEvent> NativeClient::WaitFor(
   }
 }
 
+bool NativeClient::WaitForAll(
+    const std::vector<std::function<bool(const NativeEvent&)>>& matches,
+    absl::Duration timeout) {
+  std::vector<bool> seen(matches.size(), false);
+  size_t left = matches.size();
+  absl::Time deadline = absl::Now() + timeout;
+  while (left > 0) {
+    absl::Duration remaining = deadline - absl::Now();
+    if (remaining <= absl::ZeroDuration()) return false;
+    std::optional<NativeEvent> event = Next(remaining);
+    if (!event) return false;
+    bool used = false;
+    for (size_t i = 0; i < matches.size(); ++i) {
+      if (!seen[i] && matches[i](*event)) {
+        seen[i] = true;
+        --left;
+        used = true;
+        break;
+      }
+    }
+    if (!used) skipped_.push_back(*event);
+  }
+  return true;
+}
+
 int WaitForAccountStatus(NativeClient& client, const std::string& account, int want,
                          absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;

@@ -3,6 +3,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -37,6 +38,11 @@ class NativeClient {
   // skipped(). nullopt on timeout.
   std::optional<NativeEvent> WaitFor(const std::function<bool(const NativeEvent&)>& match,
                                      absl::Duration timeout = absl::Seconds(10));
+
+  // Reads events until each of `matches` has matched one of them, in any
+  // order. False on timeout.
+  bool WaitForAll(const std::vector<std::function<bool(const NativeEvent&)>>& matches,
+                  absl::Duration timeout = absl::Seconds(10));
 
   // True once the server closed the connection.
   bool closed() const { return closed_; }

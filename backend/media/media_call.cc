@@ -1,0 +1,302 @@
+#include "backend/media/media_call.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/random/distributions.h"
+#include "backend/media/audio_format.h"
+#include "backend/media/g711.h"
+#include "backend/media/rtp_packet.h"
+#include "spdlog/spdlog.h"
+
+namespace telestra::backend {
+namespace {
+
+constexpr int64_t kNanosPerSample = 1000000000 / kSampleRate;  // 125 us
+// A packet from another SSRC takes over only once the current source has
+// been silent this long (a new stream after a re-INVITE, not a stray packet).
+constexpr int64_t kSourceSwitchNs = 200 * 1000000LL;
+// Largest payload decoded: a UDP datagram's worth of G.711.
+constexpr size_t kMaxPayload = 1500;
+
+int64_t RealtimeNanos() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+bool Includes(MediaDirection direction, bool send) {
+  switch (direction) {
+    case MediaDirection::kSendRecv:
+      return true;
+    case MediaDirection::kSendOnly:
+      return send;
+    case MediaDirection::kRecvOnly:
+      return !send;
+    case MediaDirection::kInactive:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+MediaCall::MediaCall(Init init, const MediaCallSettings& settings)
+    : id_(init.id),
+      cname_(std::move(init.cname)),
+      settings_(settings),
+      sockets_(std::move(init.sockets)),
+      source_(std::move(init.source)),
+      recorder_(std::move(init.recorder)),
+      ssrc_(init.ssrc),
+      sequence_(init.first_sequence),
+      timestamp_(init.first_timestamp),
+      jitter_buffer_(settings.jitter_buffer_ms) {}
+
+bool MediaCall::sending() const {
+  return started_ && Includes(direction_, /*send=*/true) && remote_rtp_.has_value() &&
+         IsG711(payload_type_);
+}
+
+bool MediaCall::receiving() const {
+  return started_ && Includes(direction_, /*send=*/false);
+}
+
+void MediaCall::Update(const MediaParams& params, int64_t now_ns, absl::BitGenRef rng) {
+  bool was_sending = sending();
+  bool was_receiving = receiving();
+
+  std::optional<SocketAddress> remote =
+      ParseSocketAddress(params.remote_address, params.remote_rtp_port);
+  if (!remote || remote->is_unspecified() || params.remote_rtp_port <= 0 ||
+      params.remote_rtp_port > 65534 || remote->family() != sockets_.family()) {
+    if (!params.remote_address.empty() && params.remote_address != "0.0.0.0") {
+      spdlog::warn("call {}: cannot send RTP to {} port {}", id_, params.remote_address,
+                   params.remote_rtp_port);
+    }
+    remote_rtp_.reset();
+    remote_rtcp_.reset();
+  } else {
+    remote_rtp_ = *remote;
+    remote_rtcp_ = remote->WithPort(params.remote_rtp_port + 1);
+  }
+  if (!IsG711(params.payload_type)) {
+    spdlog::warn("call {}: payload type {} is not PCMU/PCMA; not sending", id_,
+                 params.payload_type);
+  }
+  direction_ = params.direction;
+  payload_type_ = params.payload_type;
+  telephone_event_payload_type_ = params.telephone_event_payload_type;
+  if (!started_) {
+    started_ = true;
+    ScheduleRtcp(now_ns, rng);
+  }
+  if (receiving() && !was_receiving) last_rtp_ns_ = now_ns;  // the timeout starts now
+  if (!receiving() && was_receiving) jitter_buffer_.Reset();
+  if (sending() && !was_sending) marker_pending_ = true;
+}
+
+bool MediaCall::OnTick(int64_t now_ns, absl::BitGenRef rng) {
+  if (!started_) return false;
+  int16_t received[kFrameSamples];
+  int16_t sent[kFrameSamples];
+  bool receive = receiving();
+  if (receive) {
+    jitter_buffer_.Get(received);
+  } else {
+    std::memset(received, 0, sizeof(received));
+  }
+  if (sending()) {
+    source_.Next(sent);
+    SendRtp(sent);
+  } else {
+    std::memset(sent, 0, sizeof(sent));
+  }
+  timestamp_ += kFrameSamples;  // the media clock runs while on hold too
+  if (recorder_ != nullptr) recorder_->Append(received, sent);
+
+  if (now_ns >= next_rtcp_ns_) {
+    SendRtcp(now_ns, /*bye=*/false);
+    ScheduleRtcp(now_ns, rng);
+  }
+  if (receive && settings_.rtp_timeout_ns > 0 && !timeout_reported_ &&
+      now_ns - last_rtp_ns_ >= settings_.rtp_timeout_ns) {
+    timeout_reported_ = true;
+    return true;
+  }
+  return false;
+}
+
+void MediaCall::SkipFrames(int frames) {
+  if (started_) timestamp_ += static_cast<uint32_t>(frames) * kFrameSamples;
+}
+
+void MediaCall::SendRtp(int16_t* frame) {
+  uint8_t packet[kRtpHeaderSize + kFrameSamples];
+  RtpHeader header;
+  header.marker = marker_pending_;
+  header.payload_type = static_cast<uint8_t>(payload_type_);
+  header.sequence = sequence_++;
+  header.timestamp = timestamp_;
+  header.ssrc = ssrc_;
+  marker_pending_ = false;
+  WriteRtpHeader(header, packet);
+  uint8_t* payload = packet + kRtpHeaderSize;
+  G711Encode(payload_type_, absl::MakeConstSpan(frame, kFrameSamples), payload);
+  ssize_t sent = sendto(sockets_.rtp_fd(), packet, sizeof(packet), MSG_DONTWAIT,
+                        remote_rtp_->get(), remote_rtp_->length);
+  if (sent == static_cast<ssize_t>(sizeof(packet))) {
+    ++packets_sent_;
+    octets_sent_ += kFrameSamples;
+  } else {
+    ++send_errors_;  // counted; the sequence number still advances (a loss)
+  }
+  // What went on the wire, for the recording's right channel.
+  if (recorder_ != nullptr) {
+    G711Decode(payload_type_, absl::MakeConstSpan(payload, kFrameSamples), frame);
+  }
+}
+
+void MediaCall::ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng) {
+  // RFC 3550 6.3.5: randomised to 0.5..1.5 of the interval.
+  double factor = absl::Uniform(rng, 0.5, 1.5);
+  next_rtcp_ns_ = now_ns + static_cast<int64_t>(
+                               absl::ToDoubleNanoseconds(settings_.rtcp_interval) * factor);
+}
+
+void MediaCall::SendRtcp(int64_t now_ns, bool bye) {
+  if (!remote_rtcp_) return;
+  RtcpCompoundParams params;
+  params.ssrc = ssrc_;
+  params.cname = cname_;
+  params.bye = bye;
+  // An SR if we sent RTP during the current or the previous interval.
+  if (packets_sent_ != packets_sent_at_report_[0]) {
+    RtcpSenderInfo info;
+    info.ntp_timestamp = NtpTimestampFromUnixNanos(RealtimeNanos());
+    info.rtp_timestamp = timestamp_;
+    info.packet_count = static_cast<uint32_t>(packets_sent_);
+    info.octet_count = static_cast<uint32_t>(octets_sent_);
+    params.sender_info = info;
+  }
+  packets_sent_at_report_[0] = packets_sent_at_report_[1];
+  packets_sent_at_report_[1] = packets_sent_;
+  if (receive_stats_.started()) {
+    uint32_t dlsr = 0;
+    if (last_sr_arrival_ns_ != 0) {
+      dlsr = static_cast<uint32_t>((now_ns - last_sr_arrival_ns_) * 65536 / 1000000000);
+    }
+    params.block = receive_stats_.MakeReportBlock(last_sr_ntp_middle_, dlsr);
+  }
+  uint8_t buffer[kMaxRtcpCompoundSize];
+  size_t size = WriteRtcpCompound(params, absl::MakeSpan(buffer));
+  if (size == 0) return;
+  ssize_t sent = sendto(sockets_.rtcp_fd(), buffer, size, MSG_DONTWAIT, remote_rtcp_->get(),
+                        remote_rtcp_->length);
+  if (sent == static_cast<ssize_t>(size)) {
+    ++rtcp_sent_;
+  } else {
+    ++send_errors_;
+  }
+}
+
+void MediaCall::OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
+  if (!receiving()) {
+    ++packets_ignored_;
+    return;
+  }
+  std::optional<RtpPacketView> packet = ParseRtpPacket(datagram);
+  if (!packet) {
+    ++packets_ignored_;
+    return;
+  }
+  const RtpHeader& header = packet->header;
+  if (!receive_stats_.started() ||
+      (header.ssrc != receive_stats_.ssrc() &&
+       now_ns - last_source_packet_ns_ >= kSourceSwitchNs)) {
+    receive_stats_.Reset(header.ssrc, header.sequence);
+    jitter_buffer_.Reset();
+  } else if (header.ssrc != receive_stats_.ssrc()) {
+    ++packets_ignored_;
+    return;
+  }
+  if (!receive_stats_.UpdateSequence(header.sequence)) {
+    ++packets_ignored_;  // a sequence jump not yet confirmed
+    return;
+  }
+  ++packets_received_;
+  last_rtp_ns_ = now_ns;
+  last_source_packet_ns_ = now_ns;
+  last_payload_type_ = header.payload_type;
+  if (header.payload_type == telephone_event_payload_type_) {
+    ++telephone_events_received_;  // DTMF is counted, not played
+    return;
+  }
+  if (!IsG711(header.payload_type) || packet->payload.size() > kMaxPayload) {
+    ++packets_ignored_;
+    return;
+  }
+  receive_stats_.UpdateJitter(header.timestamp,
+                              static_cast<uint32_t>(now_ns / kNanosPerSample));
+  int16_t samples[kMaxPayload];
+  G711Decode(header.payload_type, packet->payload, samples);
+  jitter_buffer_.Put(header.timestamp, absl::MakeConstSpan(samples, packet->payload.size()));
+}
+
+void MediaCall::OnRtcp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
+  std::optional<RtcpSummary> summary = ParseRtcpCompound(datagram, ssrc_);
+  if (!summary) {
+    ++rtcp_malformed_;
+    return;
+  }
+  ++rtcp_received_;
+  if (summary->sender_info) {
+    last_sr_ntp_middle_ = NtpMiddle32(summary->sender_info->ntp_timestamp);
+    last_sr_arrival_ns_ = now_ns;
+  }
+  if (summary->block_about_us) remote_report_ = summary->block_about_us;
+  if (summary->bye) ++rtcp_bye_received_;
+}
+
+void MediaCall::Close(int64_t now_ns) {
+  if (started_) SendRtcp(now_ns, /*bye=*/true);
+  if (recorder_ != nullptr) recorder_->Close();
+}
+
+MediaStats MediaCall::stats() const {
+  MediaStats stats;
+  stats.local_ssrc = ssrc_;
+  stats.remote_ssrc = receive_stats_.ssrc();
+  stats.packets_sent = packets_sent_;
+  stats.packets_received = packets_received_;
+  stats.packets_lost = static_cast<uint64_t>(std::max<int64_t>(0, receive_stats_.cumulative_lost()));
+  stats.rtcp_sent = rtcp_sent_;
+  stats.rtcp_received = rtcp_received_;
+  stats.jitter_ms = static_cast<double>(receive_stats_.jitter()) * 1000.0 / kSampleRate;
+  stats.payload_type = last_payload_type_;
+  return stats;
+}
+
+MediaCallDiagnostics MediaCall::diagnostics() const {
+  MediaCallDiagnostics d;
+  d.rtp_port = sockets_.rtp_port();
+  d.telephone_events_received = telephone_events_received_;
+  d.packets_ignored = packets_ignored_;
+  d.send_errors = send_errors_;
+  d.rtcp_malformed = rtcp_malformed_;
+  d.rtcp_bye_received = rtcp_bye_received_;
+  d.remote_report = remote_report_;
+  d.jitter_buffer = jitter_buffer_.counters();
+  if (recorder_ != nullptr) {
+    d.frames_recorded = recorder_->frames_appended();
+    d.recording_failed = recorder_->failed();
+  }
+  return d;
+}
+
+}  // namespace telestra::backend

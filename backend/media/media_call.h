@@ -1,0 +1,144 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/random/bit_gen_ref.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "backend/media/audio_generator.h"
+#include "backend/media/jitter_buffer.h"
+#include "backend/media/rtcp.h"
+#include "backend/media/rtp_receive_stats.h"
+#include "backend/media/rtp_socket_pair.h"
+#include "backend/media/socket_address.h"
+#include "backend/media/wav_recorder.h"
+#include "backend/media_engine.h"
+
+namespace telestra::backend {
+
+// Engine-wide settings every call uses.
+struct MediaCallSettings {
+  int64_t rtp_timeout_ns = 0;  // 0: never
+  int jitter_buffer_ms = 60;
+  absl::Duration rtcp_interval = absl::Seconds(5);
+};
+
+// What RtpMediaEngine::Diagnostics reports beyond MediaStats.
+struct MediaCallDiagnostics {
+  int rtp_port = 0;
+  uint64_t telephone_events_received = 0;  // RTP packets of the telephone-event type
+  uint64_t packets_ignored = 0;  // not receiving, malformed, other payload, other SSRC
+  uint64_t send_errors = 0;  // sendto refused (socket buffer full, ...)
+  uint64_t rtcp_malformed = 0;
+  uint64_t rtcp_bye_received = 0;
+  // The far end's last report block about our stream, if any.
+  std::optional<RtcpReportBlock> remote_report;
+  JitterBuffer::Counters jitter_buffer;
+  int64_t frames_recorded = 0;  // sample frames appended to the recording
+  bool recording_failed = false;
+};
+
+// One call's media: sending (RTP packetisation of the audio source),
+// receiving (statistics, jitter buffer), RTCP and recording. It does no
+// scheduling of its own: the engine calls OnTick every 20 ms and OnRtp /
+// OnRtcp when its sockets are readable.
+// Thread: the engine's lock is held around every call of every method
+// (OnTick/OnRtp/OnRtcp on the media thread, the others on any thread).
+class MediaCall {
+ public:
+  struct Init {
+    int64_t id = 0;
+    std::string cname;  // RTCP SDES CNAME
+    RtpSocketPair sockets;
+    AudioGenerator source = AudioGenerator::Silence();
+    std::unique_ptr<WavRecorder> recorder;  // null: not recorded
+    uint32_t ssrc = 0;
+    uint16_t first_sequence = 0;
+    uint32_t first_timestamp = 0;
+  };
+  MediaCall(Init init, const MediaCallSettings& settings);
+
+  // Applies the negotiated media; the first call starts the media clock.
+  void Update(const MediaParams& params, int64_t now_ns, absl::BitGenRef rng);
+
+  // One 20 ms tick: plays out (and records) a frame, sends a packet when
+  // the direction includes sending, RTCP when due. True the one time the
+  // call's RTP timeout expires.
+  bool OnTick(int64_t now_ns, absl::BitGenRef rng);
+
+  // Advances the send clock by `frames` without sending anything (the media
+  // thread missed ticks), so timestamps keep following real time.
+  void SkipFrames(int frames);
+
+  void OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns);
+  void OnRtcp(absl::Span<const uint8_t> datagram, int64_t now_ns);
+
+  // Sends a final RTCP report with BYE and closes the recording.
+  void Close(int64_t now_ns);
+
+  MediaStats stats() const;
+  MediaCallDiagnostics diagnostics() const;
+
+  int64_t id() const { return id_; }
+  int rtp_port() const { return sockets_.rtp_port(); }
+  int rtp_fd() const { return sockets_.rtp_fd(); }
+  int rtcp_fd() const { return sockets_.rtcp_fd(); }
+
+ private:
+  bool sending() const;
+  bool receiving() const;
+  void SendRtp(int16_t* frame);
+  void SendRtcp(int64_t now_ns, bool bye);
+  void ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng);
+
+  const int64_t id_;
+  const std::string cname_;
+  const MediaCallSettings settings_;
+  RtpSocketPair sockets_;
+  AudioGenerator source_;
+  std::unique_ptr<WavRecorder> recorder_;
+
+  // Negotiated media.
+  bool started_ = false;  // Update was called: the media clock runs
+  MediaDirection direction_ = MediaDirection::kInactive;
+  int payload_type_ = -1;
+  int telephone_event_payload_type_ = -1;
+  std::optional<SocketAddress> remote_rtp_;  // unset: nowhere to send
+  std::optional<SocketAddress> remote_rtcp_;
+
+  // Sending.
+  const uint32_t ssrc_;
+  uint16_t sequence_;
+  uint32_t timestamp_;  // of the packet of the next tick
+  bool marker_pending_ = true;  // first packet of a talkspurt
+  uint64_t packets_sent_ = 0;
+  uint64_t octets_sent_ = 0;
+  uint64_t send_errors_ = 0;
+
+  // Receiving.
+  RtpReceiveStats receive_stats_;
+  JitterBuffer jitter_buffer_;
+  uint64_t packets_received_ = 0;
+  uint64_t packets_ignored_ = 0;
+  uint64_t telephone_events_received_ = 0;
+  int last_payload_type_ = -1;
+  int64_t last_rtp_ns_ = 0;  // last RTP (or start of receiving), for the timeout
+  int64_t last_source_packet_ns_ = 0;  // last packet of the current source
+  bool timeout_reported_ = false;
+
+  // RTCP.
+  int64_t next_rtcp_ns_ = 0;
+  uint64_t rtcp_sent_ = 0;
+  uint64_t rtcp_received_ = 0;
+  uint64_t rtcp_malformed_ = 0;
+  uint64_t rtcp_bye_received_ = 0;
+  uint64_t packets_sent_at_report_[2] = {0, 0};  // at the last two reports
+  uint32_t last_sr_ntp_middle_ = 0;  // of the far end's last SR
+  int64_t last_sr_arrival_ns_ = 0;
+  std::optional<RtcpReportBlock> remote_report_;
+};
+
+}  // namespace telestra::backend

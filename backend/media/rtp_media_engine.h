@@ -1,0 +1,154 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "backend/account_config.h"
+#include "backend/media/audio_clip.h"
+#include "backend/media/media_call.h"
+#include "backend/media/rtp_port_allocator.h"
+#include "backend/media/socket_address.h"
+#include "backend/media_engine.h"
+
+namespace telestra::backend {
+
+// The gateway's MediaEngine: G.711 RTP/RTCP for every call on one media
+// thread.
+//
+// Design:
+//  - One thread drives every call: an epoll set holding a 20 ms timerfd
+//    (the send and playout clock of all calls), an eventfd (stop) and each
+//    call's two UDP sockets. A tick sends one packet per sending call, pulls
+//    one frame out of each receiving call's jitter buffer into its
+//    recording, and sends RTCP when due. No thread per call, no allocation
+//    per packet (packets are built on the stack; received datagrams land in
+//    a fixed recvmmsg batch).
+//  - If the thread misses ticks (timerfd expirations > 1) it catches up by
+//    at most 3 frames and advances the RTP timestamps over the rest, so the
+//    far end sees real time, not a burst.
+//  - Open/Update/Close/Stats run on the caller's thread under `mu_`, which
+//    the media thread also holds while it touches calls (per readable socket
+//    and per tick). Open binds sockets and may create the recording file
+//    under it (both quick local syscalls, never the network); a `file:`
+//    source is decoded before the lock is taken. Close is therefore safe at
+//    any point of a tick, and frees the ports before it returns.
+//  - The timeout handler is called on the media thread without the lock (it
+//    may call Close). It can run just after the SIP side closed that call;
+//    unknown ids must be ignored.
+//
+// Libraries: G.711 and the tone oscillator are spandsp's, WAV reading and
+// writing libsndfile's, resampling of `file:` sources speexdsp's. The
+// RTP/RTCP layer is this folder's own (rtp_packet, rtcp, rtp_receive_stats:
+// RFC 3550 appendix A) rather than oRTP: oRTP allocates an mblk_t per packet,
+// runs its own scheduler and jitter buffer per session (we need one clock
+// for all calls that also feeds the recordings), needs process-wide
+// ortp_init and logging set-up, and hides the SR/RR contents we must
+// control; the header and report formats are a few hundred lines. The
+// jitter buffer is our own for the reasons in jitter_buffer.h.
+//
+// Memory per call: the jitter buffer (3 bytes per sample of capacity, about
+// 5 KB at the default 60 ms), a 9.6 KB recording buffer plus libsndfile's
+// state when recording, and two sockets' kernel buffers (not in our RSS).
+//
+// File descriptors: two per call. Start() raises the soft RLIMIT_NOFILE (up
+// to the hard limit) if it is below what the port range needs.
+//
+// Thread: every public method may be called from any thread.
+class RtpMediaEngine final : public MediaEngine {
+ public:
+  struct Options {
+    // Mean RTCP report interval (randomised 0.5..1.5 x, RFC 3550 6.3.5).
+    absl::Duration rtcp_interval = absl::Seconds(5);
+  };
+
+  // `bind_address` is an IP literal (the SIP bind address); it is also what
+  // local_address() returns for SDP.
+  RtpMediaEngine(RtpConfig config, std::string bind_address, Options options);
+  RtpMediaEngine(RtpConfig config, std::string bind_address)
+      : RtpMediaEngine(std::move(config), std::move(bind_address), Options()) {}
+  // Stops the media thread and closes every call (with RTCP BYE).
+  ~RtpMediaEngine() override;
+
+  RtpMediaEngine(const RtpMediaEngine&) = delete;
+  RtpMediaEngine& operator=(const RtpMediaEngine&) = delete;
+
+  // Starts the media thread. InvalidArgument for a bad bind address or an
+  // empty port range; FailedPrecondition if already started.
+  absl::Status Start();
+
+  // MediaEngine.
+  absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) override;
+  void Update(int64_t call_id, const MediaParams& params) override;
+  void Close(int64_t call_id) override;
+  std::optional<MediaStats> Stats(int64_t call_id) const override;
+  void SetTimeoutHandler(std::function<void(int64_t call_id)> handler) override;
+  const std::string& local_address() const override { return bind_address_; }
+  size_t open_calls() const override;
+
+  // More detail on a call than MediaStats (tests, diagnostics).
+  std::optional<MediaCallDiagnostics> Diagnostics(int64_t call_id) const;
+
+  struct Counters {
+    uint64_t ticks = 0;
+    uint64_t frames_skipped = 0;  // ticks missed beyond the catch-up bound
+    int64_t max_tick_ns = 0;  // longest tick (all calls) so far
+    int64_t media_thread_cpu_ns = 0;  // CPU time of the media thread
+  };
+  Counters counters() const;
+
+ private:
+  // epoll keys: a socket's port (< 65536) or one of these.
+  static constexpr uint64_t kTimerKey = uint64_t{1} << 32;
+  static constexpr uint64_t kWakeKey = kTimerKey + 1;
+  static constexpr int kRecvBatch = 16;
+  static constexpr int kMaxRecvBatchesPerEvent = 4;
+  static constexpr size_t kDatagramSize = 2048;
+
+  void Run();
+  // Reads a readable socket (key = its port). Takes the lock.
+  void ReadSocket(uint64_t port);
+  // Runs the ticks for `expirations` timer expirations. Takes the lock.
+  void RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out);
+  void CloseLocked(int64_t call_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  MediaCall* FindByPortLocked(uint64_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const RtpConfig config_;
+  const std::string bind_address_;
+  const Options options_;
+  const std::optional<SocketAddress> local_ip_;
+  const MediaCallSettings settings_;
+  absl::Status init_status_;  // of the epoll/timer/eventfd set-up
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  AudioClipCache clips_;
+
+  // Media thread only: the receive batch.
+  std::vector<std::array<uint8_t, kDatagramSize>> recv_buffers_;
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  RtpPortAllocator ports_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, std::unique_ptr<MediaCall>> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<MediaCall*> calls_by_port_ ABSL_GUARDED_BY(mu_);  // by pair index
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+  std::function<void(int64_t)> timeout_handler_ ABSL_GUARDED_BY(mu_);
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace telestra::backend

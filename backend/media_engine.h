@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace telestra::backend {
+
+// What an account sends on its calls (plan key `audio`).
+struct AudioSource {
+  enum class Kind { kSilence, kTone, kFile };
+  Kind kind = Kind::kSilence;
+  int tone_hz = 0;  // kTone
+  std::string file;  // kFile: a WAV file, looped
+};
+
+// Parses "silence" | "tone:<hz>" (1..3999) | "file:<path.wav>".
+// InvalidArgument with a message naming the problem otherwise.
+absl::StatusOr<AudioSource> ParseAudioSource(absl::string_view text);
+
+// Media direction from the gateway's side of the call.
+enum class MediaDirection { kInactive, kSendOnly, kRecvOnly, kSendRecv };
+
+// The negotiated media of a call (from the SDP offer/answer).
+struct MediaParams {
+  std::string remote_address;  // IP literal from the SDP c= line
+  int remote_rtp_port = 0;  // RTCP goes to remote_rtp_port + 1
+  int payload_type = 0;  // 0 = PCMU, 8 = PCMA
+  int telephone_event_payload_type = -1;  // -1: not negotiated
+  MediaDirection direction = MediaDirection::kSendRecv;
+};
+
+struct MediaOptions {
+  std::string account;
+  AudioSource source;
+  // "" = no recording; else the call is recorded to
+  // <record_dir>/<call_id>-<account>.wav (see docs/audio.md for the layout).
+  std::string record_dir;
+};
+
+struct MediaStats {
+  uint32_t local_ssrc = 0;
+  uint32_t remote_ssrc = 0;
+  uint64_t packets_sent = 0;
+  uint64_t packets_received = 0;
+  uint64_t packets_lost = 0;  // from sequence numbers
+  uint64_t rtcp_sent = 0;
+  uint64_t rtcp_received = 0;
+  double jitter_ms = 0;  // RFC 3550 interarrival jitter
+  int payload_type = -1;  // of the last packet received
+};
+
+// The RTP side of calls: one RTP/RTCP port pair per call, G.711 at 20 ms,
+// a receive jitter buffer, RTCP SR/RR, per-account audio sources and
+// optional recording. The SIP adapter drives it from the SDP it negotiates.
+// Thread: every method may be called from any thread and never blocks on
+// the network; media runs on the engine's own thread(s).
+class MediaEngine {
+ public:
+  virtual ~MediaEngine() = default;
+
+  // Reserves an even RTP port and the next (odd) RTCP port for `call_id`.
+  // ResourceExhausted("No RTP port available") when the range is used up;
+  // AlreadyExists if the call is open.
+  virtual absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) = 0;
+
+  // Starts, redirects or changes the media of an open call. Sends only when
+  // the direction includes sending (a held call sends nothing); receives
+  // (and records) only when it includes receiving. Unknown ids are ignored.
+  virtual void Update(int64_t call_id, const MediaParams& params) = 0;
+
+  // Stops the call's media, closes its recording, frees its ports.
+  // Idempotent.
+  virtual void Close(int64_t call_id) = 0;
+
+  virtual std::optional<MediaStats> Stats(int64_t call_id) const = 0;
+
+  // `handler` runs (on a media thread) when an open call whose direction
+  // includes receiving has received no RTP for the engine's rtp timeout.
+  // It is called once per call; set before the first Open.
+  virtual void SetTimeoutHandler(std::function<void(int64_t call_id)> handler) = 0;
+
+  // The address put into SDP c= lines.
+  virtual const std::string& local_address() const = 0;
+
+  virtual size_t open_calls() const = 0;
+};
+
+}  // namespace telestra::backend

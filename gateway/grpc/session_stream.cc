@@ -1,0 +1,57 @@
+#include "gateway/grpc/session_stream.h"
+
+#include "gateway/grpc/request_validation.h"
+#include "gateway/grpc/status_mapping.h"
+#include "gateway/grpc/subscription.h"
+
+namespace telestra::gateway {
+
+SessionStream::SessionStream(const StreamEnvironment& env, grpc::CallbackServerContext* context,
+                             const absl::Status& admission)
+    : EventStream(env, context, "Session") {
+  if (!admission.ok()) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(ToGrpcStatus(admission));
+    return;
+  }
+  if (!Open()) return;
+  context_->AddInitialMetadata("telestra-epoch", env_.epoch);
+  StartSendInitialMetadata();
+  absl::MutexLock lock(&mu_);
+  if (!EndingLocked()) StartRead(&command_);
+}
+
+void SessionStream::OnEvent(const backend::EventPtr& event) {
+  absl::MutexLock lock(&mu_);
+  if (!extended_ && IsExtendedOnlyEvent(*event)) return;
+  PushLocked(event);
+}
+
+void SessionStream::OnReadDone(bool ok) {
+  if (!ok) {
+    // The client closed its sending side (or the call ended): send what the
+    // commands caused, then finish.
+    absl::MutexLock lock(&mu_);
+    CloseLocked(grpc::Status::OK);
+    return;
+  }
+  Handle(command_);
+  absl::MutexLock lock(&mu_);
+  if (!EndingLocked()) StartRead(&command_);
+}
+
+void SessionStream::Handle(const telestra::v1::Command& command) {
+  // Runs without mu_: the dispatcher's replies come back through OnEvent.
+  if (absl::Status valid = ValidateCommand(command); !valid.ok()) {
+    env_.dispatcher->ReplyFail(client(), backend::AccountOf(command), valid, command.token());
+    return;
+  }
+  if (command.has_subscribe()) {
+    absl::MutexLock lock(&mu_);
+    extended_ = command.subscribe().extended();
+    return;
+  }
+  env_.dispatcher->Execute(client(), command);
+}
+
+}  // namespace telestra::gateway

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "backend/backend.h"
+#include "backend/command_dispatcher.h"
+#include "backend/event_hub.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "gateway/web/web_context.h"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace telestra::gateway {
+
+// The web front end ([web-settings], docs/websocket-api.md), on Boost.Beast:
+//   GET /        the dashboard's static files (web/), no-cache + ETag
+//   GET /healthz JSON counters, never needs the token
+//   GET /ws      WebSocket: the native port's JSON commands and events, one
+//                per text message, extended, opening with a snapshot (or a
+//                replay when the client resumes after a seq)
+// With a token configured every other request needs it (?token=, an
+// `Authorization: Bearer` header, or the cookie the page gets); with cert and
+// key, everything is served over TLS.
+//
+// Thread: Start/Stop/stats from any thread; connections run on the
+// io_context's threads, each on its own strand.
+class WebServer {
+ public:
+  using Options = WebOptions;
+  using Stats = WebStats;
+
+  WebServer(Options options, boost::asio::io_context& io, backend::Backend* backend,
+            backend::CommandDispatcher* dispatcher, backend::EventHub* hub);
+  ~WebServer();
+
+  // Loads the TLS files (if any), binds and starts accepting.
+  absl::Status Start();
+  // Stops accepting and closes every connection (WebSocket close code 1001).
+  // Idempotent.
+  void Stop();
+
+  int port() const { return port_; }
+  bool tls() const { return tls_ != nullptr; }
+  // Random per process; reported in the snapshot (see docs/websocket-api.md).
+  const std::string& instance() const { return context_->instance(); }
+  Stats stats() const { return context_->stats(); }
+
+ private:
+  void DoAccept();
+  void OnAccept(boost::asio::ip::tcp::socket socket);
+
+  boost::asio::io_context& io_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;
+  std::unique_ptr<WebContext> context_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  int port_ = 0;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace telestra::gateway

@@ -1,0 +1,333 @@
+#include "gateway/web/websocket_session.h"
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "boost/beast/core/buffers_to_string.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/websocket.hpp"
+#include "boost/beast/websocket/ssl.hpp"
+#include "gateway/native/json_codec.h"
+#include "gateway/web/ws_messages.h"
+#include "spdlog/spdlog.h"
+
+namespace telestra::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using boost::system::error_code;
+
+namespace {
+
+constexpr char kServerName[] = "telestra-gateway";
+
+// One WebSocket client: JSON commands in (one per text message), JSON events
+// out (one per text message, extended, with "seq").
+//
+// Like NativeSession (gateway/native/native_server.cc): one strand per
+// session, one read and at most one write in flight, a bounded outbound
+// queue. The session lives as long as its pending operations hold it
+// (shared_from_this).
+//
+// Thread: everything runs on the stream's strand, except OnEvent (any
+// thread, with the hub's lock held) and Close (any thread), which only post
+// to the strand.
+template <class Stream>
+class WebSocketSession : public WebSession,
+                         public backend::EventListener,
+                         public std::enable_shared_from_this<WebSocketSession<Stream>> {
+ public:
+  WebSocketSession(WebContext* context, Stream stream, WebSocketStart start)
+      : context_(context), ws_(std::move(stream)), start_(std::move(start)) {}
+
+  ~WebSocketSession() override { Detach(); }
+
+  void Run(HttpRequest request) {
+    const WebOptions& options = context_->options();
+    switch (context_->Register(WebContext::Kind::kWebSocket, this->weak_from_this(), &key_)) {
+      case WebContext::Admission::kAdmitted:
+        context_->sessions_accepted++;
+        break;
+      case WebContext::Admission::kFull:
+        refused_ = true;
+        context_->sessions_refused++;
+        spdlog::warn("web: refused a WebSocket session from {}: max-sessions ({}) reached",
+                     start_.peer, options.max_sessions);
+        break;
+      case WebContext::Admission::kStopped:
+        return;  // shutting down: dropping the stream closes the connection
+    }
+    // Beast's own timers replace the TCP stream's (which would cut idle
+    // but healthy sessions).
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout timeout{};
+    timeout.handshake_timeout = options.handshake_timeout;
+    timeout.idle_timeout = options.idle_timeout;
+    timeout.keep_alive_pings = true;
+    ws_.set_option(timeout);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& response) {
+          response.set(beast::http::field::server, kServerName);
+        }));
+    ws_.read_message_max(options.max_message_bytes);
+    ws_.auto_fragment(false);
+    ws_.text(true);
+    ws_.async_accept(request, [self = this->shared_from_this()](error_code ec) {
+      self->OnAccept(ec);
+    });
+  }
+
+  void Close() override {
+    asio::post(ws_.get_executor(), [self = this->shared_from_this()] {
+      self->CloseWith(websocket::close_code::going_away, "gateway shutting down");
+    });
+  }
+
+  void OnEvent(const backend::EventPtr& event) override {
+    std::shared_ptr<WebSocketSession> self = this->weak_from_this().lock();
+    if (!self) return;  // being destroyed
+    asio::post(ws_.get_executor(),
+               [self = std::move(self), event] { self->Deliver(*event); });
+  }
+
+ private:
+  void OnAccept(error_code ec) {
+    if (ec) {
+      spdlog::info("web: WebSocket handshake with {} failed: {}", start_.peer, ec.message());
+      Teardown();
+      return;
+    }
+    if (refused_) {
+      telestra::v1::Event fail = backend::CommandDispatcher::FailEvent(
+          "",
+          absl::ResourceExhaustedError(absl::StrCat("Too many sessions (max-sessions is ",
+                                                    context_->options().max_sessions, ")")),
+          "");
+      close_after_flush_ = true;
+      Send(JsonCodec::Encode(fail, /*extended=*/true), /*bounded=*/false);
+      DoRead();  // answers the client's close and pings meanwhile
+      return;
+    }
+    Open();
+    DoRead();
+  }
+
+  // Attaches to the hub first, then sends the opening state, so that no
+  // event falls between the two: every event from the attach on reaches
+  // Deliver, which drops the ones the opening already covers (seq <= floor_).
+  void Open() {
+    backend::EventHub* hub = context_->hub();
+    client_ = hub->Attach(this);
+    bool resumed = false;
+    std::string how = "snapshot";
+    if (start_.after_seq.has_value()) {
+      const uint64_t after_seq = *start_.after_seq;
+      backend::EventHub::Replay replay = hub->EventsAfter(after_seq);
+      ResumePlan plan = PlanResume(start_.after_seq, start_.instance, context_->instance(),
+                                   hub->last_seq(), replay.complete);
+      if (plan.resume) {
+        resumed = true;
+        how = absl::StrCat("resume after ", after_seq, ", ", replay.events.size(), " replayed");
+        Send(ResumedMessage(context_->instance(), after_seq, replay.events.size()),
+             /*bounded=*/false);
+        floor_ = after_seq;
+        for (const backend::EventPtr& event : replay.events) {
+          Send(JsonCodec::Encode(*event, /*extended=*/true), /*bounded=*/false);
+          floor_ = std::max(floor_, event->seq());
+        }
+      } else {
+        context_->gaps++;
+        how = absl::StrCat("gap after ", after_seq, ": ", plan.gap_reason, "; snapshot");
+        Send(GapMessage(after_seq, plan.gap_reason), /*bounded=*/false);
+      }
+    }
+    if (!resumed) {
+      // The backend changes state before it publishes the event, under the
+      // same lock, so the accounts read after last_seq() include every
+      // event up to it; later ones arrive live (a few possibly twice over:
+      // applying them again is harmless).
+      const uint64_t seq = hub->last_seq();
+      Send(SnapshotMessage(context_->instance(), seq, context_->backend()->ListAccounts()),
+           /*bounded=*/false);
+      floor_ = seq;
+    }
+    spdlog::info("web session {} opened from {} ({})", client_, start_.peer, how);
+  }
+
+  void Detach() {
+    if (client_ != 0) {
+      context_->hub()->Detach(client_);
+      client_ = 0;
+    }
+  }
+
+  void DoRead() {
+    ws_.async_read(read_buffer_, [self = this->shared_from_this()](error_code ec, size_t n) {
+      self->OnRead(ec, n);
+    });
+  }
+
+  void OnRead(error_code ec, size_t n) {
+    if (ec) {
+      if (ec == websocket::error::closed) {
+        spdlog::info("web session {} ({}) closed by the client", client_, start_.peer);
+      } else if (ec == websocket::error::message_too_big) {
+        // Beast has sent close code 1009 (message too big).
+        context_->oversize_closes++;
+        spdlog::warn("web session {} ({}) sent a message over {} bytes: closed with 1009",
+                     client_, start_.peer, context_->options().max_message_bytes);
+      } else if (ec == beast::error::timeout) {
+        context_->idle_timeouts++;
+        spdlog::info("web session {} ({}) idle (no pong) for {} ms: closed", client_,
+                     start_.peer, context_->options().idle_timeout.count());
+      } else if (ec != asio::error::operation_aborted || !closed_) {
+        spdlog::info("web session {} ({}) ended: {}", client_, start_.peer, ec.message());
+      }
+      Teardown();
+      return;
+    }
+    if (!closed_ && !refused_ && !closing_) {
+      if (ws_.got_text()) {
+        Handle(beast::buffers_to_string(read_buffer_.data()));
+      } else {
+        context_->dispatcher()->ReplyFail(
+            client_, "",
+            absl::InvalidArgumentError(
+                "Malformed JSON: binary messages are not supported, send text"),
+            "");
+      }
+    }
+    read_buffer_.consume(n);
+    if (!closed_) DoRead();
+  }
+
+  void Handle(const std::string& text) {
+    backend::CommandDispatcher* dispatcher = context_->dispatcher();
+    DecodedCommand decoded = codec_.Decode(text);
+    if (!decoded.command.ok()) {
+      dispatcher->ReplyFail(client_, decoded.account, decoded.command.status(), decoded.token);
+      return;
+    }
+    const telestra::v1::Command& command = *decoded.command;
+    // Extended events are always on here: `subscribe` is accepted and ignored.
+    if (command.has_subscribe()) return;
+    dispatcher->Execute(client_, command);
+  }
+
+  void Deliver(const telestra::v1::Event& event) {
+    if (closed_ || closing_) return;
+    if (event.seq() <= floor_) return;  // already in the snapshot / replay
+    Send(JsonCodec::Encode(event, /*extended=*/true), /*bounded=*/true);
+  }
+
+  // Queues one text message. A bounded send to a session whose queue is
+  // over max_queued_bytes disconnects it instead: it does not read.
+  void Send(std::string text, bool bounded) {
+    if (closed_) return;
+    if (bounded && queued_bytes_ > context_->options().max_queued_bytes) {
+      const uint64_t lost = queue_.size() + 1;
+      context_->slow_disconnects++;
+      context_->undelivered_events += lost;
+      spdlog::warn(
+          "web session {} ({}) is not reading: {} messages ({} bytes) undelivered; "
+          "disconnecting it",
+          client_, start_.peer, lost, queued_bytes_);
+      Teardown();
+      return;
+    }
+    queued_bytes_ += text.size();
+    queue_.push_back(std::move(text));
+    if (!writing_) DoWrite();
+  }
+
+  void DoWrite() {
+    writing_ = true;
+    ws_.async_write(asio::buffer(queue_.front()),
+                    [self = this->shared_from_this()](error_code ec, size_t) {
+                      self->OnWrite(ec);
+                    });
+  }
+
+  void OnWrite(error_code ec) {
+    writing_ = false;
+    if (ec) {
+      if (!closed_) {
+        spdlog::info("web session {} ({}) write failed: {}", client_, start_.peer,
+                     ec.message());
+      }
+      Teardown();
+      return;
+    }
+    queued_bytes_ -= queue_.front().size();
+    queue_.pop_front();
+    if (closed_) return;
+    if (!queue_.empty()) {
+      DoWrite();
+    } else if (close_after_flush_) {
+      close_after_flush_ = false;
+      CloseWith(websocket::close_code::try_again_later, "too many sessions");
+    }
+  }
+
+  // The closing handshake; Beast waits for a write in flight to finish
+  // (bounded by handshake_timeout).
+  void CloseWith(websocket::close_code code, const char* reason) {
+    if (closed_ || closing_) return;
+    closing_ = true;
+    Detach();
+    ws_.async_close(websocket::close_reason(code, reason),
+                    [self = this->shared_from_this()](error_code) { self->Teardown(); });
+  }
+
+  // Ends the session at once: no more events, the socket closed (pending
+  // operations complete with operation_aborted).
+  void Teardown() {
+    if (closed_) return;
+    closed_ = true;
+    Detach();
+    if (key_ != 0) context_->Unregister(key_);
+    error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both,
+                                                   ignored);
+    beast::get_lowest_layer(ws_).close();
+  }
+
+  WebContext* const context_;
+  websocket::stream<Stream> ws_;
+  const WebSocketStart start_;
+  uint64_t key_ = 0;  // in the context's registry; 0 = not registered
+  backend::ClientId client_ = 0;  // in the hub; 0 = detached
+  JsonCodec codec_;
+  beast::flat_buffer read_buffer_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  uint64_t floor_ = 0;  // events up to this seq were sent in the opening
+  bool refused_ = false;  // over max_sessions: a fail, then close 1013
+  bool close_after_flush_ = false;
+  bool closing_ = false;  // close handshake started
+  bool closed_ = false;  // torn down
+};
+
+}  // namespace
+
+template <class Stream>
+void RunWebSocketSession(WebContext* context, Stream stream, HttpRequest request,
+                         WebSocketStart start) {
+  auto session =
+      std::make_shared<WebSocketSession<Stream>>(context, std::move(stream), std::move(start));
+  session->Run(std::move(request));
+}
+
+template void RunWebSocketSession<PlainStream>(WebContext*, PlainStream, HttpRequest,
+                                               WebSocketStart);
+template void RunWebSocketSession<TlsStream>(WebContext*, TlsStream, HttpRequest,
+                                             WebSocketStart);
+
+}  // namespace telestra::gateway

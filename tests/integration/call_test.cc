@@ -1,0 +1,227 @@
+// Calls between two accounts of one gateway through a real Kamailio, as the
+// vendor document's example: account-1 calls 3002 (account-2).
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/integration/gateway_process.h"
+#include "tests/integration/native_client.h"
+#include "tests/support/kamailio.h"
+
+namespace telestra::testing {
+namespace {
+
+class CallTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto kamailio = KamailioProcess::Start();
+    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
+    kamailio_ = kamailio->release();
+  }
+  static void TearDownTestSuite() {
+    delete kamailio_;
+    kamailio_ = nullptr;
+  }
+
+  void SetUp() override {
+    GatewayOptions options;
+    options.accounts = {{"account-1", "3001", "sip3001", kamailio_->server(), true},
+                        {"account-2", "3002", "sip3002", kamailio_->server(), true}};
+    options.tcp_settings = {"extended-events = false"};
+    auto gateway = GatewayProcess::Start(options);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    a_ = Connect();
+    b_ = Connect();
+    ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
+    ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
+  }
+
+  void TearDown() override {
+    if (HasFailure() && gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
+  }
+
+  std::unique_ptr<NativeClient> Connect() {
+    auto client = NativeClient::Connect(gateway_->native_port());
+    EXPECT_TRUE(client.ok());
+    return client.ok() ? *std::move(client) : nullptr;
+  }
+
+  static std::function<bool(const NativeEvent&)> Is(const std::string& event,
+                                                    const std::string& account, int64_t id) {
+    return [=](const NativeEvent& e) {
+      return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
+    };
+  }
+
+  // The state of call `id` in get-status of `account` ("" if absent).
+  std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
+    client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
+    auto status = client.WaitFor([&](const NativeEvent& e) {
+      return e.event() == "status" && e.Str("account") == account;
+    });
+    if (!status) return "no status";
+    std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
+    size_t at = status->json.find(marker);
+    if (at == std::string::npos) return "";
+    at += marker.size();
+    return status->json.substr(at, status->json.find('"', at) - at);
+  }
+
+  std::string WaitForCallState(NativeClient& client, const std::string& account, int64_t id,
+                               const std::string& want) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    std::string state;
+    while (absl::Now() < deadline) {
+      state = CallState(client, account, id);
+      if (state == want) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return state;
+  }
+
+  static KamailioProcess* kamailio_;
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::unique_ptr<NativeClient> a_, b_;
+};
+
+KamailioProcess* CallTest::kamailio_ = nullptr;
+
+TEST_F(CallTest, SeedExampleCallAnswerAndHangup) {
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  // The requester's first event of the call is call-return, with id 0.
+  auto call_return = a_->Next();
+  ASSERT_TRUE(call_return.has_value());
+  EXPECT_EQ(call_return->json, R"({"event":"call-return","account":"account-1","call_id":0})");
+  // Every client sees call-incoming for account-2 with id 1.
+  for (NativeClient* client : {a_.get(), b_.get()}) {
+    auto incoming = client->WaitFor(Is("call-incoming", "account-2", 1));
+    ASSERT_TRUE(incoming.has_value());
+    EXPECT_EQ(incoming->json,
+              R"({"event":"call-incoming","account":"account-2","call_id":1,)"
+              R"("caller":"3001","caller_name":"account-1"})");
+  }
+  EXPECT_EQ(CallState(*b_, "account-2", 1), "incoming");
+  EXPECT_EQ(WaitForCallState(*b_, "account-1", 0, "ringing"), "ringing");
+
+  b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+  for (NativeClient* client : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(client->WaitForAll(
+        {Is("call-answered", "account-2", 1), Is("call-answered", "account-1", 0)}));
+  }
+  EXPECT_EQ(CallState(*a_, "account-1", 0), "active");
+  EXPECT_EQ(CallState(*a_, "account-2", 1), "active");
+
+  a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+  for (NativeClient* client : {a_.get(), b_.get()}) {
+    ASSERT_TRUE(client->WaitForAll(
+        {Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  }
+  // Exactly one call-ended per call.
+  EXPECT_FALSE(a_->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
+                           absl::Milliseconds(500))
+                   .has_value());
+  EXPECT_EQ(CallState(*a_, "account-1", 0), "");
+  EXPECT_EQ(CallState(*a_, "account-2", 1), "");
+}
+
+TEST_F(CallTest, HangupOfRingingCallCancelsItAndDeclineEndsBoth) {
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  // The caller hangs up before the answer: CANCEL.
+  a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+  ASSERT_TRUE(a_->WaitForAll(
+      {Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+
+  // The callee declines (486): the caller's call ends too.
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 3)).has_value());
+  b_->Send(R"({"cmd":"hangup-call","account":"account-2","call_id":3})");
+  ASSERT_TRUE(a_->WaitForAll(
+      {Is("call-ended", "account-2", 3), Is("call-ended", "account-1", 2)}));
+}
+
+TEST_F(CallTest, ExtendedCallEndedCarriesCodeAndReason) {
+  a_->Send(R"({"cmd":"subscribe","extended":true})");
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3999"})");  // nobody
+  auto ended = a_->WaitFor(Is("call-ended", "account-1", 0));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 404) << ended->json;
+  EXPECT_FALSE(ended->Str("reason").empty());
+}
+
+TEST_F(CallTest, SwitchCallHoldsTheOtherCallAndResumes) {
+  a_->Send(R"({"cmd":"subscribe","extended":true})");
+  // Two calls from account-1 to account-2, both answered.
+  for (int i = 0; i < 2; ++i) {
+    a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    auto incoming = a_->WaitFor([](const NativeEvent& e) {
+      return e.event() == "call-incoming" && e.Str("account") == "account-2";
+    });
+    ASSERT_TRUE(incoming.has_value());
+    int64_t id = incoming->Int("call_id");
+    a_->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)", id, "}"));
+    ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", id - 1)).has_value());
+  }
+  // Calls of account-1: 0 and 2. Switch to 2: 0 is held.
+  a_->Send(R"({"cmd":"switch-call","account":"account-1","call_id":2})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-held", "account-1", 0)).has_value());
+  EXPECT_EQ(WaitForCallState(*b_, "account-1", 0, "held"), "held");
+  EXPECT_EQ(CallState(*b_, "account-1", 2), "active");
+  // The far end of call 0 (account-2's call 1) sees itself held.
+  EXPECT_EQ(WaitForCallState(*b_, "account-2", 1, "remote-held"), "remote-held");
+  // Switch back.
+  a_->Send(R"({"cmd":"switch-call","account":"account-1","call_id":0})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-resumed", "account-1", 0)).has_value());
+  ASSERT_TRUE(a_->WaitFor(Is("call-held", "account-1", 2)).has_value());
+  EXPECT_EQ(WaitForCallState(*b_, "account-2", 1, "active"), "active");
+  EXPECT_EQ(WaitForCallState(*b_, "account-2", 3, "remote-held"), "remote-held");
+}
+
+TEST_F(CallTest, BadCommandsNeverDisturbALiveCall) {
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
+  // Garbage, wrong ids, wrong accounts, wrong states.
+  b_->SendRaw(std::string("{\"cmd\":\"hangup-call\",\"account\":\"account-2\",\"call_id\":", 52));
+  b_->SendRaw(std::string("\0", 1));
+  b_->Send(R"({"cmd":"hangup-call","account":"account-2","call_id":0})");  // not its call
+  b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");  // already up
+  b_->Send(R"({"cmd":"hangup-call","account":"account-2","call_id":"x"})");
+  b_->Send(R"({"cmd":"switch-call","account":"account-2","call_id":99})");
+  auto unknown = b_->WaitFor([](const NativeEvent& e) {
+    return e.event() == "fail" && absl::StrContains(e.Str("error"), "Unknown call id 0");
+  });
+  ASSERT_TRUE(unknown.has_value());
+  EXPECT_EQ(unknown->Str("error"), "Unknown call id 0 for account: account-2");
+  EXPECT_EQ(CallState(*a_, "account-1", 0), "active");
+  EXPECT_EQ(CallState(*a_, "account-2", 1), "active");
+  EXPECT_FALSE(a_->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
+                           absl::Milliseconds(300))
+                   .has_value());
+}
+
+TEST_F(CallTest, LogoutEndsTheAccountsCalls) {
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
+  a_->Send(R"({"cmd":"logout","account":"account-1"})");
+  ASSERT_TRUE(a_->WaitForAll(
+      {Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  EXPECT_EQ(WaitForAccountStatus(*a_, "account-1", 0), 0);
+}
+
+TEST_F(CallTest, CallsSurviveTheirApiClientDisconnecting) {
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(b_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  a_.reset();  // the client that placed the call goes away
+  b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+  ASSERT_TRUE(b_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
+  EXPECT_EQ(CallState(*b_, "account-1", 0), "active");
+}
+
+}  // namespace
+}  // namespace telestra::testing

@@ -1,0 +1,455 @@
+// The dashboard's page: renders the state (model.js) that the WebSocket
+// (connection.js) keeps up to date, and sends the commands of its buttons and
+// forms. docs/websocket-api.md describes the messages.
+import { CONNECTION, GatewayConnection } from './connection.js';
+import {
+  CALL_STATE_LABELS,
+  applyMessage,
+  categoryOf,
+  createState,
+  describe,
+  formatDuration,
+  registrationOf,
+} from './model.js';
+
+const LOG_LIMIT = 500;
+const PENDING_LIMIT = 200;
+
+const state = createState();
+const pending = new Map(); // token -> {account, cmd, num}
+let nextToken = 1;
+const cards = new Map(); // account name -> {root, elements...}
+const log = []; // newest last
+let nextLogId = 1;
+
+const $ = (id) => document.getElementById(id);
+
+// A token from the page's own URL (?token=) was turned into a cookie by the
+// gateway; keep it out of the address bar, history and screenshots.
+if (new URLSearchParams(location.search).has('token')) {
+  history.replaceState(null, '', location.pathname + location.hash);
+}
+
+// ------------------------------------------------------------- commands
+
+function send(command, { account, num, quiet = false } = {}) {
+  const token = `w${nextToken++}`;
+  const ok = connection.send({ ...command, token });
+  if (!ok) {
+    if (account) showAccountError(account, 'Not connected to the gateway: try again in a moment.');
+    return false;
+  }
+  pending.set(token, { account, cmd: command.cmd, num, quiet });
+  if (pending.size > PENDING_LIMIT) pending.delete(pending.keys().next().value);
+  const shown = { ...command };
+  if ('pass' in shown) shown.pass = '••••';
+  addLog({ category: 'sent', account, text: `→ ${command.cmd}`, raw: JSON.stringify(shown) });
+  return true;
+}
+
+// Asks for an account's status (after call events: it also reports what has
+// no event of its own, such as a call held by the far end).
+const syncTimers = new Map();
+function scheduleSync(account) {
+  if (syncTimers.has(account)) return;
+  syncTimers.set(
+    account,
+    setTimeout(() => {
+      syncTimers.delete(account);
+      send({ cmd: 'get-status', account }, { account, quiet: true });
+    }, 250),
+  );
+}
+
+// ------------------------------------------------------------- messages
+
+function onMessage(msg, raw) {
+  const token = msg.token;
+  const request = token !== undefined ? pending.get(token) : undefined;
+  const changed = applyMessage(state, msg, {
+    dial: (t) => (t !== undefined ? pending.get(t) : undefined),
+  });
+  if (changed.duplicate) return;
+  if (token !== undefined) pending.delete(token);
+
+  if (msg.event === 'fail') {
+    const account = (request && request.account) || msg.account;
+    if (account && cards.has(account)) showAccountError(account, msg.error);
+  } else if (request && request.account && msg.event !== 'status') {
+    clearAccountError(request.account);
+  }
+  if (msg.event === 'account-status' && msg.account_status === 200) clearAccountError(msg.account);
+  if (msg.event && msg.event.startsWith('call-') && msg.account) scheduleSync(msg.account);
+
+  if (changed.all) {
+    renderAllAccounts();
+  } else {
+    for (const name of changed.accounts) renderAccount(name);
+  }
+  if (!(request && request.quiet)) {
+    addLog({
+      category: categoryOf(msg),
+      account: msg.account,
+      seq: msg.seq,
+      text: describe(msg),
+      raw,
+    });
+  }
+}
+
+// ------------------------------------------------------------- accounts
+
+function renderAllAccounts() {
+  const grid = $('accounts');
+  for (const [name, card] of cards) {
+    if (!state.accounts.has(name)) {
+      card.root.remove();
+      cards.delete(name);
+    }
+  }
+  for (const name of state.accounts.keys()) {
+    const card = cardFor(name);
+    grid.appendChild(card.root); // keeps the gateway's order
+    renderAccount(name);
+  }
+  $('accounts-empty').hidden = state.accounts.size > 0;
+  $('accounts-empty').textContent = 'The gateway has no accounts.';
+  renderAccountFilter();
+}
+
+function cardFor(name) {
+  let card = cards.get(name);
+  if (card) return card;
+  const root = $('account-template').content.firstElementChild.cloneNode(true);
+  const id = `acct-${cards.size + 1}`;
+  const q = (selector) => root.querySelector(selector);
+  root.dataset.account = name;
+  root.setAttribute('aria-labelledby', `${id}-name`);
+  q('.account-name').id = `${id}-name`;
+  q('.account-name').textContent = name;
+  const label = (selector, input, text) => {
+    q(selector).htmlFor = `${id}-${input}`;
+    q(`.${input}`).id = `${id}-${input}`;
+    if (text) q(selector).textContent = text;
+  };
+  label('.dial-label', 'dial-number', `Number to call from ${name}`);
+  label('.login-user-label', 'login-user');
+  label('.login-pass-label', 'login-pass');
+  label('.login-server-label', 'login-server');
+  q('.dial-button').setAttribute('aria-label', `Call from ${name}`);
+  q('.calls-heading').id = `${id}-calls`;
+  q('.calls').setAttribute('aria-labelledby', `${id}-calls`);
+
+  q('.dial').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const input = q('.dial-number');
+    const num = input.value.trim();
+    if (!num) return;
+    clearAccountError(name);
+    if (send({ cmd: 'make-call', account: name, num }, { account: name, num })) input.value = '';
+  });
+  q('.login-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const user = q('.login-user').value.trim();
+    const server = q('.login-server').value.trim();
+    const pass = q('.login-pass').value;
+    clearAccountError(name);
+    if (send({ cmd: 'login', account: name, user, pass, server }, { account: name })) {
+      q('.login-pass').value = '';
+      const account = state.accounts.get(name);
+      if (account) {
+        account.user = user;
+        account.server = server;
+        renderAccount(name);
+      }
+    }
+  });
+  q('.logout-button').addEventListener('click', () => {
+    clearAccountError(name);
+    send({ cmd: 'logout', account: name }, { account: name });
+  });
+  q('.calls').addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    const row = event.target.closest('.call');
+    if (!button || !row) return;
+    const callId = Number(row.dataset.callId);
+    const cmd = button.classList.contains('call-answer')
+      ? 'answer-call'
+      : button.classList.contains('call-switch')
+        ? 'switch-call'
+        : button.classList.contains('call-hangup')
+          ? 'hangup-call'
+          : null;
+    if (!cmd) return;
+    clearAccountError(name);
+    send({ cmd, account: name, call_id: callId }, { account: name });
+  });
+
+  card = { root, q, rows: new Map() };
+  cards.set(name, card);
+  return card;
+}
+
+function renderAccount(name) {
+  const account = state.accounts.get(name);
+  if (!account) return;
+  const card = cardFor(name);
+  if (!card.root.isConnected) {
+    $('accounts').appendChild(card.root);
+    $('accounts-empty').hidden = true;
+    renderAccountFilter();
+  }
+  const { q } = card;
+  const registration = registrationOf(account.status);
+  const badge = q('.reg');
+  badge.dataset.reg = account.status === undefined ? 'unknown' : registration.kind;
+  q('.reg-text').textContent =
+    account.status === undefined ? 'Unknown' : registration.label;
+  card.root.dataset.registration = badge.dataset.reg;
+  setFact(q('.fact-user'), account.user);
+  setFact(q('.fact-server'), account.server);
+  setFact(q('.fact-reason'), account.reason || (account.status !== undefined ? `SIP ${account.status || '—'}` : ''));
+  if (!q('.login-user').value && account.user) q('.login-user').value = account.user;
+  if (!q('.login-server').value && account.server) q('.login-server').value = account.server;
+  q('.logout-button').disabled = account.status === 0;
+  renderCalls(card, account);
+}
+
+function setFact(element, value) {
+  element.textContent = value || 'not reported';
+  element.classList.toggle('muted', !value);
+}
+
+function renderCalls(card, account) {
+  const list = card.q('.calls');
+  for (const [id, row] of card.rows) {
+    if (!account.calls.has(id)) {
+      // Keep the keyboard where it was when the focused call goes away.
+      if (row.contains(document.activeElement)) card.q('.dial-number').focus();
+      row.remove();
+      card.rows.delete(id);
+    }
+  }
+  for (const call of account.calls.values()) {
+    let row = card.rows.get(call.id);
+    if (!row) {
+      row = $('call-template').content.firstElementChild.cloneNode(true);
+      row.dataset.callId = String(call.id);
+      card.rows.set(call.id, row);
+    }
+    list.appendChild(row); // call order
+    row.dataset.state = call.state;
+    const incoming = call.direction === 'incoming';
+    row.querySelector('.call-direction').textContent = incoming ? '↙ from' : '↗ to';
+    row.querySelector('.call-direction').title = incoming ? 'Incoming call' : 'Outgoing call';
+    row.querySelector('.call-peer').textContent =
+      call.peerName && call.peerName !== call.peer ? `${call.peerName} (${call.peer})` : call.peer || '?';
+    row.querySelector('.call-state').textContent = CALL_STATE_LABELS[call.state] || call.state;
+    const answer = row.querySelector('.call-answer');
+    answer.hidden = call.state !== 'incoming';
+    const switchButton = row.querySelector('.call-switch');
+    switchButton.hidden = !['active', 'held', 'remote-held'].includes(call.state);
+    switchButton.textContent = call.state === 'held' ? 'Switch to' : 'Hold';
+    const peer = call.peer || 'call';
+    answer.setAttribute('aria-label', `Answer call from ${peer}`);
+    switchButton.setAttribute('aria-label', `${switchButton.textContent} call with ${peer}`);
+    row.querySelector('.call-hangup').setAttribute('aria-label', `Hang up call with ${peer}`);
+    updateDuration(row, call);
+  }
+  card.q('.calls-empty').hidden = account.calls.size > 0;
+}
+
+function updateDuration(row, call) {
+  const element = row.querySelector('.call-duration');
+  const start = call.activeSince !== null ? call.activeSince : call.since;
+  element.textContent = formatDuration(Date.now() - start);
+  element.dataset.talking = call.activeSince !== null ? 'yes' : 'no';
+}
+
+setInterval(() => {
+  for (const [name, card] of cards) {
+    const account = state.accounts.get(name);
+    if (!account) continue;
+    for (const [id, row] of card.rows) {
+      const call = account.calls.get(id);
+      if (call) updateDuration(row, call);
+    }
+  }
+}, 1000);
+
+function showAccountError(name, text) {
+  const card = cards.get(name);
+  if (!card) return;
+  card.q('.account-error').textContent = text;
+  card.q('.account-error').hidden = false;
+}
+
+function clearAccountError(name) {
+  const card = cards.get(name);
+  if (!card) return;
+  card.q('.account-error').textContent = '';
+  card.q('.account-error').hidden = true;
+}
+
+// ------------------------------------------------------------- event log
+
+function logFilter() {
+  const form = $('log-filters');
+  const kinds = new Set(
+    [...form.querySelectorAll('input[name=kind]:checked')].map((input) => input.value),
+  );
+  return {
+    kinds,
+    account: $('log-account').value,
+    search: $('log-search').value.trim().toLowerCase(),
+  };
+}
+
+function matches(entry, filter) {
+  if (!filter.kinds.has(entry.category)) return false;
+  if (filter.account && entry.account !== filter.account) return false;
+  if (filter.search) {
+    const haystack = `${entry.text} ${entry.account || ''} ${entry.raw || ''}`.toLowerCase();
+    if (!haystack.includes(filter.search)) return false;
+  }
+  return true;
+}
+
+function logItem(entry) {
+  const item = document.createElement('li');
+  item.className = 'log-entry';
+  item.dataset.category = entry.category;
+  const time = document.createElement('time');
+  time.dateTime = entry.time.toISOString();
+  time.textContent = entry.time.toLocaleTimeString([], { hour12: false });
+  const seq = document.createElement('span');
+  seq.className = 'log-seq';
+  seq.textContent = entry.seq ? `#${entry.seq}` : '';
+  const account = document.createElement('span');
+  account.className = 'log-account';
+  account.textContent = entry.account || '';
+  const text = document.createElement('span');
+  text.className = 'log-text';
+  text.textContent = entry.text;
+  item.append(time, seq, account, text);
+  if (entry.raw) item.title = entry.raw;
+  return item;
+}
+
+function addLog(fields) {
+  const entry = { id: nextLogId++, time: new Date(), ...fields };
+  log.push(entry);
+  if (log.length > LOG_LIMIT) log.shift();
+  const list = $('log');
+  if (matches(entry, logFilter())) {
+    list.prepend(logItem(entry));
+    while (list.childElementCount > LOG_LIMIT) list.lastElementChild.remove();
+  }
+  renderLogCount();
+}
+
+function renderLog() {
+  const filter = logFilter();
+  const list = $('log');
+  const items = [];
+  for (let i = log.length - 1; i >= 0; i--) {
+    if (matches(log[i], filter)) items.push(logItem(log[i]));
+  }
+  list.replaceChildren(...items);
+  renderLogCount();
+}
+
+function renderLogCount() {
+  $('log-count').textContent = `${$('log').childElementCount} of ${log.length} events shown`;
+}
+
+function renderAccountFilter() {
+  const select = $('log-account');
+  const current = select.value;
+  const options = [new Option('All accounts', '')];
+  for (const name of state.accounts.keys()) options.push(new Option(name, name));
+  select.replaceChildren(...options);
+  select.value = state.accounts.has(current) ? current : '';
+}
+
+$('log-filters').addEventListener('input', renderLog);
+$('log-filters').addEventListener('submit', (event) => event.preventDefault());
+$('log-clear').addEventListener('click', () => {
+  log.length = 0;
+  renderLog();
+});
+
+// ------------------------------------------------------------- connection
+
+let countdown = null;
+function onState(connectionState, detail) {
+  const pill = $('connection');
+  pill.dataset.state = connectionState;
+  if (countdown !== null) clearInterval(countdown);
+  countdown = null;
+  const text = $('connection-text');
+  switch (connectionState) {
+    case CONNECTION.CONNECTING:
+      text.textContent = detail.attempt > 0 ? 'Reconnecting…' : 'Connecting…';
+      break;
+    case CONNECTION.OPEN:
+      text.textContent = 'Connected';
+      addLog({
+        category: 'connection',
+        text: detail.resumed ? 'connected (resumed)' : 'connected',
+      });
+      break;
+    case CONNECTION.WAITING:
+    case CONNECTION.UNAUTHORIZED: {
+      const prefix =
+        connectionState === CONNECTION.UNAUTHORIZED
+          ? 'Not authorized: open the dashboard as /?token=… '
+          : 'Disconnected';
+      const tick = () => {
+        const seconds = Math.max(0, Math.ceil((detail.retryAt - Date.now()) / 1000));
+        text.textContent = `${prefix} — retrying in ${seconds} s`;
+      };
+      tick();
+      countdown = setInterval(tick, 1000);
+      if (detail.wasOpen) {
+        addLog({
+          category: 'connection',
+          text: `disconnected (${detail.code}${detail.reason ? ` ${detail.reason}` : ''})`,
+        });
+      }
+      break;
+    }
+    default:
+      text.textContent = 'Stopped';
+  }
+  const retry = $('connection-retry');
+  if (retry) retry.hidden = !(connectionState === CONNECTION.WAITING || connectionState === CONNECTION.UNAUTHORIZED);
+}
+
+const connection = new GatewayConnection({
+  location,
+  resumePoint: () => ({ instance: state.instance, lastSeq: state.lastSeq }),
+  onMessage,
+  onState,
+});
+
+{
+  // "Reconnect now" next to the connection state.
+  const retry = document.createElement('button');
+  retry.type = 'button';
+  retry.id = 'connection-retry';
+  retry.className = 'secondary small';
+  retry.textContent = 'Reconnect now';
+  retry.hidden = true;
+  retry.addEventListener('click', () => connection.retryNow());
+  $('connection').after(retry);
+}
+
+window.addEventListener('pagehide', () => connection.stop());
+window.addEventListener('pageshow', (event) => {
+  if (event.persisted) connection.start(); // back from the back/forward cache
+});
+connection.start();
+
+// For tests and curious users: the live state in the console.
+window.telestra = { state, connection };

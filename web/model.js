@@ -1,0 +1,286 @@
+// The dashboard's state, built from the gateway's WebSocket messages
+// (docs/websocket-api.md). No DOM here: tests/e2e/model_test.mjs runs it in
+// Node.
+
+export const REGISTRATION = Object.freeze({
+  REGISTERED: 'registered',
+  REGISTERING: 'registering',
+  LOGGED_OUT: 'logged-out',
+  FAILED: 'failed',
+});
+
+const SIP_REASONS = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  407: 'Proxy Authentication Required',
+  408: 'Request Timeout',
+  480: 'Temporarily Unavailable',
+  500: 'Server Internal Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Server Time-out',
+};
+
+// How an account_status value reads: {kind, label, code}.
+export function registrationOf(code) {
+  if (code === 200) return { kind: REGISTRATION.REGISTERED, label: 'Registered', code };
+  if (code === 100) return { kind: REGISTRATION.REGISTERING, label: 'Registering…', code };
+  if (code === 0 || code === undefined || code === null) {
+    return { kind: REGISTRATION.LOGGED_OUT, label: 'Logged out', code: 0 };
+  }
+  const reason = SIP_REASONS[code];
+  return {
+    kind: REGISTRATION.FAILED,
+    label: reason ? `Failed: ${code} ${reason}` : `Failed: ${code}`,
+    code,
+  };
+}
+
+// Call states as the model names them, and how the dashboard shows them.
+export const CALL_STATE_LABELS = Object.freeze({
+  dialing: 'Dialing',
+  ringing: 'Ringing',
+  incoming: 'Ringing (incoming)',
+  active: 'Active',
+  held: 'Held',
+  'remote-held': 'Held by the far end',
+});
+
+export function createState() {
+  return {
+    instance: '', // the gateway process the state came from
+    lastSeq: 0, // newest seq applied: the resume point
+    accounts: new Map(), // name -> account, in the gateway's order
+  };
+}
+
+function newAccount(name) {
+  return {
+    name,
+    status: undefined, // account_status; undefined until known
+    reason: '',
+    user: '', // only when the gateway reports it, or from this page's login
+    server: '',
+    calls: new Map(), // call_id -> call
+  };
+}
+
+function accountOf(state, name) {
+  let account = state.accounts.get(name);
+  if (!account) {
+    account = newAccount(name);
+    state.accounts.set(name, account);
+  }
+  return account;
+}
+
+// Calls of a `status` (or snapshot entry) replace the account's, keeping what
+// the page already knew about calls that continue (when they became active).
+function replaceCalls(account, calls, now) {
+  const next = new Map();
+  for (const info of calls || []) {
+    const id = Number(info.call_id);
+    const known = account.calls.get(id);
+    const call = {
+      id,
+      direction: info.direction || (known && known.direction) || 'unknown',
+      peer: info.peer || (known && known.peer) || '',
+      peerName: info.peer_name || (known && known.peerName) || '',
+      state: info.state || 'unknown',
+      since: known ? known.since : now,
+      activeSince: known ? known.activeSince : null,
+    };
+    if (call.activeSince === null && isTalking(call.state)) call.activeSince = now;
+    next.set(id, call);
+  }
+  account.calls = next;
+}
+
+function isTalking(state) {
+  return state === 'active' || state === 'held' || state === 'remote-held';
+}
+
+function applyStatus(account, status, now) {
+  account.status = status.account_status;
+  if (typeof status.user === 'string') account.user = status.user;
+  if (typeof status.server === 'string') account.server = status.server;
+  replaceCalls(account, status.calls, now);
+}
+
+function setCallState(account, id, state, now) {
+  const call = account.calls.get(id);
+  if (!call) return false;
+  call.state = state;
+  if (call.activeSince === null && isTalking(state)) call.activeSince = now;
+  return true;
+}
+
+// Applies one message from the gateway. Returns what changed:
+//   {all: true} after a snapshot, else {accounts: Set of account names},
+//   plus {duplicate: true} for an event already applied (seq <= lastSeq).
+// `dial` looks up what this page dialled for a call-return's token.
+export function applyMessage(state, msg, { now = Date.now(), dial = () => undefined } = {}) {
+  const changed = { all: false, accounts: new Set(), duplicate: false };
+  const event = msg && msg.event;
+  if (event === 'snapshot') {
+    const previous = state.instance === msg.instance ? state.accounts : new Map();
+    state.instance = msg.instance;
+    state.accounts = new Map();
+    for (const status of msg.accounts || []) {
+      const account = newAccount(status.account);
+      const known = previous.get(status.account);
+      if (known) {
+        account.user = known.user;
+        account.server = known.server;
+        account.calls = known.calls;
+      }
+      applyStatus(account, status, now);
+      state.accounts.set(account.name, account);
+    }
+    state.lastSeq = Number(msg.seq) || 0;
+    changed.all = true;
+    return changed;
+  }
+  if (event === 'resumed') {
+    state.instance = msg.instance;
+    return changed;
+  }
+  if (event === 'gap') return changed; // a snapshot follows
+
+  const seq = Number(msg.seq) || 0;
+  if (seq > 0) {
+    if (seq <= state.lastSeq) {
+      changed.duplicate = true;
+      return changed;
+    }
+    state.lastSeq = seq;
+  }
+  const name = msg.account;
+  if (!name) return changed;
+  const id = msg.call_id !== undefined ? Number(msg.call_id) : undefined;
+  const touch = () => changed.accounts.add(name);
+  switch (event) {
+    case 'status':
+      applyStatus(accountOf(state, name), msg, now);
+      touch();
+      break;
+    case 'account-status': {
+      const account = accountOf(state, name);
+      account.status = msg.account_status;
+      account.reason = msg.reason || '';
+      touch();
+      break;
+    }
+    case 'call-return': {
+      const account = accountOf(state, name);
+      if (!account.calls.has(id)) {
+        const dialled = dial(msg.token) || {};
+        account.calls.set(id, {
+          id,
+          direction: 'outgoing',
+          peer: dialled.num || '',
+          peerName: '',
+          state: 'dialing',
+          since: now,
+          activeSince: null,
+        });
+      }
+      touch();
+      break;
+    }
+    case 'call-incoming': {
+      const account = accountOf(state, name);
+      account.calls.set(id, {
+        id,
+        direction: 'incoming',
+        peer: msg.caller || '',
+        peerName: msg.caller_name || '',
+        state: 'incoming',
+        since: now,
+        activeSince: null,
+      });
+      touch();
+      break;
+    }
+    case 'call-ringing':
+      if (setCallState(accountOf(state, name), id, 'ringing', now)) touch();
+      break;
+    case 'call-answered':
+    case 'call-resumed':
+      if (setCallState(accountOf(state, name), id, 'active', now)) touch();
+      break;
+    case 'call-held':
+      if (setCallState(accountOf(state, name), id, 'held', now)) touch();
+      break;
+    case 'call-ended':
+      if (accountOf(state, name).calls.delete(id)) touch();
+      break;
+    default:
+      break; // fail and anything new: nothing to keep
+  }
+  return changed;
+}
+
+// What a message is, for the log's filters.
+export function categoryOf(msg) {
+  switch (msg.event) {
+    case 'account-status':
+      return 'registration';
+    case 'fail':
+      return 'error';
+    case 'status':
+    case 'call-return':
+      return 'reply';
+    case 'snapshot':
+    case 'resumed':
+    case 'gap':
+      return 'connection';
+    default:
+      return msg.event && msg.event.startsWith('call-') ? 'call' : 'reply';
+  }
+}
+
+// One line of text for the log.
+export function describe(msg) {
+  const call = msg.call_id !== undefined ? ` call ${msg.call_id}` : '';
+  switch (msg.event) {
+    case 'snapshot':
+      return `snapshot of ${(msg.accounts || []).length} accounts at seq ${msg.seq}`;
+    case 'resumed':
+      return `resumed after seq ${msg.after_seq}: ${msg.replayed} missed events replayed`;
+    case 'gap':
+      return `events after seq ${msg.after_seq} are lost (${msg.reason}); starting afresh`;
+    case 'account-status':
+      return `${registrationOf(msg.account_status).label}${msg.reason ? ` (${msg.reason})` : ''}`;
+    case 'status':
+      return `${registrationOf(msg.account_status).label}, ${(msg.calls || []).length} calls`;
+    case 'fail':
+      return msg.error || 'failed';
+    case 'call-incoming':
+      return `incoming${call} from ${msg.caller}${msg.caller_name ? ` (${msg.caller_name})` : ''}`;
+    case 'call-return':
+      return `dialling:${call}`;
+    case 'call-ringing':
+      return `ringing${call} (${msg.code})`;
+    case 'call-answered':
+      return `answered${call}`;
+    case 'call-held':
+      return `held${call}`;
+    case 'call-resumed':
+      return `resumed${call}`;
+    case 'call-ended':
+      return `ended${call}${msg.code ? ` (${msg.code} ${msg.reason || ''})` : ''}`.trim();
+    default:
+      return msg.event || 'message';
+  }
+}
+
+// "m:ss" or "h:mm:ss".
+export function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
