@@ -242,6 +242,11 @@ absl::StatusOr<telestra::v1::Status> GatewayBackend::GetStatus(
   return StatusOf(it->second);
 }
 
+int64_t GatewayBackend::calls_started() const {
+  absl::MutexLock lock(&mu_);
+  return next_call_id_;
+}
+
 std::vector<telestra::v1::Status> GatewayBackend::ListAccounts() const {
   absl::MutexLock lock(&mu_);
   std::vector<telestra::v1::Status> all;

@@ -44,6 +44,9 @@ class GatewayBackend : public Backend, public SipStackListener {
       absl::string_view account) const override;
   std::vector<telestra::v1::Status> ListAccounts() const override;
 
+  // Calls placed or received since start (the next call id).
+  int64_t calls_started() const;
+
   // SipStackListener:
   void OnRegistration(const std::string& account, uint64_t generation,
                       int status, const std::string& reason,

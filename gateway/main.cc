@@ -3,6 +3,7 @@
 #include <csignal>
 #include <future>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
 #include "gateway/grpc/grpc_server.h"
+#include "gateway/metrics/metrics.h"
 #include "gateway/native/native_server.h"
 #include "gateway/plan/plan.h"
 #include "gateway/web/web_root.h"
@@ -33,6 +35,7 @@ ABSL_FLAG(std::string, native_bind, "", "Override [tcp-settings] bind");
 ABSL_FLAG(int, sip_port, -1, "Override [sip-settings] port (0 = any free port)");
 ABSL_FLAG(int, grpc_port, -1, "Override [grpc-settings] port");
 ABSL_FLAG(int, web_port, -1, "Override [web-settings] port");
+ABSL_FLAG(int, metrics_port, -1, "Override [metrics-settings] port (0 = no metrics)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, off");
 ABSL_FLAG(int, io_threads, 1, "Threads serving the API ports");
 ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
@@ -71,6 +74,7 @@ int Run() {
   if (int port = absl::GetFlag(FLAGS_sip_port); port >= 0) plan.sip.port = port;
   if (int port = absl::GetFlag(FLAGS_grpc_port); port >= 0) plan.grpc.port = port;
   if (int port = absl::GetFlag(FLAGS_web_port); port >= 0) plan.web.port = port;
+  if (int port = absl::GetFlag(FLAGS_metrics_port); port >= 0) plan.metrics.port = port;
 
   telestra::backend::EventHub hub;
   telestra::backend::RtpMediaEngine media(plan.rtp, plan.sip.bind);
@@ -95,6 +99,7 @@ int Run() {
   native_options.extended_events = plan.tcp.extended_events;
   native_options.max_clients = plan.tcp.max_clients;
   native_options.max_message_bytes = plan.tcp.max_message_bytes;
+  native_options.allow = plan.tcp.allow;
   telestra::gateway::NativeServer native(native_options, io, &dispatcher, &hub);
   if (absl::Status status = native.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
@@ -150,6 +155,52 @@ int Run() {
     native.Stop();
     stack.Shutdown(absl::Seconds(1));
     return 1;
+  }
+
+  // Metrics (docs/metrics.md): read from the components at scrape time.
+  auto metrics = std::make_shared<telestra::gateway::MetricsRegistry>();
+  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {
+    out.Counter("telestra_events_total", "Events published (the last seq)", hub.last_seq());
+    out.Counter("telestra_undeliverable_replies_total",
+                "Replies whose client had gone", hub.undeliverable_replies());
+    out.Gauge("telestra_api_clients", "Clients attached to the event hub", hub.client_count());
+    telestra::gateway::NativeServer::Stats native_stats = native.stats();
+    out.Gauge("telestra_native_clients", "Native port connections", native_stats.clients);
+    out.Counter("telestra_native_connections_total", "Native connections accepted",
+                native_stats.accepted);
+    out.Counter("telestra_native_refused_total", "Native connections refused (max-clients)",
+                native_stats.refused);
+    out.Counter("telestra_native_slow_disconnects_total",
+                "Native clients disconnected for not reading", native_stats.slow_disconnects);
+    out.Counter("telestra_native_undelivered_events_total",
+                "Events lost with disconnected slow native clients",
+                native_stats.undelivered_events);
+    std::map<std::string, int> calls_by_state;
+    for (const telestra::v1::Status& account : backend.ListAccounts()) {
+      out.Gauge("telestra_account_status", "account_status of each account (200 registered)",
+                account.account_status(), {{"account", account.account()}});
+      for (const auto& call : account.calls()) {
+        calls_by_state[telestra::v1::CallState_Name(call.state())]++;
+      }
+    }
+    for (const auto& [state, count] : calls_by_state) {
+      out.Gauge("telestra_calls", "Calls by state", count, {{"state", state}});
+    }
+    out.Counter("telestra_calls_started_total", "Calls placed or received",
+                backend.calls_started());
+    out.Gauge("telestra_media_calls", "Calls with RTP ports open", media.open_calls());
+  });
+  if (plan.metrics.port > 0) {
+    if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
+        !status.ok()) {
+      spdlog::critical("{}", std::string(status.message()));
+      grpc.Stop();
+      web.Stop();
+      native.Stop();
+      stack.Shutdown(absl::Seconds(1));
+      return 1;
+    }
+    spdlog::info("metrics on http://{}:{}/metrics", plan.metrics.bind, metrics->port());
   }
 
   // SIGINT/SIGTERM end the io loop's wait below; the shutdown runs here.

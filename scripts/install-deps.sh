@@ -8,12 +8,14 @@ PACKAGES=(
   bazel-bootstrap pkg-config g++ protobuf-compiler protobuf-compiler-grpc
   # libraries
   libgrpc++-dev libprotobuf-dev libboost-dev libsimdjson-dev libabsl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsofia-sip-ua-dev libspdlog-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsofia-sip-ua-dev libspdlog-dev prometheus-cpp-dev
   libspandsp-dev libsndfile1-dev libspeexdsp-dev
   # SIP peers for the demo and the tests
-  kamailio sip-tester
+  kamailio sip-tester baresip-core
   # tools the scripts use
   netcat-openbsd python3 procps
+  # fuzzing (scripts/fuzz.sh: libFuzzer + ASan/UBSan, outside Bazel)
+  clang-14 libfuzzer-14-dev
 )
 
 missing=()

@@ -25,8 +25,10 @@ struct ResamplerDestroyer {
   void operator()(SpeexResamplerState* state) const { speex_resampler_destroy(state); }
 };
 
+// libsndfile reads 16-bit samples as s / 32768, so this is exact for them.
 int16_t ToPcm16(float sample) {
-  return static_cast<int16_t>(std::lrint(std::clamp(sample, -1.0f, 1.0f) * 32767.0f));
+  long value = std::lrint(static_cast<double>(sample) * 32768.0);
+  return static_cast<int16_t>(std::clamp<long>(value, -32768, 32767));
 }
 
 // Feeds `in` through the resampler (or copies it when there is none) and

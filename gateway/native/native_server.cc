@@ -227,6 +227,18 @@ absl::Status NativeServer::Start() {
     return absl::InvalidArgumentError(
         absl::StrCat("native port: bad bind address '", options_.bind, "'"));
   }
+  for (const std::string& cidr : options_.allow) {
+    error_code parse_error;
+    if (cidr.find(':') != std::string::npos) {
+      allow_v6_.push_back(asio::ip::make_network_v6(cidr, parse_error));
+    } else {
+      allow_v4_.push_back(asio::ip::make_network_v4(cidr, parse_error));
+    }
+    if (parse_error) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("native port: bad allow network '", cidr, "'"));
+    }
+  }
   tcp::endpoint endpoint(address, static_cast<uint16_t>(options_.port));
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -248,6 +260,12 @@ void NativeServer::DoAccept() {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       spdlog::warn("native port accept failed: {}", ec.message());
+    } else if (!Allowed(socket)) {
+      not_allowed_++;
+      error_code ignored;
+      spdlog::warn("native port: refused a client from {}: address not allowed",
+                   socket.remote_endpoint(ignored).address().to_string());
+      Refuse(std::move(socket), absl::PermissionDeniedError("Address not allowed"));
     } else {
       std::shared_ptr<NativeSession> session;
       {
@@ -266,18 +284,50 @@ void NativeServer::DoAccept() {
         refused_++;
         spdlog::warn("native port: refused a client, max-clients ({}) reached",
                      options_.max_clients);
-        Refuse(std::move(socket));
+        Refuse(std::move(socket),
+               absl::ResourceExhaustedError(absl::StrCat(
+                   "Too many clients (max-clients is ", options_.max_clients, ")")));
       }
     }
     if (acceptor_.is_open()) DoAccept();
   });
 }
 
-// Tells a client over max-clients why, then closes: the fail is written, the
-// sending side shut down, and the socket closed when the client closes or
-// after a grace period (closing with unread input would reset the connection
-// and could destroy the fail before the client reads it).
-void NativeServer::Refuse(tcp::socket socket) {
+bool NativeServer::Allowed(const tcp::socket& socket) const {
+  if (allow_v4_.empty() && allow_v6_.empty()) return true;
+  error_code ec;
+  asio::ip::address peer = socket.remote_endpoint(ec).address();
+  if (ec) return false;
+  if (peer.is_v6() && peer.to_v6().is_v4_mapped()) {
+    peer = asio::ip::make_address_v4(asio::ip::v4_mapped, peer.to_v6());
+  }
+  if (peer.is_v4()) {
+    const uint32_t value = peer.to_v4().to_uint();
+    for (const asio::ip::network_v4& network : allow_v4_) {
+      if ((value & network.netmask().to_uint()) == network.network().to_uint()) return true;
+    }
+    return false;
+  }
+  const asio::ip::address_v6::bytes_type bytes = peer.to_v6().to_bytes();
+  for (const asio::ip::network_v6& network : allow_v6_) {
+    const asio::ip::address_v6::bytes_type prefix = network.network().to_bytes();
+    int bits = network.prefix_length();
+    bool match = true;
+    for (size_t i = 0; i < bytes.size() && bits > 0 && match; ++i, bits -= 8) {
+      const unsigned mask = bits >= 8 ? 0xFFu : (0xFFu << (8 - bits)) & 0xFFu;
+      match = (bytes[i] & mask) == (prefix[i] & mask);
+    }
+    if (match) return true;
+  }
+  return false;
+}
+
+// Tells a refused client why (over max-clients, address not allowed), then
+// closes: the fail is written, the sending side shut down, and the socket
+// closed when the client closes or after a grace period (closing with unread
+// input would reset the connection and could destroy the fail before the
+// client reads it).
+void NativeServer::Refuse(tcp::socket socket, const absl::Status& why) {
   struct Refused {
     explicit Refused(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
     tcp::socket socket;
@@ -297,13 +347,8 @@ void NativeServer::Refuse(tcp::socket socket) {
     }
   };
   auto refused = std::make_shared<Refused>(std::move(socket));
-  refused->text = JsonCodec::Encode(
-      backend::CommandDispatcher::FailEvent(
-          "",
-          absl::ResourceExhaustedError(
-              absl::StrCat("Too many clients (max-clients is ", options_.max_clients, ")")),
-          ""),
-      false);
+  refused->text =
+      JsonCodec::Encode(backend::CommandDispatcher::FailEvent("", why, ""), false);
   refused->text.push_back('\0');
   asio::async_write(refused->socket, asio::buffer(refused->text),
                     [refused](error_code ec, size_t) {
@@ -349,6 +394,7 @@ NativeServer::Stats NativeServer::stats() const {
   }
   stats.accepted = accepted_;
   stats.refused = refused_;
+  stats.not_allowed = not_allowed_;
   stats.slow_disconnects = slow_disconnects_;
   stats.undelivered_events = undelivered_events_;
   return stats;

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -12,6 +13,8 @@
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
 #include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/network_v4.hpp"
+#include "boost/asio/ip/network_v6.hpp"
 #include "boost/asio/ip/tcp.hpp"
 
 namespace telestra::gateway {
@@ -35,12 +38,17 @@ class NativeServer {
     // Outbound bytes queued for one client before it counts as not reading
     // and is disconnected (the undelivered events are counted and logged).
     size_t max_queued_bytes = 4 << 20;
+    // Networks whose clients may connect (CIDR: "10.0.0.0/8", "::1/128");
+    // empty = every address. Others get fail "Address not allowed" and are
+    // closed (counted in Stats::not_allowed, logged).
+    std::vector<std::string> allow;
   };
 
   struct Stats {
     uint64_t clients = 0;  // connected now
     uint64_t accepted = 0;
     uint64_t refused = 0;  // over max-clients
+    uint64_t not_allowed = 0;  // refused: address not in `allow`
     uint64_t slow_disconnects = 0;  // clients dropped for not reading
     uint64_t undelivered_events = 0;  // events lost with those clients
   };
@@ -61,7 +69,10 @@ class NativeServer {
   friend class NativeSession;
   void DoAccept();
   void Remove(uint64_t session_key);
-  void Refuse(boost::asio::ip::tcp::socket socket);
+  void Refuse(boost::asio::ip::tcp::socket socket, const absl::Status& why);
+  // False when `allow` is set and the peer's address is in none of its
+  // networks (or cannot be read).
+  bool Allowed(const boost::asio::ip::tcp::socket& socket) const;
 
   const Options options_;
   boost::asio::io_context& io_;
@@ -69,6 +80,9 @@ class NativeServer {
   backend::EventHub* const hub_;
   boost::asio::ip::tcp::acceptor acceptor_;
   int port_ = 0;
+  // options_.allow, parsed by Start().
+  std::vector<boost::asio::ip::network_v4> allow_v4_;
+  std::vector<boost::asio::ip::network_v6> allow_v6_;
 
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
@@ -76,6 +90,7 @@ class NativeServer {
   std::map<uint64_t, std::weak_ptr<NativeSession>> sessions_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> not_allowed_{0};
   std::atomic<uint64_t> slow_disconnects_{0};
   std::atomic<uint64_t> undelivered_events_{0};
 };

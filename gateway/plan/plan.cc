@@ -21,6 +21,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "backend/media_engine.h"
+#include "boost/asio/ip/network_v4.hpp"
+#include "boost/asio/ip/network_v6.hpp"
 
 namespace telestra::gateway {
 namespace {
@@ -32,6 +34,7 @@ constexpr absl::string_view kGrpcSection = "grpc-settings";
 constexpr absl::string_view kWebSection = "web-settings";
 constexpr absl::string_view kSipSection = "sip-settings";
 constexpr absl::string_view kRtpSection = "rtp-settings";
+constexpr absl::string_view kMetricsSection = "metrics-settings";
 
 constexpr int64_t kMaxMessageBytesLimit = 16 * 1024 * 1024;
 
@@ -74,7 +77,7 @@ bool IsSettingsName(absl::string_view name) {
 
 bool IsKnownSettings(absl::string_view name) {
   return name == kTcpSection || name == kGrpcSection || name == kWebSection ||
-         name == kSipSection || name == kRtpSection;
+         name == kSipSection || name == kRtpSection || name == kMetricsSection;
 }
 
 // Pass 1: splits the text into sections. Reports syntax errors (malformed
@@ -285,6 +288,48 @@ class SectionReader {
   std::map<std::string, int> seen_;
 };
 
+absl::Status ParseMetrics(SectionReader& r, MetricsSettings* metrics) {
+  return r.Apply({
+      {"port", [&](const Entry& e) { return r.Int(e, 0, 65535, &metrics->port); }},
+      {"bind", [&](const Entry& e) { return r.NonEmpty(e, &metrics->bind); }},
+  });
+}
+
+// `allow = <CIDR list>`: comma-separated IPv4/IPv6 networks; a bare address
+// is one host (/32, /128). Parsed with Boost.Asio's network_v4/v6 and stored
+// in canonical form (host bits cleared: 10.1.2.3/8 -> 10.0.0.0/8).
+absl::Status ParseAllow(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
+  std::vector<std::string> networks;
+  for (absl::string_view part : absl::StrSplit(e.value, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (part.empty()) continue;
+    std::string text(part);
+    const bool v6 = absl::StrContains(part, ':');
+    if (!absl::StrContains(part, '/')) absl::StrAppend(&text, v6 ? "/128" : "/32");
+    boost::system::error_code ec;
+    std::string canonical;
+    if (v6) {
+      auto network = boost::asio::ip::make_network_v6(text, ec);
+      if (!ec) canonical = network.canonical().to_string();
+    } else {
+      auto network = boost::asio::ip::make_network_v4(text, ec);
+      if (!ec) canonical = network.canonical().to_string();
+    }
+    if (ec) {
+      return r.Error(e.line, absl::StrCat("allow: '", part,
+                                          "' is not an IPv4 or IPv6 network (CIDR such as "
+                                          "10.0.0.0/8, 127.0.0.1 or ::1/128)"));
+    }
+    networks.push_back(std::move(canonical));
+  }
+  if (networks.empty()) {
+    return r.Error(e.line, "allow must list at least one network (leave it out to allow every "
+                           "address)");
+  }
+  *out = std::move(networks);
+  return absl::OkStatus();
+}
+
 absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
   return r.Apply({
       {"port", [&](const Entry& e) { return r.Int(e, 1, 65535, &tcp->port); }},
@@ -297,6 +342,7 @@ absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
        [&](const Entry& e) {
          return r.Int(e, 256, kMaxMessageBytesLimit, &tcp->max_message_bytes);
        }},
+      {"allow", [&](const Entry& e) { return ParseAllow(r, e, &tcp->allow); }},
   });
 }
 
@@ -592,6 +638,8 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text,
       status = ParseSip(reader, &plan.sip);
     } else if (section.name == kRtpSection) {
       status = ParseRtp(reader, &plan.rtp);
+    } else if (section.name == kMetricsSection) {
+      status = ParseMetrics(reader, &plan.metrics);
     } else {
       backend::AccountConfig account;
       status = ParseAccount(reader, section, &account);

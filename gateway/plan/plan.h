@@ -16,6 +16,9 @@ struct TcpSettings {
   bool extended_events = false;
   int max_clients = 1024;
   int max_message_bytes = 65536;
+  // `allow`: the networks (canonical CIDR, "10.0.0.0/8", "::1/128") whose
+  // clients may connect; empty = every address.
+  std::vector<std::string> allow;
 };
 
 // [grpc-settings]
@@ -36,11 +39,18 @@ struct WebSettings {
   std::string key;
 };
 
+// [metrics-settings]: Prometheus text exposition at http://bind:port/metrics.
+struct MetricsSettings {
+  std::string bind = "127.0.0.1";
+  int port = 3553;  // 0: no metrics endpoint
+};
+
 // A parsed SIP plan (docs/configuration.md). Accounts keep file order.
 struct Plan {
   TcpSettings tcp;
   GrpcSettings grpc;
   WebSettings web;
+  MetricsSettings metrics;
   backend::SipConfig sip;
   backend::RtpConfig rtp;
   std::vector<backend::AccountConfig> accounts;

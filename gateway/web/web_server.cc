@@ -37,7 +37,7 @@ constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr uint64_t kMaxBodyBytes = 4 * 1024;
 
 template <class Stream>
-constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+constexpr bool kIsTls = std::is_same_v<Stream, WebTlsStream>;
 
 using StringResponse = http::response<http::string_body>;
 
@@ -66,7 +66,7 @@ void CommonHeaders(http::response<Body>& response) {
   response.set("Referrer-Policy", "no-referrer");
 }
 
-StringResponse TextResponse(const HttpRequest& request, http::status status,
+StringResponse TextResponse(const WebHttpRequest& request, http::status status,
                             absl::string_view content_type, std::string body) {
   StringResponse response{status, request.version()};
   CommonHeaders(response);
@@ -80,7 +80,7 @@ StringResponse TextResponse(const HttpRequest& request, http::status status,
   return response;
 }
 
-StringResponse ErrorResponse(const HttpRequest& request, http::status status,
+StringResponse ErrorResponse(const WebHttpRequest& request, http::status status,
                              absl::string_view message) {
   return TextResponse(request, status, "text/plain; charset=utf-8",
                       absl::StrCat(static_cast<unsigned>(status), " ",
@@ -174,7 +174,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       End();
       return;
     }
-    HttpRequest request = parser_->release();
+    WebHttpRequest request = parser_->release();
     if (beast::websocket::is_upgrade(request)) {
       Upgrade(std::move(request));
       return;
@@ -185,7 +185,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   // Is the request allowed? With a token configured: ?token=, a Bearer
   // header or the cookie must match. `*via_query` is set when ?token= did,
   // so that the response can hand the page its cookie.
-  bool Authorized(const HttpRequest& request, const RequestTarget& target, bool* via_query) {
+  bool Authorized(const WebHttpRequest& request, const RequestTarget& target, bool* via_query) {
     *via_query = false;
     const std::string& expected = context_->options().token;
     if (expected.empty()) return true;
@@ -212,7 +212,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     return false;
   }
 
-  StringResponse Unauthorized(const HttpRequest& request) {
+  StringResponse Unauthorized(const WebHttpRequest& request) {
     context_->unauthorized++;
     StringResponse response =
         ErrorResponse(request, http::status::unauthorized,
@@ -222,7 +222,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     return response;
   }
 
-  void Handle(const HttpRequest& request) {
+  void Handle(const WebHttpRequest& request) {
     absl::StatusOr<RequestTarget> target = ParseRequestTarget(
         absl::string_view(request.target().data(), request.target().size()));
     if (!target.ok()) {
@@ -256,7 +256,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     ServeFile(request, *target, via_query);
   }
 
-  void ServeFile(const HttpRequest& request, const RequestTarget& target, bool set_cookie) {
+  void ServeFile(const WebHttpRequest& request, const RequestTarget& target, bool set_cookie) {
     absl::StatusOr<StaticFile> file = context_->files().Resolve(target.path);
     if (!file.ok()) {
       switch (file.status().code()) {
@@ -336,7 +336,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     Send(std::move(response));
   }
 
-  void Upgrade(HttpRequest request) {
+  void Upgrade(WebHttpRequest request) {
     absl::StatusOr<RequestTarget> target = ParseRequestTarget(
         absl::string_view(request.target().data(), request.target().size()));
     if (!target.ok()) {
@@ -525,11 +525,11 @@ void WebServer::OnAccept(tcp::socket socket) {
     }
   };
   if (tls_) {
-    start(std::make_shared<HttpSession<TlsStream>>(
-        context_.get(), TlsStream(beast::tcp_stream(std::move(socket)), *tls_), peer));
+    start(std::make_shared<HttpSession<WebTlsStream>>(
+        context_.get(), WebTlsStream(beast::tcp_stream(std::move(socket)), *tls_), peer));
   } else {
-    start(std::make_shared<HttpSession<PlainStream>>(
-        context_.get(), PlainStream(std::move(socket)), peer));
+    start(std::make_shared<HttpSession<WebPlainStream>>(
+        context_.get(), WebPlainStream(std::move(socket)), peer));
   }
 }
 

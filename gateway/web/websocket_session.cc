@@ -48,7 +48,7 @@ class WebSocketSession : public WebSession,
 
   ~WebSocketSession() override { Detach(); }
 
-  void Run(HttpRequest request) {
+  void Run(WebHttpRequest request) {
     const WebOptions& options = context_->options();
     switch (context_->Register(WebContext::Kind::kWebSocket, this->weak_from_this(), &key_)) {
       case WebContext::Admission::kAdmitted:
@@ -129,7 +129,7 @@ class WebSocketSession : public WebSession,
     if (start_.after_seq.has_value()) {
       const uint64_t after_seq = *start_.after_seq;
       backend::EventHub::Replay replay = hub->EventsAfter(after_seq);
-      ResumePlan plan = PlanResume(start_.after_seq, start_.instance, context_->instance(),
+      WebResumePlan plan = PlanWebResume(start_.after_seq, start_.instance, context_->instance(),
                                    hub->last_seq(), replay.complete);
       if (plan.resume) {
         resumed = true;
@@ -318,16 +318,16 @@ class WebSocketSession : public WebSession,
 }  // namespace
 
 template <class Stream>
-void RunWebSocketSession(WebContext* context, Stream stream, HttpRequest request,
+void RunWebSocketSession(WebContext* context, Stream stream, WebHttpRequest request,
                          WebSocketStart start) {
   auto session =
       std::make_shared<WebSocketSession<Stream>>(context, std::move(stream), std::move(start));
   session->Run(std::move(request));
 }
 
-template void RunWebSocketSession<PlainStream>(WebContext*, PlainStream, HttpRequest,
+template void RunWebSocketSession<WebPlainStream>(WebContext*, WebPlainStream, WebHttpRequest,
                                                WebSocketStart);
-template void RunWebSocketSession<TlsStream>(WebContext*, TlsStream, HttpRequest,
+template void RunWebSocketSession<WebTlsStream>(WebContext*, WebTlsStream, WebHttpRequest,
                                              WebSocketStart);
 
 }  // namespace telestra::gateway

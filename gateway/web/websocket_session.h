@@ -14,9 +14,9 @@
 
 namespace telestra::gateway {
 
-using PlainStream = boost::beast::tcp_stream;
-using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
-using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using WebPlainStream = boost::beast::tcp_stream;
+using WebTlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+using WebHttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
 // What the upgrade request asked for (already validated).
 struct WebSocketStart {
@@ -29,12 +29,12 @@ struct WebSocketStart {
 // authorized, completes the handshake and serves the session until it ends.
 // Must be called on the stream's strand.
 template <class Stream>
-void RunWebSocketSession(WebContext* context, Stream stream, HttpRequest request,
+void RunWebSocketSession(WebContext* context, Stream stream, WebHttpRequest request,
                          WebSocketStart start);
 
-extern template void RunWebSocketSession<PlainStream>(WebContext*, PlainStream, HttpRequest,
+extern template void RunWebSocketSession<WebPlainStream>(WebContext*, WebPlainStream, WebHttpRequest,
                                                       WebSocketStart);
-extern template void RunWebSocketSession<TlsStream>(WebContext*, TlsStream, HttpRequest,
+extern template void RunWebSocketSession<WebTlsStream>(WebContext*, WebTlsStream, WebHttpRequest,
                                                     WebSocketStart);
 
 }  // namespace telestra::gateway

@@ -53,10 +53,10 @@ std::string GapMessage(uint64_t after_seq, absl::string_view reason) {
                       Quoted(reason), "}");
 }
 
-ResumePlan PlanResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
+WebResumePlan PlanWebResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
                       absl::string_view server_instance, uint64_t last_seq,
                       bool history_complete) {
-  ResumePlan plan;
+  WebResumePlan plan;
   if (!after_seq.has_value()) return plan;
   if (!client_instance.empty() && client_instance != server_instance) {
     plan.gap_reason = "the gateway restarted: its events start again at 1";

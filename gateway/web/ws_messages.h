@@ -28,7 +28,7 @@ std::string GapMessage(uint64_t after_seq, absl::string_view reason);
 
 // How a new WebSocket session starts, decided from the client's resume
 // request (`/ws?after_seq=N&instance=I`) and the hub's state.
-struct ResumePlan {
+struct WebResumePlan {
   bool resume = false;  // replay; otherwise (gap or fresh) snapshot
   std::string gap_reason;  // non-empty: send GapMessage before the snapshot
 };
@@ -37,7 +37,7 @@ struct ResumePlan {
 // when the instance matches (or the client sent none), after_seq is not
 // ahead of `last_seq` and the history still holds everything after it
 // (`history_complete`); else a gap with the reason.
-ResumePlan PlanResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
+WebResumePlan PlanWebResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
                       absl::string_view server_instance, uint64_t last_seq,
                       bool history_complete);
 

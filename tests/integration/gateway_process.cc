@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   gateway->sip_port_ = PickFreeUdpTcpPort();
   gateway->grpc_port_ = PickFreePort(SOCK_STREAM);
   gateway->web_port_ = PickFreePort(SOCK_STREAM);
+  gateway->metrics_port_ = PickFreePort(SOCK_STREAM);
 
   std::string plan = absl::StrCat("[tcp-settings]\nport = ", gateway->native_port_,
                                   "\nbind = 127.0.0.1\n",
@@ -37,6 +38,7 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   absl::StrAppend(&plan, "[grpc-settings]\nport = ", gateway->grpc_port_, "\n",
                   absl::StrJoin(options.grpc_settings, "\n"), "\n\n[web-settings]\nport = ",
                   gateway->web_port_, "\n", absl::StrJoin(options.web_settings, "\n"), "\n\n");
+  absl::StrAppend(&plan, "[metrics-settings]\nport = ", gateway->metrics_port_, "\n\n");
   if (!options.rtp_settings.empty()) {
     absl::StrAppend(&plan, "[rtp-settings]\n", absl::StrJoin(options.rtp_settings, "\n"),
                     "\n\n");

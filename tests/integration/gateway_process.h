@@ -46,6 +46,7 @@ class GatewayProcess {
   int sip_port() const { return sip_port_; }
   int grpc_port() const { return grpc_port_; }
   int web_port() const { return web_port_; }
+  int metrics_port() const { return metrics_port_; }
   const std::string& dir() const { return dir_; }
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
@@ -57,6 +58,7 @@ class GatewayProcess {
   int sip_port_ = 0;
   int grpc_port_ = 0;
   int web_port_ = 0;
+  int metrics_port_ = 0;
   std::string dir_;
   std::string log_path_;
   std::unique_ptr<Subprocess> process_;

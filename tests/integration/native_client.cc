@@ -111,6 +111,26 @@ std::optional<NativeEvent> NativeClient::WaitFor(
   }
 }
 
+std::string NativeClient::ReadUntilClosed(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!closed_) {
+    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (wait_ms <= 0) break;
+    pollfd pfd{fd_, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
+    char chunk[65536];
+    ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      closed_ = true;
+      break;
+    }
+    buffer_.append(chunk, static_cast<size_t>(n));
+  }
+  std::string all;
+  all.swap(buffer_);
+  return all;
+}
+
 bool NativeClient::WaitForAll(
     const std::vector<std::function<bool(const NativeEvent&)>>& matches,
     absl::Duration timeout) {

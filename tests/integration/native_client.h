@@ -44,6 +44,10 @@ class NativeClient {
   bool WaitForAll(const std::vector<std::function<bool(const NativeEvent&)>>& matches,
                   absl::Duration timeout = absl::Seconds(10));
 
+  // Everything the server sends until it closes the connection (or the
+  // timeout), raw: for plain HTTP requests in tests.
+  std::string ReadUntilClosed(absl::Duration timeout = absl::Seconds(5));
+
   // True once the server closed the connection.
   bool closed() const { return closed_; }
   const std::vector<NativeEvent>& skipped() const { return skipped_; }

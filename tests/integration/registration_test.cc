@@ -286,6 +286,28 @@ TEST_F(RegistrationTest, RegistrationIsRefreshedBeforeItExpires) {
   EXPECT_EQ(WaitForAccountStatus(*client, "account-2", 200, absl::Seconds(1)), 200);
 }
 
+// GET http://127.0.0.1:port/path; the whole response.
+std::string HttpGet(int port, const std::string& path) {
+  auto client = NativeClient::Connect(port);
+  if (!client.ok()) return "";
+  (*client)->SendRaw("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  return (*client)->ReadUntilClosed();
+}
+
+TEST_F(RegistrationTest, MetricsExposeAccountsAndClientsButNoPassword) {
+  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = Connect(*gateway);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-1", 200), 200);
+  std::string metrics = HttpGet(gateway->metrics_port(), "/metrics");
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_account_status{account=\"account-1\"} 200"))
+      << metrics;
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_account_status{account=\"account-2\"} 0"));
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_native_clients 1"));
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_native_slow_disconnects_total 0"));
+  EXPECT_FALSE(absl::StrContains(metrics, "sip3001"));
+}
+
 TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {
   std::string dir = getenv("TEST_TMPDIR");
   std::string plan = dir + "/bad-plan.ini";

@@ -136,8 +136,16 @@ absl::StatusOr<std::unique_ptr<WebClient>> WebClient::Connect(int port,
     beast::get_lowest_layer(*impl->plain).expires_never();
   }
   if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("HTTP ", response.result_int(), " (", ec.message(), ")"));
+    // Beast keeps a refused upgrade's response to itself: ask again with
+    // the same upgrade request to learn the status.
+    std::map<std::string, std::string> headers = options.headers;
+    headers["Connection"] = "Upgrade";
+    headers["Upgrade"] = "websocket";
+    headers["Sec-WebSocket-Version"] = "13";
+    headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==";
+    auto probe = HttpRequest(port, "GET", options.target, headers, options.tls);
+    return absl::UnavailableError(absl::StrCat(
+        "HTTP ", probe.ok() ? probe->status : 0, " (", ec.message(), ")"));
   }
   impl->StartRead();
   return std::unique_ptr<WebClient>(new WebClient(std::move(impl)));

@@ -496,9 +496,11 @@ TEST_F(WebSocketTest, ShutdownClosesSessionsWithGoingAway) {
   EXPECT_EQ(*exit_status, 0);
 }
 
-// Calls are being implemented: until they land, make-call answers
-// "Calls are not supported yet" and this test is skipped.
-TEST_F(WebSocketTest, CallBetweenTwoAccountsAnswerHoldResumeHangup) {
+// Two calls from account-1 to account-2 over the WebSocket: call-return with
+// the token, call-incoming, answer, switch between them (call-held /
+// call-resumed), hang up (call-ended with the extended code and reason).
+// Skipped while make-call answers "Calls are not supported yet".
+TEST_F(WebSocketTest, CallsAnswerSwitchAndHangupOverTheWebSocket) {
   auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
   ASSERT_NE(gateway, nullptr);
   auto caller = ConnectWithSnapshot(*gateway);
@@ -508,53 +510,57 @@ TEST_F(WebSocketTest, CallBetweenTwoAccountsAnswerHoldResumeHangup) {
   ASSERT_EQ(WaitForStatus(*caller, "account-1", 200), 200);
   ASSERT_EQ(WaitForStatus(*caller, "account-2", 200), 200);
 
-  caller->Send(R"({"cmd":"make-call","account":"account-1","num":"3002","token":"dial"})");
-  auto reply = caller->WaitFor([](const NativeEvent& e) { return e.Str("token") == "dial"; });
-  ASSERT_TRUE(reply.has_value());
-  if (reply->event() == "fail" && reply->Str("error") == "Calls are not supported yet") {
-    GTEST_SKIP() << "calls are not implemented yet";
+  int64_t outgoing[2];
+  int64_t incoming[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string token = absl::StrCat("dial-", i);
+    caller->Send(absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":"3002",)",
+                              R"("token":")", token, R"("})"));
+    auto reply = caller->WaitFor([&](const NativeEvent& e) { return e.Str("token") == token; });
+    ASSERT_TRUE(reply.has_value());
+    if (reply->event() == "fail" && reply->Str("error") == "Calls are not supported yet") {
+      GTEST_SKIP() << "calls are not implemented yet";
+    }
+    ASSERT_EQ(reply->event(), "call-return") << reply->json;
+    outgoing[i] = reply->Int("call_id");
+    auto ring = callee->WaitFor([](const NativeEvent& e) {
+      return e.event() == "call-incoming" && e.Str("account") == "account-2";
+    });
+    ASSERT_TRUE(ring.has_value());
+    EXPECT_EQ(ring->Str("caller"), "3001");
+    incoming[i] = ring->Int("call_id");
+    callee->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
+                              incoming[i], "}"));
+    auto answered = caller->WaitFor([&](const NativeEvent& e) {
+      return e.event() == "call-answered" && e.Int("call_id") == outgoing[i];
+    });
+    ASSERT_TRUE(answered.has_value());
   }
-  ASSERT_EQ(reply->event(), "call-return") << reply->json;
-  const int64_t outgoing = reply->Int("call_id");
-  auto incoming = callee->WaitFor([](const NativeEvent& e) {
-    return e.event() == "call-incoming" && e.Str("account") == "account-2";
-  });
-  ASSERT_TRUE(incoming.has_value());
-  EXPECT_EQ(incoming->Str("caller"), "3001");
-  const int64_t incoming_id = incoming->Int("call_id");
 
-  callee->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
-                            incoming_id, "}"));
-  auto answered = caller->WaitFor([&](const NativeEvent& e) {
-    return e.event() == "call-answered" && e.Int("call_id") == outgoing;
-  });
-  ASSERT_TRUE(answered.has_value());
-
+  auto is = [](const std::string& event, int64_t call_id) {
+    return [event, call_id](const NativeEvent& e) {
+      return e.event() == event && e.Int("call_id") == call_id;
+    };
+  };
+  // Switch to the second call: the first is held.
   caller->Send(absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)",
-                            outgoing, "}"));
-  auto held = caller->WaitFor([&](const NativeEvent& e) {
-    return e.event() == "call-held" && e.Int("call_id") == outgoing;
-  });
-  ASSERT_TRUE(held.has_value());
+                            outgoing[1], "}"));
+  ASSERT_TRUE(caller->WaitFor(is("call-held", outgoing[0])).has_value());
+  // And back: the first resumes, the second is held.
   caller->Send(absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)",
-                            outgoing, "}"));
-  auto resumed = caller->WaitFor([&](const NativeEvent& e) {
-    return e.event() == "call-resumed" && e.Int("call_id") == outgoing;
-  });
-  ASSERT_TRUE(resumed.has_value());
+                            outgoing[0], "}"));
+  ASSERT_TRUE(caller->WaitFor(is("call-resumed", outgoing[0])).has_value());
+  ASSERT_TRUE(caller->WaitFor(is("call-held", outgoing[1])).has_value());
 
-  caller->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)",
-                            outgoing, "}"));
-  auto ended_here = caller->WaitFor([&](const NativeEvent& e) {
-    return e.event() == "call-ended" && e.Int("call_id") == outgoing;
-  });
-  auto ended_there = callee->WaitFor([&](const NativeEvent& e) {
-    return e.event() == "call-ended" && e.Int("call_id") == incoming_id;
-  });
-  ASSERT_TRUE(ended_here.has_value());
-  ASSERT_TRUE(ended_there.has_value());
-  EXPECT_TRUE(ended_there->Has("code"));  // extended: code and reason
-  EXPECT_TRUE(ended_there->Has("reason"));
+  for (int i = 0; i < 2; ++i) {
+    caller->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)",
+                              outgoing[i], "}"));
+    ASSERT_TRUE(caller->WaitFor(is("call-ended", outgoing[i])).has_value());
+    auto ended = callee->WaitFor(is("call-ended", incoming[i]));
+    ASSERT_TRUE(ended.has_value());
+    EXPECT_TRUE(ended->Has("code")) << ended->json;  // extended
+    EXPECT_TRUE(ended->Has("reason")) << ended->json;
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
@@ -291,6 +292,34 @@ TEST(PlanParserTest, AcceptsMaxMessageBytesBounds) {
                            kAccount))
           .tcp.max_message_bytes,
       16777216);
+}
+
+TEST(PlanParserTest, ParsesMetricsSettings) {
+  Plan plan = ParseOk(absl::StrCat("[metrics-settings]\nport = 9100\nbind = 0.0.0.0\n", kAccount));
+  EXPECT_EQ(plan.metrics.port, 9100);
+  EXPECT_EQ(plan.metrics.bind, "0.0.0.0");
+  EXPECT_EQ(ParseOk(kAccount).metrics.port, 3553);
+  EXPECT_EQ(ParseOk(absl::StrCat("[metrics-settings]\nport = 0\n", kAccount)).metrics.port, 0);
+}
+
+TEST(PlanParserTest, ParsesMediaKeysAndRejectsBadAudio) {
+  Plan plan = ParseOk(absl::StrCat(
+      "[rtp-settings]\nrtp-timeout = 5\njitter-buffer-ms = 100\n"
+      "[a]\nuser = 1\nserver = s\naudio = tone:440\nrecord = /tmp\n"));
+  EXPECT_EQ(plan.rtp.rtp_timeout, 5);
+  EXPECT_EQ(plan.rtp.jitter_buffer_ms, 100);
+  EXPECT_EQ(plan.accounts[0].audio, "tone:440");
+  EXPECT_EQ(plan.accounts[0].record_dir, "/tmp");
+  absl::StatusOr<Plan> bad =
+      ParsePlan("[a]\nuser = 1\nserver = s\naudio = beep\n", "plan.ini");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StartsWith(bad.status().message(), "plan.ini:4: [a] audio: "))
+      << bad.status();
+  absl::StatusOr<Plan> no_dir =
+      ParsePlan("[a]\nuser = 1\nserver = s\nrecord = /nonexistent/dir\n", "plan.ini");
+  ASSERT_FALSE(no_dir.ok());
+  EXPECT_EQ(no_dir.status().message(),
+            "plan.ini:4: [a] record: '/nonexistent/dir' is not an existing directory");
 }
 
 TEST(PlanParserTest, ParsesRegisterRetryBounds) {
@@ -605,6 +634,28 @@ TEST(PlanParserTest, RejectsMaxClientsBelowOne) {
   EXPECT_EQ(
       ErrorOf(absl::StrCat("[tcp-settings]\nmax-clients = 0\n", kAccount)),
       "plan.ini:2: [tcp-settings] max-clients must be at least 1, got 0");
+}
+
+TEST(PlanParserTest, AllowListsCanonicalNetworksAndDefaultsToEveryone) {
+  EXPECT_TRUE(ParseOk(kAccount).tcp.allow.empty());
+  Plan plan = ParseOk(absl::StrCat(
+      "[tcp-settings]\nallow = 127.0.0.1, 10.1.2.3/8 ,192.168.0.0/16,::1, fd00::1/8,\n",
+      kAccount));
+  EXPECT_THAT(plan.tcp.allow, ElementsAre("127.0.0.1/32", "10.0.0.0/8", "192.168.0.0/16",
+                                          "::1/128", "fd00::/8"));
+}
+
+TEST(PlanParserTest, RejectsAllowEntriesThatAreNotNetworks) {
+  for (const char* bad : {"10.0.0.0/33", "10.0.0", "localhost", "10.0.0.0/", "::1/129",
+                          "1.2.3.4/-1", "10.0.0.0/8/8"}) {
+    EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nallow = 127.0.0.1, ", bad, "\n", kAccount)),
+              absl::StrCat("plan.ini:2: [tcp-settings] allow: '", bad,
+                           "' is not an IPv4 or IPv6 network (CIDR such as 10.0.0.0/8, "
+                           "127.0.0.1 or ::1/128)"));
+  }
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nallow = ,\n", kAccount)),
+            "plan.ini:2: [tcp-settings] allow must list at least one network (leave it out "
+            "to allow every address)");
 }
 
 TEST(PlanParserTest, RejectsMaxMessageBytesOutOfRange) {

@@ -1,0 +1,638 @@
+#include "backend/media/rtp_media_engine.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sndfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/media/audio_format.h"
+#include "backend/media/g711.h"
+#include "backend/media/rtcp.h"
+#include "backend/media/rtp_packet.h"
+#include "gtest/gtest.h"
+#include "tests/backend/media/media_test_support.h"
+
+namespace telestra::backend {
+namespace {
+
+using testing::GoertzelPower;
+using testing::MeanSquare;
+using testing::OpenUdpPeerPair;
+using testing::PickFreeRtpRange;
+using testing::PortRange;
+using testing::ReadWav;
+using testing::TestDir;
+using testing::UdpPeer;
+using testing::UdpPeerPair;
+using testing::WaitFor;
+
+constexpr absl::Duration kDeadline = absl::Seconds(3);
+
+struct EngineSetup {
+  int pairs = 8;
+  int rtp_timeout = 0;
+  int jitter_buffer_ms = 60;
+  absl::Duration rtcp_interval = absl::Seconds(5);
+};
+
+EngineSetup Pairs(int pairs) {
+  EngineSetup setup;
+  setup.pairs = pairs;
+  return setup;
+}
+
+EngineSetup RtcpEvery(absl::Duration interval) {
+  EngineSetup setup;
+  setup.rtcp_interval = interval;
+  return setup;
+}
+
+EngineSetup RtpTimeout(int seconds) {
+  EngineSetup setup;
+  setup.rtp_timeout = seconds;
+  return setup;
+}
+
+std::unique_ptr<RtpMediaEngine> StartEngine(const EngineSetup& setup = EngineSetup()) {
+  PortRange range = PickFreeRtpRange(setup.pairs);
+  EXPECT_NE(range.min, 0) << "no free port range";
+  RtpConfig config;
+  config.port_min = range.min;
+  config.port_max = range.max;
+  config.rtp_timeout = setup.rtp_timeout;
+  config.jitter_buffer_ms = setup.jitter_buffer_ms;
+  RtpMediaEngine::Options options;
+  options.rtcp_interval = setup.rtcp_interval;
+  auto engine = std::make_unique<RtpMediaEngine>(config, "127.0.0.1", options);
+  absl::Status started = engine->Start();
+  EXPECT_TRUE(started.ok()) << started;
+  return engine;
+}
+
+MediaOptions Source(const std::string& text, const std::string& account = "alice",
+                    const std::string& record_dir = "") {
+  MediaOptions options;
+  options.account = account;
+  absl::StatusOr<AudioSource> source = ParseAudioSource(text);
+  EXPECT_TRUE(source.ok()) << source.status();
+  if (source.ok()) options.source = *source;
+  options.record_dir = record_dir;
+  return options;
+}
+
+MediaParams SendTo(int port, MediaDirection direction, int payload_type = kPayloadTypePcmu) {
+  MediaParams params;
+  params.remote_address = "127.0.0.1";
+  params.remote_rtp_port = port;
+  params.payload_type = payload_type;
+  params.direction = direction;
+  return params;
+}
+
+bool UdpPortBindable(int port) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// A G.711 packet as a far end would send it.
+std::vector<uint8_t> RtpPacket(uint16_t sequence, uint32_t timestamp, uint32_t ssrc,
+                               int payload_type = kPayloadTypePcmu, int16_t level = 1000) {
+  std::vector<uint8_t> packet(kRtpHeaderSize + kFrameSamples);
+  RtpHeader header;
+  header.payload_type = static_cast<uint8_t>(payload_type);
+  header.sequence = sequence;
+  header.timestamp = timestamp;
+  header.ssrc = ssrc;
+  WriteRtpHeader(header, packet.data());
+  std::vector<int16_t> samples(kFrameSamples, level);
+  if (IsG711(payload_type)) {
+    G711Encode(payload_type, samples, packet.data() + kRtpHeaderSize);
+  }
+  return packet;
+}
+
+uint64_t Received(const RtpMediaEngine& engine, int64_t call_id) {
+  std::optional<MediaStats> stats = engine.Stats(call_id);
+  return stats ? stats->packets_received : 0;
+}
+
+// ---------------------------------------------------------------- ports
+
+TEST(RtpMediaEngineTest, OpensEvenRtpPortsWithTheRtcpPortNextToThem) {
+  auto engine = StartEngine(Pairs(2));
+  absl::StatusOr<int> first = engine->Open(1, Source("silence"));
+  absl::StatusOr<int> second = engine->Open(2, Source("silence"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(*first, *second);
+  for (int port : {*first, *second}) {
+    EXPECT_EQ(port % 2, 0);
+    EXPECT_FALSE(UdpPortBindable(port)) << "RTP port " << port << " is not bound";
+    EXPECT_FALSE(UdpPortBindable(port + 1)) << "RTCP port " << port + 1 << " is not bound";
+  }
+  EXPECT_EQ(engine->open_calls(), 2u);
+  EXPECT_EQ(engine->local_address(), "127.0.0.1");
+}
+
+TEST(RtpMediaEngineTest, ExhaustedRangeIsResourceExhaustedAndCloseFreesThePair) {
+  auto engine = StartEngine(Pairs(2));
+  absl::StatusOr<int> first = engine->Open(1, Source("silence"));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(engine->Open(2, Source("silence")).ok());
+  absl::StatusOr<int> third = engine->Open(3, Source("silence"));
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(third.status().message(), "No RTP port available");
+
+  EXPECT_EQ(engine->Open(1, Source("silence")).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  engine->Close(1);
+  engine->Close(1);  // idempotent
+  EXPECT_TRUE(UdpPortBindable(*first));
+  absl::StatusOr<int> reused = engine->Open(3, Source("silence"));
+  ASSERT_TRUE(reused.ok()) << reused.status();
+  EXPECT_EQ(*reused, *first);
+  EXPECT_EQ(engine->open_calls(), 2u);
+  EXPECT_FALSE(engine->Stats(1).has_value());
+  EXPECT_TRUE(engine->Stats(3).has_value());
+}
+
+TEST(RtpMediaEngineTest, PortsTakenByAnotherProgramAreSkipped) {
+  PortRange range = PickFreeRtpRange(2);
+  ASSERT_NE(range.min, 0);
+  UdpPeer squatter(range.min + 1);  // the first pair's RTCP port
+  ASSERT_TRUE(squatter.ok());
+  RtpConfig config;
+  config.port_min = range.min;
+  config.port_max = range.max;
+  RtpMediaEngine engine(config, "127.0.0.1");
+  ASSERT_TRUE(engine.Start().ok());
+  absl::StatusOr<int> port = engine.Open(1, Source("silence"));
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_EQ(*port, range.min + 2);
+  EXPECT_EQ(engine.Open(2, Source("silence")).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(RtpMediaEngineTest, BadConfigurationFailsStart) {
+  RtpConfig config;
+  config.port_min = 30001;
+  config.port_max = 30001;
+  EXPECT_EQ(RtpMediaEngine(config, "127.0.0.1").Start().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RtpMediaEngine(RtpConfig(), "not-an-ip").Start().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------- audio
+
+// Two engines call each other; each records its side.
+class LoopbackAudioTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(LoopbackAudioTest, ToneIsReceivedAndBothSidesAreRecorded) {
+  const int payload_type = GetParam();
+  std::string dir = TestDir(absl::StrCat("loopback-", payload_type));
+  auto a = StartEngine();
+  auto b = StartEngine();
+  absl::StatusOr<int> a_port = a->Open(1, Source("tone:1000", "alice", dir));
+  absl::StatusOr<int> b_port = b->Open(2, Source("tone:440", "bob", dir));
+  ASSERT_TRUE(a_port.ok() && b_port.ok());
+  a->Update(1, SendTo(*b_port, MediaDirection::kSendRecv, payload_type));
+  b->Update(2, SendTo(*a_port, MediaDirection::kSendRecv, payload_type));
+  ASSERT_TRUE(WaitFor([&] { return Received(*a, 1) >= 40 && Received(*b, 2) >= 40; },
+                      kDeadline));
+
+  MediaStats a_stats = *a->Stats(1);
+  MediaStats b_stats = *b->Stats(2);
+  EXPECT_EQ(b_stats.remote_ssrc, a_stats.local_ssrc);
+  EXPECT_EQ(a_stats.remote_ssrc, b_stats.local_ssrc);
+  EXPECT_EQ(b_stats.payload_type, payload_type);
+  EXPECT_EQ(b_stats.packets_lost, 0u);
+  EXPECT_LT(b_stats.jitter_ms, 20.0);
+  a->Close(1);
+  b->Close(2);
+
+  std::optional<testing::WavData> a_wav = ReadWav(dir + "/1-alice.wav");
+  std::optional<testing::WavData> b_wav = ReadWav(dir + "/2-bob.wav");
+  ASSERT_TRUE(a_wav && b_wav);
+  EXPECT_EQ(b_wav->rate, 8000);
+  EXPECT_EQ(b_wav->channels, 2);
+  std::vector<int16_t> a_received = a_wav->Channel(0);
+  std::vector<int16_t> a_sent = a_wav->Channel(1);
+  std::vector<int16_t> b_received = b_wav->Channel(0);
+  std::vector<int16_t> b_sent = b_wav->Channel(1);
+  ASSERT_GE(b_received.size(), 30u * kFrameSamples);
+
+  // Bob heard Alice's 1000 Hz (after the jitter buffer's 60 ms) and sent
+  // 440 Hz; Alice the other way round.
+  auto tail = [](const std::vector<int16_t>& samples) {
+    return absl::MakeConstSpan(samples).subspan(samples.size() / 2);
+  };
+  auto expect_tone = [&](const std::vector<int16_t>& samples, double hz, double other_hz,
+                         const char* what) {
+    SCOPED_TRACE(what);
+    absl::Span<const int16_t> steady = tail(samples);
+    double energy = MeanSquare(steady);
+    EXPECT_GT(energy, 10362.0 * 10362.0 / 2 * 0.5);  // about -10 dBFS
+    EXPECT_GT(GoertzelPower(steady, hz), 0.2 * energy);
+    EXPECT_LT(GoertzelPower(steady, other_hz), 0.01 * GoertzelPower(steady, hz));
+  };
+  expect_tone(b_received, 1000, 440, "bob received");
+  expect_tone(b_sent, 440, 1000, "bob sent");
+  expect_tone(a_received, 440, 1000, "alice received");
+  expect_tone(a_sent, 1000, 440, "alice sent");
+
+  // What Alice recorded as sent is, frame for frame, what Bob recorded as
+  // received (both are the decoded wire audio), some whole frames later.
+  int best_matches = 0;
+  int compared = 0;
+  int frames_a = static_cast<int>(a_sent.size()) / kFrameSamples;
+  int frames_b = static_cast<int>(b_received.size()) / kFrameSamples;
+  for (int shift = -frames_a; shift < frames_b; ++shift) {
+    int matches = 0;
+    int count = 0;
+    for (int f = 0; f < frames_a; ++f) {
+      int g = f + shift;
+      if (g < 0 || g >= frames_b) continue;
+      ++count;
+      matches += std::equal(a_sent.begin() + f * kFrameSamples,
+                            a_sent.begin() + (f + 1) * kFrameSamples,
+                            b_received.begin() + g * kFrameSamples);
+    }
+    if (matches > best_matches) {
+      best_matches = matches;
+      compared = count;
+    }
+  }
+  EXPECT_GE(best_matches, 30);
+  EXPECT_GE(best_matches, compared * 8 / 10) << "of " << compared << " frames";
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, LoopbackAudioTest,
+                         ::testing::Values(kPayloadTypePcmu, kPayloadTypePcma),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == kPayloadTypePcmu ? std::string("Pcmu")
+                                                                 : std::string("Pcma");
+                         });
+
+TEST(RtpMediaEngineTest, HeldCallSendsNothingAndResumesOnTheNextPacket) {
+  auto engine = StartEngine();
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  ASSERT_TRUE(engine->Open(1, Source("tone:1000")).ok());
+
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kRecvOnly));
+  EXPECT_FALSE(peer.rtp->Receive(absl::Milliseconds(300)).has_value());
+  EXPECT_EQ(engine->Stats(1)->packets_sent, 0u);
+
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+  std::optional<std::vector<uint8_t>> packet = peer.rtp->Receive(absl::Seconds(1));
+  ASSERT_TRUE(packet.has_value());
+  EXPECT_TRUE(ParseRtpPacket(*packet)->header.marker);
+
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kInactive));
+  peer.rtp->Drain();  // what was sent before the update
+  uint64_t sent = engine->Stats(1)->packets_sent;
+  EXPECT_FALSE(peer.rtp->Receive(absl::Milliseconds(200)).has_value());
+  EXPECT_EQ(engine->Stats(1)->packets_sent, sent);
+
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendOnly));
+  packet = peer.rtp->Receive(absl::Seconds(1));
+  ASSERT_TRUE(packet.has_value());
+  EXPECT_TRUE(ParseRtpPacket(*packet)->header.marker) << "a new talkspurt after hold";
+}
+
+TEST(RtpMediaEngineTest, PacketsCarryOneSsrcConsecutiveSequenceAndTimestamps) {
+  auto engine = StartEngine();
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  ASSERT_TRUE(engine->Open(1, Source("tone:1000")).ok());
+  ASSERT_TRUE(engine->Open(2, Source("silence")).ok());
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendOnly, kPayloadTypePcma));
+
+  std::vector<RtpHeader> headers;
+  for (int i = 0; i < 15; ++i) {
+    std::optional<std::vector<uint8_t>> datagram = peer.rtp->Receive(absl::Seconds(1));
+    ASSERT_TRUE(datagram.has_value()) << "packet " << i;
+    std::optional<RtpPacketView> packet = ParseRtpPacket(*datagram);
+    ASSERT_TRUE(packet.has_value());
+    EXPECT_EQ((*datagram)[0], 0x80);  // V=2, no padding/extension/CSRC
+    EXPECT_EQ(packet->payload.size(), static_cast<size_t>(kFrameSamples));
+    headers.push_back(packet->header);
+  }
+  MediaStats stats = *engine->Stats(1);
+  EXPECT_NE(stats.local_ssrc, engine->Stats(2)->local_ssrc);
+  EXPECT_TRUE(headers[0].marker);
+  for (size_t i = 0; i < headers.size(); ++i) {
+    EXPECT_EQ(headers[i].ssrc, stats.local_ssrc);
+    EXPECT_EQ(headers[i].payload_type, kPayloadTypePcma);
+    if (i == 0) continue;
+    EXPECT_FALSE(headers[i].marker);
+    EXPECT_EQ(headers[i].sequence, static_cast<uint16_t>(headers[i - 1].sequence + 1));
+    EXPECT_EQ(headers[i].timestamp, headers[i - 1].timestamp + kFrameSamples);
+  }
+}
+
+TEST(RtpMediaEngineTest, FileSourceLoopsOnTheWire) {
+  // 100 ms of deterministic noise (no period shorter than the file).
+  std::string path = TestDir("file-source") + "/noise.wav";
+  std::vector<int16_t> clip(800);
+  uint32_t state = 12345;
+  for (int16_t& s : clip) {
+    state = state * 1103515245 + 12345;
+    s = static_cast<int16_t>(static_cast<int>((state >> 16) % 16001) - 8000);
+  }
+  {
+    SF_INFO info{};
+    info.samplerate = 8000;
+    info.channels = 1;
+    info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    SNDFILE* file = sf_open(path.c_str(), SFM_WRITE, &info);
+    ASSERT_NE(file, nullptr);
+    sf_write_short(file, clip.data(), static_cast<sf_count_t>(clip.size()));
+    sf_close(file);
+  }
+  std::vector<uint8_t> expected(clip.size());
+  G711Encode(kPayloadTypePcmu, clip, expected.data());
+
+  auto engine = StartEngine();
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  ASSERT_TRUE(engine->Open(1, Source("file:" + path)).ok());
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendOnly));
+  std::vector<uint8_t> stream;
+  for (int i = 0; i < 15; ++i) {  // 300 ms: the 100 ms file three times
+    std::optional<std::vector<uint8_t>> datagram = peer.rtp->Receive(absl::Seconds(1));
+    ASSERT_TRUE(datagram.has_value());
+    std::optional<RtpPacketView> packet = ParseRtpPacket(*datagram);
+    stream.insert(stream.end(), packet->payload.begin(), packet->payload.end());
+  }
+  for (size_t i = 0; i < stream.size(); ++i) {
+    ASSERT_EQ(stream[i], expected[i % expected.size()]) << "byte " << i;
+  }
+}
+
+TEST(RtpMediaEngineTest, UnreadableFileSourceFailsOpenWithInvalidArgument) {
+  auto engine = StartEngine(Pairs(1));
+  absl::StatusOr<int> port = engine->Open(1, Source("file:/nonexistent/hello.wav"));
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(port.status().message().find("/nonexistent/hello.wav"), absl::string_view::npos);
+  EXPECT_EQ(engine->open_calls(), 0u);
+  EXPECT_TRUE(engine->Open(2, Source("silence")).ok()) << "the port pair was not leaked";
+}
+
+TEST(RtpMediaEngineTest, UncreatableRecordingFailsOpenAndFreesThePort) {
+  auto engine = StartEngine(Pairs(1));
+  absl::StatusOr<int> port = engine->Open(1, Source("silence", "alice", "/nonexistent/dir"));
+  ASSERT_FALSE(port.ok());
+  EXPECT_EQ(port.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(port.status().message().find("/nonexistent/dir/1-alice.wav"),
+            absl::string_view::npos);
+  EXPECT_TRUE(engine->Open(2, Source("silence")).ok());
+}
+
+// ---------------------------------------------------------------- receiving
+
+TEST(RtpMediaEngineTest, LossIsCountedAndReportedInReceiverReports) {
+  auto engine = StartEngine(RtcpEvery(absl::Milliseconds(100)));
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  absl::StatusOr<int> port = engine->Open(1, Source("silence"));
+  ASSERT_TRUE(port.ok());
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kRecvOnly));
+
+  const uint32_t ssrc = 0x5eed1234;
+  const uint16_t first = 65530;  // the sequence wraps on the way
+  int sent = 0;
+  for (int i = 0; i < 50; ++i) {
+    if (i % 5 == 2) continue;  // 10 packets lost
+    ASSERT_TRUE(peer.rtp->SendTo(*port, RtpPacket(static_cast<uint16_t>(first + i),
+                                                  1000 + i * kFrameSamples, ssrc)));
+    ++sent;
+  }
+  ASSERT_EQ(sent, 40);
+  ASSERT_TRUE(WaitFor([&] { return Received(*engine, 1) == 40; }, kDeadline));
+  MediaStats stats = *engine->Stats(1);
+  EXPECT_EQ(stats.packets_lost, 10u);
+  EXPECT_EQ(stats.remote_ssrc, ssrc);
+  EXPECT_EQ(stats.payload_type, kPayloadTypePcmu);
+  EXPECT_EQ(stats.packets_sent, 0u);
+
+  // Receiving only: RTCP receiver reports (to RTP port + 1) about `ssrc`.
+  bool reported = false;
+  int max_fraction = 0;
+  absl::Time deadline = absl::Now() + kDeadline;
+  while (!reported && absl::Now() < deadline) {
+    std::optional<std::vector<uint8_t>> datagram = peer.rtcp->Receive(absl::Seconds(1));
+    if (!datagram) continue;
+    std::optional<RtcpSummary> report = ParseRtcpCompound(*datagram, ssrc);
+    ASSERT_TRUE(report.has_value());
+    EXPECT_FALSE(report->sender_info.has_value()) << "an SR from a call that only receives";
+    EXPECT_EQ(report->sender_ssrc, stats.local_ssrc);
+    if (!report->block_about_us) continue;
+    max_fraction = std::max<int>(max_fraction, report->block_about_us->fraction_lost);
+    if (report->block_about_us->cumulative_lost == 10) {
+      reported = true;
+      EXPECT_EQ(report->block_about_us->extended_highest_sequence,
+                65536u + static_cast<uint16_t>(first + 49));
+    }
+  }
+  EXPECT_TRUE(reported);
+  EXPECT_GT(max_fraction, 0);
+}
+
+TEST(RtpMediaEngineTest, TelephoneEventsAreCountedNotPlayed) {
+  auto engine = StartEngine();
+  UdpPeer peer;
+  absl::StatusOr<int> port = engine->Open(1, Source("silence"));
+  ASSERT_TRUE(port.ok());
+  MediaParams params = SendTo(peer.port(), MediaDirection::kRecvOnly);
+  params.telephone_event_payload_type = 101;
+  engine->Update(1, params);
+  for (uint16_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(peer.SendTo(*port, RtpPacket(i, i * kFrameSamples, 9)));
+  }
+  for (uint16_t i = 5; i < 8; ++i) {  // a DTMF event: same timestamp, PT 101
+    std::vector<uint8_t> event = RtpPacket(i, 5 * kFrameSamples, 9, 101);
+    event.resize(kRtpHeaderSize + 4);
+    ASSERT_TRUE(peer.SendTo(*port, event));
+  }
+  ASSERT_TRUE(WaitFor([&] { return Received(*engine, 1) == 8; }, kDeadline));
+  EXPECT_EQ(engine->Diagnostics(1)->telephone_events_received, 3u);
+  EXPECT_EQ(engine->Stats(1)->packets_lost, 0u);
+  EXPECT_EQ(engine->Stats(1)->payload_type, 101);
+}
+
+// ---------------------------------------------------------------- RTCP
+
+TEST(RtpMediaEngineTest, SenderReportsArriveAtTheRtcpPortAndByeOnClose) {
+  auto engine = StartEngine(RtcpEvery(absl::Milliseconds(100)));
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  absl::StatusOr<int> port = engine->Open(1, Source("tone:1000", "alice"));
+  ASSERT_TRUE(port.ok());
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+
+  std::optional<std::vector<uint8_t>> datagram = peer.rtcp->Receive(absl::Seconds(2));
+  ASSERT_TRUE(datagram.has_value());
+  EXPECT_EQ((*datagram)[1], kRtcpSenderReport);
+  std::optional<RtcpSummary> report = ParseRtcpCompound(*datagram, 0);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_GE(report->packets, 2);  // SR + SDES
+  MediaStats stats = *engine->Stats(1);
+  EXPECT_EQ(report->sender_ssrc, stats.local_ssrc);
+  ASSERT_TRUE(report->sender_info.has_value());
+  EXPECT_GT(report->sender_info->packet_count, 0u);
+  EXPECT_EQ(report->sender_info->octet_count,
+            report->sender_info->packet_count * static_cast<uint32_t>(kFrameSamples));
+  EXPECT_GE(stats.rtcp_sent, 1u);
+
+  // The far end's report is parsed and counted.
+  RtcpCompoundParams far_end;
+  far_end.ssrc = 77;
+  far_end.cname = "far@127.0.0.1";
+  RtcpReportBlock block;
+  block.ssrc = stats.local_ssrc;
+  block.fraction_lost = 3;
+  far_end.block = block;
+  uint8_t buffer[kMaxRtcpCompoundSize];
+  size_t size = WriteRtcpCompound(far_end, absl::MakeSpan(buffer));
+  ASSERT_TRUE(peer.rtcp->SendTo(*port + 1, absl::MakeConstSpan(buffer, size)));
+  ASSERT_TRUE(WaitFor([&] { return engine->Stats(1)->rtcp_received == 1; }, kDeadline));
+  ASSERT_TRUE(engine->Diagnostics(1)->remote_report.has_value());
+  EXPECT_EQ(engine->Diagnostics(1)->remote_report->fraction_lost, 3);
+
+  // Only receiving now: after at most two more SRs (RFC 3550 counts the
+  // last two intervals), receiver reports.
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kRecvOnly));
+  bool receiver_report = false;
+  absl::Time deadline = absl::Now() + kDeadline;
+  while (!receiver_report && absl::Now() < deadline) {
+    datagram = peer.rtcp->Receive(absl::Seconds(1));
+    receiver_report = datagram && (*datagram)[1] == kRtcpReceiverReport;
+  }
+  EXPECT_TRUE(receiver_report);
+
+  peer.rtcp->Drain();
+  engine->Close(1);
+  datagram = peer.rtcp->Receive(absl::Seconds(1));
+  ASSERT_TRUE(datagram.has_value());
+  report = ParseRtcpCompound(*datagram, 0);
+  ASSERT_TRUE(report.has_value());
+  EXPECT_TRUE(report->bye);
+}
+
+// ---------------------------------------------------------------- timeout
+
+TEST(RtpMediaEngineTest, RtpTimeoutFiresOnceForAReceivingCallThatGetsNothing) {
+  auto engine = StartEngine(RtpTimeout(1));
+  absl::Mutex mu;
+  std::vector<int64_t> timed_out;
+  RtpMediaEngine* raw = engine.get();
+  engine->SetTimeoutHandler([&](int64_t call_id) {
+    {
+      absl::MutexLock lock(&mu);
+      timed_out.push_back(call_id);
+    }
+    if (call_id == 4) raw->Close(call_id);  // the handler may close the call
+  });
+  UdpPeer silent_peer;
+  absl::StatusOr<int> p1 = engine->Open(1, Source("silence"));
+  absl::StatusOr<int> p2 = engine->Open(2, Source("silence"));
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  ASSERT_TRUE(engine->Open(3, Source("silence")).ok());
+  ASSERT_TRUE(engine->Open(4, Source("silence")).ok());
+  ASSERT_TRUE(engine->Open(5, Source("silence")).ok());
+  engine->Update(1, SendTo(*p2, MediaDirection::kSendRecv));  // 1 and 2 talk
+  engine->Update(2, SendTo(*p1, MediaDirection::kSendRecv));
+  engine->Update(3, SendTo(silent_peer.port(), MediaDirection::kRecvOnly));
+  engine->Update(4, SendTo(silent_peer.port(), MediaDirection::kSendRecv));
+  engine->Update(5, SendTo(silent_peer.port(), MediaDirection::kSendOnly));  // not receiving
+
+  auto count = [&] {
+    absl::MutexLock lock(&mu);
+    return timed_out.size();
+  };
+  ASSERT_TRUE(WaitFor([&] { return count() >= 2; }, absl::Seconds(3)));
+  EXPECT_FALSE(WaitFor([&] { return count() > 2; }, absl::Milliseconds(400)));
+  absl::MutexLock lock(&mu);
+  std::sort(timed_out.begin(), timed_out.end());
+  EXPECT_EQ(timed_out, (std::vector<int64_t>{3, 4}));
+  EXPECT_FALSE(engine->Stats(4).has_value());
+  EXPECT_TRUE(engine->Stats(3).has_value());
+}
+
+// ---------------------------------------------------------------- threads
+
+TEST(RtpMediaEngineTest, OpenUpdateCloseFromOtherThreadsWhileMediaRuns) {
+  EngineSetup setup = RtcpEvery(absl::Milliseconds(20));
+  setup.pairs = 16;
+  auto engine = StartEngine(setup);
+  UdpPeer sink;
+  std::atomic<int> failures{0};
+  auto worker = [&](int64_t base) {
+    for (int64_t i = 0; i < 100; ++i) {
+      int64_t id = base + i;
+      absl::StatusOr<int> port = engine->Open(id, Source("tone:700"));
+      if (!port.ok()) {
+        ++failures;
+        continue;
+      }
+      engine->Update(id, SendTo(sink.port(), MediaDirection::kSendRecv));
+      engine->Stats(id);
+      if (i % 3 == 0) std::this_thread::yield();
+      engine->Close(id);
+    }
+  };
+  std::thread first(worker, 1000);
+  std::thread second(worker, 2000);
+  first.join();
+  second.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(engine->open_calls(), 0u);
+}
+
+TEST(RtpMediaEngineTest, DestructorClosesCallsAndTheirRecordings) {
+  std::string dir = TestDir("destructor");
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  {
+    auto engine = StartEngine();
+    ASSERT_TRUE(engine->Open(7, Source("tone:1000", "carol", dir)).ok());
+    engine->Update(7, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+    ASSERT_TRUE(WaitFor([&] { return engine->Stats(7)->packets_sent >= 5; }, kDeadline));
+  }
+  std::optional<testing::WavData> wav = ReadWav(dir + "/7-carol.wav");
+  ASSERT_TRUE(wav.has_value());
+  EXPECT_GE(wav->samples.size(), 5u * kFrameSamples * 2);
+  bool bye = false;
+  for (int i = 0; i < 10 && !bye; ++i) {
+    std::optional<std::vector<uint8_t>> datagram = peer.rtcp->Receive(absl::Seconds(1));
+    if (!datagram) break;
+    std::optional<RtcpSummary> report = ParseRtcpCompound(*datagram, 0);
+    bye = report && report->bye;
+  }
+  EXPECT_TRUE(bye);
+}
+
+}  // namespace
+}  // namespace telestra::backend

@@ -1,0 +1,197 @@
+// The web front end in-process, with a fake backend and the real EventHub:
+// the opening snapshot and the live events that follow it lose nothing,
+// even while events are being published as fast as possible.
+#include "gateway/web/web_server.h"
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "backend/command_dispatcher.h"
+#include "backend/event_hub.h"
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "gtest/gtest.h"
+#include "tests/integration/web_client.h"
+
+namespace telestra::gateway {
+namespace {
+
+using telestra::testing::NativeEvent;
+using telestra::testing::WebClient;
+
+// One account whose account_status counts the events published about it.
+// Like GatewayBackend, the state changes and the event is published under
+// one lock, so that state and events stay in the same order.
+class CountingBackend : public backend::Backend {
+ public:
+  explicit CountingBackend(backend::EventHub* hub) : hub_(hub) {}
+
+  void Bump() {
+    absl::MutexLock lock(&mu_);
+    ++count_;
+    telestra::v1::Event event;
+    event.mutable_account_status()->set_account("counter");
+    event.mutable_account_status()->set_account_status(count_);
+    hub_->Broadcast(std::move(event));
+  }
+
+  absl::Status Login(const telestra::v1::LoginCommand&) override {
+    return absl::UnimplementedError("no");
+  }
+  absl::Status Logout(absl::string_view) override { return absl::UnimplementedError("no"); }
+  absl::StatusOr<int64_t> MakeCall(absl::string_view, absl::string_view,
+                                   absl::FunctionRef<void(int64_t)>) override {
+    return absl::UnimplementedError("Calls are not supported yet");
+  }
+  absl::Status AnswerCall(absl::string_view, int64_t) override {
+    return absl::UnimplementedError("no");
+  }
+  absl::Status SwitchCall(absl::string_view, int64_t) override {
+    return absl::UnimplementedError("no");
+  }
+  absl::Status HangupCall(absl::string_view, int64_t) override {
+    return absl::UnimplementedError("no");
+  }
+  absl::StatusOr<telestra::v1::Status> GetStatus(absl::string_view account) const override {
+    if (account != "counter") return absl::NotFoundError("Unknown account: x");
+    return ListAccounts()[0];
+  }
+  std::vector<telestra::v1::Status> ListAccounts() const override {
+    absl::MutexLock lock(&mu_);
+    telestra::v1::Status status;
+    status.set_account("counter");
+    status.set_account_status(count_);
+    return {status};
+  }
+
+ private:
+  backend::EventHub* const hub_;
+  mutable absl::Mutex mu_;
+  int count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class WebServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WebServer::Options options;
+    options.port = 0;
+    server_ = std::make_unique<WebServer>(options, io_, &backend_, &dispatcher_, &hub_);
+    ASSERT_TRUE(server_->Start().ok());
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  void TearDown() override {
+    server_->Stop();
+    work_.reset();
+    io_.stop();
+    for (auto& thread : threads_) thread.join();
+  }
+
+  backend::EventHub hub_{100000};
+  CountingBackend backend_{&hub_};
+  backend::CommandDispatcher dispatcher_{&backend_, &hub_};
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
+  std::unique_ptr<WebServer> server_;
+  std::vector<std::thread> threads_;
+};
+
+int64_t SnapshotCount(const NativeEvent& snapshot) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  int64_t count = -1;
+  if (parser.parse(snapshot.json).get(doc) != simdjson::SUCCESS) return -1;
+  if (doc["accounts"].at(0)["account_status"].get(count) != simdjson::SUCCESS) return -1;
+  return count;
+}
+
+TEST_F(WebServerTest, SnapshotThenLiveEventsLoseNothingWhileEventsPour) {
+  std::atomic<bool> publishing{true};
+  // As fast as a client can follow (faster, and it is dropped as too slow).
+  std::thread publisher([&] {
+    while (publishing) {
+      for (int i = 0; i < 10; ++i) backend_.Bump();
+      absl::SleepFor(absl::Microseconds(200));
+    }
+  });
+  for (int round = 0; round < 20; ++round) {
+    auto client = WebClient::Connect(server_->port());
+    ASSERT_TRUE(client.ok()) << client.status();
+    auto snapshot = (*client)->Next();
+    ASSERT_TRUE(snapshot.has_value());
+    ASSERT_EQ(snapshot->event(), "snapshot") << snapshot->json;
+    const int64_t seq = snapshot->Int("seq");
+    const int64_t count = SnapshotCount(*snapshot);
+    // The state includes at least every event up to the snapshot's seq
+    // (here each event is one count).
+    EXPECT_GE(count, seq) << "round " << round;
+    int64_t previous_seq = seq;
+    int64_t previous_count = -1;
+    for (int i = 0; i < 200; ++i) {
+      auto event = (*client)->Next();
+      ASSERT_TRUE(event.has_value()) << "round " << round << " event " << i;
+      ASSERT_EQ(event->event(), "account-status");
+      // Consecutive: nothing lost between the snapshot and the live events,
+      // nothing repeated among the live ones.
+      EXPECT_EQ(event->Int("seq"), previous_seq + 1) << "round " << round << " event " << i;
+      if (i == 0) {
+        EXPECT_LE(event->Int("account_status"), count + 1) << "lost an event after the snapshot";
+      } else {
+        EXPECT_EQ(event->Int("account_status"), previous_count + 1);
+      }
+      previous_seq = event->Int("seq");
+      previous_count = event->Int("account_status");
+    }
+  }
+  publishing = false;
+  publisher.join();
+}
+
+TEST_F(WebServerTest, ResumeReplaysExactlyTheEventsAfterSeq) {
+  auto first = WebClient::Connect(server_->port());
+  ASSERT_TRUE(first.ok());
+  auto snapshot = (*first)->Next();
+  ASSERT_TRUE(snapshot.has_value());
+  const std::string instance = snapshot->Str("instance");
+  for (int i = 0; i < 10; ++i) backend_.Bump();
+  (*first)->Close();
+  telestra::testing::WebClientOptions options;
+  options.target = "/ws?after_seq=4&instance=" + instance;
+  auto back = WebClient::Connect(server_->port(), options);
+  ASSERT_TRUE(back.ok());
+  auto resumed = (*back)->Next();
+  ASSERT_TRUE(resumed.has_value());
+  EXPECT_EQ(resumed->json,
+            R"({"event":"resumed","instance":")" + instance + R"(","after_seq":4,"replayed":6})");
+  for (int64_t seq = 5; seq <= 10; ++seq) {
+    auto event = (*back)->Next();
+    ASSERT_TRUE(event.has_value());
+    EXPECT_EQ(event->Int("seq"), seq);
+  }
+  backend_.Bump();
+  auto live = (*back)->Next();
+  ASSERT_TRUE(live.has_value());
+  EXPECT_EQ(live->Int("seq"), 11);
+}
+
+TEST_F(WebServerTest, StopClosesSessionsWithGoingAwayAndRefusesNewOnes) {
+  auto client = WebClient::Connect(server_->port());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Next().has_value());
+  const int port = server_->port();
+  server_->Stop();
+  EXPECT_FALSE((*client)->Next(absl::Seconds(5)).has_value());
+  EXPECT_TRUE((*client)->closed());
+  EXPECT_EQ((*client)->close_code(), 1001);
+  EXPECT_FALSE(WebClient::Connect(port).ok());
+  EXPECT_EQ(server_->stats().sessions, 0u);
+}
+
+}  // namespace
+}  // namespace telestra::gateway

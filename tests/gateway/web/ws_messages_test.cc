@@ -1,0 +1,65 @@
+#include "gateway/web/ws_messages.h"
+
+#include <simdjson.h>
+
+#include "gtest/gtest.h"
+
+namespace telestra::gateway {
+namespace {
+
+TEST(WsMessagesTest, SnapshotHoldsOneCodecStatusPerAccount) {
+  std::vector<telestra::v1::Status> accounts(2);
+  accounts[0].set_account("account-1");
+  accounts[0].set_account_status(200);
+  auto* call = accounts[0].add_calls();
+  call->set_call_id(7);
+  call->set_state(telestra::v1::CALL_STATE_ACTIVE);
+  call->set_direction(telestra::v1::CALL_DIRECTION_OUTGOING);
+  call->set_peer("3002");
+  accounts[1].set_account("account-2");
+  EXPECT_EQ(SnapshotMessage("00ff", 41, accounts),
+            R"({"event":"snapshot","instance":"00ff","seq":41,"accounts":[)"
+            R"({"event":"status","account":"account-1","account_status":200,"calls":[)"
+            R"({"call_id":7,"state":"active","direction":"outgoing","peer":"3002",)"
+            R"("peer_name":""}],"seq":41},)"
+            R"({"event":"status","account":"account-2","account_status":0,"calls":[],)"
+            R"("seq":41}]})");
+  EXPECT_EQ(SnapshotMessage("i", 0, {}),
+            R"({"event":"snapshot","instance":"i","seq":0,"accounts":[]})");
+}
+
+TEST(WsMessagesTest, ResumedAndGapAreValidJson) {
+  EXPECT_EQ(ResumedMessage("abc", 12, 3),
+            R"({"event":"resumed","instance":"abc","after_seq":12,"replayed":3})");
+  EXPECT_EQ(GapMessage(5, "lost"), R"({"event":"gap","after_seq":5,"reason":"lost"})");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  EXPECT_EQ(parser.parse(GapMessage(5, "a \"quoted\" \\ reason\n")).get(doc), simdjson::SUCCESS);
+}
+
+TEST(PlanWebResumeTest, FreshClientGetsASnapshotWithoutGap) {
+  WebResumePlan plan = PlanWebResume(std::nullopt, "", "inst", 10, true);
+  EXPECT_FALSE(plan.resume);
+  EXPECT_TRUE(plan.gap_reason.empty());
+}
+
+TEST(PlanWebResumeTest, ResumesWhenTheHistoryHoldsEverythingAfterSeq) {
+  EXPECT_TRUE(PlanWebResume(7, "inst", "inst", 10, true).resume);
+  EXPECT_TRUE(PlanWebResume(10, "inst", "inst", 10, true).resume);  // nothing missed
+  EXPECT_TRUE(PlanWebResume(0, "", "inst", 10, true).resume);  // no instance: trusted
+}
+
+TEST(PlanWebResumeTest, ReportsEachKindOfGap) {
+  WebResumePlan restarted = PlanWebResume(7, "other", "inst", 10, true);
+  EXPECT_FALSE(restarted.resume);
+  EXPECT_NE(restarted.gap_reason.find("restarted"), std::string::npos);
+  WebResumePlan ahead = PlanWebResume(11, "", "inst", 10, true);
+  EXPECT_FALSE(ahead.resume);
+  EXPECT_NE(ahead.gap_reason.find("ahead"), std::string::npos);
+  WebResumePlan evicted = PlanWebResume(3, "inst", "inst", 10, false);
+  EXPECT_FALSE(evicted.resume);
+  EXPECT_NE(evicted.gap_reason.find("no longer kept"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace telestra::gateway

@@ -1,0 +1,278 @@
+#include "tests/hardening/hardening_support.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace telestra::testing {
+
+absl::StatusOr<std::unique_ptr<RawConnection>> RawConnection::Connect(int port,
+                                                                      const Options& options) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError("socket failed");
+  if (options.receive_buffer > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &options.receive_buffer,
+               sizeof(options.receive_buffer));
+  }
+  if (!options.source.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = 0;
+    if (inet_pton(AF_INET, options.source.c_str(), &local.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      close(fd);
+      return absl::InternalError(absl::StrCat("cannot bind to ", options.source));
+    }
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int error = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to port ", port, ": ", strerror(error)));
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return std::unique_ptr<RawConnection>(new RawConnection(fd));
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawConnection::Send(const std::string& bytes) {
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+ssize_t RawConnection::SendSome(const std::string& bytes) {
+  ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n >= 0) return n;
+  return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+}
+
+std::string RawConnection::ReadUntilClosed(absl::Duration timeout, bool* closed) {
+  std::string out;
+  *closed = false;
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    const int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (wait_ms <= 0) return out;
+    pollfd pfd{fd_, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
+    char chunk[65536];
+    ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      *closed = true;
+      return out;
+    }
+    out.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+void RawConnection::Reset() {
+  linger option{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &option, sizeof(option));
+  close(fd_);
+  fd_ = -1;
+}
+
+std::vector<std::string> SplitEvents(const std::string& bytes) {
+  std::vector<std::string> events;
+  size_t start = 0;
+  for (size_t nul = bytes.find('\0'); nul != std::string::npos;
+       nul = bytes.find('\0', start)) {
+    events.push_back(bytes.substr(start, nul - start));
+    start = nul + 1;
+  }
+  return events;
+}
+
+int CountOpenFds(pid_t pid) {
+  DIR* dir = opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
+  if (dir == nullptr) return -1;
+  int count = 0;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] != '.') ++count;
+  }
+  closedir(dir);
+  return count;
+}
+
+int64_t ResidentKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view rest = line;
+    if (absl::ConsumePrefix(&rest, "VmRSS:")) {
+      rest = absl::StripAsciiWhitespace(rest);
+      absl::ConsumeSuffix(&rest, "kB");
+      int64_t kib = -1;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kib)) return kib;
+    }
+  }
+  return -1;
+}
+
+absl::Duration CpuTime(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which is in parentheses): utime is the
+  // 14th field of the line, stime the 15th.
+  const size_t close_paren = text.rfind(')');
+  if (close_paren == std::string::npos) return absl::ZeroDuration();
+  std::vector<std::string> fields =
+      absl::StrSplit(text.substr(close_paren + 2), ' ', absl::SkipEmpty());
+  if (fields.size() < 13) return absl::ZeroDuration();
+  int64_t utime = 0, stime = 0;
+  if (!absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) {
+    return absl::ZeroDuration();
+  }
+  const long ticks = sysconf(_SC_CLK_TCK);
+  return absl::Milliseconds((utime + stime) * 1000 / (ticks > 0 ? ticks : 100));
+}
+
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
+  auto connection = RawConnection::Connect(port);
+  if (!connection.ok()) return connection.status();
+  if (!(*connection)->Send(absl::StrCat("GET ", path,
+                                        " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+                                        "close\r\n\r\n"))) {
+    return absl::UnavailableError("send failed");
+  }
+  bool closed = false;
+  std::string response = (*connection)->ReadUntilClosed(absl::Seconds(10), &closed);
+  const size_t body = response.find("\r\n\r\n");
+  if (!absl::StartsWith(response, "HTTP/1.1 200") || body == std::string::npos) {
+    return absl::UnavailableError(absl::StrCat("GET ", path, ": ", response.substr(0, 200)));
+  }
+  return response.substr(body + 4);
+}
+
+std::optional<double> MetricValue(const std::string& exposition, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
+    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
+    double value = 0;
+    if (absl::SimpleAtod(absl::StripAsciiWhitespace(line), &value)) return value;
+  }
+  return std::nullopt;
+}
+
+bool SendUdp(int port, const std::string& payload) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ssize_t n = sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<sockaddr*>(&addr),
+                     sizeof(addr));
+  close(fd);
+  return n == static_cast<ssize_t>(payload.size());
+}
+
+std::string PseudoRandomBytes(size_t size, uint64_t seed) {
+  std::string out(size, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < size; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[i] = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+std::string UniqueString(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return absl::StrCat(prefix, getpid(), "x", absl::ToUnixMicros(absl::Now()) % 1000000007, "n",
+                      counter++);
+}
+
+absl::Duration Percentile(std::vector<absl::Duration>& samples, double percentile) {
+  if (samples.empty()) return absl::ZeroDuration();
+  std::sort(samples.begin(), samples.end());
+  size_t index = static_cast<size_t>(percentile / 100.0 * (samples.size() - 1) + 0.5);
+  return samples[std::min(index, samples.size() - 1)];
+}
+
+GatewayOptions TwoAccounts(const KamailioProcess& kamailio, GatewayOptions options) {
+  options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true},
+                      {"account-2", "3002", "sip3002", kamailio.server(), true}};
+  return options;
+}
+
+absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* callee_id) {
+  if (WaitForAccountStatus(client, "account-1", 200) != 200 ||
+      WaitForAccountStatus(client, "account-2", 200) != 200) {
+    return absl::UnavailableError("the accounts did not register");
+  }
+  const std::string token = UniqueString("call-");
+  client.Send(absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":"3002","token":")",
+                           token, R"("})"));
+  auto call_return = client.WaitFor([&](const NativeEvent& e) {
+    return e.event() == "call-return" && e.Str("token") == token;
+  });
+  if (!call_return) return absl::UnavailableError("no call-return");
+  *caller_id = call_return->Int("call_id");
+  auto incoming = client.WaitFor([](const NativeEvent& e) {
+    return e.event() == "call-incoming" && e.Str("account") == "account-2";
+  });
+  if (!incoming) return absl::UnavailableError("no call-incoming");
+  *callee_id = incoming->Int("call_id");
+  client.Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
+                           *callee_id, "}"));
+  auto is_answered = [](const std::string& account, int64_t id) {
+    return [account, id](const NativeEvent& e) {
+      return e.event() == "call-answered" && e.Str("account") == account &&
+             e.Int("call_id") == id;
+    };
+  };
+  if (!client.WaitForAll({is_answered("account-1", *caller_id),
+                          is_answered("account-2", *callee_id)})) {
+    return absl::UnavailableError("the call was not answered");
+  }
+  return absl::OkStatus();
+}
+
+std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
+  const std::string token = UniqueString("state-");
+  client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")",
+                           token, R"("})"));
+  auto status = client.WaitFor(
+      [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == token; });
+  if (!status) return "no status";
+  const std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
+  size_t at = status->json.find(marker);
+  if (at == std::string::npos) return "";
+  at += marker.size();
+  return status->json.substr(at, status->json.find('"', at) - at);
+}
+
+}  // namespace telestra::testing

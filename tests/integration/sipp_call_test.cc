@@ -1,0 +1,444 @@
+// Calls between the gateway and sipp through a real Kamailio (issue 3):
+// sipp as the callee (answers, holds, re-INVITEs without SDP, refuses, rings
+// until cancelled) and as the caller (407 auth, CANCEL, BYE, delayed offer),
+// and the call failures the gateway must report with the right code.
+//
+// sipp runs as user 3005: a UAS first registers its port with
+// tests/support/sipp/register.xml, then listens on it. Scenarios:
+// tests/integration/sipp/*.xml; each checks what it receives and exits
+// non-zero on anything unexpected.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/integration/gateway_process.h"
+#include "tests/integration/native_client.h"
+#include "tests/integration/sip_peers.h"
+#include "tests/support/kamailio.h"
+#include "tests/support/ports.h"
+
+namespace telestra::testing {
+namespace {
+
+constexpr char kSippUser[] = "3005";
+
+using Match = std::function<bool(const NativeEvent&)>;
+
+Match Is(const std::string& event, const std::string& account, int64_t id) {
+  return [=](const NativeEvent& e) {
+    return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
+  };
+}
+
+Match IsAny(const std::string& event, const std::string& account) {
+  return [=](const NativeEvent& e) { return e.event() == event && e.Str("account") == account; };
+}
+
+// The SIP messages sipp received (from its -trace_msg log), in order, with
+// LF line ends; retransmissions (same first line and CSeq) are dropped.
+std::vector<std::string> ReceivedMessages(const std::string& log) {
+  std::vector<std::string> messages;
+  std::vector<std::string> seen;
+  for (absl::string_view block : absl::StrSplit(log, "----------------------------------------------- ")) {
+    if (!absl::StrContains(block, "message received")) continue;
+    size_t start = block.find("\n\n");
+    if (start == absl::string_view::npos) continue;
+    std::string message = absl::StrReplaceAll(block.substr(start + 2), {{"\r", ""}});
+    std::string first_line = message.substr(0, message.find('\n'));
+    size_t cseq = message.find("\nCSeq:");
+    std::string key = absl::StrCat(
+        first_line, cseq == std::string::npos ? "" : message.substr(cseq, message.find('\n', cseq + 1) - cseq));
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
+std::vector<std::string> Requests(const std::vector<std::string>& messages,
+                                  const std::string& method) {
+  std::vector<std::string> found;
+  for (const std::string& m : messages) {
+    if (absl::StartsWith(m, method + " ")) found.push_back(m);
+  }
+  return found;
+}
+
+class SippCallTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto kamailio = KamailioProcess::Start();
+    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
+    kamailio_ = kamailio->release();
+  }
+  static void TearDownTestSuite() {
+    delete kamailio_;
+    kamailio_ = nullptr;
+  }
+
+  void SetUp() override { ASSERT_NE(kamailio_, nullptr); }
+
+  void TearDown() override {
+    if (!HasFailure()) return;
+    if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
+    for (SippProcess* sipp : sipps_) std::cerr << sipp->Describe();
+  }
+
+  // account-1 (3001) and account-2 (3002), extended events for the client.
+  void StartGateway(GatewayOptions options = {}) {
+    options.accounts = {{"account-1", "3001", "sip3001", kamailio_->server(), true},
+                        {"account-2", "3002", "sip3002", kamailio_->server(), true}};
+    options.tcp_settings.push_back("extended-events = true");
+    auto gateway = GatewayProcess::Start(options);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    auto client = NativeClient::Connect(gateway_->native_port());
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+    ASSERT_EQ(WaitForAccountStatus(*client_, "account-1", 200), 200);
+    ASSERT_EQ(WaitForAccountStatus(*client_, "account-2", 200), 200);
+  }
+
+  // A sipp UAS for user 3005: registered first, then started on that port.
+  std::unique_ptr<SippProcess> StartUas(const std::string& scenario,
+                                        std::vector<std::string> args = {}) {
+    int port = PickFreePort(SOCK_DGRAM);
+    EXPECT_TRUE(SippRegister(kamailio_->server(), kSippUser, port));
+    SippProcess::Options options;
+    options.scenario = SippProcess::Scenario(scenario);
+    options.port = port;
+    options.args = {"-s", kSippUser};
+    options.args.insert(options.args.end(), args.begin(), args.end());
+    return Track(SippProcess::Start(options));
+  }
+
+  // A sipp UAC calling `user` through Kamailio as 3005 (407 answered).
+  std::unique_ptr<SippProcess> StartUac(const std::string& scenario, const std::string& user,
+                                        std::vector<std::string> args = {}) {
+    SippProcess::Options options;
+    options.scenario = SippProcess::Scenario(scenario);
+    options.args = {"-s", user, "-key", "caller", kSippUser, "-au", kSippUser,
+                    "-ap", absl::StrCat("sip", kSippUser)};
+    options.args.insert(options.args.end(), args.begin(), args.end());
+    options.remote = kamailio_->server();
+    return Track(SippProcess::Start(options));
+  }
+
+  std::unique_ptr<SippProcess> Track(absl::StatusOr<std::unique_ptr<SippProcess>> sipp) {
+    EXPECT_TRUE(sipp.ok()) << sipp.status();
+    if (!sipp.ok()) return nullptr;
+    sipps_.push_back(sipp->get());
+    return *std::move(sipp);
+  }
+
+  void ExpectSippSucceeds(SippProcess& sipp) {
+    absl::StatusOr<int> status = sipp.Wait(absl::Seconds(25));
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ(*status, 0) << "sipp failed";
+  }
+
+  // make-call; returns the call id from call-return (-1 if none).
+  int64_t MakeCall(const std::string& account, const std::string& number) {
+    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")",
+                               number, R"("})"));
+    auto call_return = client_->WaitFor(IsAny("call-return", account));
+    EXPECT_TRUE(call_return.has_value()) << "no call-return";
+    return call_return ? call_return->Int("call_id") : -1;
+  }
+
+  void Command(const std::string& cmd, const std::string& account, int64_t id) {
+    client_->Send(absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account,
+                               R"(","call_id":)", id, "}"));
+  }
+
+  // The state of call `id` in get-status of `account` ("" if absent).
+  std::string CallState(const std::string& account, int64_t id) {
+    client_->Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
+    auto status = client_->WaitFor([&](const NativeEvent& e) {
+      return e.event() == "status" && e.Str("account") == account;
+    });
+    if (!status) return "no status";
+    std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
+    size_t at = status->json.find(marker);
+    if (at == std::string::npos) return "";
+    at += marker.size();
+    return status->json.substr(at, status->json.find('"', at) - at);
+  }
+
+  std::string WaitForCallState(const std::string& account, int64_t id, const std::string& want,
+                               absl::Duration timeout = absl::Seconds(10)) {
+    absl::Time deadline = absl::Now() + timeout;
+    std::string state;
+    while (absl::Now() < deadline) {
+      state = CallState(account, id);
+      if (state == want) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return state;
+  }
+
+  // Waits for call-ended of (account, id); checks its extended code.
+  std::optional<NativeEvent> WaitEnded(const std::string& account, int64_t id,
+                                       absl::Duration timeout = absl::Seconds(10)) {
+    auto ended = client_->WaitFor(Is("call-ended", account, id), timeout);
+    EXPECT_TRUE(ended.has_value()) << "no call-ended for " << account << " call " << id;
+    return ended;
+  }
+
+  static KamailioProcess* kamailio_;
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::unique_ptr<NativeClient> client_;
+  std::vector<SippProcess*> sipps_;  // for failure output
+};
+
+KamailioProcess* SippCallTest::kamailio_ = nullptr;
+
+// ------------------------------------------------------ gateway calls sipp
+
+TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
+  StartGateway();
+  auto sipp = StartUas("uas_hold.xml");
+  ASSERT_NE(sipp, nullptr);
+
+  int64_t to_sipp = MakeCall("account-1", kSippUser);
+  auto ringing = client_->WaitFor(Is("call-ringing", "account-1", to_sipp));
+  ASSERT_TRUE(ringing.has_value());
+  EXPECT_EQ(ringing->Int("code"), 180);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_sipp)).has_value());
+  EXPECT_EQ(CallState("account-1", to_sipp), "active");
+
+  // A second call (to account-2) to switch to: the call to sipp is held.
+  int64_t to_b = MakeCall("account-1", "3002");
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming.has_value());
+  Command("answer-call", "account-2", incoming->Int("call_id"));
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_b)).has_value());
+
+  Command("switch-call", "account-1", to_b);
+  ASSERT_TRUE(client_->WaitFor(Is("call-held", "account-1", to_sipp)).has_value());
+  EXPECT_EQ(WaitForCallState("account-1", to_sipp, "held"), "held");
+
+  Command("switch-call", "account-1", to_sipp);
+  ASSERT_TRUE(client_->WaitFor(Is("call-resumed", "account-1", to_sipp)).has_value());
+
+  // sipp hangs up after the resume.
+  auto ended = WaitEnded("account-1", to_sipp);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  ExpectSippSucceeds(*sipp);
+
+  // On the wire: the initial offer is sendrecv, the hold offer a=sendonly,
+  // the resume offer has no direction attribute again.
+  std::vector<std::string> invites = Requests(ReceivedMessages(sipp->Messages()), "INVITE");
+  ASSERT_EQ(invites.size(), 3u) << sipp->Messages();
+  EXPECT_FALSE(absl::StrContains(invites[0], "a=sendonly")) << invites[0];
+  EXPECT_TRUE(absl::StrContains(invites[1], "a=sendonly")) << invites[1];
+  for (const char* direction : {"a=sendonly", "a=recvonly", "a=inactive"}) {
+    EXPECT_FALSE(absl::StrContains(invites[2], direction)) << invites[2];
+  }
+  // Every SDP names the gateway's media address only (o= and c=).
+  for (const std::string& invite : invites) {
+    EXPECT_TRUE(absl::StrContains(invite, "\no=- ")) << invite;
+    EXPECT_TRUE(absl::StrContains(invite, "IN IP4 127.0.0.1\n")) << invite;
+    size_t o = invite.find("\no=");
+    EXPECT_TRUE(absl::StrContains(invite.substr(o, invite.find('\n', o + 1) - o),
+                                  "IN IP4 127.0.0.1"))
+        << invite;
+  }
+}
+
+TEST_F(SippCallTest, SippHoldIsReportedAsRemoteHeldAndOfferlessReinviteGetsAnOffer) {
+  StartGateway();
+  auto sipp = StartUas("uas_remote_hold.xml");
+  ASSERT_NE(sipp, nullptr);
+
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  // sipp: a=sendonly 500 ms after the answer, held for 1.5 s.
+  EXPECT_EQ(WaitForCallState("account-1", id, "remote-held", absl::Seconds(3)), "remote-held");
+  // sipp resumes (no direction), then re-INVITEs without SDP: the gateway
+  // offers in its 200 (checked by the scenario) and the call stays active.
+  EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Remote hangup");
+  // No call-held/call-resumed: those report the gateway's own holds only.
+  for (const NativeEvent& e : client_->skipped()) {
+    EXPECT_NE(e.event(), "call-held") << e.json;
+  }
+  ExpectSippSucceeds(*sipp);
+}
+
+TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
+  StartGateway();
+  auto sipp = StartUas("uas_ring.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-ringing", "account-1", id)).has_value());
+  EXPECT_EQ(CallState("account-1", id), "ringing");
+  Command("hangup-call", "account-1", id);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 487) << ended->json;
+  ExpectSippSucceeds(*sipp);
+  EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "CANCEL").size(), 1u);
+}
+
+TEST_F(SippCallTest, FailedCallsEndWithTheSipCode) {
+  StartGateway();
+  // 486 from the callee.
+  auto sipp = StartUas("uas_busy.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t busy = MakeCall("account-1", kSippUser);
+  auto ended = WaitEnded("account-1", busy);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 486) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "Busy Here");
+  ExpectSippSucceeds(*sipp);
+
+  // 404 from Kamailio: no such user.
+  int64_t unknown = MakeCall("account-1", "3999");
+  ended = WaitEnded("account-1", unknown);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 404) << ended->json;
+
+  // 480 from Kamailio: a known user that is not registered.
+  int64_t offline = MakeCall("account-1", "3007");
+  ended = WaitEnded("account-1", offline);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 480) << ended->json;
+
+  // None of them is left in the account's calls.
+  EXPECT_EQ(CallState("account-1", busy), "");
+  EXPECT_EQ(CallState("account-1", offline), "");
+}
+
+// ------------------------------------------------------ sipp calls gateway
+
+TEST_F(SippCallTest, SippCancelsBeforeAnswerAndAnsweringTheEndedCallFails) {
+  StartGateway();
+  auto sipp = StartUac("uac_cancel.xml", "3001");
+  ASSERT_NE(sipp, nullptr);
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value());
+  EXPECT_EQ(incoming->Str("caller"), kSippUser);
+  int64_t id = incoming->Int("call_id");
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 487) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "Cancelled by caller");
+  ExpectSippSucceeds(*sipp);
+
+  client_->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-1","call_id":)", id,
+                             R"(,"token":"late"})"));
+  auto fail = client_->WaitFor([](const NativeEvent& e) { return e.event() == "fail"; });
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->Str("error"), absl::StrCat("Unknown call id ", id, " for account: account-1"));
+  EXPECT_EQ(fail->Str("token"), "late");
+}
+
+TEST_F(SippCallTest, SippCallIsAnsweredAndSippHangsUp) {
+  StartGateway();
+  auto sipp = StartUac("uac_call.xml", "3001", {"-d", "500"});
+  ASSERT_NE(sipp, nullptr);
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value());
+  int64_t id = incoming->Int("call_id");
+  EXPECT_EQ(CallState("account-1", id), "incoming");
+  Command("answer-call", "account-1", id);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Remote hangup");
+  ExpectSippSucceeds(*sipp);
+  // The gateway's 180 and 200 reached sipp through Kamailio.
+  std::string messages = sipp->Messages();
+  EXPECT_TRUE(absl::StrContains(messages, "SIP/2.0 180 Ringing")) << messages;
+}
+
+TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
+  std::string record_dir = MakeTempDir("record");
+  GatewayOptions options;
+  options.account_settings["account-1"] = {"audio = tone:440",
+                                           absl::StrCat("record = ", record_dir)};
+  StartGateway(options);
+  // sipp echoes the RTP it gets back to its sender: what the gateway
+  // records as received is its own tone, sent to the port of sipp's answer
+  // (in the ACK).
+  auto sipp = StartUac("uac_delayed_offer.xml", "3001", {"-d", "1500", "-rtp_echo"});
+  ASSERT_NE(sipp, nullptr);
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value());
+  int64_t id = incoming->Int("call_id");
+  Command("answer-call", "account-1", id);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(WaitEnded("account-1", id).has_value());
+  ExpectSippSucceeds(*sipp);
+
+  std::string path = absl::StrCat(record_dir, "/", id, "-account-1.wav");
+  absl::StatusOr<WavAudio> wav = ReadWav(path);
+  ASSERT_TRUE(wav.ok()) << wav.status();
+  ASSERT_EQ(wav->channels.size(), 2u);
+  EXPECT_EQ(wav->sample_rate, 8000);
+  EXPECT_GT(wav->frames(), 8000u);  // > 1 s of a 1.5 s call
+  const std::vector<double>& received = wav->channels[0];
+  const std::vector<double>& sent = wav->channels[1];
+  EXPECT_GT(Rms(received), 0.05);
+  EXPECT_GT(ToneShare(received, 8000, 440), 0.6);
+  EXPECT_GT(ToneShare(sent, 8000, 440), 0.9);
+}
+
+// ----------------------------------------------------- RTP port exhaustion
+
+TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
+  int rtp = PickFreeMediaPort();
+  ASSERT_NE(rtp, 0);
+  GatewayOptions options;
+  // One RTP/RTCP pair for the whole gateway.
+  options.rtp_settings = {absl::StrCat("port-min = ", rtp),
+                          absl::StrCat("port-max = ", rtp + 1)};
+  StartGateway(options);
+  auto sipp = StartUas("uas_answer.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t first = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", first)).has_value());
+
+  // An outgoing call finds no port: it ends at once and never leaves.
+  int64_t second = MakeCall("account-1", "3002");
+  auto ended = WaitEnded("account-1", second);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 503) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "No RTP port available");
+  EXPECT_FALSE(client_->WaitFor(IsAny("call-incoming", "account-2"), absl::Milliseconds(300))
+                   .has_value());
+  EXPECT_EQ(CallState("account-1", first), "active");
+
+  // The first call ends (BYE from the gateway) and frees the pair.
+  Command("hangup-call", "account-1", first);
+  ASSERT_TRUE(WaitEnded("account-1", first).has_value());
+  ExpectSippSucceeds(*sipp);
+
+  // account-1 calls account-2: the caller takes the pair, the callee finds
+  // none and refuses with 503; both ends report it.
+  int64_t third = MakeCall("account-1", "3002");
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming.has_value());
+  auto callee_ended = WaitEnded("account-2", incoming->Int("call_id"));
+  ASSERT_TRUE(callee_ended.has_value());
+  EXPECT_EQ(callee_ended->Int("code"), 503) << callee_ended->json;
+  EXPECT_EQ(callee_ended->Str("reason"), "No RTP port available");
+  ended = WaitEnded("account-1", third);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 503) << ended->json;
+  EXPECT_EQ(CallState("account-1", third), "");
+  EXPECT_EQ(CallState("account-2", incoming->Int("call_id")), "");
+}
+
+}  // namespace
+}  // namespace telestra::testing
