@@ -190,6 +190,22 @@ int Run() {
                 backend.calls_started());
     out.Gauge("telestra_media_calls", "Calls with RTP ports open", media.open_calls());
   });
+  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // gRPC front end
+    telestra::gateway::GrpcStats stats = grpc.stats();
+    out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session streams open", stats.streams);
+    out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session streams opened",
+                stats.streams_opened);
+    out.Counter("telestra_grpc_slow_stream_drops_total",
+                "gRPC streams ended RESOURCE_EXHAUSTED for not keeping up",
+                stats.slow_stream_drops);
+    out.Counter("telestra_grpc_undelivered_events_total",
+                "Events lost with those gRPC streams", stats.undelivered_events);
+    out.Counter("telestra_grpc_unauthenticated_total",
+                "gRPC calls refused for a missing or wrong token", stats.unauthenticated);
+    out.Counter("telestra_grpc_resume_gaps_total",
+                "Subscribe resumes that could not replay every missed event",
+                stats.gaps_reported);
+  });
   if (plan.metrics.port > 0) {
     if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
         !status.ok()) {

@@ -16,6 +16,12 @@ PACKAGES=(
   netcat-openbsd python3 procps
   # fuzzing (scripts/fuzz.sh: libFuzzer + ASan/UBSan, outside Bazel)
   clang-14 libfuzzer-14-dev
+  # web front end: TLS (libssl-dev); its tests: certificates (openssl), the
+  # dashboard in headless Chromium driven from Node (tests/e2e)
+  libssl-dev openssl chromium nodejs
+  # gRPC front end: the Python example client and its test (stubs generated
+  # with protoc + grpc_python_plugin above; certificates with openssl)
+  python3-grpcio python3-protobuf
 )
 
 missing=()
@@ -24,6 +30,8 @@ for package in "${PACKAGES[@]}"; do
     missing+=("$package")
   fi
 done
+# Debian's nodejs comes without npm (NodeSource's includes it).
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#PACKAGES[@]} packages present"

@@ -36,30 +36,43 @@ function send(command, { account, num, quiet = false } = {}) {
   const token = `w${nextToken++}`;
   const ok = connection.send({ ...command, token });
   if (!ok) {
-    if (account) showAccountError(account, 'Not connected to the gateway: try again in a moment.');
+    if (account && !quiet) {
+      showAccountError(account, 'Not connected to the gateway: try again in a moment.');
+    }
     return false;
   }
   pending.set(token, { account, cmd: command.cmd, num, quiet });
   if (pending.size > PENDING_LIMIT) pending.delete(pending.keys().next().value);
+  if (quiet) return true;
   const shown = { ...command };
   if ('pass' in shown) shown.pass = '••••';
   addLog({ category: 'sent', account, text: `→ ${command.cmd}`, raw: JSON.stringify(shown) });
   return true;
 }
 
-// Asks for an account's status (after call events: it also reports what has
-// no event of its own, such as a call held by the far end).
-const syncTimers = new Map();
-function scheduleSync(account) {
-  if (syncTimers.has(account)) return;
-  syncTimers.set(
-    account,
-    setTimeout(() => {
-      syncTimers.delete(account);
-      send({ cmd: 'get-status', account }, { account, quiet: true });
-    }, 250),
-  );
+// Asks for the accounts' status after call events (250 ms later, once for a
+// burst) and every 3 s while calls are up: that also reports what has no
+// event of its own, such as a call held by the far end (remote-held), which
+// may concern another account than the event's.
+let syncTimer = null;
+function scheduleSync() {
+  if (syncTimer !== null) return;
+  syncTimer = setTimeout(() => {
+    syncTimer = null;
+    for (const name of state.accounts.keys()) {
+      send({ cmd: 'get-status', account: name }, { account: name, quiet: true });
+    }
+  }, 250);
 }
+
+setInterval(() => {
+  if (connection.state !== CONNECTION.OPEN) return;
+  for (const account of state.accounts.values()) {
+    if (account.calls.size > 0) {
+      send({ cmd: 'get-status', account: account.name }, { account: account.name, quiet: true });
+    }
+  }
+}, 3000);
 
 // ------------------------------------------------------------- messages
 
@@ -79,7 +92,7 @@ function onMessage(msg, raw) {
     clearAccountError(request.account);
   }
   if (msg.event === 'account-status' && msg.account_status === 200) clearAccountError(msg.account);
-  if (msg.event && msg.event.startsWith('call-') && msg.account) scheduleSync(msg.account);
+  if (msg.event && msg.event.startsWith('call-')) scheduleSync();
 
   if (changed.all) {
     renderAllAccounts();
@@ -208,11 +221,17 @@ function renderAccount(name) {
   card.root.dataset.registration = badge.dataset.reg;
   setFact(q('.fact-user'), account.user);
   setFact(q('.fact-server'), account.server);
-  setFact(q('.fact-reason'), account.reason || (account.status !== undefined ? `SIP ${account.status || '—'}` : ''));
+  setFact(q('.fact-reason'), sipStatusText(account));
   if (!q('.login-user').value && account.user) q('.login-user').value = account.user;
   if (!q('.login-server').value && account.server) q('.login-server').value = account.server;
   q('.logout-button').disabled = account.status === 0;
   renderCalls(card, account);
+}
+
+function sipStatusText(account) {
+  if (account.status === undefined) return '';
+  if (account.status === 0) return 'none';
+  return account.reason ? `${account.status} ${account.reason}` : String(account.status);
 }
 
 function setFact(element, value) {
@@ -247,9 +266,11 @@ function renderCalls(card, account) {
     row.querySelector('.call-state').textContent = CALL_STATE_LABELS[call.state] || call.state;
     const answer = row.querySelector('.call-answer');
     answer.hidden = call.state !== 'incoming';
+    // switch-call makes a call the active one and holds the account's other
+    // established calls: offered where it changes something.
     const switchButton = row.querySelector('.call-switch');
-    switchButton.hidden = !['active', 'held', 'remote-held'].includes(call.state);
-    switchButton.textContent = call.state === 'held' ? 'Switch to' : 'Hold';
+    switchButton.hidden = !canSwitchTo(account, call);
+    switchButton.textContent = 'Switch to';
     const peer = call.peer || 'call';
     answer.setAttribute('aria-label', `Answer call from ${peer}`);
     switchButton.setAttribute('aria-label', `${switchButton.textContent} call with ${peer}`);
@@ -257,6 +278,19 @@ function renderCalls(card, account) {
     updateDuration(row, call);
   }
   card.q('.calls-empty').hidden = account.calls.size > 0;
+}
+
+const ESTABLISHED = ['active', 'held', 'remote-held'];
+
+function canSwitchTo(account, call) {
+  if (!ESTABLISHED.includes(call.state)) return false;
+  if (call.state === 'held') return true;
+  for (const other of account.calls.values()) {
+    if (other.id !== call.id && ESTABLISHED.includes(other.state) && other.state !== 'held') {
+      return true; // another call is not held: switching to this one holds it
+    }
+  }
+  return false;
 }
 
 function updateDuration(row, call) {

@@ -251,8 +251,14 @@ export function describe(msg) {
       return `resumed after seq ${msg.after_seq}: ${msg.replayed} missed events replayed`;
     case 'gap':
       return `events after seq ${msg.after_seq} are lost (${msg.reason}); starting afresh`;
-    case 'account-status':
-      return `${registrationOf(msg.account_status).label}${msg.reason ? ` (${msg.reason})` : ''}`;
+    case 'account-status': {
+      const label = registrationOf(msg.account_status).label;
+      // The reason only where it adds something ("Registered (OK)" does not).
+      const reason = msg.reason || '';
+      const redundant =
+        !reason || reason === 'OK' || label.toLowerCase().includes(reason.toLowerCase());
+      return redundant ? label : `${label} (${reason})`;
+    }
     case 'status':
       return `${registrationOf(msg.account_status).label}, ${(msg.calls || []).length} calls`;
     case 'fail':
@@ -260,7 +266,7 @@ export function describe(msg) {
     case 'call-incoming':
       return `incoming${call} from ${msg.caller}${msg.caller_name ? ` (${msg.caller_name})` : ''}`;
     case 'call-return':
-      return `dialling:${call}`;
+      return `dialling${call}`;
     case 'call-ringing':
       return `ringing${call} (${msg.code})`;
     case 'call-answered':

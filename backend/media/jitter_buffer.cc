@@ -44,13 +44,24 @@ void JitterBuffer::Start(uint32_t timestamp) {
   prefill_left_ = depth_frames_;
 }
 
+template <typename Segment>
+void JitterBuffer::ForEachSegment(int start, int length, Segment segment) const {
+  // A run of `length` (<= capacity) ring slots from `start`: one or two
+  // contiguous pieces.
+  int first = std::min(length, capacity_ - start);
+  segment(start, 0, first);
+  if (first < length) segment(0, first, length - first);
+}
+
+void JitterBuffer::Clear(int start, int length) {
+  ForEachSegment(start, length, [this](int index, int, int count) {
+    std::memset(&samples_[index], 0, count * sizeof(int16_t));
+    std::memset(&present_[index], 0, count);
+  });
+}
+
 void JitterBuffer::Discard(uint32_t samples) {
-  uint32_t clear = std::min<uint32_t>(samples, capacity_);
-  for (uint32_t i = 0; i < clear; ++i) {
-    int index = (head_ + static_cast<int>(i)) % capacity_;
-    samples_[index] = 0;
-    present_[index] = 0;
-  }
+  Clear(head_, static_cast<int>(std::min<uint32_t>(samples, capacity_)));
   head_ = static_cast<int>((head_ + samples) % static_cast<uint32_t>(capacity_));
   cursor_ += samples;
 }
@@ -90,11 +101,12 @@ JitterBuffer::PutResult JitterBuffer::Put(uint32_t timestamp,
     offset = Diff(timestamp, cursor_);
   }
   int32_t skip = offset < 0 ? -offset : 0;  // the part already played
-  for (int32_t i = skip; i < size; ++i) {
-    int index = (head_ + offset + i) % capacity_;
-    samples_[index] = samples[i];
-    present_[index] = 1;
-  }
+  ForEachSegment((head_ + offset + skip) % capacity_, size - skip,
+                 [&](int index, int from, int count) {
+                   std::memcpy(&samples_[index], samples.data() + skip + from,
+                               count * sizeof(int16_t));
+                   std::memset(&present_[index], 1, count);
+                 });
   uint32_t end = timestamp + static_cast<uint32_t>(size);
   if (Diff(end, end_) > 0) end_ = end;
   ++counters_.packets_stored;
@@ -109,13 +121,11 @@ bool JitterBuffer::Get(int16_t* frame) {
     state_ = State::kWaiting;
   } else if (state_ == State::kPlaying) {
     int received = 0;
-    for (int i = 0; i < kFrameSamples; ++i) {
-      int index = (head_ + i) % capacity_;
-      frame[i] = samples_[index];
-      received += present_[index];
-      samples_[index] = 0;
-      present_[index] = 0;
-    }
+    ForEachSegment(head_, kFrameSamples, [&](int index, int from, int count) {
+      std::memcpy(frame + from, &samples_[index], count * sizeof(int16_t));
+      for (int i = 0; i < count; ++i) received += present_[index + i];
+    });
+    Clear(head_, kFrameSamples);
     head_ = (head_ + kFrameSamples) % capacity_;
     cursor_ += kFrameSamples;
     if (received > 0) {

@@ -67,6 +67,9 @@ class JitterBuffer {
 
   void Discard(uint32_t samples);
   void Start(uint32_t timestamp);
+  void Clear(int start, int length);
+  template <typename Segment>
+  void ForEachSegment(int start, int length, Segment segment) const;
 
   const int depth_frames_;
   const int depth_samples_;

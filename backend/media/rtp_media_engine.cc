@@ -85,8 +85,18 @@ RtpMediaEngine::RtpMediaEngine(RtpConfig config, std::string bind_address, Optio
       local_ip_(ParseSocketAddress(bind_address_, 0)),
       settings_(MakeSettings(config_, options_)),
       recv_buffers_(kRecvBatch),
+      recv_vectors_(kRecvBatch),
+      recv_messages_(kRecvBatch),
       ports_(config_.port_min, config_.port_max) {
+  for (int i = 0; i < kRecvBatch; ++i) {
+    recv_vectors_[i].iov_base = recv_buffers_[i].data();
+    recv_vectors_[i].iov_len = recv_buffers_[i].size();
+    std::memset(&recv_messages_[i], 0, sizeof(mmsghdr));
+    recv_messages_[i].msg_hdr.msg_iov = &recv_vectors_[i];
+    recv_messages_[i].msg_hdr.msg_iovlen = 1;
+  }
   calls_by_port_.assign(ports_.pair_count(), nullptr);
+  slot_count_ = ports_.pair_count();
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -154,6 +164,8 @@ absl::Status RtpMediaEngine::Start() {
   }
   started_ = true;
   thread_ = std::thread([this] { Run(); });
+  clockid_t clock;
+  if (pthread_getcpuclockid(thread_.native_handle(), &clock) == 0) media_thread_clock_ = clock;
   spdlog::info("RTP engine on {} ports {}-{} ({} calls at most)", bind_address_,
                config_.port_min, config_.port_max, ports_.pair_count());
   return absl::OkStatus();
@@ -313,20 +325,11 @@ size_t RtpMediaEngine::open_calls() const {
 }
 
 RtpMediaEngine::Counters RtpMediaEngine::counters() const {
-  Counters counters;
-  {
-    absl::MutexLock lock(&mu_);
-    counters = counters_;
-  }
-  if (thread_.joinable()) {
-    clockid_t clock;
-    // native_handle() is not const; the thread object is not modified.
-    if (pthread_getcpuclockid(const_cast<std::thread&>(thread_).native_handle(), &clock) == 0) {
-      timespec ts{};
-      if (clock_gettime(clock, &ts) == 0) {
-        counters.media_thread_cpu_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-      }
-    }
+  absl::MutexLock lock(&mu_);
+  Counters counters = counters_;
+  timespec ts{};
+  if (media_thread_clock_ && clock_gettime(*media_thread_clock_, &ts) == 0) {
+    counters.media_thread_cpu_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   }
   return counters;
 }
@@ -382,15 +385,7 @@ void RtpMediaEngine::Run() {
 }
 
 void RtpMediaEngine::ReadSocket(uint64_t port) {
-  mmsghdr messages[kRecvBatch];
-  iovec vectors[kRecvBatch];
-  for (int i = 0; i < kRecvBatch; ++i) {
-    vectors[i].iov_base = recv_buffers_[i].data();
-    vectors[i].iov_len = recv_buffers_[i].size();
-    std::memset(&messages[i].msg_hdr, 0, sizeof(messages[i].msg_hdr));
-    messages[i].msg_hdr.msg_iov = &vectors[i];
-    messages[i].msg_hdr.msg_iovlen = 1;
-  }
+  mmsghdr* messages = recv_messages_.data();
   absl::MutexLock lock(&mu_);
   MediaCall* call = FindByPortLocked(port);
   if (call == nullptr) return;  // closed since epoll_wait
@@ -417,17 +412,25 @@ void RtpMediaEngine::ReadSocket(uint64_t port) {
 void RtpMediaEngine::RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out) {
   int frames = static_cast<int>(std::min<uint64_t>(expirations, kMaxCatchUpFrames));
   int skipped = static_cast<int>(std::min<uint64_t>(expirations - frames, 1 << 20));
-  absl::MutexLock lock(&mu_);
   int64_t start = MonotonicNanos();
+  // Calls are visited by port index, kTickChunk at a time, releasing the
+  // lock in between so Open/Close never wait for a whole tick. The table's
+  // size is fixed, so the walk stays valid whatever changes between chunks
+  // (a call opened mid-tick at an index already passed starts next tick).
+  const int slots = slot_count_;
   for (int frame = 0; frame < frames; ++frame) {
-    int64_t now = MonotonicNanos();
-    for (auto& [id, call] : calls_) {
-      if (call->OnTick(now, rng_)) timed_out->push_back(id);
+    for (int first = 0; first < slots; first += kTickChunk) {
+      absl::MutexLock lock(&mu_);
+      int64_t now = MonotonicNanos();
+      for (int index = first; index < std::min(slots, first + kTickChunk); ++index) {
+        MediaCall* call = calls_by_port_[index];
+        if (call == nullptr) continue;
+        if (skipped > 0 && frame == 0) call->SkipFrames(skipped);
+        if (call->OnTick(now, rng_)) timed_out->push_back(call->id());
+      }
     }
   }
-  if (skipped > 0) {
-    for (auto& [id, call] : calls_) call->SkipFrames(skipped);
-  }
+  absl::MutexLock lock(&mu_);
   counters_.ticks += frames;
   counters_.frames_skipped += skipped;
   counters_.max_tick_ns = std::max(counters_.max_tick_ns, MonotonicNanos() - start);

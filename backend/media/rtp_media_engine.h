@@ -1,5 +1,8 @@
 #pragma once
 
+#include <sys/socket.h>
+#include <time.h>
+
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -40,17 +43,19 @@ namespace telestra::backend {
 //    at most 3 frames and advances the RTP timestamps over the rest, so the
 //    far end sees real time, not a burst.
 //  - Open/Update/Close/Stats run on the caller's thread under `mu_`, which
-//    the media thread also holds while it touches calls (per readable socket
-//    and per tick). Open binds sockets and may create the recording file
-//    under it (both quick local syscalls, never the network); a `file:`
-//    source is decoded before the lock is taken. Close is therefore safe at
-//    any point of a tick, and frees the ports before it returns.
+//    the media thread also holds while it touches calls (per readable
+//    socket, and per 32 calls of a tick, so a caller never waits for a whole
+//    tick). Open binds sockets and may create the recording file under it
+//    (quick local syscalls, never the network); a `file:` source is decoded
+//    before the lock is taken. Close is therefore safe at any point of a
+//    tick, and frees the ports before it returns.
 //  - The timeout handler is called on the media thread without the lock (it
 //    may call Close). It can run just after the SIP side closed that call;
 //    unknown ids must be ignored.
 //
-// Libraries: G.711 and the tone oscillator are spandsp's, WAV reading and
-// writing libsndfile's, resampling of `file:` sources speexdsp's. The
+// Libraries: G.711 is spandsp's, WAV reading and writing libsndfile's,
+// resampling of `file:` sources speexdsp's (the tone is a std::sin table,
+// see audio_generator.h). The
 // RTP/RTCP layer is this folder's own (rtp_packet, rtcp, rtp_receive_stats:
 // RFC 3550 appendix A) rather than oRTP: oRTP allocates an mblk_t per packet,
 // runs its own scheduler and jitter buffer per session (we need one clock
@@ -113,6 +118,7 @@ class RtpMediaEngine final : public MediaEngine {
   // epoll keys: a socket's port (< 65536) or one of these.
   static constexpr uint64_t kTimerKey = uint64_t{1} << 32;
   static constexpr uint64_t kWakeKey = kTimerKey + 1;
+  static constexpr int kTickChunk = 32;  // calls ticked per lock hold
   static constexpr int kRecvBatch = 16;
   static constexpr int kMaxRecvBatchesPerEvent = 4;
   static constexpr size_t kDatagramSize = 2048;
@@ -137,8 +143,11 @@ class RtpMediaEngine final : public MediaEngine {
   std::thread thread_;
   AudioClipCache clips_;
 
-  // Media thread only: the receive batch.
+  // Media thread only: the receive batch (buffers and recvmmsg headers
+  // pointing at them, set up once).
   std::vector<std::array<uint8_t, kDatagramSize>> recv_buffers_;
+  std::vector<iovec> recv_vectors_;
+  std::vector<mmsghdr> recv_messages_;
 
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -146,9 +155,11 @@ class RtpMediaEngine final : public MediaEngine {
   RtpPortAllocator ports_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, std::unique_ptr<MediaCall>> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<MediaCall*> calls_by_port_ ABSL_GUARDED_BY(mu_);  // by pair index
+  int slot_count_ = 0;  // calls_by_port_.size(), fixed after construction
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   std::function<void(int64_t)> timeout_handler_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
+  std::optional<clockid_t> media_thread_clock_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace telestra::backend

@@ -282,6 +282,9 @@ class SofiaSipStack::Impl {
           "cannot start the SIP user agent on ", url, " (port in use?)")));
       return;
     }
+    // soa writes the host's first interface address into our o= lines
+    // (while c= says the media address) unless it is told the address.
+    nua_set_params(nua_, SOATAG_ADDRESS(media_->local_address().c_str()), TAG_END());
     spdlog::info("SIP user agent listening on {}", url);
     media_->SetTimeoutHandler([this](int64_t call_id) {
       Post([this, call_id] { OnRtpTimeout(call_id); });
@@ -593,7 +596,9 @@ class SofiaSipStack::Impl {
   }
 
   // Ends a leg that never reached sofia (or whose handle is gone).
-  void EndLeg(int64_t call_id, int code, const std::string& reason) {
+  // `reason` by value: callers pass the leg's own end_reason, which dies
+  // with the leg before the listener is told.
+  void EndLeg(int64_t call_id, int code, std::string reason) {
     auto it = calls_.find(call_id);
     if (it != calls_.end()) {
       CallLeg* leg = it->second.get();

@@ -179,7 +179,11 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
     in_flight_ = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
-    this->StartWrite(in_flight_.get());
+    grpc::WriteOptions options;
+    // More is queued: the transport may hold this one back and send both in
+    // one go (the write still completes, and the next write flushes it).
+    if (!queue_.empty()) options.set_buffer_hint();
+    this->StartWrite(in_flight_.get(), options);
   }
 
   const char* const rpc_;

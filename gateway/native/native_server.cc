@@ -22,6 +22,9 @@ using boost::system::error_code;
 // How long a client that shut down its sending side still gets events.
 constexpr std::chrono::seconds kLingerAfterEof(3);
 
+// Pause before accepting again after accept() failed (out of descriptors).
+constexpr std::chrono::milliseconds kAcceptRetry(100);
+
 // One client connection.
 // Thread: everything runs on the session's strand, except OnEvent (any
 // thread, with the hub's lock held), which only posts to the strand.
@@ -216,7 +219,8 @@ NativeServer::NativeServer(Options options, asio::io_context& io,
       io_(io),
       dispatcher_(dispatcher),
       hub_(hub),
-      acceptor_(asio::make_strand(io)) {}
+      acceptor_(asio::make_strand(io)),
+      accept_retry_(acceptor_.get_executor()) {}
 
 NativeServer::~NativeServer() { Stop(); }
 
@@ -259,8 +263,24 @@ void NativeServer::DoAccept() {
   acceptor_.async_accept(asio::make_strand(io_), [this](error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
-      spdlog::warn("native port accept failed: {}", ec.message());
-    } else if (!Allowed(socket)) {
+      // Out of descriptors (EMFILE) or memory: the connection stays in the
+      // backlog and accept() would fail again at once. Log the first failure
+      // of a burst and retry after a pause instead of spinning.
+      if (accept_failures_++ == 0) {
+        spdlog::warn("native port accept failed: {}; retrying every {} ms", ec.message(),
+                     kAcceptRetry.count());
+      }
+      accept_retry_.expires_after(kAcceptRetry);
+      accept_retry_.async_wait([this](error_code ec) {
+        if (!ec && acceptor_.is_open()) DoAccept();
+      });
+      return;
+    }
+    if (accept_failures_ > 0) {
+      spdlog::info("native port accepting again after {} failed accepts", accept_failures_);
+      accept_failures_ = 0;
+    }
+    if (!Allowed(socket)) {
       not_allowed_++;
       error_code ignored;
       spdlog::warn("native port: refused a client from {}: address not allowed",
@@ -380,6 +400,7 @@ void NativeServer::Stop() {
   asio::post(acceptor_.get_executor(), [this] {
     error_code ignored;
     acceptor_.close(ignored);
+    accept_retry_.cancel();
   });
   for (auto& [key, weak] : sessions) {
     if (auto session = weak.lock()) session->Close();

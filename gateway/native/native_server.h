@@ -16,6 +16,7 @@
 #include "boost/asio/ip/network_v4.hpp"
 #include "boost/asio/ip/network_v6.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
 
 namespace telestra::gateway {
 
@@ -80,6 +81,9 @@ class NativeServer {
   backend::EventHub* const hub_;
   boost::asio::ip::tcp::acceptor acceptor_;
   int port_ = 0;
+  // Acceptor strand only: retries accept() after a failure (EMFILE).
+  boost::asio::steady_timer accept_retry_;
+  uint64_t accept_failures_ = 0;  // in the current burst
   // options_.allow, parsed by Start().
   std::vector<boost::asio::ip::network_v4> allow_v4_;
   std::vector<boost::asio::ip::network_v6> allow_v6_;

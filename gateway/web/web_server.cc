@@ -1,5 +1,6 @@
 #include "gateway/web/web_server.h"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -175,6 +176,11 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       return;
     }
     WebHttpRequest request = parser_->release();
+    // For the access log: method and path, never the query (tokens).
+    absl::string_view target(request.target().data(), request.target().size());
+    request_line_ = absl::StrCat(
+        absl::string_view(request.method_string().data(), request.method_string().size()), " ",
+        target.substr(0, std::min(target.find('?'), size_t{200})));
     if (beast::websocket::is_upgrade(request)) {
       Upgrade(std::move(request));
       return;
@@ -385,7 +391,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
 
   template <class Body>
   void Send(http::response<Body> response) {
-    spdlog::debug("web: {} {}", peer_, response.result_int());
+    spdlog::debug("web: {} {} -> {}", peer_, request_line_, response.result_int());
     auto shared = std::make_shared<http::response<Body>>(std::move(response));
     const bool close = shared->need_eof();
     http::async_write(stream_, *shared,
@@ -430,6 +436,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   uint64_t key_ = 0;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::string request_line_;  // "GET /path" of the request being answered
   bool upgraded_ = false;
   bool ended_ = false;
 };

@@ -12,6 +12,7 @@
 #include "tests/gateway/grpc/grpc_test_client.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/grpc_gateway.h"
+#include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
 
 namespace telestra::testing {
@@ -410,6 +411,13 @@ TEST_F(GrpcApiTest, StalledStreamIsDroppedWithoutSlowingAnother) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_FALSE(fast->WaitForEnd(absl::Milliseconds(1)).has_value());
   EXPECT_TRUE(absl::StrContains(gateway_.process->ReadLog(), "is not keeping up"));
+  // Counted in the metrics.
+  auto http = NativeClient::Connect(gateway_.process->metrics_port());
+  ASSERT_TRUE(http.ok()) << http.status();
+  (*http)->SendRaw("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  std::string metrics = (*http)->ReadUntilClosed();
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_grpc_slow_stream_drops_total 1")) << metrics;
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_grpc_streams 2")) << metrics;
 
   stalled->Resume();
   auto end = stalled->WaitForEnd();

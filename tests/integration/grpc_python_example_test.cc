@@ -3,6 +3,7 @@
 // Kamailio: it generates its stubs, lists the accounts, subscribes, places a
 // call from account-1 to 3002 (account-2), answers it and hangs up.
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -43,6 +44,7 @@ TEST(GrpcPythonExampleTest, SubscribesAndPlacesACall) {
   ASSERT_TRUE(python.ok()) << python.status();
   auto exit = (*python)->WaitForExit(absl::Now() + absl::Seconds(60));
   std::string output = ReadFile(log);
+  std::cout << "python example output:\n" << output;
   ASSERT_TRUE(exit.ok()) << exit.status() << "\n" << output;
   EXPECT_EQ(*exit, 0) << output;
 

@@ -1,6 +1,7 @@
 #include "tests/integration/sip_peers.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -125,6 +126,16 @@ absl::StatusOr<int> SippProcess::Wait(absl::Duration timeout) {
   return process_->WaitForExit(absl::Now() + timeout);
 }
 
+bool SippProcess::WaitUntilListening(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (!UdpPortFree(port_)) return true;
+    if (!process_->IsRunning()) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
 std::string SippProcess::Messages() const { return ReadFileText(dir_ + "/messages.log"); }
 std::string SippProcess::Errors() const { return ReadFileText(dir_ + "/errors.log"); }
 std::string SippProcess::Output() const { return ReadFileText(dir_ + "/output.log"); }
@@ -181,10 +192,12 @@ absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::Start(const Opti
   };
   if (options.record) {
     config.push_back("module sndfile.so");
-    config.push_back(absl::StrCat("snd_path ", baresip->record_dir()));
-    if (mkdir(baresip->record_dir().c_str(), 0755) != 0) {
+    std::string pattern = "/tmp/telestra-baresip.XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) {
       return absl::InternalError("cannot create the recording directory");
     }
+    baresip->record_dir_ = pattern;
+    config.push_back(absl::StrCat("snd_path ", baresip->record_dir_));
   }
   std::ofstream(baresip->dir_ + "/config") << absl::StrJoin(config, "\n") << "\n";
   std::ofstream(baresip->dir_ + "/accounts")
@@ -217,6 +230,15 @@ absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::Start(const Opti
 BaresipProcess::~BaresipProcess() {
   if (ctrl_fd_ >= 0) close(ctrl_fd_);
   if (process_ && process_->IsRunning()) (void)process_->Terminate(absl::Seconds(3));
+  if (!record_dir_.empty() && absl::StartsWith(record_dir_, "/tmp/telestra-baresip.")) {
+    if (DIR* dir = opendir(record_dir_.c_str())) {
+      while (dirent* entry = readdir(dir)) {
+        if (entry->d_name[0] != '.') unlink((record_dir_ + "/" + entry->d_name).c_str());
+      }
+      closedir(dir);
+    }
+    rmdir(record_dir_.c_str());
+  }
 }
 
 std::string BaresipProcess::Log() const { return ReadFileText(dir_ + "/baresip.log"); }

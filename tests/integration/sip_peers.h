@@ -54,6 +54,9 @@ class SippProcess {
   // sipp's exit status (0: every call succeeded), or DeadlineExceeded.
   absl::StatusOr<int> Wait(absl::Duration timeout);
   bool IsRunning() { return process_->IsRunning(); }
+  // True once sipp has bound its SIP port (false if it exited or the
+  // timeout passed).
+  bool WaitUntilListening(absl::Duration timeout);
 
   std::string Messages() const;  // the -trace_msg log
   std::string Errors() const;  // the -trace_err log
@@ -102,7 +105,9 @@ class BaresipProcess {
   int sip_port() const { return sip_port_; }
   int ctrl_port() const { return ctrl_port_; }
   const std::string& dir() const { return dir_; }
-  std::string record_dir() const { return dir_ + "/rec"; }
+  // Under /tmp: baresip truncates a longer snd_path (such as one under
+  // $TEST_TMPDIR). Removed by the destructor.
+  const std::string& record_dir() const { return record_dir_; }
   std::string Log() const;
 
   // Sends a menu command ("dial", "hangup", "accept" ...) and waits for its
@@ -131,6 +136,7 @@ class BaresipProcess {
   int ctrl_fd_ = -1;
   int next_token_ = 0;
   std::string dir_;
+  std::string record_dir_;
   std::string buffer_;
   std::deque<std::string> events_;
   std::unique_ptr<Subprocess> process_;

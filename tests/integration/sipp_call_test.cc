@@ -87,7 +87,7 @@ class SippCallTest : public ::testing::Test {
   void TearDown() override {
     if (!HasFailure()) return;
     if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
-    for (SippProcess* sipp : sipps_) std::cerr << sipp->Describe();
+    for (const auto& sipp : sipps_) std::cerr << sipp->Describe();
   }
 
   // account-1 (3001) and account-2 (3002), extended events for the client.
@@ -106,8 +106,7 @@ class SippCallTest : public ::testing::Test {
   }
 
   // A sipp UAS for user 3005: registered first, then started on that port.
-  std::unique_ptr<SippProcess> StartUas(const std::string& scenario,
-                                        std::vector<std::string> args = {}) {
+  SippProcess* StartUas(const std::string& scenario, std::vector<std::string> args = {}) {
     int port = PickFreePort(SOCK_DGRAM);
     EXPECT_TRUE(SippRegister(kamailio_->server(), kSippUser, port));
     SippProcess::Options options;
@@ -115,12 +114,17 @@ class SippCallTest : public ::testing::Test {
     options.port = port;
     options.args = {"-s", kSippUser};
     options.args.insert(options.args.end(), args.begin(), args.end());
-    return Track(SippProcess::Start(options));
+    SippProcess* sipp = Track(SippProcess::Start(options));
+    // Calls must not reach the port before sipp listens on it.
+    if (sipp != nullptr) {
+      EXPECT_TRUE(sipp->WaitUntilListening(absl::Seconds(5)));
+    }
+    return sipp;
   }
 
   // A sipp UAC calling `user` through Kamailio as 3005 (407 answered).
-  std::unique_ptr<SippProcess> StartUac(const std::string& scenario, const std::string& user,
-                                        std::vector<std::string> args = {}) {
+  SippProcess* StartUac(const std::string& scenario, const std::string& user,
+                        std::vector<std::string> args = {}) {
     SippProcess::Options options;
     options.scenario = SippProcess::Scenario(scenario);
     options.args = {"-s", user, "-key", "caller", kSippUser, "-au", kSippUser,
@@ -130,11 +134,11 @@ class SippCallTest : public ::testing::Test {
     return Track(SippProcess::Start(options));
   }
 
-  std::unique_ptr<SippProcess> Track(absl::StatusOr<std::unique_ptr<SippProcess>> sipp) {
+  SippProcess* Track(absl::StatusOr<std::unique_ptr<SippProcess>> sipp) {
     EXPECT_TRUE(sipp.ok()) << sipp.status();
     if (!sipp.ok()) return nullptr;
-    sipps_.push_back(sipp->get());
-    return *std::move(sipp);
+    sipps_.push_back(*std::move(sipp));
+    return sipps_.back().get();
   }
 
   void ExpectSippSucceeds(SippProcess& sipp) {
@@ -194,7 +198,7 @@ class SippCallTest : public ::testing::Test {
   static KamailioProcess* kamailio_;
   std::unique_ptr<GatewayProcess> gateway_;
   std::unique_ptr<NativeClient> client_;
-  std::vector<SippProcess*> sipps_;  // for failure output
+  std::vector<std::unique_ptr<SippProcess>> sipps_;  // killed after each test
 };
 
 KamailioProcess* SippCallTest::kamailio_ = nullptr;
@@ -425,7 +429,7 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   ExpectSippSucceeds(*sipp);
 
   // account-1 calls account-2: the caller takes the pair, the callee finds
-  // none and refuses with 503; both ends report it.
+  // none and refuses with 503; both ends report it and free what they had.
   int64_t third = MakeCall("account-1", "3002");
   auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
   ASSERT_TRUE(incoming.has_value());
@@ -435,7 +439,9 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   EXPECT_EQ(callee_ended->Str("reason"), "No RTP port available");
   ended = WaitEnded("account-1", third);
   ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Int("code"), 503) << ended->json;
+  // Kamailio turns the callee's 503 into 500 (RFC 3261 16.7: a proxy does
+  // not forward 503).
+  EXPECT_EQ(ended->Int("code"), 500) << ended->json;
   EXPECT_EQ(CallState("account-1", third), "");
   EXPECT_EQ(CallState("account-2", incoming->Int("call_id")), "");
 }

@@ -126,7 +126,7 @@ TEST(WebHttpTest, HealthzReportsCounters) {
   auto gateway = StartGateway(Options());
   ASSERT_NE(gateway, nullptr);
   auto client = WebClient::Connect(gateway->web_port());
-  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(client.ok()) << client.status() << "\n" << gateway->ReadLog();
   ASSERT_TRUE((*client)->Next().has_value());
   auto health = HttpRequest(gateway->web_port(), "GET", "/healthz");
   ASSERT_TRUE(health.ok());

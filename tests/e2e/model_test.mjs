@@ -1,0 +1,249 @@
+// web/model.js and web/connection.js under Node's test runner: the state the
+// dashboard builds from the gateway's messages, and the reconnect logic.
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import test from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// Under Bazel the dashboard is in the runfiles; by hand, beside this folder.
+const web = process.env.TEST_SRCDIR
+  ? join(process.env.TEST_SRCDIR, 'telestra', 'web')
+  : join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
+const model = await import(pathToFileURL(join(web, 'model.js')));
+const connection = await import(pathToFileURL(join(web, 'connection.js')));
+const { applyMessage, createState, registrationOf, describe, categoryOf, formatDuration } = model;
+
+const snapshot = {
+  event: 'snapshot',
+  instance: 'abc',
+  seq: 10,
+  accounts: [
+    { event: 'status', account: 'account-1', account_status: 200, calls: [], seq: 10 },
+    {
+      event: 'status',
+      account: 'account-2',
+      account_status: 0,
+      calls: [{ call_id: 4, state: 'active', direction: 'incoming', peer: '3001', peer_name: 'A' }],
+      seq: 10,
+    },
+  ],
+};
+
+test('a snapshot replaces the state and sets the resume point', () => {
+  const state = createState();
+  const changed = applyMessage(state, snapshot, { now: 1000 });
+  assert.equal(changed.all, true);
+  assert.equal(state.instance, 'abc');
+  assert.equal(state.lastSeq, 10);
+  assert.deepEqual([...state.accounts.keys()], ['account-1', 'account-2']);
+  const call = state.accounts.get('account-2').calls.get(4);
+  assert.equal(call.state, 'active');
+  assert.equal(call.peer, '3001');
+  assert.equal(call.activeSince, 1000);
+});
+
+test('events at or below lastSeq are duplicates and change nothing', () => {
+  const state = createState();
+  applyMessage(state, snapshot);
+  const changed = applyMessage(state, {
+    event: 'account-status', account: 'account-1', account_status: 0, reason: 'x', seq: 10,
+  });
+  assert.equal(changed.duplicate, true);
+  assert.equal(state.accounts.get('account-1').status, 200);
+});
+
+test('registration events update the account', () => {
+  const state = createState();
+  applyMessage(state, snapshot);
+  const changed = applyMessage(state, {
+    event: 'account-status', account: 'account-1', account_status: 401, reason: 'Unauthorized', seq: 11,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(state.accounts.get('account-1').status, 401);
+  assert.equal(state.lastSeq, 11);
+  assert.deepEqual(registrationOf(401), { kind: 'failed', label: 'Failed: 401 Unauthorized', code: 401 });
+  assert.equal(registrationOf(200).kind, 'registered');
+  assert.equal(registrationOf(100).kind, 'registering');
+  assert.equal(registrationOf(0).kind, 'logged-out');
+  assert.equal(registrationOf(599).label, 'Failed: 599');
+});
+
+test('a call goes from call-return through answer, hold, resume to its end', () => {
+  const state = createState();
+  applyMessage(state, snapshot);
+  const dialled = { w1: { num: '3002' } };
+  applyMessage(state, { event: 'call-return', account: 'account-1', call_id: 7, token: 'w1', seq: 11 },
+    { now: 5, dial: (t) => dialled[t] });
+  let call = state.accounts.get('account-1').calls.get(7);
+  assert.deepEqual([call.direction, call.peer, call.state], ['outgoing', '3002', 'dialing']);
+  applyMessage(state, { event: 'call-ringing', account: 'account-1', call_id: 7, code: 180, seq: 12 });
+  assert.equal(call.state, 'ringing');
+  applyMessage(state, { event: 'call-answered', account: 'account-1', call_id: 7, seq: 13 }, { now: 50 });
+  assert.equal(call.state, 'active');
+  assert.equal(call.activeSince, 50);
+  applyMessage(state, { event: 'call-held', account: 'account-1', call_id: 7, seq: 14 });
+  assert.equal(call.state, 'held');
+  applyMessage(state, { event: 'call-resumed', account: 'account-1', call_id: 7, seq: 15 });
+  assert.equal(call.state, 'active');
+  // A status keeps what the page knew (when it became active).
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 16,
+    calls: [{ call_id: 7, state: 'remote-held', direction: 'outgoing', peer: '3002', peer_name: '' }],
+  }, { now: 99 });
+  call = state.accounts.get('account-1').calls.get(7);
+  assert.equal(call.state, 'remote-held');
+  assert.equal(call.activeSince, 50);
+  applyMessage(state, { event: 'call-ended', account: 'account-1', call_id: 7, code: 200, reason: 'BYE', seq: 17 });
+  assert.equal(state.accounts.get('account-1').calls.size, 0);
+});
+
+test('an incoming call shows the caller', () => {
+  const state = createState();
+  applyMessage(state, snapshot);
+  applyMessage(state, {
+    event: 'call-incoming', account: 'account-1', call_id: 9, caller: '3005', caller_name: 'Eve', seq: 11,
+  });
+  const call = state.accounts.get('account-1').calls.get(9);
+  assert.deepEqual([call.direction, call.peer, call.peerName, call.state], ['incoming', '3005', 'Eve', 'incoming']);
+  assert.equal(describe({ event: 'call-incoming', call_id: 9, caller: '3005', caller_name: 'Eve' }),
+    'incoming call 9 from 3005 (Eve)');
+});
+
+test('a snapshot of the same gateway keeps what the page knew; another gateway starts afresh', () => {
+  const state = createState();
+  applyMessage(state, snapshot, { now: 1 });
+  state.accounts.get('account-1').user = '3001';
+  applyMessage(state, { ...snapshot, seq: 20 }, { now: 2 });
+  assert.equal(state.accounts.get('account-1').user, '3001');
+  assert.equal(state.accounts.get('account-2').calls.get(4).activeSince, 1);
+  applyMessage(state, { ...snapshot, instance: 'restarted', seq: 3 }, { now: 3 });
+  assert.equal(state.accounts.get('account-1').user, '');
+  assert.equal(state.accounts.get('account-2').calls.get(4).activeSince, 3);
+  assert.equal(state.lastSeq, 3);
+});
+
+test('status reports user and server once the gateway sends them', () => {
+  const state = createState();
+  applyMessage(state, {
+    event: 'status', account: 'a', account_status: 200, calls: [], user: '3001', server: 'pbx', seq: 1,
+  });
+  assert.equal(state.accounts.get('a').user, '3001');
+  assert.equal(state.accounts.get('a').server, 'pbx');
+});
+
+test('log categories and texts', () => {
+  assert.equal(categoryOf({ event: 'account-status' }), 'registration');
+  assert.equal(categoryOf({ event: 'fail' }), 'error');
+  assert.equal(categoryOf({ event: 'call-held' }), 'call');
+  assert.equal(categoryOf({ event: 'status' }), 'reply');
+  assert.equal(categoryOf({ event: 'gap' }), 'connection');
+  assert.match(describe({ event: 'gap', after_seq: 3, reason: 'gone' }), /after seq 3 are lost/);
+  assert.equal(describe({ event: 'call-ended', call_id: 2, code: 487, reason: 'Request Terminated' }),
+    'ended call 2 (487 Request Terminated)');
+  assert.equal(describe({ event: 'account-status', account_status: 200, reason: 'OK' }), 'Registered');
+  assert.equal(describe({ event: 'account-status', account_status: 0, reason: 'Logged out' }), 'Logged out');
+  assert.equal(describe({ event: 'account-status', account_status: 503, reason: 'No route' }),
+    'Failed: 503 Service Unavailable (No route)');
+  assert.equal(formatDuration(0), '0:00');
+  assert.equal(formatDuration(61500), '1:01');
+  assert.equal(formatDuration(3723000), '1:02:03');
+});
+
+test('the socket URL resumes only with an instance and a seq', () => {
+  const http = { protocol: 'http:', host: '127.0.0.1:3552' };
+  assert.equal(connection.socketUrl(http, null), 'ws://127.0.0.1:3552/ws');
+  assert.equal(connection.socketUrl(http, { instance: '', lastSeq: 5 }), 'ws://127.0.0.1:3552/ws');
+  assert.equal(connection.socketUrl({ protocol: 'https:', host: 'gw' }, { instance: 'ab', lastSeq: 5 }),
+    'wss://gw/ws?after_seq=5&instance=ab');
+});
+
+test('backoff doubles up to the ceiling, with jitter in its upper half', () => {
+  const low = () => 0;
+  const high = () => 1;
+  assert.equal(connection.backoffDelay(0, { random: low }), 250);
+  assert.equal(connection.backoffDelay(0, { random: high }), 500);
+  assert.equal(connection.backoffDelay(3, { random: high }), 4000);
+  assert.equal(connection.backoffDelay(30, { random: high }), 15000);
+  assert.equal(connection.backoffDelay(30, { random: low }), 7500);
+});
+
+// A stand-in WebSocket the test drives by hand.
+class FakeSocket {
+  static last = null;
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeSocket.last = this;
+  }
+  open() { this.readyState = 1; }
+  receive(msg) { this.onmessage({ data: JSON.stringify(msg) }); }
+  send(text) { this.sent.push(JSON.parse(text)); }
+  close(code = 1006, reason = '') {
+    this.readyState = 3;
+    this.onclose({ code, reason });
+  }
+}
+
+test('the connection reconnects with backoff and resumes from the last seq', async () => {
+  const timers = [];
+  const states = [];
+  const resume = { instance: '', lastSeq: 0 };
+  const conn = new connection.GatewayConnection({
+    location: { protocol: 'http:', host: 'gw' },
+    resumePoint: () => resume,
+    onMessage: (msg) => {
+      if (msg.event === 'snapshot') Object.assign(resume, { instance: msg.instance, lastSeq: msg.seq });
+    },
+    onState: (state, detail) => states.push([state, detail]),
+    WebSocket: FakeSocket,
+    fetch: async () => ({ status: 426 }),
+    setTimeout: (fn, ms) => { timers.push({ fn, ms }); return timers.length; },
+    clearTimeout: () => {},
+    backoff: { minMs: 100, maxMs: 1000, random: () => 1 },
+  });
+  conn.start();
+  assert.equal(FakeSocket.last.url, 'ws://gw/ws');
+  assert.equal(conn.send({ cmd: 'get-status' }), false); // not open yet
+  FakeSocket.last.open();
+  FakeSocket.last.receive({ event: 'snapshot', instance: 'i1', seq: 42, accounts: [] });
+  assert.equal(conn.state, 'open');
+  assert.equal(conn.send({ cmd: 'get-status', account: 'a' }), true);
+  assert.deepEqual(FakeSocket.last.sent, [{ cmd: 'get-status', account: 'a' }]);
+
+  FakeSocket.last.close(1006);
+  assert.equal(conn.state, 'waiting');
+  assert.equal(timers.at(-1).ms, 100);
+  timers.at(-1).fn();
+  assert.equal(FakeSocket.last.url, 'ws://gw/ws?after_seq=42&instance=i1');
+  // Fails again before opening: the delay doubles, the token is checked.
+  FakeSocket.last.close(1006);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(conn.state, 'waiting');
+  assert.equal(timers.at(-1).ms, 200);
+  timers.at(-1).fn();
+  FakeSocket.last.open();
+  FakeSocket.last.receive({ event: 'resumed', instance: 'i1', after_seq: 42, replayed: 0 });
+  assert.equal(conn.state, 'open');
+  // A success resets the backoff.
+  FakeSocket.last.close(1001);
+  assert.equal(timers.at(-1).ms, 100);
+  conn.stop();
+  assert.equal(conn.state, 'stopped');
+});
+
+test('a refused token is reported as unauthorized', async () => {
+  const conn = new connection.GatewayConnection({
+    location: { protocol: 'http:', host: 'gw' },
+    onMessage: () => {},
+    WebSocket: FakeSocket,
+    fetch: async () => ({ status: 401 }),
+    setTimeout: () => 1,
+    clearTimeout: () => {},
+  });
+  conn.start();
+  FakeSocket.last.close(1006);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(conn.state, 'unauthorized');
+  conn.stop();
+});

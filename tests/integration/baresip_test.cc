@@ -1,0 +1,187 @@
+// Calls with real RTP audio between the gateway and baresip (another SIP
+// user agent) through a real Kamailio (issue 3).
+//
+// baresip registers as 3006 and sends a 1000 Hz sine; the gateway's
+// account-1 (3001) sends `audio = tone:440` and records every call
+// (`record = DIR`: DIR/<call_id>-account-1.wav, left = received, right =
+// sent). Each direction is checked with a Goertzel filter: the gateway
+// hears baresip's 1000 Hz, baresip (its sndfile recording) hears 440 Hz.
+#include <dirent.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/integration/gateway_process.h"
+#include "tests/integration/native_client.h"
+#include "tests/integration/sip_peers.h"
+#include "tests/support/kamailio.h"
+
+namespace telestra::testing {
+namespace {
+
+constexpr int kGatewayHz = 440;
+constexpr int kBaresipHz = 1000;
+constexpr int kRate = 8000;
+constexpr absl::Duration kTalk = absl::Seconds(2);
+
+using Match = std::function<bool(const NativeEvent&)>;
+
+Match Is(const std::string& event, const std::string& account, int64_t id) {
+  return [=](const NativeEvent& e) {
+    return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
+  };
+}
+
+// The files in `dir` whose names end with `suffix`.
+std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix) {
+  std::vector<std::string> found;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return found;
+  while (dirent* entry = readdir(d)) {
+    if (absl::EndsWith(entry->d_name, suffix)) found.push_back(dir + "/" + entry->d_name);
+  }
+  closedir(d);
+  return found;
+}
+
+class BaresipTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto kamailio = KamailioProcess::Start();
+    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
+    kamailio_ = kamailio->release();
+  }
+  static void TearDownTestSuite() {
+    delete kamailio_;
+    kamailio_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(kamailio_, nullptr);
+    record_dir_ = MakeTempDir("record");
+    ASSERT_FALSE(record_dir_.empty());
+    GatewayOptions options;
+    options.accounts = {{"account-1", "3001", "sip3001", kamailio_->server(), true}};
+    options.tcp_settings = {"extended-events = true"};
+    options.account_settings["account-1"] = {absl::StrCat("audio = tone:", kGatewayHz),
+                                             absl::StrCat("record = ", record_dir_)};
+    auto gateway = GatewayProcess::Start(options);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    auto client = NativeClient::Connect(gateway_->native_port());
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+    ASSERT_EQ(WaitForAccountStatus(*client_, "account-1", 200), 200);
+
+    BaresipProcess::Options peer;
+    peer.user = "3006";
+    peer.server = kamailio_->server();
+    peer.tone_hz = kBaresipHz;
+    peer.auto_answer = true;
+    peer.record = true;
+    auto baresip = BaresipProcess::Start(peer);
+    ASSERT_TRUE(baresip.ok()) << baresip.status();
+    baresip_ = *std::move(baresip);
+  }
+
+  void TearDown() override {
+    if (!HasFailure()) return;
+    if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
+    if (baresip_) std::cerr << "baresip log:\n" << baresip_->Log();
+  }
+
+  void Command(const std::string& cmd, int64_t id) {
+    client_->Send(absl::StrCat(R"({"cmd":")", cmd, R"(","account":"account-1","call_id":)", id,
+                               "}"));
+  }
+
+  // The gateway's recording of call `id`: baresip's tone on the left
+  // (received), the account's own tone on the right (sent).
+  void ExpectGatewayRecording(int64_t id) {
+    std::string path = absl::StrCat(record_dir_, "/", id, "-account-1.wav");
+    absl::StatusOr<WavAudio> wav = ReadWav(path);
+    ASSERT_TRUE(wav.ok()) << wav.status();
+    ASSERT_EQ(wav->channels.size(), 2u);
+    EXPECT_EQ(wav->sample_rate, kRate);
+    EXPECT_GT(wav->frames(), static_cast<size_t>(kRate));  // > 1 s
+    const std::vector<double>& received = wav->channels[0];
+    const std::vector<double>& sent = wav->channels[1];
+    EXPECT_GT(Rms(received), 0.05);
+    EXPECT_GT(ToneShare(received, kRate, kBaresipHz), 0.6);
+    EXPECT_LT(ToneShare(received, kRate, kGatewayHz), 0.05);
+    EXPECT_GT(Rms(sent), 0.05);
+    EXPECT_GT(ToneShare(sent, kRate, kGatewayHz), 0.9);
+    EXPECT_LT(ToneShare(sent, kRate, kBaresipHz), 0.05);
+  }
+
+  // baresip's sndfile recording of what it received: the gateway's tone.
+  void ExpectBaresipHeardTheGateway() {
+    std::vector<std::string> decoded = FilesEndingWith(baresip_->record_dir(), "-dec.wav");
+    ASSERT_EQ(decoded.size(), 1u) << "baresip recordings in " << baresip_->record_dir();
+    absl::StatusOr<WavAudio> wav = ReadWav(decoded[0]);
+    ASSERT_TRUE(wav.ok()) << wav.status();
+    ASSERT_EQ(wav->channels.size(), 1u);
+    EXPECT_GT(wav->frames(), static_cast<size_t>(wav->sample_rate));  // > 1 s
+    EXPECT_GT(Rms(wav->channels[0]), 0.05);
+    EXPECT_GT(ToneShare(wav->channels[0], wav->sample_rate, kGatewayHz), 0.6);
+    EXPECT_LT(ToneShare(wav->channels[0], wav->sample_rate, kBaresipHz), 0.05);
+  }
+
+  static KamailioProcess* kamailio_;
+  std::string record_dir_;
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::unique_ptr<NativeClient> client_;
+  std::unique_ptr<BaresipProcess> baresip_;
+};
+
+KamailioProcess* BaresipTest::kamailio_ = nullptr;
+
+TEST_F(BaresipTest, GatewayCallsBaresipAndEachSideHearsTheOthersTone) {
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3006"})");
+  auto call_return = client_->WaitFor(
+      [](const NativeEvent& e) { return e.event() == "call-return"; });
+  ASSERT_TRUE(call_return.has_value());
+  int64_t id = call_return->Int("call_id");
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+  absl::SleepFor(kTalk);  // the call's length, not a wait for a condition
+  Command("hangup-call", id);
+  auto ended = client_->WaitFor(Is("call-ended", "account-1", id));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Hung up") << ended->json;
+  // baresip closes its recordings when the call closes.
+  ASSERT_TRUE(baresip_->WaitEvent("CALL_CLOSED").has_value());
+
+  ExpectGatewayRecording(id);
+  ExpectBaresipHeardTheGateway();
+}
+
+TEST_F(BaresipTest, BaresipCallsTheGatewayWhichAnswersAndHearsIt) {
+  ASSERT_TRUE(
+      baresip_->Command("dial", absl::StrCat("sip:3001@", kamailio_->server())).ok());
+  auto incoming = client_->WaitFor(
+      [](const NativeEvent& e) { return e.event() == "call-incoming"; });
+  ASSERT_TRUE(incoming.has_value());
+  EXPECT_EQ(incoming->Str("account"), "account-1");
+  EXPECT_EQ(incoming->Str("caller"), "3006");
+  int64_t id = incoming->Int("call_id");
+  Command("answer-call", id);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+  absl::SleepFor(kTalk);
+  ASSERT_TRUE(baresip_->Command("hangup", "").ok());
+  auto ended = client_->WaitFor(Is("call-ended", "account-1", id));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  ASSERT_TRUE(baresip_->WaitEvent("CALL_CLOSED").has_value());
+
+  ExpectGatewayRecording(id);
+  ExpectBaresipHeardTheGateway();
+}
+
+}  // namespace
+}  // namespace telestra::testing
