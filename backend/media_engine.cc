@@ -15,9 +15,9 @@ constexpr int kMinToneHz = 1;
 constexpr int kMaxToneHz = 3999;  // below Nyquist at 8 kHz
 
 absl::Status Invalid(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid audio source \"", text, "\": ", why,
-      " (expected silence | tone:<hz> | file:<path.wav>)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid audio source \"", text, "\": ", why,
+                   " (expected silence | tone:<hz> | file:<path.wav>)"));
 }
 
 }  // namespace
@@ -36,8 +36,8 @@ absl::StatusOr<AudioSource> ParseAudioSource(absl::string_view text) {
     }
     int hz = 0;
     if (!absl::SimpleAtoi(digits, &hz) || hz < kMinToneHz || hz > kMaxToneHz) {
-      return Invalid(text, absl::StrCat("the tone frequency must be ", kMinToneHz,
-                                        "..", kMaxToneHz, " Hz"));
+      return Invalid(
+          text, absl::StrCat("the tone frequency must be ", kMinToneHz, "..", kMaxToneHz, " Hz"));
     }
     source.kind = AudioSource::Kind::kTone;
     source.tone_hz = hz;

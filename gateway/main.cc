@@ -170,6 +170,8 @@ int Run() {
                 native_stats.accepted);
     out.Counter("telestra_native_refused_total", "Native connections refused (max-clients)",
                 native_stats.refused);
+    out.Counter("telestra_native_not_allowed_total",
+                "Native connections refused ([tcp-settings] allow)", native_stats.not_allowed);
     out.Counter("telestra_native_slow_disconnects_total",
                 "Native clients disconnected for not reading", native_stats.slow_disconnects);
     out.Counter("telestra_native_undelivered_events_total",

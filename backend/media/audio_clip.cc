@@ -73,12 +73,11 @@ absl::StatusOr<AudioClip> LoadAudioClip(const std::string& path) {
   std::unique_ptr<SpeexResamplerState, ResamplerDestroyer> resampler;
   if (info.samplerate != kSampleRate) {
     int error = 0;
-    resampler.reset(speex_resampler_init(1, static_cast<spx_uint32_t>(info.samplerate),
-                                         kSampleRate, SPEEX_RESAMPLER_QUALITY_DEFAULT,
-                                         &error));
+    resampler.reset(speex_resampler_init(1, static_cast<spx_uint32_t>(info.samplerate), kSampleRate,
+                                         SPEEX_RESAMPLER_QUALITY_DEFAULT, &error));
     if (resampler == nullptr) {
-      return Invalid(path, absl::StrCat("cannot resample from ", info.samplerate, " Hz: ",
-                                        speex_resampler_strerror(error)));
+      return Invalid(path, absl::StrCat("cannot resample from ", info.samplerate,
+                                        " Hz: ", speex_resampler_strerror(error)));
     }
     speex_resampler_skip_zeros(resampler.get());  // no leading filter delay
   }
@@ -87,8 +86,8 @@ absl::StatusOr<AudioClip> LoadAudioClip(const std::string& path) {
   std::vector<float> interleaved(kChunkFrames * info.channels);
   std::vector<float> mono(kChunkFrames);
   // One chunk's output at the file's rate, plus the filter's slack.
-  std::vector<float> scratch(
-      static_cast<size_t>(kChunkFrames * kSampleRate / info.samplerate) + 64);
+  std::vector<float> scratch(static_cast<size_t>(kChunkFrames * kSampleRate / info.samplerate) +
+                             64);
   AudioClip clip;
   while (clip.size() < limit) {
     sf_count_t frames = sf_readf_float(file.get(), interleaved.data(), kChunkFrames);
@@ -119,8 +118,7 @@ absl::StatusOr<std::shared_ptr<const AudioClip>> AudioClipCache::Load(const std:
     absl::MutexLock lock(&mu_);
     absl::erase_if(entries_, [](const auto& entry) { return entry.second.clip.expired(); });
     auto it = entries_.find(path);
-    if (it != entries_.end() && it->second.mtime_ns == mtime_ns &&
-        it->second.size == st.st_size) {
+    if (it != entries_.end() && it->second.mtime_ns == mtime_ns && it->second.size == st.st_size) {
       if (std::shared_ptr<const AudioClip> clip = it->second.clip.lock()) return clip;
     }
   }

@@ -35,8 +35,7 @@ void AudioGenerator::Next(int16_t* frame) {
   const AudioClip& loop = *loop_;
   // Bounded: each pass copies at least one sample.
   for (int filled = 0; filled < kFrameSamples;) {
-    int count = static_cast<int>(
-        std::min<size_t>(kFrameSamples - filled, loop.size() - position_));
+    int count = static_cast<int>(std::min<size_t>(kFrameSamples - filled, loop.size() - position_));
     std::memcpy(frame + filled, loop.data() + position_, count * sizeof(int16_t));
     filled += count;
     position_ += count;

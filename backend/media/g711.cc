@@ -3,9 +3,9 @@
 #include <cstdint>
 
 extern "C" {
-#include <spandsp/telephony.h>
 #include <spandsp/bit_operations.h>
 #include <spandsp/g711.h>
+#include <spandsp/telephony.h>
 }
 
 namespace telestra::backend {

@@ -66,8 +66,7 @@ void JitterBuffer::Discard(uint32_t samples) {
   cursor_ += samples;
 }
 
-JitterBuffer::PutResult JitterBuffer::Put(uint32_t timestamp,
-                                          absl::Span<const int16_t> samples) {
+JitterBuffer::PutResult JitterBuffer::Put(uint32_t timestamp, absl::Span<const int16_t> samples) {
   int32_t size = static_cast<int32_t>(samples.size());
   if (size > capacity_) return PutResult::kTooLarge;
   if (size == 0) return PutResult::kStored;
@@ -101,12 +100,11 @@ JitterBuffer::PutResult JitterBuffer::Put(uint32_t timestamp,
     offset = Diff(timestamp, cursor_);
   }
   int32_t skip = offset < 0 ? -offset : 0;  // the part already played
-  ForEachSegment((head_ + offset + skip) % capacity_, size - skip,
-                 [&](int index, int from, int count) {
-                   std::memcpy(&samples_[index], samples.data() + skip + from,
-                               count * sizeof(int16_t));
-                   std::memset(&present_[index], 1, count);
-                 });
+  ForEachSegment(
+      (head_ + offset + skip) % capacity_, size - skip, [&](int index, int from, int count) {
+        std::memcpy(&samples_[index], samples.data() + skip + from, count * sizeof(int16_t));
+        std::memset(&present_[index], 1, count);
+      });
   uint32_t end = timestamp + static_cast<uint32_t>(size);
   if (Diff(end, end_) > 0) end_ = end;
   ++counters_.packets_stored;

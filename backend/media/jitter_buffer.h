@@ -56,8 +56,8 @@ class JitterBuffer {
     uint64_t packets_late = 0;
     uint64_t overflows = 0;
     uint64_t underruns = 0;
-    uint64_t resyncs = 0;  // timestamp jumps
-    uint64_t frames_played = 0;  // frames with at least one received sample
+    uint64_t resyncs = 0;           // timestamp jumps
+    uint64_t frames_played = 0;     // frames with at least one received sample
     uint64_t frames_concealed = 0;  // of those, frames with missing samples
   };
   const Counters& counters() const { return counters_; }
@@ -79,8 +79,8 @@ class JitterBuffer {
   State state_ = State::kWaiting;
   bool have_cursor_ = false;
   uint32_t cursor_ = 0;  // RTP timestamp of the next sample to play
-  int head_ = 0;  // ring index of cursor_
-  uint32_t end_ = 0;  // end of the newest buffered sample (valid unless kWaiting)
+  int head_ = 0;         // ring index of cursor_
+  uint32_t end_ = 0;     // end of the newest buffered sample (valid unless kWaiting)
   int prefill_left_ = 0;
   Counters counters_;
 };

@@ -63,9 +63,7 @@ bool MediaCall::sending() const {
          IsG711(payload_type_);
 }
 
-bool MediaCall::receiving() const {
-  return started_ && Includes(direction_, /*send=*/false);
-}
+bool MediaCall::receiving() const { return started_ && Includes(direction_, /*send=*/false); }
 
 void MediaCall::Update(const MediaParams& params, int64_t now_ns, absl::BitGenRef rng) {
   bool was_sending = sending();
@@ -148,8 +146,8 @@ void MediaCall::SendRtp(int16_t* frame) {
   WriteRtpHeader(header, packet);
   uint8_t* payload = packet + kRtpHeaderSize;
   G711Encode(payload_type_, absl::MakeConstSpan(frame, kFrameSamples), payload);
-  ssize_t sent = sendto(sockets_.rtp_fd(), packet, sizeof(packet), MSG_DONTWAIT,
-                        remote_rtp_->get(), remote_rtp_->length);
+  ssize_t sent = sendto(sockets_.rtp_fd(), packet, sizeof(packet), MSG_DONTWAIT, remote_rtp_->get(),
+                        remote_rtp_->length);
   if (sent == static_cast<ssize_t>(sizeof(packet))) {
     ++packets_sent_;
     octets_sent_ += kFrameSamples;
@@ -165,8 +163,8 @@ void MediaCall::SendRtp(int16_t* frame) {
 void MediaCall::ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng) {
   // RFC 3550 6.3.5: randomised to 0.5..1.5 of the interval.
   double factor = absl::Uniform(rng, 0.5, 1.5);
-  next_rtcp_ns_ = now_ns + static_cast<int64_t>(
-                               absl::ToDoubleNanoseconds(settings_.rtcp_interval) * factor);
+  next_rtcp_ns_ =
+      now_ns + static_cast<int64_t>(absl::ToDoubleNanoseconds(settings_.rtcp_interval) * factor);
 }
 
 void MediaCall::SendRtcp(int64_t now_ns, bool bye) {
@@ -216,9 +214,8 @@ void MediaCall::OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
     return;
   }
   const RtpHeader& header = packet->header;
-  if (!receive_stats_.started() ||
-      (header.ssrc != receive_stats_.ssrc() &&
-       now_ns - last_source_packet_ns_ >= kSourceSwitchNs)) {
+  if (!receive_stats_.started() || (header.ssrc != receive_stats_.ssrc() &&
+                                    now_ns - last_source_packet_ns_ >= kSourceSwitchNs)) {
     receive_stats_.Reset(header.ssrc, header.sequence);
     jitter_buffer_.Reset();
   } else if (header.ssrc != receive_stats_.ssrc()) {
@@ -241,8 +238,7 @@ void MediaCall::OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
     ++packets_ignored_;
     return;
   }
-  receive_stats_.UpdateJitter(header.timestamp,
-                              static_cast<uint32_t>(now_ns / kNanosPerSample));
+  receive_stats_.UpdateJitter(header.timestamp, static_cast<uint32_t>(now_ns / kNanosPerSample));
   int16_t samples[kMaxPayload];
   G711Decode(header.payload_type, packet->payload, samples);
   jitter_buffer_.Put(header.timestamp, absl::MakeConstSpan(samples, packet->payload.size()));
@@ -274,7 +270,8 @@ MediaStats MediaCall::stats() const {
   stats.remote_ssrc = receive_stats_.ssrc();
   stats.packets_sent = packets_sent_;
   stats.packets_received = packets_received_;
-  stats.packets_lost = static_cast<uint64_t>(std::max<int64_t>(0, receive_stats_.cumulative_lost()));
+  stats.packets_lost =
+      static_cast<uint64_t>(std::max<int64_t>(0, receive_stats_.cumulative_lost()));
   stats.rtcp_sent = rtcp_sent_;
   stats.rtcp_received = rtcp_received_;
   stats.jitter_ms = static_cast<double>(receive_stats_.jitter()) * 1000.0 / kSampleRate;

@@ -30,8 +30,8 @@ struct MediaCallSettings {
 struct MediaCallDiagnostics {
   int rtp_port = 0;
   uint64_t telephone_events_received = 0;  // RTP packets of the telephone-event type
-  uint64_t packets_ignored = 0;  // not receiving, malformed, other payload, other SSRC
-  uint64_t send_errors = 0;  // sendto refused (socket buffer full, ...)
+  uint64_t packets_ignored = 0;            // not receiving, malformed, other payload, other SSRC
+  uint64_t send_errors = 0;                // sendto refused (socket buffer full, ...)
   uint64_t rtcp_malformed = 0;
   uint64_t rtcp_bye_received = 0;
   // The far end's last report block about our stream, if any.
@@ -112,7 +112,7 @@ class MediaCall {
   // Sending.
   const uint32_t ssrc_;
   uint16_t sequence_;
-  uint32_t timestamp_;  // of the packet of the next tick
+  uint32_t timestamp_;          // of the packet of the next tick
   bool marker_pending_ = true;  // first packet of a talkspurt
   uint64_t packets_sent_ = 0;
   uint64_t octets_sent_ = 0;
@@ -125,7 +125,7 @@ class MediaCall {
   uint64_t packets_ignored_ = 0;
   uint64_t telephone_events_received_ = 0;
   int last_payload_type_ = -1;
-  int64_t last_rtp_ns_ = 0;  // last RTP (or start of receiving), for the timeout
+  int64_t last_rtp_ns_ = 0;            // last RTP (or start of receiving), for the timeout
   int64_t last_source_packet_ns_ = 0;  // last packet of the current source
   bool timeout_reported_ = false;
 
@@ -136,7 +136,7 @@ class MediaCall {
   uint64_t rtcp_malformed_ = 0;
   uint64_t rtcp_bye_received_ = 0;
   uint64_t packets_sent_at_report_[2] = {0, 0};  // at the last two reports
-  uint32_t last_sr_ntp_middle_ = 0;  // of the far end's last SR
+  uint32_t last_sr_ntp_middle_ = 0;              // of the far end's last SR
   int64_t last_sr_arrival_ns_ = 0;
   std::optional<RtcpReportBlock> remote_report_;
 };

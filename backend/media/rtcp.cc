@@ -73,8 +73,8 @@ size_t WriteRtcpCompound(const RtcpCompoundParams& params, absl::Span<uint8_t> o
 
   uint8_t* p = out.data();
   int block_count = params.block ? 1 : 0;
-  WriteHeader(p, block_count,
-              params.sender_info ? kRtcpSenderReport : kRtcpReceiverReport, report_size);
+  WriteHeader(p, block_count, params.sender_info ? kRtcpSenderReport : kRtcpReceiverReport,
+              report_size);
   Write32(p + 4, params.ssrc);
   uint8_t* q = p + 8;
   if (params.sender_info) {

@@ -28,21 +28,21 @@ struct RtcpSenderInfo {
 
 // One reception report block (section 6.4.1).
 struct RtcpReportBlock {
-  uint32_t ssrc = 0;  // the source this block is about
-  uint8_t fraction_lost = 0;  // since the previous report, 1/256 units
+  uint32_t ssrc = 0;            // the source this block is about
+  uint8_t fraction_lost = 0;    // since the previous report, 1/256 units
   int32_t cumulative_lost = 0;  // 24-bit signed on the wire
   uint32_t extended_highest_sequence = 0;
-  uint32_t jitter = 0;  // timestamp units
-  uint32_t last_sr = 0;  // middle 32 bits of the last SR's NTP timestamp
+  uint32_t jitter = 0;               // timestamp units
+  uint32_t last_sr = 0;              // middle 32 bits of the last SR's NTP timestamp
   uint32_t delay_since_last_sr = 0;  // 1/65536 s
 };
 
 struct RtcpCompoundParams {
   uint32_t ssrc = 0;
   std::optional<RtcpSenderInfo> sender_info;  // set: SR; unset: RR
-  std::optional<RtcpReportBlock> block;  // at most one source per call
-  absl::string_view cname;  // truncated to 255 bytes
-  bool bye = false;  // append a BYE for `ssrc`
+  std::optional<RtcpReportBlock> block;       // at most one source per call
+  absl::string_view cname;                    // truncated to 255 bytes
+  bool bye = false;                           // append a BYE for `ssrc`
 };
 
 // Largest compound WriteRtcpCompound can produce.
@@ -54,9 +54,9 @@ size_t WriteRtcpCompound(const RtcpCompoundParams& params, absl::Span<uint8_t> o
 
 // What a received compound packet says, as far as one call cares.
 struct RtcpSummary {
-  int packets = 0;  // RTCP packets in the compound
-  uint32_t sender_ssrc = 0;  // SSRC of the leading SR/RR
-  std::optional<RtcpSenderInfo> sender_info;  // present when it leads with an SR
+  int packets = 0;                                // RTCP packets in the compound
+  uint32_t sender_ssrc = 0;                       // SSRC of the leading SR/RR
+  std::optional<RtcpSenderInfo> sender_info;      // present when it leads with an SR
   std::optional<RtcpReportBlock> block_about_us;  // the block whose ssrc == local_ssrc
   bool bye = false;
 };

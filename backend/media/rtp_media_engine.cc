@@ -36,8 +36,7 @@ int64_t MonotonicNanos() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-MediaCallSettings MakeSettings(const RtpConfig& config,
-                               const RtpMediaEngine::Options& options) {
+MediaCallSettings MakeSettings(const RtpConfig& config, const RtpMediaEngine::Options& options) {
   MediaCallSettings settings;
   settings.rtp_timeout_ns = std::max(0, config.rtp_timeout) * int64_t{1000000000};
   settings.jitter_buffer_ms = config.jitter_buffer_ms;
@@ -113,8 +112,8 @@ RtpMediaEngine::RtpMediaEngine(RtpConfig config, std::string bind_address, Optio
   wake_event.data.u64 = kWakeKey;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, &timer_event) != 0 ||
       epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake_event) != 0) {
-    init_status_ = absl::InternalError(
-        absl::StrCat("RTP engine: epoll_ctl: ", std::strerror(errno)));
+    init_status_ =
+        absl::InternalError(absl::StrCat("RTP engine: epoll_ctl: ", std::strerror(errno)));
   }
 }
 
@@ -159,15 +158,14 @@ absl::Status RtpMediaEngine::Start() {
   period.it_interval.tv_nsec = kFrameMs * 1000000;
   period.it_value.tv_nsec = kFrameMs * 1000000;
   if (timerfd_settime(timer_fd_, 0, &period, nullptr) != 0) {
-    return absl::InternalError(absl::StrCat("RTP engine: timerfd_settime: ",
-                                            std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("RTP engine: timerfd_settime: ", std::strerror(errno)));
   }
   started_ = true;
   thread_ = std::thread([this] { Run(); });
   clockid_t clock;
   if (pthread_getcpuclockid(thread_.native_handle(), &clock) == 0) media_thread_clock_ = clock;
-  spdlog::info("RTP engine on {} ports {}-{} ({} calls at most)", bind_address_,
-               config_.port_min, config_.port_max, ports_.pair_count());
+  spdlog::info("RTP engine on {} ports {}-{} ({} calls at most)", bind_address_, config_.port_min,
+               config_.port_max, ports_.pair_count());
   return absl::OkStatus();
 }
 
@@ -190,9 +188,9 @@ absl::StatusOr<int> RtpMediaEngine::Open(int64_t call_id, const MediaOptions& op
       break;
     case AudioSource::Kind::kTone:
       if (options.source.tone_hz < kMinToneHz || options.source.tone_hz > kMaxToneHz) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("tone frequency ", options.source.tone_hz, " Hz is outside ",
-                         kMinToneHz, "..", kMaxToneHz));
+        return absl::InvalidArgumentError(absl::StrCat("tone frequency ", options.source.tone_hz,
+                                                       " Hz is outside ", kMinToneHz, "..",
+                                                       kMaxToneHz));
       }
       source = AudioGenerator::Tone(options.source.tone_hz);
       break;
@@ -234,8 +232,8 @@ absl::StatusOr<int> RtpMediaEngine::Open(int64_t call_id, const MediaOptions& op
 
   std::unique_ptr<WavRecorder> recorder;
   if (!options.record_dir.empty()) {
-    std::string path = absl::StrCat(options.record_dir, "/", call_id, "-",
-                                    SafeFileName(options.account), ".wav");
+    std::string path =
+        absl::StrCat(options.record_dir, "/", call_id, "-", SafeFileName(options.account), ".wav");
     absl::StatusOr<std::unique_ptr<WavRecorder>> created = WavRecorder::Create(path);
     if (!created.ok()) {
       ports_.Release(port);
@@ -259,8 +257,8 @@ absl::StatusOr<int> RtpMediaEngine::Open(int64_t call_id, const MediaOptions& op
 
   MediaCall::Init init;
   init.id = call_id;
-  init.cname = absl::StrCat(options.account.empty() ? "telestra" : options.account, "@",
-                            bind_address_);
+  init.cname =
+      absl::StrCat(options.account.empty() ? "telestra" : options.account, "@", bind_address_);
   init.sockets = *std::move(sockets);
   init.source = std::move(source);
   init.recorder = std::move(recorder);

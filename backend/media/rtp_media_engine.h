@@ -108,8 +108,8 @@ class RtpMediaEngine final : public MediaEngine {
 
   struct Counters {
     uint64_t ticks = 0;
-    uint64_t frames_skipped = 0;  // ticks missed beyond the catch-up bound
-    int64_t max_tick_ns = 0;  // longest tick (all calls) so far
+    uint64_t frames_skipped = 0;      // ticks missed beyond the catch-up bound
+    int64_t max_tick_ns = 0;          // longest tick (all calls) so far
     int64_t media_thread_cpu_ns = 0;  // CPU time of the media thread
   };
   Counters counters() const;

@@ -51,8 +51,8 @@ void RtpReceiveStats::UpdateJitter(uint32_t rtp_timestamp, uint32_t arrival) {
   }
   int32_t d = transit - transit_;
   transit_ = transit;
-  uint32_t magnitude = d < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(d))
-                             : static_cast<uint32_t>(d);
+  uint32_t magnitude =
+      d < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(d)) : static_cast<uint32_t>(d);
   // J += (|D| - J) / 16, in fixed point with 4 fractional bits (A.8).
   jitter_q4_ += magnitude - ((jitter_q4_ + 8) >> 4);
 }
@@ -66,8 +66,7 @@ int64_t RtpReceiveStats::cumulative_lost() const {
   return static_cast<int64_t>(expected()) - static_cast<int64_t>(received_);
 }
 
-RtcpReportBlock RtpReceiveStats::MakeReportBlock(uint32_t last_sr,
-                                                 uint32_t delay_since_last_sr) {
+RtcpReportBlock RtpReceiveStats::MakeReportBlock(uint32_t last_sr, uint32_t delay_since_last_sr) {
   RtcpReportBlock block;
   block.ssrc = ssrc_;
   uint64_t expected_now = expected();

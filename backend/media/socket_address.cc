@@ -59,8 +59,7 @@ SocketAddress SocketAddress::WithPort(int port) const {
   if (family() == AF_INET) {
     reinterpret_cast<sockaddr_in*>(&copy.storage)->sin_port = htons(static_cast<uint16_t>(port));
   } else if (family() == AF_INET6) {
-    reinterpret_cast<sockaddr_in6*>(&copy.storage)->sin6_port =
-        htons(static_cast<uint16_t>(port));
+    reinterpret_cast<sockaddr_in6*>(&copy.storage)->sin6_port = htons(static_cast<uint16_t>(port));
   }
   return copy;
 }

@@ -49,8 +49,7 @@ void WavRecorder::Flush() {
   sf_count_t written = sf_writef_short(file_, buffer_.data(), buffered_frames_);
   if (written != buffered_frames_) {
     failed_ = true;
-    spdlog::error("recording {}: write failed ({}); recording stopped", path_,
-                  sf_strerror(file_));
+    spdlog::error("recording {}: write failed ({}); recording stopped", path_, sf_strerror(file_));
   }
   buffered_frames_ = 0;
 }

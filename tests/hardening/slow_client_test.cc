@@ -188,10 +188,23 @@ TEST(SlowClientTest, ClientThatSendsNothingStaysConnectedHarmlessly) {
   EXPECT_LT(RoundTrip(*active), absl::Seconds(5));
 }
 
-// 1000 connect/disconnect cycles of four kinds: close at once, one command
-// then close, half a message then close, one command then reset. Afterwards
-// (once the 3 s linger of half-closed clients is over) the gateway holds as
-// many descriptors as before and its memory has not grown.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// Rounds of 1000 connect/disconnect cycles of four kinds: close at once, one
+// command then close, half a message then close, one command then reset.
+// After each round (once the 3 s linger of half-closed clients is over) the
+// gateway holds exactly the descriptors it held before, and no session or
+// event-hub client is left. Resident memory grows in the first round
+// (malloc arenas and fragmentation after ~700 sessions at once) and then
+// levels off (14 rounds measured: +7 MiB, +2.5, +0.6, +0.3 ... +0.02 MiB);
+// a leaked session (~20 KiB) per connection would add 20 MiB per round, so
+// the two rounds after the first must add less than 6 MiB. (Under
+// sanitizers, which quarantine freed memory, one round and no memory bound:
+// LeakSanitizer checks the heap at exit.)
 TEST(SlowClientTest, ThousandConnectCyclesLeakNoDescriptorsNorMemory) {
   auto gateway = StartGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
@@ -222,7 +235,7 @@ TEST(SlowClientTest, ThousandConnectCyclesLeakNoDescriptorsNorMemory) {
         return true;
     }
   };
-  // Wait until the gateway holds `want` descriptors or fewer (lingering
+  // Waits until the gateway holds `want` descriptors or fewer (lingering
   // connections close 3 s after the client's FIN).
   auto settle = [&](int want) {
     int fds = CountOpenFds(pid);
@@ -233,36 +246,38 @@ TEST(SlowClientTest, ThousandConnectCyclesLeakNoDescriptorsNorMemory) {
     }
     return fds;
   };
-  // Warm up with a first round (allocator arenas and pools grow to what
-  // 1000 cycles need, and stay: that is not a leak), then measure a second.
-  const int fds_at_start = CountOpenFds(pid);
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(cycle(i)) << "warm-up cycle " << i;
-  const int fds_before = settle(fds_at_start);
-  EXPECT_EQ(fds_before, fds_at_start);
-  const int64_t rss_before = ResidentKib(pid);
+  absl::SleepFor(absl::Seconds(4));  // the harness's readiness probe lingers
+  const int fds_before = CountOpenFds(pid);
+  std::vector<int64_t> rss = {ResidentKib(pid)};
   int peak_fds = fds_before;
-  const absl::Time start = absl::Now();
-  for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(cycle(i)) << "cycle " << i;
-    if (i % 50 == 0) peak_fds = std::max(peak_fds, CountOpenFds(pid));
+  const int rounds = kSanitized ? 1 : 3;
+  const double api_clients_before = Metric(*gateway, "telestra_api_clients");
+  absl::Duration took;
+  for (int round = 0; round < rounds; ++round) {
+    const absl::Time start = absl::Now();
+    for (int i = 0; i < 1000; ++i) {
+      ASSERT_TRUE(cycle(i)) << "round " << round << ", cycle " << i;
+      if (i % 50 == 0) peak_fds = std::max(peak_fds, CountOpenFds(pid));
+    }
+    took += absl::Now() - start;
+    EXPECT_EQ(settle(fds_before), fds_before) << "descriptors leaked in round " << round;
+    rss.push_back(ResidentKib(pid));
   }
-  const absl::Duration took = absl::Now() - start;
-  const int fds_after = settle(fds_before);
-  const int64_t rss_after = ResidentKib(pid);
-  std::cout << "1000 connect/disconnect cycles in " << took << ": descriptors " << fds_before
-            << " before, peak " << peak_fds << ", " << fds_after << " after; VmRSS "
-            << rss_before << " KiB before, " << rss_after << " KiB after\n";
+  std::cout << rounds << " x 1000 connect/disconnect cycles in " << took << ": descriptors "
+            << fds_before << " before, peak " << peak_fds << ", " << CountOpenFds(pid)
+            << " after; VmRSS (KiB) before and after each round:";
+  for (int64_t kib : rss) std::cout << " " << kib;
+  std::cout << "\n";
   RecordProperty("fds_before", fds_before);
-  RecordProperty("fds_after", fds_after);
-  RecordProperty("rss_before_kib", rss_before);
-  RecordProperty("rss_after_kib", rss_after);
-  EXPECT_EQ(fds_after, fds_before);
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-  // (Sanitizers keep freed memory in quarantine; LeakSanitizer checks the
-  // gateway's heap at exit instead.)
-  EXPECT_LT(rss_after - rss_before, 1024) << "more than 1 MiB of growth";
-#endif
+  RecordProperty("fds_peak", peak_fds);
+  RecordProperty("fds_after", CountOpenFds(pid));
+  RecordProperty("rss_first_kib", rss.front());
+  RecordProperty("rss_last_kib", rss.back());
+  if (!kSanitized) {
+    EXPECT_LT(rss[rounds] - rss[1], 6 * 1024) << "memory grows with every round";
+  }
   EXPECT_EQ(Metric(*gateway, "telestra_native_clients"), 0);
+  EXPECT_EQ(Metric(*gateway, "telestra_api_clients"), api_clients_before);
   auto client = Connect(*gateway);
   ASSERT_NE(client, nullptr);
   EXPECT_LT(RoundTrip(*client), absl::Seconds(5));

@@ -43,6 +43,17 @@ TEST(AudioGeneratorTest, ToneIsASineAtMinusTenDbfs) {
   EXPECT_LT(GoertzelPower(out, 1100), at_tone / 1000);
 }
 
+TEST(AudioGeneratorTest, ToneWithALongPeriodIsSeamless) {
+  // 441 Hz repeats only every 8000 samples: the table is one whole second.
+  AudioGenerator tone = AudioGenerator::Tone(441);
+  std::vector<int16_t> out = Generate(&tone, 100);  // 2 s, across the wrap
+  double at_tone = GoertzelPower(out, 441);
+  EXPECT_GT(at_tone, 0.2 * MeanSquare(out));
+  EXPECT_LT(GoertzelPower(out, 450), at_tone / 1000);
+  std::vector<int16_t> again(out.begin() + 8000, out.begin() + 16000);
+  EXPECT_TRUE(std::equal(again.begin(), again.end(), out.begin()));
+}
+
 TEST(AudioGeneratorTest, ClipLoops) {
   auto clip = std::make_shared<AudioClip>();
   for (int i = 0; i < 300; ++i) clip->push_back(static_cast<int16_t>(i));

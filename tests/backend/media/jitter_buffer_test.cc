@@ -50,7 +50,7 @@ TEST(JitterBufferTest, ReorderedPacketsWithinTheDepthPlayInOrder) {
 TEST(JitterBufferTest, MissingPacketIsSilenceAndLatePacketIsDropped) {
   JitterBuffer buffer(20);
   buffer.Put(0, Packet(1));
-  EXPECT_EQ(Play(&buffer), -1);  // prefill
+  EXPECT_EQ(Play(&buffer), -1);              // prefill
   buffer.Put(2 * kFrameSamples, Packet(3));  // 2 is missing for now
   EXPECT_EQ(Play(&buffer), 1);
   EXPECT_EQ(Play(&buffer), -1);  // the gap plays as silence

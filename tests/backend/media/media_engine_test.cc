@@ -61,10 +61,8 @@ TEST(ParseAudioSourceTest, RejectsEverythingElseNamingTheProblem) {
     absl::StatusOr<AudioSource> source = ParseAudioSource(text);
     ASSERT_FALSE(source.ok());
     EXPECT_EQ(source.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_NE(source.status().message().find(why), absl::string_view::npos)
-        << source.status();
-    EXPECT_NE(source.status().message().find(text), absl::string_view::npos)
-        << source.status();
+    EXPECT_NE(source.status().message().find(why), absl::string_view::npos) << source.status();
+    EXPECT_NE(source.status().message().find(text), absl::string_view::npos) << source.status();
   }
 }
 

@@ -161,8 +161,7 @@ TEST(RtpMediaEngineTest, ExhaustedRangeIsResourceExhaustedAndCloseFreesThePair) 
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(third.status().message(), "No RTP port available");
 
-  EXPECT_EQ(engine->Open(1, Source("silence")).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine->Open(1, Source("silence")).status().code(), absl::StatusCode::kAlreadyExists);
 
   engine->Close(1);
   engine->Close(1);  // idempotent
@@ -196,8 +195,7 @@ TEST(RtpMediaEngineTest, BadConfigurationFailsStart) {
   RtpConfig config;
   config.port_min = 30001;
   config.port_max = 30001;
-  EXPECT_EQ(RtpMediaEngine(config, "127.0.0.1").Start().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RtpMediaEngine(config, "127.0.0.1").Start().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(RtpMediaEngine(RtpConfig(), "not-an-ip").Start().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -217,8 +215,7 @@ TEST_P(LoopbackAudioTest, ToneIsReceivedAndBothSidesAreRecorded) {
   ASSERT_TRUE(a_port.ok() && b_port.ok());
   a->Update(1, SendTo(*b_port, MediaDirection::kSendRecv, payload_type));
   b->Update(2, SendTo(*a_port, MediaDirection::kSendRecv, payload_type));
-  ASSERT_TRUE(WaitFor([&] { return Received(*a, 1) >= 40 && Received(*b, 2) >= 40; },
-                      kDeadline));
+  ASSERT_TRUE(WaitFor([&] { return Received(*a, 1) >= 40 && Received(*b, 2) >= 40; }, kDeadline));
 
   MediaStats a_stats = *a->Stats(1);
   MediaStats b_stats = *b->Stats(2);
@@ -273,9 +270,9 @@ TEST_P(LoopbackAudioTest, ToneIsReceivedAndBothSidesAreRecorded) {
       int g = f + shift;
       if (g < 0 || g >= frames_b) continue;
       ++count;
-      matches += std::equal(a_sent.begin() + f * kFrameSamples,
-                            a_sent.begin() + (f + 1) * kFrameSamples,
-                            b_received.begin() + g * kFrameSamples);
+      matches +=
+          std::equal(a_sent.begin() + f * kFrameSamples, a_sent.begin() + (f + 1) * kFrameSamples,
+                     b_received.begin() + g * kFrameSamples);
     }
     if (matches > best_matches) {
       best_matches = matches;
@@ -405,8 +402,7 @@ TEST(RtpMediaEngineTest, UncreatableRecordingFailsOpenAndFreesThePort) {
   absl::StatusOr<int> port = engine->Open(1, Source("silence", "alice", "/nonexistent/dir"));
   ASSERT_FALSE(port.ok());
   EXPECT_EQ(port.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(port.status().message().find("/nonexistent/dir/1-alice.wav"),
-            absl::string_view::npos);
+  EXPECT_NE(port.status().message().find("/nonexistent/dir/1-alice.wav"), absl::string_view::npos);
   EXPECT_TRUE(engine->Open(2, Source("silence")).ok());
 }
 
@@ -425,8 +421,8 @@ TEST(RtpMediaEngineTest, LossIsCountedAndReportedInReceiverReports) {
   int sent = 0;
   for (int i = 0; i < 50; ++i) {
     if (i % 5 == 2) continue;  // 10 packets lost
-    ASSERT_TRUE(peer.rtp->SendTo(*port, RtpPacket(static_cast<uint16_t>(first + i),
-                                                  1000 + i * kFrameSamples, ssrc)));
+    ASSERT_TRUE(peer.rtp->SendTo(
+        *port, RtpPacket(static_cast<uint16_t>(first + i), 1000 + i * kFrameSamples, ssrc)));
     ++sent;
   }
   ASSERT_EQ(sent, 40);

@@ -31,13 +31,13 @@ TEST(RtpPacketTest, WritesAndParsesTheFixedHeader) {
 TEST(RtpPacketTest, SkipsCsrcsExtensionAndPadding) {
   std::vector<uint8_t> packet = {
       0xb1, 0x00, 0x00, 0x01,  // V=2 P=1 X=1 CC=1, PT 0, seq 1
-      0, 0, 0, 160,  // timestamp
-      0, 0, 0, 7,  // SSRC
-      0, 0, 0, 9,  // CSRC
-      0xbe, 0xde, 0, 1,  // extension header, 1 word
-      1, 2, 3, 4,  // extension word
-      0x11, 0x22,  // payload
-      0, 0, 3,  // padding (3 bytes, count in the last)
+      0,    0,    0,    160,   // timestamp
+      0,    0,    0,    7,     // SSRC
+      0,    0,    0,    9,     // CSRC
+      0xbe, 0xde, 0,    1,     // extension header, 1 word
+      1,    2,    3,    4,     // extension word
+      0x11, 0x22,              // payload
+      0,    0,    3,           // padding (3 bytes, count in the last)
   };
   std::optional<RtpPacketView> view = ParseRtpPacket(packet);
   ASSERT_TRUE(view.has_value());
@@ -55,8 +55,8 @@ TEST(RtpPacketTest, RejectsMalformedDatagrams) {
   std::vector<uint8_t> csrc_overflow(12, 0);
   csrc_overflow[0] = 0x8f;  // 15 CSRCs, none present
   EXPECT_FALSE(ParseRtpPacket(csrc_overflow).has_value());
-  std::vector<uint8_t> extension_overflow = {0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                             0xbe, 0xde, 0, 9};
+  std::vector<uint8_t> extension_overflow = {0x90, 0, 0, 0, 0,    0,    0, 0,
+                                             0,    0, 0, 0, 0xbe, 0xde, 0, 9};
   EXPECT_FALSE(ParseRtpPacket(extension_overflow).has_value());
   std::vector<uint8_t> padding_overflow(13, 0);
   padding_overflow[0] = 0xa0;

@@ -58,8 +58,7 @@ TEST(WavRecorderTest, UncreatableFileIsInvalidArgumentNamingThePath) {
       WavRecorder::Create("/nonexistent/dir/call.wav");
   ASSERT_FALSE(recorder.ok());
   EXPECT_EQ(recorder.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(recorder.status().message().find("/nonexistent/dir/call.wav"),
-            absl::string_view::npos);
+  EXPECT_NE(recorder.status().message().find("/nonexistent/dir/call.wav"), absl::string_view::npos);
 }
 
 }  // namespace
