@@ -2,11 +2,14 @@
 
 #include <cstdint>
 
+// spandsp's headers must come in this order: telephony.h first.
+// clang-format off
 extern "C" {
+#include <spandsp/telephony.h>
 #include <spandsp/bit_operations.h>
 #include <spandsp/g711.h>
-#include <spandsp/telephony.h>
 }
+// clang-format on
 
 namespace telestra::backend {
 
