@@ -8,6 +8,7 @@
 // One "call" of the gateway is one leg here; the run carries 2 x N legs, so
 // the machine does twice the work a gateway with N calls would.
 
+#include <dirent.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -31,7 +32,8 @@ ABSL_FLAG(int, seconds, 10, "measured run time (1..600)");
 ABSL_FLAG(std::string, codec, "PCMU", "PCMU or PCMA");
 ABSL_FLAG(std::string, source, "tone:1000", "what both sides send");
 ABSL_FLAG(std::string, record_dir, "", "record every leg into this folder");
-ABSL_FLAG(int, port_base, 24000, "engine A uses port_base.., engine B the range after it");
+ABSL_FLAG(int, port_base, 24000,
+          "engine A uses 2 x 1.1 x calls ports from here, engine B the ones after");
 ABSL_FLAG(int, jitter_ms, 60, "jitter buffer depth");
 
 namespace telestra::backend {
@@ -44,6 +46,25 @@ int64_t RssKiB() {
     if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
   }
   return 0;
+}
+
+// Time this process's threads spent runnable but waiting for a CPU
+// (/proc/self/task/*/schedstat, second field): what other load on the
+// machine cost the media threads.
+double RunQueueWaitSeconds() {
+  double total = 0;
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return 0;
+  // Bounded by the process's threads (a handful).
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream stat(std::string("/proc/self/task/") + entry->d_name + "/schedstat");
+    long long running = 0;
+    long long waiting = 0;
+    if (stat >> running >> waiting) total += waiting / 1e9;
+  }
+  closedir(tasks);
+  return total;
 }
 
 double CpuSeconds() {
@@ -103,11 +124,14 @@ int Run() {
   RtpConfig config;
   config.rtp_timeout = 0;
   config.jitter_buffer_ms = absl::GetFlag(FLAGS_jitter_ms);
+  // Each engine gets 10% spare pairs (at least 50): ports that other
+  // programs on the machine hold are skipped.
+  const int pairs = calls + std::max(50, calls / 10);
   config.port_min = base;
-  config.port_max = base + 2 * calls - 1;
+  config.port_max = base + 2 * pairs - 1;
   RtpMediaEngine a(config, "127.0.0.1");
-  config.port_min = base + 2 * calls;
-  config.port_max = base + 4 * calls - 1;
+  config.port_min = base + 2 * pairs;
+  config.port_max = base + 4 * pairs - 1;
   RtpMediaEngine b(config, "127.0.0.1");
   for (RtpMediaEngine* engine : {&a, &b}) {
     absl::Status started = engine->Start();
@@ -149,12 +173,16 @@ int Run() {
   // One second of warm-up (jitter buffers fill, RTCP starts), then measure.
   absl::SleepFor(absl::Seconds(1));
   const double cpu_start = CpuSeconds();
+  const double wait_start = RunQueueWaitSeconds();
   const int64_t a_thread_start = a.counters().media_thread_cpu_ns;
   const int64_t b_thread_start = b.counters().media_thread_cpu_ns;
   const absl::Time start = absl::Now();
   absl::SleepFor(absl::Seconds(seconds));
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
   const double cpu = CpuSeconds() - cpu_start;
+  const double waited = RunQueueWaitSeconds() - wait_start;
+  double load[3] = {0, 0, 0};
+  getloadavg(load, 3);
   RtpMediaEngine::Counters a_counters = a.counters();
   RtpMediaEngine::Counters b_counters = b.counters();
   const int64_t rss_after = RssKiB();
@@ -175,8 +203,9 @@ int Run() {
       "calls=%d legs=%d codec=%s seconds=%.1f (after 1 s warm-up)\n"
       "  cpu: process %.2f s = %.1f%% of one core; media threads A %.1f%% B %.1f%%; "
       "%.1f us per leg per second\n"
+      "  machine: load average %.2f; our threads waited %.2f s for a CPU (%.1f%% of the run)\n"
       "  rss: %lld KiB before, %lld KiB after; %.1f KiB per leg\n"
-      "  rtp: sent %llu received %llu lost %llu (%.4f%%); send errors %llu\n"
+      "  rtp (whole calls): sent %llu received %llu lost %llu (%.4f%%); send errors %llu\n"
       "  jitter: mean %.2f ms max %.2f ms; jitter buffer underruns %llu concealed %llu "
       "late %llu overflows %llu\n"
       "  rtcp: sent %llu received %llu\n"
@@ -184,8 +213,8 @@ int Run() {
       calls, legs, payload_type == 8 ? "PCMA" : "PCMU", wall, cpu, 100 * cpu / wall,
       100 * (a_counters.media_thread_cpu_ns - a_thread_start) / 1e9 / wall,
       100 * (b_counters.media_thread_cpu_ns - b_thread_start) / 1e9 / wall, 1e6 * cpu / wall / legs,
-      static_cast<long long>(rss_before), static_cast<long long>(rss_after),
-      static_cast<double>(rss_after - rss_before) / legs,
+      load[0], waited, 100 * waited / wall, static_cast<long long>(rss_before),
+      static_cast<long long>(rss_after), static_cast<double>(rss_after - rss_before) / legs,
       static_cast<unsigned long long>(totals.sent),
       static_cast<unsigned long long>(totals.received),
       static_cast<unsigned long long>(totals.lost),

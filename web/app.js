@@ -271,6 +271,12 @@ function renderCalls(card, account) {
     const switchButton = row.querySelector('.call-switch');
     switchButton.hidden = !canSwitchTo(account, call);
     switchButton.textContent = 'Switch to';
+    // A keyboard user who just answered keeps the focus in the row.
+    for (const button of [answer, switchButton]) {
+      if (button.hidden && button === document.activeElement) {
+        row.querySelector('.call-hangup').focus();
+      }
+    }
     const peer = call.peer || 'call';
     answer.setAttribute('aria-label', `Answer call from ${peer}`);
     switchButton.setAttribute('aria-label', `${switchButton.textContent} call with ${peer}`);
@@ -422,6 +428,8 @@ function onState(connectionState, detail) {
   if (countdown !== null) clearInterval(countdown);
   countdown = null;
   const text = $('connection-text');
+  const countdownText = $('connection-countdown');
+  countdownText.textContent = '';
   switch (connectionState) {
     case CONNECTION.CONNECTING:
       text.textContent = detail.attempt > 0 ? 'Reconnecting…' : 'Connecting…';
@@ -435,13 +443,15 @@ function onState(connectionState, detail) {
       break;
     case CONNECTION.WAITING:
     case CONNECTION.UNAUTHORIZED: {
-      const prefix =
+      // The live region changes once per state; the seconds tick beside it
+      // (hidden from screen readers, which would read every tick).
+      text.textContent =
         connectionState === CONNECTION.UNAUTHORIZED
-          ? 'Not authorized: open the dashboard as /?token=… '
+          ? 'Not authorized: open the dashboard as /?token=…'
           : 'Disconnected';
       const tick = () => {
         const seconds = Math.max(0, Math.ceil((detail.retryAt - Date.now()) / 1000));
-        text.textContent = `${prefix} — retrying in ${seconds} s`;
+        countdownText.textContent = ` — retrying in ${seconds} s`;
       };
       tick();
       countdown = setInterval(tick, 1000);

@@ -190,6 +190,11 @@ TEST_F(WebServerTest, StopClosesSessionsWithGoingAwayAndRefusesNewOnes) {
   EXPECT_TRUE((*client)->closed());
   EXPECT_EQ((*client)->close_code(), 1001);
   EXPECT_FALSE(WebClient::Connect(port).ok());
+  // The session leaves the registry once its close handshake completed.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (server_->stats().sessions != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   EXPECT_EQ(server_->stats().sessions, 0u);
 }
 

@@ -1,0 +1,238 @@
+// Sustained calls per second through a real Kamailio to a sipp UAS:
+//
+//   gateway: one native client keeps --window calls in flight from
+//            account-1 (3001) to 3005 (sipp, uas_answer.xml): make-call,
+//            hangup-call as soon as call-answered arrives, the next
+//            make-call when call-ended arrives. Each call is INVITE, 407,
+//            ACK, INVITE with credentials, 100, 180, 200, ACK, BYE, 200.
+//   ceiling: sipp UAC (uac_call.xml -d 0, the same SIP flow with 407 auth)
+//            -> the same Kamailio -> the same sipp UAS at --ceiling_rate.
+//
+// A call counts as failed when its call-ended is not the answer of our own
+// hangup ("Hung up", code 0). Reports completed calls/s over the measured
+// --seconds (after --warmup_seconds) and the failures. Run by
+// bench/run-cps.sh (which sets TEST_SRCDIR and TEST_TMPDIR).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "tests/integration/gateway_process.h"
+#include "tests/integration/native_client.h"
+#include "tests/integration/sip_peers.h"
+#include "tests/support/kamailio.h"
+#include "tests/support/ports.h"
+
+ABSL_FLAG(double, seconds, 30, "Measured seconds per run");
+ABSL_FLAG(double, warmup_seconds, 3, "Unmeasured seconds first (gateway run)");
+ABSL_FLAG(int, window, 64, "Gateway: calls in flight at once");
+ABSL_FLAG(int, ceiling_rate, 2500, "sipp UAC: calls started per second (0 = skip)");
+ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
+ABSL_FLAG(int, shm_mb, 1024, "Kamailio shared memory (MB)");
+
+namespace telestra::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+struct GatewayResult {
+  int64_t completed = 0;  // ended normally within the measured interval
+  int64_t failed = 0;  // any time
+  int64_t unfinished = 0;  // still in flight when the drain gave up
+  double seconds = 0;
+  std::map<std::string, int> failure_reasons;
+};
+
+GatewayResult RunGateway(const KamailioProcess& kamailio) {
+  GatewayResult result;
+  GatewayOptions options;
+  options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true}};
+  options.rtp_settings = {"port-min = 20000", "port-max = 29999"};
+  options.tcp_settings = {"extended-events = true"};
+  options.extra_args = {"--log_level=warn"};
+  auto gateway = GatewayProcess::Start(options);
+  if (!gateway.ok()) {
+    std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());
+    result.failed = -1;
+    return result;
+  }
+  auto client = NativeClient::Connect((*gateway)->native_port());
+  if (!client.ok() || WaitForAccountStatus(**client, "account-1", 200) != 200) {
+    std::fprintf(stderr, "account-1 did not register\n");
+    result.failed = -1;
+    return result;
+  }
+  NativeClient& c = **client;
+  const std::string make_call = R"({"cmd":"make-call","account":"account-1","num":"3005"})";
+  const int window = absl::GetFlag(FLAGS_window);
+  Clock::time_point start = Clock::now();
+  Clock::time_point measure_from =
+      start + std::chrono::milliseconds(
+                  static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_seconds) * 1000));
+  Clock::time_point stop =
+      measure_from +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_seconds) * 1000));
+  Clock::time_point drain_deadline = stop + std::chrono::seconds(40);
+  int in_flight = 0;
+  std::set<int64_t> answered;
+  while (true) {
+    Clock::time_point now = Clock::now();
+    if (now >= drain_deadline) break;
+    if (now >= stop && in_flight == 0) break;
+    while (now < stop && in_flight < window) {
+      c.Send(make_call);
+      ++in_flight;
+    }
+    std::optional<NativeEvent> event = c.Next(absl::Milliseconds(100));
+    if (!event) {
+      if (c.closed()) break;
+      continue;
+    }
+    std::string type = event->event();
+    if (type == "call-answered") {
+      int64_t id = event->Int("call_id");
+      answered.insert(id);
+      c.Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", id, "}"));
+    } else if (type == "call-ended") {
+      --in_flight;
+      int64_t id = event->Int("call_id");
+      bool ok = answered.erase(id) == 1 && event->Str("reason") == "Hung up";
+      Clock::time_point at = Clock::now();
+      if (!ok) {
+        ++result.failed;
+        ++result.failure_reasons[absl::StrCat(event->Int("code"), " ", event->Str("reason"))];
+      } else if (at >= measure_from && at < stop) {
+        ++result.completed;
+      }
+    } else if (type == "fail") {
+      --in_flight;
+      ++result.failed;
+      ++result.failure_reasons[event->Str("error")];
+    }
+  }
+  result.unfinished = in_flight;
+  result.seconds = Seconds(stop - measure_from);
+  return result;
+}
+
+struct SippResult {
+  int64_t successful = -1;
+  int64_t failed = -1;
+  int exit_status = -1;
+  double seconds = 0;
+};
+
+// The last number on the last line of sipp's final screen that starts with
+// `label` (the cumulative column).
+int64_t SippCounter(const std::string& output, const std::string& label) {
+  size_t at = output.rfind(label);
+  if (at == std::string::npos) return -1;
+  std::string line = output.substr(at, output.find('\n', at) - at);
+  std::smatch match;
+  std::regex last_number(R"((\d+)\s*$)");
+  if (!std::regex_search(line, match, last_number)) return -1;
+  return std::stoll(match[1]);
+}
+
+SippResult RunCeiling(const KamailioProcess& kamailio) {
+  SippResult result;
+  int rate = absl::GetFlag(FLAGS_ceiling_rate);
+  double seconds = absl::GetFlag(FLAGS_seconds);
+  SippProcess::Options options;
+  options.scenario = SippProcess::Scenario("uac_call.xml");
+  options.calls = static_cast<int>(rate * seconds);
+  options.args = {"-s", "3005", "-key", "caller", "3004", "-au", "3004", "-ap", "sip3004",
+                  "-d", "0", "-r", absl::StrCat(rate), "-l", "100000",
+                  "-buff_size", "2097152"};
+  options.remote = kamailio.server();
+  options.timeout = absl::Seconds(seconds + 60);
+  options.trace = false;
+  Clock::time_point start = Clock::now();
+  auto sipp = SippProcess::Start(options);
+  if (!sipp.ok()) {
+    std::fprintf(stderr, "sipp uac: %s\n", sipp.status().ToString().c_str());
+    return result;
+  }
+  absl::StatusOr<int> status = (*sipp)->Wait(absl::Seconds(seconds + 90));
+  result.seconds = Seconds(Clock::now() - start);
+  result.exit_status = status.ok() ? *status : -1;
+  std::string output = (*sipp)->Output();
+  result.successful = SippCounter(output, "Successful call");
+  result.failed = SippCounter(output, "Failed call");
+  return result;
+}
+
+}  // namespace
+}  // namespace telestra::testing
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  using namespace telestra::testing;
+  KamailioOptions kamailio_options;
+  kamailio_options.shm_mb = absl::GetFlag(FLAGS_shm_mb);
+  kamailio_options.pkg_mb = 32;
+  auto kamailio = KamailioProcess::Start(kamailio_options);
+  if (!kamailio.ok()) {
+    std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());
+    return 1;
+  }
+  // The callee: sipp answering every call, registered as 3005.
+  int uas_port = PickFreePort(SOCK_DGRAM);
+  if (!SippRegister((*kamailio)->server(), "3005", uas_port)) {
+    std::fprintf(stderr, "sipp could not register 3005\n");
+    return 1;
+  }
+  SippProcess::Options uas_options;
+  uas_options.scenario = SippProcess::Scenario("uas_answer.xml");
+  uas_options.port = uas_port;
+  uas_options.calls = 100000000;
+  uas_options.args = {"-s", "3005", "-buff_size", "2097152"};
+  uas_options.timeout = absl::Seconds(600);
+  uas_options.trace = false;
+  auto uas = SippProcess::Start(uas_options);
+  if (!uas.ok() || !(*uas)->WaitUntilListening(absl::Seconds(5))) {
+    std::fprintf(stderr, "sipp uas did not start\n");
+    return 1;
+  }
+
+  bool ok = true;
+  double gateway_rate = 0;
+  if (absl::GetFlag(FLAGS_gateway)) {
+    GatewayResult g = RunGateway(**kamailio);
+    gateway_rate = g.seconds > 0 ? static_cast<double>(g.completed) / g.seconds : 0;
+    std::printf("gateway: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
+                "%lld unfinished\n",
+                absl::GetFlag(FLAGS_window), g.seconds, static_cast<long long>(g.completed),
+                gateway_rate, static_cast<long long>(g.failed),
+                static_cast<long long>(g.unfinished));
+    for (const auto& [reason, count] : g.failure_reasons) {
+      std::printf("  failure: %d x %s\n", count, reason.c_str());
+    }
+    ok = ok && g.failed == 0 && g.unfinished == 0;
+  }
+  if (absl::GetFlag(FLAGS_ceiling_rate) > 0) {
+    SippResult s = RunCeiling(**kamailio);
+    double rate = s.successful > 0 ? static_cast<double>(s.successful) / absl::GetFlag(FLAGS_seconds)
+                                   : 0;
+    std::printf("ceiling: sipp uac -r %d for %.0f s: %lld successful, %lld failed, exit %d "
+                "(%.1f s wall) = %.1f calls/s\n",
+                absl::GetFlag(FLAGS_ceiling_rate), absl::GetFlag(FLAGS_seconds),
+                static_cast<long long>(s.successful), static_cast<long long>(s.failed),
+                s.exit_status, s.seconds, rate);
+    if (gateway_rate > 0 && rate > 0) {
+      std::printf("gateway / ceiling = %.2f (target >= 0.80)\n", gateway_rate / rate);
+    }
+    ok = ok && s.failed == 0 && s.exit_status == 0;
+  }
+  return ok ? 0 : 1;
+}
