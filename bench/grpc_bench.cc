@@ -2,6 +2,8 @@
 //
 //   --mode=unary --port=P: GetStatus round trips against a running gateway,
 //       one request at a time per client: latency percentiles, throughput.
+//   --mode=session --port=P: the same request (a get_status Command) on one
+//       Session stream per client, waiting for each reply.
 //   --mode=fanout: Subscribe throughput in-process: the real GrpcServer and
 //       EventHub (a static backend), N subscribers on their own loopback
 //       connections (gRPC callback clients). The publisher broadcasts
@@ -32,7 +34,7 @@
 #include "proto/telestra_service.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, mode, "unary", "unary or fanout");
+ABSL_FLAG(std::string, mode, "unary", "unary, session or fanout");
 ABSL_FLAG(int, port, 3561, "unary: gRPC port of the gateway (on 127.0.0.1)");
 ABSL_FLAG(std::string, account, "account-1", "unary: account to ask about");
 ABSL_FLAG(int, clients, 1, "unary: concurrent clients (one channel each)");
@@ -60,7 +62,7 @@ double Percentile(const std::vector<double>& sorted, double p) {
   return sorted[static_cast<size_t>(p * (sorted.size() - 1))];
 }
 
-int Unary() {
+int Unary(bool session) {
   const int clients = std::max(1, absl::GetFlag(FLAGS_clients));
   const int requests = absl::GetFlag(FLAGS_requests);
   const int warmup = absl::GetFlag(FLAGS_warmup);
@@ -76,7 +78,16 @@ int Unary() {
       auto stub = telestra::v1::Telestra::NewStub(Channel(absl::GetFlag(FLAGS_port)));
       telestra::v1::GetStatusCommand request;
       request.set_account(absl::GetFlag(FLAGS_account));
+      grpc::ClientContext session_context;
+      std::unique_ptr<grpc::ClientReaderWriter<telestra::v1::Command, Event>> stream;
+      telestra::v1::Command command;
+      *command.mutable_get_status() = request;
+      if (session) stream = stub->Session(&session_context);
       auto once = [&] {
+        if (session) {
+          Event reply;
+          return stream->Write(command) && stream->Read(&reply) && reply.has_status();
+        }
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
         telestra::v1::Status status;
@@ -91,6 +102,13 @@ int Unary() {
         if (!once()) errors++;
         latencies[c].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
       }
+      if (session) {
+        stream->WritesDone();
+        Event rest;
+        while (stream->Read(&rest)) {
+        }
+        (void)stream->Finish();
+      }
     });
   }
   while (ready < clients) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -102,9 +120,10 @@ int Unary() {
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
   std::printf(
-      "GetStatus: %d clients, %zu requests, errors %d: median %.1f us, p99 %.1f us, "
+      "%s: %d clients, %zu requests, errors %d: median %.1f us, p99 %.1f us, "
       "p99.9 %.1f us, %.0f req/s\n",
-      clients, all.size(), errors.load(), Percentile(all, 0.5), Percentile(all, 0.99),
+      session ? "Session get_status" : "GetStatus", clients, all.size(), errors.load(),
+      Percentile(all, 0.5), Percentile(all, 0.99),
       Percentile(all, 0.999), all.size() / seconds);
   return errors == 0 ? 0 : 1;
 }
@@ -245,7 +264,8 @@ int Fanout() {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  if (absl::GetFlag(FLAGS_mode) == "unary") return Unary();
+  if (absl::GetFlag(FLAGS_mode) == "unary") return Unary(false);
+  if (absl::GetFlag(FLAGS_mode) == "session") return Unary(true);
   if (absl::GetFlag(FLAGS_mode) == "fanout") return Fanout();
   std::fprintf(stderr, "--mode must be unary or fanout\n");
   return 2;

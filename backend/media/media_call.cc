@@ -1,6 +1,5 @@
 #include "backend/media/media_call.h"
 
-#include <errno.h>
 #include <sys/socket.h>
 #include <time.h>
 

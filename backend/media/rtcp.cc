@@ -94,7 +94,8 @@ size_t WriteRtcpCompound(const RtcpCompoundParams& params, absl::Span<uint8_t> o
   Write32(p + 4, params.ssrc);
   p[8] = kSdesCname;
   p[9] = static_cast<uint8_t>(cname_size);
-  std::memcpy(p + 10, params.cname.data(), cname_size);
+  // An empty cname's data() may be null, which memcpy must not get (UBSan).
+  if (cname_size > 0) std::memcpy(p + 10, params.cname.data(), cname_size);
   // The END item and the padding are the zeros left by memset.
   p += sdes_size;
 

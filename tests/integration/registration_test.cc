@@ -156,7 +156,7 @@ TEST_F(RegistrationTest, MalformedMessageGetsFailAndConnectionKeepsWorking) {
   ASSERT_NE(gateway, nullptr);
   auto a = Connect(*gateway);
   auto b = Connect(*gateway);
-  a->SendRaw(std::string("{\"cmd\":\"get-status\",\"account\":}\0", 34));
+  a->SendRaw(std::string("{\"cmd\":\"get-status\",\"account\":}\0", 32));
   auto fail = a->Next();
   ASSERT_TRUE(fail.has_value());
   EXPECT_EQ(fail->event(), "fail");
