@@ -100,7 +100,8 @@ int Unary(bool session) {
       for (int i = 0; i < requests && Clock::now() - start < max_time; ++i) {
         auto t0 = Clock::now();
         if (!once()) errors++;
-        latencies[c].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+        latencies[c].push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
       }
       if (session) {
         stream->WritesDone();
@@ -123,8 +124,7 @@ int Unary(bool session) {
       "%s: %d clients, %zu requests, errors %d: median %.1f us, p99 %.1f us, "
       "p99.9 %.1f us, %.0f req/s\n",
       session ? "Session get_status" : "GetStatus", clients, all.size(), errors.load(),
-      Percentile(all, 0.5), Percentile(all, 0.99),
-      Percentile(all, 0.999), all.size() / seconds);
+      Percentile(all, 0.5), Percentile(all, 0.99), Percentile(all, 0.999), all.size() / seconds);
   return errors == 0 ? 0 : 1;
 }
 
@@ -209,8 +209,7 @@ int Fanout() {
   }
   // Every stream attached (the hub counts them).
   auto attach_deadline = Clock::now() + std::chrono::seconds(10);
-  while (hub.client_count() < static_cast<size_t>(subscribers) &&
-         Clock::now() < attach_deadline) {
+  while (hub.client_count() < static_cast<size_t>(subscribers) && Clock::now() < attach_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   auto slowest = [&] {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gRPC front end benchmarks (docs/benchmarks.md):
-#   1. unary GetStatus latency against the gateway (bench/plan.ini), 1 and 16 clients;
+#   1. unary GetStatus latency against the gateway (bench/plan.ini), 1 and 16
+#      clients, and the same request on a Session stream;
 #   2. Subscribe throughput in-process, to 1 and to 100 subscribers.
 # Usage: bench/run-grpc.sh   (figures go to stdout)
 set -euo pipefail
@@ -20,5 +21,6 @@ for _ in $(seq 1 100); do
 done
 "$BIN/grpc_bench" --mode=unary --port="$GRPC_PORT" --clients=1 --requests=20000
 "$BIN/grpc_bench" --mode=unary --port="$GRPC_PORT" --clients=16 --requests=2000
+"$BIN/grpc_bench" --mode=session --port="$GRPC_PORT" --clients=1 --requests=20000
 "$BIN/grpc_bench" --mode=fanout --subscribers=1 --events=200000
 "$BIN/grpc_bench" --mode=fanout --subscribers=100 --events=20000

@@ -12,8 +12,8 @@ bool ConstantTimeEquals(absl::string_view presented, absl::string_view expected)
   volatile unsigned char difference = presented.size() != expected.size() ? 1 : 0;
   if (expected.empty()) return presented.empty();
   for (size_t i = 0; i < presented.size(); ++i) {
-    difference = difference | static_cast<unsigned char>(presented[i] ^
-                                                         expected[i % expected.size()]);
+    difference =
+        difference | static_cast<unsigned char>(presented[i] ^ expected[i % expected.size()]);
   }
   return difference == 0;
 }
@@ -31,8 +31,7 @@ absl::Status BearerAuth::CheckHeader(const absl::string_view* authorization) con
     return absl::UnauthenticatedError(
         "Malformed authorization metadata: expected 'Bearer <token>'");
   }
-  absl::string_view presented =
-      absl::StripAsciiWhitespace(authorization->substr(kScheme.size()));
+  absl::string_view presented = absl::StripAsciiWhitespace(authorization->substr(kScheme.size()));
   if (!ConstantTimeEquals(presented, token_)) {
     return absl::UnauthenticatedError("Invalid bearer token");
   }

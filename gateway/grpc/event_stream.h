@@ -87,8 +87,7 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
   }
 
  protected:
-  EventStream(const StreamEnvironment& env, grpc::CallbackServerContext* context,
-              const char* rpc)
+  EventStream(const StreamEnvironment& env, grpc::CallbackServerContext* context, const char* rpc)
       : env_(env),
         context_(context),
         rpc_(rpc),
@@ -152,16 +151,14 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
         "gRPC {} stream {} ({}) is not keeping up: {} events queued; ending it with "
         "RESOURCE_EXHAUSTED, {} events undelivered",
         rpc_, client_.load(), peer_, queued, lost);
-    FinishLocked(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("Stream too slow: ", queued, " events were queued for it; ", lost,
-                     " events were dropped; resubscribe with after_seq")));
+    FinishLocked(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("Stream too slow: ", queued, " events were queued for it; ", lost,
+                                  " events were dropped; resubscribe with after_seq")));
   }
 
   // True once the stream finished or is closing: nothing more is queued.
-  bool EndingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return finished_ || closing_;
-  }
+  bool EndingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_ || closing_; }
 
   backend::ClientId client() const { return client_.load(); }
 

@@ -98,8 +98,8 @@ absl::Status GrpcServer::Start() {
   spdlog::info("gRPC API listening on {}:{} ({}, {})", options_.bind, port_,
                tls ? "TLS" : "plaintext",
                options_.token.empty() ? "no token" : "bearer token required");
-  if (!options_.token.empty() && !tls && options_.bind != "127.0.0.1" &&
-      options_.bind != "::1" && options_.bind != "localhost") {
+  if (!options_.token.empty() && !tls && options_.bind != "127.0.0.1" && options_.bind != "::1" &&
+      options_.bind != "localhost") {
     spdlog::warn("gRPC API: the bearer token travels in clear text (no cert/key)");
   }
   return absl::OkStatus();

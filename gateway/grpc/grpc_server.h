@@ -29,9 +29,9 @@ class GrpcServer {
  public:
   struct Options {
     std::string bind = "127.0.0.1";  // [grpc-settings] bind
-    int port = 3551;  // 0: any free port (see port())
-    std::string token;  // "" = no token required
-    std::string cert_file;  // PEM; TLS when set (with key_file)
+    int port = 3551;                 // 0: any free port (see port())
+    std::string token;               // "" = no token required
+    std::string cert_file;           // PEM; TLS when set (with key_file)
     std::string key_file;
     // Per stream: events queued beyond its initial snapshot and replay
     // before it counts as too slow (RESOURCE_EXHAUSTED).

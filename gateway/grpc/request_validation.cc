@@ -60,15 +60,24 @@ absl::Status ValidateGetStatus(const telestra::v1::GetStatusCommand& command) {
 absl::Status ValidateCommand(const telestra::v1::Command& command) {
   using telestra::v1::Command;
   switch (command.kind_case()) {
-    case Command::kLogin: return ValidateLogin(command.login());
-    case Command::kLogout: return ValidateLogout(command.logout());
-    case Command::kMakeCall: return ValidateMakeCall(command.make_call());
-    case Command::kAnswerCall: return ValidateAnswerCall(command.answer_call());
-    case Command::kSwitchCall: return ValidateSwitchCall(command.switch_call());
-    case Command::kHangupCall: return ValidateHangupCall(command.hangup_call());
-    case Command::kGetStatus: return ValidateGetStatus(command.get_status());
-    case Command::kSubscribe: return absl::OkStatus();
-    case Command::KIND_NOT_SET: break;
+    case Command::kLogin:
+      return ValidateLogin(command.login());
+    case Command::kLogout:
+      return ValidateLogout(command.logout());
+    case Command::kMakeCall:
+      return ValidateMakeCall(command.make_call());
+    case Command::kAnswerCall:
+      return ValidateAnswerCall(command.answer_call());
+    case Command::kSwitchCall:
+      return ValidateSwitchCall(command.switch_call());
+    case Command::kHangupCall:
+      return ValidateHangupCall(command.hangup_call());
+    case Command::kGetStatus:
+      return ValidateGetStatus(command.get_status());
+    case Command::kSubscribe:
+      return absl::OkStatus();
+    case Command::KIND_NOT_SET:
+      break;
   }
   return absl::InvalidArgumentError("Missing field: cmd");
 }

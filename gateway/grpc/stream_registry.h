@@ -24,10 +24,10 @@ class ClosableStream {
 struct GrpcStats {
   uint64_t streams = 0;  // Subscribe + Session streams open now
   uint64_t streams_opened = 0;
-  uint64_t slow_stream_drops = 0;  // streams ended RESOURCE_EXHAUSTED
+  uint64_t slow_stream_drops = 0;   // streams ended RESOURCE_EXHAUSTED
   uint64_t undelivered_events = 0;  // events lost with those streams
-  uint64_t unauthenticated = 0;  // calls refused for a missing/wrong token
-  uint64_t gaps_reported = 0;  // resumes that could not replay everything
+  uint64_t unauthenticated = 0;     // calls refused for a missing/wrong token
+  uint64_t gaps_reported = 0;       // resumes that could not replay everything
 };
 
 // The open streams, so that shutdown can end them, plus the counters.

@@ -7,8 +7,7 @@
 
 namespace telestra::gateway {
 
-SubscribeStream::SubscribeStream(const StreamEnvironment& env,
-                                 grpc::CallbackServerContext* context,
+SubscribeStream::SubscribeStream(const StreamEnvironment& env, grpc::CallbackServerContext* context,
                                  const telestra::v1::SubscribeRequest& request,
                                  const absl::Status& admission)
     : EventStream(env, context, "Subscribe") {
@@ -53,17 +52,17 @@ void SubscribeStream::Start(const telestra::v1::SubscribeRequest& request) {
   }
 
   context_->AddInitialMetadata("telestra-epoch", env_.epoch);
-  context_->AddInitialMetadata("telestra-replay",
-                               !plan.replay ? "none" : plan.gap ? "gap" : "complete");
+  context_->AddInitialMetadata("telestra-replay", !plan.replay ? "none"
+                                                  : plan.gap   ? "gap"
+                                                               : "complete");
   // Sent at once, so a client knows it is subscribed before any event.
   StartSendInitialMetadata();
 
   // 3. Merge and go live.
   absl::MutexLock lock(&mu_);
   if (EndingLocked()) return;  // shut down (or overflowed) meanwhile
-  std::vector<backend::EventPtr> initial =
-      InitialEvents(plan, from, history.events, buffered_, snapshot_seq, request.snapshot(),
-                    snapshot, filter_);
+  std::vector<backend::EventPtr> initial = InitialEvents(
+      plan, from, history.events, buffered_, snapshot_seq, request.snapshot(), snapshot, filter_);
   buffered_.clear();
   buffered_.shrink_to_fit();
   buffering_ = false;

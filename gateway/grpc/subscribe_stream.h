@@ -21,8 +21,7 @@ namespace telestra::gateway {
 // `telestra-replay` (`none`, `complete` or `gap`).
 //
 // Thread: any (see EventStream).
-class SubscribeStream final
-    : public EventStream<grpc::ServerWriteReactor<telestra::v1::Event>> {
+class SubscribeStream final : public EventStream<grpc::ServerWriteReactor<telestra::v1::Event>> {
  public:
   // `admission` is the result of the auth check: when not OK the RPC
   // finishes with it at once.

@@ -25,17 +25,28 @@ void StampNow(Event& event) {
 
 const std::string& AccountOfEvent(const Event& event) {
   switch (event.kind_case()) {
-    case Event::kCallReturn: return event.call_return().account();
-    case Event::kCallIncoming: return event.call_incoming().account();
-    case Event::kCallAnswered: return event.call_answered().account();
-    case Event::kCallEnded: return event.call_ended().account();
-    case Event::kStatus: return event.status().account();
-    case Event::kFail: return event.fail().account();
-    case Event::kCallRinging: return event.call_ringing().account();
-    case Event::kCallHeld: return event.call_held().account();
-    case Event::kCallResumed: return event.call_resumed().account();
-    case Event::kAccountStatus: return event.account_status().account();
-    case Event::KIND_NOT_SET: break;
+    case Event::kCallReturn:
+      return event.call_return().account();
+    case Event::kCallIncoming:
+      return event.call_incoming().account();
+    case Event::kCallAnswered:
+      return event.call_answered().account();
+    case Event::kCallEnded:
+      return event.call_ended().account();
+    case Event::kStatus:
+      return event.status().account();
+    case Event::kFail:
+      return event.fail().account();
+    case Event::kCallRinging:
+      return event.call_ringing().account();
+    case Event::kCallHeld:
+      return event.call_held().account();
+    case Event::kCallResumed:
+      return event.call_resumed().account();
+    case Event::kAccountStatus:
+      return event.account_status().account();
+    case Event::KIND_NOT_SET:
+      break;
   }
   return kNoAccount;
 }
@@ -61,11 +72,11 @@ absl::StatusOr<EventFilter> EventFilter::Create(const telestra::v1::SubscribeReq
     if (!known) return absl::NotFoundError(absl::StrCat("Unknown account: ", account));
     filter.accounts_.insert(account);
   }
-  const google::protobuf::OneofDescriptor* kinds =
-      Event::descriptor()->FindOneofByName("kind");
+  const google::protobuf::OneofDescriptor* kinds = Event::descriptor()->FindOneofByName("kind");
   for (int kind : request.kinds()) {
     bool known = false;
-    for (int i = 0; i < kinds->field_count(); ++i) known = known || kinds->field(i)->number() == kind;
+    for (int i = 0; i < kinds->field_count(); ++i)
+      known = known || kinds->field(i)->number() == kind;
     if (!known) return absl::InvalidArgumentError(absl::StrCat("Unknown event kind: ", kind));
     filter.kinds_.insert(kind);
   }
@@ -91,9 +102,9 @@ ResumePlan PlanResume(const telestra::v1::SubscribeRequest& request, uint64_t la
   if (!request.epoch().empty() && request.epoch() != epoch) {
     plan.gap = true;
     plan.replay_after = 0;
-    plan.gap_message = absl::StrCat("Events lost: epoch ", request.epoch(),
-                                    " is not this gateway run's (", epoch,
-                                    "); replaying this run's history; take a new snapshot");
+    plan.gap_message =
+        absl::StrCat("Events lost: epoch ", request.epoch(), " is not this gateway run's (", epoch,
+                     "); replaying this run's history; take a new snapshot");
   } else if (request.after_seq() > last_seq) {
     plan.gap = true;
     plan.replay_after = 0;
@@ -118,10 +129,12 @@ void NoteHistoryGap(ResumePlan& plan, const backend::EventHub::Replay& history,
                          "); take a new snapshot");
 }
 
-std::vector<backend::EventPtr> InitialEvents(
-    const ResumePlan& plan, uint64_t from, const std::vector<backend::EventPtr>& history,
-    const std::vector<backend::EventPtr>& live, uint64_t snapshot_seq, bool with_snapshot,
-    const std::vector<telestra::v1::Status>& snapshot, const EventFilter& filter) {
+std::vector<backend::EventPtr> InitialEvents(const ResumePlan& plan, uint64_t from,
+                                             const std::vector<backend::EventPtr>& history,
+                                             const std::vector<backend::EventPtr>& live,
+                                             uint64_t snapshot_seq, bool with_snapshot,
+                                             const std::vector<telestra::v1::Status>& snapshot,
+                                             const EventFilter& filter) {
   std::vector<backend::EventPtr> out;
   if (plan.gap) {
     Event notice;

@@ -38,7 +38,7 @@ class EventFilter {
 
  private:
   std::set<std::string, std::less<>> accounts_;  // empty: all
-  std::set<int> kinds_;  // Event::KindCase values; empty: all
+  std::set<int> kinds_;                          // Event::KindCase values; empty: all
 };
 
 // How a Subscribe stream starts (SubscribeRequest.after_seq / .epoch against
@@ -60,8 +60,7 @@ ResumePlan PlanResume(const telestra::v1::SubscribeRequest& request, uint64_t la
                       absl::string_view epoch);
 
 // Completes the gap message once the history was read (EventsAfter).
-void NoteHistoryGap(ResumePlan& plan, const backend::EventHub::Replay& history,
-                    uint64_t after_seq);
+void NoteHistoryGap(ResumePlan& plan, const backend::EventHub::Replay& history, uint64_t after_seq);
 
 // The first events of a Subscribe stream, in the order they are sent:
 //   1. the gap notice (if plan.gap): a Fail event with seq 0,
@@ -71,9 +70,11 @@ void NoteHistoryGap(ResumePlan& plan, const backend::EventHub::Replay& history,
 //   4. the events after snapshot_seq.
 // `from` is after_seq when resuming, else snapshot_seq. Events and snapshot
 // entries not wanted by `filter` are left out.
-std::vector<backend::EventPtr> InitialEvents(
-    const ResumePlan& plan, uint64_t from, const std::vector<backend::EventPtr>& history,
-    const std::vector<backend::EventPtr>& live, uint64_t snapshot_seq, bool with_snapshot,
-    const std::vector<telestra::v1::Status>& snapshot, const EventFilter& filter);
+std::vector<backend::EventPtr> InitialEvents(const ResumePlan& plan, uint64_t from,
+                                             const std::vector<backend::EventPtr>& history,
+                                             const std::vector<backend::EventPtr>& live,
+                                             uint64_t snapshot_seq, bool with_snapshot,
+                                             const std::vector<telestra::v1::Status>& snapshot,
+                                             const EventFilter& filter);
 
 }  // namespace telestra::gateway

@@ -75,8 +75,7 @@ grpc::ServerUnaryReactor* TelestraService::AnswerCall(
     telestra::v1::AnswerCallResponse*) {
   return Unary(context, "AnswerCall", [&] {
     absl::Status valid = ValidateAnswerCall(*request);
-    return valid.ok() ? env_.backend->AnswerCall(request->account(), request->call_id())
-                      : valid;
+    return valid.ok() ? env_.backend->AnswerCall(request->account(), request->call_id()) : valid;
   });
 }
 
@@ -85,8 +84,7 @@ grpc::ServerUnaryReactor* TelestraService::SwitchCall(
     telestra::v1::SwitchCallResponse*) {
   return Unary(context, "SwitchCall", [&] {
     absl::Status valid = ValidateSwitchCall(*request);
-    return valid.ok() ? env_.backend->SwitchCall(request->account(), request->call_id())
-                      : valid;
+    return valid.ok() ? env_.backend->SwitchCall(request->account(), request->call_id()) : valid;
   });
 }
 
@@ -95,8 +93,7 @@ grpc::ServerUnaryReactor* TelestraService::HangupCall(
     telestra::v1::HangupCallResponse*) {
   return Unary(context, "HangupCall", [&] {
     absl::Status valid = ValidateHangupCall(*request);
-    return valid.ok() ? env_.backend->HangupCall(request->account(), request->call_id())
-                      : valid;
+    return valid.ok() ? env_.backend->HangupCall(request->account(), request->call_id()) : valid;
   });
 }
 

@@ -47,8 +47,7 @@ class TelestraService final : public telestra::v1::Telestra::CallbackService {
                                          telestra::v1::ListAccountsResponse* response) override;
 
   grpc::ServerWriteReactor<telestra::v1::Event>* Subscribe(
-      grpc::CallbackServerContext* context,
-      const telestra::v1::SubscribeRequest* request) override;
+      grpc::CallbackServerContext* context, const telestra::v1::SubscribeRequest* request) override;
   grpc::ServerBidiReactor<telestra::v1::Command, telestra::v1::Event>* Session(
       grpc::CallbackServerContext* context) override;
 
@@ -58,8 +57,7 @@ class TelestraService final : public telestra::v1::Telestra::CallbackService {
 
   // Finishes a unary call with Admit() and then `run`'s status.
   template <typename Run>
-  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const char* rpc,
-                                  Run run);
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const char* rpc, Run run);
 
   const StreamEnvironment env_;
   const BearerAuth auth_;

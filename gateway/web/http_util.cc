@@ -69,7 +69,8 @@ absl::StatusOr<RequestTarget> ParseRequestTarget(absl::string_view target) {
   if (!decoded_path.ok()) return decoded_path.status();
   out.path = *std::move(decoded_path);
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
     absl::StatusOr<std::string> key = PercentDecode(kv.first, /*plus_is_space=*/true);
     if (!key.ok()) return key.status();
     absl::StatusOr<std::string> value = PercentDecode(kv.second, /*plus_is_space=*/true);
@@ -95,8 +96,7 @@ std::optional<std::string> BearerToken(absl::string_view authorization) {
       !absl::StartsWithIgnoreCase(authorization, kScheme)) {
     return std::nullopt;
   }
-  absl::string_view token =
-      absl::StripAsciiWhitespace(authorization.substr(kScheme.size()));
+  absl::string_view token = absl::StripAsciiWhitespace(authorization.substr(kScheme.size()));
   if (token.empty()) return std::nullopt;
   return std::string(token);
 }

@@ -16,7 +16,7 @@ namespace telestra::gateway {
 
 // A request target ("/ws?after_seq=3&token=x") split and percent-decoded.
 struct RequestTarget {
-  std::string path;  // decoded; always starts with '/'
+  std::string path;                                        // decoded; always starts with '/'
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
 
   // The first value of query parameter `name`, if present.

@@ -32,8 +32,7 @@ WebContext::Admission WebContext::Register(Kind kind, std::weak_ptr<WebSession> 
   absl::MutexLock lock(&mu_);
   if (stopped_) return Admission::kStopped;
   int& count = kind == Kind::kHttp ? http_count_ : websocket_count_;
-  const int limit =
-      kind == Kind::kHttp ? options_.max_http_connections : options_.max_sessions;
+  const int limit = kind == Kind::kHttp ? options_.max_http_connections : options_.max_sessions;
   if (count >= limit) return Admission::kFull;
   ++count;
   *key = next_key_++;

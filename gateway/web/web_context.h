@@ -53,17 +53,17 @@ struct WebOptions {
 };
 
 struct WebStats {
-  uint64_t sessions = 0;  // WebSocket sessions open now
+  uint64_t sessions = 0;          // WebSocket sessions open now
   uint64_t http_connections = 0;  // plain HTTP connections open now
   uint64_t sessions_accepted = 0;
-  uint64_t sessions_refused = 0;  // over max_sessions
-  uint64_t http_refused = 0;  // over max_http_connections
-  uint64_t slow_disconnects = 0;  // sessions dropped for not reading
+  uint64_t sessions_refused = 0;    // over max_sessions
+  uint64_t http_refused = 0;        // over max_http_connections
+  uint64_t slow_disconnects = 0;    // sessions dropped for not reading
   uint64_t undelivered_events = 0;  // messages lost with those sessions
-  uint64_t oversize_closes = 0;  // sessions closed with 1009
+  uint64_t oversize_closes = 0;     // sessions closed with 1009
   uint64_t idle_timeouts = 0;
   uint64_t unauthorized = 0;  // requests refused for a missing/wrong token
-  uint64_t gaps = 0;  // resumes that could not be served (snapshot instead)
+  uint64_t gaps = 0;          // resumes that could not be served (snapshot instead)
 };
 
 // A connection the server can close at shutdown.
@@ -77,9 +77,8 @@ class WebSession {
 // Thread: any.
 class WebContext {
  public:
-  WebContext(WebOptions options, backend::Backend* backend,
-             backend::CommandDispatcher* dispatcher, backend::EventHub* hub,
-             boost::asio::ssl::context* tls);
+  WebContext(WebOptions options, backend::Backend* backend, backend::CommandDispatcher* dispatcher,
+             backend::EventHub* hub, boost::asio::ssl::context* tls);
 
   const WebOptions& options() const { return options_; }
   backend::Backend* backend() const { return backend_; }

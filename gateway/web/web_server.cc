@@ -92,16 +92,14 @@ StringResponse ErrorResponse(const WebHttpRequest& request, http::status status,
 
 std::string HealthJson(const WebContext& context) {
   WebStats s = context.stats();
-  return absl::StrCat(R"({"status":"ok","instance":")", context.instance(), R"(","last_seq":)",
-                      context.hub()->last_seq(), R"(,"sessions":)", s.sessions,
-                      R"(,"http_connections":)", s.http_connections,
-                      R"(,"sessions_accepted":)", s.sessions_accepted,
-                      R"(,"sessions_refused":)", s.sessions_refused, R"(,"http_refused":)",
-                      s.http_refused, R"(,"slow_disconnects":)", s.slow_disconnects,
-                      R"(,"undelivered_events":)", s.undelivered_events,
-                      R"(,"oversize_closes":)", s.oversize_closes, R"(,"idle_timeouts":)",
-                      s.idle_timeouts, R"(,"unauthorized":)", s.unauthorized, R"(,"gaps":)",
-                      s.gaps, "}\n");
+  return absl::StrCat(
+      R"({"status":"ok","instance":")", context.instance(), R"(","last_seq":)",
+      context.hub()->last_seq(), R"(,"sessions":)", s.sessions, R"(,"http_connections":)",
+      s.http_connections, R"(,"sessions_accepted":)", s.sessions_accepted,
+      R"(,"sessions_refused":)", s.sessions_refused, R"(,"http_refused":)", s.http_refused,
+      R"(,"slow_disconnects":)", s.slow_disconnects, R"(,"undelivered_events":)",
+      s.undelivered_events, R"(,"oversize_closes":)", s.oversize_closes, R"(,"idle_timeouts":)",
+      s.idle_timeouts, R"(,"unauthorized":)", s.unauthorized, R"(,"gaps":)", s.gaps, "}\n");
 }
 
 // Content-Security-Policy of the dashboard: its own files only; the
@@ -131,16 +129,15 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     key_ = key;
     if constexpr (kIsTls<Stream>) {
       beast::get_lowest_layer(stream_).expires_after(context_->options().handshake_timeout);
-      stream_.async_handshake(asio::ssl::stream_base::server,
-                              [self = this->shared_from_this()](error_code ec) {
-                                if (ec) {
-                                  spdlog::debug("web: TLS handshake with {} failed: {}",
-                                                self->peer_, ec.message());
-                                  self->End();
-                                  return;
-                                }
-                                self->DoRead();
-                              });
+      stream_.async_handshake(
+          asio::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+            if (ec) {
+              spdlog::debug("web: TLS handshake with {} failed: {}", self->peer_, ec.message());
+              self->End();
+              return;
+            }
+            self->DoRead();
+          });
     } else {
       DoRead();
     }
@@ -157,10 +154,9 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(kMaxBodyBytes);
     beast::get_lowest_layer(stream_).expires_after(context_->options().http_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(error_code ec) {
@@ -229,16 +225,16 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   }
 
   void Handle(const WebHttpRequest& request) {
-    absl::StatusOr<RequestTarget> target = ParseRequestTarget(
-        absl::string_view(request.target().data(), request.target().size()));
+    absl::StatusOr<RequestTarget> target =
+        ParseRequestTarget(absl::string_view(request.target().data(), request.target().size()));
     if (!target.ok()) {
       Send(ErrorResponse(request, http::status::bad_request, target.status().message()));
       return;
     }
     const http::verb method = request.method();
     if (method != http::verb::get && method != http::verb::head) {
-      StringResponse response = ErrorResponse(request, http::status::method_not_allowed,
-                                              "only GET and HEAD are served");
+      StringResponse response =
+          ErrorResponse(request, http::status::method_not_allowed, "only GET and HEAD are served");
       response.set(http::field::allow, "GET, HEAD");
       Send(std::move(response));
       return;
@@ -253,8 +249,8 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       return;
     }
     if (target->path == kWebSocketPath) {
-      StringResponse response = ErrorResponse(request, http::status::upgrade_required,
-                                              "/ws is a WebSocket endpoint");
+      StringResponse response =
+          ErrorResponse(request, http::status::upgrade_required, "/ws is a WebSocket endpoint");
       response.set(http::field::upgrade, "websocket");
       Send(std::move(response));
       return;
@@ -343,8 +339,8 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   }
 
   void Upgrade(WebHttpRequest request) {
-    absl::StatusOr<RequestTarget> target = ParseRequestTarget(
-        absl::string_view(request.target().data(), request.target().size()));
+    absl::StatusOr<RequestTarget> target =
+        ParseRequestTarget(absl::string_view(request.target().data(), request.target().size()));
     if (!target.ok()) {
       Send(ErrorResponse(request, http::status::bad_request, target.status().message()));
       return;
@@ -385,8 +381,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     // From here on the WebSocket session owns the connection.
     context_->Unregister(key_);
     upgraded_ = true;
-    RunWebSocketSession<Stream>(context_, std::move(stream_), std::move(request),
-                                std::move(start));
+    RunWebSocketSession<Stream>(context_, std::move(stream_), std::move(request), std::move(start));
   }
 
   template <class Body>
@@ -449,8 +444,8 @@ WebServer::WebServer(Options options, asio::io_context& io, backend::Backend* ba
       tls_(!options.cert.empty() && !options.key.empty()
                ? std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server)
                : nullptr),
-      context_(std::make_unique<WebContext>(std::move(options), backend, dispatcher, hub,
-                                            tls_.get())),
+      context_(
+          std::make_unique<WebContext>(std::move(options), backend, dispatcher, hub, tls_.get())),
       acceptor_(asio::make_strand(io)) {}
 
 WebServer::~WebServer() { Stop(); }
@@ -465,20 +460,19 @@ absl::Status WebServer::Start() {
                       ec);
     if (!ec) tls_->use_certificate_chain_file(options.cert, ec);
     if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "web: cannot load the TLS certificate '", options.cert, "': ", ec.message()));
+      return absl::InvalidArgumentError(absl::StrCat("web: cannot load the TLS certificate '",
+                                                     options.cert, "': ", ec.message()));
     }
     tls_->use_private_key_file(options.key, asio::ssl::context::pem, ec);
     if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat("web: cannot load the TLS key '",
-                                                     options.key, "': ", ec.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("web: cannot load the TLS key '", options.key, "': ", ec.message()));
     }
   }
   error_code ec;
   auto address = asio::ip::make_address(options.bind, ec);
   if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("web: bad bind address '", options.bind, "'"));
+    return absl::InvalidArgumentError(absl::StrCat("web: bad bind address '", options.bind, "'"));
   }
   tcp::endpoint endpoint(address, static_cast<uint16_t>(options.port));
   acceptor_.open(endpoint.protocol(), ec);
@@ -535,8 +529,8 @@ void WebServer::OnAccept(tcp::socket socket) {
     start(std::make_shared<HttpSession<WebTlsStream>>(
         context_.get(), WebTlsStream(beast::tcp_stream(std::move(socket)), *tls_), peer));
   } else {
-    start(std::make_shared<HttpSession<WebPlainStream>>(
-        context_.get(), WebPlainStream(std::move(socket)), peer));
+    start(std::make_shared<HttpSession<WebPlainStream>>(context_.get(),
+                                                        WebPlainStream(std::move(socket)), peer));
   }
 }
 

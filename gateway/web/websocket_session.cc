@@ -71,16 +71,14 @@ class WebSocketSession : public WebSession,
     timeout.idle_timeout = options.idle_timeout;
     timeout.keep_alive_pings = true;
     ws_.set_option(timeout);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& response) {
-          response.set(beast::http::field::server, kServerName);
-        }));
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+      response.set(beast::http::field::server, kServerName);
+    }));
     ws_.read_message_max(options.max_message_bytes);
     ws_.auto_fragment(false);
     ws_.text(true);
-    ws_.async_accept(request, [self = this->shared_from_this()](error_code ec) {
-      self->OnAccept(ec);
-    });
+    ws_.async_accept(request,
+                     [self = this->shared_from_this()](error_code ec) { self->OnAccept(ec); });
   }
 
   void Close() override {
@@ -92,8 +90,7 @@ class WebSocketSession : public WebSession,
   void OnEvent(const backend::EventPtr& event) override {
     std::shared_ptr<WebSocketSession> self = this->weak_from_this().lock();
     if (!self) return;  // being destroyed
-    asio::post(ws_.get_executor(),
-               [self = std::move(self), event] { self->Deliver(*event); });
+    asio::post(ws_.get_executor(), [self = std::move(self), event] { self->Deliver(*event); });
   }
 
  private:
@@ -130,7 +127,7 @@ class WebSocketSession : public WebSession,
       const uint64_t after_seq = *start_.after_seq;
       backend::EventHub::Replay replay = hub->EventsAfter(after_seq);
       WebResumePlan plan = PlanWebResume(start_.after_seq, start_.instance, context_->instance(),
-                                   hub->last_seq(), replay.complete);
+                                         hub->last_seq(), replay.complete);
       if (plan.resume) {
         resumed = true;
         how = absl::StrCat("resume after ", after_seq, ", ", replay.events.size(), " replayed");
@@ -180,12 +177,12 @@ class WebSocketSession : public WebSession,
       } else if (ec == websocket::error::message_too_big) {
         // Beast has sent close code 1009 (message too big).
         context_->oversize_closes++;
-        spdlog::warn("web session {} ({}) sent a message over {} bytes: closed with 1009",
-                     client_, start_.peer, context_->options().max_message_bytes);
+        spdlog::warn("web session {} ({}) sent a message over {} bytes: closed with 1009", client_,
+                     start_.peer, context_->options().max_message_bytes);
       } else if (ec == beast::error::timeout) {
         context_->idle_timeouts++;
-        spdlog::info("web session {} ({}) idle (no pong) for {} ms: closed", client_,
-                     start_.peer, context_->options().idle_timeout.count());
+        spdlog::info("web session {} ({}) idle (no pong) for {} ms: closed", client_, start_.peer,
+                     context_->options().idle_timeout.count());
       } else if (ec != asio::error::operation_aborted || !closed_) {
         spdlog::info("web session {} ({}) ended: {}", client_, start_.peer, ec.message());
       }
@@ -248,18 +245,16 @@ class WebSocketSession : public WebSession,
 
   void DoWrite() {
     writing_ = true;
-    ws_.async_write(asio::buffer(queue_.front()),
-                    [self = this->shared_from_this()](error_code ec, size_t) {
-                      self->OnWrite(ec);
-                    });
+    ws_.async_write(
+        asio::buffer(queue_.front()),
+        [self = this->shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
   }
 
   void OnWrite(error_code ec) {
     writing_ = false;
     if (ec) {
       if (!closed_) {
-        spdlog::info("web session {} ({}) write failed: {}", client_, start_.peer,
-                     ec.message());
+        spdlog::info("web session {} ({}) write failed: {}", client_, start_.peer, ec.message());
       }
       Teardown();
       return;
@@ -293,26 +288,25 @@ class WebSocketSession : public WebSession,
     Detach();
     if (key_ != 0) context_->Unregister(key_);
     error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both,
-                                                   ignored);
+    beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).close();
   }
 
   WebContext* const context_;
   websocket::stream<Stream> ws_;
   const WebSocketStart start_;
-  uint64_t key_ = 0;  // in the context's registry; 0 = not registered
+  uint64_t key_ = 0;              // in the context's registry; 0 = not registered
   backend::ClientId client_ = 0;  // in the hub; 0 = detached
   JsonCodec codec_;
   beast::flat_buffer read_buffer_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   bool writing_ = false;
-  uint64_t floor_ = 0;  // events up to this seq were sent in the opening
+  uint64_t floor_ = 0;    // events up to this seq were sent in the opening
   bool refused_ = false;  // over max_sessions: a fail, then close 1013
   bool close_after_flush_ = false;
   bool closing_ = false;  // close handshake started
-  bool closed_ = false;  // torn down
+  bool closed_ = false;   // torn down
 };
 
 }  // namespace
@@ -326,8 +320,8 @@ void RunWebSocketSession(WebContext* context, Stream stream, WebHttpRequest requ
 }
 
 template void RunWebSocketSession<WebPlainStream>(WebContext*, WebPlainStream, WebHttpRequest,
-                                               WebSocketStart);
+                                                  WebSocketStart);
 template void RunWebSocketSession<WebTlsStream>(WebContext*, WebTlsStream, WebHttpRequest,
-                                             WebSocketStart);
+                                                WebSocketStart);
 
 }  // namespace telestra::gateway

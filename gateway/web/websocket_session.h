@@ -20,9 +20,9 @@ using WebHttpRequest = boost::beast::http::request<boost::beast::http::string_bo
 
 // What the upgrade request asked for (already validated).
 struct WebSocketStart {
-  std::string peer;  // "address:port", for logs
+  std::string peer;                   // "address:port", for logs
   std::optional<uint64_t> after_seq;  // resume request
-  std::string instance;  // the server instance the client last saw ("" = any)
+  std::string instance;               // the server instance the client last saw ("" = any)
 };
 
 // Takes over `stream`, whose WebSocket upgrade `request` has been read and
@@ -32,9 +32,9 @@ template <class Stream>
 void RunWebSocketSession(WebContext* context, Stream stream, WebHttpRequest request,
                          WebSocketStart start);
 
-extern template void RunWebSocketSession<WebPlainStream>(WebContext*, WebPlainStream, WebHttpRequest,
-                                                      WebSocketStart);
+extern template void RunWebSocketSession<WebPlainStream>(WebContext*, WebPlainStream,
+                                                         WebHttpRequest, WebSocketStart);
 extern template void RunWebSocketSession<WebTlsStream>(WebContext*, WebTlsStream, WebHttpRequest,
-                                                    WebSocketStart);
+                                                       WebSocketStart);
 
 }  // namespace telestra::gateway

@@ -49,13 +49,13 @@ std::string ResumedMessage(absl::string_view instance, uint64_t after_seq, size_
 }
 
 std::string GapMessage(uint64_t after_seq, absl::string_view reason) {
-  return absl::StrCat(R"({"event":"gap","after_seq":)", after_seq, R"(,"reason":)",
-                      Quoted(reason), "}");
+  return absl::StrCat(R"({"event":"gap","after_seq":)", after_seq, R"(,"reason":)", Quoted(reason),
+                      "}");
 }
 
 WebResumePlan PlanWebResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
-                      absl::string_view server_instance, uint64_t last_seq,
-                      bool history_complete) {
+                            absl::string_view server_instance, uint64_t last_seq,
+                            bool history_complete) {
   WebResumePlan plan;
   if (!after_seq.has_value()) return plan;
   if (!client_instance.empty() && client_instance != server_instance) {

@@ -29,7 +29,7 @@ std::string GapMessage(uint64_t after_seq, absl::string_view reason);
 // How a new WebSocket session starts, decided from the client's resume
 // request (`/ws?after_seq=N&instance=I`) and the hub's state.
 struct WebResumePlan {
-  bool resume = false;  // replay; otherwise (gap or fresh) snapshot
+  bool resume = false;     // replay; otherwise (gap or fresh) snapshot
   std::string gap_reason;  // non-empty: send GapMessage before the snapshot
 };
 
@@ -38,7 +38,7 @@ struct WebResumePlan {
 // ahead of `last_seq` and the history still holds everything after it
 // (`history_complete`); else a gap with the reason.
 WebResumePlan PlanWebResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
-                      absl::string_view server_instance, uint64_t last_seq,
-                      bool history_complete);
+                            absl::string_view server_instance, uint64_t last_seq,
+                            bool history_complete);
 
 }  // namespace telestra::gateway

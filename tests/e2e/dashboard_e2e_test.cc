@@ -47,12 +47,12 @@ class DashboardE2eTest : public ::testing::Test {
     // playwright-core from the npm cache (installed on first use).
     const std::string out = TempDir() + "/node_modules.path";
     const std::string log = TempDir() + "/ensure_playwright.log";
-    auto ensure = Subprocess::Start({"/bin/bash", Runfile("tests/e2e/ensure_playwright.sh"), out},
-                                    log);
+    auto ensure =
+        Subprocess::Start({"/bin/bash", Runfile("tests/e2e/ensure_playwright.sh"), out}, log);
     ASSERT_TRUE(ensure.ok()) << ensure.status();
     auto status = (*ensure)->WaitForExit(absl::Now() + absl::Minutes(5));
-    ASSERT_TRUE(status.ok() && *status == 0)
-        << "cannot install playwright-core:\n" << ReadFile(log);
+    ASSERT_TRUE(status.ok() && *status == 0) << "cannot install playwright-core:\n"
+                                             << ReadFile(log);
     modules_ = new std::string(absl::StripAsciiWhitespace(ReadFile(out)));
 
     auto kamailio = KamailioProcess::Start();
@@ -80,7 +80,8 @@ class DashboardE2eTest : public ::testing::Test {
   // its exit status (0 passed, 77 skipped) and fails the test with its output
   // and the gateway's log otherwise.
   int RunScenario(const std::string& scenario) {
-    auto gateway = GatewayProcess::Start({{Account("account-1", 3001), Account("account-2", 3002)}});
+    auto gateway =
+        GatewayProcess::Start({{Account("account-1", 3001), Account("account-2", 3002)}});
     EXPECT_TRUE(gateway.ok()) << gateway.status();
     if (!gateway.ok()) return -1;
     EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10)));

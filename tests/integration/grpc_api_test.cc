@@ -71,8 +71,7 @@ class GrpcApiTest : public ::testing::Test {
     telestra::v1::Status ignored;
     return stub_->GetStatus(&context, request, out != nullptr ? out : &ignored);
   }
-  grpc::Status Login(const std::string& account, const std::string& user,
-                     const std::string& pass) {
+  grpc::Status Login(const std::string& account, const std::string& user, const std::string& pass) {
     grpc::ClientContext context;
     Prepare(context);
     telestra::v1::LoginCommand request;
@@ -405,8 +404,7 @@ TEST_F(GrpcApiTest, StalledStreamIsDroppedWithoutSlowingAnother) {
     ASSERT_TRUE(fast->WaitFor(AccountStatusIs("account-2", 100), absl::Seconds(5)).has_value())
         << i;
     ASSERT_TRUE(Logout("account-2").ok());
-    ASSERT_TRUE(fast->WaitFor(AccountStatusIs("account-2", 0), absl::Seconds(5)).has_value())
-        << i;
+    ASSERT_TRUE(fast->WaitFor(AccountStatusIs("account-2", 0), absl::Seconds(5)).has_value()) << i;
   }
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_FALSE(fast->WaitForEnd(absl::Milliseconds(1)).has_value());
@@ -461,8 +459,8 @@ TEST_F(GrpcApiTest, CallsBetweenTwoAccountsThroughKamailio) {
       EXPECT_CODE(Switch("account-1", calls[1]), FAILED_PRECONDITION);  // not up yet
     }
     ASSERT_TRUE(Answer("account-2", answer_id).ok());
-    EXPECT_TRUE(caller->WaitFor(CallEvent(Event::kCallAnswered, "account-1", calls[i]))
-                    .has_value());
+    EXPECT_TRUE(
+        caller->WaitFor(CallEvent(Event::kCallAnswered, "account-1", calls[i])).has_value());
     EXPECT_CODE(Answer("account-2", answer_id), FAILED_PRECONDITION);  // answered already
   }
 
@@ -470,8 +468,7 @@ TEST_F(GrpcApiTest, CallsBetweenTwoAccountsThroughKamailio) {
   ASSERT_TRUE(Switch("account-1", calls[1]).ok());
   EXPECT_TRUE(caller->WaitFor(CallEvent(Event::kCallHeld, "account-1", calls[0])).has_value());
   ASSERT_TRUE(Switch("account-1", calls[0]).ok());
-  EXPECT_TRUE(
-      caller->WaitFor(CallEvent(Event::kCallResumed, "account-1", calls[0])).has_value());
+  EXPECT_TRUE(caller->WaitFor(CallEvent(Event::kCallResumed, "account-1", calls[0])).has_value());
 
   for (int64_t id : calls) {
     ASSERT_TRUE(Hangup("account-1", id).ok());

@@ -142,9 +142,9 @@ TEST_F(GrpcAuthTest, HealthAndReflectionForGenericTools) {
                         std::string("\x0a", 1) + static_cast<char>(name.size()) + name);
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, std::string("\x08\x01", 2));  // SERVING
-  auto services = CallRaw(gateway_.channel,
-                          "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                          std::string("\x3a\x00", 2));
+  auto services =
+      CallRaw(gateway_.channel, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+              std::string("\x3a\x00", 2));
   ASSERT_TRUE(services.ok()) << services.status();
   EXPECT_TRUE(absl::StrContains(*services, "telestra.v1.Telestra"));
 }

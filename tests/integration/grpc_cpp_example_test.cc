@@ -93,16 +93,17 @@ TEST(GrpcCppExampleTest, DocumentedExampleRunsAgainstTheGateway) {
     ASSERT_TRUE(gateway->stub->Login(&context, login, &response).ok());
   }
   std::ostringstream out;
-  EXPECT_EQ(RunExample(absl::StrCat("127.0.0.1:", gateway->process->grpc_port()),
-                       "example-token", out),
-            0);
+  EXPECT_EQ(
+      RunExample(absl::StrCat("127.0.0.1:", gateway->process->grpc_port()), "example-token", out),
+      0);
   std::string text = out.str();
   std::cout << text;
   EXPECT_TRUE(absl::StrContains(text, "MakeCall: code 9 (Account is not registered: account-1)") ||
               absl::StrContains(text, "MakeCall: code 12"))
       << text;
   EXPECT_TRUE(absl::StrContains(text, "status { account: \"account-1\"")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "account_status { account: \"account-1\" reason: \"Logged out\" }"))
+  EXPECT_TRUE(
+      absl::StrContains(text, "account_status { account: \"account-1\" reason: \"Logged out\" }"))
       << text;
   EXPECT_TRUE(absl::StrContains(text, "stream ended: code 1")) << text;
 }

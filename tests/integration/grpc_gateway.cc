@@ -15,8 +15,8 @@ absl::StatusOr<GrpcGateway> GrpcGateway::Start(const GatewayOptions& options,
   gateway.process = *std::move(process);
   // The gRPC server starts right after the native port.
   if (!WaitForTcpPort(gateway.process->grpc_port(), absl::Seconds(10))) {
-    return absl::UnavailableError(absl::StrCat("gateway did not open its gRPC port; log:\n",
-                                               gateway.process->ReadLog()));
+    return absl::UnavailableError(
+        absl::StrCat("gateway did not open its gRPC port; log:\n", gateway.process->ReadLog()));
   }
   gateway.channel = MakeChannel(gateway.process->grpc_port(), channel);
   gateway.stub = telestra::v1::Telestra::NewStub(gateway.channel);

@@ -35,12 +35,12 @@ TEST(GrpcPythonExampleTest, SubscribesAndPlacesACall) {
   ASSERT_EQ(WaitForAccountStatus(gateway->stub.get(), "account-2", 200), 200);
 
   std::string log = absl::StrCat(getenv("TEST_TMPDIR"), "/python-example.log");
-  auto python = Subprocess::Start(
-      {"/usr/bin/python3", Runfile("examples/python/telestra_client.py"),
-       absl::StrCat("--target=127.0.0.1:", gateway->process->grpc_port()),
-       "--account=account-1", "--call=3002", "--answer", "--talk=0.3", "--timeout=20",
-       absl::StrCat("--proto-root=", Runfile(""))},
-      log);
+  auto python =
+      Subprocess::Start({"/usr/bin/python3", Runfile("examples/python/telestra_client.py"),
+                         absl::StrCat("--target=127.0.0.1:", gateway->process->grpc_port()),
+                         "--account=account-1", "--call=3002", "--answer", "--talk=0.3",
+                         "--timeout=20", absl::StrCat("--proto-root=", Runfile(""))},
+                        log);
   ASSERT_TRUE(python.ok()) << python.status();
   auto exit = (*python)->WaitForExit(absl::Now() + absl::Seconds(60));
   std::string output = ReadFile(log);

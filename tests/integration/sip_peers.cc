@@ -32,8 +32,8 @@ constexpr char kSipp[] = "/usr/bin/sipp";
 constexpr char kBaresip[] = "/usr/bin/baresip";
 constexpr char kBaresipModules[] = "/usr/lib/baresip/modules";
 
-bool UdpPortFree(int port) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+bool PortFree(int type, int port) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   sockaddr_in addr = {};
   addr.sin_family = AF_INET;
@@ -44,11 +44,17 @@ bool UdpPortFree(int port) {
   return ok;
 }
 
-// A UDP port P with P + 1 also free (baresip binds SIP port + 1).
-int PickFreeUdpPair() {
+bool UdpPortFree(int port) { return PortFree(SOCK_DGRAM, port); }
+
+// A port P free for UDP and TCP, with P + 1 free too: baresip listens on
+// UDP and TCP at its SIP port and on TCP (TLS) at SIP port + 1.
+int PickFreeSipPortPair() {
   for (int attempt = 0; attempt < 50; ++attempt) {
     int port = PickFreeUdpTcpPort();
-    if (port != 0 && port < 65535 && UdpPortFree(port + 1)) return port;
+    if (port != 0 && port < 65535 && PortFree(SOCK_DGRAM, port + 1) &&
+        PortFree(SOCK_STREAM, port + 1)) {
+      return port;
+    }
   }
   return 0;
 }
@@ -161,10 +167,22 @@ bool SippRegister(const std::string& server, const std::string& user, int port) 
 // --------------------------------------------------------------- baresip
 
 absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::Start(const Options& options) {
+  // The ports were free a moment ago; a parallel test may take one first.
+  // baresip then exits at once ("Address already in use"): try new ones.
+  absl::StatusOr<std::unique_ptr<BaresipProcess>> baresip;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    baresip = StartOnce(options);
+    if (baresip.ok() || !absl::StrContains(baresip.status().message(), "already in use")) break;
+  }
+  return baresip;
+}
+
+absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::StartOnce(
+    const Options& options) {
   std::unique_ptr<BaresipProcess> baresip(new BaresipProcess());
   baresip->dir_ = MakeTempDir("baresip");
   if (baresip->dir_.empty()) return absl::InternalError("mkdtemp failed");
-  baresip->sip_port_ = PickFreeUdpPair();
+  baresip->sip_port_ = PickFreeSipPortPair();
   baresip->ctrl_port_ = PickFreePort(SOCK_STREAM);
   if (baresip->sip_port_ == 0 || baresip->ctrl_port_ == 0) {
     return absl::UnavailableError("no free port for baresip");

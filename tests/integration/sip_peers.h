@@ -79,7 +79,7 @@ bool SippRegister(const std::string& server, const std::string& user, int port);
 
 // baresip 1.0 (/usr/bin/baresip) as a user agent registered at a Kamailio,
 // with config and accounts in a fresh directory:
-//   - SIP on 127.0.0.1:sip_port (it also binds sip_port + 1), ctrl_tcp on
+//   - SIP on 127.0.0.1:sip_port (UDP, TCP, and TLS on sip_port + 1), ctrl_tcp on
 //     127.0.0.1:ctrl_port (menu commands, netstring JSON);
 //   - G.711 only; sends a sine tone (ausine) of `tone_hz`; plays into the
 //     silent aubridge; with `record` the sndfile module writes what it sends
@@ -126,6 +126,7 @@ class BaresipProcess {
 
  private:
   BaresipProcess() = default;
+  static absl::StatusOr<std::unique_ptr<BaresipProcess>> StartOnce(const Options& options);
   bool ConnectCtrl(absl::Duration timeout);
   // One netstring payload, or nullopt on timeout/close.
   std::optional<std::string> ReadMessage(absl::Time deadline);

@@ -195,6 +195,16 @@ class SippCallTest : public ::testing::Test {
     return ended;
   }
 
+  // Waits until sipp has received `count` distinct `method` requests.
+  static bool WaitForRequests(SippProcess& sipp, const std::string& method, size_t count) {
+    absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (absl::Now() < deadline) {
+      if (Requests(ReceivedMessages(sipp.Messages()), method).size() >= count) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+
   static KamailioProcess* kamailio_;
   std::unique_ptr<GatewayProcess> gateway_;
   std::unique_ptr<NativeClient> client_;
@@ -227,6 +237,10 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
   Command("switch-call", "account-1", to_b);
   ASSERT_TRUE(client_->WaitFor(Is("call-held", "account-1", to_sipp)).has_value());
   EXPECT_EQ(WaitForCallState("account-1", to_sipp, "held"), "held");
+  // call-held comes with the command; resume only once the hold re-INVITE
+  // is complete at sipp (its ACK arrived), or the resume INVITE may
+  // overtake that ACK in Kamailio and confuse the scenario.
+  EXPECT_TRUE(WaitForRequests(*sipp, "ACK", 2));
 
   Command("switch-call", "account-1", to_sipp);
   ASSERT_TRUE(client_->WaitFor(Is("call-resumed", "account-1", to_sipp)).has_value());

@@ -144,8 +144,8 @@ absl::StatusOr<std::unique_ptr<WebClient>> WebClient::Connect(int port,
     headers["Sec-WebSocket-Version"] = "13";
     headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ==";
     auto probe = HttpRequest(port, "GET", options.target, headers, options.tls);
-    return absl::UnavailableError(absl::StrCat(
-        "HTTP ", probe.ok() ? probe->status : 0, " (", ec.message(), ")"));
+    return absl::UnavailableError(
+        absl::StrCat("HTTP ", probe.ok() ? probe->status : 0, " (", ec.message(), ")"));
   }
   impl->StartRead();
   return std::unique_ptr<WebClient>(new WebClient(std::move(impl)));
@@ -198,16 +198,15 @@ bool WebClient::SendBinary(const std::string& bytes, absl::Duration timeout) {
 
 std::optional<NativeEvent> WebClient::Next(absl::Duration timeout) {
   impl_->StartRead();
-  impl_->RunUntil([&] { return !impl_->received.empty() || impl_->closed; },
-                  absl::Now() + timeout);
+  impl_->RunUntil([&] { return !impl_->received.empty() || impl_->closed; }, absl::Now() + timeout);
   if (impl_->received.empty()) return std::nullopt;
   NativeEvent event = std::move(impl_->received.front());
   impl_->received.pop_front();
   return event;
 }
 
-std::optional<NativeEvent> WebClient::WaitFor(
-    const std::function<bool(const NativeEvent&)>& match, absl::Duration timeout) {
+std::optional<NativeEvent> WebClient::WaitFor(const std::function<bool(const NativeEvent&)>& match,
+                                              absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     std::optional<NativeEvent> event = Next(deadline - absl::Now());

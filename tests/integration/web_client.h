@@ -16,10 +16,10 @@
 namespace telestra::testing {
 
 struct WebClientOptions {
-  std::string target = "/ws";  // path and query
+  std::string target = "/ws";                  // path and query
   std::map<std::string, std::string> headers;  // extra handshake headers
-  bool tls = false;  // wss://, certificate not verified
-  int receive_buffer_bytes = 0;  // SO_RCVBUF before connecting (0: default)
+  bool tls = false;                            // wss://, certificate not verified
+  int receive_buffer_bytes = 0;                // SO_RCVBUF before connecting (0: default)
   absl::Duration timeout = absl::Seconds(10);  // connect + handshake
 };
 

@@ -45,8 +45,7 @@ std::unique_ptr<GatewayProcess> StartGateway(const GatewayOptions& options) {
   auto gateway = GatewayProcess::Start(options);
   EXPECT_TRUE(gateway.ok()) << gateway.status();
   if (!gateway.ok()) return nullptr;
-  EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10)))
-      << (*gateway)->ReadLog();
+  EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10))) << (*gateway)->ReadLog();
   return *std::move(gateway);
 }
 
@@ -245,9 +244,9 @@ TEST(WebHttpTest, BadWebRootFlagStopsTheGatewayWithAClearError) {
                       << "\n[web-settings]\nport = " << PickFreePort(SOCK_STREAM)
                       << "\n[sip-settings]\nport = 0\n[account-1]\nuser = 3001\n"
                          "server = 127.0.0.1:9\nregister = false\n";
-  auto process = Subprocess::Start({Runfile("gateway/telestra_gateway"), "--plan=" + plan,
-                                    "--web_root=/nonexistent/web"},
-                                   dir + "/web-root.log");
+  auto process = Subprocess::Start(
+      {Runfile("gateway/telestra_gateway"), "--plan=" + plan, "--web_root=/nonexistent/web"},
+      dir + "/web-root.log");
   ASSERT_TRUE(process.ok()) << process.status();
   auto exit_status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(exit_status.ok()) << exit_status.status();

@@ -2,11 +2,10 @@
 // snapshot on connect, commands and events, resume after a seq, limits.
 // docs/websocket-api.md is the contract.
 #include <signal.h>
+#include <simdjson.h>
 
 #include <memory>
 #include <string>
-
-#include <simdjson.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -77,8 +76,7 @@ class WebSocketTest : public ::testing::Test {
     auto gateway = GatewayProcess::Start(options);
     EXPECT_TRUE(gateway.ok()) << gateway.status();
     if (!gateway.ok()) return nullptr;
-    EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10)))
-        << (*gateway)->ReadLog();
+    EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10))) << (*gateway)->ReadLog();
     return *std::move(gateway);
   }
 
@@ -110,8 +108,8 @@ class WebSocketTest : public ::testing::Test {
     int n = 0;
     while (absl::Now() < deadline) {
       const std::string token = absl::StrCat("wait-", n++);
-      client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account,
-                               R"(","token":")", token, R"("})"));
+      client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")",
+                               token, R"("})"));
       auto status = client.WaitFor(
           [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == token; },
           absl::Seconds(5));
@@ -128,8 +126,7 @@ class WebSocketTest : public ::testing::Test {
 KamailioProcess* WebSocketTest::kamailio_ = nullptr;
 
 TEST_F(WebSocketTest, SnapshotOnConnectListsEveryAccountInPlanOrder) {
-  auto gateway =
-      StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_NE(gateway, nullptr);
   auto waiter = ConnectWithSnapshot(*gateway);
   ASSERT_NE(waiter, nullptr);
@@ -313,11 +310,10 @@ TEST_F(WebSocketTest, StalledClientIsDroppedWithoutDelayingAnother) {
     if (i % 500 == 0) {
       // Meanwhile another client's round trip stays quick.
       absl::Time start = absl::Now();
-      healthy->Send(absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":"h)", i,
-                                 R"("})"));
-      auto reply = healthy->WaitFor([&](const NativeEvent& e) {
-        return e.Str("token") == absl::StrCat("h", i);
-      });
+      healthy->Send(
+          absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":"h)", i, R"("})"));
+      auto reply = healthy->WaitFor(
+          [&](const NativeEvent& e) { return e.Str("token") == absl::StrCat("h", i); });
       ASSERT_TRUE(reply.has_value()) << "round " << i;
       slowest = std::max(slowest, absl::Now() - start);
       dropped = HealthCounter(gateway->web_port(), "slow_disconnects") > 0;
@@ -487,8 +483,8 @@ TEST_F(WebSocketTest, ShutdownClosesSessionsWithGoingAway) {
   auto client = ConnectWithSnapshot(*gateway);
   ASSERT_NE(client, nullptr);
   ASSERT_EQ(kill(gateway->process().pid(), SIGTERM), 0);
-  EXPECT_FALSE(client->WaitFor([](const NativeEvent&) { return false; }, absl::Seconds(8))
-                   .has_value());
+  EXPECT_FALSE(
+      client->WaitFor([](const NativeEvent&) { return false; }, absl::Seconds(8)).has_value());
   EXPECT_TRUE(client->closed());
   EXPECT_EQ(client->close_code(), 1001) << client->close_error();
   auto exit_status = gateway->process().WaitForExit(absl::Now() + absl::Seconds(5));
@@ -529,8 +525,8 @@ TEST_F(WebSocketTest, CallsAnswerSwitchAndHangupOverTheWebSocket) {
     ASSERT_TRUE(ring.has_value());
     EXPECT_EQ(ring->Str("caller"), "3001");
     incoming[i] = ring->Int("call_id");
-    callee->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
-                              incoming[i], "}"));
+    callee->Send(
+        absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)", incoming[i], "}"));
     auto answered = caller->WaitFor([&](const NativeEvent& e) {
       return e.event() == "call-answered" && e.Int("call_id") == outgoing[i];
     });
@@ -543,18 +539,18 @@ TEST_F(WebSocketTest, CallsAnswerSwitchAndHangupOverTheWebSocket) {
     };
   };
   // Switch to the second call: the first is held.
-  caller->Send(absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)",
-                            outgoing[1], "}"));
+  caller->Send(
+      absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)", outgoing[1], "}"));
   ASSERT_TRUE(caller->WaitFor(is("call-held", outgoing[0])).has_value());
   // And back: the first resumes, the second is held.
-  caller->Send(absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)",
-                            outgoing[0], "}"));
+  caller->Send(
+      absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)", outgoing[0], "}"));
   ASSERT_TRUE(caller->WaitFor(is("call-resumed", outgoing[0])).has_value());
   ASSERT_TRUE(caller->WaitFor(is("call-held", outgoing[1])).has_value());
 
   for (int i = 0; i < 2; ++i) {
-    caller->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)",
-                              outgoing[i], "}"));
+    caller->Send(
+        absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", outgoing[i], "}"));
     ASSERT_TRUE(caller->WaitFor(is("call-ended", outgoing[i])).has_value());
     auto ended = callee->WaitFor(is("call-ended", incoming[i]));
     ASSERT_TRUE(ended.has_value());

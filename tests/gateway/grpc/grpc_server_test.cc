@@ -160,8 +160,7 @@ class GrpcServerTest : public ::testing::Test {
     options.cert_file = setup.cert_file;
     options.key_file = setup.key_file;
     options.max_queued_events = setup.max_queued_events;
-    server_ = std::make_unique<GrpcServer>(options, backend_.get(), hub_.get(),
-                                           dispatcher_.get());
+    server_ = std::make_unique<GrpcServer>(options, backend_.get(), hub_.get(), dispatcher_.get());
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_GT(server_->port(), 0);
     channel_ = MakeChannel(server_->port());

@@ -1,9 +1,8 @@
 #include "tests/gateway/grpc/grpc_test_client.h"
 
-#include <utility>
-
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -76,8 +75,7 @@ std::unique_ptr<EventStreamReader> EventStreamReader::Session(telestra::v1::Tele
 void EventStreamReader::ReadInitialMetadata() {
   got_metadata_ = true;
   for (const auto& [key, value] : context_.GetServerInitialMetadata()) {
-    metadata_.emplace(std::string(key.data(), key.size()),
-                      std::string(value.data(), value.size()));
+    metadata_.emplace(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
   }
 }
 
@@ -207,20 +205,19 @@ absl::StatusOr<std::string> CallRaw(const std::shared_ptr<grpc::Channel>& channe
   while (cq.Next(&tag, &ignored)) {
   }
   if (response.empty() && !status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return response;
 }
 
 absl::StatusOr<TestCertificate> MakeTestCertificate(const std::string& dir) {
   TestCertificate cert{dir + "/cert.pem", dir + "/key.pem", ""};
-  auto openssl = Subprocess::Start(
-      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", cert.key_path, "-out",
-       cert.cert_path, "-days", "2", "-subj", "/CN=localhost", "-addext",
-       "subjectAltName=DNS:localhost,IP:127.0.0.1"},
-      dir + "/openssl.log");
+  auto openssl =
+      Subprocess::Start({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", cert.key_path, "-out",
+                         cert.cert_path, "-days", "2", "-subj", "/CN=localhost", "-addext",
+                         "subjectAltName=DNS:localhost,IP:127.0.0.1"},
+                        dir + "/openssl.log");
   if (!openssl.ok()) return openssl.status();
   auto exit = (*openssl)->WaitForExit(absl::Now() + absl::Seconds(20));
   if (!exit.ok()) return exit.status();
@@ -232,8 +229,8 @@ absl::StatusOr<TestCertificate> MakeTestCertificate(const std::string& dir) {
   return cert;
 }
 
-int WaitForAccountStatus(telestra::v1::Telestra::Stub* stub, const std::string& account,
-                         int want, const std::string& token, absl::Duration timeout) {
+int WaitForAccountStatus(telestra::v1::Telestra::Stub* stub, const std::string& account, int want,
+                         const std::string& token, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   int last = -1;
   for (;;) {

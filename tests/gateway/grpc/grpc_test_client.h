@@ -20,7 +20,7 @@
 namespace telestra::testing {
 
 struct ChannelOptions {
-  std::string token;  // sent as "authorization: Bearer <token>" when set
+  std::string token;          // sent as "authorization: Bearer <token>" when set
   std::string root_cert_pem;  // TLS when set (target name "localhost")
   // A small receive window and no BDP probing: a client that does not read
   // then stalls the server's writes after a few events.
@@ -46,9 +46,10 @@ class EventStreamReader {
   // Subscribe. Returns once the server's initial metadata arrived (so the
   // stream is attached to the hub), or the stream failed. With `paused`,
   // nothing is read until Resume(): a stalled client.
-  static std::unique_ptr<EventStreamReader> Subscribe(
-      telestra::v1::Telestra::Stub* stub, const telestra::v1::SubscribeRequest& request,
-      const std::string& token = "", bool paused = false);
+  static std::unique_ptr<EventStreamReader> Subscribe(telestra::v1::Telestra::Stub* stub,
+                                                      const telestra::v1::SubscribeRequest& request,
+                                                      const std::string& token = "",
+                                                      bool paused = false);
 
   // Session: the same, plus Send().
   static std::unique_ptr<EventStreamReader> Session(telestra::v1::Telestra::Stub* stub,
@@ -123,8 +124,7 @@ absl::StatusOr<TestCertificate> MakeTestCertificate(const std::string& dir);
 
 // Polls GetStatus until account_status == want (or the deadline); returns
 // the last status seen (-1 if none).
-int WaitForAccountStatus(telestra::v1::Telestra::Stub* stub, const std::string& account,
-                         int want, const std::string& token = "",
-                         absl::Duration timeout = absl::Seconds(10));
+int WaitForAccountStatus(telestra::v1::Telestra::Stub* stub, const std::string& account, int want,
+                         const std::string& token = "", absl::Duration timeout = absl::Seconds(10));
 
 }  // namespace telestra::testing

@@ -79,18 +79,15 @@ TEST(EventFilterTest, FiltersByAccountAndKind) {
 TEST(EventFilterTest, UnknownAccountIsNotFoundAndUnknownKindInvalid) {
   SubscribeRequest request;
   request.add_accounts("nobody");
-  EXPECT_EQ(EventFilter::Create(request, kAccounts).status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(EventFilter::Create(request, kAccounts).status().message(),
-            "Unknown account: nobody");
+  EXPECT_EQ(EventFilter::Create(request, kAccounts).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(EventFilter::Create(request, kAccounts).status().message(), "Unknown account: nobody");
   SubscribeRequest kinds;
   kinds.add_kinds(telestra::v1::EVENT_KIND_UNSPECIFIED);
   EXPECT_EQ(EventFilter::Create(kinds, kAccounts).status().code(),
             absl::StatusCode::kInvalidArgument);
   SubscribeRequest future;
   future.add_kinds(static_cast<telestra::v1::EventKind>(99));
-  EXPECT_EQ(EventFilter::Create(future, kAccounts).status().message(),
-            "Unknown event kind: 99");
+  EXPECT_EQ(EventFilter::Create(future, kAccounts).status().message(), "Unknown event kind: 99");
 }
 
 TEST(PlanResumeTest, NoAfterSeqMeansNoReplay) {

@@ -64,8 +64,7 @@ TEST_F(StaticFilesTest, AFolderWithoutTheSlashAsksForARedirect) {
 TEST_F(StaticFilesTest, RefusesTraversalAndHiddenFilesBeforeTouchingTheDisk) {
   StaticFiles files(root_);
   for (const char* path : {"/../outside.txt", "/docs/../../outside.txt", "/..", "/./app.js",
-                           "/.secret", "/docs/.git/config", "/a\\..\\outside.txt",
-                           "relative.js"}) {
+                           "/.secret", "/docs/.git/config", "/a\\..\\outside.txt", "relative.js"}) {
     EXPECT_EQ(files.Resolve(path).status().code(), absl::StatusCode::kPermissionDenied) << path;
   }
   EXPECT_EQ(files.Resolve(std::string("/app.js\0.png", 12)).status().code(),

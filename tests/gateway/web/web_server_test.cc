@@ -3,12 +3,12 @@
 // even while events are being published as fast as possible.
 #include "gateway/web/web_server.h"
 
+#include <simdjson.h>
+
 #include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"

@@ -46,7 +46,7 @@ TEST(PlanWebResumeTest, FreshClientGetsASnapshotWithoutGap) {
 TEST(PlanWebResumeTest, ResumesWhenTheHistoryHoldsEverythingAfterSeq) {
   EXPECT_TRUE(PlanWebResume(7, "inst", "inst", 10, true).resume);
   EXPECT_TRUE(PlanWebResume(10, "inst", "inst", 10, true).resume);  // nothing missed
-  EXPECT_TRUE(PlanWebResume(0, "", "inst", 10, true).resume);  // no instance: trusted
+  EXPECT_TRUE(PlanWebResume(0, "", "inst", 10, true).resume);       // no instance: trusted
 }
 
 TEST(PlanWebResumeTest, ReportsEachKindOfGap) {
