@@ -12,8 +12,13 @@
 // hangup ("Hung up", code 0). Reports completed calls/s over the measured
 // --seconds (after --warmup_seconds) and the failures. Run by
 // bench/run-cps.sh (which sets TEST_SRCDIR and TEST_TMPDIR).
+#include <dirent.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -25,6 +30,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
@@ -45,15 +51,64 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// CPU seconds (user + system) used so far by every process of group `pgid`
+// (Kamailio's workers, sipp, the gateway: each runs in its own group).
+double GroupCpuSeconds(pid_t pgid) {
+  double total = 0;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return 0;
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  while (dirent* entry = readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    std::ifstream in(std::string("/proc/") + entry->d_name + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t paren = text.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(text.substr(paren + 2));
+    // After "pid (comm) ": state ppid pgrp session tty tpgid flags minflt
+    // cminflt majflt cmajflt utime stime ...
+    std::string state;
+    long long ppid, pgrp, skip, utime, stime;
+    fields >> state >> ppid >> pgrp;
+    if (pgrp != pgid) continue;
+    for (int i = 0; i < 7; ++i) fields >> skip;
+    fields >> utime >> stime;
+    total += static_cast<double>(utime + stime) / ticks;
+  }
+  closedir(proc);
+  return total;
+}
+
+// CPU use of the processes under test over one measured interval.
+struct CpuMeter {
+  std::vector<std::pair<std::string, pid_t>> groups;
+  std::vector<double> start;
+  void Start() {
+    start.clear();
+    for (auto& [name, pgid] : groups) start.push_back(GroupCpuSeconds(pgid));
+  }
+  // "gateway 0.41 ms, kamailio 0.52 ms ..." CPU per call.
+  std::string PerCall(int64_t calls) const {
+    std::string text;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      double used = GroupCpuSeconds(groups[i].second) - start[i];
+      absl::StrAppend(&text, i == 0 ? "" : ", ", groups[i].first, " ",
+                      absl::StrFormat("%.3f", calls > 0 ? used * 1000 / calls : 0), " ms");
+    }
+    return text;
+  }
+};
+
 struct GatewayResult {
   int64_t completed = 0;  // ended normally within the measured interval
   int64_t failed = 0;  // any time
   int64_t unfinished = 0;  // still in flight when the drain gave up
   double seconds = 0;
   std::map<std::string, int> failure_reasons;
+  std::string cpu_per_call;
 };
 
-GatewayResult RunGateway(const KamailioProcess& kamailio) {
+GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   GatewayResult result;
   GatewayOptions options;
   options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true}};
@@ -85,8 +140,17 @@ GatewayResult RunGateway(const KamailioProcess& kamailio) {
   Clock::time_point drain_deadline = stop + std::chrono::seconds(40);
   int in_flight = 0;
   std::set<int64_t> answered;
+  meter.groups.insert(meter.groups.begin(), {"gateway", (*gateway)->process().pid()});
+  bool metering = false;
   while (true) {
     Clock::time_point now = Clock::now();
+    if (!metering && now >= measure_from) {
+      meter.Start();
+      metering = true;
+    }
+    if (metering && now >= stop && result.cpu_per_call.empty()) {
+      result.cpu_per_call = meter.PerCall(result.completed);
+    }
     if (now >= drain_deadline) break;
     if (now >= stop && in_flight == 0) break;
     while (now < stop && in_flight < window) {
@@ -130,6 +194,7 @@ struct SippResult {
   int64_t failed = -1;
   int exit_status = -1;
   double seconds = 0;
+  std::string cpu_per_call;
 };
 
 // The last number on the last line of sipp's final screen that starts with
@@ -144,7 +209,7 @@ int64_t SippCounter(const std::string& output, const std::string& label) {
   return std::stoll(match[1]);
 }
 
-SippResult RunCeiling(const KamailioProcess& kamailio) {
+SippResult RunCeiling(const KamailioProcess& kamailio, CpuMeter meter) {
   SippResult result;
   int rate = absl::GetFlag(FLAGS_ceiling_rate);
   double seconds = absl::GetFlag(FLAGS_seconds);
@@ -163,12 +228,15 @@ SippResult RunCeiling(const KamailioProcess& kamailio) {
     std::fprintf(stderr, "sipp uac: %s\n", sipp.status().ToString().c_str());
     return result;
   }
+  meter.groups.insert(meter.groups.begin(), {"sipp uac", (*sipp)->pid()});
+  meter.Start();
   absl::StatusOr<int> status = (*sipp)->Wait(absl::Seconds(seconds + 90));
   result.seconds = Seconds(Clock::now() - start);
   result.exit_status = status.ok() ? *status : -1;
   std::string output = (*sipp)->Output();
   result.successful = SippCounter(output, "Successful call");
   result.failed = SippCounter(output, "Failed call");
+  result.cpu_per_call = meter.PerCall(result.successful);
   return result;
 }
 
@@ -205,23 +273,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  CpuMeter meter;
+  meter.groups = {{"kamailio", (*kamailio)->pid()}, {"sipp uas", (*uas)->pid()}};
   bool ok = true;
   double gateway_rate = 0;
   if (absl::GetFlag(FLAGS_gateway)) {
-    GatewayResult g = RunGateway(**kamailio);
+    GatewayResult g = RunGateway(**kamailio, meter);
     gateway_rate = g.seconds > 0 ? static_cast<double>(g.completed) / g.seconds : 0;
     std::printf("gateway: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
                 "%lld unfinished\n",
                 absl::GetFlag(FLAGS_window), g.seconds, static_cast<long long>(g.completed),
                 gateway_rate, static_cast<long long>(g.failed),
                 static_cast<long long>(g.unfinished));
+    std::printf("  CPU per call: %s\n", g.cpu_per_call.c_str());
     for (const auto& [reason, count] : g.failure_reasons) {
       std::printf("  failure: %d x %s\n", count, reason.c_str());
     }
     ok = ok && g.failed == 0 && g.unfinished == 0;
   }
   if (absl::GetFlag(FLAGS_ceiling_rate) > 0) {
-    SippResult s = RunCeiling(**kamailio);
+    SippResult s = RunCeiling(**kamailio, meter);
     double rate = s.successful > 0 ? static_cast<double>(s.successful) / absl::GetFlag(FLAGS_seconds)
                                    : 0;
     std::printf("ceiling: sipp uac -r %d for %.0f s: %lld successful, %lld failed, exit %d "
@@ -229,6 +300,7 @@ int main(int argc, char** argv) {
                 absl::GetFlag(FLAGS_ceiling_rate), absl::GetFlag(FLAGS_seconds),
                 static_cast<long long>(s.successful), static_cast<long long>(s.failed),
                 s.exit_status, s.seconds, rate);
+    std::printf("  CPU per call: %s\n", s.cpu_per_call.c_str());
     if (gateway_rate > 0 && rate > 0) {
       std::printf("gateway / ceiling = %.2f (target >= 0.80)\n", gateway_rate / rate);
     }

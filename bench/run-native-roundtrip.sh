@@ -8,7 +8,7 @@ bazel build -c opt //gateway:telestra_gateway //bench:native_roundtrip 2>/dev/nu
 BIN=$(mktemp -d)
 cp bazel-bin/gateway/telestra_gateway bazel-bin/bench/native_roundtrip "$BIN/"
 PORT=${PORT:-3560}
-"$BIN/telestra_gateway" --plan=bench/plan.ini --native_port="$PORT" --metrics_port=0 \
+"$BIN/telestra_gateway" --plan=bench/plan.ini --native_port="$PORT" --metrics_port=0 --grpc_port=0 --web_port=0 \
   --log_level=warn &
 GATEWAY=$!
 trap 'kill -TERM $GATEWAY 2>/dev/null; wait $GATEWAY 2>/dev/null; rm -rf "$BIN"' EXIT

@@ -49,6 +49,7 @@ class SippProcess {
 
   int port() const { return port_; }
   int media_port() const { return media_port_; }
+  pid_t pid() const { return process_->pid(); }
   const std::string& dir() const { return dir_; }
 
   // sipp's exit status (0: every call succeeded), or DeadlineExceeded.
