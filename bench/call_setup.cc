@@ -28,6 +28,8 @@
 ABSL_FLAG(int, calls, 100, "Measured calls per flow");
 ABSL_FLAG(int, warmup, 10, "Unmeasured calls per flow first");
 ABSL_FLAG(double, max_seconds, 120, "Give up on a flow after this long");
+ABSL_FLAG(std::string, kamailio_cfg, "",
+          "Kamailio configuration (default examples/kamailio.cfg); for experiments");
 
 namespace telestra::testing {
 namespace {
@@ -154,7 +156,9 @@ Result RunBaresip(const KamailioProcess& kamailio) {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   using namespace telestra::testing;
-  auto kamailio = KamailioProcess::Start();
+  KamailioOptions kamailio_options;
+  kamailio_options.config_path = absl::GetFlag(FLAGS_kamailio_cfg);
+  auto kamailio = KamailioProcess::Start(kamailio_options);
   if (!kamailio.ok()) {
     std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());
     return 1;

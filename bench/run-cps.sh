@@ -2,7 +2,7 @@
 # Sustained calls per second to a sipp UAS via a private Kamailio: the gateway
 # driven from the native port, then sipp UAC -> Kamailio -> sipp UAS as the
 # ceiling (bench/cps.cc).
-# Usage: bench/run-cps.sh [--seconds=30] [--window=64] [--ceiling_rate=2500]
+# Usage: bench/run-cps.sh [--seconds=30] [--window=64] [--ceiling_rates=2500,2000,...]
 #        (figures to stdout; exit 1 if any call failed)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -102,6 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(plan.status().code() == absl::StatusCode::kInvalidArgument, "InvalidArgument");
     Check(absl::StartsWith(plan.status().message(), "fuzz.ini:"), "error names the file");
   }
+  // (An input that holds the sentinel itself cannot tell where it came from.)
+  if (absl::StrContains(text, kSentinel)) return 0;
   const std::string masked = WithSentinelSecrets(text);
   absl::StatusOr<Plan> again = telestra::gateway::ParsePlan(masked, "fuzz.ini");
   Check(again.ok() == plan.ok(), "secret values do not change the outcome");

@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-phases=${TELESTRA_TEST_PHASES:-suite asan tsan fuzz}
+# The sanitizer and fuzz phases are opt-in until their wall time on CI's
+# 2 cores is measured (issue 6): TELESTRA_TEST_PHASES="suite asan tsan fuzz".
+phases=${TELESTRA_TEST_PHASES:-suite}
 fuzz_seconds=${TELESTRA_FUZZ_SECONDS:-30}
 total_passed=0
 total_failed=0

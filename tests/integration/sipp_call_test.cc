@@ -460,5 +460,38 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   EXPECT_EQ(CallState("account-2", incoming->Int("call_id")), "");
 }
 
+// ------------------------------------------------------------ RTP timeout
+
+TEST_F(SippCallTest, RtpTimeoutHangsUpASilentCallButNotOneWithAudio) {
+  GatewayOptions options;
+  options.rtp_settings = {"rtp-timeout = 1"};
+  options.account_settings["account-1"] = {"audio = tone:440"};
+  StartGateway(options);
+
+  // sipp echoes our RTP: audio keeps arriving, the call outlives the timeout.
+  auto echo = StartUas("uas_answer.xml", {"-rtp_echo"});
+  ASSERT_NE(echo, nullptr);
+  int64_t with_audio = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", with_audio)).has_value());
+  EXPECT_FALSE(client_->WaitFor(IsAny("call-ended", "account-1"), absl::Milliseconds(2500))
+                   .has_value());
+  EXPECT_EQ(CallState("account-1", with_audio), "active");
+  Command("hangup-call", "account-1", with_audio);
+  ASSERT_TRUE(WaitEnded("account-1", with_audio).has_value());
+  ExpectSippSucceeds(*echo);
+
+  // This sipp sends no RTP: the gateway hangs up (BYE) after 1 s.
+  auto silent = StartUas("uas_answer.xml");
+  ASSERT_NE(silent, nullptr);
+  int64_t without_audio = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", without_audio)).has_value());
+  absl::Time answered = absl::Now();
+  auto ended = WaitEnded("account-1", without_audio, absl::Seconds(5));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "RTP timeout") << ended->json;
+  EXPECT_GE(absl::Now() - answered, absl::Milliseconds(900));
+  ExpectSippSucceeds(*silent);  // it got the BYE it waits for
+}
+
 }  // namespace
 }  // namespace telestra::testing
