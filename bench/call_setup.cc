@@ -8,7 +8,8 @@
 // Both include the 407 round trip of the caller's INVITE. Each call is
 // cancelled by the caller after the callee saw it, and the next one starts
 // when both ends reported the end. Sequential, --calls per flow after
-// --warmup unmeasured calls. Run by bench/run-call-setup.sh (which sets
+// --warmup unmeasured calls; the two flows take turns call by call so that
+// load from elsewhere on the machine hits both alike. Run by bench/run-call-setup.sh (which sets
 // TEST_SRCDIR so that the gateway and examples/kamailio.cfg are found).
 #include <algorithm>
 #include <chrono>
@@ -27,7 +28,7 @@
 
 ABSL_FLAG(int, calls, 100, "Measured calls per flow");
 ABSL_FLAG(int, warmup, 10, "Unmeasured calls per flow first");
-ABSL_FLAG(double, max_seconds, 120, "Give up on a flow after this long");
+ABSL_FLAG(double, max_seconds, 240, "Stop after this long");
 ABSL_FLAG(std::string, kamailio_cfg, "",
           "Kamailio configuration (default examples/kamailio.cfg); for experiments");
 
@@ -49,36 +50,47 @@ double Percentile(std::vector<double> values, double p) {
 }
 
 void Print(const char* name, const Result& r) {
+  double max = r.ms.empty() ? 0 : *std::max_element(r.ms.begin(), r.ms.end());
   std::printf("%-8s calls %zu  failures %d  median %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n",
               name, r.ms.size(), r.failures, Percentile(r.ms, 0.5), Percentile(r.ms, 0.9),
-              Percentile(r.ms, 0.99), r.ms.empty() ? 0 : *std::max_element(r.ms.begin(), r.ms.end()));
+              Percentile(r.ms, 0.99), max);
 }
 
-Result RunGateway(const KamailioProcess& kamailio) {
-  Result result;
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true},
-                      {"account-2", "3002", "sip3002", kamailio.server(), true}};
-  options.extra_args = {"--log_level=warn"};
-  auto gateway = GatewayProcess::Start(options);
-  if (!gateway.ok()) {
-    std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());
-    result.failures = -1;
-    return result;
+// One call of a flow: the setup latency in ms, or -1 if it failed.
+class Flow {
+ public:
+  virtual ~Flow() = default;
+  virtual double Call() = 0;
+};
+
+// make-call account-1 -> 3002, timed to call-incoming of account-2; then
+// the caller hangs up (CANCEL) and both call-ended are awaited.
+class GatewayFlow : public Flow {
+ public:
+  static std::unique_ptr<GatewayFlow> Start(const KamailioProcess& kamailio) {
+    auto flow = std::make_unique<GatewayFlow>();
+    GatewayOptions options;
+    options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true},
+                        {"account-2", "3002", "sip3002", kamailio.server(), true}};
+    options.extra_args = {"--log_level=warn"};
+    auto gateway = GatewayProcess::Start(options);
+    if (!gateway.ok()) {
+      std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());
+      return nullptr;
+    }
+    flow->gateway_ = *std::move(gateway);
+    auto client = NativeClient::Connect(flow->gateway_->native_port());
+    if (!client.ok() || WaitForAccountStatus(**client, "account-1", 200) != 200 ||
+        WaitForAccountStatus(**client, "account-2", 200) != 200) {
+      std::fprintf(stderr, "gateway accounts did not register\n");
+      return nullptr;
+    }
+    flow->client_ = *std::move(client);
+    return flow;
   }
-  auto client = NativeClient::Connect((*gateway)->native_port());
-  if (!client.ok() || WaitForAccountStatus(**client, "account-1", 200) != 200 ||
-      WaitForAccountStatus(**client, "account-2", 200) != 200) {
-    std::fprintf(stderr, "gateway accounts did not register\n");
-    result.failures = -1;
-    return result;
-  }
-  NativeClient& c = **client;
-  int total = absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_calls);
-  Clock::time_point give_up =
-      Clock::now() + std::chrono::milliseconds(
-                         static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1000));
-  for (int i = 0; i < total && Clock::now() < give_up; ++i) {
+
+  double Call() override {
+    NativeClient& c = *client_;
     Clock::time_point start = Clock::now();
     c.Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
     int64_t caller_id = -1;
@@ -87,13 +99,7 @@ Result RunGateway(const KamailioProcess& kamailio) {
       return e.event() == "call-incoming" && e.Str("account") == "account-2";
     });
     Clock::time_point end = Clock::now();
-    if (!incoming || caller_id < 0) {
-      ++result.failures;
-      continue;
-    }
-    if (i >= absl::GetFlag(FLAGS_warmup)) {
-      result.ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
-    }
+    if (!incoming || caller_id < 0) return -1;
     c.Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id,
                         "}"));
     int64_t callee_id = incoming->Int("call_id");
@@ -104,51 +110,57 @@ Result RunGateway(const KamailioProcess& kamailio) {
          [&](const NativeEvent& e) {
            return e.event() == "call-ended" && e.Int("call_id") == callee_id;
          }});
-    if (!ended) ++result.failures;
+    if (!ended) return -1;
+    return std::chrono::duration<double, std::milli>(end - start).count();
   }
-  return result;
-}
 
-Result RunBaresip(const KamailioProcess& kamailio) {
-  Result result;
-  BaresipProcess::Options a_options;
-  a_options.user = "3007";
-  a_options.server = kamailio.server();
-  BaresipProcess::Options b_options = a_options;
-  b_options.user = "3008";
-  b_options.auto_answer = false;
-  auto a = BaresipProcess::Start(a_options);
-  auto b = BaresipProcess::Start(b_options);
-  if (!a.ok() || !b.ok()) {
-    std::fprintf(stderr, "baresip: %s %s\n", a.status().ToString().c_str(),
-                 b.status().ToString().c_str());
-    result.failures = -1;
-    return result;
+ private:
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::unique_ptr<NativeClient> client_;
+};
+
+// baresip A (3007) dials B (3008, no auto-answer), timed to B's
+// CALL_INCOMING; then A hangs up (CANCEL) and both CALL_CLOSED are awaited.
+class BaresipFlow : public Flow {
+ public:
+  static std::unique_ptr<BaresipFlow> Start(const KamailioProcess& kamailio) {
+    auto flow = std::make_unique<BaresipFlow>();
+    BaresipProcess::Options a_options;
+    a_options.user = "3007";
+    a_options.server = kamailio.server();
+    BaresipProcess::Options b_options = a_options;
+    b_options.user = "3008";
+    b_options.auto_answer = false;
+    auto a = BaresipProcess::Start(a_options);
+    auto b = BaresipProcess::Start(b_options);
+    if (!a.ok() || !b.ok()) {
+      std::fprintf(stderr, "baresip: %s %s\n", a.status().ToString().c_str(),
+                   b.status().ToString().c_str());
+      return nullptr;
+    }
+    flow->a_ = *std::move(a);
+    flow->b_ = *std::move(b);
+    flow->target_ = absl::StrCat("sip:3008@", kamailio.server());
+    return flow;
   }
-  std::string target = absl::StrCat("sip:3008@", kamailio.server());
-  int total = absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_calls);
-  Clock::time_point give_up =
-      Clock::now() + std::chrono::milliseconds(
-                         static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1000));
-  for (int i = 0; i < total && Clock::now() < give_up; ++i) {
+
+  double Call() override {
     Clock::time_point start = Clock::now();
-    (*a)->SendCommand("dial", target);
-    auto incoming = (*b)->WaitEvent("CALL_INCOMING");
+    a_->SendCommand("dial", target_);
+    auto incoming = b_->WaitEvent("CALL_INCOMING");
     Clock::time_point end = Clock::now();
-    if (!incoming) {
-      ++result.failures;
-      continue;
-    }
-    if (i >= absl::GetFlag(FLAGS_warmup)) {
-      result.ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
-    }
-    bool ok = (*a)->Command("hangup", "").ok();
-    ok = (*a)->WaitEvent("CALL_CLOSED").has_value() && ok;
-    ok = (*b)->WaitEvent("CALL_CLOSED").has_value() && ok;
-    if (!ok) ++result.failures;
+    if (!incoming) return -1;
+    bool ok = a_->Command("hangup", "").ok();
+    ok = a_->WaitEvent("CALL_CLOSED").has_value() && ok;
+    ok = b_->WaitEvent("CALL_CLOSED").has_value() && ok;
+    if (!ok) return -1;
+    return std::chrono::duration<double, std::milli>(end - start).count();
   }
-  return result;
-}
+
+ private:
+  std::unique_ptr<BaresipProcess> a_, b_;
+  std::string target_;
+};
 
 }  // namespace
 }  // namespace telestra::testing
@@ -163,8 +175,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());
     return 1;
   }
-  Result gateway = RunGateway(**kamailio);
-  Result baresip = RunBaresip(**kamailio);
+  std::unique_ptr<Flow> flows[2] = {GatewayFlow::Start(**kamailio),
+                                    BaresipFlow::Start(**kamailio)};
+  if (!flows[0] || !flows[1]) return 1;
+  // The flows take turns call by call, so that both see the same load.
+  Result results[2];
+  int total = absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_calls);
+  Clock::time_point give_up =
+      Clock::now() + std::chrono::milliseconds(
+                         static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1000));
+  for (int i = 0; i < total && Clock::now() < give_up; ++i) {
+    for (int f = 0; f < 2; ++f) {
+      double ms = flows[f]->Call();
+      if (ms < 0) {
+        ++results[f].failures;
+      } else if (i >= absl::GetFlag(FLAGS_warmup)) {
+        results[f].ms.push_back(ms);
+      }
+    }
+  }
+  const Result& gateway = results[0];
+  const Result& baresip = results[1];
   std::printf("call setup, make-call/dial -> incoming at the callee, via Kamailio (407 auth)\n");
   Print("gateway", gateway);
   Print("baresip", baresip);

@@ -113,8 +113,8 @@ absl::StatusOr<std::unique_ptr<SippProcess>> SippProcess::Start(const Options& o
   }
   argv.insert(argv.end(), options.args.begin(), options.args.end());
   if (!options.remote.empty()) argv.push_back(options.remote);
-  // sipp writes its CSV/screen files next to the working directory's
-  // scenario name; keep them in dir_ by running there.
+  // sipp may write files (screen dumps, statistics) into its working
+  // directory: run it in dir_.
   std::vector<std::string> shell = {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", sipp->dir_};
   shell.insert(shell.end(), argv.begin(), argv.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process =

@@ -45,15 +45,17 @@ Match IsAny(const std::string& event, const std::string& account) {
 std::vector<std::string> ReceivedMessages(const std::string& log) {
   std::vector<std::string> messages;
   std::vector<std::string> seen;
-  for (absl::string_view block : absl::StrSplit(log, "----------------------------------------------- ")) {
+  constexpr absl::string_view kSeparator = "----------------------------------------------- ";
+  for (absl::string_view block : absl::StrSplit(log, kSeparator)) {
     if (!absl::StrContains(block, "message received")) continue;
     size_t start = block.find("\n\n");
     if (start == absl::string_view::npos) continue;
     std::string message = absl::StrReplaceAll(block.substr(start + 2), {{"\r", ""}});
     std::string first_line = message.substr(0, message.find('\n'));
     size_t cseq = message.find("\nCSeq:");
-    std::string key = absl::StrCat(
-        first_line, cseq == std::string::npos ? "" : message.substr(cseq, message.find('\n', cseq + 1) - cseq));
+    std::string cseq_line =
+        cseq == std::string::npos ? "" : message.substr(cseq, message.find('\n', cseq + 1) - cseq);
+    std::string key = absl::StrCat(first_line, cseq_line);
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
     seen.push_back(key);
     messages.push_back(std::move(message));
