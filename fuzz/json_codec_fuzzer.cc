@@ -113,8 +113,7 @@ std::string ToJson(const Command& c) {
 }
 
 bool IsDocumentedError(absl::string_view error) {
-  for (absl::string_view prefix :
-       {"Malformed JSON: ", "Missing field: ", "Unknown command: "}) {
+  for (absl::string_view prefix : {"Malformed JSON: ", "Missing field: ", "Unknown command: "}) {
     if (absl::StartsWith(error, prefix)) return true;
   }
   for (absl::string_view text :
@@ -130,8 +129,7 @@ bool IsDocumentedError(absl::string_view error) {
 
 // Encodes `event` legacy and extended and checks the output; its string
 // `field` must be `want` when `exact`.
-void CheckEncoded(const Event& event, const char* field, std::string_view want,
-                  bool exact) {
+void CheckEncoded(const Event& event, const char* field, std::string_view want, bool exact) {
   static simdjson::dom::parser parser;
   for (bool extended : {false, true}) {
     const std::string json = JsonCodec::Encode(event, extended);

@@ -27,9 +27,7 @@ using telestra::gateway::Framer;
 struct Seen {
   Framer::Kind kind;
   std::string text;
-  bool operator==(const Seen& other) const {
-    return kind == other.kind && text == other.text;
-  }
+  bool operator==(const Seen& other) const { return kind == other.kind && text == other.text; }
 };
 
 void Check(bool condition) {

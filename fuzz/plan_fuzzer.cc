@@ -108,8 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<Plan> again = telestra::gateway::ParsePlan(masked, "fuzz.ini");
   Check(again.ok() == plan.ok(), "secret values do not change the outcome");
   if (!again.ok()) {
-    Check(!absl::StrContains(again.status().message(), kSentinel),
-          "no secret in an error message");
+    Check(!absl::StrContains(again.status().message(), kSentinel), "no secret in an error message");
   }
   return 0;
 }

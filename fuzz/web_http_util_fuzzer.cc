@@ -80,8 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   Check(gw::TokenEquals(a, b) == (!a.empty() && a == b), "TokenEquals is equality");
-  Check(gw::SameOrigin(a, b) ==
-            gw::SameOrigin(absl::AsciiStrToUpper(a), absl::AsciiStrToLower(b)),
+  Check(gw::SameOrigin(a, b) == gw::SameOrigin(absl::AsciiStrToUpper(a), absl::AsciiStrToLower(b)),
         "SameOrigin ignores letter case");
   return 0;
 }

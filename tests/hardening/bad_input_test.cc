@@ -36,7 +36,7 @@ struct Expect {
   std::string error;  // for fail: the exact text, or its start when `prefix`
   bool prefix = false;
   std::optional<std::string> account;  // checked when set
-  std::optional<std::string> token;  // checked when set
+  std::optional<std::string> token;    // checked when set
 };
 
 Expect Fail(std::string error, std::optional<std::string> account = std::nullopt) {
@@ -59,8 +59,8 @@ struct Case {
 std::string Nul(const std::string& json) { return json + std::string(1, '\0'); }
 
 std::string HangupWithCallId(const std::string& call_id) {
-  return Nul(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", call_id,
-                          "}"));
+  return Nul(
+      absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", call_id, "}"));
 }
 
 // A get-status of account-1 padded with an unknown field to `size` bytes.
@@ -85,11 +85,11 @@ std::string NestedObjects(int depth) {
 
 std::vector<Case> Battery() {
   const std::string A1 = "account-1";
-  const std::string type_fail_account = A1;
   std::vector<Case> cases = {
       // ---- truncated and invalid JSON
       {"TruncatedValue", Nul(R"({"cmd":"get-status","account":})"), {Malformed()}},
-      {"UnclosedObjectEndedByNul", Nul(R"({"cmd":"get-status","account":"account-1")"),
+      {"UnclosedObjectEndedByNul",
+       Nul(R"({"cmd":"get-status","account":"account-1")"),
        {Malformed()}},
       {"UnclosedStringEndedByNul", Nul(R"({"cmd":"get-status","account":"acc)"), {Malformed()}},
       {"MissingCommaAsInTheVendorsFirstExample",
@@ -101,33 +101,43 @@ std::vector<Case> Battery() {
       {"SingleQuotes", Nul(R"({"cmd":'get-status'})"), {Malformed()}},
       {"TrailingComma", Nul(R"({"cmd":"get-status","account":"account-1",})"), {Malformed()}},
       {"UnquotedKey", Nul(R"({cmd:"get-status"})"), {Malformed()}},
-      {"ExtraClosingBrace", Nul(R"({"cmd":"get-status","account":"account-1","token":"t9"}})"),
+      {"ExtraClosingBrace",
+       Nul(R"({"cmd":"get-status","account":"account-1","token":"t9"}})"),
        {Status("t9"), NotAnObject()}},
       {"BadEscape", Nul(R"({"cmd":"get-status","account":"a\x"})"), {Malformed()}},
       {"BrokenTrue", Nul(R"({"cmd":"get-status","account":"account-1","x":tru})"), {Malformed()}},
       {"BrokenNull", Nul(R"({"cmd":"get-status","account":"account-1","x":nul})"), {Malformed()}},
       {"LeadingZero", Nul(R"({"cmd":"get-status","account":"account-1","x":01})"), {Malformed()}},
-      {"DanglingDecimalPoint", Nul(R"({"cmd":"get-status","account":"account-1","x":1.})"),
+      {"DanglingDecimalPoint",
+       Nul(R"({"cmd":"get-status","account":"account-1","x":1.})"),
        {Malformed()}},
       {"LoneMinus", Nul(R"({"cmd":"get-status","account":"account-1","x":-})"), {Malformed()}},
-      {"UnbalancedArray", Nul(R"({"cmd":"get-status","account":"account-1","x":[1,2})"),
+      {"UnbalancedArray",
+       Nul(R"({"cmd":"get-status","account":"account-1","x":[1,2})"),
        {Malformed()}},
       {"LoneSurrogateEscape", Nul(R"({"cmd":"get-status","account":"\ud800"})"), {Malformed()}},
-      {"UnescapedControlCharacter", Nul("{\"cmd\":\"get-status\",\"account\":\"a\tb\"}"),
+      {"UnescapedControlCharacter",
+       Nul("{\"cmd\":\"get-status\",\"account\":\"a\tb\"}"),
        {Malformed()}},
-      {"TruncatedUnicodeEscape", Nul(R"({"cmd":"get-status","account":"account-1","x":"\u00"})"),
+      {"TruncatedUnicodeEscape",
+       Nul(R"({"cmd":"get-status","account":"account-1","x":"\u00"})"),
        {Malformed()}},
 
       // ---- wrong types
-      {"CmdIsANumber", Nul(R"({"cmd":42,"account":"account-1"})"),
+      {"CmdIsANumber",
+       Nul(R"({"cmd":42,"account":"account-1"})"),
        {Fail("Field cmd must be a string", A1)}},
-      {"AccountIsANumber", Nul(R"({"cmd":"get-status","account":7})"),
+      {"AccountIsANumber",
+       Nul(R"({"cmd":"get-status","account":7})"),
        {Fail("Field account must be a string", "")}},
-      {"AccountIsNull", Nul(R"({"cmd":"get-status","account":null})"),
+      {"AccountIsNull",
+       Nul(R"({"cmd":"get-status","account":null})"),
        {Fail("Field account must be a string", "")}},
-      {"AccountIsAnArray", Nul(R"({"cmd":"get-status","account":["account-1"]})"),
+      {"AccountIsAnArray",
+       Nul(R"({"cmd":"get-status","account":["account-1"]})"),
        {Fail("Field account must be a string", "")}},
-      {"AccountIsAnObject", Nul(R"({"cmd":"get-status","account":{"name":"account-1"}})"),
+      {"AccountIsAnObject",
+       Nul(R"({"cmd":"get-status","account":{"name":"account-1"}})"),
        {Fail("Field account must be a string", "")}},
       {"LoginUserIsANumber",
        Nul(R"({"cmd":"login","account":"account-1","user":3001,"pass":"x","server":"s"})"),
@@ -138,74 +148,99 @@ std::vector<Case> Battery() {
       {"LoginServerIsAnArray",
        Nul(R"({"cmd":"login","account":"account-1","user":"3001","pass":"x","server":["s"]})"),
        {Fail("Field server must be a string", A1)}},
-      {"MakeCallNumIsANumber", Nul(R"({"cmd":"make-call","account":"account-1","num":3002})"),
+      {"MakeCallNumIsANumber",
+       Nul(R"({"cmd":"make-call","account":"account-1","num":3002})"),
        {Fail("Field num must be a string", A1)}},
-      {"SubscribeExtendedIsAString", Nul(R"({"cmd":"subscribe","extended":"yes"})"),
+      {"SubscribeExtendedIsAString",
+       Nul(R"({"cmd":"subscribe","extended":"yes"})"),
        {Fail("Field extended must be a boolean", "")}},
-      {"SubscribeExtendedIsANumber", Nul(R"({"cmd":"subscribe","extended":1})"),
+      {"SubscribeExtendedIsANumber",
+       Nul(R"({"cmd":"subscribe","extended":1})"),
        {Fail("Field extended must be a boolean", "")}},
-      {"TokenIsANumber", Nul(R"({"cmd":"get-status","account":"account-1","token":5})"),
+      {"TokenIsANumber",
+       Nul(R"({"cmd":"get-status","account":"account-1","token":5})"),
        {Fail("Field token must be a string", A1)}},
-      {"CallIdIsABoolean", HangupWithCallId("true"),
+      {"CallIdIsABoolean",
+       HangupWithCallId("true"),
        {Fail("Field call_id must be an integer", A1)}},
-      {"CallIdIsAnObject", HangupWithCallId(R"({"id":0})"),
+      {"CallIdIsAnObject",
+       HangupWithCallId(R"({"id":0})"),
        {Fail("Field call_id must be an integer", A1)}},
       {"CallIdIsNull", HangupWithCallId("null"), {Fail("Field call_id must be an integer", A1)}},
 
       // ---- huge, negative and non-integer call ids
       {"CallIdNegative", HangupWithCallId("-1"), {Fail("Field call_id is out of range", A1)}},
-      {"CallIdMostNegativeInt64", HangupWithCallId("-9223372036854775808"),
+      {"CallIdMostNegativeInt64",
+       HangupWithCallId("-9223372036854775808"),
        {Fail("Field call_id is out of range", A1)}},
-      {"CallIdBelowInt64", HangupWithCallId("-9223372036854775809"),
+      {"CallIdBelowInt64",
+       HangupWithCallId("-9223372036854775809"),
        {Fail("Field call_id is out of range", A1)}},
-      {"CallIdJustAbove2To53", HangupWithCallId("9007199254740993"),
+      {"CallIdJustAbove2To53",
+       HangupWithCallId("9007199254740993"),
        {Fail("Field call_id is out of range", A1)}},
-      {"CallIdMaxUint64", HangupWithCallId("18446744073709551615"),
+      {"CallIdMaxUint64",
+       HangupWithCallId("18446744073709551615"),
        {Fail("Field call_id is out of range", A1)}},
-      {"CallIdThirtyDigits", HangupWithCallId("123456789012345678901234567890"),
+      {"CallIdThirtyDigits",
+       HangupWithCallId("123456789012345678901234567890"),
        {Fail("Field call_id is out of range", A1)}},
       {"CallIdFraction", HangupWithCallId("0.5"), {Fail("Field call_id must be an integer", A1)}},
-      {"CallIdIntegralFloat", HangupWithCallId("1.0"),
+      {"CallIdIntegralFloat",
+       HangupWithCallId("1.0"),
        {Fail("Field call_id must be an integer", A1)}},
       {"CallIdExponent", HangupWithCallId("1e2"), {Fail("Field call_id must be an integer", A1)}},
       {"CallIdBeyondDouble", HangupWithCallId("1e400"), {Malformed()}},
-      {"CallIdStringNegative", HangupWithCallId(R"("-1")"),
+      {"CallIdStringNegative",
+       HangupWithCallId(R"("-1")"),
        {Fail("Field call_id must be an integer", A1)}},
-      {"CallIdStringEmpty", HangupWithCallId(R"("")"),
+      {"CallIdStringEmpty",
+       HangupWithCallId(R"("")"),
        {Fail("Field call_id must be an integer", A1)}},
-      {"CallIdStringWithSpace", HangupWithCallId(R"(" 0")"),
+      {"CallIdStringWithSpace",
+       HangupWithCallId(R"(" 0")"),
        {Fail("Field call_id must be an integer", A1)}},
-      {"CallIdStringHex", HangupWithCallId(R"("0x0")"),
+      {"CallIdStringHex",
+       HangupWithCallId(R"("0x0")"),
        {Fail("Field call_id must be an integer", A1)}},
-      {"CallIdStringHuge", HangupWithCallId(R"("99999999999999999999")"),
+      {"CallIdStringHuge",
+       HangupWithCallId(R"("99999999999999999999")"),
        {Fail("Field call_id is out of range", A1)}},
-      {"CallIdUnknown", HangupWithCallId("12345"),
+      {"CallIdUnknown",
+       HangupWithCallId("12345"),
        {Fail("Unknown call id 12345 for account: account-1", A1)}},
-      {"CallIdOfTheOtherAccountsLeg", HangupWithCallId("1"),
+      {"CallIdOfTheOtherAccountsLeg",
+       HangupWithCallId("1"),
        {Fail("Unknown call id 1 for account: account-1", A1)}},
-      {"AnswerAnEstablishedCall", Nul(R"({"cmd":"answer-call","account":"account-2","call_id":1})"),
+      {"AnswerAnEstablishedCall",
+       Nul(R"({"cmd":"answer-call","account":"account-2","call_id":1})"),
        {Fail("Call 1 is not an unanswered incoming call", "account-2")}},
-      {"SwitchToAnUnknownCall", Nul(R"({"cmd":"switch-call","account":"account-1","call_id":77})"),
+      {"SwitchToAnUnknownCall",
+       Nul(R"({"cmd":"switch-call","account":"account-1","call_id":77})"),
        {Fail("Unknown call id 77 for account: account-1", A1)}},
 
       // ---- unknown commands and fields, missing fields
-      {"UnknownCommand", Nul(R"({"cmd":"dial","account":"account-1"})"),
+      {"UnknownCommand",
+       Nul(R"({"cmd":"dial","account":"account-1"})"),
        {Fail("Unknown command: dial", A1)}},
-      {"CommandInCapitals", Nul(R"({"cmd":"GET-STATUS","account":"account-1"})"),
+      {"CommandInCapitals",
+       Nul(R"({"cmd":"GET-STATUS","account":"account-1"})"),
        {Fail("Unknown command: GET-STATUS", A1)}},
-      {"EmptyCommand", Nul(R"({"cmd":"","account":"account-1"})"),
-       {Fail("Unknown command: ", A1)}},
+      {"EmptyCommand", Nul(R"({"cmd":"","account":"account-1"})"), {Fail("Unknown command: ", A1)}},
       {"MissingCmd", Nul(R"({"account":"account-1"})"), {Fail("Missing field: cmd", A1)}},
       {"EmptyObject", Nul("{}"), {Fail("Missing field: cmd", "")}},
       {"MissingAccount", Nul(R"({"cmd":"get-status"})"), {Fail("Missing field: account", "")}},
-      {"UnknownAccount", Nul(R"({"cmd":"get-status","account":"account-9"})"),
+      {"UnknownAccount",
+       Nul(R"({"cmd":"get-status","account":"account-9"})"),
        {Fail("Unknown account: account-9", "account-9")}},
       {"UnknownFieldsAreIgnored",
        Nul(R"({"cmd":"get-status","x":{"y":[1,2.5e3,{"z":null}]},"account":"account-1","w":true})"),
        {Status()}},
-      {"DuplicateKeyLastOneCounts", Nul(R"({"cmd":"get-status","cmd":"dial","account":"account-1"})"),
+      {"DuplicateKeyLastOneCounts",
+       Nul(R"({"cmd":"get-status","cmd":"dial","account":"account-1"})"),
        {Fail("Unknown command: dial", A1)}},
-      {"LoginWithoutServer", Nul(R"({"cmd":"login","account":"account-1","user":"3001","pass":"x"})"),
+      {"LoginWithoutServer",
+       Nul(R"({"cmd":"login","account":"account-1","user":"3001","pass":"x"})"),
        {Fail("Missing field: server", A1)}},
       {"LoginOfAnAccountNotInThePlan",
        Nul(R"({"cmd":"login","account":"nobody","user":"1","pass":"p","server":"127.0.0.1"})"),
@@ -213,7 +248,8 @@ std::vector<Case> Battery() {
       {"LoginWithEmptyUser",
        Nul(R"({"cmd":"login","account":"account-1","user":"","pass":"p","server":"127.0.0.1"})"),
        {Fail("Field user must not be empty", A1)}},
-      {"MakeCallWithEmptyNum", Nul(R"({"cmd":"make-call","account":"account-1","num":""})"),
+      {"MakeCallWithEmptyNum",
+       Nul(R"({"cmd":"make-call","account":"account-1","num":""})"),
        {Fail("Field num must not be empty", A1)}},
 
       // ---- deeply nested values
@@ -223,23 +259,29 @@ std::vector<Case> Battery() {
       {"NestingBeyondTheSizeLimit", NestedObjects(20000), {Fail("Message too large", "")}},
 
       // ---- invalid UTF-8
-      {"InvalidUtf8InAString", Nul("{\"cmd\":\"get-status\",\"account\":\"\xff\xfe\"}"),
+      {"InvalidUtf8InAString",
+       Nul("{\"cmd\":\"get-status\",\"account\":\"\xff\xfe\"}"),
        {Malformed()}},
       {"OverlongUtf8", Nul("{\"cmd\":\"get-status\",\"account\":\"\xc0\xaf\"}"), {Malformed()}},
-      {"TruncatedUtf8Sequence", Nul("{\"cmd\":\"get-status\",\"account\":\"\xe2\x82\"}"),
+      {"TruncatedUtf8Sequence",
+       Nul("{\"cmd\":\"get-status\",\"account\":\"\xe2\x82\"}"),
        {Malformed()}},
-      {"Utf8EncodedSurrogate", Nul("{\"cmd\":\"get-status\",\"account\":\"\xed\xa0\x80\"}"),
+      {"Utf8EncodedSurrogate",
+       Nul("{\"cmd\":\"get-status\",\"account\":\"\xed\xa0\x80\"}"),
        {Malformed()}},
-      {"InvalidUtf8OutsideStrings", Nul("{\"cmd\":\"get-status\",\xff\"account\":\"account-1\"}"),
+      {"InvalidUtf8OutsideStrings",
+       Nul("{\"cmd\":\"get-status\",\xff\"account\":\"account-1\"}"),
        {Malformed()}},
-      {"ValidUtf8IsEchoed", Nul("{\"cmd\":\"get-status\",\"account\":\"acc\xc3\xb6unt-1\"}"),
+      {"ValidUtf8IsEchoed",
+       Nul("{\"cmd\":\"get-status\",\"account\":\"acc\xc3\xb6unt-1\"}"),
        {Fail("Unknown account: acc\xc3\xb6unt-1", "acc\xc3\xb6unt-1")}},
 
       // ---- NUL inside strings
       {"RawNulInsideAStringEndsTheMessage",
        std::string(R"({"cmd":"get-status","account":"acc)") + '\0' + R"(ount-1"})" + '\0',
        {Malformed(), NotAnObject()}},
-      {"EscapedNulInTheAccount", Nul(R"({"cmd":"get-status","account":"account-1\u0000"})"),
+      {"EscapedNulInTheAccount",
+       Nul(R"({"cmd":"get-status","account":"account-1\u0000"})"),
        {Fail(std::string("Unknown account: account-1\0", 27), std::string("account-1\0", 10))}},
       {"EscapedNulInTheTokenIsEchoedEscaped",
        Nul(R"({"cmd":"get-status","account":"account-1","token":"a\u0000b"})"),
@@ -250,15 +292,19 @@ std::vector<Case> Battery() {
       {"JsonArray", Nul("[1,2,3]"), {NotAnObject()}},
       {"JsonString", Nul(R"("get-status")"), {NotAnObject()}},
       {"JsonNumber", Nul("42"), {NotAnObject()}},
-      {"SixtyFourKibOfRandomBytes", PseudoRandomBytes(65536, 6) + std::string(1, '\0'), {},
+      {"SixtyFourKibOfRandomBytes",
+       PseudoRandomBytes(65536, 6) + std::string(1, '\0'),
+       {},
        /*any_documented_fails=*/true},
 
       // ---- the size limit (max-message-bytes = 65536)
       {"MessageOfExactlyTheLimit", Nul(PaddedGetStatus(kMaxMessageBytes)), {Status()}},
-      {"MessageOneByteOverTheLimit", Nul(PaddedGetStatus(kMaxMessageBytes + 1)),
+      {"MessageOneByteOverTheLimit",
+       Nul(PaddedGetStatus(kMaxMessageBytes + 1)),
        {Fail("Message too large", "")}},
       {"OneMebibyteMessage", Nul(PaddedGetStatus(1 << 20)), {Fail("Message too large", "")}},
-      {"OneMebibyteNeverClosedUntilNul", Nul("{\"x\":\"" + std::string(1 << 20, 'y')),
+      {"OneMebibyteNeverClosedUntilNul",
+       Nul("{\"x\":\"" + std::string(1 << 20, 'y')),
        {Fail("Message too large", "")}},
       {"OversizeThenValidInOneWrite",
        Nul(PaddedGetStatus(kMaxMessageBytes + 100)) +
@@ -268,7 +314,8 @@ std::vector<Case> Battery() {
       // ---- framing edge cases that are not errors
       {"SeparatorsOnly", std::string(2, '\0') + "\n\r\n \t" + '\0', {}},
       {"PrettyPrintedWithCrLf",
-       "{\r\n    \"cmd\": \"get-status\",\r\n    \"account\": \"account-1\"\r\n}\r\n", {Status()}},
+       "{\r\n    \"cmd\": \"get-status\",\r\n    \"account\": \"account-1\"\r\n}\r\n",
+       {Status()}},
       {"TwoMessagesWithoutSeparator",
        R"({"cmd":"get-status","account":"account-1","token":"1"}{"cmd":"get-status","account":"account-1","token":"2"})",
        {Status("1"), Status("2")}},
@@ -278,8 +325,8 @@ std::vector<Case> Battery() {
 }
 
 bool IsDocumentedError(const std::string& error) {
-  for (const char* prefix : {"Malformed JSON: ", "Missing field: ", "Unknown command: ",
-                             "Field ", "Message too large"}) {
+  for (const char* prefix : {"Malformed JSON: ", "Missing field: ", "Unknown command: ", "Field ",
+                             "Message too large"}) {
     if (absl::StartsWith(error, prefix)) return true;
   }
   return false;
@@ -313,8 +360,7 @@ class NativeBadInputTest : public ::testing::Test {
     ASSERT_TRUE(observer.ok() && attacker.ok());
     setup->observer = *std::move(observer);
     setup->attacker = *std::move(attacker);
-    absl::Status call =
-        EstablishCall(*setup->observer, &setup->caller_id, &setup->callee_id);
+    absl::Status call = EstablishCall(*setup->observer, &setup->caller_id, &setup->callee_id);
     ASSERT_TRUE(call.ok()) << call << "\n" << setup->gateway->ReadLog();
     ASSERT_EQ(setup->caller_id, 0);
     ASSERT_EQ(setup->callee_id, 1);
@@ -345,8 +391,8 @@ class NativeBadInputTest : public ::testing::Test {
   // observer got nothing.
   std::vector<NativeEvent> ProbeAfter() {
     const std::string token = absl::StrCat("probe-", ++setup->probes);
-    EXPECT_TRUE(setup->attacker->Send(absl::StrCat(
-        R"({"cmd":"get-status","account":"account-1","token":")", token, R"("})")));
+    EXPECT_TRUE(setup->attacker->Send(
+        absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")", token, R"("})")));
     std::vector<NativeEvent> before;
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (absl::Now() < deadline) {
@@ -435,8 +481,8 @@ TEST_F(NativeBadInputTest, MessageSentOneByteAtATimeIsFramed) {
 TEST_F(NativeBadInputTest, ThousandMessagesInOneWriteAreAnsweredInOrder) {
   std::string bytes;
   for (int i = 0; i < 1000; ++i) {
-    bytes += Nul(absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")", i,
-                              R"("})"));
+    bytes +=
+        Nul(absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")", i, R"("})"));
   }
   ASSERT_TRUE(setup->attacker->SendRaw(bytes));
   std::vector<NativeEvent> got = ProbeAfter();

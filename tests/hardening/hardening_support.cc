@@ -29,8 +29,7 @@ absl::StatusOr<std::unique_ptr<RawConnection>> RawConnection::Connect(int port,
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError("socket failed");
   if (options.receive_buffer > 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &options.receive_buffer,
-               sizeof(options.receive_buffer));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &options.receive_buffer, sizeof(options.receive_buffer));
   }
   if (!options.source.empty()) {
     sockaddr_in local{};
@@ -106,8 +105,7 @@ void RawConnection::Reset() {
 std::vector<std::string> SplitEvents(const std::string& bytes) {
   std::vector<std::string> events;
   size_t start = 0;
-  for (size_t nul = bytes.find('\0'); nul != std::string::npos;
-       nul = bytes.find('\0', start)) {
+  for (size_t nul = bytes.find('\0'); nul != std::string::npos; nul = bytes.find('\0', start)) {
     events.push_back(bytes.substr(start, nul - start));
     start = nul + 1;
   }
@@ -161,9 +159,10 @@ absl::Duration CpuTime(pid_t pid) {
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   auto connection = RawConnection::Connect(port);
   if (!connection.ok()) return connection.status();
-  if (!(*connection)->Send(absl::StrCat("GET ", path,
-                                        " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
-                                        "close\r\n\r\n"))) {
+  if (!(*connection)
+           ->Send(absl::StrCat("GET ", path,
+                               " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+                               "close\r\n\r\n"))) {
     return absl::UnavailableError("send failed");
   }
   bool closed = false;
@@ -236,9 +235,8 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
   const std::string token = UniqueString("call-");
   client.Send(absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":"3002","token":")",
                            token, R"("})"));
-  auto call_return = client.WaitFor([&](const NativeEvent& e) {
-    return e.event() == "call-return" && e.Str("token") == token;
-  });
+  auto call_return = client.WaitFor(
+      [&](const NativeEvent& e) { return e.event() == "call-return" && e.Str("token") == token; });
   if (!call_return) return absl::UnavailableError("no call-return");
   *caller_id = call_return->Int("call_id");
   auto incoming = client.WaitFor([](const NativeEvent& e) {
@@ -246,16 +244,15 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
   });
   if (!incoming) return absl::UnavailableError("no call-incoming");
   *callee_id = incoming->Int("call_id");
-  client.Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
-                           *callee_id, "}"));
+  client.Send(
+      absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)", *callee_id, "}"));
   auto is_answered = [](const std::string& account, int64_t id) {
     return [account, id](const NativeEvent& e) {
-      return e.event() == "call-answered" && e.Str("account") == account &&
-             e.Int("call_id") == id;
+      return e.event() == "call-answered" && e.Str("account") == account && e.Int("call_id") == id;
     };
   };
-  if (!client.WaitForAll({is_answered("account-1", *caller_id),
-                          is_answered("account-2", *callee_id)})) {
+  if (!client.WaitForAll(
+          {is_answered("account-1", *caller_id), is_answered("account-2", *callee_id)})) {
     return absl::UnavailableError("the call was not answered");
   }
   return absl::OkStatus();
@@ -263,8 +260,8 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
 
 std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
   const std::string token = UniqueString("state-");
-  client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")",
-                           token, R"("})"));
+  client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")", token,
+                           R"("})"));
   auto status = client.WaitFor(
       [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == token; });
   if (!status) return "no status";

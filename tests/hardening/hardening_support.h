@@ -28,11 +28,10 @@ namespace telestra::testing {
 class RawConnection {
  public:
   struct Options {
-    std::string source;  // "" = any
+    std::string source;      // "" = any
     int receive_buffer = 0;  // SO_RCVBUF before connect; 0 = default
   };
-  static absl::StatusOr<std::unique_ptr<RawConnection>> Connect(int port,
-                                                                const Options& options);
+  static absl::StatusOr<std::unique_ptr<RawConnection>> Connect(int port, const Options& options);
   static absl::StatusOr<std::unique_ptr<RawConnection>> Connect(int port) {
     return Connect(port, Options());
   }

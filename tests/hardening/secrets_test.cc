@@ -75,9 +75,9 @@ TEST(SecretsTest, PasswordsAndTokensNeverAppearInLogsEventsMetricsOrErrors) {
   const std::string unreachable = UniqueString("Pw-unreachable-");
   const std::string grpc_token = UniqueString("Tok-grpc-");
   const std::string web_token = UniqueString("Tok-web-");
-  const std::vector<std::string> secrets = {good,           wrong_in_plan, wrong_login,
-                                            malformed,      missing_server, unknown_account,
-                                            unreachable,    grpc_token,    web_token};
+  const std::vector<std::string> secrets = {good,        wrong_in_plan,  wrong_login,
+                                            malformed,   missing_server, unknown_account,
+                                            unreachable, grpc_token,     web_token};
   // ("s:" makes kamcmd pass the key as a string.)
   auto added = (*kamailio)->Kamcmd({"htable.sets", "users", "s:3009", good});
   ASSERT_TRUE(added.ok() && absl::StrContains(*added, "Key set")) << added.status();
@@ -98,8 +98,7 @@ TEST(SecretsTest, PasswordsAndTokensNeverAppearInLogsEventsMetricsOrErrors) {
   const int plan_failure = WaitForAccountStatus(c, "secret-2", 401);
   EXPECT_TRUE(plan_failure == 401 || plan_failure == 403) << plan_failure;
 
-  auto login = [&](const std::string& account, const std::string& pass,
-                   const std::string& server) {
+  auto login = [&](const std::string& account, const std::string& pass, const std::string& server) {
     c.Send(absl::StrCat(R"({"cmd":"login","account":")", account, R"(","user":"3003","pass":")",
                         pass, R"(","server":")", server, R"("})"));
   };
@@ -113,13 +112,13 @@ TEST(SecretsTest, PasswordsAndTokensNeverAppearInLogsEventsMetricsOrErrors) {
   c.Send(absl::StrCat(R"({"cmd":"login","account":"secret-2","user":"3003","pass":")",
                       missing_server, R"("})"));
   EXPECT_TRUE(WaitAndKeep(c, is_fail("Missing field: server"), &events));
-  c.SendRaw(absl::StrCat(R"({"cmd":"login","account":"secret-2","user":"3003","pass":")",
-                         malformed, R"(","server":)", std::string(1, '\0')));
+  c.SendRaw(absl::StrCat(R"({"cmd":"login","account":"secret-2","user":"3003","pass":")", malformed,
+                         R"(","server":)", std::string(1, '\0')));
   EXPECT_TRUE(WaitAndKeep(
       c, [](const NativeEvent& e) { return absl::StartsWith(e.Str("error"), "Malformed JSON"); },
       &events));
-  c.Send(absl::StrCat(R"({"cmd":"login","account":"nobody","user":"1","pass":")",
-                      unknown_account, R"(","server":"127.0.0.1"})"));
+  c.Send(absl::StrCat(R"({"cmd":"login","account":"nobody","user":"1","pass":")", unknown_account,
+                      R"(","server":"127.0.0.1"})"));
   EXPECT_TRUE(WaitAndKeep(c, is_fail("Unknown account: nobody"), &events));
   // A registrar that is not there (port 9, discard: ICMP port unreachable).
   login("secret-2", unreachable, "127.0.0.1:9");
@@ -185,9 +184,8 @@ TEST(SecretsTest, PlanErrorsNeverEchoASecret) {
     const std::string path = absl::StrCat(TempDir(), "/secret-plan-", i, ".ini");
     const std::string log = absl::StrCat(TempDir(), "/secret-plan-", i, ".log");
     std::ofstream(path) << text;
-    auto process = Subprocess::Start({Runfile("gateway/telestra_gateway"),
-                                      "--plan=" + path, "--log_level=trace"},
-                                     log);
+    auto process = Subprocess::Start(
+        {Runfile("gateway/telestra_gateway"), "--plan=" + path, "--log_level=trace"}, log);
     ASSERT_TRUE(process.ok()) << process.status();
     auto status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
     ASSERT_TRUE(status.ok()) << status.status();
@@ -211,8 +209,8 @@ std::vector<std::string> ListeningAddresses(int port) {
       char local[64] = {0}, remote[64] = {0};
       int state = 0;
       unsigned local_port = 0;
-      if (std::sscanf(line.c_str(), " %*d: %63[0-9A-Fa-f]:%x %63s %x", local, &local_port,
-                      remote, &state) == 4 &&
+      if (std::sscanf(line.c_str(), " %*d: %63[0-9A-Fa-f]:%x %63s %x", local, &local_port, remote,
+                      &state) == 4 &&
           static_cast<int>(local_port) == port && state == 0x0A) {
         addresses.push_back(local);
       }
@@ -263,8 +261,8 @@ std::vector<std::string> TryFrom(const GatewayProcess& gateway, const std::strin
   auto connection = RawConnection::Connect(gateway.native_port(), options);
   EXPECT_TRUE(connection.ok()) << connection.status();
   if (!connection.ok()) return {};
-  (*connection)->Send(std::string(R"({"cmd":"get-status","account":"account-1"})") +
-                      std::string(1, '\0'));
+  (*connection)
+      ->Send(std::string(R"({"cmd":"get-status","account":"account-1"})") + std::string(1, '\0'));
   std::string bytes;
   *closed = false;
   absl::Time deadline = absl::Now() + absl::Seconds(5);

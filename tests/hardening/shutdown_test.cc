@@ -52,8 +52,8 @@ TEST(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
       return e.event() == "call-ended" && e.Str("account") == account && e.Int("call_id") == id;
     };
   };
-  EXPECT_TRUE(c.WaitForAll({ended("account-1", caller), ended("account-2", callee)},
-                           absl::Seconds(5)))
+  EXPECT_TRUE(
+      c.WaitForAll({ended("account-1", caller), ended("account-2", callee)}, absl::Seconds(5)))
       << (*gateway)->ReadLog();
   EXPECT_FALSE(c.Next(absl::Seconds(5)).has_value());
   EXPECT_TRUE(c.closed());
@@ -71,10 +71,10 @@ TEST(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
 
   // Same plan, same ports: serving at once.
   const absl::Time restart = absl::Now();
-  auto again = Subprocess::Start({Runfile("gateway/telestra_gateway"),
-                                  absl::StrCat("--plan=", (*gateway)->dir(), "/plan.ini"),
-                                  "--log_level=debug"},
-                                 absl::StrCat((*gateway)->dir(), "/restart.log"));
+  auto again = Subprocess::Start(
+      {Runfile("gateway/telestra_gateway"), absl::StrCat("--plan=", (*gateway)->dir(), "/plan.ini"),
+       "--log_level=debug"},
+      absl::StrCat((*gateway)->dir(), "/restart.log"));
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_TRUE(WaitForTcpPort((*gateway)->native_port(), absl::Seconds(5)))
       << "the native port did not come back";
@@ -95,8 +95,7 @@ TEST(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
             << ", both accounts registered after " << to_registered << "\n";
   RecordProperty("stop_seconds", absl::StrCat(absl::ToDoubleSeconds(stop_time)));
   RecordProperty("restart_listening_seconds", absl::StrCat(absl::ToDoubleSeconds(to_listening)));
-  RecordProperty("restart_registered_seconds",
-                 absl::StrCat(absl::ToDoubleSeconds(to_registered)));
+  RecordProperty("restart_registered_seconds", absl::StrCat(absl::ToDoubleSeconds(to_registered)));
   EXPECT_LT(to_listening, absl::Seconds(2));
   EXPECT_LT(to_registered, absl::Seconds(3));
   const absl::Time stop_again = absl::Now();

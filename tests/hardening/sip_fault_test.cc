@@ -86,13 +86,13 @@ TEST(SipFaultTest, FrozenRegistrarGives408AndAccountsRecoverAfterSigcont) {
 
   frozen.Thaw();
   const absl::Time resumed = absl::Now();
-  EXPECT_TRUE(c.WaitForAll(
-      {[](const NativeEvent& e) { return IsAccountStatus(e, "account-1", 200); },
-       [](const NativeEvent& e) { return IsAccountStatus(e, "account-2", 200); }},
-      absl::Seconds(20)));
+  EXPECT_TRUE(
+      c.WaitForAll({[](const NativeEvent& e) { return IsAccountStatus(e, "account-1", 200); },
+                    [](const NativeEvent& e) { return IsAccountStatus(e, "account-2", 200); }},
+                   absl::Seconds(20)));
   const absl::Duration recovery = absl::Now() - resumed;
-  std::cout << "registrar frozen: both accounts at 408 after " << to_408
-            << "; back at 200 " << recovery << " after SIGCONT\n";
+  std::cout << "registrar frozen: both accounts at 408 after " << to_408 << "; back at 200 "
+            << recovery << " after SIGCONT\n";
   RecordProperty("seconds_to_408", absl::StrCat(absl::ToDoubleSeconds(to_408)));
   RecordProperty("recovery_seconds", absl::StrCat(absl::ToDoubleSeconds(recovery)));
   // Retries every 1..2 s (+20% jitter): one interval and the exchange.

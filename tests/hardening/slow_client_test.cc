@@ -5,6 +5,9 @@
 // not register.
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,8 +76,10 @@ TEST(SlowClientTest, ClientsOverMaxClientsGetFailThenCloseAndFreedSlotsAreReused
     bool closed = false;
     std::string bytes = (*extra)->ReadUntilClosed(absl::Seconds(10), &closed);
     EXPECT_TRUE(closed) << "a refused client must be closed";
-    EXPECT_EQ(SplitEvents(bytes), std::vector<std::string>{
-        R"json({"event":"fail","account":"","error":"Too many clients (max-clients is 4)"})json"});
+    EXPECT_EQ(
+        SplitEvents(bytes),
+        std::vector<std::string>{
+            R"json({"event":"fail","account":"","error":"Too many clients (max-clients is 4)"})json"});
   }
   // The admitted clients are unaffected; closing one frees its slot.
   EXPECT_LT(RoundTrip(*admitted[0]), absl::Seconds(5));
@@ -107,9 +112,8 @@ TEST(SlowClientTest, ClientThatNeverReadsIsDroppedAndOthersStayFast) {
   small.receive_buffer = 4096;
   auto slow = RawConnection::Connect(gateway->native_port(), small);
   ASSERT_TRUE(slow.ok()) << slow.status();
-  const std::string request =
-      absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")",
-                   std::string(8192, 't'), R"("})", std::string(1, '\0'));
+  const std::string request = absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")",
+                                           std::string(8192, 't'), R"("})", std::string(1, '\0'));
   std::vector<absl::Duration> during;
   size_t sent_bytes = 0;
   bool dropped = false;
@@ -148,12 +152,12 @@ TEST(SlowClientTest, ClientThatNeverReadsIsDroppedAndOthersStayFast) {
   const absl::Duration during_median = Percentile(during, 50);
   const absl::Duration during_p99 = Percentile(during, 99);
   const absl::Duration during_max = Percentile(during, 100);
-  std::cout << "get-status round trip of another client: before median "
-            << Micros(before_median) << ", p99 " << Micros(before_p99) << " (" << before.size()
-            << " samples); while the slow client filled its queue median "
-            << Micros(during_median) << ", p99 " << Micros(during_p99) << ", max "
-            << Micros(during_max) << " (" << during.size() << " samples over " << took
-            << ", " << sent_bytes << " bytes sent by the slow client)\n";
+  std::cout << "get-status round trip of another client: before median " << Micros(before_median)
+            << ", p99 " << Micros(before_p99) << " (" << before.size()
+            << " samples); while the slow client filled its queue median " << Micros(during_median)
+            << ", p99 " << Micros(during_p99) << ", max " << Micros(during_max) << " ("
+            << during.size() << " samples over " << took << ", " << sent_bytes
+            << " bytes sent by the slow client)\n";
   RecordProperty("before_median_us", absl::ToInt64Microseconds(before_median));
   RecordProperty("before_p99_us", absl::ToInt64Microseconds(before_p99));
   RecordProperty("during_median_us", absl::ToInt64Microseconds(during_median));
@@ -317,8 +321,8 @@ TEST(SlowClientTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheGateway) {
        at = log.find("accept failed", at + 1)) {
     ++failures;
   }
-  std::cout << "out of descriptors: " << failures << " accept failures logged, "
-            << cpu_used << " CPU in 2 s\n";
+  std::cout << "out of descriptors: " << failures << " accept failures logged, " << cpu_used
+            << " CPU in 2 s\n";
   EXPECT_GT(failures, 0u) << "the limit was not reached";
   EXPECT_LT(cpu_used, absl::Milliseconds(500)) << "the accept loop spins";
   EXPECT_LE(failures, 2u) << "the log is flooded";

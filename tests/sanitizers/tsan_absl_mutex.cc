@@ -31,8 +31,7 @@ void __real__ZN4absl7debian35Mutex6UnlockEv(Mutex* mu);
 void __real__ZN4absl7debian35Mutex10ReaderLockEv(Mutex* mu);
 void __real__ZN4absl7debian35Mutex12ReaderUnlockEv(Mutex* mu);
 bool __real__ZN4absl7debian35Mutex7TryLockEv(Mutex* mu);
-void __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(Mutex* mu,
-                                                          const Condition& condition);
+void __real__ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE(Mutex* mu, const Condition& condition);
 bool __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
     Mutex* mu, const Condition& condition, Duration timeout);
 void __real__ZN4absl7debian35MutexD1Ev(Mutex* mu);
@@ -64,8 +63,8 @@ void __wrap__ZN4absl7debian35Mutex12ReaderUnlockEv(Mutex* mu) {
 bool __wrap__ZN4absl7debian35Mutex7TryLockEv(Mutex* mu) {
   __tsan_mutex_pre_lock(mu, __tsan_mutex_try_lock);
   const bool locked = __real__ZN4absl7debian35Mutex7TryLockEv(mu);
-  __tsan_mutex_post_lock(
-      mu, __tsan_mutex_try_lock | (locked ? 0 : __tsan_mutex_try_lock_failed), 0);
+  __tsan_mutex_post_lock(mu, __tsan_mutex_try_lock | (locked ? 0 : __tsan_mutex_try_lock_failed),
+                         0);
   return locked;
 }
 
@@ -83,9 +82,8 @@ bool __wrap__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8Durat
     Mutex* mu, const Condition& condition, Duration timeout) {
   __tsan_mutex_pre_unlock(mu, 0);
   __tsan_mutex_post_unlock(mu, 0);
-  const bool met =
-      __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
-          mu, condition, timeout);
+  const bool met = __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE(
+      mu, condition, timeout);
   __tsan_mutex_pre_lock(mu, 0);
   __tsan_mutex_post_lock(mu, 0, 0);
   return met;
