@@ -3,6 +3,9 @@
 #include <memory>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/integration/gateway_process.h"
@@ -79,6 +82,32 @@ class CallTest : public ::testing::Test {
       absl::SleepFor(absl::Milliseconds(20));
     }
     return state;
+  }
+
+  // How many INVITEs Kamailio has received since it started: two for a
+  // challenged call (without and with credentials), one for a call that
+  // carried credentials at once.
+  static int InvitesReceived() {
+    auto out = kamailio_->Kamcmd({"stats.get_statistics", "rcv_requests_invite"});
+    if (!out.ok()) return -1;
+    size_t at = out->find("= ");
+    int count = -1;
+    if (at == std::string::npos || !absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                                         out->substr(at + 2)),
+                                                     &count)) {
+      return -1;
+    }
+    return count;
+  }
+
+  // account-1 calls 3002 and cancels once account-2 reports the call.
+  void CallAndCancel(int64_t caller_id) {
+    a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", caller_id + 1)).has_value());
+    a_->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)",
+                          caller_id, "}"));
+    ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", caller_id),
+                                Is("call-ended", "account-2", caller_id + 1)}));
   }
 
   static KamailioProcess* kamailio_;
@@ -221,6 +250,35 @@ TEST_F(CallTest, CallsSurviveTheirApiClientDisconnecting) {
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
   ASSERT_TRUE(b_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
   EXPECT_EQ(CallState(*b_, "account-1", 0), "active");
+}
+
+// The first INVITE of an account is challenged (407); later ones carry the
+// credentials of that challenge and are not. A proxy that no longer knows
+// the nonce (restarted: new secret) challenges again and the call goes on.
+TEST_F(CallTest, LaterCallsReuseTheLastChallenge) {
+  const int before = InvitesReceived();
+  ASSERT_GE(before, 0);
+  CallAndCancel(0);
+  EXPECT_EQ(InvitesReceived(), before + 2) << "the first INVITE is challenged";
+  for (int64_t id = 2; id <= 6; id += 2) CallAndCancel(id);
+  EXPECT_EQ(InvitesReceived(), before + 2 + 3) << "later INVITEs were challenged";
+
+  ASSERT_TRUE(kamailio_->Restart().ok());
+  ASSERT_EQ(InvitesReceived(), 0);
+  a_->Send(R"({"cmd":"login","account":"account-1","user":"3001","pass":"sip3001",)"
+           R"("server":")" + kamailio_->server() + R"("})");
+  a_->Send(R"({"cmd":"login","account":"account-2","user":"3002","pass":"sip3002",)"
+           R"("server":")" + kamailio_->server() + R"("})");
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline && (kamailio_->CountRegistered("3001").value_or(0) != 1 ||
+                                    kamailio_->CountRegistered("3002").value_or(0) != 1)) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(kamailio_->CountRegistered("3002").value_or(0), 1);
+  CallAndCancel(8);  // the cached nonce is unknown now: one fresh challenge
+  EXPECT_EQ(InvitesReceived(), 2);
+  CallAndCancel(10);
+  EXPECT_EQ(InvitesReceived(), 3);
 }
 
 }  // namespace
