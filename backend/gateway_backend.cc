@@ -192,10 +192,10 @@ absl::Status GatewayBackend::SwitchCall(absl::string_view account, int64_t call_
     for (auto& [id, call] : calls_) {
       if (call.account != account || !call.established || call.hanging_up) continue;
       bool hold = id != call_id;
-      if (call.local_hold == hold) continue;
-      bool was_held = call.local_hold;
-      call.local_hold = hold;
-      UpdateHoldState(call, was_held);
+      if (call.hold_wanted == hold) continue;
+      // The state (and call-held / call-resumed) changes when the far end
+      // accepts the re-INVITE: OnHoldResult.
+      call.hold_wanted = hold;
       holds.emplace_back(id, hold);
     }
   }
@@ -364,6 +364,26 @@ void GatewayBackend::OnCallHold(int64_t call_id, bool local_hold, bool remote_ho
   (void)local_hold;
   call.remote_hold = remote_hold;
   UpdateHoldState(call, call.local_hold);
+}
+
+void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code,
+                                  const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  CallRecord& call = it->second;
+  if (code >= 200 && code < 300) {
+    bool was_held = call.local_hold;
+    call.local_hold = hold;
+    UpdateHoldState(call, was_held);
+    return;
+  }
+  // Refused: the call stays as it was; a later switch-call may try again.
+  if (call.hold_wanted == hold) call.hold_wanted = call.local_hold;
+  std::string error = absl::StrCat("Call ", call_id, " could not be ",
+                                   hold ? "held" : "resumed", ": ", code, " ", reason);
+  spdlog::warn("{}", error);
+  hub_->Broadcast(FailEvent(call.account, std::move(error), telestra::v1::FAIL_KIND_UNAVAILABLE));
 }
 
 void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& reason) {

@@ -56,6 +56,7 @@ class GatewayBackend : public Backend, public SipStackListener {
   void OnCallRinging(int64_t call_id, int code) override;
   void OnCallEstablished(int64_t call_id) override;
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
+  void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
   void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
 
  private:
@@ -69,7 +70,8 @@ class GatewayBackend : public Backend, public SipStackListener {
     bool established = false;
     bool answering = false;  // answer-call sent, not yet established
     bool hanging_up = false;  // hangup-call sent, not yet ended
-    bool local_hold = false;  // we asked for hold (switch-call)
+    bool local_hold = false;  // we hold the far end (its re-INVITE succeeded)
+    bool hold_wanted = false;  // what the last switch-call asked for
     bool remote_hold = false;  // the far end holds us
   };
 

@@ -32,6 +32,10 @@ struct MediaParams {
   int payload_type = 0;  // 0 = PCMU, 8 = PCMA
   int telephone_event_payload_type = -1;  // -1: not negotiated
   MediaDirection direction = MediaDirection::kSendRecv;
+  // Either end has put the call on hold. A held call may legitimately
+  // receive nothing (a phone that holds with a=sendonly often sends no
+  // music), so it never hits the RTP timeout.
+  bool held = false;
 };
 
 struct MediaOptions {

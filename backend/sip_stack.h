@@ -39,6 +39,11 @@ class SipStackListener {
   // end, `remote_hold` the far end holds us.
   virtual void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) = 0;
 
+  // The final answer to a HoldCall re-INVITE: `code` 2xx when the far end
+  // accepted the hold (`hold`) or resume, else the failure (the call goes
+  // on as it was). One per HoldCall on a call that is still up.
+  virtual void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) = 0;
+
   // The call is over; exactly once per call id the stack ever reported or
   // was asked to make. `code` is the SIP status that ended it (0 if none).
   virtual void OnCallEnded(int64_t call_id, int code, const std::string& reason) = 0;

@@ -87,6 +87,8 @@ void MediaCall::Update(const MediaParams& params, int64_t now_ns, absl::BitGenRe
                  params.payload_type);
   }
   direction_ = params.direction;
+  if (held_ && !params.held) last_rtp_ns_ = now_ns;  // resumed: the timeout starts again
+  held_ = params.held;
   payload_type_ = params.payload_type;
   telephone_event_payload_type_ = params.telephone_event_payload_type;
   if (!started_) {
@@ -121,7 +123,7 @@ bool MediaCall::OnTick(int64_t now_ns, absl::BitGenRef rng) {
     SendRtcp(now_ns, /*bye=*/false);
     ScheduleRtcp(now_ns, rng);
   }
-  if (receive && settings_.rtp_timeout_ns > 0 && !timeout_reported_ &&
+  if (receive && !held_ && settings_.rtp_timeout_ns > 0 && !timeout_reported_ &&
       now_ns - last_rtp_ns_ >= settings_.rtp_timeout_ns) {
     timeout_reported_ = true;
     return true;

@@ -104,6 +104,7 @@ class MediaCall {
   // Negotiated media.
   bool started_ = false;  // Update was called: the media clock runs
   MediaDirection direction_ = MediaDirection::kInactive;
+  bool held_ = false;  // no RTP timeout while held
   int payload_type_ = -1;
   int telephone_event_payload_type_ = -1;
   std::optional<SocketAddress> remote_rtp_;  // unset: nowhere to send

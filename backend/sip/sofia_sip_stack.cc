@@ -159,6 +159,7 @@ class SofiaSipStack::Impl {
     int local_port = 0;  // 0: no media open
     bool local_hold = false;
     bool remote_hold = false;
+    std::deque<bool> hold_requests;  // HoldCall re-INVITEs awaiting their answer
     MediaParams media;
   };
 
@@ -796,6 +797,7 @@ class SofiaSipStack::Impl {
     CallLeg* leg = FindLeg(call_id);
     if (leg == nullptr || !leg->established || leg->hangup_requested) return;
     leg->local_hold = hold;
+    leg->hold_requests.push_back(hold);
     std::string sdp = BuildSdp(leg->local_port);
     nua_invite(leg->nh, SOATAG_USER_SDP_STR(sdp.c_str()),
                SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
@@ -856,6 +858,7 @@ class SofiaSipStack::Impl {
         leg->remote_hold = remote_hold;
       }
     }
+    leg->media.held = leg->local_hold || leg->remote_hold;
     if (leg->local_port != 0 && leg->media.remote_rtp_port != 0) {
       media_->Update(leg->id, leg->media);
     }
@@ -891,9 +894,21 @@ class SofiaSipStack::Impl {
           leg->ringing_reported = true;
           listener_->OnCallRinging(leg->id, status);
         }
+        if (status >= 200 && leg->established && !leg->hold_requests.empty()) {
+          // The answer to a hold/resume re-INVITE; sofia sends them one at
+          // a time, in order.
+          bool hold = leg->hold_requests.front();
+          leg->hold_requests.pop_front();
+          if (status >= 300) {
+            // Refused: the call goes on as it was.
+            spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
+            if (leg->hold_requests.empty()) leg->local_hold = !hold;
+          }
+          listener_->OnHoldResult(leg->id, hold, status, phrase);
+          return;
+        }
         if (status >= 300) {
           if (leg->established) {
-            // A failed re-INVITE (hold/resume): the call goes on.
             spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
           } else if (leg->end_code == 0) {
             leg->end_code = status;
@@ -916,9 +931,14 @@ class SofiaSipStack::Impl {
       case nua_i_state: {
         int callstate = nua_callstate_init;
         int active_audio = SOA_ACTIVE_DISABLED;
+        int answer_recv = 0, answer_sent = 0;
         const sdp_session_t* remote = nullptr;
         tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), SOATAG_ACTIVE_AUDIO_REF(active_audio),
-                SOATAG_REMOTE_SDP_REF(remote), TAG_END());
+                SOATAG_REMOTE_SDP_REF(remote), NUTAG_ANSWER_RECV_REF(answer_recv),
+                NUTAG_ANSWER_SENT_REF(answer_sent), TAG_END());
+        // The direction changes only with a completed offer/answer: after
+        // a refused re-INVITE soa still reports the direction it offered.
+        if (!answer_recv && !answer_sent) active_audio = SOA_ACTIVE_DISABLED;
         if (callstate == nua_callstate_terminated) {
           int code = leg->end_code != 0 ? leg->end_code : (status >= 300 ? status : 0);
           std::string reason = leg->end_reason.empty() ? phrase : leg->end_reason;

@@ -309,18 +309,45 @@ TEST_F(CallTest, SwitchCallHoldsTheOthersAndResumesTheTarget) {
   ASSERT_EQ(stack_.calls.size(), 1u);
   EXPECT_EQ(stack_.calls[0].op, "hold");
   EXPECT_EQ(stack_.calls[0].generation, static_cast<uint64_t>(a));
+  // Held once the far end accepts the re-INVITE, not before.
+  EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_ACTIVE);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallHeld), 0);
+  backend_.OnHoldResult(a, true, 200, "OK");
   EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_HELD);
   EXPECT_EQ(CallOf(b).state(), telestra::v1::CALL_STATE_ACTIVE);
   EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallHeld), 1);
   stack_.calls.clear();
   ASSERT_TRUE(backend_.SwitchCall("account-1", a).ok());
   ASSERT_EQ(stack_.calls.size(), 2u);
+  backend_.OnHoldResult(a, false, 200, "OK");
+  backend_.OnHoldResult(b, true, 200, "OK");
   EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_ACTIVE);
   EXPECT_EQ(CallOf(b).state(), telestra::v1::CALL_STATE_HELD);
   EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallResumed), 1);
   stack_.calls.clear();
   ASSERT_TRUE(backend_.SwitchCall("account-1", a).ok());  // already active: no-op
   EXPECT_TRUE(stack_.calls.empty());
+}
+
+TEST_F(CallTest, RefusedHoldLeavesTheCallAsItWasAndSaysWhy) {
+  int64_t a = Dial("3002");
+  int64_t b = Dial("3003");
+  backend_.OnCallEstablished(a);
+  backend_.OnCallEstablished(b);
+  ASSERT_TRUE(backend_.SwitchCall("account-1", b).ok());
+  backend_.OnHoldResult(a, true, 488, "Not Acceptable Here");
+  EXPECT_EQ(CallOf(a).state(), telestra::v1::CALL_STATE_ACTIVE);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallHeld), 0);
+  ASSERT_EQ(listener_.events.back().kind_case(), telestra::v1::Event::kFail);
+  EXPECT_EQ(listener_.events.back().fail().account(), "account-1");
+  EXPECT_EQ(listener_.events.back().fail().error(),
+            "Call 0 could not be held: 488 Not Acceptable Here");
+  EXPECT_EQ(listener_.events.back().fail().kind(), telestra::v1::FAIL_KIND_UNAVAILABLE);
+  // The same switch-call may be tried again.
+  stack_.calls.clear();
+  ASSERT_TRUE(backend_.SwitchCall("account-1", b).ok());
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "hold");
 }
 
 TEST_F(CallTest, SwitchToUnestablishedCallFails) {

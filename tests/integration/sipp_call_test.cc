@@ -239,7 +239,7 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
   Command("switch-call", "account-1", to_b);
   ASSERT_TRUE(client_->WaitFor(Is("call-held", "account-1", to_sipp)).has_value());
   EXPECT_EQ(WaitForCallState("account-1", to_sipp, "held"), "held");
-  // call-held comes with the command; resume only once the hold re-INVITE
+  // call-held comes with sipp's 200; resume only once the hold re-INVITE
   // is complete at sipp (its ACK arrived), or the resume INVITE may
   // overtake that ACK in Kamailio and confuse the scenario.
   EXPECT_TRUE(WaitForRequests(*sipp, "ACK", 2));
@@ -271,6 +271,36 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
                                   "IN IP4 127.0.0.1"))
         << invite;
   }
+}
+
+TEST_F(SippCallTest, HoldRefusedBySippLeavesTheCallActiveAndFailsWithTheCode) {
+  StartGateway();
+  auto sipp = StartUas("uas_hold_refused.xml");
+  ASSERT_NE(sipp, nullptr);
+
+  int64_t to_sipp = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_sipp)).has_value());
+  int64_t to_b = MakeCall("account-1", "3002");
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming.has_value());
+  Command("answer-call", "account-2", incoming->Int("call_id"));
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_b)).has_value());
+
+  Command("switch-call", "account-1", to_b);
+  auto fail = client_->WaitFor(
+      [](const NativeEvent& e) { return e.event() == "fail" && e.Str("account") == "account-1"; });
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->Str("error"),
+            absl::StrCat("Call ", to_sipp, " could not be held: 488 Not Acceptable Here"));
+  EXPECT_EQ(CallState("account-1", to_sipp), "active");
+  for (const NativeEvent& e : client_->skipped()) {
+    EXPECT_NE(e.event(), "call-held") << e.json;
+  }
+  // The call goes on until sipp hangs up.
+  auto ended = WaitEnded("account-1", to_sipp);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  ExpectSippSucceeds(*sipp);
 }
 
 TEST_F(SippCallTest, SippHoldIsReportedAsRemoteHeldAndOfferlessReinviteGetsAnOffer) {

@@ -577,6 +577,41 @@ TEST(RtpMediaEngineTest, RtpTimeoutFiresOnceForAReceivingCallThatGetsNothing) {
   EXPECT_TRUE(engine->Stats(3).has_value());
 }
 
+TEST(RtpMediaEngineTest, AHeldCallNeverTimesOutAndTheClockRestartsOnResume) {
+  auto engine = StartEngine(RtpTimeout(1));
+  absl::Mutex mu;
+  std::vector<std::pair<int64_t, absl::Time>> timed_out;
+  engine->SetTimeoutHandler([&](int64_t call_id) {
+    absl::MutexLock lock(&mu);
+    timed_out.emplace_back(call_id, absl::Now());
+  });
+  auto count = [&] {
+    absl::MutexLock lock(&mu);
+    return timed_out.size();
+  };
+  UdpPeer silent_peer;
+  ASSERT_TRUE(engine->Open(1, Source("silence")).ok());
+  ASSERT_TRUE(engine->Open(2, Source("silence")).ok());
+  // 1: the far end holds us with a=sendonly and sends no music (we receive
+  // only). 2: held by us the same way, sending and receiving in the SDP.
+  MediaParams remote_hold = SendTo(silent_peer.port(), MediaDirection::kRecvOnly);
+  remote_hold.held = true;
+  MediaParams local_hold = SendTo(silent_peer.port(), MediaDirection::kSendRecv);
+  local_hold.held = true;
+  engine->Update(1, remote_hold);
+  engine->Update(2, local_hold);
+  EXPECT_FALSE(WaitFor([&] { return count() > 0; }, absl::Milliseconds(2500)));
+
+  // Resumed: a full timeout from now, not from the start of the hold.
+  const absl::Time resumed = absl::Now();
+  remote_hold.held = false;
+  engine->Update(1, remote_hold);
+  ASSERT_TRUE(WaitFor([&] { return count() == 1; }, absl::Seconds(3)));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(timed_out[0].first, 1);
+  EXPECT_GE(timed_out[0].second - resumed, absl::Milliseconds(900));
+}
+
 // ---------------------------------------------------------------- threads
 
 TEST(RtpMediaEngineTest, OpenUpdateCloseFromOtherThreadsWhileMediaRuns) {
