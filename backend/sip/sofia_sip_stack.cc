@@ -73,6 +73,10 @@ void RedirectSofiaLogs() {
 
 constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
 
+// How long a cancelled outgoing call waits for the final answer to its
+// INVITE (normally 487 within milliseconds) before it is reported ended.
+constexpr absl::Duration kCancelWait = absl::Seconds(4);
+
 // Final REGISTER statuses that retrying cannot fix: the user must log in
 // again (wrong credentials, unknown user, a request the server refuses).
 bool IsPermanentFailure(int status) {
@@ -160,6 +164,11 @@ class SofiaSipStack::Impl {
     bool local_hold = false;
     bool remote_hold = false;
     std::deque<bool> hold_requests;  // HoldCall re-INVITEs awaiting their answer
+    Impl* impl = nullptr;
+    // Our CANCEL got no final answer in time: call-ended was reported and
+    // sofia finishes the transaction on its own (a late 2xx gets ACK+BYE).
+    su_timer_t* cancel_timer = nullptr;
+    bool end_reported = false;
     MediaParams media;
   };
 
@@ -323,7 +332,8 @@ class SofiaSipStack::Impl {
     for (auto& [id, leg] : calls_) {
       if (leg->local_port != 0) media_->Close(id);
       leg->nh = nullptr;
-      listener_->OnCallEnded(id, 0, "Service stopped");
+      StopCancelTimer(leg.get());
+      if (!leg->end_reported) listener_->OnCallEnded(id, 0, "Service stopped");
     }
     calls_.clear();
     invite_auth_.clear();
@@ -618,8 +628,11 @@ class SofiaSipStack::Impl {
   // with the leg before the listener is told.
   void EndLeg(int64_t call_id, int code, std::string reason) {
     auto it = calls_.find(call_id);
+    bool reported = false;
     if (it != calls_.end()) {
       CallLeg* leg = it->second.get();
+      reported = leg->end_reported;
+      StopCancelTimer(leg);
       if (leg->local_port != 0) media_->Close(call_id);
       if (leg->nh != nullptr) {
         nua_handle_bind(leg->nh, nullptr);
@@ -627,13 +640,39 @@ class SofiaSipStack::Impl {
       }
       calls_.erase(it);
     }
-    listener_->OnCallEnded(call_id, code, reason);
+    if (!reported) listener_->OnCallEnded(call_id, code, reason);
+  }
+
+  void StopCancelTimer(CallLeg* leg) {
+    if (leg->cancel_timer != nullptr) {
+      su_timer_destroy(leg->cancel_timer);
+      leg->cancel_timer = nullptr;
+    }
+  }
+
+  // No final answer to the INVITE we cancelled (the proxy or the far end
+  // is gone): the call is over for the application now; its RTP ports are
+  // freed. sofia's transaction runs out on its own (64 x T1).
+  static void OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* leg = static_cast<CallLeg*>(arg);
+    Impl* self = leg->impl;
+    self->StopCancelTimer(leg);
+    if (leg->established || leg->end_reported) return;
+    spdlog::warn("call {}: no answer to CANCEL in {} s; reported as ended", leg->id,
+                 absl::ToInt64Seconds(kCancelWait));
+    leg->end_reported = true;
+    if (leg->local_port != 0) {
+      self->media_->Close(leg->id);
+      leg->local_port = 0;
+    }
+    self->listener_->OnCallEnded(leg->id, 487, "No answer to CANCEL");
   }
 
   void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) {
     auto owned = std::make_unique<CallLeg>();
     CallLeg* leg = owned.get();
     leg->id = call_id;
+    leg->impl = this;
     leg->account = account;
     leg->outgoing = true;
     calls_[call_id] = std::move(owned);
@@ -753,6 +792,7 @@ class SofiaSipStack::Impl {
     auto owned = std::make_unique<CallLeg>();
     CallLeg* leg = owned.get();
     leg->id = call_id;
+    leg->impl = this;
     leg->account = reg->config;
     leg->nh = nh;
     calls_[call_id] = std::move(owned);
@@ -788,6 +828,9 @@ class SofiaSipStack::Impl {
       nua_bye(leg->nh, TAG_END());
     } else if (leg->outgoing) {
       nua_cancel(leg->nh, TAG_END());
+      leg->cancel_timer = su_timer_create(su_root_task(root_), 0);
+      su_timer_set_interval(leg->cancel_timer, &Impl::OnCancelTimeout, leg,
+                            static_cast<su_duration_t>(absl::ToInt64Milliseconds(kCancelWait)));
     } else {
       nua_respond(leg->nh, 486, "Busy Here", TAG_END());
     }
@@ -866,6 +909,20 @@ class SofiaSipStack::Impl {
 
   void OnCallEvent(CallLeg* leg, nua_event_t event, int status, const char* phrase,
                    const sip_t* sip, tagi_t tags[]) {
+    if (leg->end_reported) {
+      // Already over for the application: only finish the SIP side.
+      if (event == nua_i_state) {
+        int callstate = nua_callstate_init;
+        tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
+        if (callstate == nua_callstate_terminated) {
+          EndLeg(leg->id, 0, "");
+        } else if (callstate == nua_callstate_ready && !leg->established) {
+          leg->established = true;
+          nua_bye(leg->nh, TAG_END());  // a 2xx after all: ACKed by sofia, BYE
+        }
+      }
+      return;
+    }
     switch (event) {
       case nua_r_invite:
         if (status == 401 || status == 407) {

@@ -340,6 +340,26 @@ TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
   EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "CANCEL").size(), 1u);
 }
 
+TEST_F(SippCallTest, CancelThatIsNeverAnsweredEndsTheCallWithinSeconds) {
+  StartGateway();
+  auto sipp = StartUas("uas_ignore_cancel.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-ringing", "account-1", id)).has_value());
+  const absl::Time hangup = absl::Now();
+  Command("hangup-call", "account-1", id);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  const absl::Duration took = absl::Now() - hangup;
+  EXPECT_EQ(ended->Int("code"), 487) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "No answer to CANCEL") << ended->json;
+  EXPECT_GE(took, absl::Seconds(3));  // it did wait for an answer
+  EXPECT_LT(took, absl::Seconds(8));  // not sofia's 32 s transaction timeout
+  EXPECT_EQ(CallState("account-1", id), "");
+  // Exactly one call-ended, also when sofia's transaction ends later.
+  EXPECT_FALSE(client_->WaitFor(Is("call-ended", "account-1", id), absl::Seconds(1)).has_value());
+}
+
 TEST_F(SippCallTest, FailedCallsEndWithTheSipCode) {
   StartGateway();
   // 486 from the callee.
