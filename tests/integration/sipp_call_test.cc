@@ -197,6 +197,27 @@ class SippCallTest : public ::testing::Test {
     return ended;
   }
 
+  // account-1 calls account-2, which answers; `*id` is account-1's call.
+  void CallAccount2AndAnswer(int64_t* id) {
+    *id = MakeCall("account-1", "3002");
+    auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
+    ASSERT_TRUE(incoming.has_value());
+    Command("answer-call", "account-2", incoming->Int("call_id"));
+    ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", *id)).has_value());
+  }
+
+  // Call `id` of account-1 ends with sipp's BYE.
+  void ExpectSippHangsUp(int64_t id) {
+    auto ended = WaitEnded("account-1", id);
+    ASSERT_TRUE(ended.has_value());
+    EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  }
+
+  // None of the events the client has passed over so far is `event`.
+  void ExpectNoneSkipped(const std::string& event) {
+    for (const NativeEvent& e : client_->skipped()) EXPECT_NE(e.event(), event) << e.json;
+  }
+
   // Waits until sipp has received `count` distinct `method` requests.
   static bool WaitForRequests(SippProcess& sipp, const std::string& method, size_t count) {
     absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -230,11 +251,8 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
   EXPECT_EQ(CallState("account-1", to_sipp), "active");
 
   // A second call (to account-2) to switch to: the call to sipp is held.
-  int64_t to_b = MakeCall("account-1", "3002");
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
-  ASSERT_TRUE(incoming.has_value());
-  Command("answer-call", "account-2", incoming->Int("call_id"));
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_b)).has_value());
+  int64_t to_b = -1;
+  ASSERT_NO_FATAL_FAILURE(CallAccount2AndAnswer(&to_b));
 
   Command("switch-call", "account-1", to_b);
   ASSERT_TRUE(client_->WaitFor(Is("call-held", "account-1", to_sipp)).has_value());
@@ -247,10 +265,7 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
   Command("switch-call", "account-1", to_sipp);
   ASSERT_TRUE(client_->WaitFor(Is("call-resumed", "account-1", to_sipp)).has_value());
 
-  // sipp hangs up after the resume.
-  auto ended = WaitEnded("account-1", to_sipp);
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  ExpectSippHangsUp(to_sipp);  // after the resume
   ExpectSippSucceeds(*sipp);
 
   // On the wire: the initial offer is sendrecv, the hold offer a=sendonly,
@@ -280,11 +295,8 @@ TEST_F(SippCallTest, HoldRefusedBySippLeavesTheCallActiveAndFailsWithTheCode) {
 
   int64_t to_sipp = MakeCall("account-1", kSippUser);
   ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_sipp)).has_value());
-  int64_t to_b = MakeCall("account-1", "3002");
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
-  ASSERT_TRUE(incoming.has_value());
-  Command("answer-call", "account-2", incoming->Int("call_id"));
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_b)).has_value());
+  int64_t to_b = -1;
+  ASSERT_NO_FATAL_FAILURE(CallAccount2AndAnswer(&to_b));
 
   Command("switch-call", "account-1", to_b);
   auto fail = client_->WaitFor(
@@ -293,13 +305,8 @@ TEST_F(SippCallTest, HoldRefusedBySippLeavesTheCallActiveAndFailsWithTheCode) {
   EXPECT_EQ(fail->Str("error"),
             absl::StrCat("Call ", to_sipp, " could not be held: 488 Not Acceptable Here"));
   EXPECT_EQ(CallState("account-1", to_sipp), "active");
-  for (const NativeEvent& e : client_->skipped()) {
-    EXPECT_NE(e.event(), "call-held") << e.json;
-  }
-  // The call goes on until sipp hangs up.
-  auto ended = WaitEnded("account-1", to_sipp);
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  ExpectNoneSkipped("call-held");
+  ExpectSippHangsUp(to_sipp);  // the call goes on until then
   ExpectSippSucceeds(*sipp);
 }
 
@@ -315,13 +322,9 @@ TEST_F(SippCallTest, SippHoldIsReportedAsRemoteHeldAndOfferlessReinviteGetsAnOff
   // sipp resumes (no direction), then re-INVITEs without SDP: the gateway
   // offers in its 200 (checked by the scenario) and the call stays active.
   EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
-  auto ended = WaitEnded("account-1", id);
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Str("reason"), "Remote hangup");
+  ExpectSippHangsUp(id);
   // No call-held/call-resumed: those report the gateway's own holds only.
-  for (const NativeEvent& e : client_->skipped()) {
-    EXPECT_NE(e.event(), "call-held") << e.json;
-  }
+  ExpectNoneSkipped("call-held");
   ExpectSippSucceeds(*sipp);
 }
 
