@@ -45,7 +45,8 @@ ABSL_FLAG(double, seconds, 30, "Measured seconds per run");
 ABSL_FLAG(double, warmup_seconds, 3, "Unmeasured seconds first (gateway run)");
 ABSL_FLAG(int, window, 64, "Gateway: calls in flight at once");
 ABSL_FLAG(std::vector<std::string>, ceiling_rates,
-          std::vector<std::string>({"2500", "2000", "1500", "1200", "1000", "800", "600"}),
+          std::vector<std::string>({"2500", "2000", "1800", "1600", "1400", "1200", "1000", "800",
+                                    "600"}),
           "sipp UAC: calls started per second, tried in this order until a run has no "
           "failed call (empty = skip the ceiling)");
 ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
