@@ -1,6 +1,9 @@
 #include "gateway/grpc/status_mapping.h"
 
 #include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace telestra::gateway {
 
@@ -20,13 +23,22 @@ static_assert(static_cast<int>(absl::StatusCode::kUnimplemented) ==
 static_assert(static_cast<int>(absl::StatusCode::kResourceExhausted) ==
               static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
 
+std::string BoundedStatusMessage(absl::string_view message) {
+  if (message.size() <= kMaxStatusMessageBytes) return std::string(message);
+  // Cut at a UTF-8 character boundary (never inside a multi-byte sequence).
+  size_t keep = kMaxStatusMessageBytes - 64;
+  while (keep > 0 && (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) --keep;
+  return absl::StrCat(message.substr(0, keep), "... (", message.size(), " bytes)");
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   int code = static_cast<int>(status.code());
+  std::string message = BoundedStatusMessage(status.message());
   if (code <= 0 || code > static_cast<int>(grpc::StatusCode::UNAUTHENTICATED)) {
-    return grpc::Status(grpc::StatusCode::UNKNOWN, std::string(status.message()));
+    return grpc::Status(grpc::StatusCode::UNKNOWN, std::move(message));
   }
-  return grpc::Status(static_cast<grpc::StatusCode>(code), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(code), std::move(message));
 }
 
 }  // namespace telestra::gateway

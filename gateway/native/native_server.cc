@@ -33,12 +33,16 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
  public:
   NativeSession(NativeServer* server, uint64_t key, tcp::socket socket)
       : server_(server),
+        hub_(server->hub_),
         key_(key),
         socket_(std::move(socket)),
         linger_(socket_.get_executor()),
         framer_(server->options_.max_message_bytes),
         extended_(server->options_.extended_events) {}
 
+  // May run after the NativeServer is gone (the io_context destroys
+  // pending handlers, the last owners of sessions, only when it is
+  // destroyed itself): touches only the hub, which outlives the io_context.
   ~NativeSession() override { Detach(); }
 
   void Start() {
@@ -46,7 +50,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     socket_.set_option(tcp::no_delay(true), ignored);
     auto endpoint = socket_.remote_endpoint(ignored);
     peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
-    client_ = server_->hub_->Attach(this);
+    client_ = hub_->Attach(this);
     spdlog::info("native client {} connected from {}", client_, peer_);
     DoRead();
   }
@@ -67,7 +71,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
  private:
   void Detach() {
     if (client_ != 0) {
-      server_->hub_->Detach(client_);
+      hub_->Detach(client_);
       client_ = 0;
     }
   }
@@ -195,6 +199,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   }
 
   NativeServer* const server_;
+  backend::EventHub* const hub_;
   const uint64_t key_;
   tcp::socket socket_;
   asio::steady_timer linger_;

@@ -44,8 +44,13 @@ class WebSocketSession : public WebSession,
                          public std::enable_shared_from_this<WebSocketSession<Stream>> {
  public:
   WebSocketSession(WebContext* context, Stream stream, WebSocketStart start)
-      : context_(context), ws_(std::move(stream)), start_(std::move(start)) {}
+      : context_(context), hub_(context->hub()), ws_(std::move(stream)),
+        start_(std::move(start)) {}
 
+  // May run after the WebServer (and context_) is gone: the io_context
+  // destroys pending handlers, and with them the last owners of sessions,
+  // only when it is destroyed itself. Touches only the hub, which outlives
+  // the io_context.
   ~WebSocketSession() override { Detach(); }
 
   void Run(WebHttpRequest request) {
@@ -119,7 +124,7 @@ class WebSocketSession : public WebSession,
   // event falls between the two: every event from the attach on reaches
   // Deliver, which drops the ones the opening already covers (seq <= floor_).
   void Open() {
-    backend::EventHub* hub = context_->hub();
+    backend::EventHub* hub = hub_;
     client_ = hub->Attach(this);
     bool resumed = false;
     std::string how = "snapshot";
@@ -159,7 +164,7 @@ class WebSocketSession : public WebSession,
 
   void Detach() {
     if (client_ != 0) {
-      context_->hub()->Detach(client_);
+      hub_->Detach(client_);
       client_ = 0;
     }
   }
@@ -293,6 +298,7 @@ class WebSocketSession : public WebSession,
   }
 
   WebContext* const context_;
+  backend::EventHub* const hub_;  // outlives the io_context, unlike context_
   websocket::stream<Stream> ws_;
   const WebSocketStart start_;
   uint64_t key_ = 0;              // in the context's registry; 0 = not registered

@@ -1,5 +1,7 @@
 #include "gateway/grpc/request_validation.h"
 
+#include <string>
+
 #include "gateway/grpc/status_mapping.h"
 #include "gtest/gtest.h"
 
@@ -20,6 +22,26 @@ TEST(ToGrpcStatusTest, KeepsCodeAndMessage) {
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(ToGrpcStatus(absl::InvalidArgumentError("x")).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(ToGrpcStatusTest, LongMessagesAreCutAtACharacterBoundary) {
+  const std::string fits = "Unknown account: " + std::string(kMaxStatusMessageBytes - 17, 'a');
+  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError(fits)).error_message(), fits);
+
+  // 60 KiB of two-byte characters: the cut must not split one.
+  std::string name;
+  for (int i = 0; i < 30 * 1024; ++i) name += "\xc3\xb6";
+  const std::string long_message = "Unknown account: " + name;
+  grpc::Status status = ToGrpcStatus(absl::NotFoundError(long_message));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  const std::string& message = status.error_message();
+  EXPECT_LE(message.size(), kMaxStatusMessageBytes);
+  const std::string suffix = "... (" + std::to_string(long_message.size()) + " bytes)";
+  ASSERT_GT(message.size(), suffix.size());
+  EXPECT_EQ(message.substr(message.size() - suffix.size()), suffix);
+  const std::string kept = message.substr(0, message.size() - suffix.size());
+  EXPECT_EQ(long_message.compare(0, kept.size(), kept), 0);
+  EXPECT_EQ((kept.size() - 17) % 2, 0u) << "a character was split";
 }
 
 TEST(RequestValidationTest, EmptyAccountIsAMissingField) {
