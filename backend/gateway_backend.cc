@@ -20,8 +20,7 @@ telestra::v1::Event FailEvent(const std::string& account, std::string error,
 
 }  // namespace
 
-GatewayBackend::GatewayBackend(std::vector<AccountConfig> accounts,
-                               SipStack* stack, EventHub* hub)
+GatewayBackend::GatewayBackend(std::vector<AccountConfig> accounts, SipStack* stack, EventHub* hub)
     : stack_(stack), hub_(hub) {
   absl::MutexLock lock(&mu_);
   for (AccountConfig& config : accounts) {
@@ -53,8 +52,7 @@ absl::Status GatewayBackend::CheckAccount(absl::string_view account) const {
   return absl::OkStatus();
 }
 
-void GatewayBackend::SetStatus(AccountState& state, int status,
-                               const std::string& reason) {
+void GatewayBackend::SetStatus(AccountState& state, int status, const std::string& reason) {
   if (state.status == status && state.reason == reason) return;
   state.status = status;
   state.reason = reason;
@@ -87,8 +85,7 @@ absl::Status GatewayBackend::Login(const telestra::v1::LoginCommand& login) {
     config = state.config;
     generation = state.generation;
   }
-  spdlog::info("login: account {} as user {} at {}", config.name, config.user,
-               config.server);
+  spdlog::info("login: account {} as user {} at {}", config.name, config.user, config.server);
   stack_->Register(config, generation);
   return absl::OkStatus();
 }
@@ -116,8 +113,8 @@ absl::Status GatewayBackend::Logout(absl::string_view account) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<GatewayBackend::CallRecord*> GatewayBackend::FindCall(
-    absl::string_view account, int64_t call_id) {
+absl::StatusOr<GatewayBackend::CallRecord*> GatewayBackend::FindCall(absl::string_view account,
+                                                                     int64_t call_id) {
   auto it = calls_.find(call_id);
   if (it == calls_.end() || it->second.account != account) {
     return absl::NotFoundError(
@@ -126,9 +123,9 @@ absl::StatusOr<GatewayBackend::CallRecord*> GatewayBackend::FindCall(
   return &it->second;
 }
 
-absl::StatusOr<int64_t> GatewayBackend::MakeCall(
-    absl::string_view account, absl::string_view number,
-    absl::FunctionRef<void(int64_t)> on_call_id) {
+absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
+                                                 absl::string_view number,
+                                                 absl::FunctionRef<void(int64_t)> on_call_id) {
   if (number.empty()) return absl::InvalidArgumentError("Field num must not be empty");
   AccountConfig config;
   int64_t call_id;
@@ -137,8 +134,7 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(
     if (absl::Status status = CheckAccount(account); !status.ok()) return status;
     const AccountState& state = accounts_.find(account)->second;
     if (state.status != 200) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("Account is not registered: ", account));
+      return absl::FailedPreconditionError(absl::StrCat("Account is not registered: ", account));
     }
     config = state.config;
     call_id = next_call_id_++;
@@ -186,8 +182,7 @@ absl::Status GatewayBackend::SwitchCall(absl::string_view account, int64_t call_
     absl::StatusOr<CallRecord*> target = FindCall(account, call_id);
     if (!target.ok()) return target.status();
     if (!(*target)->established || (*target)->hanging_up) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("Call ", call_id, " is not established"));
+      return absl::FailedPreconditionError(absl::StrCat("Call ", call_id, " is not established"));
     }
     for (auto& [id, call] : calls_) {
       if (call.account != account || !call.established || call.hanging_up) continue;
@@ -232,8 +227,7 @@ telestra::v1::Status GatewayBackend::StatusOf(const AccountState& state) const {
   return status;
 }
 
-absl::StatusOr<telestra::v1::Status> GatewayBackend::GetStatus(
-    absl::string_view account) const {
+absl::StatusOr<telestra::v1::Status> GatewayBackend::GetStatus(absl::string_view account) const {
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(account);
   if (it == accounts_.end()) {
@@ -254,14 +248,13 @@ std::vector<telestra::v1::Status> GatewayBackend::ListAccounts() const {
   return all;
 }
 
-void GatewayBackend::OnRegistration(const std::string& account, uint64_t generation,
-                                    int status, const std::string& reason,
-                                    bool retrying) {
+void GatewayBackend::OnRegistration(const std::string& account, uint64_t generation, int status,
+                                    const std::string& reason, bool retrying) {
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(account);
   if (it == accounts_.end()) return;
   AccountState& state = it->second;
-  if (generation != state.generation) return;  // a superseded login/logout
+  if (generation != state.generation) return;        // a superseded login/logout
   if (status == 100 && state.status == 200) return;  // refresh in flight
   bool failed = status >= 300 || (status > 0 && status < 100);
   // Repeated identical failures while retrying are reported once.
@@ -366,8 +359,7 @@ void GatewayBackend::OnCallHold(int64_t call_id, bool local_hold, bool remote_ho
   UpdateHoldState(call, call.local_hold);
 }
 
-void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code,
-                                  const std::string& reason) {
+void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) {
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;
@@ -380,8 +372,8 @@ void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code,
   }
   // Refused: the call stays as it was; a later switch-call may try again.
   if (call.hold_wanted == hold) call.hold_wanted = call.local_hold;
-  std::string error = absl::StrCat("Call ", call_id, " could not be ",
-                                   hold ? "held" : "resumed", ": ", code, " ", reason);
+  std::string error = absl::StrCat("Call ", call_id, " could not be ", hold ? "held" : "resumed",
+                                   ": ", code, " ", reason);
   spdlog::warn("{}", error);
   hub_->Broadcast(FailEvent(call.account, std::move(error), telestra::v1::FAIL_KIND_UNAVAILABLE));
 }

@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
-#include <cmath>
 #include <deque>
 #include <functional>
 #include <future>
@@ -28,11 +28,11 @@
 // sofia-sip: only ever included in backend/sip/.
 #include <sofia-sip/auth_client.h>
 #include <sofia-sip/nua.h>
-#include <sofia-sip/sdp.h>
-#include <sofia-sip/soa_tag.h>
 #include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sdp.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/soa_tag.h>
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/su_wait.h>
@@ -81,8 +81,18 @@ constexpr absl::Duration kCancelWait = absl::Seconds(4);
 // again (wrong credentials, unknown user, a request the server refuses).
 bool IsPermanentFailure(int status) {
   switch (status) {
-    case 400: case 401: case 403: case 404: case 407: case 410:
-    case 420: case 484: case 485: case 603: case 604: case 606:
+    case 400:
+    case 401:
+    case 403:
+    case 404:
+    case 407:
+    case 410:
+    case 420:
+    case 484:
+    case 485:
+    case 603:
+    case 604:
+    case 606:
       return true;
     default:
       return false;
@@ -139,7 +149,7 @@ class SofiaSipStack::Impl {
     uint64_t generation = 0;
     nua_handle_t* nh = nullptr;
     int challenges = 0;  // challenges answered in the current request
-    int failures = 0;  // consecutive transient failures (backoff)
+    int failures = 0;    // consecutive transient failures (backoff)
     bool registered = false;
     bool unregistering = false;
     bool pending_register = false;  // register again once unregistered
@@ -295,8 +305,8 @@ class SofiaSipStack::Impl {
     su_wait_create(&wait_, wake_fd_, SU_WAIT_IN);
     su_root_register(root_, &wait_, &Impl::OnWake, this, 0);
 
-    std::string url = absl::StrCat("sip:", HostPort(config_.bind, port_),
-                                   ";transport=", config_.transport);
+    std::string url =
+        absl::StrCat("sip:", HostPort(config_.bind, port_), ";transport=", config_.transport);
     nua_ = nua_create(root_, &Impl::OnNuaEvent, this, NUTAG_URL(url.c_str()),
                       SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     if (nua_ == nullptr) {
@@ -304,17 +314,16 @@ class SofiaSipStack::Impl {
       close(wake_fd_);
       su_root_destroy(root_);
       su_deinit();
-      started.set_value(absl::UnavailableError(absl::StrCat(
-          "cannot start the SIP user agent on ", url, " (port in use?)")));
+      started.set_value(absl::UnavailableError(
+          absl::StrCat("cannot start the SIP user agent on ", url, " (port in use?)")));
       return;
     }
     // soa writes the host's first interface address into our o= lines
     // (while c= says the media address) unless it is told the address.
     nua_set_params(nua_, SOATAG_ADDRESS(media_->local_address().c_str()), TAG_END());
     spdlog::info("SIP user agent listening on {}", url);
-    media_->SetTimeoutHandler([this](int64_t call_id) {
-      Post([this, call_id] { OnRtpTimeout(call_id); });
-    });
+    media_->SetTimeoutHandler(
+        [this](int64_t call_id) { Post([this, call_id] { OnRtpTimeout(call_id); }); });
     started.set_value(absl::OkStatus());
     su_root_run(root_);
 
@@ -388,8 +397,7 @@ class SofiaSipStack::Impl {
     std::string from = c.display_name.empty()
                            ? absl::StrCat("<", aor, ">")
                            : absl::StrCat("\"", c.display_name, "\" <", aor, ">");
-    std::string registrar =
-        absl::StrCat("sip:", c.server, ";transport=", config_.transport);
+    std::string registrar = absl::StrCat("sip:", c.server, ";transport=", config_.transport);
     std::string expires = absl::StrCat(config_.register_expires);
     reg->challenges = 0;
     reg->registered = false;
@@ -399,10 +407,8 @@ class SofiaSipStack::Impl {
       Fail(reg, 500, "Cannot create a SIP handle", /*retry=*/true);
       return;
     }
-    nua_register(reg->nh, NUTAG_REGISTRAR(registrar.c_str()),
-                 NUTAG_M_USERNAME(c.user.c_str()),
-                 SIPTAG_EXPIRES_STR(expires.c_str()),
-                 NUTAG_OUTBOUND("no-validate"), TAG_END());
+    nua_register(reg->nh, NUTAG_REGISTRAR(registrar.c_str()), NUTAG_M_USERNAME(c.user.c_str()),
+                 SIPTAG_EXPIRES_STR(expires.c_str()), NUTAG_OUTBOUND("no-validate"), TAG_END());
   }
 
   void StartUnregister(Registration* reg) {
@@ -438,8 +444,7 @@ class SofiaSipStack::Impl {
   }
 
   void Report(Registration* reg, int status, const std::string& reason, bool retrying) {
-    listener_->OnRegistration(reg->config.name, reg->generation, status, reason,
-                              retrying);
+    listener_->OnRegistration(reg->config.name, reg->generation, status, reason, retrying);
   }
 
   void Fail(Registration* reg, int status, const std::string& reason, bool retry) {
@@ -454,8 +459,7 @@ class SofiaSipStack::Impl {
       reg->retry = su_timer_create(su_root_task(root_), 0);
       su_timer_set_interval(reg->retry, &Impl::OnRetry, reg,
                             static_cast<su_duration_t>(delay * 1000));
-      spdlog::info("account {}: retrying registration in {:.1f} s", reg->config.name,
-                   delay);
+      spdlog::info("account {}: retrying registration in {:.1f} s", reg->config.name, delay);
     }
     Report(reg, status, reason, retry);
   }
@@ -468,14 +472,12 @@ class SofiaSipStack::Impl {
     self->StartRegister(reg);
   }
 
-  void OnRegisterResult(Registration* reg, int status, const char* phrase,
-                        const sip_t* sip) {
+  void OnRegisterResult(Registration* reg, int status, const char* phrase, const sip_t* sip) {
     if (status < 200) return;
     if (status == 401 || status == 407) {
       const msg_auth_t* challenge = nullptr;
       if (sip != nullptr) {
-        challenge = status == 401 ? sip->sip_www_authenticate
-                                  : sip->sip_proxy_authenticate;
+        challenge = status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
       }
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
@@ -590,8 +592,8 @@ class SofiaSipStack::Impl {
       absl::StrAppend(&maps, "a=rtpmap:", pt, " ", codec, "/8000\r\n");
     }
     return absl::StrCat("v=0\r\no=- ", sdp_session_id_, " 1 IN ", family, " ", address,
-                        "\r\ns=-\r\nc=IN ", family, " ", address, "\r\nt=0 0\r\nm=audio ",
-                        port, " RTP/AVP", payloads, " 101\r\n", maps,
+                        "\r\ns=-\r\nc=IN ", family, " ", address, "\r\nt=0 0\r\nm=audio ", port,
+                        " RTP/AVP", payloads, " 101\r\n", maps,
                         "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
                         "a=ptime:20\r\n");
   }
@@ -704,9 +706,8 @@ class SofiaSipStack::Impl {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     const sip_header_t* credentials =
         target_in_domain ? PreemptiveCredentials(account, target, scratch) : nullptr;
-    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()),
-               SOATAG_USER_SDP_STR(sdp.c_str()), SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
-               SOATAG_AUDIO_AUX("telephone-event"),
+    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()), SOATAG_USER_SDP_STR(sdp.c_str()),
+               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
                TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     su_home_deinit(scratch);
   }
@@ -728,8 +729,8 @@ class SofiaSipStack::Impl {
   // An Authorization/Proxy-Authorization header for an INVITE to `target`
   // from the account's cached challenge (nonce count advanced by sofia),
   // allocated in `home`; null when there is none.
-  const sip_header_t* PreemptiveCredentials(const AccountConfig& account,
-                                            const std::string& target, su_home_t* home) {
+  const sip_header_t* PreemptiveCredentials(const AccountConfig& account, const std::string& target,
+                                            su_home_t* home) {
     InviteAuth* auth = CachedInviteAuth(account);
     if (auth == nullptr || auc_has_authorization(&auth->clients) != 1) return nullptr;
     url_t* url = url_make(home, target.c_str());
@@ -743,8 +744,7 @@ class SofiaSipStack::Impl {
 
   // Remembers the challenge of an account's INVITE and the credentials
   // that answer it.
-  void CacheInviteChallenge(const AccountConfig& account, const msg_auth_t* challenge,
-                            bool proxy) {
+  void CacheInviteChallenge(const AccountConfig& account, const msg_auth_t* challenge, bool proxy) {
     InviteAuth* auth = CachedInviteAuth(account);
     if (auth == nullptr) {
       auto owned = std::make_unique<InviteAuth>();
@@ -757,8 +757,7 @@ class SofiaSipStack::Impl {
     msg_hclass_t* credential_class =
         proxy ? sip_proxy_authorization_class : sip_authorization_class;
     if (auc_challenge(&auth->clients, auth->home, challenge, credential_class) < 0 ||
-        auc_credentials(&auth->clients, auth->home, AuthString(challenge, account).c_str()) <
-            0) {
+        auc_credentials(&auth->clients, auth->home, AuthString(challenge, account).c_str()) < 0) {
       invite_auth_.erase(account.name);
     }
   }
@@ -766,9 +765,8 @@ class SofiaSipStack::Impl {
   void OnIncomingInvite(nua_handle_t* nh, const sip_t* sip) {
     Registration* reg = sip != nullptr ? AccountFor(sip) : nullptr;
     if (reg == nullptr || shutting_down_) {
-      nua_respond(nh, shutting_down_ ? 503 : 404, shutting_down_ ? "Service Unavailable"
-                                                                 : "Not Found",
-                  TAG_END());
+      nua_respond(nh, shutting_down_ ? 503 : 404,
+                  shutting_down_ ? "Service Unavailable" : "Not Found", TAG_END());
       nua_handle_destroy(nh);
       return;
     }
@@ -777,8 +775,7 @@ class SofiaSipStack::Impl {
       if (sip->sip_from->a_url->url_user) caller = sip->sip_from->a_url->url_user;
       if (sip->sip_from->a_display) {
         caller_name = sip->sip_from->a_display;
-        if (caller_name.size() >= 2 && caller_name.front() == '"' &&
-            caller_name.back() == '"') {
+        if (caller_name.size() >= 2 && caller_name.front() == '"' && caller_name.back() == '"') {
           caller_name = caller_name.substr(1, caller_name.size() - 2);
         }
       }
@@ -815,8 +812,8 @@ class SofiaSipStack::Impl {
     leg->answering = true;
     std::string sdp = BuildSdp(leg->local_port);
     nua_respond(leg->nh, 200, "OK", SOATAG_USER_SDP_STR(sdp.c_str()),
-                SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
-                SOATAG_AUDIO_AUX("telephone-event"), TAG_END());
+                SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
+                TAG_END());
   }
 
   void HangupCall(int64_t call_id) {
@@ -842,8 +839,8 @@ class SofiaSipStack::Impl {
     leg->local_hold = hold;
     leg->hold_requests.push_back(hold);
     std::string sdp = BuildSdp(leg->local_port);
-    nua_invite(leg->nh, SOATAG_USER_SDP_STR(sdp.c_str()),
-               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
+    nua_invite(leg->nh, SOATAG_USER_SDP_STR(sdp.c_str()), SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
+               SOATAG_AUDIO_AUX("telephone-event"),
                SOATAG_HOLD(hold ? "audio" : static_cast<char const*>(nullptr)), TAG_END());
   }
 
@@ -1018,7 +1015,7 @@ class SofiaSipStack::Impl {
 
   static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
     const char* realm = msg_params_find(challenge->au_params, "realm=");
-    std::string quoted = realm == nullptr ? "\"\""
+    std::string quoted = realm == nullptr  ? "\"\""
                          : realm[0] == '"' ? std::string(realm)
                                            : absl::StrCat("\"", realm, "\"");
     return absl::StrCat(challenge->au_scheme, ":", quoted, ":", account.user, ":",
@@ -1055,27 +1052,20 @@ SofiaSipStack::SofiaSipStack(SipConfig config, RtpConfig rtp, MediaEngine* media
 
 SofiaSipStack::~SofiaSipStack() { impl_->Shutdown(absl::Seconds(3)); }
 
-absl::Status SofiaSipStack::Start(SipStackListener* listener) {
-  return impl_->Start(listener);
-}
+absl::Status SofiaSipStack::Start(SipStackListener* listener) { return impl_->Start(listener); }
 
 void SofiaSipStack::Register(const AccountConfig& account, uint64_t generation) {
-  impl_->Post([impl = impl_.get(), account, generation] {
-    impl->Register(account, generation);
-  });
+  impl_->Post([impl = impl_.get(), account, generation] { impl->Register(account, generation); });
 }
 
 void SofiaSipStack::Unregister(const std::string& account, uint64_t generation) {
-  impl_->Post([impl = impl_.get(), account, generation] {
-    impl->Unregister(account, generation);
-  });
+  impl_->Post([impl = impl_.get(), account, generation] { impl->Unregister(account, generation); });
 }
 
 void SofiaSipStack::MakeCall(int64_t call_id, const AccountConfig& account,
                              const std::string& number) {
-  bool posted = impl_->Post([impl = impl_.get(), call_id, account, number] {
-    impl->MakeCall(call_id, account, number);
-  });
+  bool posted = impl_->Post(
+      [impl = impl_.get(), call_id, account, number] { impl->MakeCall(call_id, account, number); });
   if (!posted) impl_->EndUnstarted(call_id);
 }
 

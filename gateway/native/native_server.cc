@@ -63,9 +63,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void OnEvent(const backend::EventPtr& event) override {
     std::shared_ptr<NativeSession> self = weak_from_this().lock();
     if (!self) return;  // being destroyed
-    asio::post(socket_.get_executor(), [self = std::move(self), event] {
-      self->Enqueue(*event);
-    });
+    asio::post(socket_.get_executor(), [self = std::move(self), event] { self->Enqueue(*event); });
   }
 
  private:
@@ -169,9 +167,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     for (std::string& message : queue_) out_.append(message);
     in_flight_ = queue_.size();
     asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](error_code ec, size_t) {
-                        self->OnWrite(ec);
-                      });
+                      [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
   }
 
   void OnWrite(error_code ec) {
@@ -218,8 +214,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 };
 
 NativeServer::NativeServer(Options options, asio::io_context& io,
-                           backend::CommandDispatcher* dispatcher,
-                           backend::EventHub* hub)
+                           backend::CommandDispatcher* dispatcher, backend::EventHub* hub)
     : options_(std::move(options)),
       io_(io),
       dispatcher_(dispatcher),
@@ -254,9 +249,8 @@ absl::Status NativeServer::Start() {
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("native port: cannot listen on ",
-                                               options_.bind, ":", options_.port, ": ",
-                                               ec.message()));
+    return absl::UnavailableError(absl::StrCat("native port: cannot listen on ", options_.bind, ":",
+                                               options_.port, ": ", ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
   spdlog::info("native API listening on {}:{}", options_.bind, port_);
@@ -310,8 +304,8 @@ void NativeServer::DoAccept() {
         spdlog::warn("native port: refused a client, max-clients ({}) reached",
                      options_.max_clients);
         Refuse(std::move(socket),
-               absl::ResourceExhaustedError(absl::StrCat(
-                   "Too many clients (max-clients is ", options_.max_clients, ")")));
+               absl::ResourceExhaustedError(
+                   absl::StrCat("Too many clients (max-clients is ", options_.max_clients, ")")));
       }
     }
     if (acceptor_.is_open()) DoAccept();
@@ -372,21 +366,19 @@ void NativeServer::Refuse(tcp::socket socket, const absl::Status& why) {
     }
   };
   auto refused = std::make_shared<Refused>(std::move(socket));
-  refused->text =
-      JsonCodec::Encode(backend::CommandDispatcher::FailEvent("", why, ""), false);
+  refused->text = JsonCodec::Encode(backend::CommandDispatcher::FailEvent("", why, ""), false);
   refused->text.push_back('\0');
-  asio::async_write(refused->socket, asio::buffer(refused->text),
-                    [refused](error_code ec, size_t) {
-                      error_code ignored;
-                      refused->socket.shutdown(tcp::socket::shutdown_send, ignored);
-                      refused->timer.expires_after(std::chrono::seconds(2));
-                      refused->timer.async_wait([refused](error_code ec) {
-                        if (ec) return;  // cancelled: the client closed first
-                        error_code ignored;
-                        refused->socket.close(ignored);
-                      });
-                      refused->Drain(refused);
-                    });
+  asio::async_write(refused->socket, asio::buffer(refused->text), [refused](error_code ec, size_t) {
+    error_code ignored;
+    refused->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    refused->timer.expires_after(std::chrono::seconds(2));
+    refused->timer.async_wait([refused](error_code ec) {
+      if (ec) return;  // cancelled: the client closed first
+      error_code ignored;
+      refused->socket.close(ignored);
+    });
+    refused->Drain(refused);
+  });
 }
 
 void NativeServer::Remove(uint64_t session_key) {

@@ -44,8 +44,7 @@ class WebSocketSession : public WebSession,
                          public std::enable_shared_from_this<WebSocketSession<Stream>> {
  public:
   WebSocketSession(WebContext* context, Stream stream, WebSocketStart start)
-      : context_(context), hub_(context->hub()), ws_(std::move(stream)),
-        start_(std::move(start)) {}
+      : context_(context), hub_(context->hub()), ws_(std::move(stream)), start_(std::move(start)) {}
 
   // May run after the WebServer (and context_) is gone: the io_context
   // destroys pending handlers, and with them the last owners of sessions,

@@ -25,15 +25,12 @@ class FakeSipStack : public SipStack {
     config.name = account;
     calls.push_back({"unregister", config, generation});
   }
-  void MakeCall(int64_t call_id, const AccountConfig& account,
-                const std::string& number) override {
+  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override {
     calls.push_back({"make-call:" + number, account, static_cast<uint64_t>(call_id)});
   }
   void AnswerCall(int64_t call_id) override { Record("answer", call_id); }
   void HangupCall(int64_t call_id) override { Record("hangup", call_id); }
-  void HoldCall(int64_t call_id, bool hold) override {
-    Record(hold ? "hold" : "resume", call_id);
-  }
+  void HoldCall(int64_t call_id, bool hold) override { Record(hold ? "hold" : "resume", call_id); }
   void Record(const std::string& op, int64_t call_id) {
     calls.push_back({op, AccountConfig{}, static_cast<uint64_t>(call_id)});
   }
@@ -276,8 +273,7 @@ TEST_F(CallTest, IncomingCallIsBroadcastAndAnsweredOnce) {
   EXPECT_EQ(listener_.events.back().call_incoming().caller_name(), "account-2");
   EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_INCOMING);
   ASSERT_TRUE(backend_.AnswerCall("account-1", id).ok());
-  EXPECT_EQ(backend_.AnswerCall("account-1", id).code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(backend_.AnswerCall("account-1", id).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(stack_.calls.back().op, "answer");
 }
 

@@ -218,8 +218,7 @@ class RawWs {
   }
 
  private:
-  explicit RawWs(std::unique_ptr<RawConnection> connection)
-      : connection_(std::move(connection)) {}
+  explicit RawWs(std::unique_ptr<RawConnection> connection) : connection_(std::move(connection)) {}
 
   bool NextFrame(absl::Time deadline, uint8_t* opcode, std::string* payload) {
     while (!TakeFrame(opcode, payload)) {
@@ -300,17 +299,16 @@ std::string HangupWithCallId(const std::string& call_id) {
 // A get-status of account-1 padded with an unknown field to `size` bytes.
 std::string PaddedGetStatus(size_t size, const std::string& token = "") {
   const std::string head =
-      token.empty()
-          ? std::string(R"({"cmd":"get-status","account":"account-1","pad":")")
-          : absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")", token,
-                         R"(","pad":")");
+      token.empty() ? std::string(R"({"cmd":"get-status","account":"account-1","pad":")")
+                    : absl::StrCat(R"({"cmd":"get-status","account":"account-1","token":")", token,
+                                   R"(","pad":")");
   const std::string tail = R"("})";
   return head + std::string(size - head.size() - tail.size(), 'x') + tail;
 }
 
 std::string Nested(char open, char close, int depth) {
-  return absl::StrCat(R"({"cmd":"get-status","account":"account-1","x":)",
-                      std::string(depth, open), std::string(depth, close), "}");
+  return absl::StrCat(R"({"cmd":"get-status","account":"account-1","x":)", std::string(depth, open),
+                      std::string(depth, close), "}");
 }
 
 std::string NestedObjects(int depth) {
@@ -346,7 +344,8 @@ std::vector<Case> Battery() {
       Text("UnclosedObject", R"({"cmd":"get-status","account":"account-1")", {Malformed()}),
       Text("UnclosedString", R"({"cmd":"get-status","account":"acc)", {Malformed()}),
       Text("MissingCommaAsInTheVendorsFirstExample",
-           "{\n    \"cmd\": \"make-call\",\n    \"account\": \"account-1\"\n    \"num\": \"3002\"\n}\n",
+           "{\n    \"cmd\": \"make-call\",\n    \"account\": \"account-1\"\n    \"num\": "
+           "\"3002\"\n}\n",
            {Malformed()}),
       Text("VendorExampleWithoutOpeningBraceIsOneFail",
            "\"cmd\": \"answer-call\",\n   \"account\": \"account-1\",\n   \"call_id\": 0\n}\n",
@@ -372,9 +371,10 @@ std::vector<Case> Battery() {
       // ---- trailing content: one message is one JSON object
       Text("ExtraClosingBrace", R"({"cmd":"get-status","account":"account-1","token":"t9"}})",
            {Malformed(A1, "t9")}),
-      Text("TwoObjectsInOneMessageAreNotTwoCommands",
-           R"({"cmd":"get-status","account":"account-1","token":"1"}{"cmd":"get-status","account":"account-1","token":"2"})",
-           {Malformed(A1, "1")}),
+      Text(
+          "TwoObjectsInOneMessageAreNotTwoCommands",
+          R"({"cmd":"get-status","account":"account-1","token":"1"}{"cmd":"get-status","account":"account-1","token":"2"})",
+          {Malformed(A1, "1")}),
       // (Unlike the two above, these two come back naming no account and
       // echoing no token, as "JSON document ended early ...": only the
       // documented prefix is checked. See docs/reliability.md, trailing
@@ -472,9 +472,11 @@ std::vector<Case> Battery() {
       Text("UnknownFieldsAreIgnored",
            R"({"cmd":"get-status","x":{"y":[1,2.5e3,{"z":null}]},"account":"account-1","w":true})",
            {Status()}),
-      Text("DuplicateKeyLastOneCounts", R"({"cmd":"get-status","cmd":"dial","account":"account-1"})",
+      Text("DuplicateKeyLastOneCounts",
+           R"({"cmd":"get-status","cmd":"dial","account":"account-1"})",
            {Fail("Unknown command: dial", A1)}),
-      Text("LoginWithoutServer", R"({"cmd":"login","account":"account-1","user":"3001","pass":"x"})",
+      Text("LoginWithoutServer",
+           R"({"cmd":"login","account":"account-1","user":"3001","pass":"x"})",
            {Fail("Missing field: server", A1)}),
       Text("LoginOfAnAccountNotInThePlan",
            R"({"cmd":"login","account":"nobody","user":"1","pass":"p","server":"127.0.0.1"})",
@@ -526,8 +528,7 @@ std::vector<Case> Battery() {
            std::string(R"({"cmd":"get-status","account":"acc)") + '\0' + R"(ount-1"})",
            {Malformed()}),
       Text("EscapedNulInTheAccount", R"({"cmd":"get-status","account":"account-1\u0000"})",
-           {Fail(std::string("Unknown account: account-1\0", 27),
-                 std::string("account-1\0", 10))}),
+           {Fail(std::string("Unknown account: account-1\0", 27), std::string("account-1\0", 10))}),
       Text("EscapedNulInTheTokenIsEchoedEscaped",
            R"({"cmd":"get-status","account":"account-1","token":"a\u0000b"})",
            {Status(std::string("a\0b", 3))}),
@@ -536,8 +537,8 @@ std::vector<Case> Battery() {
       //      the session is closed with 1007
       Text("ValidUtf8IsEchoed", kUmlautAccount,
            {Fail("Unknown account: acc\xc3\xb6unt-1", "acc\xc3\xb6unt-1")}),
-      Text("InvalidUtf8InAStringCloses1007", "{\"cmd\":\"get-status\",\"account\":\"\xff\xfe\"}", {},
-           kBadPayload),
+      Text("InvalidUtf8InAStringCloses1007", "{\"cmd\":\"get-status\",\"account\":\"\xff\xfe\"}",
+           {}, kBadPayload),
       Text("OverlongUtf8Closes1007", "{\"cmd\":\"get-status\",\"account\":\"\xc0\xaf\"}", {},
            kBadPayload),
       Text("TruncatedUtf8SequenceCloses1007", "{\"cmd\":\"get-status\",\"account\":\"\xe2\x82\"}",
@@ -552,22 +553,23 @@ std::vector<Case> Battery() {
       Binary("BinaryMessageWithAValidCommand",
              R"({"cmd":"get-status","account":"account-1","token":"b"})", {BinaryRefused()}),
       Binary("EmptyBinaryMessage", "", {BinaryRefused()}),
-      Binary("BinaryGarbageWithInvalidUtf8AndNuls",
-             std::string("\x01\x02garbage\xff\x00\xfe", 12), {BinaryRefused()}),
+      Binary("BinaryGarbageWithInvalidUtf8AndNuls", std::string("\x01\x02garbage\xff\x00\xfe", 12),
+             {BinaryRefused()}),
       Binary("SixtyFourKibOfRandomBinary", PseudoRandomBytes(kMaxMessageBytes, 8),
              {BinaryRefused()}),
 
       // ---- the size limit (--web_max_message_bytes, 65536 by default)
       Text("MessageOfExactlyTheLimit", PaddedGetStatus(kMaxMessageBytes, "limit"),
            {Status("limit")}),
-      Frames("MessageOneByteOverTheLimitCloses1009", TextFrame(PaddedGetStatus(kMaxMessageBytes + 1)),
-             {}, kTooBig),
+      Frames("MessageOneByteOverTheLimitCloses1009",
+             TextFrame(PaddedGetStatus(kMaxMessageBytes + 1)), {}, kTooBig),
 
       // ---- fragmented messages and other frames (raw, one fresh session each)
       Frames("FragmentedMessageIsReassembled", Fragmented(kGetStatus, {1, 10, 30}),
              {Status("frag")}),
       FramesWithPings("FragmentedMessageWithAPingInBetween",
-                      Frame(kText, kGetStatus.substr(0, 20)) + Frame(kFin | kPing, "are you there") +
+                      Frame(kText, kGetStatus.substr(0, 20)) +
+                          Frame(kFin | kPing, "are you there") +
                           Frame(kFin | kContinuation, kGetStatus.substr(20)),
                       {Status("frag")}, 1),
       Frames("FragmentsSplittingAUtf8Sequence", Fragmented(kUmlautAccount, {34}),
@@ -596,8 +598,8 @@ std::vector<Case> Battery() {
              Frame(kFin | kText, PaddedGetStatus(300, "len"), FrameOptions{true, 8, std::nullopt}),
              {}, kProtocolError),
       Frames("OneMebibyteFrameCloses1009", TextFrame(PaddedGetStatus(1 << 20)), {}, kTooBig),
-      Frames("UnsolicitedPongIsIgnored",
-             Frame(kFin | kPong, "unsolicited") + TextFrame(kGetStatus), {Status("frag")}),
+      Frames("UnsolicitedPongIsIgnored", Frame(kFin | kPong, "unsolicited") + TextFrame(kGetStatus),
+             {Status("frag")}),
       FramesWithPings("PingIsAnsweredAndNothingElse", Frame(kFin | kPing, "hello"), {}, 1),
       Frames("ContinuationWithoutAStartCloses1002", Frame(kFin | kContinuation, kGetStatus), {},
              kProtocolError),
@@ -999,8 +1001,9 @@ TEST_F(WsBadInputTest, SessionsDroppedMidMessageAreCleanedUp) {
   for (int i = 0; i < 50; ++i) {
     std::unique_ptr<RawWs> ws = RawWs::Open(port);
     ASSERT_NE(ws, nullptr);
-    ASSERT_TRUE(ws->Send(Frame(kText, R"({"cmd":"get-status",)") +
-                         Frame(kFin | kContinuation, "", FrameOptions{true, 2, 5000}).substr(0, 6)));
+    ASSERT_TRUE(
+        ws->Send(Frame(kText, R"({"cmd":"get-status",)") +
+                 Frame(kFin | kContinuation, "", FrameOptions{true, 2, 5000}).substr(0, 6)));
     if (i % 2 == 1) {
       // Closed with a reset rather than a FIN.
       linger option{1, 0};
@@ -1020,9 +1023,8 @@ TEST_F(WsBadInputTest, TheLiveCallIsUndisturbedAndEndsNormally) {
   EXPECT_EQ(CallState(*setup->native_observer, "account-1", setup->caller_id), "active");
   EXPECT_EQ(CallState(*setup->native_observer, "account-2", setup->callee_id), "active");
   // Hung up over the WebSocket, this time with a valid command.
-  ASSERT_TRUE(setup->attacker->Send(
-      absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", setup->caller_id,
-                   "}")));
+  ASSERT_TRUE(setup->attacker->Send(absl::StrCat(
+      R"({"cmd":"hangup-call","account":"account-1","call_id":)", setup->caller_id, "}")));
   auto ended = [](const std::string& account, int64_t id) {
     return [account, id](const NativeEvent& e) {
       return e.event() == "call-ended" && e.Str("account") == account && e.Int("call_id") == id;
@@ -1030,11 +1032,10 @@ TEST_F(WsBadInputTest, TheLiveCallIsUndisturbedAndEndsNormally) {
   };
   EXPECT_TRUE(setup->native_observer->WaitForAll(
       {ended("account-1", setup->caller_id), ended("account-2", setup->callee_id)}));
-  auto first = setup->observer->WaitFor([](const NativeEvent& e) {
-    return e.event() == "call-ended";
-  });
+  auto first =
+      setup->observer->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; });
   ASSERT_TRUE(first.has_value());
-  EXPECT_TRUE(first->Has("code")) << first->json;    // extended, always
+  EXPECT_TRUE(first->Has("code")) << first->json;  // extended, always
   EXPECT_TRUE(first->Has("reason")) << first->json;
   EXPECT_TRUE(setup->observer->skipped().empty()) << Dump(setup->observer->skipped());
 }

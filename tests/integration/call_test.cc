@@ -2,11 +2,11 @@
 // vendor document's example: account-1 calls 3002 (account-2).
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
@@ -61,9 +61,8 @@ class CallTest : public ::testing::Test {
   // The state of call `id` in get-status of `account` ("" if absent).
   std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
     client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
-    auto status = client.WaitFor([&](const NativeEvent& e) {
-      return e.event() == "status" && e.Str("account") == account;
-    });
+    auto status = client.WaitFor(
+        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("account") == account; });
     if (!status) return "no status";
     std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
     size_t at = status->json.find(marker);
@@ -92,9 +91,8 @@ class CallTest : public ::testing::Test {
     if (!out.ok()) return -1;
     size_t at = out->find("= ");
     int count = -1;
-    if (at == std::string::npos || !absl::SimpleAtoi(absl::StripAsciiWhitespace(
-                                                         out->substr(at + 2)),
-                                                     &count)) {
+    if (at == std::string::npos ||
+        !absl::SimpleAtoi(absl::StripAsciiWhitespace(out->substr(at + 2)), &count)) {
       return -1;
     }
     return count;
@@ -104,10 +102,10 @@ class CallTest : public ::testing::Test {
   void CallAndCancel(int64_t caller_id) {
     a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
     ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", caller_id + 1)).has_value());
-    a_->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)",
-                          caller_id, "}"));
-    ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", caller_id),
-                                Is("call-ended", "account-2", caller_id + 1)}));
+    a_->Send(
+        absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id, "}"));
+    ASSERT_TRUE(a_->WaitForAll(
+        {Is("call-ended", "account-1", caller_id), Is("call-ended", "account-2", caller_id + 1)}));
   }
 
   static KamailioProcess* kamailio_;
@@ -127,9 +125,8 @@ TEST_F(CallTest, SeedExampleCallAnswerAndHangup) {
   for (NativeClient* client : {a_.get(), b_.get()}) {
     auto incoming = client->WaitFor(Is("call-incoming", "account-2", 1));
     ASSERT_TRUE(incoming.has_value());
-    EXPECT_EQ(incoming->json,
-              R"({"event":"call-incoming","account":"account-2","call_id":1,)"
-              R"("caller":"3001","caller_name":"account-1"})");
+    EXPECT_EQ(incoming->json, R"({"event":"call-incoming","account":"account-2","call_id":1,)"
+                              R"("caller":"3001","caller_name":"account-1"})");
   }
   EXPECT_EQ(CallState(*b_, "account-2", 1), "incoming");
   EXPECT_EQ(WaitForCallState(*b_, "account-1", 0, "ringing"), "ringing");
@@ -144,8 +141,8 @@ TEST_F(CallTest, SeedExampleCallAnswerAndHangup) {
 
   a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
   for (NativeClient* client : {a_.get(), b_.get()}) {
-    ASSERT_TRUE(client->WaitForAll(
-        {Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+    ASSERT_TRUE(
+        client->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
   }
   // Exactly one call-ended per call.
   EXPECT_FALSE(a_->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
@@ -160,15 +157,13 @@ TEST_F(CallTest, HangupOfRingingCallCancelsItAndDeclineEndsBoth) {
   ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
   // The caller hangs up before the answer: CANCEL.
   a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
-  ASSERT_TRUE(a_->WaitForAll(
-      {Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
 
   // The callee declines (486): the caller's call ends too.
   a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
   ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 3)).has_value());
   b_->Send(R"({"cmd":"hangup-call","account":"account-2","call_id":3})");
-  ASSERT_TRUE(a_->WaitForAll(
-      {Is("call-ended", "account-2", 3), Is("call-ended", "account-1", 2)}));
+  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-2", 3), Is("call-ended", "account-1", 2)}));
 }
 
 TEST_F(CallTest, ExtendedCallEndedCarriesCodeAndReason) {
@@ -238,8 +233,7 @@ TEST_F(CallTest, LogoutEndsTheAccountsCalls) {
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
   ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
   a_->Send(R"({"cmd":"logout","account":"account-1"})");
-  ASSERT_TRUE(a_->WaitForAll(
-      {Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
   EXPECT_EQ(WaitForAccountStatus(*a_, "account-1", 0), 0);
 }
 
@@ -266,9 +260,11 @@ TEST_F(CallTest, LaterCallsReuseTheLastChallenge) {
   ASSERT_TRUE(kamailio_->Restart().ok());
   ASSERT_EQ(InvitesReceived(), 0);
   a_->Send(R"({"cmd":"login","account":"account-1","user":"3001","pass":"sip3001",)"
-           R"("server":")" + kamailio_->server() + R"("})");
+           R"("server":")" +
+           kamailio_->server() + R"("})");
   a_->Send(R"({"cmd":"login","account":"account-2","user":"3002","pass":"sip3002",)"
-           R"("server":")" + kamailio_->server() + R"("})");
+           R"("server":")" +
+           kamailio_->server() + R"("})");
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (absl::Now() < deadline && (kamailio_->CountRegistered("3001").value_or(0) != 1 ||
                                     kamailio_->CountRegistered("3002").value_or(0) != 1)) {

@@ -129,8 +129,9 @@ class SippCallTest : public ::testing::Test {
                         std::vector<std::string> args = {}) {
     SippProcess::Options options;
     options.scenario = SippProcess::Scenario(scenario);
-    options.args = {"-s", user, "-key", "caller", kSippUser, "-au", kSippUser,
-                    "-ap", absl::StrCat("sip", kSippUser)};
+    options.args = {"-s",      user,      "-key",
+                    "caller",  kSippUser, "-au",
+                    kSippUser, "-ap",     absl::StrCat("sip", kSippUser)};
     options.args.insert(options.args.end(), args.begin(), args.end());
     options.remote = kamailio_->server();
     return Track(SippProcess::Start(options));
@@ -151,24 +152,23 @@ class SippCallTest : public ::testing::Test {
 
   // make-call; returns the call id from call-return (-1 if none).
   int64_t MakeCall(const std::string& account, const std::string& number) {
-    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")",
-                               number, R"("})"));
+    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")", number,
+                               R"("})"));
     auto call_return = client_->WaitFor(IsAny("call-return", account));
     EXPECT_TRUE(call_return.has_value()) << "no call-return";
     return call_return ? call_return->Int("call_id") : -1;
   }
 
   void Command(const std::string& cmd, const std::string& account, int64_t id) {
-    client_->Send(absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account,
-                               R"(","call_id":)", id, "}"));
+    client_->Send(
+        absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
   }
 
   // The state of call `id` in get-status of `account` ("" if absent).
   std::string CallState(const std::string& account, int64_t id) {
     client_->Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
-    auto status = client_->WaitFor([&](const NativeEvent& e) {
-      return e.event() == "status" && e.Str("account") == account;
-    });
+    auto status = client_->WaitFor(
+        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("account") == account; });
     if (!status) return "no status";
     std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
     size_t at = status->json.find(marker);
@@ -282,8 +282,8 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
     EXPECT_TRUE(absl::StrContains(invite, "\no=- ")) << invite;
     EXPECT_TRUE(absl::StrContains(invite, "IN IP4 127.0.0.1\n")) << invite;
     size_t o = invite.find("\no=");
-    EXPECT_TRUE(absl::StrContains(invite.substr(o, invite.find('\n', o + 1) - o),
-                                  "IN IP4 127.0.0.1"))
+    EXPECT_TRUE(
+        absl::StrContains(invite.substr(o, invite.find('\n', o + 1) - o), "IN IP4 127.0.0.1"))
         << invite;
   }
 }
@@ -474,8 +474,7 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   ASSERT_NE(rtp, 0);
   GatewayOptions options;
   // One RTP/RTCP pair for the whole gateway.
-  options.rtp_settings = {absl::StrCat("port-min = ", rtp),
-                          absl::StrCat("port-max = ", rtp + 1)};
+  options.rtp_settings = {absl::StrCat("port-min = ", rtp), absl::StrCat("port-max = ", rtp + 1)};
   StartGateway(options);
   auto sipp = StartUas("uas_answer.xml");
   ASSERT_NE(sipp, nullptr);
@@ -488,8 +487,8 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Int("code"), 503) << ended->json;
   EXPECT_EQ(ended->Str("reason"), "No RTP port available");
-  EXPECT_FALSE(client_->WaitFor(IsAny("call-incoming", "account-2"), absl::Milliseconds(300))
-                   .has_value());
+  EXPECT_FALSE(
+      client_->WaitFor(IsAny("call-incoming", "account-2"), absl::Milliseconds(300)).has_value());
   EXPECT_EQ(CallState("account-1", first), "active");
 
   // The first call ends (BYE from the gateway) and frees the pair.
@@ -528,8 +527,8 @@ TEST_F(SippCallTest, RtpTimeoutHangsUpASilentCallButNotOneWithAudio) {
   ASSERT_NE(echo, nullptr);
   int64_t with_audio = MakeCall("account-1", kSippUser);
   ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", with_audio)).has_value());
-  EXPECT_FALSE(client_->WaitFor(IsAny("call-ended", "account-1"), absl::Milliseconds(2500))
-                   .has_value());
+  EXPECT_FALSE(
+      client_->WaitFor(IsAny("call-ended", "account-1"), absl::Milliseconds(2500)).has_value());
   EXPECT_EQ(CallState("account-1", with_audio), "active");
   Command("hangup-call", "account-1", with_audio);
   ASSERT_TRUE(WaitEnded("account-1", with_audio).has_value());
