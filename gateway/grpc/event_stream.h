@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -14,6 +15,7 @@
 #include "backend/event_hub.h"
 #include "gateway/grpc/stream_registry.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "proto/telestra.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -180,7 +182,22 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
     // More is queued: the transport may hold this one back and send both in
     // one go (the write still completes, and the next write flushes it).
     if (!queue_.empty()) options.set_buffer_hint();
-    this->StartWrite(in_flight_.get(), options);
+    if constexpr (std::is_base_of_v<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                                    Reactor>) {
+      // A raw stream (Session reads raw bytes to report commands that do
+      // not parse): serialize the event here.
+      bool own_buffer = false;
+      in_flight_bytes_.Clear();
+      grpc::Status serialized = grpc::SerializationTraits<telestra::v1::Event>::Serialize(
+          *in_flight_, &in_flight_bytes_, &own_buffer);
+      if (!serialized.ok()) {
+        FinishLocked(grpc::Status(grpc::StatusCode::INTERNAL, "Cannot serialize an event"));
+        return;
+      }
+      this->StartWrite(&in_flight_bytes_, options);
+    } else {
+      this->StartWrite(in_flight_.get(), options);
+    }
   }
 
   const char* const rpc_;
@@ -192,6 +209,7 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
   std::deque<backend::EventPtr> queue_ ABSL_GUARDED_BY(mu_);
   size_t capacity_ ABSL_GUARDED_BY(mu_);
   backend::EventPtr in_flight_ ABSL_GUARDED_BY(mu_);  // alive until OnWriteDone
+  grpc::ByteBuffer in_flight_bytes_ ABSL_GUARDED_BY(mu_);  // raw streams: in_flight_ serialized
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status closing_status_ ABSL_GUARDED_BY(mu_);

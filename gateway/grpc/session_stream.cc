@@ -18,7 +18,7 @@ SessionStream::SessionStream(const StreamEnvironment& env, grpc::CallbackServerC
   context_->AddInitialMetadata("telestra-epoch", env_.epoch);
   StartSendInitialMetadata();
   absl::MutexLock lock(&mu_);
-  if (!EndingLocked()) StartRead(&command_);
+  if (!EndingLocked()) StartRead(&request_);
 }
 
 void SessionStream::OnEvent(const backend::EventPtr& event) {
@@ -35,9 +35,21 @@ void SessionStream::OnReadDone(bool ok) {
     CloseLocked(grpc::Status::OK);
     return;
   }
-  Handle(command_);
+  telestra::v1::Command command;
+  grpc::Status parsed =
+      grpc::SerializationTraits<telestra::v1::Command>::Deserialize(&request_, &command);
+  if (parsed.ok()) {
+    Handle(command);
+  } else {
+    env_.dispatcher->ReplyFail(
+        client(), "",
+        absl::InvalidArgumentError(
+            "Malformed command: the message is not a telestra.v1.Command "
+            "(broken wire format or invalid UTF-8 in a string field)"),
+        "");
+  }
   absl::MutexLock lock(&mu_);
-  if (!EndingLocked()) StartRead(&command_);
+  if (!EndingLocked()) StartRead(&request_);
 }
 
 void SessionStream::Handle(const telestra::v1::Command& command) {

@@ -15,14 +15,17 @@ namespace telestra::gateway {
 // `subscribe {extended: false}`.
 //
 // Commands are read one at a time and run on the reading thread (the
-// backend never blocks). When the client closes its sending side, the
-// stream sends what is queued (the replies to every command it sent) and
-// ends with OK.
+// backend never blocks). They are read as raw bytes and parsed here, so
+// that a message that is not a Command (broken wire format, invalid UTF-8
+// in a string) gets a Fail (INVALID_ARGUMENT) and the stream goes on;
+// gRPC's typed reader would report it as the end of the client's sending
+// side. When the client closes its sending side, the stream sends what is
+// queued (the replies to every command it sent) and ends with OK.
 //
 // Initial metadata: `telestra-epoch`.
 // Thread: any (see EventStream).
 class SessionStream final
-    : public EventStream<grpc::ServerBidiReactor<telestra::v1::Command, telestra::v1::Event>> {
+    : public EventStream<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>> {
  public:
   SessionStream(const StreamEnvironment& env, grpc::CallbackServerContext* context,
                 const absl::Status& admission);
@@ -33,7 +36,7 @@ class SessionStream final
  private:
   void Handle(const telestra::v1::Command& command);
 
-  telestra::v1::Command command_;  // the one read in flight
+  grpc::ByteBuffer request_;  // the command read in flight, not parsed yet
   bool extended_ ABSL_GUARDED_BY(mu_) = true;
 };
 

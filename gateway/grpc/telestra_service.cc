@@ -125,7 +125,7 @@ grpc::ServerWriteReactor<Event>* TelestraService::Subscribe(
   return new SubscribeStream(env_, context, *request, Admit(context));
 }
 
-grpc::ServerBidiReactor<telestra::v1::Command, Event>* TelestraService::Session(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TelestraService::Session(
     grpc::CallbackServerContext* context) {
   return new SessionStream(env_, context, Admit(context));
 }

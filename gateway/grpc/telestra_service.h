@@ -16,7 +16,21 @@ namespace telestra::gateway {
 // with UNAUTHENTICATED and is counted.
 //
 // Thread: any (gRPC's callback threads).
-class TelestraService final : public telestra::v1::Telestra::CallbackService {
+// The callback service with Session read and written as raw bytes (see
+// SessionStream); every other method typed.
+using TelestraCallbackBase = telestra::v1::Telestra::WithCallbackMethod_Login<
+    telestra::v1::Telestra::WithCallbackMethod_Logout<
+        telestra::v1::Telestra::WithCallbackMethod_MakeCall<
+            telestra::v1::Telestra::WithCallbackMethod_AnswerCall<
+                telestra::v1::Telestra::WithCallbackMethod_SwitchCall<
+                    telestra::v1::Telestra::WithCallbackMethod_HangupCall<
+                        telestra::v1::Telestra::WithCallbackMethod_GetStatus<
+                            telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
+                                telestra::v1::Telestra::WithCallbackMethod_Subscribe<
+                                    telestra::v1::Telestra::WithRawCallbackMethod_Session<
+                                        telestra::v1::Telestra::Service>>>>>>>>>>;
+
+class TelestraService final : public TelestraCallbackBase {
  public:
   // `env.registry` and everything else in `env` must outlive the service.
   TelestraService(StreamEnvironment env, BearerAuth auth);
@@ -48,7 +62,7 @@ class TelestraService final : public telestra::v1::Telestra::CallbackService {
 
   grpc::ServerWriteReactor<telestra::v1::Event>* Subscribe(
       grpc::CallbackServerContext* context, const telestra::v1::SubscribeRequest* request) override;
-  grpc::ServerBidiReactor<telestra::v1::Command, telestra::v1::Event>* Session(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
 
  private:

@@ -855,31 +855,44 @@ std::string GetStatusCommandBytes(const std::string& token) {
   return c.SerializeAsString();
 }
 
-// A Command that does not parse ends the Session as if the client had
-// half-closed: the replies of the commands before it come, the stream ends
-// with OK, and the commands after it are never executed. (No error reaches
-// the client: reported as a finding; asserted as observed.)
-TEST_F(GrpcBadInputTest, SessionGarbageCommandEndsOnlyThatStream) {
+// A message that is not a Command gets a Fail (the Session reads raw bytes
+// and parses them itself) and the stream goes on: the command after it is
+// answered, and the client's half-close ends the stream with OK.
+void ExpectMalformedCommandFail(const Event& reply) {
+  ASSERT_TRUE(reply.has_fail()) << Describe(reply);
+  EXPECT_EQ(reply.fail().account(), "");
+  EXPECT_EQ(reply.fail().kind(), telestra::v1::FAIL_KIND_INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(reply.fail().error(), "Malformed command: ")) << Describe(reply);
+}
+
+TEST_F(GrpcBadInputTest, SessionGarbageCommandGetsAFailAndTheStreamGoesOn) {
   StreamOutcome out = RawStream(
       kSession,
       {GetStatusCommandBytes("before"), "\x01\x02garbage\xff", GetStatusCommandBytes("after")},
-      false, 10);
+      true, 10);
   EXPECT_FALSE(out.cancelled_by_us);
   EXPECT_EQ(out.status.error_code(), StatusCode::OK) << Show(out.status);
-  ASSERT_EQ(out.responses.size(), 1u);
-  Event reply;
-  ASSERT_TRUE(reply.ParseFromString(out.responses[0]));
-  EXPECT_EQ(reply.token(), "before") << Describe(reply);
+  ASSERT_EQ(out.responses.size(), 3u);
+  Event replies[3];
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(replies[i].ParseFromString(out.responses[i]));
+  EXPECT_EQ(replies[0].token(), "before") << Describe(replies[0]);
+  ExpectMalformedCommandFail(replies[1]);
+  EXPECT_TRUE(replies[2].has_status()) << Describe(replies[2]);
+  EXPECT_EQ(replies[2].token(), "after") << Describe(replies[2]);
   Probe();
 }
 
-TEST_F(GrpcBadInputTest, SessionInvalidUtf8TokenEndsOnlyThatStream) {
+TEST_F(GrpcBadInputTest, SessionInvalidUtf8TokenGetsAFailAndTheStreamGoesOn) {
   telestra::v1::Command c = GetStatusCmd("account-1");
   std::string bytes = c.SerializeAsString() + Bytes(1, "\xff\xfe");  // token = 1
-  StreamOutcome out = RawStream(kSession, {bytes, GetStatusCommandBytes("after")}, false, 10);
+  StreamOutcome out = RawStream(kSession, {bytes, GetStatusCommandBytes("after")}, true, 10);
   EXPECT_FALSE(out.cancelled_by_us);
   EXPECT_EQ(out.status.error_code(), StatusCode::OK) << Show(out.status);
-  EXPECT_EQ(out.responses.size(), 0u);
+  ASSERT_EQ(out.responses.size(), 2u);
+  Event replies[2];
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(replies[i].ParseFromString(out.responses[i]));
+  ExpectMalformedCommandFail(replies[0]);
+  EXPECT_EQ(replies[1].token(), "after") << Describe(replies[1]);
   Probe();
 }
 
