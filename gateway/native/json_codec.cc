@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -504,6 +505,7 @@ void WriteAccountCall(Writer& w, const std::string& account, int64_t call_id) {
 
 struct JsonCodec::Impl {
   od::parser parser;
+  od::parser stream_parser;  // for RecoverFirstObject
   // The message copied with SIMDJSON_PADDING bytes after it; only grows.
   std::string padded;
 };
@@ -535,7 +537,27 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
     return out;
   }
   Fields fields;
-  if (!error) error = ReadFields(object, &fields);
+  if (error == simdjson::INCOMPLETE_ARRAY_OR_OBJECT) {
+    // Either a truly unfinished object, or a complete one followed by more
+    // (`{...} x`), which simdjson rejects before any field is read. In the
+    // second case, read that first object's fields (for the account and
+    // token of the fail) and report the trailing content.
+    simdjson::ondemand::document_stream stream;
+    const size_t batch = std::max<size_t>(message.size(), 64);
+    if (!impl_->stream_parser.iterate_many(padded.data(), message.size(), batch).get(stream)) {
+      auto first = stream.begin();
+      if (first != stream.end()) {
+        auto first_doc = *first;
+        od::document_reference ref;
+        od::object head;
+        if (!std::move(first_doc).get(ref) && !ref.get_object().get(head) && !ReadFields(head, &fields)) {
+          error = simdjson::TRAILING_CONTENT;
+        }
+      }
+    }
+  } else if (!error) {
+    error = ReadFields(object, &fields);
+  }
   if (!error) {
     // The whole document must be this one object.
     const char* location;

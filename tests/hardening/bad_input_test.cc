@@ -31,13 +31,7 @@ constexpr int kMaxMessageBytes = 65536;  // the default of [tcp-settings]
 constexpr char kNotAnObject[] = "Malformed JSON: a message must be a JSON object";
 
 // One expected reply.
-struct Expect {
-  std::string event;  // "fail", "status"
-  std::string error;  // for fail: the exact text, or its start when `prefix`
-  bool prefix = false;
-  std::optional<std::string> account;  // checked when set
-  std::optional<std::string> token;    // checked when set
-};
+using Expect = ExpectedReply;
 
 Expect Fail(std::string error, std::optional<std::string> account = std::nullopt) {
   return Expect{"fail", std::move(error), false, std::move(account), std::nullopt};
@@ -428,29 +422,7 @@ class BatteryCase : public NativeBadInputTest {
       }
       return;
     }
-    ASSERT_EQ(got.size(), case_.expect.size()) << [&] {
-      std::string all;
-      for (const NativeEvent& e : got) absl::StrAppend(&all, e.json, "\n");
-      return all;
-    }();
-    for (size_t i = 0; i < got.size(); ++i) {
-      const Expect& want = case_.expect[i];
-      const NativeEvent& e = got[i];
-      EXPECT_EQ(e.event(), want.event) << e.json;
-      if (want.event == "fail") {
-        if (want.prefix) {
-          EXPECT_TRUE(absl::StartsWith(e.Str("error"), want.error)) << e.json;
-        } else {
-          EXPECT_EQ(e.Str("error"), want.error) << e.json;
-        }
-      }
-      if (want.account) {
-        EXPECT_EQ(e.Str("account"), *want.account) << e.json;
-      }
-      if (want.token) {
-        EXPECT_EQ(e.Str("token"), *want.token) << e.json;
-      }
-    }
+    ExpectReplies(got, case_.expect, /*want_seq=*/false);
   }
 
  private:

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "gtest/gtest.h"
 
 namespace telestra::testing {
 
@@ -270,6 +271,30 @@ std::string CallState(NativeClient& client, const std::string& account, int64_t 
   if (at == std::string::npos) return "";
   at += marker.size();
   return status->json.substr(at, status->json.find('"', at) - at);
+}
+
+void ExpectReplies(const std::vector<NativeEvent>& got, const std::vector<ExpectedReply>& expect,
+                   bool want_seq) {
+  ASSERT_EQ(got.size(), expect.size()) << [&] {
+    std::string all;
+    for (const NativeEvent& e : got) absl::StrAppend(&all, e.json, "\n");
+    return all;
+  }();
+  for (size_t i = 0; i < got.size(); ++i) {
+    const ExpectedReply& want = expect[i];
+    const NativeEvent& e = got[i];
+    EXPECT_EQ(e.event(), want.event) << e.json;
+    if (want_seq) EXPECT_TRUE(e.Has("seq")) << e.json;
+    if (want.event == "fail") {
+      if (want.prefix) {
+        EXPECT_TRUE(absl::StartsWith(e.Str("error"), want.error)) << e.json;
+      } else {
+        EXPECT_EQ(e.Str("error"), want.error) << e.json;
+      }
+    }
+    if (want.account) EXPECT_EQ(e.Str("account"), *want.account) << e.json;
+    if (want.token) EXPECT_EQ(e.Str("token"), *want.token) << e.json;
+  }
 }
 
 }  // namespace telestra::testing

@@ -94,4 +94,19 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
 // The state of call `id` in get-status of `account` ("" if absent).
 std::string CallState(NativeClient& client, const std::string& account, int64_t id);
 
+// One reply a bad-input case must get (the native port and the WebSocket
+// carry the same JSON events).
+struct ExpectedReply {
+  std::string event;  // "fail", "status"
+  std::string error;  // for fail: the exact text, or its start when `prefix`
+  bool prefix = false;
+  std::optional<std::string> account;  // checked when set
+  std::optional<std::string> token;    // checked when set
+};
+
+// `got` is exactly `expect`, in order (gtest failures otherwise); with
+// `want_seq` every reply must carry "seq".
+void ExpectReplies(const std::vector<NativeEvent>& got, const std::vector<ExpectedReply>& expect,
+                   bool want_seq);
+
 }  // namespace telestra::testing

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "google/protobuf/text_format.h"
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "proto/telestra.pb.h"
 
@@ -319,6 +320,31 @@ TEST(JsonCodecDecodeTest, RejectsTrailingContentAfterTheObject) {
   EXPECT_NE(ErrorOf(codec, ok + " x"), "");
   EXPECT_NE(ErrorOf(codec, ok + " 1"), "");
   EXPECT_EQ(ErrorOf(codec, ok + " \n\t "), "");
+}
+
+TEST(JsonCodecDecodeTest, TrailingAtomsAreTrailingContentWithTheAccountAndToken) {
+  JsonCodec codec;
+  const std::string kTrailing =
+      std::string("Malformed JSON: ") + simdjson::error_message(simdjson::TRAILING_CONTENT);
+  const std::string ok = R"({"cmd":"get-status","account":"account-1","token":"t7"})";
+  for (const std::string& tail : {std::string(" x"), std::string(" 1"), std::string("[]"),
+                                  std::string(" \"s\""), std::string(1, '\0')}) {
+    DecodedCommand d = codec.Decode(ok + tail);
+    ASSERT_FALSE(d.command.ok()) << tail;
+    EXPECT_EQ(d.command.status().message(), kTrailing) << tail;
+    EXPECT_EQ(d.account, "account-1") << tail;
+    EXPECT_EQ(d.token, "t7") << tail;
+  }
+  // An object that never ends is not "trailing content".
+  for (const std::string& json :
+       {std::string(R"({"cmd":"get-status","account":"account-1")"),
+        std::string(R"({"cmd":"get-status","account":"account-1","x":{"y":1})"),
+        std::string(R"({"cmd":"get-status","account":"account-1","x":[1,2)")}) {
+    DecodedCommand d = codec.Decode(json);
+    ASSERT_FALSE(d.command.ok()) << json;
+    EXPECT_NE(d.command.status().message(), kTrailing) << json;
+    EXPECT_TRUE(absl::StartsWith(d.command.status().message(), "Malformed JSON: ")) << json;
+  }
 }
 
 TEST(JsonCodecDecodeTest, EchoesTheToken) {
