@@ -374,10 +374,7 @@ class NativeBadInputTest : public ::testing::Test {
     ASSERT_TRUE(setup != nullptr && setup->attacker != nullptr) << "set-up failed";
   }
   void TearDown() override {
-    if (HasFailure() && setup->gateway) {
-      std::string log = setup->gateway->ReadLog();
-      std::cerr << "gateway log (tail):\n" << log.substr(log.size() > 8000 ? log.size() - 8000 : 0);
-    }
+    if (HasFailure() && setup->gateway) PrintLogTail(*setup->gateway);
   }
 
   // Sends a probe and returns the events before its reply. Checks that the

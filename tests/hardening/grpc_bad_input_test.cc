@@ -320,8 +320,7 @@ class GrpcBadInputTest : public ::testing::Test {
   }
   void TearDown() override {
     if (HasFailure() && setup != nullptr && setup->gateway.process) {
-      std::string log = setup->gateway.process->ReadLog();
-      std::cerr << "gateway log (tail):\n" << log.substr(log.size() > 8000 ? log.size() - 8000 : 0);
+      PrintLogTail(*setup->gateway.process);
     }
   }
 

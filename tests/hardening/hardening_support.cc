@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 
@@ -295,6 +296,11 @@ void ExpectReplies(const std::vector<NativeEvent>& got, const std::vector<Expect
     if (want.account) EXPECT_EQ(e.Str("account"), *want.account) << e.json;
     if (want.token) EXPECT_EQ(e.Str("token"), *want.token) << e.json;
   }
+}
+
+void PrintLogTail(GatewayProcess& gateway) {
+  std::string log = gateway.ReadLog();
+  std::cerr << "gateway log (tail):\n" << log.substr(log.size() > 8000 ? log.size() - 8000 : 0);
 }
 
 }  // namespace telestra::testing

@@ -94,6 +94,10 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
 // The state of call `id` in get-status of `account` ("" if absent).
 std::string CallState(NativeClient& client, const std::string& account, int64_t id);
 
+// Prints the last 8,000 bytes of the gateway's log to stderr (for a test
+// that failed).
+void PrintLogTail(GatewayProcess& gateway);
+
 // One reply a bad-input case must get (the native port and the WebSocket
 // carry the same JSON events).
 struct ExpectedReply {

@@ -748,10 +748,7 @@ class WsBadInputTest : public ::testing::Test {
         << "set-up failed";
   }
   void TearDown() override {
-    if (HasFailure() && setup->gateway) {
-      std::string log = setup->gateway->ReadLog();
-      std::cerr << "gateway log (tail):\n" << log.substr(log.size() > 8000 ? log.size() - 8000 : 0);
-    }
+    if (HasFailure() && setup->gateway) PrintLogTail(*setup->gateway);
     // A case that failed half-way may have left the attacker closed.
     if (setup->attacker && setup->attacker->closed()) ReopenAttacker();
   }
