@@ -65,8 +65,7 @@ error_code ConsumeNumber(od::value& value) {
   } else if (type == od::number_type::unsigned_integer) {
     uint64_t u;
     error = value.get_uint64().get(u);
-    if (error != simdjson::INCORRECT_TYPE &&
-        error != simdjson::NUMBER_OUT_OF_RANGE) {
+    if (error != simdjson::INCORRECT_TYPE && error != simdjson::NUMBER_OUT_OF_RANGE) {
       return error;
     }
   }
@@ -80,8 +79,7 @@ error_code ConsumeBool(od::value& value, bool* out) {
   error_code error = value.get_bool().get(*out);
   if (error == simdjson::INCORRECT_TYPE) {
     const std::string_view raw = value.raw_json_token();
-    return !raw.empty() && raw[0] == 'f' ? simdjson::F_ATOM_ERROR
-                                         : simdjson::T_ATOM_ERROR;
+    return !raw.empty() && raw[0] == 'f' ? simdjson::F_ATOM_ERROR : simdjson::T_ATOM_ERROR;
   }
   return error;
 }
@@ -212,8 +210,7 @@ error_code ReadCallId(od::value& value, IntField* field) {
     error = value.get_int64().get(id);
     if (!error) {
       field->value = id;
-      field->slot =
-          (id < 0 || id > kMaxCallId) ? Slot::kOutOfRange : Slot::kOk;
+      field->slot = (id < 0 || id > kMaxCallId) ? Slot::kOutOfRange : Slot::kOk;
       return SUCCESS;
     }
     if (error != simdjson::INCORRECT_TYPE) return error;
@@ -221,9 +218,8 @@ error_code ReadCallId(od::value& value, IntField* field) {
   }
   error = ConsumeNumber(value);
   if (error) return error;
-  field->slot = number_type == od::number_type::floating_point_number
-                    ? Slot::kWrongType
-                    : Slot::kOutOfRange;
+  field->slot =
+      number_type == od::number_type::floating_point_number ? Slot::kWrongType : Slot::kOutOfRange;
   return SUCCESS;
 }
 
@@ -274,8 +270,7 @@ absl::Status Missing(absl::string_view name) {
 }
 
 // Checks a required string field; on success stores it in *out.
-absl::Status RequireString(const StringField& field, absl::string_view name,
-                           std::string* out) {
+absl::Status RequireString(const StringField& field, absl::string_view name, std::string* out) {
   switch (field.slot) {
     case Slot::kOk:
       out->assign(field.value.data(), field.value.size());
@@ -283,8 +278,7 @@ absl::Status RequireString(const StringField& field, absl::string_view name,
     case Slot::kAbsent:
       return Missing(name);
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("Field ", name, " must be a string"));
+      return absl::InvalidArgumentError(absl::StrCat("Field ", name, " must be a string"));
   }
 }
 
@@ -304,8 +298,7 @@ absl::Status RequireCallId(const IntField& field, int64_t* out) {
 
 // Fills `command` from the fields for the command named `cmd`. Required
 // fields are checked in the order the seed lists them.
-absl::Status BuildCommand(std::string_view cmd, const Fields& f,
-                          telestra::v1::Command* command) {
+absl::Status BuildCommand(std::string_view cmd, const Fields& f, telestra::v1::Command* command) {
   absl::Status status;
   if (cmd == "login") {
     auto* c = command->mutable_login();
@@ -338,11 +331,9 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f,
     if (status.ok()) status = RequireCallId(f.call_id, &call_id);
     c->set_call_id(call_id);
   } else if (cmd == "get-status") {
-    status = RequireString(f.account, "account",
-                           command->mutable_get_status()->mutable_account());
+    status = RequireString(f.account, "account", command->mutable_get_status()->mutable_account());
   } else if (cmd == "logout") {
-    status = RequireString(f.account, "account",
-                           command->mutable_logout()->mutable_account());
+    status = RequireString(f.account, "account", command->mutable_logout()->mutable_account());
   } else if (cmd == "subscribe") {
     switch (f.extended.slot) {
       case Slot::kOk:
@@ -355,8 +346,7 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f,
     }
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("Unknown command: ",
-                     absl::string_view(cmd.data(), cmd.size())));
+        absl::StrCat("Unknown command: ", absl::string_view(cmd.data(), cmd.size())));
   }
   if (!status.ok()) return status;
 
@@ -522,9 +512,7 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
   std::memset(padded.data() + message.size(), 0, simdjson::SIMDJSON_PADDING);
 
   od::document doc;
-  error_code error = impl_->parser
-                         .iterate(padded.data(), message.size(), padded.size())
-                         .get(doc);
+  error_code error = impl_->parser.iterate(padded.data(), message.size(), padded.size()).get(doc);
   if (error) {
     out.command = Malformed(error);
     return out;
@@ -532,8 +520,7 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
   od::object object;
   error = doc.get_object().get(object);
   if (error == simdjson::INCORRECT_TYPE) {
-    out.command =
-        absl::InvalidArgumentError("Malformed JSON: message is not an object");
+    out.command = absl::InvalidArgumentError("Malformed JSON: message is not an object");
     return out;
   }
   Fields fields;
@@ -550,7 +537,8 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
         auto first_doc = *first;
         od::document_reference ref;
         od::object head;
-        if (!std::move(first_doc).get(ref) && !ref.get_object().get(head) && !ReadFields(head, &fields)) {
+        if (!std::move(first_doc).get(ref) && !ref.get_object().get(head) &&
+            !ReadFields(head, &fields)) {
           error = simdjson::TRAILING_CONTENT;
         }
       }
@@ -571,8 +559,7 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
 
   // Name the account and echo the token even when the message is rejected.
   if (fields.account.slot == Slot::kOk) {
-    out.account.assign(fields.account.value.data(),
-                       fields.account.value.size());
+    out.account.assign(fields.account.value.data(), fields.account.value.size());
   }
   if (fields.token.slot == Slot::kOk) {
     out.token.assign(fields.token.value.data(), fields.token.value.size());
@@ -602,8 +589,7 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
   return out;
 }
 
-std::string JsonCodec::Encode(const telestra::v1::Event& event,
-                              bool extended) {
+std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
   // Reused per thread so that rendering allocates only the returned string.
   thread_local simdjson::internal::mini_formatter formatter;
   thread_local std::string scratch;
