@@ -138,13 +138,13 @@ class SofiaSipStack::Impl {
   // What a nua handle's magic points to.
   struct HandleOwner {
     enum class Kind { kRegistration, kCall };
-    explicit HandleOwner(Kind k) : kind(k) {}
+    HandleOwner(Kind k, Impl* owner) : kind(k), impl(owner) {}
     const Kind kind;
+    Impl* const impl;  // for sofia's timer callbacks
   };
 
   struct Registration : HandleOwner {
-    Registration() : HandleOwner(Kind::kRegistration) {}
-    Impl* impl = nullptr;
+    explicit Registration(Impl* owner) : HandleOwner(Kind::kRegistration, owner) {}
     AccountConfig config;
     uint64_t generation = 0;
     nua_handle_t* nh = nullptr;
@@ -158,7 +158,7 @@ class SofiaSipStack::Impl {
 
   // One call, incoming or outgoing.
   struct CallLeg : HandleOwner {
-    CallLeg() : HandleOwner(Kind::kCall) {}
+    explicit CallLeg(Impl* owner) : HandleOwner(Kind::kCall, owner) {}
     int64_t id = -1;
     AccountConfig account;
     nua_handle_t* nh = nullptr;
@@ -174,7 +174,6 @@ class SofiaSipStack::Impl {
     bool local_hold = false;
     bool remote_hold = false;
     std::deque<bool> hold_requests;  // HoldCall re-INVITEs awaiting their answer
-    Impl* impl = nullptr;
     // Our CANCEL got no final answer in time: call-ended was reported and
     // sofia finishes the transaction on its own (a late 2xx gets ACK+BYE).
     su_timer_t* cancel_timer = nullptr;
@@ -248,8 +247,7 @@ class SofiaSipStack::Impl {
   void Register(const AccountConfig& config, uint64_t generation) {
     std::unique_ptr<Registration>& slot = registrations_[config.name];
     if (!slot) {
-      slot = std::make_unique<Registration>();
-      slot->impl = this;
+      slot = std::make_unique<Registration>(this);
     }
     Registration* reg = slot.get();
     reg->config = config;
@@ -341,7 +339,7 @@ class SofiaSipStack::Impl {
     for (auto& [id, leg] : calls_) {
       if (leg->local_port != 0) media_->Close(id);
       leg->nh = nullptr;
-      StopCancelTimer(leg.get());
+      DestroyTimer(leg->cancel_timer);
       if (!leg->end_reported) listener_->OnCallEnded(id, 0, "Service stopped");
     }
     calls_.clear();
@@ -426,12 +424,14 @@ class SofiaSipStack::Impl {
     reg->unregistering = false;
   }
 
-  void CancelRetry(Registration* reg) {
-    if (reg->retry != nullptr) {
-      su_timer_destroy(reg->retry);
-      reg->retry = nullptr;
+  static void DestroyTimer(su_timer_t*& timer) {
+    if (timer != nullptr) {
+      su_timer_destroy(timer);
+      timer = nullptr;
     }
   }
+
+  void CancelRetry(Registration* reg) { DestroyTimer(reg->retry); }
 
   // Reports 0 and drops the account's state.
   void Forget(Registration* reg, const char* reason) {
@@ -475,10 +475,7 @@ class SofiaSipStack::Impl {
   void OnRegisterResult(Registration* reg, int status, const char* phrase, const sip_t* sip) {
     if (status < 200) return;
     if (status == 401 || status == 407) {
-      const msg_auth_t* challenge = nullptr;
-      if (sip != nullptr) {
-        challenge = status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
-      }
+      const msg_auth_t* challenge = ChallengeOf(status, sip);
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
         nua_authenticate(reg->nh, NUTAG_AUTH(AuthString(challenge, reg->config).c_str()),
@@ -634,7 +631,7 @@ class SofiaSipStack::Impl {
     if (it != calls_.end()) {
       CallLeg* leg = it->second.get();
       reported = leg->end_reported;
-      StopCancelTimer(leg);
+      DestroyTimer(leg->cancel_timer);
       if (leg->local_port != 0) media_->Close(call_id);
       if (leg->nh != nullptr) {
         nua_handle_bind(leg->nh, nullptr);
@@ -645,20 +642,13 @@ class SofiaSipStack::Impl {
     if (!reported) listener_->OnCallEnded(call_id, code, reason);
   }
 
-  void StopCancelTimer(CallLeg* leg) {
-    if (leg->cancel_timer != nullptr) {
-      su_timer_destroy(leg->cancel_timer);
-      leg->cancel_timer = nullptr;
-    }
-  }
-
   // No final answer to the INVITE we cancelled (the proxy or the far end
   // is gone): the call is over for the application now; its RTP ports are
   // freed. sofia's transaction runs out on its own (64 x T1).
   static void OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
     auto* leg = static_cast<CallLeg*>(arg);
     Impl* self = leg->impl;
-    self->StopCancelTimer(leg);
+    DestroyTimer(leg->cancel_timer);
     if (leg->established || leg->end_reported) return;
     spdlog::warn("call {}: no answer to CANCEL in {} s; reported as ended", leg->id,
                  absl::ToInt64Seconds(kCancelWait));
@@ -671,10 +661,9 @@ class SofiaSipStack::Impl {
   }
 
   void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) {
-    auto owned = std::make_unique<CallLeg>();
+    auto owned = std::make_unique<CallLeg>(this);
     CallLeg* leg = owned.get();
     leg->id = call_id;
-    leg->impl = this;
     leg->account = account;
     leg->outgoing = true;
     calls_[call_id] = std::move(owned);
@@ -786,10 +775,9 @@ class SofiaSipStack::Impl {
       nua_handle_destroy(nh);
       return;
     }
-    auto owned = std::make_unique<CallLeg>();
+    auto owned = std::make_unique<CallLeg>(this);
     CallLeg* leg = owned.get();
     leg->id = call_id;
-    leg->impl = this;
     leg->account = reg->config;
     leg->nh = nh;
     calls_[call_id] = std::move(owned);
@@ -923,10 +911,7 @@ class SofiaSipStack::Impl {
     switch (event) {
       case nua_r_invite:
         if (status == 401 || status == 407) {
-          const msg_auth_t* challenge = nullptr;
-          if (sip != nullptr) {
-            challenge = status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
-          }
+          const msg_auth_t* challenge = ChallengeOf(status, sip);
           if (leg->challenges == 0 && challenge != nullptr) {
             ++leg->challenges;
             nua_authenticate(leg->nh, NUTAG_AUTH(AuthString(challenge, leg->account).c_str()),
@@ -1011,6 +996,12 @@ class SofiaSipStack::Impl {
       default:
         return;
     }
+  }
+
+  // The challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate).
+  static const msg_auth_t* ChallengeOf(int status, const sip_t* sip) {
+    if (sip == nullptr) return nullptr;
+    return status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
   }
 
   static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
