@@ -491,6 +491,28 @@ void WriteAccountCall(Writer& w, const std::string& account, int64_t call_id) {
   w.Int("call_id", call_id);
 }
 
+// simdjson rejects an object followed by more (`{...} x`) as unfinished
+// (INCOMPLETE_ARRAY_OR_OBJECT) before any field is read. Reads the
+// message again as a stream of documents: if the first one is a complete
+// object, its fields go to *fields (for the account and token of the fail)
+// and the error is TRAILING_CONTENT; a truly unfinished object stays
+// INCOMPLETE_ARRAY_OR_OBJECT. `json` is padded (SIMDJSON_PADDING).
+error_code RecoverFirstObject(od::parser& parser, const char* json, size_t size, Fields* fields) {
+  od::document_stream stream;
+  if (parser.iterate_many(json, size, std::max<size_t>(size, 64)).get(stream)) {
+    return simdjson::INCOMPLETE_ARRAY_OR_OBJECT;
+  }
+  auto first = stream.begin();
+  if (!(first != stream.end())) return simdjson::INCOMPLETE_ARRAY_OR_OBJECT;  // (no operator==)
+  auto first_doc = *first;
+  od::document_reference doc;
+  od::object object;
+  if (std::move(first_doc).get(doc) || doc.get_object().get(object) || ReadFields(object, fields)) {
+    return simdjson::INCOMPLETE_ARRAY_OR_OBJECT;
+  }
+  return simdjson::TRAILING_CONTENT;
+}
+
 }  // namespace
 
 struct JsonCodec::Impl {
@@ -525,24 +547,7 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
   }
   Fields fields;
   if (error == simdjson::INCOMPLETE_ARRAY_OR_OBJECT) {
-    // Either a truly unfinished object, or a complete one followed by more
-    // (`{...} x`), which simdjson rejects before any field is read. In the
-    // second case, read that first object's fields (for the account and
-    // token of the fail) and report the trailing content.
-    simdjson::ondemand::document_stream stream;
-    const size_t batch = std::max<size_t>(message.size(), 64);
-    if (!impl_->stream_parser.iterate_many(padded.data(), message.size(), batch).get(stream)) {
-      auto first = stream.begin();
-      if (first != stream.end()) {
-        auto first_doc = *first;
-        od::document_reference ref;
-        od::object head;
-        if (!std::move(first_doc).get(ref) && !ref.get_object().get(head) &&
-            !ReadFields(head, &fields)) {
-          error = simdjson::TRAILING_CONTENT;
-        }
-      }
-    }
+    error = RecoverFirstObject(impl_->stream_parser, padded.data(), message.size(), &fields);
   } else if (!error) {
     error = ReadFields(object, &fields);
   }
