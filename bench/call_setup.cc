@@ -51,9 +51,10 @@ double Percentile(std::vector<double> values, double p) {
 
 void Print(const char* name, const Result& r) {
   double max = r.ms.empty() ? 0 : *std::max_element(r.ms.begin(), r.ms.end());
-  std::printf("%-8s calls %zu  failures %d  median %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n",
-              name, r.ms.size(), r.failures, Percentile(r.ms, 0.5), Percentile(r.ms, 0.9),
-              Percentile(r.ms, 0.99), max);
+  std::printf(
+      "%-8s calls %zu  failures %d  median %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms\n", name,
+      r.ms.size(), r.failures, Percentile(r.ms, 0.5), Percentile(r.ms, 0.9), Percentile(r.ms, 0.99),
+      max);
 }
 
 // One call of a flow: the setup latency in ms, or -1 if it failed.
@@ -69,9 +70,7 @@ class GatewayFlow : public Flow {
  public:
   static std::unique_ptr<GatewayFlow> Start(const KamailioProcess& kamailio) {
     auto flow = std::make_unique<GatewayFlow>();
-    GatewayOptions options;
-    options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true},
-                        {"account-2", "3002", "sip3002", kamailio.server(), true}};
+    GatewayOptions options = TwoAccounts(kamailio.server());
     options.extra_args = {"--log_level=warn"};
     auto gateway = GatewayProcess::Start(options);
     if (!gateway.ok()) {
@@ -100,16 +99,15 @@ class GatewayFlow : public Flow {
     });
     Clock::time_point end = Clock::now();
     if (!incoming || caller_id < 0) return -1;
-    c.Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id,
-                        "}"));
+    c.Send(
+        absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id, "}"));
     int64_t callee_id = incoming->Int("call_id");
-    bool ended = c.WaitForAll(
-        {[&](const NativeEvent& e) {
-           return e.event() == "call-ended" && e.Int("call_id") == caller_id;
-         },
-         [&](const NativeEvent& e) {
-           return e.event() == "call-ended" && e.Int("call_id") == callee_id;
-         }});
+    bool ended = c.WaitForAll({[&](const NativeEvent& e) {
+                                 return e.event() == "call-ended" && e.Int("call_id") == caller_id;
+                               },
+                               [&](const NativeEvent& e) {
+                                 return e.event() == "call-ended" && e.Int("call_id") == callee_id;
+                               }});
     if (!ended) return -1;
     return std::chrono::duration<double, std::milli>(end - start).count();
   }
@@ -175,15 +173,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());
     return 1;
   }
-  std::unique_ptr<Flow> flows[2] = {GatewayFlow::Start(**kamailio),
-                                    BaresipFlow::Start(**kamailio)};
+  std::unique_ptr<Flow> flows[2] = {GatewayFlow::Start(**kamailio), BaresipFlow::Start(**kamailio)};
   if (!flows[0] || !flows[1]) return 1;
   // The flows take turns call by call, so that both see the same load.
   Result results[2];
   int total = absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_calls);
   Clock::time_point give_up =
-      Clock::now() + std::chrono::milliseconds(
-                         static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1000));
+      Clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1000));
   for (int i = 0; i < total && Clock::now() < give_up; ++i) {
     for (int f = 0; f < 2; ++f) {
       double ms = flows[f]->Call();

@@ -346,7 +346,7 @@ class NativeBadInputTest : public ::testing::Test {
     auto kamailio = KamailioProcess::Start();
     ASSERT_TRUE(kamailio.ok()) << kamailio.status();
     setup->kamailio = *std::move(kamailio);
-    auto gateway = GatewayProcess::Start(TwoAccounts(*setup->kamailio));
+    auto gateway = GatewayProcess::Start(TwoAccounts(setup->kamailio->server()));
     ASSERT_TRUE(gateway.ok()) << gateway.status();
     setup->gateway = *std::move(gateway);
     auto observer = NativeClient::Connect(setup->gateway->native_port());

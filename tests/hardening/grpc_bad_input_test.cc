@@ -269,7 +269,7 @@ class GrpcBadInputTest : public ::testing::Test {
     ASSERT_TRUE(kamailio.ok()) << kamailio.status();
     setup->kamailio = *std::move(kamailio);
     setup->token = UniqueString("grpc-token-");
-    GatewayOptions options = TwoAccounts(*setup->kamailio);
+    GatewayOptions options = TwoAccounts(setup->kamailio->server());
     options.grpc_settings = {"token = " + setup->token};
     auto gateway = GrpcGateway::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();

@@ -223,12 +223,6 @@ absl::Duration Percentile(std::vector<absl::Duration>& samples, double percentil
   return samples[std::min(index, samples.size() - 1)];
 }
 
-GatewayOptions TwoAccounts(const KamailioProcess& kamailio, GatewayOptions options) {
-  options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true},
-                      {"account-2", "3002", "sip3002", kamailio.server(), true}};
-  return options;
-}
-
 absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* callee_id) {
   if (WaitForAccountStatus(client, "account-1", 200) != 200 ||
       WaitForAccountStatus(client, "account-2", 200) != 200) {

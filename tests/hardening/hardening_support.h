@@ -81,10 +81,6 @@ std::string UniqueString(const std::string& prefix);
 // Percentile (0..100) of `samples`, which it sorts.
 absl::Duration Percentile(std::vector<absl::Duration>& samples, double percentile);
 
-// account-1 (3001/sip3001) and account-2 (3002/sip3002) on `kamailio`, with
-// `options`' other settings.
-GatewayOptions TwoAccounts(const KamailioProcess& kamailio, GatewayOptions options = {});
-
 // account-1 calls 3002 (account-2 of the same gateway) through the registrar
 // and account-2 answers, as the vendor document's example; returns once
 // `client` has seen call-answered for both legs. The ids of the two legs go

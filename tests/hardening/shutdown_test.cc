@@ -34,7 +34,7 @@ int WaitForContacts(KamailioProcess& kamailio, const std::string& user, int want
 TEST(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
   auto kamailio = KamailioProcess::Start();
   ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  auto gateway = GatewayProcess::Start(TwoAccounts(**kamailio));
+  auto gateway = GatewayProcess::Start(TwoAccounts((*kamailio)->server()));
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   auto client = NativeClient::Connect((*gateway)->native_port());
   ASSERT_TRUE(client.ok());

@@ -118,7 +118,7 @@ TEST(SipFaultTest, GarbageOnTheSipPortAndTheRtpRangeIsIgnored) {
     if (port > 1024 && port + 19 < 65536) rtp_min = port;
   }
   ASSERT_NE(rtp_min, 0);
-  GatewayOptions options = TwoAccounts(**kamailio);
+  GatewayOptions options = TwoAccounts((*kamailio)->server());
   options.rtp_settings = {absl::StrCat("port-min = ", rtp_min),
                           absl::StrCat("port-max = ", rtp_min + 19)};
   auto gateway = GatewayProcess::Start(options);

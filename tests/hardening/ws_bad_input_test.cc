@@ -709,7 +709,7 @@ class WsBadInputTest : public ::testing::Test {
     auto kamailio = KamailioProcess::Start();
     ASSERT_TRUE(kamailio.ok()) << kamailio.status();
     setup->kamailio = *std::move(kamailio);
-    auto gateway = GatewayProcess::Start(TwoAccounts(*setup->kamailio));
+    auto gateway = GatewayProcess::Start(TwoAccounts(setup->kamailio->server()));
     ASSERT_TRUE(gateway.ok()) << gateway.status();
     setup->gateway = *std::move(gateway);
     ASSERT_TRUE(WaitForTcpPort(setup->gateway->web_port(), absl::Seconds(10)))

@@ -28,9 +28,7 @@ class CallTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    GatewayOptions options;
-    options.accounts = {{"account-1", "3001", "sip3001", kamailio_->server(), true},
-                        {"account-2", "3002", "sip3002", kamailio_->server(), true}};
+    GatewayOptions options = TwoAccounts(kamailio_->server());
     options.tcp_settings = {"extended-events = false"};
     auto gateway = GatewayProcess::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();

@@ -29,24 +29,22 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   gateway->web_port_ = PickFreePort(SOCK_STREAM);
   gateway->metrics_port_ = PickFreePort(SOCK_STREAM);
 
-  std::string plan = absl::StrCat("[tcp-settings]\nport = ", gateway->native_port_,
-                                  "\nbind = 127.0.0.1\n",
-                                  absl::StrJoin(options.tcp_settings, "\n"),
-                                  "\n\n[sip-settings]\nbind = 127.0.0.1\nport = ",
-                                  gateway->sip_port_, "\n",
-                                  absl::StrJoin(options.sip_settings, "\n"), "\n\n");
+  std::string plan =
+      absl::StrCat("[tcp-settings]\nport = ", gateway->native_port_, "\nbind = 127.0.0.1\n",
+                   absl::StrJoin(options.tcp_settings, "\n"),
+                   "\n\n[sip-settings]\nbind = 127.0.0.1\nport = ", gateway->sip_port_, "\n",
+                   absl::StrJoin(options.sip_settings, "\n"), "\n\n");
   absl::StrAppend(&plan, "[grpc-settings]\nport = ", gateway->grpc_port_, "\n",
-                  absl::StrJoin(options.grpc_settings, "\n"), "\n\n[web-settings]\nport = ",
-                  gateway->web_port_, "\n", absl::StrJoin(options.web_settings, "\n"), "\n\n");
+                  absl::StrJoin(options.grpc_settings, "\n"),
+                  "\n\n[web-settings]\nport = ", gateway->web_port_, "\n",
+                  absl::StrJoin(options.web_settings, "\n"), "\n\n");
   absl::StrAppend(&plan, "[metrics-settings]\nport = ", gateway->metrics_port_, "\n\n");
   if (!options.rtp_settings.empty()) {
-    absl::StrAppend(&plan, "[rtp-settings]\n", absl::StrJoin(options.rtp_settings, "\n"),
-                    "\n\n");
+    absl::StrAppend(&plan, "[rtp-settings]\n", absl::StrJoin(options.rtp_settings, "\n"), "\n\n");
   }
   for (const TestAccount& account : options.accounts) {
-    absl::StrAppend(&plan, "[", account.name, "]\nuser = ", account.user,
-                    "\npass = ", account.pass, "\nserver = ", account.server,
-                    "\ndisplay-name = ", account.name,
+    absl::StrAppend(&plan, "[", account.name, "]\nuser = ", account.user, "\npass = ", account.pass,
+                    "\nserver = ", account.server, "\ndisplay-name = ", account.name,
                     "\nregister = ", account.register_on_start ? "true" : "false", "\n");
     auto extra = options.account_settings.find(account.name);
     if (extra != options.account_settings.end()) {
@@ -81,6 +79,12 @@ std::string GatewayProcess::ReadLog() const {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+GatewayOptions TwoAccounts(const std::string& server, GatewayOptions options) {
+  options.accounts = {{"account-1", "3001", "sip3001", server, true},
+                      {"account-2", "3002", "sip3002", server, true}};
+  return options;
 }
 
 }  // namespace telestra::testing

@@ -35,6 +35,11 @@ struct GatewayOptions {
   Subprocess::Environment env;
 };
 
+// account-1 (3001/sip3001) and account-2 (3002/sip3002) at `server` (the
+// demo users of examples/kamailio.cfg), both logging in at start, with
+// `options`' other settings.
+GatewayOptions TwoAccounts(const std::string& server, GatewayOptions options = {});
+
 // The real gateway binary (//gateway:telestra_gateway from the runfiles) with
 // a plan written for the test, on free loopback ports.
 class GatewayProcess {

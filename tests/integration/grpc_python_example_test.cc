@@ -26,9 +26,7 @@ std::string ReadFile(const std::string& path) {
 TEST(GrpcPythonExampleTest, SubscribesAndPlacesACall) {
   auto kamailio = KamailioProcess::Start();
   ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", (*kamailio)->server(), true},
-                      {"account-2", "3002", "sip3002", (*kamailio)->server(), true}};
+  GatewayOptions options = TwoAccounts((*kamailio)->server());
   auto gateway = GrpcGateway::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   ASSERT_EQ(WaitForAccountStatus(gateway->stub.get(), "account-1", 200), 200);

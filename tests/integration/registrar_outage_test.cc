@@ -13,9 +13,7 @@ namespace {
 TEST(RegistrarOutageTest, AccountsRecoverAfterRegistrarRestart) {
   auto kamailio = KamailioProcess::Start();
   ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", (*kamailio)->server(), true},
-                      {"account-2", "3002", "sip3002", (*kamailio)->server(), true}};
+  GatewayOptions options = TwoAccounts((*kamailio)->server());
   options.sip_settings = {"register-expires = 10", "register-retry-min = 1",
                           "register-retry-max = 2"};
   auto gateway = GatewayProcess::Start(options);
@@ -30,8 +28,8 @@ TEST(RegistrarOutageTest, AccountsRecoverAfterRegistrarRestart) {
   ASSERT_TRUE((*kamailio)->Stop().ok());
   // The next refresh (within the 10 s lifetime) fails: a fail broadcast and a
   // failure status (503 refused / 408 no answer).
-  auto fail = c.WaitFor(
-      [](const NativeEvent& e) { return e.event() == "fail"; }, absl::Seconds(15));
+  auto fail =
+      c.WaitFor([](const NativeEvent& e) { return e.event() == "fail"; }, absl::Seconds(15));
   ASSERT_TRUE(fail.has_value());
   EXPECT_TRUE(absl::StartsWith(fail->Str("error"), "Failed to log in to account: "));
   auto down = c.WaitFor(

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -94,8 +95,7 @@ class SippCallTest : public ::testing::Test {
 
   // account-1 (3001) and account-2 (3002), extended events for the client.
   void StartGateway(GatewayOptions options = {}) {
-    options.accounts = {{"account-1", "3001", "sip3001", kamailio_->server(), true},
-                        {"account-2", "3002", "sip3002", kamailio_->server(), true}};
+    options = TwoAccounts(kamailio_->server(), std::move(options));
     options.tcp_settings.push_back("extended-events = true");
     auto gateway = GatewayProcess::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
