@@ -545,8 +545,15 @@ TEST_F(WebSocketTest, CallsAnswerSwitchAndHangupOverTheWebSocket) {
   // And back: the first resumes, the second is held.
   caller->Send(
       absl::StrCat(R"({"cmd":"switch-call","account":"account-1","call_id":)", outgoing[0], "}"));
-  ASSERT_TRUE(caller->WaitFor(is("call-resumed", outgoing[0])).has_value());
-  ASSERT_TRUE(caller->WaitFor(is("call-held", outgoing[1])).has_value());
+  // Each event follows its own call's re-INVITE answer: either may be first.
+  bool resumed = false, held = false;
+  while (!(resumed && held)) {
+    auto e = caller->WaitFor([&](const NativeEvent& e) {
+      return is("call-resumed", outgoing[0])(e) || is("call-held", outgoing[1])(e);
+    });
+    ASSERT_TRUE(e.has_value()) << "resumed " << resumed << ", held " << held;
+    (e->event() == "call-resumed" ? resumed : held) = true;
+  }
 
   for (int i = 0; i < 2; ++i) {
     caller->Send(
