@@ -23,11 +23,16 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/gateway.XXXXXX");
   if (mkdtemp(pattern.data()) == nullptr) return absl::InternalError("mkdtemp failed");
   gateway->dir_ = pattern;
-  gateway->native_port_ = PickFreePort(SOCK_STREAM);
   gateway->sip_port_ = PickFreeUdpTcpPort();
-  gateway->grpc_port_ = PickFreePort(SOCK_STREAM);
-  gateway->web_port_ = PickFreePort(SOCK_STREAM);
-  gateway->metrics_port_ = PickFreePort(SOCK_STREAM);
+  // Distinct ports (separate picks can return the same one twice).
+  std::vector<int> ports = PickFreeTcpPorts(4, {gateway->sip_port_});
+  if (gateway->sip_port_ == 0 || ports.empty()) {
+    return absl::UnavailableError("no free loopback ports for the gateway");
+  }
+  gateway->native_port_ = ports[0];
+  gateway->grpc_port_ = ports[1];
+  gateway->web_port_ = ports[2];
+  gateway->metrics_port_ = ports[3];
 
   std::string plan =
       absl::StrCat("[tcp-settings]\nport = ", gateway->native_port_, "\nbind = 127.0.0.1\n",

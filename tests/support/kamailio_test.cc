@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -50,13 +51,29 @@ int SippRegister(const KamailioProcess& kamailio, const std::string& user,
   EXPECT_NE(local_port, 0);
   std::string log = absl::StrCat(TmpDir(), "/sipp-register-", user, "-", ++run, ".log");
   std::vector<std::string> argv = {
-      kSipp, "-sf", Runfile("tests/support/sipp/register.xml"),
-      "-i", "127.0.0.1", "-mi", "127.0.0.1",
-      "-p", absl::StrCat(local_port),
-      "-t", transport,
-      "-m", "1",
-      "-s", user, "-au", user, "-ap", password,
-      "-nostdin", "-timeout", "10s", "-timeout_error",
+      kSipp,
+      "-sf",
+      Runfile("tests/support/sipp/register.xml"),
+      "-i",
+      "127.0.0.1",
+      "-mi",
+      "127.0.0.1",
+      "-p",
+      absl::StrCat(local_port),
+      "-t",
+      transport,
+      "-m",
+      "1",
+      "-s",
+      user,
+      "-au",
+      user,
+      "-ap",
+      password,
+      "-nostdin",
+      "-timeout",
+      "10s",
+      "-timeout_error",
       kamailio.server(),
   };
   absl::StatusOr<std::unique_ptr<Subprocess>> sipp = Subprocess::Start(argv, log);
@@ -74,6 +91,20 @@ TEST(PortsTest, PicksFreePorts) {
   EXPECT_GT(PickFreePort(SOCK_DGRAM), 0);
   EXPECT_EQ(PickFreePort(SOCK_RAW), 0);
   EXPECT_GT(PickFreeUdpTcpPort(), 0);
+}
+
+TEST(PortsTest, PicksDistinctTcpPortsOutsideTheExcludedOnes) {
+  for (int round = 0; round < 50; ++round) {
+    const int excluded = PickFreePort(SOCK_STREAM);
+    std::vector<int> ports = PickFreeTcpPorts(4, {excluded});
+    ASSERT_EQ(ports.size(), 4u);
+    std::sort(ports.begin(), ports.end());
+    EXPECT_EQ(std::adjacent_find(ports.begin(), ports.end()), ports.end());
+    for (int port : ports) {
+      EXPECT_GT(port, 0);
+      EXPECT_NE(port, excluded);
+    }
+  }
 }
 
 TEST(PortsTest, WaitsForTcpPort) {
@@ -99,9 +130,9 @@ TEST(PortsTest, WaitsForTcpPort) {
 
 TEST(SubprocessTest, LogsOutputAndReturnsExitCode) {
   std::string log = absl::StrCat(TmpDir(), "/subprocess-exit.log");
-  auto process = Subprocess::Start(
-      {"/bin/sh", "-c", "echo out $TELESTRA_PROBE; echo err >&2; exit 3"}, log,
-      {{"TELESTRA_PROBE", "probe-value"}});
+  auto process =
+      Subprocess::Start({"/bin/sh", "-c", "echo out $TELESTRA_PROBE; echo err >&2; exit 3"}, log,
+                        {{"TELESTRA_PROBE", "probe-value"}});
   ASSERT_TRUE(process.ok()) << process.status();
   absl::StatusOr<int> status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(status.ok()) << status.status();

@@ -56,6 +56,29 @@ int PickFreePort(int type) {
   return BindLoopback(type, 0);
 }
 
+std::vector<int> PickFreeTcpPorts(int count, const std::vector<int>& exclude) {
+  std::vector<int> held;  // descriptors, closed at the end
+  std::vector<int> ports;
+  for (int attempt = 0; attempt < count + kUdpTcpAttempts && static_cast<int>(ports.size()) < count;
+       ++attempt) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    held.push_back(fd);
+    sockaddr_in addr = Loopback(0);
+    socklen_t len = sizeof(addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      continue;
+    }
+    int port = ntohs(addr.sin_port);
+    // An excluded port stays held, so the kernel moves on to another.
+    if (std::find(exclude.begin(), exclude.end(), port) == exclude.end()) ports.push_back(port);
+  }
+  for (int fd : held) close(fd);
+  if (static_cast<int>(ports.size()) < count) ports.clear();
+  return ports;
+}
+
 int PickFreeUdpTcpPort() {
   for (int attempt = 0; attempt < kUdpTcpAttempts; ++attempt) {
     int port = PickFreePort(SOCK_STREAM);

@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <vector>
+
 #include "absl/time/time.h"
 
 namespace telestra::testing {
@@ -15,6 +17,12 @@ int PickFreePort(int type);
 // A port on 127.0.0.1 that was free for both TCP and UDP (SIP listens on
 // both). Returns 0 if none was found after a few attempts.
 int PickFreeUdpTcpPort();
+
+// `count` distinct TCP ports on 127.0.0.1, none of them in `exclude`, that
+// were free a moment ago: the sockets are all held until every port is
+// known, so the kernel cannot hand the same port out twice (separate
+// PickFreePort calls can). Empty on failure.
+std::vector<int> PickFreeTcpPorts(int count, const std::vector<int>& exclude = {});
 
 // True once a TCP connect to 127.0.0.1:port succeeds; false if none did
 // within `timeout`. Tries at least once, polling every few milliseconds.
