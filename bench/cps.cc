@@ -21,13 +21,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -51,6 +51,8 @@ ABSL_FLAG(std::vector<std::string>, ceiling_rates,
           "failed call (empty = skip the ceiling)");
 ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
 ABSL_FLAG(int, shm_mb, 1024, "Kamailio shared memory (MB)");
+ABSL_FLAG(std::string, kamailio_memory, "tlsf",
+          "Kamailio's memory manager for shared and private memory (-x/-X): qm, fm or tlsf");
 ABSL_FLAG(std::string, gateway_env, "", "NAME=VALUE for the gateway's environment (experiments)");
 
 namespace telestra::testing {
@@ -109,8 +111,8 @@ struct CpuMeter {
 };
 
 struct GatewayResult {
-  int64_t completed = 0;  // ended normally within the measured interval
-  int64_t failed = 0;  // any time
+  int64_t completed = 0;   // ended normally within the measured interval
+  int64_t failed = 0;      // any time
   int64_t unfinished = 0;  // still in flight when the drain gave up
   double seconds = 0;
   std::map<std::string, int> failure_reasons;
@@ -145,8 +147,8 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   const int window = absl::GetFlag(FLAGS_window);
   Clock::time_point start = Clock::now();
   Clock::time_point measure_from =
-      start + std::chrono::milliseconds(
-                  static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_seconds) * 1000));
+      start +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_seconds) * 1000));
   Clock::time_point stop =
       measure_from +
       std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_seconds) * 1000));
@@ -228,9 +230,25 @@ SippResult RunCeiling(const KamailioProcess& kamailio, CpuMeter meter, int rate)
   SippProcess::Options options;
   options.scenario = SippProcess::Scenario("uac_call.xml");
   options.calls = static_cast<int>(rate * seconds);
-  options.args = {"-s", "3005", "-key", "caller", "3004", "-au", "3004", "-ap", "sip3004",
-                  "-d", "0", "-r", absl::StrCat(rate), "-l", "100000",
-                  "-buff_size", "2097152", "-recv_timeout", "10s"};
+  options.args = {"-s",
+                  "3005",
+                  "-key",
+                  "caller",
+                  "3004",
+                  "-au",
+                  "3004",
+                  "-ap",
+                  "sip3004",
+                  "-d",
+                  "0",
+                  "-r",
+                  absl::StrCat(rate),
+                  "-l",
+                  "100000",
+                  "-buff_size",
+                  "2097152",
+                  "-recv_timeout",
+                  "10s"};
   options.remote = kamailio.server();
   options.timeout = absl::Seconds(seconds + 60);
   options.trace = false;
@@ -272,6 +290,8 @@ int main(int argc, char** argv) {
   KamailioOptions kamailio_options;
   kamailio_options.shm_mb = absl::GetFlag(FLAGS_shm_mb);
   kamailio_options.pkg_mb = 32;
+  kamailio_options.shm_manager = absl::GetFlag(FLAGS_kamailio_memory);
+  kamailio_options.pkg_manager = absl::GetFlag(FLAGS_kamailio_memory);
   auto kamailio = KamailioProcess::Start(kamailio_options);
   if (!kamailio.ok()) {
     std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());
@@ -303,11 +323,11 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_gateway)) {
     GatewayResult g = RunGateway(**kamailio, meter);
     gateway_rate = g.seconds > 0 ? static_cast<double>(g.completed) / g.seconds : 0;
-    std::printf("gateway: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
-                "%lld unfinished\n",
-                absl::GetFlag(FLAGS_window), g.seconds, static_cast<long long>(g.completed),
-                gateway_rate, static_cast<long long>(g.failed),
-                static_cast<long long>(g.unfinished));
+    std::printf(
+        "gateway: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
+        "%lld unfinished\n",
+        absl::GetFlag(FLAGS_window), g.seconds, static_cast<long long>(g.completed), gateway_rate,
+        static_cast<long long>(g.failed), static_cast<long long>(g.unfinished));
     std::printf("  CPU per call: %s\n", g.cpu_per_call.c_str());
     for (const auto& [reason, count] : g.failure_reasons) {
       std::printf("  failure: %d x %s\n", count, reason.c_str());
@@ -320,10 +340,11 @@ int main(int argc, char** argv) {
     SippResult s = RunCeiling(**kamailio, meter, rate);
     double achieved =
         s.successful > 0 ? static_cast<double>(s.successful) / absl::GetFlag(FLAGS_seconds) : 0;
-    std::printf("ceiling: sipp uac -r %d for %.0f s: %lld successful, %lld failed, exit %d "
-                "(%.1f s wall) = %.1f calls/s\n",
-                rate, absl::GetFlag(FLAGS_seconds), static_cast<long long>(s.successful),
-                static_cast<long long>(s.failed), s.exit_status, s.seconds, achieved);
+    std::printf(
+        "ceiling: sipp uac -r %d for %.0f s: %lld successful, %lld failed, exit %d "
+        "(%.1f s wall) = %.1f calls/s\n",
+        rate, absl::GetFlag(FLAGS_seconds), static_cast<long long>(s.successful),
+        static_cast<long long>(s.failed), s.exit_status, s.seconds, achieved);
     std::printf("  CPU per call: %s\n", s.cpu_per_call.c_str());
     if (s.failed == 0 && s.exit_status == 0) {
       ceiling = achieved;

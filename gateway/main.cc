@@ -1,8 +1,10 @@
 // telestra_gateway: keeps the SIP plan's accounts registered and serves the
 // native API (TCP, null-terminated JSON). See README.md and docs/.
+#include <pthread.h>
+
 #include <csignal>
-#include <future>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <memory>
 #include <thread>
@@ -64,8 +66,7 @@ int Run() {
   }
   absl::StatusOr<Plan> loaded = telestra::gateway::LoadPlanFile(plan_path);
   if (!loaded.ok()) {
-    std::fprintf(stderr, "telestra_gateway: %s\n",
-                 std::string(loaded.status().message()).c_str());
+    std::fprintf(stderr, "telestra_gateway: %s\n", std::string(loaded.status().message()).c_str());
     return 2;
   }
   Plan plan = *std::move(loaded);
@@ -161,8 +162,8 @@ int Run() {
   auto metrics = std::make_shared<telestra::gateway::MetricsRegistry>();
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {
     out.Counter("telestra_events_total", "Events published (the last seq)", hub.last_seq());
-    out.Counter("telestra_undeliverable_replies_total",
-                "Replies whose client had gone", hub.undeliverable_replies());
+    out.Counter("telestra_undeliverable_replies_total", "Replies whose client had gone",
+                hub.undeliverable_replies());
     out.Gauge("telestra_api_clients", "Clients attached to the event hub", hub.client_count());
     telestra::gateway::NativeServer::Stats native_stats = native.stats();
     out.Gauge("telestra_native_clients", "Native port connections", native_stats.clients);
@@ -200,13 +201,12 @@ int Run() {
     out.Counter("telestra_grpc_slow_stream_drops_total",
                 "gRPC streams ended RESOURCE_EXHAUSTED for not keeping up",
                 stats.slow_stream_drops);
-    out.Counter("telestra_grpc_undelivered_events_total",
-                "Events lost with those gRPC streams", stats.undelivered_events);
+    out.Counter("telestra_grpc_undelivered_events_total", "Events lost with those gRPC streams",
+                stats.undelivered_events);
     out.Counter("telestra_grpc_unauthenticated_total",
                 "gRPC calls refused for a missing or wrong token", stats.unauthenticated);
     out.Counter("telestra_grpc_resume_gaps_total",
-                "Subscribe resumes that could not replay every missed event",
-                stats.gaps_reported);
+                "Subscribe resumes that could not replay every missed event", stats.gaps_reported);
   });
   if (plan.metrics.port > 0) {
     if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
@@ -230,7 +230,11 @@ int Run() {
 
   std::vector<std::thread> threads;
   for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_io_threads)); ++i) {
-    threads.emplace_back([&io] { io.run(); });
+    threads.emplace_back([&io, i] {
+      // Thread names for top -H, perf and gdb (at most 15 characters).
+      pthread_setname_np(pthread_self(), absl::StrCat("telestra-io-", i).substr(0, 15).c_str());
+      io.run();
+    });
   }
   backend.Start();
   spdlog::info("ready: {} accounts, native port {}, SIP port {}", plan.accounts.size(),
@@ -239,7 +243,7 @@ int Run() {
   int signal = stop_signal.get_future().get();
   spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
   stack.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
-  web.Stop();  // Web front end
+  web.Stop();   // Web front end
   grpc.Stop();  // gRPC front end
   native.Stop();
   work.reset();

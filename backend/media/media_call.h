@@ -84,6 +84,7 @@ class MediaCall {
 
   int64_t id() const { return id_; }
   int rtp_port() const { return sockets_.rtp_port(); }
+  bool recording() const { return recorder_ != nullptr; }
   int rtp_fd() const { return sockets_.rtp_fd(); }
   int rtcp_fd() const { return sockets_.rtcp_fd(); }
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -45,10 +46,19 @@ namespace telestra::backend {
 //  - Open/Update/Close/Stats run on the caller's thread under `mu_`, which
 //    the media thread also holds while it touches calls (per readable
 //    socket, and per 32 calls of a tick, so a caller never waits for a whole
-//    tick). Open binds sockets and may create the recording file under it
-//    (quick local syscalls, never the network); a `file:` source is decoded
-//    before the lock is taken. Close is therefore safe at any point of a
-//    tick, and frees the ports before it returns.
+//    tick). A `file:` source is decoded before the lock is taken. Close is
+//    safe at any point of a tick.
+//  - The caller's thread (the SIP thread) makes no system call in Open or
+//    Close in the common case: the media thread keeps a small pool of
+//    pre-bound port pairs (already in its epoll set) that Open hands out,
+//    topped up after each tick, and Close leaves the teardown (RTCP BYE,
+//    closing the sockets, freeing the ports) to the media thread's next
+//    tick, at most 20 ms later. Open binds a pair itself when the pool is
+//    empty, and finishes pending teardowns itself when it needs their ports
+//    (so a full range frees up as soon as a call closes). A call with a
+//    recording is torn down inside Close, so its file is complete when
+//    Close returns. Sockets that belong to no call (spares, calls being torn
+//    down) are still read, and what arrives on them discarded and counted.
 //  - The timeout handler is called on the media thread without the lock (it
 //    may call Close). It can run just after the SIP side closed that call;
 //    unknown ids must be ignored.
@@ -108,9 +118,10 @@ class RtpMediaEngine final : public MediaEngine {
 
   struct Counters {
     uint64_t ticks = 0;
-    uint64_t frames_skipped = 0;      // ticks missed beyond the catch-up bound
-    int64_t max_tick_ns = 0;          // longest tick (all calls) so far
-    int64_t media_thread_cpu_ns = 0;  // CPU time of the media thread
+    uint64_t frames_skipped = 0;       // ticks missed beyond the catch-up bound
+    int64_t max_tick_ns = 0;           // longest tick (all calls) so far
+    int64_t media_thread_cpu_ns = 0;   // CPU time of the media thread
+    uint64_t datagrams_discarded = 0;  // arrived on a port of no call
   };
   Counters counters() const;
 
@@ -129,6 +140,19 @@ class RtpMediaEngine final : public MediaEngine {
   // Runs the ticks for `expirations` timer expirations. Takes the lock.
   void RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out);
   void CloseLocked(int64_t call_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tears down the calls Close left to the media thread.
+  void FinishClosingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A pair for a new call: a spare, else a freshly bound one (in the epoll
+  // set either way).
+  absl::StatusOr<RtpSocketPair> AcquirePairLocked(int64_t call_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Binds spares until the pool holds spare_target_ (media thread, after a
+  // tick; binds without the lock).
+  void RefillSpares();
+  // Adds a pair's sockets to the epoll set (keys: their ports).
+  absl::Status WatchPair(const RtpSocketPair& pair);
+  // Marks a pair's sockets as belonging to no call (fd) or to a call (-1).
+  void SetIdleLocked(const RtpSocketPair& pair, bool idle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   MediaCall* FindByPortLocked(uint64_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RtpConfig config_;
@@ -156,6 +180,16 @@ class RtpMediaEngine final : public MediaEngine {
   absl::flat_hash_map<int64_t, std::unique_ptr<MediaCall>> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<MediaCall*> calls_by_port_ ABSL_GUARDED_BY(mu_);  // by pair index
   int slot_count_ = 0;  // calls_by_port_.size(), fixed after construction
+  // Pre-bound pairs for Open, oldest first, and how many the media thread
+  // is binding right now (acquired from ports_, not yet in spares_).
+  std::deque<RtpSocketPair> spares_ ABSL_GUARDED_BY(mu_);
+  int spares_binding_ ABSL_GUARDED_BY(mu_) = 0;
+  int spare_target_ = 0;  // fixed after construction
+  // Calls Close left to the media thread.
+  std::vector<std::unique_ptr<MediaCall>> closing_ ABSL_GUARDED_BY(mu_);
+  // Open sockets of no call (spares, calls in closing_), by 2 x pair index
+  // + (RTCP ? 1 : 0), else -1: read and discarded when readable.
+  std::vector<int> idle_fds_ ABSL_GUARDED_BY(mu_);
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   std::function<void(int64_t)> timeout_handler_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);

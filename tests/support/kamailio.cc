@@ -50,12 +50,9 @@ std::string GetEnv(const char* name) {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-bool Readable(const std::string& path) {
-  return !path.empty() && access(path.c_str(), R_OK) == 0;
-}
+bool Readable(const std::string& path) { return !path.empty() && access(path.c_str(), R_OK) == 0; }
 
-absl::StatusOr<std::string> MakeTempDir(const std::string& parent,
-                                        const std::string& prefix) {
+absl::StatusOr<std::string> MakeTempDir(const std::string& parent, const std::string& prefix) {
   std::string pattern = absl::StrCat(parent, "/", prefix, "XXXXXX");
   if (mkdtemp(pattern.data()) == nullptr) {
     return absl::InternalError(absl::StrCat("mkdtemp(", pattern, ") failed: ", strerror(errno)));
@@ -106,19 +103,14 @@ absl::Status SipOptionsOverTcp(int port, absl::Time deadline) {
   std::string id = absl::StrCat(getpid(), "-", ++probe);
   std::string request = absl::StrCat(
       "OPTIONS sip:127.0.0.1:", port, ";transport=tcp SIP/2.0\r\n",
-      "Via: SIP/2.0/TCP 127.0.0.1:", ntohs(local.sin_port),
-      ";branch=z9hG4bK-telestra-probe-", id, "\r\n",
-      "Max-Forwards: 70\r\n",
-      "From: <sip:probe@127.0.0.1>;tag=probe-", id, "\r\n",
-      "To: <sip:127.0.0.1:", port, ">\r\n",
-      "Call-ID: telestra-probe-", id, "@127.0.0.1\r\n",
-      "CSeq: 1 OPTIONS\r\n",
-      "Content-Length: 0\r\n\r\n");
+      "Via: SIP/2.0/TCP 127.0.0.1:", ntohs(local.sin_port), ";branch=z9hG4bK-telestra-probe-", id,
+      "\r\n", "Max-Forwards: 70\r\n", "From: <sip:probe@127.0.0.1>;tag=probe-", id, "\r\n",
+      "To: <sip:127.0.0.1:", port, ">\r\n", "Call-ID: telestra-probe-", id, "@127.0.0.1\r\n",
+      "CSeq: 1 OPTIONS\r\n", "Content-Length: 0\r\n\r\n");
   std::string response;
   bool sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
               static_cast<ssize_t>(request.size());
-  while (sent && response.find("\r\n\r\n") == std::string::npos &&
-         absl::Now() < deadline) {
+  while (sent && response.find("\r\n\r\n") == std::string::npos && absl::Now() < deadline) {
     char buffer[2048];
     ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
     if (n <= 0) break;
@@ -227,17 +219,32 @@ absl::Status KamailioProcess::Launch() {
       kKamailio,
       "-DD",
       "-E",
-      "-f", config_path_,
-      "-A", absl::StrCat("SIP_PORT=", port_),
-      "-A", absl::StrCat("SIP_ADDR=", kAddress),
+      "-f",
+      config_path_,
+      "-A",
+      absl::StrCat("SIP_PORT=", port_),
+      "-A",
+      absl::StrCat("SIP_ADDR=", kAddress),
       // A quoted string define: the quotes are part of the value.
-      "-A", absl::StrCat("CTL_SOCK=\"", ctl_socket_, "\""),
-      "-P", pid_file,
-      "-Y", run_dir_,
-      "-w", run_dir_,
-      "-m", absl::StrCat(options_.shm_mb),
-      "-M", absl::StrCat(options_.pkg_mb),
+      "-A",
+      absl::StrCat("CTL_SOCK=\"", ctl_socket_, "\""),
+      "-P",
+      pid_file,
+      "-Y",
+      run_dir_,
+      "-w",
+      run_dir_,
+      "-m",
+      absl::StrCat(options_.shm_mb),
+      "-M",
+      absl::StrCat(options_.pkg_mb),
   };
+  if (!options_.shm_manager.empty()) {
+    argv.insert(argv.end(), {"-x", options_.shm_manager});
+  }
+  if (!options_.pkg_manager.empty()) {
+    argv.insert(argv.end(), {"-X", options_.pkg_manager});
+  }
   {
     std::ofstream log(log_path_, std::ios::app);
     log << "==== telestra: starting";
@@ -257,9 +264,9 @@ absl::Status KamailioProcess::WaitUntilReady(absl::Time deadline) {
   while (true) {
     if (!process_->IsRunning()) {
       absl::StatusOr<int> status = process_->WaitForExit(absl::Now());
-      return absl::UnavailableError(absl::StrCat(
-          "kamailio exited during start-up with status ", status.ok() ? *status : -1,
-          " (port ", port_, "); log ", log_path_, ":\n", LogTail()));
+      return absl::UnavailableError(absl::StrCat("kamailio exited during start-up with status ",
+                                                 status.ok() ? *status : -1, " (port ", port_,
+                                                 "); log ", log_path_, ":\n", LogTail()));
     }
     // The SIP and ctl sockets are bound before Kamailio forks its processes,
     // so connecting proves little: wait for SIP answers over TCP (the TCP
@@ -277,8 +284,8 @@ absl::Status KamailioProcess::WaitUntilReady(absl::Time deadline) {
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           "kamailio (port ", port_, ") not ready within ",
-          absl::FormatDuration(options_.start_timeout), "; last probe: ",
-          last_probe.ToString(), "; log ", log_path_, ":\n", LogTail()));
+          absl::FormatDuration(options_.start_timeout), "; last probe: ", last_probe.ToString(),
+          "; log ", log_path_, ":\n", LogTail()));
     }
     absl::SleepFor(std::min(poll, deadline - now));
     poll = std::min(poll * 2, kMaxPoll);
@@ -294,8 +301,8 @@ absl::Status KamailioProcess::Stop() {
   unlink(ctl_socket_.c_str());
   if (!status.ok()) return status.status();
   if (*status == 0 || *status == 128 + SIGTERM) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("kamailio (pid ", pid_, ") ended with status ",
-                                          *status, "; log ", log_path_, ":\n", LogTail()));
+  return absl::InternalError(absl::StrCat("kamailio (pid ", pid_, ") ended with status ", *status,
+                                          "; log ", log_path_, ":\n", LogTail()));
 }
 
 absl::Status KamailioProcess::Restart() {

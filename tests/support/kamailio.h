@@ -22,6 +22,11 @@ struct KamailioOptions {
   // 160 KB of shared memory per call/s: raise shm_mb for benchmarks.
   int shm_mb = 64;
   int pkg_mb = 8;
+  // Kamailio's memory managers for shared / private memory (-x / -X): "qm"
+  // (Kamailio's default, slow under load in Debian's build, which has
+  // DBG_SR_MEMORY), "fm" or "tlsf". Empty = Kamailio's default.
+  std::string shm_manager;
+  std::string pkg_manager;
   // How long Start()/Restart() wait for Kamailio to answer.
   absl::Duration start_timeout = absl::Seconds(10);
 };
@@ -39,8 +44,7 @@ struct KamailioOptions {
 class KamailioProcess {
  public:
   static absl::StatusOr<std::unique_ptr<KamailioProcess>> Start();
-  static absl::StatusOr<std::unique_ptr<KamailioProcess>> Start(
-      const KamailioOptions& options);
+  static absl::StatusOr<std::unique_ptr<KamailioProcess>> Start(const KamailioOptions& options);
 
   KamailioProcess(const KamailioProcess&) = delete;
   KamailioProcess& operator=(const KamailioProcess&) = delete;

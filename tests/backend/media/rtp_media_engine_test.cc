@@ -165,13 +165,84 @@ TEST(RtpMediaEngineTest, ExhaustedRangeIsResourceExhaustedAndCloseFreesThePair) 
 
   engine->Close(1);
   engine->Close(1);  // idempotent
-  EXPECT_TRUE(UdpPortBindable(*first));
+  // Torn down by the media thread (at its next tick), or by Open when it
+  // needs the pair, as here: the range is full.
   absl::StatusOr<int> reused = engine->Open(3, Source("silence"));
   ASSERT_TRUE(reused.ok()) << reused.status();
   EXPECT_EQ(*reused, *first);
   EXPECT_EQ(engine->open_calls(), 2u);
   EXPECT_FALSE(engine->Stats(1).has_value());
   EXPECT_TRUE(engine->Stats(3).has_value());
+}
+
+// The RTP ports of `range` that something holds (cannot be bound now).
+std::vector<int> HeldRtpPorts(const PortRange& range) {
+  std::vector<int> held;
+  for (int port = range.min; port + 1 <= range.max; port += 2) {
+    if (!UdpPortBindable(port)) held.push_back(port);
+  }
+  return held;
+}
+
+TEST(RtpMediaEngineTest, SparePairsAreBoundAheadAndOpenHandsThemOut) {
+  PortRange range = PickFreeRtpRange(64);  // 8 spares: an eighth of the range
+  ASSERT_NE(range.min, 0);
+  RtpConfig config;
+  config.port_min = range.min;
+  config.port_max = range.max;
+  RtpMediaEngine engine(config, "127.0.0.1");
+  ASSERT_TRUE(engine.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 8; }, kDeadline))
+      << HeldRtpPorts(range).size() << " pairs bound ahead";
+  std::vector<int> spares = HeldRtpPorts(range);
+  for (int port : spares) EXPECT_FALSE(UdpPortBindable(port + 1)) << "RTCP port of " << port;
+
+  absl::StatusOr<int> port = engine.Open(1, Source("silence"));
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_NE(std::find(spares.begin(), spares.end(), *port), spares.end())
+      << *port << " was not a spare";
+  // The pool is topped up after the next tick: 8 spares and the call.
+  EXPECT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 9; }, kDeadline));
+
+  // Close leaves the teardown to the media thread: the pair is free a tick
+  // later without anything else happening.
+  engine.Close(1);
+  EXPECT_TRUE(WaitFor([&] { return UdpPortBindable(*port) && UdpPortBindable(*port + 1); },
+                      absl::Seconds(1)));
+  EXPECT_EQ(HeldRtpPorts(range).size(), 8u);
+  EXPECT_EQ(engine.open_calls(), 0u);
+}
+
+TEST(RtpMediaEngineTest, DatagramsToSparePairsAreDiscardedAndCounted) {
+  PortRange range = PickFreeRtpRange(64);
+  ASSERT_NE(range.min, 0);
+  RtpConfig config;
+  config.port_min = range.min;
+  config.port_max = range.max;
+  RtpMediaEngine engine(config, "127.0.0.1");
+  ASSERT_TRUE(engine.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 8; }, kDeadline));
+  const int spare = HeldRtpPorts(range).front();
+
+  UdpPeer far_end;
+  ASSERT_TRUE(far_end.ok());
+  std::vector<uint8_t> packet = RtpPacket(1, 160, 0x1234);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(far_end.SendTo(spare, packet));
+    ASSERT_TRUE(far_end.SendTo(spare + 1, packet));
+  }
+  EXPECT_TRUE(WaitFor([&] { return engine.counters().datagrams_discarded == 200; }, kDeadline))
+      << engine.counters().datagrams_discarded;
+  // Read, not left readable: the media thread does not spin on them.
+  int64_t cpu_before = engine.counters().media_thread_cpu_ns;
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_LT(engine.counters().media_thread_cpu_ns - cpu_before, 100'000'000);
+
+  // A call on that pair later starts clean.
+  absl::StatusOr<int> port = engine.Open(1, Source("silence"));
+  ASSERT_TRUE(port.ok());
+  EXPECT_EQ(*port, spare);  // the oldest spare goes first
+  EXPECT_EQ(engine.Stats(1)->packets_received, 0u);
 }
 
 TEST(RtpMediaEngineTest, PortsTakenByAnotherProgramAreSkipped) {
