@@ -23,9 +23,7 @@ int32_t Diff(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b); }
 JitterBuffer::JitterBuffer(int depth_ms)
     : depth_frames_(DepthFrames(depth_ms)),
       depth_samples_(depth_frames_ * kFrameSamples),
-      capacity_((2 * depth_frames_ + 4) * kFrameSamples),
-      samples_(capacity_, 0),
-      present_(capacity_, 0) {}
+      capacity_((2 * depth_frames_ + 4) * kFrameSamples) {}
 
 void JitterBuffer::Reset() {
   std::fill(samples_.begin(), samples_.end(), 0);
@@ -36,6 +34,13 @@ void JitterBuffer::Reset() {
 }
 
 void JitterBuffer::Start(uint32_t timestamp) {
+  // The ring is allocated with the first packet: a call that never receives
+  // audio (or is set up on the SIP thread and ended at once) never pays
+  // for it.
+  if (samples_.empty()) {
+    samples_.assign(capacity_, 0);
+    present_.assign(capacity_, 0);
+  }
   // Only reached in kWaiting, where nothing is buffered: no clearing needed.
   if (!have_cursor_ || Diff(timestamp, cursor_) > 0) cursor_ = timestamp;
   have_cursor_ = true;

@@ -74,7 +74,7 @@ class JitterBuffer {
   const int depth_frames_;
   const int depth_samples_;
   const int capacity_;
-  std::vector<int16_t> samples_;  // ring, capacity_ samples
+  std::vector<int16_t> samples_;  // ring, capacity_ samples (from the first packet on)
   std::vector<uint8_t> present_;  // 1 where a sample was received
   State state_ = State::kWaiting;
   bool have_cursor_ = false;

@@ -85,6 +85,8 @@ class MediaCall {
   int64_t id() const { return id_; }
   int rtp_port() const { return sockets_.rtp_port(); }
   bool recording() const { return recorder_ != nullptr; }
+  // The sockets, for the next call on this pair (after Close).
+  RtpSocketPair TakeSockets() { return std::move(sockets_); }
   int rtp_fd() const { return sockets_.rtp_fd(); }
   int rtcp_fd() const { return sockets_.rtcp_fd(); }
 

@@ -60,22 +60,23 @@ std::string SafeFileName(const std::string& name) {
 }
 
 // Makes sure the process may open two sockets per port pair (plus slack).
-void RaiseFileLimit(int pairs) {
+// True if it may.
+bool RaiseFileLimit(int pairs) {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
   rlim_t wanted = static_cast<rlim_t>(pairs) * 2 + 256;
-  if (limit.rlim_cur >= wanted) return;
+  if (limit.rlim_cur >= wanted) return true;
   rlim_t raised = std::min(wanted, limit.rlim_max);
   if (raised <= limit.rlim_cur) {
     spdlog::warn("RTP: open file limit {} allows fewer calls than the {} port pairs",
                  limit.rlim_cur, pairs);
-    return;
+    return false;
   }
   rlim_t before = limit.rlim_cur;
   limit.rlim_cur = raised;
-  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    spdlog::info("RTP: raised the open file limit from {} to {}", before, raised);
-  }
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  spdlog::info("RTP: raised the open file limit from {} to {}", before, raised);
+  return raised >= wanted;
 }
 
 }  // namespace
@@ -100,6 +101,7 @@ RtpMediaEngine::RtpMediaEngine(RtpConfig config, std::string bind_address, Optio
   calls_by_port_.assign(ports_.pair_count(), nullptr);
   slot_count_ = ports_.pair_count();
   idle_fds_.assign(2 * static_cast<size_t>(slot_count_), -1);
+  parked_.resize(slot_count_);
   spare_target_ = std::min(kMaxSparePairs, slot_count_ / 8);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -141,6 +143,7 @@ RtpMediaEngine::~RtpMediaEngine() {
     for (int64_t id : ids) CloseLocked(id);
     FinishClosingLocked();
     spares_.clear();  // closes their sockets
+    parked_.clear();
   }
   for (int fd : {epoll_fd_, timer_fd_, wake_fd_}) {
     if (fd >= 0) close(fd);
@@ -160,7 +163,7 @@ absl::Status RtpMediaEngine::Start() {
                                                    config_.port_max,
                                                    " holds no even/odd port pair"));
   }
-  RaiseFileLimit(ports_.pair_count());
+  keep_sockets_ = RaiseFileLimit(ports_.pair_count());
   itimerspec period{};
   period.it_interval.tv_nsec = kFrameMs * 1000000;
   period.it_value.tv_nsec = kFrameMs * 1000000;
@@ -287,8 +290,12 @@ void RtpMediaEngine::FinishClosingLocked() {
     call->Close(now);  // RTCP BYE, recording closed
     int port = call->rtp_port();
     int index = ports_.IndexOf(port);
-    idle_fds_[2 * index] = idle_fds_[2 * index + 1] = -1;
-    // Closing the sockets also takes them out of the epoll set (never
+    if (keep_sockets_) {
+      parked_[index] = call->TakeSockets();  // still read (idle_fds_)
+    } else {
+      idle_fds_[2 * index] = idle_fds_[2 * index + 1] = -1;
+    }
+    // Closing sockets also takes them out of the epoll set (never
     // duplicated); a readiness event already collected for them finds no
     // socket by port and is dropped.
     call.reset();
@@ -309,6 +316,14 @@ absl::Status RtpMediaEngine::WatchPair(const RtpSocketPair& pair) {
     }
   }
   return absl::OkStatus();
+}
+
+std::optional<RtpSocketPair> RtpMediaEngine::UnparkLocked(int rtp_port) {
+  int index = ports_.IndexOf(rtp_port);
+  if (index < 0 || !parked_[index]) return std::nullopt;
+  std::optional<RtpSocketPair> pair = std::move(parked_[index]);
+  parked_[index].reset();
+  return pair;
 }
 
 absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquirePairLocked(int64_t call_id) {
@@ -341,6 +356,12 @@ absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquirePairLocked(int64_t call_id)
     for (int attempt = 0; attempt < ports_.pair_count() && !sockets; ++attempt) {
       std::optional<int> port = ports_.Acquire();
       if (!port) break;
+      if (std::optional<RtpSocketPair> parked = UnparkLocked(*port)) {
+        int index = ports_.IndexOf(*port);
+        idle_fds_[2 * index] = idle_fds_[2 * index + 1] = -1;
+        for (int p : busy) ports_.Release(p);
+        return *std::move(parked);  // already in the epoll set
+      }
       absl::StatusOr<RtpSocketPair> bound = RtpSocketPair::Bind(*local_ip_, *port);
       if (bound.ok()) {
         sockets = *std::move(bound);
@@ -373,7 +394,11 @@ void RtpMediaEngine::RefillSpares() {
     for (; wanted > 0; --wanted) {
       std::optional<int> port = ports_.Acquire();
       if (!port) break;
-      ports.push_back(*port);
+      if (std::optional<RtpSocketPair> parked = UnparkLocked(*port)) {
+        spares_.push_back(*std::move(parked));  // bound and read already
+      } else {
+        ports.push_back(*port);
+      }
     }
     spares_binding_ += static_cast<int>(ports.size());
   }

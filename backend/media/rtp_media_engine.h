@@ -52,8 +52,12 @@ namespace telestra::backend {
 //    Close in the common case: the media thread keeps a small pool of
 //    pre-bound port pairs (already in its epoll set) that Open hands out,
 //    topped up after each tick, and Close leaves the teardown (RTCP BYE,
-//    closing the sockets, freeing the ports) to the media thread's next
-//    tick, at most 20 ms later. Open binds a pair itself when the pool is
+//    freeing the ports) to the media thread's next tick, at most 20 ms
+//    later. The sockets of a torn-down call stay bound, parked for the next
+//    call on that pair (the allocator is next-fit, so that is after the rest
+//    of the range), unless the open file limit is too low for a socket pair
+//    per port pair of the range: after one pass over the range, calls cost
+//    no socket system call at all. Open binds a pair itself when the pool is
 //    empty, and finishes pending teardowns itself when it needs their ports
 //    (so a full range frees up as soon as a call closes). A call with a
 //    recording is torn down inside Close, so its file is complete when
@@ -146,6 +150,8 @@ class RtpMediaEngine final : public MediaEngine {
   // set either way).
   absl::StatusOr<RtpSocketPair> AcquirePairLocked(int64_t call_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The parked sockets of the pair of `rtp_port`, if any (taken out).
+  std::optional<RtpSocketPair> UnparkLocked(int rtp_port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Binds spares until the pool holds spare_target_ (media thread, after a
   // tick; binds without the lock).
   void RefillSpares();
@@ -190,6 +196,11 @@ class RtpMediaEngine final : public MediaEngine {
   // Open sockets of no call (spares, calls in closing_), by 2 x pair index
   // + (RTCP ? 1 : 0), else -1: read and discarded when readable.
   std::vector<int> idle_fds_ ABSL_GUARDED_BY(mu_);
+  // Bound sockets of free pairs, by pair index (see keep_sockets_).
+  std::vector<std::optional<RtpSocketPair>> parked_ ABSL_GUARDED_BY(mu_);
+  // Whether torn-down calls' sockets are parked (the file limit allows a
+  // socket pair per port pair) or closed.
+  bool keep_sockets_ ABSL_GUARDED_BY(mu_) = false;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   std::function<void(int64_t)> timeout_handler_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);

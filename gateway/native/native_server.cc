@@ -1,10 +1,12 @@
 #include "gateway/native/native_server.h"
 
 #include <array>
+#include <atomic>
 #include <deque>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
@@ -60,10 +62,20 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
   }
 
+  // Events wait in a small inbox; only the first of a burst posts a drain
+  // to the strand, so a busy strand costs the publishing thread (usually
+  // the SIP thread) no wake-up per event. Extended-only events that the
+  // client did not subscribe to are dropped here, before any of that.
   void OnEvent(const backend::EventPtr& event) override {
+    if (!extended_.load(std::memory_order_relaxed) && JsonCodec::IsExtendedOnly(*event)) return;
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      inbox_.push_back(event);
+      if (inbox_.size() > 1) return;  // a drain is already posted
+    }
     std::shared_ptr<NativeSession> self = weak_from_this().lock();
     if (!self) return;  // being destroyed
-    asio::post(socket_.get_executor(), [self = std::move(self), event] { self->Enqueue(*event); });
+    asio::post(socket_.get_executor(), [self = std::move(self)] { self->DrainInbox(); });
   }
 
  private:
@@ -138,6 +150,15 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     dispatcher->Execute(client_, command);
   }
 
+  void DrainInbox() {
+    std::vector<backend::EventPtr> events;
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      events.swap(inbox_);
+    }
+    for (const backend::EventPtr& event : events) Enqueue(*event);
+  }
+
   void Enqueue(const telestra::v1::Event& event) {
     if (closed_) return;
     if (!extended_ && JsonCodec::IsExtendedOnly(event)) return;  // not subscribed
@@ -203,7 +224,10 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   backend::ClientId client_ = 0;
   Framer framer_;
   JsonCodec codec_;
-  bool extended_;
+  // Written on the strand (subscribe), read by OnEvent on any thread.
+  std::atomic<bool> extended_;
+  absl::Mutex inbox_mu_;
+  std::vector<backend::EventPtr> inbox_ ABSL_GUARDED_BY(inbox_mu_);
   bool closed_ = false;
   std::array<char, 16384> read_buffer_;
   std::deque<std::string> queue_;

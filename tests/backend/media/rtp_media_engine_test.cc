@@ -204,13 +204,55 @@ TEST(RtpMediaEngineTest, SparePairsAreBoundAheadAndOpenHandsThemOut) {
   // The pool is topped up after the next tick: 8 spares and the call.
   EXPECT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 9; }, kDeadline));
 
-  // Close leaves the teardown to the media thread: the pair is free a tick
-  // later without anything else happening.
+  // The closed call's sockets stay bound, parked for a later call.
   engine.Close(1);
-  EXPECT_TRUE(WaitFor([&] { return UdpPortBindable(*port) && UdpPortBindable(*port + 1); },
-                      absl::Seconds(1)));
-  EXPECT_EQ(HeldRtpPorts(range).size(), 8u);
   EXPECT_EQ(engine.open_calls(), 0u);
+  absl::SleepFor(absl::Milliseconds(100));  // five ticks: torn down
+  EXPECT_EQ(HeldRtpPorts(range).size(), 9u);
+  EXPECT_FALSE(UdpPortBindable(*port));
+}
+
+TEST(RtpMediaEngineTest, ClosedCallsAreTornDownByTheMediaThreadAndTheirSocketsServeALaterCall) {
+  auto engine = StartEngine(Pairs(2));  // no spares: calls bind (or unpark) themselves
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  absl::StatusOr<int> first = engine->Open(1, Source("tone:1000"));
+  ASSERT_TRUE(first.ok());
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+  ASSERT_TRUE(peer.rtp->Receive(absl::Seconds(1)).has_value());
+  peer.rtcp->Drain();
+  engine->Close(1);
+  EXPECT_FALSE(engine->Stats(1).has_value());
+  // The RTCP BYE comes from the media thread's teardown, a tick later.
+  bool bye = false;
+  absl::Time deadline = absl::Now() + absl::Seconds(1);
+  while (!bye && absl::Now() < deadline) {
+    std::optional<std::vector<uint8_t>> datagram = peer.rtcp->Receive(absl::Milliseconds(200));
+    if (!datagram) continue;
+    std::optional<RtcpSummary> report = ParseRtcpCompound(*datagram, 0);
+    bye = report.has_value() && report->bye;
+  }
+  EXPECT_TRUE(bye);
+  EXPECT_FALSE(UdpPortBindable(*first)) << "parked, not closed";
+
+  // Next-fit: the other pair, then the first one again, on its parked sockets.
+  absl::StatusOr<int> second = engine->Open(2, Source("silence"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(*second, *first);
+  engine->Close(2);
+  absl::StatusOr<int> third = engine->Open(3, Source("tone:1000"));
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(*third, *first);
+  peer.rtp->Drain();
+  engine->Update(3, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+  std::optional<std::vector<uint8_t>> sent = peer.rtp->Receive(absl::Seconds(1));
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(ParseRtpPacket(*sent)->header.ssrc, engine->Stats(3)->local_ssrc);
+  for (uint16_t i = 0; i < 10; ++i) {
+    ASSERT_TRUE(peer.rtp->SendTo(*third, RtpPacket(i, 160u * i, 0xabc)));
+  }
+  EXPECT_TRUE(WaitFor([&] { return engine->Stats(3)->packets_received == 10; }, kDeadline));
+  EXPECT_EQ(engine->Stats(3)->remote_ssrc, 0xabcu);
 }
 
 TEST(RtpMediaEngineTest, DatagramsToSparePairsAreDiscardedAndCounted) {
