@@ -29,6 +29,8 @@
 ABSL_FLAG(int, calls, 100, "Measured calls per flow");
 ABSL_FLAG(int, warmup, 10, "Unmeasured calls per flow first");
 ABSL_FLAG(double, max_seconds, 240, "Stop after this long");
+ABSL_FLAG(std::string, kamailio_memory, "tlsf",
+          "Kamailio's memory manager for shared and private memory (-x/-X): qm, fm or tlsf");
 ABSL_FLAG(std::string, kamailio_cfg, "",
           "Kamailio configuration (default examples/kamailio.cfg); for experiments");
 
@@ -168,6 +170,8 @@ int main(int argc, char** argv) {
   using namespace telestra::testing;
   KamailioOptions kamailio_options;
   kamailio_options.config_path = absl::GetFlag(FLAGS_kamailio_cfg);
+  kamailio_options.shm_manager = absl::GetFlag(FLAGS_kamailio_memory);
+  kamailio_options.pkg_manager = absl::GetFlag(FLAGS_kamailio_memory);
   auto kamailio = KamailioProcess::Start(kamailio_options);
   if (!kamailio.ok()) {
     std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());

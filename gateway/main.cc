@@ -192,6 +192,13 @@ int Run() {
     out.Counter("telestra_calls_started_total", "Calls placed or received",
                 backend.calls_started());
     out.Gauge("telestra_media_calls", "Calls with RTP ports open", media.open_calls());
+    telestra::backend::RtpMediaEngine::Counters media_counters = media.counters();
+    out.Counter("telestra_media_discarded_datagrams_total",
+                "Datagrams that arrived on an RTP/RTCP port of no call (read and discarded)",
+                media_counters.datagrams_discarded);
+    out.Counter("telestra_media_frames_skipped_total",
+                "20 ms media ticks the media thread missed beyond its 3-frame catch-up",
+                media_counters.frames_skipped);
   });
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // gRPC front end
     telestra::gateway::GrpcStats stats = grpc.stats();

@@ -6,8 +6,8 @@
 
 #include <memory>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
@@ -262,8 +262,7 @@ TEST_F(RegistrationTest, OversizeMessageGetsFailAndNextMessageWorks) {
   auto gateway = StartGateway(options);
   ASSERT_NE(gateway, nullptr);
   auto client = Connect(*gateway);
-  client->Send(absl::StrCat(R"({"cmd":"get-status","account":")", std::string(300, 'x'),
-                            R"("})"));
+  client->Send(absl::StrCat(R"({"cmd":"get-status","account":")", std::string(300, 'x'), R"("})"));
   client->Send(R"({"cmd":"get-status","account":"account-1"})");
   auto fail = client->Next();
   ASSERT_TRUE(fail.has_value());
@@ -305,6 +304,8 @@ TEST_F(RegistrationTest, MetricsExposeAccountsAndClientsButNoPassword) {
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_account_status{account=\"account-2\"} 0"));
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_native_clients 1"));
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_native_slow_disconnects_total 0"));
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_media_discarded_datagrams_total 0"));
+  EXPECT_TRUE(absl::StrContains(metrics, "telestra_media_frames_skipped_total "));
   EXPECT_FALSE(absl::StrContains(metrics, "sip3001"));
 }
 
@@ -313,12 +314,10 @@ TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {
   std::string plan = dir + "/bad-plan.ini";
   FILE* file = fopen(plan.c_str(), "w");
   ASSERT_NE(file, nullptr);
-  fputs("[tcp-settings]\nport = 3550\n\n[account-1]\nuser = 3001\nusr = x\nserver = h\n",
-        file);
+  fputs("[tcp-settings]\nport = 3550\n\n[account-1]\nuser = 3001\nusr = x\nserver = h\n", file);
   fclose(file);
   std::string log = dir + "/bad-plan.log";
-  auto process = Subprocess::Start(
-      {Runfile("gateway/telestra_gateway"), "--plan=" + plan}, log);
+  auto process = Subprocess::Start({Runfile("gateway/telestra_gateway"), "--plan=" + plan}, log);
   ASSERT_TRUE(process.ok()) << process.status();
   auto status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(status.ok()) << status.status();

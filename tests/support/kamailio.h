@@ -36,7 +36,7 @@ struct KamailioOptions {
 //
 //   kamailio -DD -E -f CFG -A SIP_PORT=PORT -A SIP_ADDR=127.0.0.1
 //            -A CTL_SOCK="RUNDIR/ctl" -P RUNDIR/kamailio.pid -Y RUNDIR
-//            -w RUNDIR -m 64 -M 8
+//            -w RUNDIR -m 64 -M 8 [-x SHM_MANAGER] [-X PKG_MANAGER]
 //
 // RUNDIR is a fresh directory under $TEST_TMPDIR (else /tmp); Kamailio's
 // output goes to RUNDIR/kamailio.log. The destructor stops Kamailio.
