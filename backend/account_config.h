@@ -10,7 +10,7 @@ struct AccountConfig {
   std::string name;  // the section name; the API's "account"
   std::string user;
   std::string password;  // never logged
-  std::string server;  // host[:port] of the registrar/proxy
+  std::string server;    // host[:port] of the registrar/proxy
   std::string display_name;
   bool register_on_start = true;
   // What the account sends on its calls: "silence" | "tone:<hz>" |
@@ -22,14 +22,20 @@ struct AccountConfig {
 // The service's own SIP user agent.
 struct SipConfig {
   std::string bind = "127.0.0.1";
-  int port = 5070;  // 0: any free port
+  int port = 5070;                // 0: any free port
   std::string transport = "udp";  // "udp" or "tcp"
-  int register_expires = 300;  // seconds
+  int register_expires = 300;     // seconds
   // Re-registration after a transient failure (408, 5xx, no answer): the
   // first retry after register_retry_min seconds, doubling up to
   // register_retry_max, each with +-20% jitter.
   int register_retry_min = 2;
   int register_retry_max = 120;
+  // Nice value of the SIP thread (-20..19; 0 = the process's). Every call's
+  // signalling passes through that one thread, so on a busy machine a
+  // negative value keeps it from waiting behind other processes. Below the
+  // process's own value needs CAP_SYS_NICE (root): without it the gateway
+  // logs a warning and runs at the process's priority.
+  int thread_nice = 0;
 };
 
 // RTP port range and codecs (used by calls).

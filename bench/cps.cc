@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -58,6 +60,9 @@ ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
 ABSL_FLAG(int, shm_mb, 1024, "Kamailio shared memory (MB)");
 ABSL_FLAG(std::string, kamailio_memory, "tlsf",
           "Kamailio's memory manager for shared and private memory (-x/-X): qm, fm or tlsf");
+ABSL_FLAG(int, uac_nice, -5,
+          "Nice value of the calling side's one busy thread in both flows: the gateway's SIP "
+          "thread (--sip_thread_nice) and sipp UAC (0 = leave both alone)");
 ABSL_FLAG(std::string, gateway_env, "", "NAME=VALUE for the gateway's environment (experiments)");
 
 namespace telestra::testing {
@@ -130,7 +135,8 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true}};
   options.rtp_settings = {"port-min = 20000", "port-max = 29999"};
   options.tcp_settings = {"extended-events = true"};
-  options.extra_args = {"--log_level=warn"};
+  options.extra_args = {"--log_level=warn",
+                        absl::StrCat("--sip_thread_nice=", absl::GetFlag(FLAGS_uac_nice))};
   std::string env = absl::GetFlag(FLAGS_gateway_env);
   if (size_t eq = env.find('='); eq != std::string::npos) {
     options.env[env.substr(0, eq)] = env.substr(eq + 1);
@@ -271,6 +277,13 @@ SippResult RunCeiling(const KamailioProcess& kamailio, CpuMeter meter, int rate)
   if (!sipp.ok()) {
     std::fprintf(stderr, "sipp uac: %s\n", sipp.status().ToString().c_str());
     return result;
+  }
+  if (int nice = absl::GetFlag(FLAGS_uac_nice); nice != 0) {
+    // The same priority as the gateway's SIP thread gets in its flow (sipp
+    // does all its SIP work on its main thread).
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>((*sipp)->pid()), nice) != 0) {
+      std::fprintf(stderr, "sipp uac: cannot set nice %d: %s\n", nice, std::strerror(errno));
+    }
   }
   meter.Start();
   absl::StatusOr<int> status = (*sipp)->Wait(absl::Seconds(seconds + 90));

@@ -40,6 +40,8 @@ ABSL_FLAG(int, web_port, -1, "Override [web-settings] port");
 ABSL_FLAG(int, metrics_port, -1, "Override [metrics-settings] port (0 = no metrics)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, off");
 ABSL_FLAG(int, io_threads, 1, "Threads serving the API ports");
+ABSL_FLAG(int, sip_thread_nice, 100,
+          "Override [sip-settings] thread-nice (-20..19; the default 100 = the plan's)");
 ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
 // gRPC front end (docs/grpc-api.md).
 ABSL_FLAG(int, grpc_max_queued_events, 8192,
@@ -76,6 +78,13 @@ int Run() {
   if (int port = absl::GetFlag(FLAGS_grpc_port); port >= 0) plan.grpc.port = port;
   if (int port = absl::GetFlag(FLAGS_web_port); port >= 0) plan.web.port = port;
   if (int port = absl::GetFlag(FLAGS_metrics_port); port >= 0) plan.metrics.port = port;
+  if (int nice = absl::GetFlag(FLAGS_sip_thread_nice); nice != 100) {
+    if (nice < -20 || nice > 19) {
+      spdlog::critical("--sip_thread_nice={} is outside -20..19", nice);
+      return 1;
+    }
+    plan.sip.thread_nice = nice;
+  }
 
   telestra::backend::EventHub hub;
   telestra::backend::RtpMediaEngine media(plan.rtp, plan.sip.bind);

@@ -3,13 +3,16 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
@@ -292,6 +295,11 @@ class SofiaSipStack::Impl {
   // Everything below runs on the SIP thread.
   void Run(std::promise<absl::Status>& started) {
     pthread_setname_np(pthread_self(), "telestra-sip");  // for top -H, perf, gdb
+    if (config_.thread_nice != 0 &&
+        setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), config_.thread_nice) != 0) {
+      spdlog::warn("SIP thread: cannot set nice {} ({}); running at the process's priority",
+                   config_.thread_nice, std::strerror(errno));
+    }
     su_init();
     RedirectSofiaLogs();
     root_ = su_root_create(this);

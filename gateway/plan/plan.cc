@@ -52,10 +52,8 @@ struct Section {
   std::vector<Entry> entries;
 };
 
-absl::Status LineError(absl::string_view file, int line,
-                       absl::string_view problem) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(file, ":", line, ": ", problem));
+absl::Status LineError(absl::string_view file, int line, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(file, ":", line, ": ", problem));
 }
 
 // Removes an inline or full-line comment: `;` or `#` at the start of the line
@@ -63,8 +61,7 @@ absl::Status LineError(absl::string_view file, int line,
 absl::string_view StripComment(absl::string_view line) {
   for (size_t i = 0; i < line.size(); ++i) {
     if ((line[i] == ';' || line[i] == '#') &&
-        (i == 0 ||
-         absl::ascii_isspace(static_cast<unsigned char>(line[i - 1])))) {
+        (i == 0 || absl::ascii_isspace(static_cast<unsigned char>(line[i - 1])))) {
       return line.substr(0, i);
     }
   }
@@ -99,38 +96,32 @@ absl::Status Tokenize(absl::string_view text, absl::string_view file,
     if (line.front() == '[') {
       if (line.back() != ']') {
         if (line.find(']') == absl::string_view::npos) {
-          return LineError(file, line_no,
-                           "malformed section header: unterminated '['");
+          return LineError(file, line_no, "malformed section header: unterminated '['");
         }
         return LineError(file, line_no,
                          "malformed section header: unexpected text after "
                          "']' (a comment needs whitespace before ';' or '#')");
       }
-      absl::string_view name =
-          absl::StripAsciiWhitespace(line.substr(1, line.size() - 2));
+      absl::string_view name = absl::StripAsciiWhitespace(line.substr(1, line.size() - 2));
       if (name.empty()) {
         return LineError(file, line_no, "malformed section header: empty name");
       }
       if (name.find_first_of("[]") != absl::string_view::npos) {
-        return LineError(
-            file, line_no,
-            "malformed section header: '[' or ']' inside the name");
+        return LineError(file, line_no, "malformed section header: '[' or ']' inside the name");
       }
       const std::string section_name(name);
       if (IsSettingsName(section_name) && !IsKnownSettings(section_name)) {
-        return LineError(
-            file, line_no,
-            absl::StrCat("[", section_name,
-                         "] unknown section; the settings sections are "
-                         "[tcp-settings], [grpc-settings], [web-settings], "
-                         "[sip-settings] and [rtp-settings]"));
+        return LineError(file, line_no,
+                         absl::StrCat("[", section_name,
+                                      "] unknown section; the settings sections are "
+                                      "[tcp-settings], [grpc-settings], [web-settings], "
+                                      "[sip-settings] and [rtp-settings]"));
       }
       auto [it, inserted] = section_lines.emplace(section_name, line_no);
       if (!inserted) {
         return LineError(
             file, line_no,
-            absl::StrFormat("[%s] duplicate section (first on line %d)",
-                            section_name, it->second));
+            absl::StrFormat("[%s] duplicate section (first on line %d)", section_name, it->second));
       }
       sections->push_back(Section{section_name, line_no, {}});
       continue;
@@ -139,27 +130,21 @@ absl::Status Tokenize(absl::string_view text, absl::string_view file,
     if (eq == absl::string_view::npos) {
       return LineError(
           file, line_no,
-          absl::StrCat(
-              where, "malformed line: expected 'key = value' or '[section]'"));
+          absl::StrCat(where, "malformed line: expected 'key = value' or '[section]'"));
     }
-    std::vector<absl::string_view> parts =
-        absl::StrSplit(line, absl::MaxSplits('=', 1));
+    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits('=', 1));
     absl::string_view key = absl::StripAsciiWhitespace(parts[0]);
     absl::string_view value = absl::StripAsciiWhitespace(parts[1]);
     if (key.empty()) {
-      return LineError(
-          file, line_no,
-          absl::StrCat(where, "malformed line: missing key before '='"));
+      return LineError(file, line_no,
+                       absl::StrCat(where, "malformed line: missing key before '='"));
     }
     if (sections->empty()) {
       return LineError(
           file, line_no,
-          absl::StrCat(
-              "key '", key,
-              "' outside any section (add a [section] header above it)"));
+          absl::StrCat("key '", key, "' outside any section (add a [section] header above it)"));
     }
-    sections->back().entries.push_back(
-        Entry{std::string(key), std::string(value), line_no});
+    sections->back().entries.push_back(Entry{std::string(key), std::string(value), line_no});
   }
   return absl::OkStatus();
 }
@@ -170,12 +155,10 @@ class SectionReader {
  public:
   using Handler = std::function<absl::Status(const Entry&)>;
 
-  SectionReader(absl::string_view file, const Section& section)
-      : file_(file), section_(section) {}
+  SectionReader(absl::string_view file, const Section& section) : file_(file), section_(section) {}
 
   absl::Status Error(int line, absl::string_view problem) const {
-    return LineError(file_, line,
-                     absl::StrCat("[", section_.name, "] ", problem));
+    return LineError(file_, line, absl::StrCat("[", section_.name, "] ", problem));
   }
 
   // For problems not tied to one line: reported at the section header.
@@ -185,8 +168,7 @@ class SectionReader {
 
   // Runs `handlers` over the entries in file order. Unknown and duplicate
   // keys are errors.
-  absl::Status Apply(
-      const std::vector<std::pair<absl::string_view, Handler>>& handlers) {
+  absl::Status Apply(const std::vector<std::pair<absl::string_view, Handler>>& handlers) {
     for (const Entry& entry : section_.entries) {
       const Handler* handler = nullptr;
       for (const auto& [key, h] : handlers) {
@@ -197,9 +179,8 @@ class SectionReader {
       }
       auto [it, inserted] = seen_.emplace(entry.key, entry.line);
       if (!inserted) {
-        return Error(entry.line,
-                     absl::StrFormat("duplicate key '%s' (first on line %d)",
-                                     entry.key, it->second));
+        return Error(entry.line, absl::StrFormat("duplicate key '%s' (first on line %d)", entry.key,
+                                                 it->second));
       }
       if (absl::Status status = (*handler)(entry); !status.ok()) return status;
     }
@@ -215,16 +196,13 @@ class SectionReader {
   absl::Status Int(const Entry& e, int64_t min, int64_t max, int* out) const {
     int64_t value = 0;
     if (!absl::SimpleAtoi(e.value, &value)) {
-      return Error(e.line, absl::StrFormat("%s must be an integer, got '%s'",
-                                           e.key, e.value));
+      return Error(e.line, absl::StrFormat("%s must be an integer, got '%s'", e.key, e.value));
     }
     if (value < min || value > max) {
       if (max == INT_MAX) {
-        return Error(e.line, absl::StrFormat("%s must be at least %d, got %d",
-                                             e.key, min, value));
+        return Error(e.line, absl::StrFormat("%s must be at least %d, got %d", e.key, min, value));
       }
-      return Error(e.line, absl::StrFormat("%s must be %d..%d, got %d", e.key,
-                                           min, max, value));
+      return Error(e.line, absl::StrFormat("%s must be %d..%d, got %d", e.key, min, max, value));
     }
     *out = static_cast<int>(value);
     return absl::OkStatus();
@@ -237,10 +215,9 @@ class SectionReader {
     } else if (v == "false" || v == "no" || v == "0" || v == "off") {
       *out = false;
     } else {
-      return Error(e.line,
-                   absl::StrFormat("%s must be a boolean (true/false, yes/no, "
-                                   "1/0, on/off), got '%s'",
-                                   e.key, e.value));
+      return Error(e.line, absl::StrFormat("%s must be a boolean (true/false, yes/no, "
+                                           "1/0, on/off), got '%s'",
+                                           e.key, e.value));
     }
     return absl::OkStatus();
   }
@@ -257,13 +234,12 @@ class SectionReader {
   // The variable's value never appears in an error.
   absl::Status Env(const Entry& e, std::string* out) const {
     if (e.value.empty()) {
-      return Error(e.line,
-                   absl::StrCat(e.key, " must name an environment variable"));
+      return Error(e.line, absl::StrCat(e.key, " must name an environment variable"));
     }
     const char* value = std::getenv(e.value.c_str());
     if (value == nullptr) {
-      return Error(e.line, absl::StrCat(e.key, " names environment variable '",
-                                        e.value, "', which is not set"));
+      return Error(e.line, absl::StrCat(e.key, " names environment variable '", e.value,
+                                        "', which is not set"));
     }
     *out = value;
     return absl::OkStatus();
@@ -274,10 +250,9 @@ class SectionReader {
                          absl::string_view env_key) const {
     absl::string_view other = e.key == inline_key ? env_key : inline_key;
     if (LineOf(other) != 0) {
-      return Error(e.line,
-                   absl::StrFormat("%s and %s are mutually exclusive "
-                                   "(%s is set on line %d)",
-                                   inline_key, env_key, other, LineOf(other)));
+      return Error(e.line, absl::StrFormat("%s and %s are mutually exclusive "
+                                           "(%s is set on line %d)",
+                                           inline_key, env_key, other, LineOf(other)));
     }
     return absl::OkStatus();
   }
@@ -323,8 +298,9 @@ absl::Status ParseAllow(const SectionReader& r, const Entry& e, std::vector<std:
     networks.push_back(std::move(canonical));
   }
   if (networks.empty()) {
-    return r.Error(e.line, "allow must list at least one network (leave it out to allow every "
-                           "address)");
+    return r.Error(e.line,
+                   "allow must list at least one network (leave it out to allow every "
+                   "address)");
   }
   *out = std::move(networks);
   return absl::OkStatus();
@@ -334,10 +310,8 @@ absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
   return r.Apply({
       {"port", [&](const Entry& e) { return r.Int(e, 1, 65535, &tcp->port); }},
       {"bind", [&](const Entry& e) { return r.NonEmpty(e, &tcp->bind); }},
-      {"extended-events",
-       [&](const Entry& e) { return r.Bool(e, &tcp->extended_events); }},
-      {"max-clients",
-       [&](const Entry& e) { return r.Int(e, 1, INT_MAX, &tcp->max_clients); }},
+      {"extended-events", [&](const Entry& e) { return r.Bool(e, &tcp->extended_events); }},
+      {"max-clients", [&](const Entry& e) { return r.Int(e, 1, INT_MAX, &tcp->max_clients); }},
       {"max-message-bytes",
        [&](const Entry& e) {
          return r.Int(e, 256, kMaxMessageBytesLimit, &tcp->max_message_bytes);
@@ -372,12 +346,10 @@ absl::Status ParseServer(SectionReader& r, Settings* s) {
   });
   if (!status.ok()) return status;
   if (r.LineOf("cert") != 0 && r.LineOf("key") == 0) {
-    return r.Error(r.LineOf("cert"),
-                   "cert is set but key is not (TLS needs both cert and key)");
+    return r.Error(r.LineOf("cert"), "cert is set but key is not (TLS needs both cert and key)");
   }
   if (r.LineOf("key") != 0 && r.LineOf("cert") == 0) {
-    return r.Error(r.LineOf("key"),
-                   "key is set but cert is not (TLS needs both cert and key)");
+    return r.Error(r.LineOf("key"), "key is set but cert is not (TLS needs both cert and key)");
   }
   return absl::OkStatus();
 }
@@ -391,49 +363,41 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
          const std::string v = absl::AsciiStrToLower(e.value);
          if (v != "udp" && v != "tcp") {
            return r.Error(e.line,
-                          absl::StrCat("transport must be udp or tcp, got '",
-                                       e.value, "'"));
+                          absl::StrCat("transport must be udp or tcp, got '", e.value, "'"));
          }
          sip->transport = v;
          return absl::OkStatus();
        }},
       {"register-expires",
-       [&](const Entry& e) {
-         return r.Int(e, 10, 86400, &sip->register_expires);
-       }},
+       [&](const Entry& e) { return r.Int(e, 10, 86400, &sip->register_expires); }},
       {"register-retry-min",
-       [&](const Entry& e) {
-         return r.Int(e, 1, 3600, &sip->register_retry_min);
-       }},
+       [&](const Entry& e) { return r.Int(e, 1, 3600, &sip->register_retry_min); }},
       {"register-retry-max",
-       [&](const Entry& e) {
-         return r.Int(e, 1, 86400, &sip->register_retry_max);
-       }},
+       [&](const Entry& e) { return r.Int(e, 1, 86400, &sip->register_retry_max); }},
+      {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &sip->thread_nice); }},
   });
   if (!status.ok()) return status;
   if (sip->register_retry_max < sip->register_retry_min) {
     return r.Error(r.LineOf("register-retry-max") != 0 ? r.LineOf("register-retry-max")
-                                                        : r.LineOf("register-retry-min"),
+                                                       : r.LineOf("register-retry-min"),
                    "register-retry-max must not be less than register-retry-min");
   }
   return absl::OkStatus();
 }
 
-absl::Status ParseCodecs(const SectionReader& r, const Entry& e,
-                         std::vector<std::string>* out) {
+absl::Status ParseCodecs(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
   std::vector<std::string> codecs;
   for (absl::string_view part : absl::StrSplit(e.value, ',')) {
     part = absl::StripAsciiWhitespace(part);
     if (part.empty()) continue;
     const std::string codec = absl::AsciiStrToUpper(part);
     if (codec != "PCMU" && codec != "PCMA") {
-      return r.Error(e.line, absl::StrCat("codecs: unsupported codec '", part,
-                                          "' (supported: PCMU, PCMA)"));
+      return r.Error(
+          e.line, absl::StrCat("codecs: unsupported codec '", part, "' (supported: PCMU, PCMA)"));
     }
     for (const std::string& seen : codecs) {
       if (seen == codec) {
-        return r.Error(e.line,
-                       absl::StrCat("codecs: '", codec, "' listed twice"));
+        return r.Error(e.line, absl::StrCat("codecs: '", codec, "' listed twice"));
       }
     }
     codecs.push_back(codec);
@@ -447,43 +411,33 @@ absl::Status ParseCodecs(const SectionReader& r, const Entry& e,
 
 absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
   absl::Status status = r.Apply({
-      {"port-min",
-       [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_min); }},
-      {"port-max",
-       [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_max); }},
-      {"codecs",
-       [&](const Entry& e) { return ParseCodecs(r, e, &rtp->codecs); }},
-      {"rtp-timeout",
-       [&](const Entry& e) { return r.Int(e, 0, 3600, &rtp->rtp_timeout); }},
+      {"port-min", [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_min); }},
+      {"port-max", [&](const Entry& e) { return r.Int(e, 1, 65535, &rtp->port_max); }},
+      {"codecs", [&](const Entry& e) { return ParseCodecs(r, e, &rtp->codecs); }},
+      {"rtp-timeout", [&](const Entry& e) { return r.Int(e, 0, 3600, &rtp->rtp_timeout); }},
       {"jitter-buffer-ms",
        [&](const Entry& e) { return r.Int(e, 20, 1000, &rtp->jitter_buffer_ms); }},
   });
   if (!status.ok()) return status;
   // Range errors are reported on the port-max line (else port-min's).
-  const int min_line =
-      r.LineOf("port-min") != 0 ? r.LineOf("port-min") : r.LineOf("port-max");
-  const int max_line =
-      r.LineOf("port-max") != 0 ? r.LineOf("port-max") : min_line;
+  const int min_line = r.LineOf("port-min") != 0 ? r.LineOf("port-min") : r.LineOf("port-max");
+  const int max_line = r.LineOf("port-max") != 0 ? r.LineOf("port-max") : min_line;
   if (rtp->port_min > rtp->port_max) {
-    return r.Error(max_line,
-                   absl::StrFormat("port-max %d is below port-min %d: the RTP "
-                                   "port range is empty",
-                                   rtp->port_max, rtp->port_min));
+    return r.Error(max_line, absl::StrFormat("port-max %d is below port-min %d: the RTP "
+                                             "port range is empty",
+                                             rtp->port_max, rtp->port_min));
   }
   if (rtp->port_min % 2 != 0) {
-    return r.Error(min_line, absl::StrFormat(
-                                 "port-min must be even (RTP uses an even port "
-                                 "and the next odd one for RTCP), got %d",
-                                 rtp->port_min));
+    return r.Error(min_line, absl::StrFormat("port-min must be even (RTP uses an even port "
+                                             "and the next odd one for RTCP), got %d",
+                                             rtp->port_min));
   }
   const int count = rtp->port_max - rtp->port_min + 1;
   if (count % 2 != 0) {
-    return r.Error(
-        max_line,
-        absl::StrFormat("port-max %d makes an odd-sized RTP port range "
-                        "(%d..%d holds %d ports); it must hold an even "
-                        "number, so port-max must be odd",
-                        rtp->port_max, rtp->port_min, rtp->port_max, count));
+    return r.Error(max_line, absl::StrFormat("port-max %d makes an odd-sized RTP port range "
+                                             "(%d..%d holds %d ports); it must hold an even "
+                                             "number, so port-max must be odd",
+                                             rtp->port_max, rtp->port_min, rtp->port_max, count));
   }
   return absl::OkStatus();
 }
@@ -496,15 +450,13 @@ absl::Status ValidateServer(const SectionReader& r, const Entry& e) {
   if (!v.empty() && v.front() == '[') {  // [IPv6]:port
     const size_t close = v.find(']');
     if (close == absl::string_view::npos) {
-      return r.Error(
-          e.line, absl::StrCat("server has an unterminated '[' in '", v, "'"));
+      return r.Error(e.line, absl::StrCat("server has an unterminated '[' in '", v, "'"));
     }
     host = v.substr(1, close - 1);
     absl::string_view rest = v.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':') {
-        return r.Error(
-            e.line, absl::StrCat("server must be host[:port], got '", v, "'"));
+        return r.Error(e.line, absl::StrCat("server must be host[:port], got '", v, "'"));
       }
       port = rest.substr(1);
       has_port = true;
@@ -513,11 +465,9 @@ absl::Status ValidateServer(const SectionReader& r, const Entry& e) {
     const size_t colon = v.rfind(':');
     if (colon != absl::string_view::npos) {
       if (v.find(':') != colon) {
-        return r.Error(
-            e.line,
-            absl::StrCat("server must be host[:port] (write IPv6 "
-                         "addresses in brackets, e.g. [::1]:5060), got '",
-                         v, "'"));
+        return r.Error(e.line, absl::StrCat("server must be host[:port] (write IPv6 "
+                                            "addresses in brackets, e.g. [::1]:5060), got '",
+                                            v, "'"));
       }
       host = v.substr(0, colon);
       port = v.substr(colon + 1);
@@ -525,8 +475,7 @@ absl::Status ValidateServer(const SectionReader& r, const Entry& e) {
     }
   }
   if (host.empty()) {
-    return r.Error(e.line,
-                   absl::StrCat("server must be host[:port], got '", v, "'"));
+    return r.Error(e.line, absl::StrCat("server must be host[:port], got '", v, "'"));
   }
   for (char c : host) {
     if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
@@ -538,14 +487,10 @@ absl::Status ValidateServer(const SectionReader& r, const Entry& e) {
   if (has_port) {
     int64_t number = 0;
     if (!absl::SimpleAtoi(port, &number)) {
-      return r.Error(
-          e.line,
-          absl::StrCat("server port must be an integer, got '", port, "'"));
+      return r.Error(e.line, absl::StrCat("server port must be an integer, got '", port, "'"));
     }
     if (number < 1 || number > 65535) {
-      return r.Error(
-          e.line,
-          absl::StrFormat("server port must be 1..65535, got %d", number));
+      return r.Error(e.line, absl::StrFormat("server port must be 1..65535, got %d", number));
     }
   }
   return absl::OkStatus();
@@ -583,8 +528,7 @@ absl::Status ParseAccount(SectionReader& r, const Section& section,
          account->display_name = e.value;
          return absl::OkStatus();
        }},
-      {"register",
-       [&](const Entry& e) { return r.Bool(e, &account->register_on_start); }},
+      {"register", [&](const Entry& e) { return r.Bool(e, &account->register_on_start); }},
       {"audio",
        [&](const Entry& e) {
          absl::StatusOr<backend::AudioSource> source = backend::ParseAudioSource(e.value);
@@ -598,16 +542,15 @@ absl::Status ParseAccount(SectionReader& r, const Section& section,
        [&](const Entry& e) {
          struct stat info;
          if (stat(e.value.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-           return r.Error(e.line, absl::StrCat("record: '", e.value,
-                                               "' is not an existing directory"));
+           return r.Error(e.line,
+                          absl::StrCat("record: '", e.value, "' is not an existing directory"));
          }
          account->record_dir = e.value;
          return absl::OkStatus();
        }},
   });
   if (!status.ok()) return status;
-  if (r.LineOf("user") == 0)
-    return r.HeaderError("missing required key 'user'");
+  if (r.LineOf("user") == 0) return r.HeaderError("missing required key 'user'");
   if (r.LineOf("server") == 0) {
     return r.HeaderError("missing required key 'server'");
   }
@@ -616,12 +559,10 @@ absl::Status ParseAccount(SectionReader& r, const Section& section,
 
 }  // namespace
 
-absl::StatusOr<Plan> ParsePlan(absl::string_view text,
-                               absl::string_view file_name) {
+absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_name) {
   std::vector<Section> sections;
   int line_count = 0;
-  if (absl::Status status = Tokenize(text, file_name, &sections, &line_count);
-      !status.ok()) {
+  if (absl::Status status = Tokenize(text, file_name, &sections, &line_count); !status.ok()) {
     return status;
   }
   Plan plan;
@@ -658,8 +599,8 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text,
 absl::StatusOr<Plan> LoadPlanFile(const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) {
-    return absl::NotFoundError(absl::StrCat("cannot read plan file '", path,
-                                            "': ", std::strerror(errno)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read plan file '", path, "': ", std::strerror(errno)));
   }
   std::string text;
   char buffer[8192];
@@ -671,8 +612,8 @@ absl::StatusOr<Plan> LoadPlanFile(const std::string& path) {
   const int error = errno;
   std::fclose(file);
   if (failed) {
-    return absl::NotFoundError(absl::StrCat("cannot read plan file '", path,
-                                            "': ", std::strerror(error)));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read plan file '", path, "': ", std::strerror(error)));
   }
   return ParsePlan(text, path);
 }

@@ -1,10 +1,16 @@
 // The gateway binary against a real Kamailio registrar (digest auth) on
 // loopback, driven through the native port as a legacy client would.
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
+#include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -307,6 +313,51 @@ TEST_F(RegistrationTest, MetricsExposeAccountsAndClientsButNoPassword) {
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_media_discarded_datagrams_total 0"));
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_media_frames_skipped_total "));
   EXPECT_FALSE(absl::StrContains(metrics, "sip3001"));
+}
+
+// The nice value (field 19 of /proc/PID/task/TID/stat) of each of `pid`'s
+// threads, by thread name.
+std::map<std::string, int> ThreadNiceValues(int pid) {
+  std::map<std::string, int> values;
+  std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return values;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream stat(absl::StrCat(dir, "/", entry->d_name, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));  // from field 3 (state) on
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+      if (i == 19) values[line.substr(open + 1, close - open - 1)] = std::stoi(field);
+    }
+  }
+  closedir(tasks);
+  return values;
+}
+
+TEST(GatewayStartupTest, SipThreadRunsAtThePlansThreadNice) {
+  GatewayOptions options;
+  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  options.sip_settings = {"thread-nice = 5"};  // lowering priority needs no privilege
+  auto gateway = GatewayProcess::Start(options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  // The API threads name themselves as they start, maybe just after the
+  // ports are open.
+  std::map<std::string, int> nice;
+  for (int i = 0; i < 100; ++i) {
+    nice = ThreadNiceValues((*gateway)->process().pid());
+    if (nice.count("telestra-io-0")) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(nice.count("telestra-sip")) << "no thread named telestra-sip";
+  EXPECT_EQ(nice["telestra-sip"], 5);
+  ASSERT_TRUE(nice.count("telestra-io-0"));
+  EXPECT_EQ(nice["telestra-io-0"], getpriority(PRIO_PROCESS, 0)) << "only the SIP thread";
+  ASSERT_TRUE(nice.count("telestra-media"));
 }
 
 TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {

@@ -117,8 +117,7 @@ TEST(PlanParserTest, ParsesSpecExamplePlanToItsValues) {
 TEST(PlanParserTest, ExamplesPlanIniLoadsFromRunfiles) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   ASSERT_NE(srcdir, nullptr);
-  absl::StatusOr<Plan> plan =
-      LoadPlanFile(std::string(srcdir) + "/telestra/examples/plan.ini");
+  absl::StatusOr<Plan> plan = LoadPlanFile(std::string(srcdir) + "/telestra/examples/plan.ini");
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->accounts.size(), 2u);
   EXPECT_EQ(plan->accounts[0].name, "account-1");
@@ -141,8 +140,7 @@ TEST(PlanParserTest, ExamplesPlanIniEqualsSpecExample) {
   std::string text;
   char buffer[4096];
   size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0)
-    text.append(buffer, n);
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, n);
   std::fclose(file);
   EXPECT_EQ(text, kSpecPlan);
 }
@@ -254,9 +252,8 @@ TEST(PlanParserTest, AcceptsEveryBooleanSpelling) {
       {"0", false},   {"off", false}, {"False", false}, {"OFF", false},
   };
   for (const auto& [text, value] : cases) {
-    Plan plan = ParseOk(
-        absl::StrCat("[tcp-settings]\nextended-events = ", text,
-                     "\n[a]\nuser = 1\nserver = s\nregister = ", text, "\n"));
+    Plan plan = ParseOk(absl::StrCat("[tcp-settings]\nextended-events = ", text,
+                                     "\n[a]\nuser = 1\nserver = s\nregister = ", text, "\n"));
     EXPECT_EQ(plan.tcp.extended_events, value) << text;
     ASSERT_EQ(plan.accounts.size(), 1u);
     EXPECT_EQ(plan.accounts[0].register_on_start, value) << text;
@@ -264,34 +261,28 @@ TEST(PlanParserTest, AcceptsEveryBooleanSpelling) {
 }
 
 TEST(PlanParserTest, NormalizesCodecsToUpperCaseInGivenOrder) {
-  Plan plan =
-      ParseOk(absl::StrCat("[rtp-settings]\ncodecs = pcma ,Pcmu\n", kAccount));
+  Plan plan = ParseOk(absl::StrCat("[rtp-settings]\ncodecs = pcma ,Pcmu\n", kAccount));
   EXPECT_THAT(plan.rtp.codecs, ElementsAre("PCMA", "PCMU"));
 }
 
 TEST(PlanParserTest, AcceptsSingleCodec) {
-  Plan plan =
-      ParseOk(absl::StrCat("[rtp-settings]\ncodecs = PCMU\n", kAccount));
+  Plan plan = ParseOk(absl::StrCat("[rtp-settings]\ncodecs = PCMU\n", kAccount));
   EXPECT_THAT(plan.rtp.codecs, ElementsAre("PCMU"));
 }
 
 TEST(PlanParserTest, AcceptsSipPortZeroForAnyFreePortAndTcpTransport) {
-  Plan plan = ParseOk(
-      absl::StrCat("[sip-settings]\nport = 0\ntransport = TCP\n", kAccount));
+  Plan plan = ParseOk(absl::StrCat("[sip-settings]\nport = 0\ntransport = TCP\n", kAccount));
   EXPECT_EQ(plan.sip.port, 0);
   EXPECT_EQ(plan.sip.transport, "tcp");
 }
 
 TEST(PlanParserTest, AcceptsMaxMessageBytesBounds) {
-  EXPECT_EQ(ParseOk(absl::StrCat("[tcp-settings]\nmax-message-bytes = 256\n",
-                                 kAccount))
+  EXPECT_EQ(ParseOk(absl::StrCat("[tcp-settings]\nmax-message-bytes = 256\n", kAccount))
                 .tcp.max_message_bytes,
             256);
-  EXPECT_EQ(
-      ParseOk(absl::StrCat("[tcp-settings]\nmax-message-bytes = 16777216\n",
-                           kAccount))
-          .tcp.max_message_bytes,
-      16777216);
+  EXPECT_EQ(ParseOk(absl::StrCat("[tcp-settings]\nmax-message-bytes = 16777216\n", kAccount))
+                .tcp.max_message_bytes,
+            16777216);
 }
 
 TEST(PlanParserTest, ParsesMetricsSettings) {
@@ -303,18 +294,16 @@ TEST(PlanParserTest, ParsesMetricsSettings) {
 }
 
 TEST(PlanParserTest, ParsesMediaKeysAndRejectsBadAudio) {
-  Plan plan = ParseOk(absl::StrCat(
-      "[rtp-settings]\nrtp-timeout = 5\njitter-buffer-ms = 100\n"
-      "[a]\nuser = 1\nserver = s\naudio = tone:440\nrecord = /tmp\n"));
+  Plan plan =
+      ParseOk(absl::StrCat("[rtp-settings]\nrtp-timeout = 5\njitter-buffer-ms = 100\n"
+                           "[a]\nuser = 1\nserver = s\naudio = tone:440\nrecord = /tmp\n"));
   EXPECT_EQ(plan.rtp.rtp_timeout, 5);
   EXPECT_EQ(plan.rtp.jitter_buffer_ms, 100);
   EXPECT_EQ(plan.accounts[0].audio, "tone:440");
   EXPECT_EQ(plan.accounts[0].record_dir, "/tmp");
-  absl::StatusOr<Plan> bad =
-      ParsePlan("[a]\nuser = 1\nserver = s\naudio = beep\n", "plan.ini");
+  absl::StatusOr<Plan> bad = ParsePlan("[a]\nuser = 1\nserver = s\naudio = beep\n", "plan.ini");
   ASSERT_FALSE(bad.ok());
-  EXPECT_TRUE(absl::StartsWith(bad.status().message(), "plan.ini:4: [a] audio: "))
-      << bad.status();
+  EXPECT_TRUE(absl::StartsWith(bad.status().message(), "plan.ini:4: [a] audio: ")) << bad.status();
   absl::StatusOr<Plan> no_dir =
       ParsePlan("[a]\nuser = 1\nserver = s\nrecord = /nonexistent/dir\n", "plan.ini");
   ASSERT_FALSE(no_dir.ok());
@@ -323,18 +312,33 @@ TEST(PlanParserTest, ParsesMediaKeysAndRejectsBadAudio) {
 }
 
 TEST(PlanParserTest, ParsesRegisterRetryBounds) {
-  Plan plan = ParseOk(absl::StrCat(
-      "[sip-settings]\nregister-retry-min = 1\nregister-retry-max = 30\n", kAccount));
+  Plan plan = ParseOk(
+      absl::StrCat("[sip-settings]\nregister-retry-min = 1\nregister-retry-max = 30\n", kAccount));
   EXPECT_EQ(plan.sip.register_retry_min, 1);
   EXPECT_EQ(plan.sip.register_retry_max, 30);
   EXPECT_EQ(ParseOk(kAccount).sip.register_retry_min, 2);
   EXPECT_EQ(ParseOk(kAccount).sip.register_retry_max, 120);
 }
 
+TEST(PlanParserTest, ParsesThreadNiceWithinItsRange) {
+  EXPECT_EQ(ParseOk(kAccount).sip.thread_nice, 0);
+  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nthread-nice = -5\n", kAccount)).sip.thread_nice,
+            -5);
+  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nthread-nice = 19\n", kAccount)).sip.thread_nice,
+            19);
+  for (const char* bad : {"-21", "20", "high"}) {
+    absl::StatusOr<Plan> plan =
+        ParsePlan(absl::StrCat("[sip-settings]\nthread-nice = ", bad, "\n", kAccount), "plan.ini");
+    ASSERT_FALSE(plan.ok()) << bad;
+    EXPECT_TRUE(
+        absl::StrContains(plan.status().message(), "plan.ini:2: [sip-settings] thread-nice"))
+        << plan.status().message();
+  }
+}
+
 TEST(PlanParserTest, RejectsRetryMaxBelowRetryMinNamingTheKey) {
   absl::StatusOr<Plan> plan = ParsePlan(
-      absl::StrCat("[sip-settings]\nregister-retry-min = 10\nregister-retry-max = 5\n",
-                   kAccount),
+      absl::StrCat("[sip-settings]\nregister-retry-min = 10\nregister-retry-max = 5\n", kAccount),
       "plan.ini");
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().message(),
@@ -343,19 +347,17 @@ TEST(PlanParserTest, RejectsRetryMaxBelowRetryMinNamingTheKey) {
 }
 
 TEST(PlanParserTest, AcceptsRegisterExpiresBounds) {
-  EXPECT_EQ(
-      ParseOk(absl::StrCat("[sip-settings]\nregister-expires = 10\n", kAccount))
-          .sip.register_expires,
-      10);
-  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nregister-expires = 86400\n",
-                                 kAccount))
+  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nregister-expires = 10\n", kAccount))
+                .sip.register_expires,
+            10);
+  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nregister-expires = 86400\n", kAccount))
                 .sip.register_expires,
             86400);
 }
 
 TEST(PlanParserTest, AcceptsSmallestEvenRtpRange) {
-  Plan plan = ParseOk(absl::StrCat(
-      "[rtp-settings]\nport-min = 30000\nport-max = 30001\n", kAccount));
+  Plan plan =
+      ParseOk(absl::StrCat("[rtp-settings]\nport-min = 30000\nport-max = 30001\n", kAccount));
   EXPECT_EQ(plan.rtp.port_min, 30000);
   EXPECT_EQ(plan.rtp.port_max, 30001);
 }
@@ -370,8 +372,7 @@ TEST(PlanParserTest, AcceptsServerWithoutPortAndBracketedIpv6) {
 
 TEST(PlanParserTest, ReadsPasswordFromPassEnv) {
   ASSERT_EQ(setenv("TELESTRA_PLAN_TEST_PASS", "from-env", 1), 0);
-  Plan plan = ParseOk(
-      "[a]\nuser = 1\nserver = s\npass-env = TELESTRA_PLAN_TEST_PASS\n");
+  Plan plan = ParseOk("[a]\nuser = 1\nserver = s\npass-env = TELESTRA_PLAN_TEST_PASS\n");
   ASSERT_EQ(plan.accounts.size(), 1u);
   EXPECT_EQ(plan.accounts[0].password, "from-env");
   unsetenv("TELESTRA_PLAN_TEST_PASS");
@@ -379,19 +380,18 @@ TEST(PlanParserTest, ReadsPasswordFromPassEnv) {
 
 TEST(PlanParserTest, ReadsTokensInlineAndFromTokenEnv) {
   ASSERT_EQ(setenv("TELESTRA_PLAN_TEST_TOKEN", "env-token", 1), 0);
-  Plan plan = ParseOk(
-      absl::StrCat("[grpc-settings]\ntoken = inline-token\n"
-                   "[web-settings]\ntoken-env = TELESTRA_PLAN_TEST_TOKEN\n",
-                   kAccount));
+  Plan plan =
+      ParseOk(absl::StrCat("[grpc-settings]\ntoken = inline-token\n"
+                           "[web-settings]\ntoken-env = TELESTRA_PLAN_TEST_TOKEN\n",
+                           kAccount));
   EXPECT_EQ(plan.grpc.token, "inline-token");
   EXPECT_EQ(plan.web.token, "env-token");
   unsetenv("TELESTRA_PLAN_TEST_TOKEN");
 }
 
 TEST(PlanParserTest, AcceptsCertTogetherWithKey) {
-  Plan plan = ParseOk(absl::StrCat(
-      "[web-settings]\ncert = /etc/t/cert.pem\nkey = /etc/t/key.pem\n",
-      kAccount));
+  Plan plan = ParseOk(
+      absl::StrCat("[web-settings]\ncert = /etc/t/cert.pem\nkey = /etc/t/key.pem\n", kAccount));
   EXPECT_EQ(plan.web.cert, "/etc/t/cert.pem");
   EXPECT_EQ(plan.web.key, "/etc/t/key.pem");
 }
@@ -417,8 +417,7 @@ TEST(PlanParserTest, KeysAreCaseSensitive) {
 }
 
 TEST(PlanParserTest, RejectsUnknownSettingsSection) {
-  std::string error =
-      ErrorOf(absl::StrCat("\n[tpc-settings]\nport = 1\n", kAccount));
+  std::string error = ErrorOf(absl::StrCat("\n[tpc-settings]\nport = 1\n", kAccount));
   EXPECT_THAT(error, HasSubstr("plan.ini:2: [tpc-settings] unknown section"));
 }
 
@@ -434,8 +433,7 @@ TEST(PlanParserTest, RejectsDuplicateSection) {
 }
 
 TEST(PlanParserTest, RejectsDuplicateSettingsSection) {
-  std::string error =
-      ErrorOf(absl::StrCat("[sip-settings]\n[sip-settings]\n", kAccount));
+  std::string error = ErrorOf(absl::StrCat("[sip-settings]\n[sip-settings]\n", kAccount));
   EXPECT_THAT(error, HasSubstr("plan.ini:2: [sip-settings] duplicate section"));
 }
 
@@ -451,14 +449,12 @@ TEST(PlanParserTest, RejectsMissingUserAtSectionHeaderLine) {
 }
 
 TEST(PlanParserTest, RejectsMissingServerAtSectionHeaderLine) {
-  EXPECT_EQ(
-      ErrorOf("[account-1]\nuser = 1\n\n[account-2]\nuser = 2\nserver = s\n"),
-      "plan.ini:1: [account-1] missing required key 'server'");
+  EXPECT_EQ(ErrorOf("[account-1]\nuser = 1\n\n[account-2]\nuser = 2\nserver = s\n"),
+            "plan.ini:1: [account-1] missing required key 'server'");
 }
 
 TEST(PlanParserTest, RejectsEmptyUser) {
-  EXPECT_EQ(ErrorOf("[a]\nuser =\nserver = s\n"),
-            "plan.ini:2: [a] user must not be empty");
+  EXPECT_EQ(ErrorOf("[a]\nuser =\nserver = s\n"), "plan.ini:2: [a] user must not be empty");
 }
 
 TEST(PlanParserTest, RejectsPassAndPassEnvTogether) {
@@ -466,16 +462,13 @@ TEST(PlanParserTest, RejectsPassAndPassEnvTogether) {
   std::string error = ErrorOf(
       "[a]\nuser = 1\nserver = s\npass = p\npass-env = "
       "TELESTRA_PLAN_TEST_BOTH\n");
-  EXPECT_THAT(
-      error,
-      HasSubstr("plan.ini:5: [a] pass and pass-env are mutually exclusive"));
+  EXPECT_THAT(error, HasSubstr("plan.ini:5: [a] pass and pass-env are mutually exclusive"));
   unsetenv("TELESTRA_PLAN_TEST_BOTH");
 }
 
 TEST(PlanParserTest, RejectsPassEnvNamingUnsetVariable) {
   unsetenv("TELESTRA_PLAN_TEST_UNSET");
-  std::string error = ErrorOf(
-      "[a]\nuser = 1\nserver = s\npass-env = TELESTRA_PLAN_TEST_UNSET\n");
+  std::string error = ErrorOf("[a]\nuser = 1\nserver = s\npass-env = TELESTRA_PLAN_TEST_UNSET\n");
   EXPECT_THAT(error, HasSubstr("plan.ini:4: [a] pass-env"));
   EXPECT_THAT(error, HasSubstr("'TELESTRA_PLAN_TEST_UNSET'"));
   EXPECT_THAT(error, HasSubstr("not set"));
@@ -483,44 +476,33 @@ TEST(PlanParserTest, RejectsPassEnvNamingUnsetVariable) {
 
 TEST(PlanParserTest, RejectsTokenEnvNamingUnsetVariable) {
   unsetenv("TELESTRA_PLAN_TEST_UNSET_TOKEN");
-  std::string error = ErrorOf(absl::StrCat(
-      "[grpc-settings]\ntoken-env = TELESTRA_PLAN_TEST_UNSET_TOKEN\n",
-      kAccount));
+  std::string error = ErrorOf(
+      absl::StrCat("[grpc-settings]\ntoken-env = TELESTRA_PLAN_TEST_UNSET_TOKEN\n", kAccount));
   EXPECT_THAT(error, HasSubstr("plan.ini:2: [grpc-settings] token-env"));
   EXPECT_THAT(error, HasSubstr("TELESTRA_PLAN_TEST_UNSET_TOKEN"));
 }
 
 TEST(PlanParserTest, RejectsTokenAndTokenEnvTogether) {
   ASSERT_EQ(setenv("TELESTRA_PLAN_TEST_TOKEN2", "x", 1), 0);
-  std::string error = ErrorOf(absl::StrCat(
-      "[web-settings]\ntoken-env = TELESTRA_PLAN_TEST_TOKEN2\ntoken = t\n",
-      kAccount));
-  EXPECT_THAT(
-      error,
-      HasSubstr("plan.ini:3: [web-settings] token and token-env are mutually "
-                "exclusive"));
+  std::string error = ErrorOf(
+      absl::StrCat("[web-settings]\ntoken-env = TELESTRA_PLAN_TEST_TOKEN2\ntoken = t\n", kAccount));
+  EXPECT_THAT(error, HasSubstr("plan.ini:3: [web-settings] token and token-env are mutually "
+                               "exclusive"));
   unsetenv("TELESTRA_PLAN_TEST_TOKEN2");
 }
 
 TEST(PlanParserTest, RejectsCertWithoutKey) {
-  std::string error = ErrorOf(
-      absl::StrCat("[grpc-settings]\nport = 1\ncert = c.pem\n", kAccount));
-  EXPECT_THAT(
-      error,
-      HasSubstr("plan.ini:3: [grpc-settings] cert is set but key is not"));
+  std::string error = ErrorOf(absl::StrCat("[grpc-settings]\nport = 1\ncert = c.pem\n", kAccount));
+  EXPECT_THAT(error, HasSubstr("plan.ini:3: [grpc-settings] cert is set but key is not"));
 }
 
 TEST(PlanParserTest, RejectsKeyWithoutCert) {
-  std::string error =
-      ErrorOf(absl::StrCat("[web-settings]\nkey = k.pem\n", kAccount));
-  EXPECT_THAT(
-      error,
-      HasSubstr("plan.ini:2: [web-settings] key is set but cert is not"));
+  std::string error = ErrorOf(absl::StrCat("[web-settings]\nkey = k.pem\n", kAccount));
+  EXPECT_THAT(error, HasSubstr("plan.ini:2: [web-settings] key is set but cert is not"));
 }
 
 TEST(PlanParserTest, RejectsTcpPortOutOfRange) {
-  EXPECT_EQ(ErrorOf(absl::StrCat(
-                "[tcp-settings]\nbind = 127.0.0.1\nport = 70000\n", kAccount)),
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nbind = 127.0.0.1\nport = 70000\n", kAccount)),
             "plan.ini:3: [tcp-settings] port must be 1..65535, got 70000");
 }
 
@@ -546,18 +528,15 @@ TEST(PlanParserTest, RejectsSipPortOutOfRange) {
 TEST(PlanParserTest, RejectsBadInteger) {
   EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nport = 35x0\n", kAccount)),
             "plan.ini:2: [tcp-settings] port must be an integer, got '35x0'");
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nport-min =\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] port-min must be an integer"));
   EXPECT_THAT(
-      ErrorOf(absl::StrCat("[rtp-settings]\nport-min =\n", kAccount)),
-      HasSubstr("plan.ini:2: [rtp-settings] port-min must be an integer"));
-  EXPECT_THAT(
-      ErrorOf(absl::StrCat(
-          "[tcp-settings]\nmax-clients = 99999999999999999999\n", kAccount)),
+      ErrorOf(absl::StrCat("[tcp-settings]\nmax-clients = 99999999999999999999\n", kAccount)),
       HasSubstr("plan.ini:2: [tcp-settings] max-clients must be an integer"));
 }
 
 TEST(PlanParserTest, RejectsBadBoolean) {
-  EXPECT_THAT(ErrorOf(absl::StrCat("[tcp-settings]\nextended-events = maybe\n",
-                                   kAccount)),
+  EXPECT_THAT(ErrorOf(absl::StrCat("[tcp-settings]\nextended-events = maybe\n", kAccount)),
               HasSubstr("plan.ini:2: [tcp-settings] extended-events must be a "
                         "boolean"));
   EXPECT_THAT(ErrorOf("[a]\nuser = 1\nserver = s\nregister = 2\n"),
@@ -565,84 +544,72 @@ TEST(PlanParserTest, RejectsBadBoolean) {
 }
 
 TEST(PlanParserTest, RejectsBadTransport) {
-  EXPECT_EQ(
-      ErrorOf(absl::StrCat("[sip-settings]\ntransport = tls\n", kAccount)),
-      "plan.ini:2: [sip-settings] transport must be udp or tcp, got 'tls'");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\ntransport = tls\n", kAccount)),
+            "plan.ini:2: [sip-settings] transport must be udp or tcp, got 'tls'");
 }
 
 TEST(PlanParserTest, RejectsRegisterExpiresOutOfRange) {
-  EXPECT_EQ(
-      ErrorOf(absl::StrCat("[sip-settings]\nregister-expires = 9\n", kAccount)),
-      "plan.ini:2: [sip-settings] register-expires must be 10..86400, got 9");
-  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\nregister-expires = 86401\n",
-                                 kAccount)),
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\nregister-expires = 9\n", kAccount)),
+            "plan.ini:2: [sip-settings] register-expires must be 10..86400, got 9");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\nregister-expires = 86401\n", kAccount)),
             "plan.ini:2: [sip-settings] register-expires must be 10..86400, "
             "got 86401");
 }
 
 TEST(PlanParserTest, RejectsEmptyRtpRange) {
-  std::string error = ErrorOf(absl::StrCat(
-      "[rtp-settings]\nport-min = 30000\nport-max = 29999\n", kAccount));
-  EXPECT_THAT(error,
-              HasSubstr("plan.ini:3: [rtp-settings] port-max 29999 is below "
-                        "port-min 30000"));
+  std::string error =
+      ErrorOf(absl::StrCat("[rtp-settings]\nport-min = 30000\nport-max = 29999\n", kAccount));
+  EXPECT_THAT(error, HasSubstr("plan.ini:3: [rtp-settings] port-max 29999 is below "
+                               "port-min 30000"));
   EXPECT_THAT(error, HasSubstr("empty"));
 }
 
 TEST(PlanParserTest, RejectsEmptyRtpRangeAgainstDefaultPortMax) {
-  std::string error =
-      ErrorOf(absl::StrCat("[rtp-settings]\nport-min = 30000\n", kAccount));
-  EXPECT_THAT(error,
-              HasSubstr("plan.ini:2: [rtp-settings] port-max 20999 is below "
-                        "port-min 30000"));
+  std::string error = ErrorOf(absl::StrCat("[rtp-settings]\nport-min = 30000\n", kAccount));
+  EXPECT_THAT(error, HasSubstr("plan.ini:2: [rtp-settings] port-max 20999 is below "
+                               "port-min 30000"));
 }
 
 TEST(PlanParserTest, RejectsOddSizedRtpRange) {
-  std::string error = ErrorOf(absl::StrCat(
-      "[rtp-settings]\nport-min = 20000\nport-max = 20998\n", kAccount));
+  std::string error =
+      ErrorOf(absl::StrCat("[rtp-settings]\nport-min = 20000\nport-max = 20998\n", kAccount));
   EXPECT_THAT(error, HasSubstr("plan.ini:3: [rtp-settings] port-max 20998"));
   EXPECT_THAT(error, HasSubstr("odd-sized"));
 }
 
 TEST(PlanParserTest, RejectsOddRtpPortMin) {
-  std::string error = ErrorOf(absl::StrCat(
-      "[rtp-settings]\nport-min = 20001\nport-max = 21000\n", kAccount));
-  EXPECT_THAT(error,
-              HasSubstr("plan.ini:2: [rtp-settings] port-min must be even"));
+  std::string error =
+      ErrorOf(absl::StrCat("[rtp-settings]\nport-min = 20001\nport-max = 21000\n", kAccount));
+  EXPECT_THAT(error, HasSubstr("plan.ini:2: [rtp-settings] port-min must be even"));
   EXPECT_THAT(error, HasSubstr("got 20001"));
 }
 
 TEST(PlanParserTest, RejectsRtpPortOutOfRange) {
-  EXPECT_EQ(
-      ErrorOf(absl::StrCat("[rtp-settings]\nport-max = 65536\n", kAccount)),
-      "plan.ini:2: [rtp-settings] port-max must be 1..65535, got 65536");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[rtp-settings]\nport-max = 65536\n", kAccount)),
+            "plan.ini:2: [rtp-settings] port-max must be 1..65535, got 65536");
 }
 
 TEST(PlanParserTest, RejectsUnsupportedCodec) {
-  EXPECT_THAT(
-      ErrorOf(absl::StrCat("[rtp-settings]\ncodecs = PCMU, G729\n", kAccount)),
-      HasSubstr("plan.ini:2: [rtp-settings] codecs: unsupported codec 'G729'"));
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\ncodecs = PCMU, G729\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] codecs: unsupported codec 'G729'"));
 }
 
 TEST(PlanParserTest, RejectsEmptyCodecList) {
-  EXPECT_THAT(
-      ErrorOf(absl::StrCat("[rtp-settings]\ncodecs = , \n", kAccount)),
-      HasSubstr("plan.ini:2: [rtp-settings] codecs must list at least one"));
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\ncodecs = , \n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] codecs must list at least one"));
 }
 
 TEST(PlanParserTest, RejectsMaxClientsBelowOne) {
-  EXPECT_EQ(
-      ErrorOf(absl::StrCat("[tcp-settings]\nmax-clients = 0\n", kAccount)),
-      "plan.ini:2: [tcp-settings] max-clients must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nmax-clients = 0\n", kAccount)),
+            "plan.ini:2: [tcp-settings] max-clients must be at least 1, got 0");
 }
 
 TEST(PlanParserTest, AllowListsCanonicalNetworksAndDefaultsToEveryone) {
   EXPECT_TRUE(ParseOk(kAccount).tcp.allow.empty());
   Plan plan = ParseOk(absl::StrCat(
-      "[tcp-settings]\nallow = 127.0.0.1, 10.1.2.3/8 ,192.168.0.0/16,::1, fd00::1/8,\n",
-      kAccount));
-  EXPECT_THAT(plan.tcp.allow, ElementsAre("127.0.0.1/32", "10.0.0.0/8", "192.168.0.0/16",
-                                          "::1/128", "fd00::/8"));
+      "[tcp-settings]\nallow = 127.0.0.1, 10.1.2.3/8 ,192.168.0.0/16,::1, fd00::1/8,\n", kAccount));
+  EXPECT_THAT(plan.tcp.allow,
+              ElementsAre("127.0.0.1/32", "10.0.0.0/8", "192.168.0.0/16", "::1/128", "fd00::/8"));
 }
 
 TEST(PlanParserTest, RejectsAllowEntriesThatAreNotNetworks) {
@@ -659,15 +626,12 @@ TEST(PlanParserTest, RejectsAllowEntriesThatAreNotNetworks) {
 }
 
 TEST(PlanParserTest, RejectsMaxMessageBytesOutOfRange) {
-  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nmax-message-bytes = 255\n",
-                                 kAccount)),
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nmax-message-bytes = 255\n", kAccount)),
             "plan.ini:2: [tcp-settings] max-message-bytes must be "
             "256..16777216, got 255");
-  EXPECT_EQ(
-      ErrorOf(absl::StrCat("[tcp-settings]\nmax-message-bytes = 16777217\n",
-                           kAccount)),
-      "plan.ini:2: [tcp-settings] max-message-bytes must be 256..16777216, got "
-      "16777217");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nmax-message-bytes = 16777217\n", kAccount)),
+            "plan.ini:2: [tcp-settings] max-message-bytes must be 256..16777216, got "
+            "16777217");
 }
 
 TEST(PlanParserTest, RejectsServerPortOutOfRange) {
@@ -689,14 +653,12 @@ TEST(PlanParserTest, RejectsMalformedServer) {
 }
 
 TEST(PlanParserTest, RejectsKeyOutsideAnySection) {
-  std::string error =
-      ErrorOf(absl::StrCat("# header\nport = 3550\n", kAccount));
+  std::string error = ErrorOf(absl::StrCat("# header\nport = 3550\n", kAccount));
   EXPECT_THAT(error, HasSubstr("plan.ini:2: key 'port' outside any section"));
 }
 
 TEST(PlanParserTest, RejectsLineWithoutEquals) {
-  EXPECT_THAT(ErrorOf("[a]\nuser = 1\nserver s\n"),
-              HasSubstr("plan.ini:3: [a] malformed line"));
+  EXPECT_THAT(ErrorOf("[a]\nuser = 1\nserver s\n"), HasSubstr("plan.ini:3: [a] malformed line"));
 }
 
 TEST(PlanParserTest, RejectsLineWithoutKey) {
@@ -705,9 +667,8 @@ TEST(PlanParserTest, RejectsLineWithoutKey) {
 }
 
 TEST(PlanParserTest, RejectsUnterminatedSectionHeader) {
-  EXPECT_THAT(
-      ErrorOf("[a]\nuser = 1\nserver = s\n[b\n"),
-      HasSubstr("plan.ini:4: malformed section header: unterminated '['"));
+  EXPECT_THAT(ErrorOf("[a]\nuser = 1\nserver = s\n[b\n"),
+              HasSubstr("plan.ini:4: malformed section header: unterminated '['"));
 }
 
 TEST(PlanParserTest, RejectsTextAfterSectionHeader) {
@@ -727,11 +688,9 @@ TEST(PlanParserTest, RejectsPlanWithoutAccounts) {
 }
 
 TEST(PlanParserTest, ErrorsUseTheGivenFileName) {
-  absl::StatusOr<Plan> plan =
-      ParsePlan("[a]\nusr = 1\n", "/etc/telestra/site.ini");
+  absl::StatusOr<Plan> plan = ParsePlan("[a]\nusr = 1\n", "/etc/telestra/site.ini");
   ASSERT_FALSE(plan.ok());
-  EXPECT_EQ(plan.status().message(),
-            "/etc/telestra/site.ini:2: [a] unknown key 'usr'");
+  EXPECT_EQ(plan.status().message(), "/etc/telestra/site.ini:2: [a] unknown key 'usr'");
 }
 
 // Each error shown in docs/configuration.md, made by one edit of the example.
@@ -747,8 +706,7 @@ TEST(PlanParserTest, ErrorsShownInDocsComeFromOneEditOfTheExample) {
             "plan.ini:29: [account-1] unknown key 'usr'");
   EXPECT_EQ(ErrorOf(edited("port = 3550", "port = 70000")),
             "plan.ini:3: [tcp-settings] port must be 1..65535, got 70000");
-  EXPECT_EQ(ErrorOf(edited("pass = sip3002\nserver = 127.0.0.1:5060\n",
-                           "pass = sip3002\n")),
+  EXPECT_EQ(ErrorOf(edited("pass = sip3002\nserver = 127.0.0.1:5060\n", "pass = sip3002\n")),
             "plan.ini:35: [account-2] missing required key 'server'");
   EXPECT_EQ(ErrorOf(edited("port-max = 20999", "port-max = 20998")),
             "plan.ini:25: [rtp-settings] port-max 20998 makes an odd-sized RTP "
@@ -789,8 +747,7 @@ TEST(PlanParserTest, PasswordNeverAppearsInAnyErrorText) {
   for (const std::string& text : plans) {
     absl::StatusOr<Plan> plan = ParsePlan(text, "plan.ini");
     ASSERT_FALSE(plan.ok()) << text;
-    EXPECT_THAT(std::string(plan.status().message()), Not(HasSubstr(kSecret)))
-        << text;
+    EXPECT_THAT(std::string(plan.status().message()), Not(HasSubstr(kSecret))) << text;
     EXPECT_THAT(plan.status().ToString(), Not(HasSubstr(kSecret))) << text;
   }
   unsetenv("TELESTRA_PLAN_TEST_SECRET");
