@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries
   libgrpc++-dev libprotobuf-dev libboost-dev libsimdjson-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsofia-sip-ua-dev libspdlog-dev prometheus-cpp-dev
-  libspandsp-dev libsndfile1-dev libspeexdsp-dev
+  libspandsp-dev libsndfile1-dev libspeexdsp-dev libjemalloc-dev
   # SIP peers for the demo and the tests
   kamailio sip-tester baresip-core
   # tools the scripts use

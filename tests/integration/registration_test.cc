@@ -360,6 +360,20 @@ TEST(GatewayStartupTest, SipThreadRunsAtThePlansThreadNice) {
   ASSERT_TRUE(nice.count("telestra-media"));
 }
 
+TEST(GatewayStartupTest, AllocatesWithJemallocUnlessSanitized) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizer builds use the sanitizer's malloc (.bazelrc --custom_malloc)";
+#endif
+  GatewayOptions options;
+  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  auto gateway = GatewayProcess::Start(options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  std::ifstream maps(absl::StrCat("/proc/", (*gateway)->process().pid(), "/maps"));
+  std::stringstream text;
+  text << maps.rdbuf();
+  EXPECT_TRUE(absl::StrContains(text.str(), "libjemalloc")) << "gateway/BUILD.bazel malloc";
+}
+
 TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {
   std::string dir = getenv("TEST_TMPDIR");
   std::string plan = dir + "/bad-plan.ini";
