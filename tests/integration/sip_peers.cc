@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <simdjson.h>
 #include <sndfile.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -14,8 +15,6 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
-
-#include <simdjson.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -61,16 +60,8 @@ int PickFreeSipPortPair() {
 
 }  // namespace
 
-int PickFreeMediaPort() {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int port = PickFreePort(SOCK_DGRAM) & ~1;
-    if (port < 1024 || port > 65532) continue;
-    bool free = true;
-    for (int p = port; p < port + 4 && free; ++p) free = UdpPortFree(p);
-    if (free) return port;
-  }
-  return 0;
-}
+// sipp binds audio RTP (and RTCP) at the media port and video at + 2.
+int PickFreeMediaPort() { return PickFreeUdpRun(4); }
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* tmp = getenv("TEST_TMPDIR");
@@ -102,10 +93,23 @@ absl::StatusOr<std::unique_ptr<SippProcess>> SippProcess::Start(const Options& o
     return absl::UnavailableError("no free port for sipp");
   }
   std::vector<std::string> argv = {
-      kSipp, "-sf", options.scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1",
-      "-p", absl::StrCat(sipp->port_), "-mp", absl::StrCat(sipp->media_port_),
-      "-m", absl::StrCat(options.calls), "-nostdin",
-      "-timeout", absl::StrCat(absl::ToInt64Seconds(options.timeout), "s"), "-timeout_error",
+      kSipp,
+      "-sf",
+      options.scenario,
+      "-i",
+      "127.0.0.1",
+      "-mi",
+      "127.0.0.1",
+      "-p",
+      absl::StrCat(sipp->port_),
+      "-mp",
+      absl::StrCat(sipp->media_port_),
+      "-m",
+      absl::StrCat(options.calls),
+      "-nostdin",
+      "-timeout",
+      absl::StrCat(absl::ToInt64Seconds(options.timeout), "s"),
+      "-timeout_error",
   };
   if (options.trace) {
     argv.insert(argv.end(), {"-trace_msg", "-message_file", sipp->dir_ + "/messages.log",
@@ -177,8 +181,7 @@ absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::Start(const Opti
   return baresip;
 }
 
-absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::StartOnce(
-    const Options& options) {
+absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::StartOnce(const Options& options) {
   std::unique_ptr<BaresipProcess> baresip(new BaresipProcess());
   baresip->dir_ = MakeTempDir("baresip");
   if (baresip->dir_.empty()) return absl::InternalError("mkdtemp failed");
@@ -220,8 +223,7 @@ absl::StatusOr<std::unique_ptr<BaresipProcess>> BaresipProcess::StartOnce(
   std::ofstream(baresip->dir_ + "/config") << absl::StrJoin(config, "\n") << "\n";
   std::ofstream(baresip->dir_ + "/accounts")
       << "<sip:" << options.user << "@" << options.server << ">;auth_pass=sip" << options.user
-      << ";regint=600" << (options.auto_answer ? ";answermode=auto" : ";answermode=manual")
-      << "\n";
+      << ";regint=600" << (options.auto_answer ? ";answermode=auto" : ";answermode=manual") << "\n";
   // Empty contacts file: otherwise baresip writes a sample one.
   std::ofstream(baresip->dir_ + "/contacts") << "";
 
@@ -285,7 +287,7 @@ bool BaresipProcess::ConnectCtrl(absl::Duration timeout) {
 bool BaresipProcess::Send(const std::string& command, const std::string& params,
                           const std::string& token) {
   std::string json = absl::StrCat(R"({"command":")", command, R"(","params":")", params,
-                                   R"(","token":")", token, R"("})");
+                                  R"(","token":")", token, R"("})");
   std::string frame = absl::StrCat(json.size(), ":", json, ",");
   size_t sent = 0;
   while (sent < frame.size()) {

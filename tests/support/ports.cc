@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <random>
 
 #include "absl/time/clock.h"
 
@@ -50,6 +51,24 @@ bool TcpConnects(int port) {
 }
 
 }  // namespace
+
+int PickFreeUdpRun(int count) {
+  constexpr int kLow = 21000;
+  constexpr int kHigh = 32000;
+  constexpr int kAttempts = 50;
+  if (count < 1 || count > kHigh - kLow) return 0;
+  static std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> half_base(kLow / 2, (kHigh - count) / 2);
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    int first = half_base(random) * 2;
+    bool free = true;
+    for (int port = first; port < first + count && free; ++port) {
+      free = BindLoopback(SOCK_DGRAM, port) == port;
+    }
+    if (free) return first;
+  }
+  return 0;
+}
 
 int PickFreePort(int type) {
   if (type != SOCK_STREAM && type != SOCK_DGRAM) return 0;

@@ -24,6 +24,13 @@ int PickFreeUdpTcpPort();
 // PickFreePort calls can). Empty on failure.
 std::vector<int> PickFreeTcpPorts(int count, const std::vector<int>& exclude = {});
 
+// The first of `count` consecutive UDP ports on 127.0.0.1, even, that were
+// all free a moment ago, picked at random in 21000..32000: below Linux's
+// ephemeral ports (32768+), which every outgoing connection of every test
+// running at the same time takes from, and above the gateway's default RTP
+// range (20000-20999). 0 if none was found after a few attempts.
+int PickFreeUdpRun(int count);
+
 // True once a TCP connect to 127.0.0.1:port succeeds; false if none did
 // within `timeout`. Tries at least once, polling every few milliseconds.
 bool WaitForTcpPort(int port, absl::Duration timeout);

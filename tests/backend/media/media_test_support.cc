@@ -15,12 +15,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/support/ports.h"
 
 namespace telestra::backend::testing {
 namespace {
 
-constexpr int kRangeLow = 21000;
-constexpr int kRangeHigh = 32000;  // below Linux's ephemeral ports (32768+)
 constexpr int kAttempts = 50;
 
 sockaddr_in Loopback(int port) {
@@ -31,33 +30,12 @@ sockaddr_in Loopback(int port) {
   return addr;
 }
 
-bool UdpPortFree(int port) {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr = Loopback(port);
-  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
-std::mt19937& Random() {
-  static std::mt19937 random(std::random_device{}());
-  return random;
-}
-
 }  // namespace
 
 PortRange PickFreeRtpRange(int pairs) {
-  std::uniform_int_distribution<int> base((kRangeLow) / 2, (kRangeHigh - 2 * pairs) / 2);
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    int min = base(Random()) * 2;
-    bool all_free = true;
-    for (int port = min; port < min + 2 * pairs && all_free; ++port) {
-      all_free = UdpPortFree(port);
-    }
-    if (all_free) return {min, min + 2 * pairs - 1};
-  }
-  return {};
+  int min = telestra::testing::PickFreeUdpRun(2 * pairs);
+  if (min == 0) return {};
+  return {min, min + 2 * pairs - 1};
 }
 
 UdpPeer::UdpPeer(int port) {

@@ -184,16 +184,27 @@ std::vector<int> HeldRtpPorts(const PortRange& range) {
   return held;
 }
 
-TEST(RtpMediaEngineTest, SparePairsAreBoundAheadAndOpenHandsThemOut) {
-  PortRange range = PickFreeRtpRange(64);  // 8 spares: an eighth of the range
-  ASSERT_NE(range.min, 0);
+// An engine on a free range of 64 pairs (so 8 spares: an eighth of the
+// range), started, once its spares are bound; nullptr (and a failure) if
+// they never are.
+std::unique_ptr<RtpMediaEngine> StartEngineWithSpares(PortRange* range) {
+  *range = PickFreeRtpRange(64);
+  EXPECT_NE(range->min, 0);
   RtpConfig config;
-  config.port_min = range.min;
-  config.port_max = range.max;
-  RtpMediaEngine engine(config, "127.0.0.1");
-  ASSERT_TRUE(engine.Start().ok());
-  ASSERT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 8; }, kDeadline))
-      << HeldRtpPorts(range).size() << " pairs bound ahead";
+  config.port_min = range->min;
+  config.port_max = range->max;
+  auto engine = std::make_unique<RtpMediaEngine>(config, "127.0.0.1");
+  EXPECT_TRUE(engine->Start().ok());
+  bool bound = WaitFor([&] { return HeldRtpPorts(*range).size() == 8; }, kDeadline);
+  EXPECT_TRUE(bound) << HeldRtpPorts(*range).size() << " pairs bound ahead";
+  return bound ? std::move(engine) : nullptr;
+}
+
+TEST(RtpMediaEngineTest, SparePairsAreBoundAheadAndOpenHandsThemOut) {
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> started = StartEngineWithSpares(&range);
+  ASSERT_NE(started, nullptr);
+  RtpMediaEngine& engine = *started;
   std::vector<int> spares = HeldRtpPorts(range);
   for (int port : spares) EXPECT_FALSE(UdpPortBindable(port + 1)) << "RTCP port of " << port;
 
@@ -256,14 +267,10 @@ TEST(RtpMediaEngineTest, ClosedCallsAreTornDownByTheMediaThreadAndTheirSocketsSe
 }
 
 TEST(RtpMediaEngineTest, DatagramsToSparePairsAreDiscardedAndCounted) {
-  PortRange range = PickFreeRtpRange(64);
-  ASSERT_NE(range.min, 0);
-  RtpConfig config;
-  config.port_min = range.min;
-  config.port_max = range.max;
-  RtpMediaEngine engine(config, "127.0.0.1");
-  ASSERT_TRUE(engine.Start().ok());
-  ASSERT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 8; }, kDeadline));
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> started = StartEngineWithSpares(&range);
+  ASSERT_NE(started, nullptr);
+  RtpMediaEngine& engine = *started;
   const int spare = HeldRtpPorts(range).front();
 
   UdpPeer far_end;
