@@ -82,8 +82,10 @@ namespace telestra::backend {
 // 5 KB at the default 60 ms), a 9.6 KB recording buffer plus libsndfile's
 // state when recording, and two sockets' kernel buffers (not in our RSS).
 //
-// File descriptors: two per call. Start() raises the soft RLIMIT_NOFILE (up
-// to the hard limit) if it is below what the port range needs.
+// File descriptors: two per port pair that has carried a call (parked
+// sockets stay open), plus two per spare. Start() raises the soft
+// RLIMIT_NOFILE (up to the hard limit) if it is below what the port range
+// needs; if it cannot, sockets are closed at the end of each call instead.
 //
 // Thread: every public method may be called from any thread.
 class RtpMediaEngine final : public MediaEngine {
