@@ -274,8 +274,7 @@ void RtpMediaEngine::CloseLocked(int64_t call_id) {
   std::unique_ptr<MediaCall> call = std::move(it->second);
   calls_.erase(it);
   calls_by_port_[ports_.IndexOf(call->rtp_port())] = nullptr;
-  idle_fds_[2 * ports_.IndexOf(call->rtp_port())] = call->rtp_fd();
-  idle_fds_[2 * ports_.IndexOf(call->rtp_port()) + 1] = call->rtcp_fd();
+  SetIdleLocked(call->rtp_port(), call->rtp_fd(), call->rtcp_fd());
   // The media thread tears it down on its next tick, unless there is no
   // media thread (any more) or a recording that must be complete now.
   bool later = started_ && !stopping_ && !call->recording();
@@ -289,11 +288,10 @@ void RtpMediaEngine::FinishClosingLocked() {
   for (std::unique_ptr<MediaCall>& call : closing_) {
     call->Close(now);  // RTCP BYE, recording closed
     int port = call->rtp_port();
-    int index = ports_.IndexOf(port);
     if (keep_sockets_) {
-      parked_[index] = call->TakeSockets();  // still read (idle_fds_)
+      parked_[ports_.IndexOf(port)] = call->TakeSockets();  // still read (idle_fds_)
     } else {
-      idle_fds_[2 * index] = idle_fds_[2 * index + 1] = -1;
+      SetIdleLocked(port, -1, -1);
     }
     // Closing sockets also takes them out of the epoll set (never
     // duplicated); a readiness event already collected for them finds no
@@ -318,6 +316,12 @@ absl::Status RtpMediaEngine::WatchPair(const RtpSocketPair& pair) {
   return absl::OkStatus();
 }
 
+void RtpMediaEngine::SetIdleLocked(int rtp_port, int rtp_fd, int rtcp_fd) {
+  int index = ports_.IndexOf(rtp_port);
+  idle_fds_[2 * index] = rtp_fd;
+  idle_fds_[2 * index + 1] = rtcp_fd;
+}
+
 std::optional<RtpSocketPair> RtpMediaEngine::UnparkLocked(int rtp_port) {
   int index = ports_.IndexOf(rtp_port);
   if (index < 0 || !parked_[index]) return std::nullopt;
@@ -339,8 +343,7 @@ absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquirePairLocked(int64_t call_id)
   if (!spares_.empty()) {
     RtpSocketPair pair = std::move(spares_.front());
     spares_.pop_front();
-    int index = ports_.IndexOf(pair.rtp_port());
-    idle_fds_[2 * index] = idle_fds_[2 * index + 1] = -1;
+    SetIdleLocked(pair.rtp_port(), -1, -1);
     return pair;
   }
   // Bind a free pair now. Ports taken by other programs are skipped (and
@@ -357,8 +360,7 @@ absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquirePairLocked(int64_t call_id)
       std::optional<int> port = ports_.Acquire();
       if (!port) break;
       if (std::optional<RtpSocketPair> parked = UnparkLocked(*port)) {
-        int index = ports_.IndexOf(*port);
-        idle_fds_[2 * index] = idle_fds_[2 * index + 1] = -1;
+        SetIdleLocked(*port, -1, -1);
         for (int p : busy) ports_.Release(p);
         return *std::move(parked);  // already in the epoll set
       }
@@ -417,9 +419,7 @@ void RtpMediaEngine::RefillSpares() {
   }
   absl::MutexLock lock(&mu_);
   for (RtpSocketPair& pair : bound) {
-    int index = ports_.IndexOf(pair.rtp_port());
-    idle_fds_[2 * index] = pair.rtp_fd();
-    idle_fds_[2 * index + 1] = pair.rtcp_fd();
+    SetIdleLocked(pair.rtp_port(), pair.rtp_fd(), pair.rtcp_fd());
     spares_.push_back(std::move(pair));
   }
   for (int port : failed) ports_.Release(port);

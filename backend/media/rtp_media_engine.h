@@ -159,8 +159,9 @@ class RtpMediaEngine final : public MediaEngine {
   void RefillSpares();
   // Adds a pair's sockets to the epoll set (keys: their ports).
   absl::Status WatchPair(const RtpSocketPair& pair);
-  // Marks a pair's sockets as belonging to no call (fd) or to a call (-1).
-  void SetIdleLocked(const RtpSocketPair& pair, bool idle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the sockets of the pair of `rtp_port` as open but of no call
+  // (read and discarded), or, with -1, as a call's or closed.
+  void SetIdleLocked(int rtp_port, int rtp_fd, int rtcp_fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   MediaCall* FindByPortLocked(uint64_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RtpConfig config_;

@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
