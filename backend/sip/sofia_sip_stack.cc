@@ -219,12 +219,16 @@ class SofiaSipStack::Impl {
     return status;
   }
 
-  // Thread: any. Runs `task` on the SIP thread; false once stopped.
+  // Thread: any. Runs `task` on the SIP thread; false once stopped. Only
+  // the first task of a burst signals the eventfd: while a wake-up is
+  // pending, the tasks that follow just join the queue (no system call).
   bool Post(std::function<void()> task) {
     {
       absl::MutexLock lock(&mu_);
       if (!accepting_) return false;
       posted_.push_back(std::move(task));
+      if (wake_pending_) return true;
+      wake_pending_ = true;
     }
     uint64_t one = 1;
     ssize_t n = write(wake_fd_, &one, sizeof(one));
@@ -309,6 +313,21 @@ class SofiaSipStack::Impl {
       return;
     }
     su_root_threading(root_, 0);  // no extra nua stack thread
+    // Parsed the way soa parses an SDP string of ours (sdp_f_config: the
+    // port-0 template is not a rejected stream).
+    const std::string sdp = BuildSdp(0);
+    sdp_template_ = sdp_parse(sdp_home_, sdp.c_str(), static_cast<issize_t>(sdp.size()),
+                              sdp_f_config | sdp_f_anynet);
+    if (sdp_session(sdp_template_) == nullptr || sdp_session(sdp_template_)->sdp_media == nullptr) {
+      std::string error =
+          absl::StrCat("our own SDP does not parse: ", sdp_parsing_error(sdp_template_));
+      sdp_parser_free(sdp_template_);
+      sdp_template_ = nullptr;
+      su_root_destroy(root_);
+      su_deinit();
+      started.set_value(absl::InternalError(error));
+      return;
+    }
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     su_wait_create(&wait_, wake_fd_, SU_WAIT_IN);
     su_root_register(root_, &wait_, &Impl::OnWake, this, 0);
@@ -318,6 +337,8 @@ class SofiaSipStack::Impl {
     nua_ = nua_create(root_, &Impl::OnNuaEvent, this, NUTAG_URL(url.c_str()),
                       SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     if (nua_ == nullptr) {
+      sdp_parser_free(sdp_template_);
+      sdp_template_ = nullptr;
       su_root_unregister(root_, &wait_, &Impl::OnWake, this);
       close(wake_fd_);
       su_root_destroy(root_);
@@ -355,6 +376,9 @@ class SofiaSipStack::Impl {
     calls_.clear();
     invite_auth_.clear();
     nua_destroy(nua_);
+    sdp_parser_free(sdp_template_);
+    sdp_template_ = nullptr;
+    su_home_deinit(sdp_home_);
     nua_ = nullptr;
     if (shutdown_timer_ != nullptr) su_timer_destroy(shutdown_timer_);
     su_root_unregister(root_, &wait_, &Impl::OnWake, this);
@@ -373,6 +397,7 @@ class SofiaSipStack::Impl {
     {
       absl::MutexLock lock(&self->mu_);
       tasks.swap(self->posted_);
+      self->wake_pending_ = false;  // a later Post signals again
     }
     for (auto& task : tasks) task();
     return 0;
@@ -605,6 +630,15 @@ class SofiaSipStack::Impl {
                         "a=ptime:20\r\n");
   }
 
+  // Our SDP for a call on RTP `port`: the template parsed once at start
+  // with its audio port set (soa copies it), so no call parses its own SDP.
+  // Thread: SIP.
+  const sdp_session_t* Sdp(int port) {
+    sdp_session_t* session = sdp_session(sdp_template_);
+    session->sdp_media->m_port = static_cast<unsigned long>(port);
+    return session;
+  }
+
   // Opens the call's RTP ports; false (and the reason in the leg) if none.
   bool OpenMedia(CallLeg* leg) {
     if (leg->local_port != 0) return true;
@@ -693,7 +727,6 @@ class SofiaSipStack::Impl {
         !absl::StartsWith(number, "sip:") && !absl::StartsWith(number, "sips:");
     std::string target =
         target_in_domain ? absl::StrCat("sip:", number, "@", account.server) : number;
-    std::string sdp = BuildSdp(leg->local_port);
     leg->nh = nua_handle(nua_, leg, SIPTAG_FROM_STR(from.c_str()),
                          SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()), TAG_END());
     if (leg->nh == nullptr) {
@@ -705,8 +738,9 @@ class SofiaSipStack::Impl {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     const sip_header_t* credentials =
         target_in_domain ? PreemptiveCredentials(account, target, scratch) : nullptr;
-    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()), SOATAG_USER_SDP_STR(sdp.c_str()),
-               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
+    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()),
+               SOATAG_USER_SDP(Sdp(leg->local_port)), SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
+               SOATAG_AUDIO_AUX("telephone-event"),
                TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     su_home_deinit(scratch);
   }
@@ -808,8 +842,7 @@ class SofiaSipStack::Impl {
       return;
     }
     leg->answering = true;
-    std::string sdp = BuildSdp(leg->local_port);
-    nua_respond(leg->nh, 200, "OK", SOATAG_USER_SDP_STR(sdp.c_str()),
+    nua_respond(leg->nh, 200, "OK", SOATAG_USER_SDP(Sdp(leg->local_port)),
                 SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
                 TAG_END());
   }
@@ -836,9 +869,8 @@ class SofiaSipStack::Impl {
     if (leg == nullptr || !leg->established || leg->hangup_requested) return;
     leg->local_hold = hold;
     leg->hold_requests.push_back(hold);
-    std::string sdp = BuildSdp(leg->local_port);
-    nua_invite(leg->nh, SOATAG_USER_SDP_STR(sdp.c_str()), SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
-               SOATAG_AUDIO_AUX("telephone-event"),
+    nua_invite(leg->nh, SOATAG_USER_SDP(Sdp(leg->local_port)),
+               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
                SOATAG_HOLD(hold ? "audio" : static_cast<char const*>(nullptr)), TAG_END());
   }
 
@@ -1027,6 +1059,9 @@ class SofiaSipStack::Impl {
   const RtpConfig rtp_;
   MediaEngine* const media_;
   const uint64_t sdp_session_id_ = absl::Uniform<uint64_t>(absl::BitGen(), 1, 1ull << 40);
+  // Our SDP, parsed once (see Sdp()). Thread: SIP.
+  su_home_t sdp_home_[1] = {SU_HOME_INIT(sdp_home_)};
+  sdp_parser_t* sdp_template_ = nullptr;
   SipStackListener* listener_ = nullptr;
   int port_ = 0;
   std::thread thread_;
@@ -1034,6 +1069,8 @@ class SofiaSipStack::Impl {
   absl::Mutex mu_;
   std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  // The eventfd was signalled and OnWake has not yet taken the queue.
+  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
   int wake_fd_ = -1;
 
   // SIP thread only.
