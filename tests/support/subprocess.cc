@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +59,68 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return out;
 }
 
+// The process groups of the children that have not been reaped yet, so
+// that a test or benchmark stopped by a signal (Bazel's SIGTERM at a
+// timeout, Ctrl-C) does not leave Kamailio, sipp or a gateway running: the
+// children are in process groups of their own, which such a signal does not
+// reach. A reaped leader's slot is cleared at once (its pid, and so the
+// group id, may then be reused).
+constexpr int kMaxLiveChildren = 1024;
+std::atomic<pid_t> live_groups[kMaxLiveChildren];
+constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+struct sigaction previous_actions[NSIG];
+
+void KillLiveGroups(int sig, siginfo_t* info, void* context) {
+  // Only async-signal-safe calls here: kill, sigaction, raise.
+  for (std::atomic<pid_t>& slot : live_groups) {
+    pid_t group = slot.load(std::memory_order_relaxed);
+    if (group > 0) kill(-group, SIGKILL);
+  }
+  const struct sigaction& previous = previous_actions[sig];
+  if (previous.sa_flags & SA_SIGINFO) {
+    previous.sa_sigaction(sig, info, context);
+  } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+    previous.sa_handler(sig);
+  } else {
+    // The default action (terminate), once this handler returns.
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
+}
+
+// Installs KillLiveGroups for the stop signals this process does not ignore.
+void InstallStopHandlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int sig : kStopSignals) {
+      struct sigaction current;
+      if (sigaction(sig, nullptr, &current) != 0 || current.sa_handler == SIG_IGN) continue;
+      previous_actions[sig] = current;
+      struct sigaction action = {};
+      action.sa_sigaction = &KillLiveGroups;
+      action.sa_flags = SA_SIGINFO | SA_RESTART;
+      sigemptyset(&action.sa_mask);
+      sigaction(sig, &action, nullptr);
+    }
+  });
+}
+
+void AddLiveGroup(pid_t group) {
+  for (std::atomic<pid_t>& slot : live_groups) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, group)) return;
+  }
+  // More than kMaxLiveChildren at once: this one is only cleaned up by its
+  // Subprocess, not on a signal.
+}
+
+void RemoveLiveGroup(pid_t group) {
+  for (std::atomic<pid_t>& slot : live_groups) {
+    pid_t expected = group;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
 // RAII for the posix_spawn attribute objects.
 class SpawnSetup {
  public:
@@ -81,9 +145,9 @@ class SpawnSetup {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
-    const std::vector<std::string>& argv, const std::string& log_path,
-    const Environment& extra_env) {
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
+                                                              const std::string& log_path,
+                                                              const Environment& extra_env) {
   if (argv.empty() || argv[0].empty()) {
     return absl::InvalidArgumentError("Subprocess::Start: empty argv");
   }
@@ -96,8 +160,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
   }
 
   SpawnSetup setup;
-  int rc = posix_spawn_file_actions_addopen(setup.actions(), STDIN_FILENO, "/dev/null",
-                                            O_RDONLY, 0);
+  int rc =
+      posix_spawn_file_actions_addopen(setup.actions(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(setup.actions(), log_fd, STDOUT_FILENO);
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(setup.actions(), log_fd, STDERR_FILENO);
 
@@ -106,8 +170,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
   sigemptyset(&empty_mask);
   sigset_t defaults;
   sigemptyset(&defaults);
-  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGUSR1, SIGUSR2,
-                  SIGCHLD}) {
+  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD}) {
     sigaddset(&defaults, sig);
   }
   if (rc == 0) rc = posix_spawnattr_setpgroup(setup.attr(), 0);
@@ -127,20 +190,20 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(
   std::vector<char*> c_args = CStrings(args);
   std::vector<char*> c_env = CStrings(env);
 
+  InstallStopHandlers();
   pid_t pid = -1;
   // glibc's posix_spawn reports exec failures (ENOENT, EACCES) as its result.
   if (argv[0].find('/') != std::string::npos) {
-    rc = posix_spawn(&pid, c_args[0], setup.actions(), setup.attr(), c_args.data(),
-                     c_env.data());
+    rc = posix_spawn(&pid, c_args[0], setup.actions(), setup.attr(), c_args.data(), c_env.data());
   } else {
-    rc = posix_spawnp(&pid, c_args[0], setup.actions(), setup.attr(), c_args.data(),
-                      c_env.data());
+    rc = posix_spawnp(&pid, c_args[0], setup.actions(), setup.attr(), c_args.data(), c_env.data());
   }
   close(log_fd);
   if (rc != 0) {
-    return absl::InternalError(absl::StrCat("cannot start `", absl::StrJoin(argv, " "),
-                                            "`: ", ErrnoText(rc)));
+    return absl::InternalError(
+        absl::StrCat("cannot start `", absl::StrJoin(argv, " "), "`: ", ErrnoText(rc)));
   }
+  AddLiveGroup(pid);
   return std::unique_ptr<Subprocess>(new Subprocess(pid, log_path));
 }
 
@@ -155,11 +218,13 @@ bool Subprocess::IsRunning() {
   if (r == pid_) {
     exited_ = true;
     exit_status_ = DecodeWaitStatus(status);
+    RemoveLiveGroup(pid_);
     return false;
   }
   if (r < 0 && errno == ECHILD) {
     // Reaped elsewhere (should not happen); treat as gone.
     exited_ = true;
+    RemoveLiveGroup(pid_);
     return false;
   }
   return true;

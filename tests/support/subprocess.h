@@ -25,6 +25,10 @@ namespace telestra::testing {
 // exited, 128 + signal number when a signal killed it.
 //
 // The destructor kills the whole process group if the child still runs.
+// So does a SIGTERM, SIGINT, SIGHUP or SIGQUIT that stops the test process
+// (Bazel's timeout, Ctrl-C): the first Start installs a handler that
+// SIGKILLs the group of every child not yet reaped, then lets the signal
+// take its course (the previous handler, or the default action).
 // Not thread-safe: use one Subprocess from one thread at a time.
 class Subprocess {
  public:
