@@ -14,7 +14,7 @@ namespace telestra::testing {
 struct NativeEvent {
   std::string json;
   std::string Str(const std::string& field) const;  // "" if absent
-  int64_t Int(const std::string& field) const;  // -1 if absent
+  int64_t Int(const std::string& field) const;      // -1 if absent
   bool Has(const std::string& field) const;
   std::string event() const { return Str("event"); }
 };
@@ -48,6 +48,10 @@ class NativeClient {
   // timeout), raw: for plain HTTP requests in tests.
   std::string ReadUntilClosed(absl::Duration timeout = absl::Seconds(5));
 
+  // True if a whole event has been read and not yet returned by Next (so
+  // Next would not wait for the network).
+  bool HasBufferedEvent() const { return buffer_.find('\0', read_from_) != std::string::npos; }
+
   // True once the server closed the connection.
   bool closed() const { return closed_; }
   const std::vector<NativeEvent>& skipped() const { return skipped_; }
@@ -57,6 +61,7 @@ class NativeClient {
   int fd_;
   bool closed_ = false;
   std::string buffer_;
+  size_t read_from_ = 0;  // buffer_ before this offset has been returned
   std::vector<NativeEvent> skipped_;
 };
 
