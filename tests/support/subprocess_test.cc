@@ -68,23 +68,23 @@ Outcome StopHelperWith(int sig) {
   return outcome;
 }
 
-TEST(SubprocessTest, ChildrenDieWithATestStoppedBySigterm) {
-  Outcome outcome = StopHelperWith(SIGTERM);
+class StopSignalTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(StopSignalTest, ChildrenDieWithATestStoppedByTheSignal) {
+  const int sig = GetParam();
+  Outcome outcome = StopHelperWith(sig);
   ASSERT_GT(outcome.child, 0);
   // The helper still ends by the signal (the default action after the
   // clean-up), and its child does not outlive it.
   ASSERT_TRUE(WIFSIGNALED(outcome.helper_status));
-  EXPECT_EQ(WTERMSIG(outcome.helper_status), SIGTERM);
+  EXPECT_EQ(WTERMSIG(outcome.helper_status), sig);
   EXPECT_TRUE(GoneWithin(outcome.child, absl::Seconds(5))) << "sleep " << outcome.child;
 }
 
-TEST(SubprocessTest, ChildrenDieWithATestStoppedBySigint) {
-  Outcome outcome = StopHelperWith(SIGINT);
-  ASSERT_GT(outcome.child, 0);
-  ASSERT_TRUE(WIFSIGNALED(outcome.helper_status));
-  EXPECT_EQ(WTERMSIG(outcome.helper_status), SIGINT);
-  EXPECT_TRUE(GoneWithin(outcome.child, absl::Seconds(5))) << "sleep " << outcome.child;
-}
+INSTANTIATE_TEST_SUITE_P(Signals, StopSignalTest, ::testing::Values(SIGTERM, SIGINT, SIGHUP),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(sigabbrev_np(info.param));
+                         });
 
 TEST(SubprocessTest, ReapedChildIsNoLongerSignalledAndKillStillWorks) {
   auto first = Subprocess::Start({"true"}, TempDir() + "/true.log");
