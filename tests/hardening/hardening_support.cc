@@ -287,8 +287,12 @@ void ExpectReplies(const std::vector<NativeEvent>& got, const std::vector<Expect
         EXPECT_EQ(e.Str("error"), want.error) << e.json;
       }
     }
-    if (want.account) EXPECT_EQ(e.Str("account"), *want.account) << e.json;
-    if (want.token) EXPECT_EQ(e.Str("token"), *want.token) << e.json;
+    if (want.account) {
+      EXPECT_EQ(e.Str("account"), *want.account) << e.json;
+    }
+    if (want.token) {
+      EXPECT_EQ(e.Str("token"), *want.token) << e.json;
+    }
   }
 }
 
