@@ -169,7 +169,6 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
       std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_seconds) * 1000));
   Clock::time_point drain_deadline = stop + std::chrono::seconds(40);
   int in_flight = 0;
-  std::string commands;  // to send, NUL-terminated
   std::set<int64_t> answered;
   meter.groups.insert(meter.groups.begin(), {"gateway", (*gateway)->process().pid()});
   bool metering = false;
@@ -185,15 +184,12 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
     if (now >= drain_deadline) break;
     if (now >= stop && in_flight == 0) break;
     while (now < stop && in_flight < window) {
-      absl::StrAppend(&commands, make_call, absl::string_view("\0", 1));
+      c.Queue(make_call);
       ++in_flight;
     }
     // Commands are pipelined: the ones that the events read so far call
     // for leave in one write when no further event is waiting.
-    if (!commands.empty() && !c.HasBufferedEvent()) {
-      c.SendRaw(commands);
-      commands.clear();
-    }
+    if (!c.HasBufferedEvent()) c.Flush();
     std::optional<NativeEvent> event = c.Next(absl::Milliseconds(100));
     if (!event) {
       if (c.closed()) break;
@@ -203,8 +199,7 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
     if (type == "call-answered") {
       int64_t id = event->Int("call_id");
       answered.insert(id);
-      absl::StrAppend(&commands, R"({"cmd":"hangup-call","account":"account-1","call_id":)", id,
-                      "}", absl::string_view("\0", 1));
+      c.Queue(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", id, "}"));
     } else if (type == "call-ended") {
       --in_flight;
       int64_t id = event->Int("call_id");
@@ -247,9 +242,15 @@ int64_t SippCounter(const std::string& output, const std::string& label) {
   return std::stoll(match[1]);
 }
 
+// How long each ceiling run lasts: the warm-up and the measured seconds
+// (sipp's counters cover the whole run).
+double CeilingRunSeconds() {
+  return absl::GetFlag(FLAGS_warmup_seconds) + absl::GetFlag(FLAGS_seconds);
+}
+
 SippResult RunCeiling(const KamailioProcess& kamailio, CpuMeter meter, int rate) {
   SippResult result;
-  double seconds = absl::GetFlag(FLAGS_warmup_seconds) + absl::GetFlag(FLAGS_seconds);
+  double seconds = CeilingRunSeconds();
   SippProcess::Options options;
   options.scenario = SippProcess::Scenario("uac_call.xml");
   options.calls = static_cast<int>(rate * seconds);
@@ -368,7 +369,7 @@ int main(int argc, char** argv) {
   for (const std::string& rate_text : absl::GetFlag(FLAGS_ceiling_rates)) {
     int rate = std::stoi(rate_text);
     SippResult s = RunCeiling(**kamailio, meter, rate);
-    double run_seconds = absl::GetFlag(FLAGS_warmup_seconds) + absl::GetFlag(FLAGS_seconds);
+    double run_seconds = CeilingRunSeconds();
     double achieved = s.successful > 0 ? static_cast<double>(s.successful) / run_seconds : 0;
     std::printf(
         "ceiling: sipp uac -r %d for %.0f s (warm-up included): %lld successful, %lld failed, "

@@ -315,7 +315,7 @@ class SofiaSipStack::Impl {
     su_root_threading(root_, 0);  // no extra nua stack thread
     // Parsed the way soa parses an SDP string of ours (sdp_f_config: the
     // port-0 template is not a rejected stream).
-    const std::string sdp = BuildSdp(0);
+    const std::string sdp = BuildSdpTemplate();
     sdp_template_ = sdp_parse(sdp_home_, sdp.c_str(), static_cast<issize_t>(sdp.size()),
                               sdp_f_config | sdp_f_anynet);
     if (sdp_session(sdp_template_) == nullptr || sdp_session(sdp_template_)->sdp_media == nullptr) {
@@ -613,7 +613,9 @@ class SofiaSipStack::Impl {
     return nullptr;
   }
 
-  std::string BuildSdp(int port) const {
+  // Our SDP with audio port 0: the template that Sdp() gives each call's
+  // port.
+  std::string BuildSdpTemplate() const {
     std::string address = media_->local_address();
     const char* family = absl::StrContains(address, ':') ? "IP6" : "IP4";
     std::string payloads;
@@ -624,8 +626,8 @@ class SofiaSipStack::Impl {
       absl::StrAppend(&maps, "a=rtpmap:", pt, " ", codec, "/8000\r\n");
     }
     return absl::StrCat("v=0\r\no=- ", sdp_session_id_, " 1 IN ", family, " ", address,
-                        "\r\ns=-\r\nc=IN ", family, " ", address, "\r\nt=0 0\r\nm=audio ", port,
-                        " RTP/AVP", payloads, " 101\r\n", maps,
+                        "\r\ns=-\r\nc=IN ", family, " ", address, "\r\nt=0 0\r\nm=audio 0 RTP/AVP",
+                        payloads, " 101\r\n", maps,
                         "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
                         "a=ptime:20\r\n");
   }

@@ -78,6 +78,18 @@ bool NativeClient::SendRaw(const std::string& bytes) {
 
 bool NativeClient::Send(const std::string& json) { return SendRaw(json + std::string(1, '\0')); }
 
+void NativeClient::Queue(const std::string& json) {
+  queued_.append(json);
+  queued_.push_back('\0');
+}
+
+bool NativeClient::Flush() {
+  if (queued_.empty()) return true;
+  bool sent = SendRaw(queued_);
+  queued_.clear();
+  return sent;
+}
+
 std::optional<NativeEvent> NativeClient::Next(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   for (;;) {

@@ -30,6 +30,11 @@ class NativeClient {
   bool Send(const std::string& json);
   bool SendRaw(const std::string& bytes);
 
+  // Pipelining: Queue frames `json` as Send does but only keeps it;
+  // Flush sends everything queued in one write (true if nothing was).
+  void Queue(const std::string& json);
+  bool Flush();
+
   // The next event, or nullopt if none arrives before the timeout (or the
   // connection closed: see closed()).
   std::optional<NativeEvent> Next(absl::Duration timeout = absl::Seconds(5));
@@ -62,6 +67,7 @@ class NativeClient {
   bool closed_ = false;
   std::string buffer_;
   size_t read_from_ = 0;  // buffer_ before this offset has been returned
+  std::string queued_;    // framed commands for Flush
   std::vector<NativeEvent> skipped_;
 };
 
