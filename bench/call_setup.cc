@@ -21,6 +21,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "bench/bare_sofia.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
@@ -31,6 +33,10 @@ ABSL_FLAG(int, warmup, 10, "Unmeasured calls per flow first");
 ABSL_FLAG(double, max_seconds, 240, "Stop after this long");
 ABSL_FLAG(std::string, kamailio_memory, "tlsf",
           "Kamailio's memory manager for shared and private memory (-x/-X): qm, fm or tlsf");
+ABSL_FLAG(bool, sofia_floor, false,
+          "Also time the bare sofia-sip flow (bench/bare_sofia.h): 3003 -> 3004 on one sofia "
+          "thread in this process, from nua_invite() to the callee's nua_i_invite; no API port, "
+          "no thread hand-over: the floor of any service built on sofia-sip");
 ABSL_FLAG(std::string, kamailio_cfg, "",
           "Kamailio configuration (default examples/kamailio.cfg); for experiments");
 
@@ -162,6 +168,70 @@ class BaresipFlow : public Flow {
   std::string target_;
 };
 
+// The bare sofia-sip flow: 3003 INVITEs 3004, both on one sofia thread of
+// this process; timed on that thread from just before nua_invite() to the
+// callee's nua_i_invite. Then the caller CANCELs and both ends' termination
+// is awaited.
+class SofiaFlow : public Flow {
+ public:
+  static std::unique_ptr<SofiaFlow> Start(const KamailioProcess& kamailio) {
+    auto flow = std::make_unique<SofiaFlow>();
+    SofiaFlow* raw = flow.get();
+    bench::BareSofia::Options options;
+    options.server = kamailio.server();
+    options.accounts = {{"3003", "sip3003"}, {"3004", "sip3004"}};
+    options.hooks.on_incoming = [raw](uint64_t call) {
+      Clock::time_point now = Clock::now();
+      absl::MutexLock lock(&raw->mu_);
+      raw->end_ = now;
+      raw->callee_ = call;
+    };
+    options.hooks.on_ended = [raw](uint64_t, int) {
+      absl::MutexLock lock(&raw->mu_);
+      ++raw->ended_;
+    };
+    auto ua = bench::BareSofia::Start(options);
+    if (!ua.ok()) {
+      std::fprintf(stderr, "bare sofia: %s\n", ua.status().ToString().c_str());
+      return nullptr;
+    }
+    flow->ua_ = *std::move(ua);
+    return flow;
+  }
+
+  double Call() override {
+    {
+      absl::MutexLock lock(&mu_);
+      callee_ = 0;
+      ended_ = 0;
+    }
+    ua_->Post([this] {
+      Clock::time_point start = Clock::now();
+      uint64_t caller = ua_->Invite(0, "3004");
+      absl::MutexLock lock(&mu_);
+      start_ = start;
+      caller_ = caller;
+    });
+    absl::MutexLock lock(&mu_);
+    auto incoming = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return callee_ != 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&incoming), absl::Seconds(5))) return -1;
+    uint64_t caller = caller_;
+    ua_->Post([this, caller] { ua_->Cancel(caller); });
+    auto both_ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_ >= 2; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&both_ended), absl::Seconds(5))) return -1;
+    return std::chrono::duration<double, std::milli>(end_ - start_).count();
+  }
+
+ private:
+  std::unique_ptr<bench::BareSofia> ua_;
+  absl::Mutex mu_;
+  Clock::time_point start_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point end_ ABSL_GUARDED_BY(mu_);
+  uint64_t caller_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t callee_ ABSL_GUARDED_BY(mu_) = 0;
+  int ended_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 }  // namespace
 }  // namespace telestra::testing
 
@@ -177,16 +247,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kamailio: %s\n", kamailio.status().ToString().c_str());
     return 1;
   }
-  std::unique_ptr<Flow> flows[2] = {GatewayFlow::Start(**kamailio), BaresipFlow::Start(**kamailio)};
-  if (!flows[0] || !flows[1]) return 1;
-  // The flows take turns call by call, so that both see the same load.
-  Result results[2];
+  std::vector<std::unique_ptr<Flow>> flows;
+  flows.push_back(GatewayFlow::Start(**kamailio));
+  flows.push_back(BaresipFlow::Start(**kamailio));
+  if (absl::GetFlag(FLAGS_sofia_floor)) flows.push_back(SofiaFlow::Start(**kamailio));
+  for (const auto& flow : flows) {
+    if (!flow) return 1;
+  }
+  // The flows take turns call by call, so that all see the same load.
+  std::vector<Result> results(flows.size());
   int total = absl::GetFlag(FLAGS_warmup) + absl::GetFlag(FLAGS_calls);
   Clock::time_point give_up =
       Clock::now() +
       std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1000));
   for (int i = 0; i < total && Clock::now() < give_up; ++i) {
-    for (int f = 0; f < 2; ++f) {
+    for (size_t f = 0; f < flows.size(); ++f) {
       double ms = flows[f]->Call();
       if (ms < 0) {
         ++results[f].failures;
@@ -205,5 +280,15 @@ int main(int argc, char** argv) {
   if (g > 0 && b > 0) {
     std::printf("gateway median / baresip median = %.2f (target <= 0.5)\n", g / b);
   }
-  return gateway.failures == 0 && baresip.failures == 0 ? 0 : 1;
+  bool ok = gateway.failures == 0 && baresip.failures == 0;
+  if (results.size() > 2) {
+    const Result& floor = results[2];
+    Print("sofia", floor);
+    double s = Percentile(floor.ms, 0.5);
+    if (s > 0 && b > 0) {
+      std::printf("bare sofia median / baresip median = %.2f\n", s / b);
+    }
+    ok = ok && floor.failures == 0;
+  }
+  return ok ? 0 : 1;
 }

@@ -36,12 +36,15 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "bench/bare_sofia.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
@@ -61,6 +64,10 @@ ABSL_FLAG(std::vector<std::string>, ceiling_rates,
           "sipp UAC: calls started per second, tried in this order until a run has no "
           "failed call (empty = skip the ceiling)");
 ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
+ABSL_FLAG(bool, sofia_floor, false,
+          "Also run the bare sofia-sip flow (bench/bare_sofia.h): the gateway's SIP flow with "
+          "nothing of the gateway around it, in this process, with the same window, warm-up "
+          "and nice value");
 ABSL_FLAG(int, shm_mb, 1024, "Kamailio shared memory (MB)");
 ABSL_FLAG(std::string, kamailio_memory, "tlsf",
           "Kamailio's memory manager for shared and private memory (-x/-X): qm, fm or tlsf");
@@ -222,6 +229,85 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   return result;
 }
 
+// The bare sofia-sip flow: 3003 -> 3005 with --window calls in flight, BYE
+// as soon as the 200 arrives, the next INVITE when a call is over; all on
+// the sofia thread (at --uac_nice), no API, no media.
+GatewayResult RunSofiaFloor(const KamailioProcess& kamailio, CpuMeter meter) {
+  GatewayResult result;
+  struct State {
+    absl::Mutex mu;
+    bench::BareSofia* ua = nullptr;
+    Clock::time_point measure_from, stop;
+    int in_flight ABSL_GUARDED_BY(mu) = 0;
+    std::set<uint64_t> answered;  // sofia thread only
+  } state;
+  auto next_call = [&state] {  // sofia thread
+    state.ua->Invite(0, "3005");
+  };
+  bench::BareSofia::Options options;
+  options.server = kamailio.server();
+  options.accounts = {{"3003", "sip3003"}};
+  options.nice = absl::GetFlag(FLAGS_uac_nice);
+  options.hooks.on_final = [&state](uint64_t call, int status) {
+    if (status >= 200 && status < 300) {
+      state.answered.insert(call);
+      state.ua->Bye(call);
+    }
+  };
+  options.hooks.on_ended = [&state, &result, &next_call](uint64_t call, int status) {
+    bool ok = state.answered.erase(call) == 1 && status == 200;
+    Clock::time_point at = Clock::now();
+    absl::MutexLock lock(&state.mu);
+    if (!ok) {
+      ++result.failed;
+      ++result.failure_reasons[absl::StrCat(status)];
+    } else if (at >= state.measure_from && at < state.stop) {
+      ++result.completed;
+    }
+    if (at < state.stop) {
+      next_call();
+    } else {
+      --state.in_flight;
+    }
+  };
+  auto ua = bench::BareSofia::Start(options);
+  if (!ua.ok()) {
+    std::fprintf(stderr, "bare sofia: %s\n", ua.status().ToString().c_str());
+    result.failed = -1;
+    return result;
+  }
+  state.ua = ua->get();
+  const int window = absl::GetFlag(FLAGS_window);
+  Clock::time_point start = Clock::now();
+  state.measure_from = start + std::chrono::milliseconds(static_cast<int64_t>(
+                                   absl::GetFlag(FLAGS_warmup_seconds) * 1000));
+  state.stop = state.measure_from +
+               std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_seconds) * 1000));
+  {
+    absl::MutexLock lock(&state.mu);
+    state.in_flight = window;
+  }
+  (*ua)->Post([&] {
+    for (int i = 0; i < window; ++i) next_call();
+  });
+  meter.groups.insert(meter.groups.begin(), {"bare sofia (this process)", getpgrp()});
+  std::this_thread::sleep_until(state.measure_from);
+  meter.Start();
+  std::this_thread::sleep_until(state.stop);
+  {
+    absl::MutexLock lock(&state.mu);
+    result.cpu_per_call = meter.PerCall(result.completed);
+    auto drained = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
+      return state.in_flight == 0;
+    };
+    state.mu.AwaitWithTimeout(absl::Condition(&drained), absl::Seconds(40));
+    result.unfinished = state.in_flight;
+  }
+  ua->reset();  // stops the sofia thread before `state` goes
+  result.seconds = Seconds(state.stop - state.measure_from);
+  return result;
+}
+
 struct SippResult {
   int64_t successful = -1;
   int64_t failed = -1;
@@ -365,6 +451,21 @@ int main(int argc, char** argv) {
     }
     ok = ok && g.failed == 0 && g.unfinished == 0;
   }
+  double floor_rate = 0;
+  if (absl::GetFlag(FLAGS_sofia_floor)) {
+    GatewayResult f = RunSofiaFloor(**kamailio, meter);
+    floor_rate = f.seconds > 0 ? static_cast<double>(f.completed) / f.seconds : 0;
+    std::printf(
+        "bare sofia: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
+        "%lld unfinished\n",
+        absl::GetFlag(FLAGS_window), f.seconds, static_cast<long long>(f.completed), floor_rate,
+        static_cast<long long>(f.failed), static_cast<long long>(f.unfinished));
+    std::printf("  CPU per call: %s\n", f.cpu_per_call.c_str());
+    for (const auto& [reason, count] : f.failure_reasons) {
+      std::printf("  failure: %d x %s\n", count, reason.c_str());
+    }
+    ok = ok && f.failed == 0 && f.unfinished == 0;
+  }
   double ceiling = 0;
   for (const std::string& rate_text : absl::GetFlag(FLAGS_ceiling_rates)) {
     int rate = std::stoi(rate_text);
@@ -389,6 +490,10 @@ int main(int argc, char** argv) {
     } else if (gateway_rate > 0) {
       std::printf("gateway / ceiling = %.1f / %.1f = %.2f (target >= 0.80)\n", gateway_rate,
                   ceiling, gateway_rate / ceiling);
+    }
+    if (ceiling > 0 && floor_rate > 0) {
+      std::printf("bare sofia / ceiling = %.1f / %.1f = %.2f\n", floor_rate, ceiling,
+                  floor_rate / ceiling);
     }
   }
   return ok ? 0 : 1;

@@ -1,0 +1,345 @@
+#include "bench/bare_sofia.h"
+
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include <sofia-sip/auth_client.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sdp.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/soa_tag.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/url.h>
+
+namespace telestra::bench {
+
+namespace {
+
+// The gateway's SDP (backend/sip/sofia_sip_stack.cc BuildSdpTemplate) for
+// PCMU, PCMA on 127.0.0.1, audio port set per call.
+constexpr char kSdp[] =
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 0 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
+
+struct Call {
+  uint64_t id = 0;
+  int account = -1;  // outgoing calls: the caller
+  bool outgoing = false;
+  bool challenged = false;
+  int status = 0;  // last final status
+  nua_handle_t* nh = nullptr;
+};
+
+struct Registration {
+  int account = 0;
+  nua_handle_t* nh = nullptr;
+  int challenges = 0;
+  bool registered = false;
+};
+
+}  // namespace
+
+struct BareSofia::Impl {
+  Options options;
+  std::thread thread;
+  pid_t tid = 0;
+  su_root_t* root = nullptr;
+  nua_t* nua = nullptr;
+  int wake_fd = -1;
+  su_wait_t wait[1] = {SU_WAIT_INIT};
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  sdp_parser_t* sdp = nullptr;
+  std::map<uint64_t, std::unique_ptr<Call>> calls;
+  std::vector<std::unique_ptr<Registration>> registrations;
+  int registered = 0;
+  std::promise<absl::Status> started;
+  bool started_set = false;
+  uint64_t next_call = 1;
+  // Per account: the cached INVITE challenge (auth_client list).
+  std::vector<auth_client_t*> invite_auth;
+
+  absl::Mutex mu;
+  std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+
+  std::string Credentials(const msg_auth_t* challenge, int account) const {
+    const char* realm = msg_params_find(challenge->au_params, "realm=");
+    std::string quoted = realm == nullptr  ? "\"\""
+                         : realm[0] == '"' ? std::string(realm)
+                                           : absl::StrCat("\"", realm, "\"");
+    const Account& a = options.accounts[static_cast<size_t>(account)];
+    return absl::StrCat(challenge->au_scheme, ":", quoted, ":", a.user, ":", a.password);
+  }
+
+  void SetStarted(absl::Status status) {
+    if (started_set) return;
+    started_set = true;
+    started.set_value(std::move(status));
+  }
+
+  void Run() {
+    tid = gettid();
+    pthread_setname_np(pthread_self(), "bare-sofia");
+    if (options.nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), options.nice);
+    su_init();
+    root = su_root_create(this);
+    su_root_threading(root, 0);
+    sdp = sdp_parse(home, kSdp, static_cast<issize_t>(sizeof(kSdp) - 1),
+                    sdp_f_config | sdp_f_anynet);
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    su_wait_create(wait, wake_fd, SU_WAIT_IN);
+    su_root_register(root, wait, &Impl::OnWake, this, 0);
+    nua = nua_create(root, &Impl::OnEvent, this, NUTAG_URL("sip:127.0.0.1:*;transport=udp"),
+                     SIPTAG_USER_AGENT_STR("bare-sofia"), TAG_END());
+    if (nua == nullptr) {
+      SetStarted(absl::UnavailableError("nua_create failed"));
+    } else {
+      nua_set_params(nua, SOATAG_ADDRESS("127.0.0.1"), TAG_END());
+      invite_auth.assign(options.accounts.size(), nullptr);
+      for (size_t i = 0; i < options.accounts.size(); ++i) Register(static_cast<int>(i));
+      su_root_run(root);
+      nua_shutdown(nua);
+      // Let the shutdown finish (nua_r_shutdown sets root running again to
+      // break: step until it is gone or 2 s passed).
+      absl::Time deadline = absl::Now() + absl::Seconds(2);
+      while (nua != nullptr && absl::Now() < deadline) su_root_step(root, 50);
+      if (nua != nullptr) nua_destroy(nua);
+    }
+    su_root_unregister(root, wait, &Impl::OnWake, this);
+    close(wake_fd);
+    sdp_parser_free(sdp);
+    su_home_deinit(home);
+    su_root_destroy(root);
+    su_deinit();
+  }
+
+  void Register(int account) {
+    auto reg = std::make_unique<Registration>();
+    reg->account = account;
+    const Account& a = options.accounts[static_cast<size_t>(account)];
+    std::string aor = absl::StrCat("<sip:", a.user, "@", options.server, ">");
+    reg->nh = nua_handle(nua, reg.get(), SIPTAG_FROM_STR(aor.c_str()), SIPTAG_TO_STR(aor.c_str()),
+                         TAG_END());
+    std::string registrar = absl::StrCat("sip:", options.server, ";transport=udp");
+    nua_register(reg->nh, NUTAG_REGISTRAR(registrar.c_str()), NUTAG_M_USERNAME(a.user.c_str()),
+                 SIPTAG_EXPIRES_STR("600"), NUTAG_OUTBOUND("no-validate"), TAG_END());
+    registrations.push_back(std::move(reg));
+  }
+
+  uint64_t Invite(int account, const std::string& user) {
+    auto owned = std::make_unique<Call>();
+    Call* call = owned.get();
+    call->id = next_call++;
+    call->account = account;
+    call->outgoing = true;
+    const Account& a = options.accounts[static_cast<size_t>(account)];
+    std::string from = absl::StrCat("<sip:", a.user, "@", options.server, ">");
+    std::string target = absl::StrCat("sip:", user, "@", options.server);
+    call->nh = nua_handle(nua, call, SIPTAG_FROM_STR(from.c_str()),
+                          SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()), TAG_END());
+    calls[call->id] = std::move(owned);
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    msg_header_t* credentials = nullptr;
+    auth_client_t** clients = &invite_auth[static_cast<size_t>(account)];
+    if (*clients != nullptr && auc_has_authorization(clients) == 1) {
+      url_t* url = url_make(scratch, target.c_str());
+      if (auc_authorization_headers(clients, scratch, "INVITE", url, nullptr, &credentials) != 1) {
+        credentials = nullptr;
+      }
+    }
+    // Each call its own (fake) audio port, as the gateway's port pairs.
+    sdp_session(sdp)->sdp_media->m_port = 30000 + static_cast<unsigned>((call->id % 5000) * 2);
+    nua_invite(call->nh, NUTAG_M_USERNAME(a.user.c_str()), SOATAG_USER_SDP(sdp_session(sdp)),
+               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
+               TAG_IF(credentials != nullptr,
+                      SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
+               TAG_END());
+    su_home_deinit(scratch);
+    return call->id;
+  }
+
+  Call* Find(uint64_t id) {
+    auto it = calls.find(id);
+    return it == calls.end() ? nullptr : it->second.get();
+  }
+
+  static int OnWake(su_root_magic_t*, su_wait_t* w, su_wakeup_arg_t* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    su_wait_events(w, self->wake_fd);
+    uint64_t value;
+    while (read(self->wake_fd, &value, sizeof(value)) > 0) {
+    }
+    std::deque<std::function<void()>> batch;
+    bool stop;
+    {
+      absl::MutexLock lock(&self->mu);
+      batch.swap(self->tasks);
+      stop = self->stopping;
+    }
+    for (auto& task : batch) task();
+    if (stop) su_root_break(self->root);
+    return 0;
+  }
+
+  static void OnEvent(nua_event_t event, int status, char const* /*phrase*/, nua_t* nua,
+                      nua_magic_t* magic, nua_handle_t* nh, nua_hmagic_t* hmagic, sip_t const* sip,
+                      tagi_t tags[]) {
+    auto* self = reinterpret_cast<Impl*>(magic);
+    switch (event) {
+      case nua_r_shutdown:
+        if (status >= 200) {
+          nua_destroy(nua);
+          self->nua = nullptr;
+        }
+        return;
+      case nua_r_register: {
+        auto* reg = reinterpret_cast<Registration*>(hmagic);
+        if (reg == nullptr) return;
+        if ((status == 401 || status == 407) && reg->challenges++ < 2 && sip != nullptr) {
+          const msg_auth_t* challenge =
+              status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
+          if (challenge != nullptr) {
+            nua_authenticate(nh, NUTAG_AUTH(self->Credentials(challenge, reg->account).c_str()),
+                             TAG_END());
+            return;
+          }
+        }
+        if (status >= 200 && status < 300 && !reg->registered) {
+          reg->registered = true;
+          if (++self->registered == static_cast<int>(self->registrations.size())) {
+            self->SetStarted(absl::OkStatus());
+          }
+        } else if (status >= 300) {
+          self->SetStarted(absl::UnavailableError(absl::StrCat("REGISTER failed: ", status)));
+        }
+        return;
+      }
+      case nua_i_invite: {
+        if (hmagic != nullptr) return;  // a re-INVITE
+        auto owned = std::make_unique<Call>();
+        Call* call = owned.get();
+        call->id = self->next_call++;
+        call->nh = nh;
+        self->calls[call->id] = std::move(owned);
+        nua_handle_bind(nh, call);
+        nua_respond(nh, 180, "Ringing", TAG_END());
+        if (self->options.hooks.on_incoming) self->options.hooks.on_incoming(call->id);
+        return;
+      }
+      case nua_r_invite: {
+        auto* call = reinterpret_cast<Call*>(hmagic);
+        if (call == nullptr || status < 200) return;
+        if (status == 407 && !call->challenged && sip != nullptr &&
+            sip->sip_proxy_authenticate != nullptr) {
+          call->challenged = true;
+          const msg_auth_t* challenge = sip->sip_proxy_authenticate;
+          std::string credentials = self->Credentials(challenge, call->account);
+          auth_client_t** clients = &self->invite_auth[static_cast<size_t>(call->account)];
+          if (auc_challenge(clients, self->home, challenge, sip_proxy_authorization_class) < 0 ||
+              auc_credentials(clients, self->home, credentials.c_str()) < 0) {
+            *clients = nullptr;
+          }
+          nua_authenticate(nh, NUTAG_AUTH(credentials.c_str()), TAG_END());
+          return;
+        }
+        call->status = status;
+        if (self->options.hooks.on_final) self->options.hooks.on_final(call->id, status);
+        return;
+      }
+      case nua_r_bye: {
+        auto* call = reinterpret_cast<Call*>(hmagic);
+        if (call != nullptr && status >= 200) call->status = status;
+        return;
+      }
+      case nua_i_state: {
+        auto* call = reinterpret_cast<Call*>(hmagic);
+        if (call == nullptr) return;
+        int state = nua_callstate_init;
+        tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+        if (state != nua_callstate_terminated) return;
+        uint64_t id = call->id;
+        int last = call->status != 0 ? call->status : status;
+        nua_handle_destroy(call->nh);
+        self->calls.erase(id);
+        if (self->options.hooks.on_ended) self->options.hooks.on_ended(id, last);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+};
+
+BareSofia::BareSofia(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<BareSofia>> BareSofia::Start(Options options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  std::future<absl::Status> started = impl->started.get_future();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Run(); });
+  std::unique_ptr<BareSofia> ua(new BareSofia(std::move(impl)));
+  if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return absl::DeadlineExceededError("bare sofia: accounts did not register in 10 s");
+  }
+  absl::Status status = started.get();
+  if (!status.ok()) return status;
+  return ua;
+}
+
+BareSofia::~BareSofia() {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->stopping = true;
+  }
+  uint64_t one = 1;
+  (void)!write(impl_->wake_fd, &one, sizeof(one));
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void BareSofia::Post(std::function<void()> task) {
+  bool first;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    first = impl_->tasks.empty();
+    impl_->tasks.push_back(std::move(task));
+  }
+  if (first) {
+    uint64_t one = 1;
+    (void)!write(impl_->wake_fd, &one, sizeof(one));
+  }
+}
+
+uint64_t BareSofia::Invite(int account, const std::string& user) {
+  return impl_->Invite(account, user);
+}
+
+void BareSofia::Cancel(uint64_t call) {
+  if (Call* c = impl_->Find(call)) nua_cancel(c->nh, TAG_END());
+}
+
+void BareSofia::Bye(uint64_t call) {
+  if (Call* c = impl_->Find(call)) nua_bye(c->nh, TAG_END());
+}
+
+pid_t BareSofia::thread_id() const { return impl_->tid; }
+
+}  // namespace telestra::bench
