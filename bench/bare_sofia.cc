@@ -104,7 +104,6 @@ struct BareSofia::Impl {
     su_root_threading(root, 0);
     sdp = sdp_parse(home, kSdp, static_cast<issize_t>(sizeof(kSdp) - 1),
                     sdp_f_config | sdp_f_anynet);
-    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     su_wait_create(wait, wake_fd, SU_WAIT_IN);
     su_root_register(root, wait, &Impl::OnWake, this, 0);
     nua = nua_create(root, &Impl::OnEvent, this, NUTAG_URL("sip:127.0.0.1:*;transport=udp"),
@@ -117,14 +116,14 @@ struct BareSofia::Impl {
       for (size_t i = 0; i < options.accounts.size(); ++i) Register(static_cast<int>(i));
       su_root_run(root);
       nua_shutdown(nua);
-      // Let the shutdown finish (nua_r_shutdown sets root running again to
-      // break: step until it is gone or 2 s passed).
-      absl::Time deadline = absl::Now() + absl::Seconds(2);
+      // Let the shutdown finish (nua_r_shutdown destroys the nua); a
+      // benchmark that ends under load may leave it unfinished: then the
+      // stack is left to the process's exit (destroying it now would abort).
+      absl::Time deadline = absl::Now() + absl::Seconds(5);
       while (nua != nullptr && absl::Now() < deadline) su_root_step(root, 50);
-      if (nua != nullptr) nua_destroy(nua);
+      if (nua != nullptr) return;
     }
     su_root_unregister(root, wait, &Impl::OnWake, this);
-    close(wake_fd);
     sdp_parser_free(sdp);
     su_home_deinit(home);
     su_root_destroy(root);
@@ -293,6 +292,7 @@ BareSofia::BareSofia(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 absl::StatusOr<std::unique_ptr<BareSofia>> BareSofia::Start(Options options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // before the thread reads it
   std::future<absl::Status> started = impl->started.get_future();
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Run(); });
@@ -313,6 +313,7 @@ BareSofia::~BareSofia() {
   uint64_t one = 1;
   (void)!write(impl_->wake_fd, &one, sizeof(one));
   if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->wake_fd >= 0) close(impl_->wake_fd);
 }
 
 void BareSofia::Post(std::function<void()> task) {

@@ -58,7 +58,7 @@ ABSL_FLAG(double, warmup_seconds, 35,
           "grows (page faults) for the first 32 s of a load");
 ABSL_FLAG(int, window, 64, "Gateway: calls in flight at once");
 ABSL_FLAG(std::vector<std::string>, ceiling_rates,
-          std::vector<std::string>({"3200", "3100", "3000", "2900", "2800", "2700", "2600", "2500",
+          std::vector<std::string>({"3400", "3300", "3200", "3100", "3000", "2900", "2800", "2700", "2600", "2500",
                                     "2400", "2300", "2200", "2000", "1800", "1600", "1400", "1200",
                                     "1000", "800", "600"}),
           "sipp UAC: calls started per second, tried in this order until a run has no "
