@@ -1,5 +1,14 @@
 #include "bench/bare_sofia.h"
 
+#include <sofia-sip/auth_client.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sdp.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/soa_tag.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/url.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -18,15 +27,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include <sofia-sip/auth_client.h>
-#include <sofia-sip/nua.h>
-#include <sofia-sip/nua_tag.h>
-#include <sofia-sip/sdp.h>
-#include <sofia-sip/sip_header.h>
-#include <sofia-sip/soa_tag.h>
-#include <sofia-sip/su_tag.h>
-#include <sofia-sip/su_wait.h>
-#include <sofia-sip/url.h>
 
 namespace telestra::bench {
 
@@ -102,8 +102,8 @@ struct BareSofia::Impl {
     su_init();
     root = su_root_create(this);
     su_root_threading(root, 0);
-    sdp = sdp_parse(home, kSdp, static_cast<issize_t>(sizeof(kSdp) - 1),
-                    sdp_f_config | sdp_f_anynet);
+    sdp =
+        sdp_parse(home, kSdp, static_cast<issize_t>(sizeof(kSdp) - 1), sdp_f_config | sdp_f_anynet);
     su_wait_create(wait, wake_fd, SU_WAIT_IN);
     su_root_register(root, wait, &Impl::OnWake, this, 0);
     nua = nua_create(root, &Impl::OnEvent, this, NUTAG_URL("sip:127.0.0.1:*;transport=udp"),

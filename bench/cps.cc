@@ -58,9 +58,9 @@ ABSL_FLAG(double, warmup_seconds, 35,
           "grows (page faults) for the first 32 s of a load");
 ABSL_FLAG(int, window, 64, "Gateway: calls in flight at once");
 ABSL_FLAG(std::vector<std::string>, ceiling_rates,
-          std::vector<std::string>({"3400", "3300", "3200", "3100", "3000", "2900", "2800", "2700", "2600", "2500",
-                                    "2400", "2300", "2200", "2000", "1800", "1600", "1400", "1200",
-                                    "1000", "800", "600"}),
+          std::vector<std::string>({"3800", "3600", "3400", "3200", "3100", "3000", "2900", "2800",
+                                    "2700", "2600", "2500", "2400", "2300", "2200", "2000", "1800",
+                                    "1600", "1400", "1200", "1000", "800",  "600"}),
           "sipp UAC: calls started per second, tried in this order until a run has no "
           "failed call (empty = skip the ceiling)");
 ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
@@ -279,8 +279,9 @@ GatewayResult RunSofiaFloor(const KamailioProcess& kamailio, CpuMeter meter) {
   state.ua = ua->get();
   const int window = absl::GetFlag(FLAGS_window);
   Clock::time_point start = Clock::now();
-  state.measure_from = start + std::chrono::milliseconds(static_cast<int64_t>(
-                                   absl::GetFlag(FLAGS_warmup_seconds) * 1000));
+  state.measure_from =
+      start +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_warmup_seconds) * 1000));
   state.stop = state.measure_from +
                std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_seconds) * 1000));
   {
@@ -297,9 +298,8 @@ GatewayResult RunSofiaFloor(const KamailioProcess& kamailio, CpuMeter meter) {
   {
     absl::MutexLock lock(&state.mu);
     result.cpu_per_call = meter.PerCall(result.completed);
-    auto drained = [&state]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) {
-      return state.in_flight == 0;
-    };
+    auto drained = [&state]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu) { return state.in_flight == 0; };
     state.mu.AwaitWithTimeout(absl::Condition(&drained), absl::Seconds(40));
     result.unfinished = state.in_flight;
   }

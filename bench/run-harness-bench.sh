@@ -16,4 +16,4 @@ trap 'rm -rf "$WORK"' EXIT
 cp -rL "$BIN/bench/$TARGET.runfiles" "$WORK/runfiles"
 cp "$BIN/bench/$TARGET" "$WORK/"
 mkdir -p "$WORK/tmp"
-TEST_SRCDIR="$WORK/runfiles" TEST_TMPDIR="$WORK/tmp" timeout 600 "$WORK/$TARGET" "$@"
+TEST_SRCDIR="$WORK/runfiles" TEST_TMPDIR="$WORK/tmp" timeout 1500 "$WORK/$TARGET" "$@"
