@@ -398,6 +398,22 @@ SippResult RunCeiling(const KamailioProcess& kamailio, CpuMeter meter, int rate)
   return result;
 }
 
+// Prints a windowed flow's figures; sets `rate` (calls/s); false if any
+// call failed or did not finish.
+bool Report(const char* name, const GatewayResult& r, double* rate) {
+  *rate = r.seconds > 0 ? static_cast<double>(r.completed) / r.seconds : 0;
+  std::printf(
+      "%s: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
+      "%lld unfinished\n",
+      name, absl::GetFlag(FLAGS_window), r.seconds, static_cast<long long>(r.completed), *rate,
+      static_cast<long long>(r.failed), static_cast<long long>(r.unfinished));
+  std::printf("  CPU per call: %s\n", r.cpu_per_call.c_str());
+  for (const auto& [reason, count] : r.failure_reasons) {
+    std::printf("  failure: %d x %s\n", count, reason.c_str());
+  }
+  return r.failed == 0 && r.unfinished == 0;
+}
+
 }  // namespace
 }  // namespace telestra::testing
 
@@ -438,33 +454,11 @@ int main(int argc, char** argv) {
   bool ok = true;
   double gateway_rate = 0;
   if (absl::GetFlag(FLAGS_gateway)) {
-    GatewayResult g = RunGateway(**kamailio, meter);
-    gateway_rate = g.seconds > 0 ? static_cast<double>(g.completed) / g.seconds : 0;
-    std::printf(
-        "gateway: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
-        "%lld unfinished\n",
-        absl::GetFlag(FLAGS_window), g.seconds, static_cast<long long>(g.completed), gateway_rate,
-        static_cast<long long>(g.failed), static_cast<long long>(g.unfinished));
-    std::printf("  CPU per call: %s\n", g.cpu_per_call.c_str());
-    for (const auto& [reason, count] : g.failure_reasons) {
-      std::printf("  failure: %d x %s\n", count, reason.c_str());
-    }
-    ok = ok && g.failed == 0 && g.unfinished == 0;
+    ok = Report("gateway", RunGateway(**kamailio, meter), &gateway_rate) && ok;
   }
   double floor_rate = 0;
   if (absl::GetFlag(FLAGS_sofia_floor)) {
-    GatewayResult f = RunSofiaFloor(**kamailio, meter);
-    floor_rate = f.seconds > 0 ? static_cast<double>(f.completed) / f.seconds : 0;
-    std::printf(
-        "bare sofia: window %d, %.0f s: %lld calls completed = %.1f calls/s, %lld failed, "
-        "%lld unfinished\n",
-        absl::GetFlag(FLAGS_window), f.seconds, static_cast<long long>(f.completed), floor_rate,
-        static_cast<long long>(f.failed), static_cast<long long>(f.unfinished));
-    std::printf("  CPU per call: %s\n", f.cpu_per_call.c_str());
-    for (const auto& [reason, count] : f.failure_reasons) {
-      std::printf("  failure: %d x %s\n", count, reason.c_str());
-    }
-    ok = ok && f.failed == 0 && f.unfinished == 0;
+    ok = Report("bare sofia", RunSofiaFloor(**kamailio, meter), &floor_rate) && ok;
   }
   double ceiling = 0;
   for (const std::string& rate_text : absl::GetFlag(FLAGS_ceiling_rates)) {
