@@ -3,13 +3,18 @@
 //   gateway: make-call (account-1 -> 3002) sent on the native port ->
 //            call-incoming for account-2 (the same gateway) received;
 //   baresip: "dial sip:3008@..." sent on A's ctrl_tcp -> CALL_INCOMING
-//            received on B's ctrl_tcp (two baresip 1.0 instances, 3007/3008).
+//            received on B's ctrl_tcp (two baresip 1.0 instances, 3007/3008);
+//   sofia (--sofia_floor): nua_invite() -> the callee's nua_i_invite, both
+//            on one thread of this process (bench/bare_sofia.h, 3003/3004):
+//            sofia-sip alone, no control connection, no hand-over.
 //
-// Both include the 407 round trip of the caller's INVITE. Each call is
+// baresip answers the 407 of every INVITE; the gateway and the bare sofia
+// flow send the credentials of their last challenge with the next INVITE
+// (their first, unmeasured calls are challenged). Each call is
 // cancelled by the caller after the callee saw it, and the next one starts
 // when both ends reported the end. Sequential, --calls per flow after
-// --warmup unmeasured calls; the two flows take turns call by call so that
-// load from elsewhere on the machine hits both alike. Run by bench/run-call-setup.sh (which sets
+// --warmup unmeasured calls; the flows take turns call by call so that
+// load from elsewhere on the machine hits all alike. Run by bench/run-call-setup.sh (which sets
 // TEST_SRCDIR so that the gateway and examples/kamailio.cfg are found).
 #include <algorithm>
 #include <chrono>

@@ -9,6 +9,9 @@
 //            that the events read so far call for go in one write) and
 //            reads each event's fields with one reused JSON parser, so
 //            that the load generator takes little of the 2 cores.
+//   bare sofia (--sofia_floor): the gateway's SIP flow on sofia-sip alone
+//            (bench/bare_sofia.h: 3003 -> 3005, --window calls in flight,
+//            BYE on the 200), in this process: no API, no events, no media.
 //   ceiling: sipp UAC (uac_call.xml -d 0, the same SIP flow with 407 auth)
 //            -> the same Kamailio -> the same sipp UAS, at each of
 //            --ceiling_rates in turn until one runs without a failed call.
