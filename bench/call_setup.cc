@@ -27,11 +27,13 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/bare_nta.h"
 #include "bench/bare_sofia.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
 #include "tests/support/kamailio.h"
+#include "tests/support/ports.h"
 
 ABSL_FLAG(int, calls, 100, "Measured calls per flow");
 ABSL_FLAG(int, warmup, 10, "Unmeasured calls per flow first");
@@ -42,6 +44,10 @@ ABSL_FLAG(bool, sofia_floor, false,
           "Also time the bare sofia-sip flow (bench/bare_sofia.h): 3003 -> 3004 on one sofia "
           "thread in this process, from nua_invite() to the callee's nua_i_invite; no API port, "
           "no thread hand-over: the floor of any service built on sofia-sip");
+ABSL_FLAG(bool, nta_floor, false,
+          "Also time sofia-sip's transaction layer alone (bench/bare_nta.h): an INVITE from "
+          "3005 to 3006 (answered 486), from creating the transaction to the callee's request "
+          "callback, on one thread of this process");
 ABSL_FLAG(std::string, kamailio_cfg, "",
           "Kamailio configuration (default examples/kamailio.cfg); for experiments");
 
@@ -237,6 +243,36 @@ class SofiaFlow : public Flow {
   int ended_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// sofia-sip's nta alone: 3005 INVITEs 3006 (which answers 486), both on one
+// thread of this process; see bench/bare_nta.h.
+class NtaFlow : public Flow {
+ public:
+  static std::unique_ptr<NtaFlow> Start(const KamailioProcess& kamailio) {
+    bench::BareNta::Options options;
+    options.server = kamailio.server();
+    options.caller = "3005";
+    options.callee = "3006";
+    options.callee_port = PickFreePort(SOCK_DGRAM);
+    if (options.callee_port <= 0 || !SippRegister(options.server, "3006", options.callee_port)) {
+      std::fprintf(stderr, "bare nta: could not register 3006\n");
+      return nullptr;
+    }
+    auto nta = bench::BareNta::Start(options);
+    if (!nta.ok()) {
+      std::fprintf(stderr, "bare nta: %s\n", nta.status().ToString().c_str());
+      return nullptr;
+    }
+    auto flow = std::make_unique<NtaFlow>();
+    flow->nta_ = *std::move(nta);
+    return flow;
+  }
+
+  double Call() override { return nta_->Call(); }
+
+ private:
+  std::unique_ptr<bench::BareNta> nta_;
+};
+
 }  // namespace
 }  // namespace telestra::testing
 
@@ -255,7 +291,15 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Flow>> flows;
   flows.push_back(GatewayFlow::Start(**kamailio));
   flows.push_back(BaresipFlow::Start(**kamailio));
-  if (absl::GetFlag(FLAGS_sofia_floor)) flows.push_back(SofiaFlow::Start(**kamailio));
+  std::vector<std::string> names = {"gateway", "baresip"};
+  if (absl::GetFlag(FLAGS_sofia_floor)) {
+    flows.push_back(SofiaFlow::Start(**kamailio));
+    names.push_back("sofia");
+  }
+  if (absl::GetFlag(FLAGS_nta_floor)) {
+    flows.push_back(NtaFlow::Start(**kamailio));
+    names.push_back("nta");
+  }
   for (const auto& flow : flows) {
     if (!flow) return 1;
   }
@@ -286,14 +330,13 @@ int main(int argc, char** argv) {
     std::printf("gateway median / baresip median = %.2f (target <= 0.5)\n", g / b);
   }
   bool ok = gateway.failures == 0 && baresip.failures == 0;
-  if (results.size() > 2) {
-    const Result& floor = results[2];
-    Print("sofia", floor);
-    double s = Percentile(floor.ms, 0.5);
-    if (s > 0 && b > 0) {
-      std::printf("bare sofia median / baresip median = %.2f\n", s / b);
+  for (size_t f = 2; f < results.size(); ++f) {
+    Print(names[f].c_str(), results[f]);
+    double m = Percentile(results[f].ms, 0.5);
+    if (m > 0 && b > 0) {
+      std::printf("bare %s median / baresip median = %.2f\n", names[f].c_str(), m / b);
     }
-    ok = ok && floor.failures == 0;
+    ok = ok && results[f].failures == 0;
   }
   return ok ? 0 : 1;
 }

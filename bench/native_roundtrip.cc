@@ -81,9 +81,9 @@ int main(int argc, char** argv) {
   const int clients = absl::GetFlag(FLAGS_clients);
   const int requests = absl::GetFlag(FLAGS_requests);
   const int warmup = absl::GetFlag(FLAGS_warmup);
-  const std::string request = absl::StrCat(R"({"cmd":"get-status","account":")",
-                                           absl::GetFlag(FLAGS_account), R"("})",
-                                           std::string(1, '\0'));
+  const std::string request =
+      absl::StrCat(R"({"cmd":"get-status","account":")", absl::GetFlag(FLAGS_account), R"("})",
+                   std::string(1, '\0'));
   const auto deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(absl::GetFlag(FLAGS_max_seconds)));

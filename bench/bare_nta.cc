@@ -1,0 +1,253 @@
+#include "bench/bare_nta.h"
+
+#include <sofia-sip/auth_client.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/url.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <future>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace telestra::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kSdp[] =
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
+
+}  // namespace
+
+struct BareNta::Impl {
+  Options options;
+  std::thread thread;
+  int wake_fd = -1;
+  su_root_t* root = nullptr;
+  su_wait_t wait[1] = {SU_WAIT_INIT};
+  su_home_t home[1] = {SU_HOME_INIT(home)};
+  nta_agent_t* caller_agent = nullptr;
+  nta_agent_t* callee_agent = nullptr;
+  nta_leg_t* callee_leg = nullptr;  // the callee's default leg
+  std::promise<absl::Status> started;
+  // The current call (sofia thread).
+  nta_leg_t* leg = nullptr;
+  nta_outgoing_t* orq = nullptr;
+  bool challenged = false;
+  auth_client_t* auth = nullptr;  // the caller's cached INVITE challenge
+
+  absl::Mutex mu;
+  std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  Clock::time_point start ABSL_GUARDED_BY(mu);
+  Clock::time_point arrived ABSL_GUARDED_BY(mu);
+  bool invite_seen ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;
+
+  void Post(std::function<void()> task) {
+    {
+      absl::MutexLock lock(&mu);
+      tasks.push_back(std::move(task));
+    }
+    uint64_t one = 1;
+    (void)!write(wake_fd, &one, sizeof(one));
+  }
+
+  void Run() {
+    pthread_setname_np(pthread_self(), "bare-nta");
+    su_init();
+    root = su_root_create(this);
+    su_wait_create(wait, wake_fd, SU_WAIT_IN);
+    su_root_register(root, wait, &Impl::OnWake, this, 0);
+    std::string callee_url = absl::StrCat("sip:127.0.0.1:", options.callee_port, ";transport=udp");
+    caller_agent = nta_agent_create(root, URL_STRING_MAKE("sip:127.0.0.1:*;transport=udp"), nullptr,
+                                    nullptr, TAG_END());
+    callee_agent =
+        nta_agent_create(root, URL_STRING_MAKE(callee_url.c_str()), nullptr, nullptr, TAG_END());
+    if (caller_agent == nullptr || callee_agent == nullptr) {
+      started.set_value(absl::UnavailableError("nta_agent_create failed"));
+    } else {
+      callee_leg =
+          nta_leg_tcreate(callee_agent, &Impl::OnRequest, reinterpret_cast<nta_leg_magic_t*>(this),
+                          NTATAG_NO_DIALOG(1), TAG_END());
+      started.set_value(callee_leg != nullptr ? absl::OkStatus()
+                                              : absl::InternalError("nta_leg_tcreate failed"));
+      su_root_run(root);
+      EndCall();
+      if (callee_leg != nullptr) nta_leg_destroy(callee_leg);
+    }
+    if (caller_agent != nullptr) nta_agent_destroy(caller_agent);
+    if (callee_agent != nullptr) nta_agent_destroy(callee_agent);
+    su_root_unregister(root, wait, &Impl::OnWake, this);
+    su_home_deinit(home);
+    su_root_destroy(root);
+    su_deinit();
+  }
+
+  void EndCall() {
+    if (orq != nullptr) nta_outgoing_destroy(orq);
+    if (leg != nullptr) nta_leg_destroy(leg);
+    orq = nullptr;
+    leg = nullptr;
+  }
+
+  // Sofia thread: a new INVITE from the caller (a new dialog each time).
+  void Invite() {
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    std::string from = absl::StrCat("<sip:", options.caller, "@", options.server, ">");
+    std::string to = absl::StrCat("<sip:", options.callee, "@", options.server, ">");
+    std::string target = absl::StrCat("sip:", options.callee, "@", options.server);
+    std::string proxy = absl::StrCat("sip:", options.server, ";transport=udp");
+    leg = nta_leg_tcreate(caller_agent, nullptr, nullptr, SIPTAG_FROM_STR(from.c_str()),
+                          SIPTAG_TO_STR(to.c_str()),
+                          SIPTAG_CALL_ID(sip_call_id_create(scratch, nullptr)), TAG_END());
+    nta_leg_tag(leg, nullptr);
+    msg_header_t* credentials = nullptr;
+    if (auth != nullptr && auc_has_authorization(&auth) == 1) {
+      url_t* url = url_make(scratch, target.c_str());
+      if (auc_authorization_headers(&auth, scratch, "INVITE", url, nullptr, &credentials) != 1) {
+        credentials = nullptr;
+      }
+    }
+    sip_contact_t* contact = nta_agent_contact(caller_agent);
+    std::string contact_text =
+        absl::StrCat("<sip:", options.caller, "@", contact->m_url->url_host, ":",
+                     contact->m_url->url_port ? contact->m_url->url_port : "5060", ">");
+    orq = nta_outgoing_tcreate(
+        leg, &Impl::OnResponse, reinterpret_cast<nta_outgoing_magic_t*>(this),
+        URL_STRING_MAKE(proxy.c_str()), SIP_METHOD_INVITE, URL_STRING_MAKE(target.c_str()),
+        SIPTAG_CONTACT_STR(contact_text.c_str()), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+        SIPTAG_PAYLOAD_STR(kSdp),
+        TAG_IF(credentials != nullptr,
+               SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
+        TAG_END());
+    su_home_deinit(scratch);
+  }
+
+  static int OnResponse(nta_outgoing_magic_t* magic, nta_outgoing_t*, sip_t const* sip) {
+    auto* self = reinterpret_cast<Impl*>(magic);
+    int status = sip != nullptr && sip->sip_status ? sip->sip_status->st_status : 408;
+    if (status < 200) return 0;
+    if (status == 407 && !self->challenged && sip != nullptr &&
+        sip->sip_proxy_authenticate != nullptr) {
+      self->challenged = true;
+      const msg_auth_t* challenge = sip->sip_proxy_authenticate;
+      const char* realm = msg_params_find(challenge->au_params, "realm=");
+      std::string credentials =
+          absl::StrCat(challenge->au_scheme, ":", realm != nullptr ? realm : "\"\"", ":",
+                       self->options.caller, ":sip", self->options.caller);
+      if (auc_challenge(&self->auth, self->home, challenge, sip_proxy_authorization_class) < 0 ||
+          auc_credentials(&self->auth, self->home, credentials.c_str()) < 0) {
+        self->auth = nullptr;
+      }
+      self->EndCall();
+      self->Invite();
+      return 0;
+    }
+    self->EndCall();
+    absl::MutexLock lock(&self->mu);
+    self->done = true;
+    return 0;
+  }
+
+  static int OnRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t*, sip_t const* sip) {
+    auto* self = reinterpret_cast<Impl*>(magic);
+    if (sip == nullptr || sip->sip_request == nullptr ||
+        sip->sip_request->rq_method != sip_method_invite) {
+      return 200;  // ACK is absorbed by the transaction; anything else: OK
+    }
+    Clock::time_point now = Clock::now();
+    absl::MutexLock lock(&self->mu);
+    self->arrived = now;
+    self->invite_seen = true;
+    return 486;
+  }
+
+  static int OnWake(su_root_magic_t*, su_wait_t* w, su_wakeup_arg_t* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    su_wait_events(w, self->wake_fd);
+    uint64_t value;
+    while (read(self->wake_fd, &value, sizeof(value)) > 0) {
+    }
+    std::deque<std::function<void()>> batch;
+    bool stop;
+    {
+      absl::MutexLock lock(&self->mu);
+      batch.swap(self->tasks);
+      stop = self->stopping;
+    }
+    for (auto& task : batch) task();
+    if (stop) su_root_break(self->root);
+    return 0;
+  }
+};
+
+BareNta::BareNta(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<BareNta>> BareNta::Start(Options options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  std::future<absl::Status> started = impl->started.get_future();
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Run(); });
+  std::unique_ptr<BareNta> nta(new BareNta(std::move(impl)));
+  if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return absl::DeadlineExceededError("bare nta did not start in 10 s");
+  }
+  absl::Status status = started.get();
+  if (!status.ok()) return status;
+  return nta;
+}
+
+BareNta::~BareNta() {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->stopping = true;
+  }
+  uint64_t one = 1;
+  (void)!write(impl_->wake_fd, &one, sizeof(one));
+  if (impl_->thread.joinable()) impl_->thread.join();
+  close(impl_->wake_fd);
+}
+
+double BareNta::Call() {
+  Impl* impl = impl_.get();
+  {
+    absl::MutexLock lock(&impl->mu);
+    impl->invite_seen = false;
+    impl->done = false;
+  }
+  impl->Post([impl] {
+    Clock::time_point start = Clock::now();
+    impl->Invite();
+    absl::MutexLock lock(&impl->mu);
+    impl->start = start;
+  });
+  absl::MutexLock lock(&impl->mu);
+  auto finished = [impl]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) {
+    return impl->invite_seen && impl->done;
+  };
+  if (!impl->mu.AwaitWithTimeout(absl::Condition(&finished), absl::Seconds(5))) return -1;
+  return std::chrono::duration<double, std::milli>(impl->arrived - impl->start).count();
+}
+
+}  // namespace telestra::bench
