@@ -107,7 +107,8 @@ struct BareSofia::Impl {
     su_wait_create(wait, wake_fd, SU_WAIT_IN);
     su_root_register(root, wait, &Impl::OnWake, this, 0);
     nua = nua_create(root, &Impl::OnEvent, this, NUTAG_URL("sip:127.0.0.1:*;transport=udp"),
-                     SIPTAG_USER_AGENT_STR("bare-sofia"), TAG_END());
+                     SIPTAG_USER_AGENT_STR("bare-sofia"),
+                     TAG_IF(!options.soa, NUTAG_MEDIA_ENABLE(0)), TAG_END());
     if (nua == nullptr) {
       SetStarted(absl::UnavailableError("nua_create failed"));
     } else {
@@ -166,11 +167,22 @@ struct BareSofia::Impl {
     }
     // Each call its own (fake) audio port, as the gateway's port pairs.
     sdp_session(sdp)->sdp_media->m_port = 30000 + static_cast<unsigned>((call->id % 5000) * 2);
-    nua_invite(call->nh, NUTAG_M_USERNAME(a.user.c_str()), SOATAG_USER_SDP(sdp_session(sdp)),
-               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
-               TAG_IF(credentials != nullptr,
-                      SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
-               TAG_END());
+    if (options.soa) {
+      nua_invite(call->nh, NUTAG_M_USERNAME(a.user.c_str()), SOATAG_USER_SDP(sdp_session(sdp)),
+                 SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
+                 TAG_IF(credentials != nullptr,
+                        SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
+                 TAG_END());
+    } else {
+      std::string body = kSdp;
+      body.replace(body.find("m=audio 0 "), 10,
+                   absl::StrCat("m=audio ", sdp_session(sdp)->sdp_media->m_port, " "));
+      nua_invite(call->nh, NUTAG_M_USERNAME(a.user.c_str()),
+                 SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(body.c_str()),
+                 TAG_IF(credentials != nullptr,
+                        SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
+                 TAG_END());
+    }
     su_home_deinit(scratch);
     return call->id;
   }

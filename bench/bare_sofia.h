@@ -45,6 +45,9 @@ class BareSofia {
     std::string server;  // registrar/proxy "127.0.0.1:PORT"
     std::vector<Account> accounts;
     int nice = 0;  // the sofia thread's nice value (as [sip-settings] thread-nice)
+    // False: nua without its offer/answer engine (NUTAG_MEDIA_ENABLE(0));
+    // our SDP goes as a plain body and nothing parses the far end's.
+    bool soa = true;
     Hooks hooks;
   };
 

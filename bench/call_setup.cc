@@ -44,6 +44,10 @@ ABSL_FLAG(bool, sofia_floor, false,
           "Also time the bare sofia-sip flow (bench/bare_sofia.h): 3003 -> 3004 on one sofia "
           "thread in this process, from nua_invite() to the callee's nua_i_invite; no API port, "
           "no thread hand-over: the floor of any service built on sofia-sip");
+ABSL_FLAG(bool, nua_no_soa_floor, false,
+          "Also time the bare sofia-sip flow with nua's offer/answer engine off "
+          "(NUTAG_MEDIA_ENABLE(0), our SDP as a plain body), 3003 -> 3004 like --sofia_floor "
+          "(so not with it)");
 ABSL_FLAG(bool, nta_floor, false,
           "Also time sofia-sip's transaction layer alone (bench/bare_nta.h): an INVITE from "
           "3005 to 3006 (answered 486), from creating the transaction to the callee's request "
@@ -185,12 +189,13 @@ class BaresipFlow : public Flow {
 // is awaited.
 class SofiaFlow : public Flow {
  public:
-  static std::unique_ptr<SofiaFlow> Start(const KamailioProcess& kamailio) {
+  static std::unique_ptr<SofiaFlow> Start(const KamailioProcess& kamailio, bool soa = true) {
     auto flow = std::make_unique<SofiaFlow>();
     SofiaFlow* raw = flow.get();
     bench::BareSofia::Options options;
     options.server = kamailio.server();
     options.accounts = {{"3003", "sip3003"}, {"3004", "sip3004"}};
+    options.soa = soa;
     options.hooks.on_incoming = [raw](uint64_t call) {
       Clock::time_point now = Clock::now();
       absl::MutexLock lock(&raw->mu_);
@@ -295,6 +300,14 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_sofia_floor)) {
     flows.push_back(SofiaFlow::Start(**kamailio));
     names.push_back("sofia");
+  }
+  if (absl::GetFlag(FLAGS_nua_no_soa_floor)) {
+    if (absl::GetFlag(FLAGS_sofia_floor)) {
+      std::fprintf(stderr, "--nua_no_soa_floor and --sofia_floor both use 3003/3004\n");
+      return 1;
+    }
+    flows.push_back(SofiaFlow::Start(**kamailio, /*soa=*/false));
+    names.push_back("nua-soa");
   }
   if (absl::GetFlag(FLAGS_nta_floor)) {
     flows.push_back(NtaFlow::Start(**kamailio));
