@@ -8,21 +8,17 @@
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <deque>
-#include <functional>
 #include <future>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bench/sofia_thread.h"
 
 namespace telestra::bench {
 
@@ -39,10 +35,7 @@ constexpr char kSdp[] =
 
 struct BareNta::Impl {
   Options options;
-  std::thread thread;
-  int wake_fd = -1;
-  su_root_t* root = nullptr;
-  su_wait_t wait[1] = {SU_WAIT_INIT};
+  std::unique_ptr<SofiaThread> thread;
   su_home_t home[1] = {SU_HOME_INIT(home)};
   nta_agent_t* caller_agent = nullptr;
   nta_agent_t* callee_agent = nullptr;
@@ -55,28 +48,12 @@ struct BareNta::Impl {
   auth_client_t* auth = nullptr;  // the caller's cached INVITE challenge
 
   absl::Mutex mu;
-  std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mu);
-  bool stopping ABSL_GUARDED_BY(mu) = false;
   Clock::time_point start ABSL_GUARDED_BY(mu);
   Clock::time_point arrived ABSL_GUARDED_BY(mu);
   bool invite_seen ABSL_GUARDED_BY(mu) = false;
   bool done ABSL_GUARDED_BY(mu) = false;
 
-  void Post(std::function<void()> task) {
-    {
-      absl::MutexLock lock(&mu);
-      tasks.push_back(std::move(task));
-    }
-    uint64_t one = 1;
-    (void)!write(wake_fd, &one, sizeof(one));
-  }
-
-  void Run() {
-    pthread_setname_np(pthread_self(), "bare-nta");
-    su_init();
-    root = su_root_create(this);
-    su_wait_create(wait, wake_fd, SU_WAIT_IN);
-    su_root_register(root, wait, &Impl::OnWake, this, 0);
+  void Init(su_root_t* root) {
     std::string callee_url = absl::StrCat("sip:127.0.0.1:", options.callee_port, ";transport=udp");
     caller_agent = nta_agent_create(root, URL_STRING_MAKE("sip:127.0.0.1:*;transport=udp"), nullptr,
                                     nullptr, TAG_END());
@@ -84,22 +61,22 @@ struct BareNta::Impl {
         nta_agent_create(root, URL_STRING_MAKE(callee_url.c_str()), nullptr, nullptr, TAG_END());
     if (caller_agent == nullptr || callee_agent == nullptr) {
       started.set_value(absl::UnavailableError("nta_agent_create failed"));
-    } else {
-      callee_leg =
-          nta_leg_tcreate(callee_agent, &Impl::OnRequest, reinterpret_cast<nta_leg_magic_t*>(this),
-                          NTATAG_NO_DIALOG(1), TAG_END());
-      started.set_value(callee_leg != nullptr ? absl::OkStatus()
-                                              : absl::InternalError("nta_leg_tcreate failed"));
-      su_root_run(root);
-      EndCall();
-      if (callee_leg != nullptr) nta_leg_destroy(callee_leg);
+      return;
     }
+    callee_leg =
+        nta_leg_tcreate(callee_agent, &Impl::OnRequest, reinterpret_cast<nta_leg_magic_t*>(this),
+                        NTATAG_NO_DIALOG(1), TAG_END());
+    started.set_value(callee_leg != nullptr ? absl::OkStatus()
+                                            : absl::InternalError("nta_leg_tcreate failed"));
+  }
+
+  bool Fini() {
+    EndCall();
+    if (callee_leg != nullptr) nta_leg_destroy(callee_leg);
     if (caller_agent != nullptr) nta_agent_destroy(caller_agent);
     if (callee_agent != nullptr) nta_agent_destroy(callee_agent);
-    su_root_unregister(root, wait, &Impl::OnWake, this);
     su_home_deinit(home);
-    su_root_destroy(root);
-    su_deinit();
+    return true;
   }
 
   void EndCall() {
@@ -180,24 +157,6 @@ struct BareNta::Impl {
     self->invite_seen = true;
     return 486;
   }
-
-  static int OnWake(su_root_magic_t*, su_wait_t* w, su_wakeup_arg_t* arg) {
-    auto* self = static_cast<Impl*>(arg);
-    su_wait_events(w, self->wake_fd);
-    uint64_t value;
-    while (read(self->wake_fd, &value, sizeof(value)) > 0) {
-    }
-    std::deque<std::function<void()>> batch;
-    bool stop;
-    {
-      absl::MutexLock lock(&self->mu);
-      batch.swap(self->tasks);
-      stop = self->stopping;
-    }
-    for (auto& task : batch) task();
-    if (stop) su_root_break(self->root);
-    return 0;
-  }
 };
 
 BareNta::BareNta(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -205,10 +164,10 @@ BareNta::BareNta(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 absl::StatusOr<std::unique_ptr<BareNta>> BareNta::Start(Options options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   std::future<absl::Status> started = impl->started.get_future();
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  impl->thread = std::make_unique<SofiaThread>(
+      "bare-nta", 0, [raw](su_root_t* root) { raw->Init(root); }, [raw] { return raw->Fini(); });
   std::unique_ptr<BareNta> nta(new BareNta(std::move(impl)));
   if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     return absl::DeadlineExceededError("bare nta did not start in 10 s");
@@ -218,16 +177,7 @@ absl::StatusOr<std::unique_ptr<BareNta>> BareNta::Start(Options options) {
   return nta;
 }
 
-BareNta::~BareNta() {
-  {
-    absl::MutexLock lock(&impl_->mu);
-    impl_->stopping = true;
-  }
-  uint64_t one = 1;
-  (void)!write(impl_->wake_fd, &one, sizeof(one));
-  if (impl_->thread.joinable()) impl_->thread.join();
-  close(impl_->wake_fd);
-}
+BareNta::~BareNta() { impl_->thread.reset(); }
 
 double BareNta::Call() {
   Impl* impl = impl_.get();
@@ -236,7 +186,7 @@ double BareNta::Call() {
     impl->invite_seen = false;
     impl->done = false;
   }
-  impl->Post([impl] {
+  impl->thread->Post([impl] {
     Clock::time_point start = Clock::now();
     impl->Invite();
     absl::MutexLock lock(&impl->mu);

@@ -9,24 +9,17 @@
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/url.h>
-#include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <deque>
 #include <future>
 #include <map>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/sofia_thread.h"
 
 namespace telestra::bench {
 
@@ -59,12 +52,9 @@ struct Registration {
 
 struct BareSofia::Impl {
   Options options;
-  std::thread thread;
-  pid_t tid = 0;
+  std::unique_ptr<SofiaThread> thread;
   su_root_t* root = nullptr;
   nua_t* nua = nullptr;
-  int wake_fd = -1;
-  su_wait_t wait[1] = {SU_WAIT_INIT};
   su_home_t home[1] = {SU_HOME_INIT(home)};
   sdp_parser_t* sdp = nullptr;
   std::map<uint64_t, std::unique_ptr<Call>> calls;
@@ -75,10 +65,6 @@ struct BareSofia::Impl {
   uint64_t next_call = 1;
   // Per account: the cached INVITE challenge (auth_client list).
   std::vector<auth_client_t*> invite_auth;
-
-  absl::Mutex mu;
-  std::deque<std::function<void()>> tasks ABSL_GUARDED_BY(mu);
-  bool stopping ABSL_GUARDED_BY(mu) = false;
 
   std::string Credentials(const msg_auth_t* challenge, int account) const {
     const char* realm = msg_params_find(challenge->au_params, "realm=");
@@ -95,40 +81,36 @@ struct BareSofia::Impl {
     started.set_value(std::move(status));
   }
 
-  void Run() {
-    tid = gettid();
-    pthread_setname_np(pthread_self(), "bare-sofia");
-    if (options.nice != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(tid), options.nice);
-    su_init();
-    root = su_root_create(this);
-    su_root_threading(root, 0);
+  void Init(su_root_t* r) {
+    root = r;
     sdp =
         sdp_parse(home, kSdp, static_cast<issize_t>(sizeof(kSdp) - 1), sdp_f_config | sdp_f_anynet);
-    su_wait_create(wait, wake_fd, SU_WAIT_IN);
-    su_root_register(root, wait, &Impl::OnWake, this, 0);
     nua = nua_create(root, &Impl::OnEvent, this, NUTAG_URL("sip:127.0.0.1:*;transport=udp"),
                      SIPTAG_USER_AGENT_STR("bare-sofia"),
                      TAG_IF(!options.soa, NUTAG_MEDIA_ENABLE(0)), TAG_END());
     if (nua == nullptr) {
       SetStarted(absl::UnavailableError("nua_create failed"));
-    } else {
-      nua_set_params(nua, SOATAG_ADDRESS("127.0.0.1"), TAG_END());
-      invite_auth.assign(options.accounts.size(), nullptr);
-      for (size_t i = 0; i < options.accounts.size(); ++i) Register(static_cast<int>(i));
-      su_root_run(root);
+      return;
+    }
+    nua_set_params(nua, SOATAG_ADDRESS("127.0.0.1"), TAG_END());
+    invite_auth.assign(options.accounts.size(), nullptr);
+    for (size_t i = 0; i < options.accounts.size(); ++i) Register(static_cast<int>(i));
+  }
+
+  // After the loop: false when the stack could not be shut down.
+  bool Fini() {
+    if (nua != nullptr) {
       nua_shutdown(nua);
       // Let the shutdown finish (nua_r_shutdown destroys the nua); a
       // benchmark that ends under load may leave it unfinished: then the
       // stack is left to the process's exit (destroying it now would abort).
       absl::Time deadline = absl::Now() + absl::Seconds(5);
       while (nua != nullptr && absl::Now() < deadline) su_root_step(root, 50);
-      if (nua != nullptr) return;
+      if (nua != nullptr) return false;
     }
-    su_root_unregister(root, wait, &Impl::OnWake, this);
     sdp_parser_free(sdp);
     su_home_deinit(home);
-    su_root_destroy(root);
-    su_deinit();
+    return true;
   }
 
   void Register(int account) {
@@ -190,24 +172,6 @@ struct BareSofia::Impl {
   Call* Find(uint64_t id) {
     auto it = calls.find(id);
     return it == calls.end() ? nullptr : it->second.get();
-  }
-
-  static int OnWake(su_root_magic_t*, su_wait_t* w, su_wakeup_arg_t* arg) {
-    auto* self = static_cast<Impl*>(arg);
-    su_wait_events(w, self->wake_fd);
-    uint64_t value;
-    while (read(self->wake_fd, &value, sizeof(value)) > 0) {
-    }
-    std::deque<std::function<void()>> batch;
-    bool stop;
-    {
-      absl::MutexLock lock(&self->mu);
-      batch.swap(self->tasks);
-      stop = self->stopping;
-    }
-    for (auto& task : batch) task();
-    if (stop) su_root_break(self->root);
-    return 0;
   }
 
   static void OnEvent(nua_event_t event, int status, char const* /*phrase*/, nua_t* nua,
@@ -304,10 +268,11 @@ BareSofia::BareSofia(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 absl::StatusOr<std::unique_ptr<BareSofia>> BareSofia::Start(Options options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
-  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);  // before the thread reads it
   std::future<absl::Status> started = impl->started.get_future();
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  impl->thread = std::make_unique<SofiaThread>(
+      "bare-sofia", impl->options.nice, [raw](su_root_t* root) { raw->Init(root); },
+      [raw] { return raw->Fini(); });
   std::unique_ptr<BareSofia> ua(new BareSofia(std::move(impl)));
   if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     return absl::DeadlineExceededError("bare sofia: accounts did not register in 10 s");
@@ -317,29 +282,9 @@ absl::StatusOr<std::unique_ptr<BareSofia>> BareSofia::Start(Options options) {
   return ua;
 }
 
-BareSofia::~BareSofia() {
-  {
-    absl::MutexLock lock(&impl_->mu);
-    impl_->stopping = true;
-  }
-  uint64_t one = 1;
-  (void)!write(impl_->wake_fd, &one, sizeof(one));
-  if (impl_->thread.joinable()) impl_->thread.join();
-  if (impl_->wake_fd >= 0) close(impl_->wake_fd);
-}
+BareSofia::~BareSofia() { impl_->thread.reset(); }
 
-void BareSofia::Post(std::function<void()> task) {
-  bool first;
-  {
-    absl::MutexLock lock(&impl_->mu);
-    first = impl_->tasks.empty();
-    impl_->tasks.push_back(std::move(task));
-  }
-  if (first) {
-    uint64_t one = 1;
-    (void)!write(impl_->wake_fd, &one, sizeof(one));
-  }
-}
+void BareSofia::Post(std::function<void()> task) { impl_->thread->Post(std::move(task)); }
 
 uint64_t BareSofia::Invite(int account, const std::string& user) {
   return impl_->Invite(account, user);
@@ -352,7 +297,5 @@ void BareSofia::Cancel(uint64_t call) {
 void BareSofia::Bye(uint64_t call) {
   if (Call* c = impl_->Find(call)) nua_bye(c->nh, TAG_END());
 }
-
-pid_t BareSofia::thread_id() const { return impl_->tid; }
 
 }  // namespace telestra::bench

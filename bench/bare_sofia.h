@@ -12,8 +12,6 @@
 // (nonce count advanced).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,8 +64,6 @@ class BareSofia {
   uint64_t Invite(int account, const std::string& user);
   void Cancel(uint64_t call);  // an outgoing call not answered yet
   void Bye(uint64_t call);     // an established call
-
-  pid_t thread_id() const;
 
  private:
   struct Impl;
