@@ -67,6 +67,9 @@ ABSL_FLAG(std::vector<std::string>, ceiling_rates,
           "sipp UAC: calls started per second, tried in this order until a run has no "
           "failed call (empty = skip the ceiling)");
 ABSL_FLAG(bool, gateway, true, "Run the gateway flow");
+ABSL_FLAG(bool, sofia_floor_soa, true,
+          "The bare sofia-sip flow with nua's offer/answer engine (false: NUTAG_MEDIA_ENABLE(0), "
+          "our SDP as a plain body)");
 ABSL_FLAG(bool, sofia_floor, false,
           "Also run the bare sofia-sip flow (bench/bare_sofia.h): the gateway's SIP flow with "
           "nothing of the gateway around it, in this process, with the same window, warm-up "
@@ -251,6 +254,7 @@ GatewayResult RunSofiaFloor(const KamailioProcess& kamailio, CpuMeter meter) {
   options.server = kamailio.server();
   options.accounts = {{"3003", "sip3003"}};
   options.nice = absl::GetFlag(FLAGS_uac_nice);
+  options.soa = absl::GetFlag(FLAGS_sofia_floor_soa);
   options.hooks.on_final = [&state](uint64_t call, int status) {
     if (status >= 200 && status < 300) {
       state.answered.insert(call);
