@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bench/sofia_common.h"
 #include "bench/sofia_thread.h"
 
 namespace telestra::bench {
@@ -25,11 +26,6 @@ namespace telestra::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-constexpr char kSdp[] =
-    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    "m=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
-    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
 
 }  // namespace
 
@@ -46,6 +42,7 @@ struct BareNta::Impl {
   nta_outgoing_t* orq = nullptr;
   bool challenged = false;
   auth_client_t* auth = nullptr;  // the caller's cached INVITE challenge
+  const std::string sdp = BenchSdp(30000);
 
   absl::Mutex mu;
   Clock::time_point start ABSL_GUARDED_BY(mu);
@@ -97,13 +94,7 @@ struct BareNta::Impl {
                           SIPTAG_TO_STR(to.c_str()),
                           SIPTAG_CALL_ID(sip_call_id_create(scratch, nullptr)), TAG_END());
     nta_leg_tag(leg, nullptr);
-    msg_header_t* credentials = nullptr;
-    if (auth != nullptr && auc_has_authorization(&auth) == 1) {
-      url_t* url = url_make(scratch, target.c_str());
-      if (auc_authorization_headers(&auth, scratch, "INVITE", url, nullptr, &credentials) != 1) {
-        credentials = nullptr;
-      }
-    }
+    msg_header_t* credentials = PreemptiveCredentials(&auth, scratch, target);
     sip_contact_t* contact = nta_agent_contact(caller_agent);
     std::string contact_text =
         absl::StrCat("<sip:", options.caller, "@", contact->m_url->url_host, ":",
@@ -112,7 +103,7 @@ struct BareNta::Impl {
         leg, &Impl::OnResponse, reinterpret_cast<nta_outgoing_magic_t*>(this),
         URL_STRING_MAKE(proxy.c_str()), SIP_METHOD_INVITE, URL_STRING_MAKE(target.c_str()),
         SIPTAG_CONTACT_STR(contact_text.c_str()), SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-        SIPTAG_PAYLOAD_STR(kSdp),
+        SIPTAG_PAYLOAD_STR(sdp.c_str()),
         TAG_IF(credentials != nullptr,
                SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
         TAG_END());
@@ -127,14 +118,9 @@ struct BareNta::Impl {
         sip->sip_proxy_authenticate != nullptr) {
       self->challenged = true;
       const msg_auth_t* challenge = sip->sip_proxy_authenticate;
-      const char* realm = msg_params_find(challenge->au_params, "realm=");
-      std::string credentials =
-          absl::StrCat(challenge->au_scheme, ":", realm != nullptr ? realm : "\"\"", ":",
-                       self->options.caller, ":sip", self->options.caller);
-      if (auc_challenge(&self->auth, self->home, challenge, sip_proxy_authorization_class) < 0 ||
-          auc_credentials(&self->auth, self->home, credentials.c_str()) < 0) {
-        self->auth = nullptr;
-      }
+      RememberChallenge(&self->auth, self->home, challenge, sip_proxy_authorization_class,
+                        DigestCredentials(challenge, self->options.caller,
+                                          absl::StrCat("sip", self->options.caller)));
       self->EndCall();
       self->Invite();
       return 0;

@@ -19,18 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/sofia_common.h"
 #include "bench/sofia_thread.h"
 
 namespace telestra::bench {
 
 namespace {
-
-// The gateway's SDP (backend/sip/sofia_sip_stack.cc BuildSdpTemplate) for
-// PCMU, PCMA on 127.0.0.1, audio port set per call.
-constexpr char kSdp[] =
-    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    "m=audio 0 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
-    "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n";
 
 struct Call {
   uint64_t id = 0;
@@ -67,12 +61,8 @@ struct BareSofia::Impl {
   std::vector<auth_client_t*> invite_auth;
 
   std::string Credentials(const msg_auth_t* challenge, int account) const {
-    const char* realm = msg_params_find(challenge->au_params, "realm=");
-    std::string quoted = realm == nullptr  ? "\"\""
-                         : realm[0] == '"' ? std::string(realm)
-                                           : absl::StrCat("\"", realm, "\"");
     const Account& a = options.accounts[static_cast<size_t>(account)];
-    return absl::StrCat(challenge->au_scheme, ":", quoted, ":", a.user, ":", a.password);
+    return DigestCredentials(challenge, a.user, a.password);
   }
 
   void SetStarted(absl::Status status) {
@@ -83,8 +73,9 @@ struct BareSofia::Impl {
 
   void Init(su_root_t* r) {
     root = r;
-    sdp =
-        sdp_parse(home, kSdp, static_cast<issize_t>(sizeof(kSdp) - 1), sdp_f_config | sdp_f_anynet);
+    const std::string sdp_template = BenchSdp(0);
+    sdp = sdp_parse(home, sdp_template.c_str(), static_cast<issize_t>(sdp_template.size()),
+                    sdp_f_config | sdp_f_anynet);
     nua = nua_create(root, &Impl::OnEvent, this, NUTAG_URL("sip:127.0.0.1:*;transport=udp"),
                      SIPTAG_USER_AGENT_STR("bare-sofia"),
                      TAG_IF(!options.soa, NUTAG_MEDIA_ENABLE(0)), TAG_END());
@@ -139,16 +130,11 @@ struct BareSofia::Impl {
                           SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()), TAG_END());
     calls[call->id] = std::move(owned);
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
-    msg_header_t* credentials = nullptr;
-    auth_client_t** clients = &invite_auth[static_cast<size_t>(account)];
-    if (*clients != nullptr && auc_has_authorization(clients) == 1) {
-      url_t* url = url_make(scratch, target.c_str());
-      if (auc_authorization_headers(clients, scratch, "INVITE", url, nullptr, &credentials) != 1) {
-        credentials = nullptr;
-      }
-    }
+    msg_header_t* credentials =
+        PreemptiveCredentials(&invite_auth[static_cast<size_t>(account)], scratch, target);
     // Each call its own (fake) audio port, as the gateway's port pairs.
-    sdp_session(sdp)->sdp_media->m_port = 30000 + static_cast<unsigned>((call->id % 5000) * 2);
+    const int port = 30000 + static_cast<int>((call->id % 5000) * 2);
+    sdp_session(sdp)->sdp_media->m_port = static_cast<unsigned long>(port);
     if (options.soa) {
       nua_invite(call->nh, NUTAG_M_USERNAME(a.user.c_str()), SOATAG_USER_SDP(sdp_session(sdp)),
                  SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
@@ -156,9 +142,7 @@ struct BareSofia::Impl {
                         SIPTAG_HEADER(reinterpret_cast<const sip_header_t*>(credentials))),
                  TAG_END());
     } else {
-      std::string body = kSdp;
-      body.replace(body.find("m=audio 0 "), 10,
-                   absl::StrCat("m=audio ", sdp_session(sdp)->sdp_media->m_port, " "));
+      const std::string body = BenchSdp(port);
       nua_invite(call->nh, NUTAG_M_USERNAME(a.user.c_str()),
                  SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(body.c_str()),
                  TAG_IF(credentials != nullptr,
@@ -227,11 +211,8 @@ struct BareSofia::Impl {
           call->challenged = true;
           const msg_auth_t* challenge = sip->sip_proxy_authenticate;
           std::string credentials = self->Credentials(challenge, call->account);
-          auth_client_t** clients = &self->invite_auth[static_cast<size_t>(call->account)];
-          if (auc_challenge(clients, self->home, challenge, sip_proxy_authorization_class) < 0 ||
-              auc_credentials(clients, self->home, credentials.c_str()) < 0) {
-            *clients = nullptr;
-          }
+          RememberChallenge(&self->invite_auth[static_cast<size_t>(call->account)], self->home,
+                            challenge, sip_proxy_authorization_class, credentials);
           nua_authenticate(nh, NUTAG_AUTH(credentials.c_str()), TAG_END());
           return;
         }
