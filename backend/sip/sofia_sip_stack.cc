@@ -17,6 +17,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -26,17 +27,17 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/sip/sdp_offer_answer.h"
 #include "spdlog/spdlog.h"
 
 // sofia-sip: only ever included in backend/sip/.
 #include <sofia-sip/auth_client.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/nua_tag.h>
-#include <sofia-sip/sdp.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
-#include <sofia-sip/soa_tag.h>
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tag.h>
 #include <sofia-sip/su_wait.h>
@@ -76,6 +77,7 @@ void RedirectSofiaLogs() {
 }
 
 constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
+constexpr char kSdpType[] = "application/sdp";
 
 // How long a cancelled outgoing call waits for the final answer to its
 // INVITE (normally 487 within milliseconds) before it is reported ended.
@@ -178,6 +180,14 @@ class SofiaSipStack::Impl {
     bool local_hold = false;
     bool remote_hold = false;
     std::deque<bool> hold_requests;  // HoldCall re-INVITEs awaiting their answer
+    // The offer of an incoming INVITE, until answer-call answers it; none:
+    // a delayed offer (ours goes in the 200, the answer comes in the ACK).
+    std::optional<RemoteSdp> offer;
+    // Our 200 to an INVITE without SDP carried an offer: the ACK answers.
+    bool offered_in_response = false;
+    // Our SDP's o= version and the rest of the last SDP we sent with it.
+    uint64_t sdp_version = 0;
+    std::string sdp_body;
     // Our CANCEL got no final answer in time: call-ended was reported and
     // sofia finishes the transaction on its own (a late 2xx gets ACK+BYE).
     su_timer_t* cancel_timer = nullptr;
@@ -313,32 +323,20 @@ class SofiaSipStack::Impl {
       return;
     }
     su_root_threading(root_, 0);  // no extra nua stack thread
-    // Parsed the way soa parses an SDP string of ours (sdp_f_config: the
-    // port-0 template is not a rejected stream).
-    const std::string sdp = BuildSdpTemplate();
-    sdp_template_ = sdp_parse(sdp_home_, sdp.c_str(), static_cast<issize_t>(sdp.size()),
-                              sdp_f_config | sdp_f_anynet);
-    if (sdp_session(sdp_template_) == nullptr || sdp_session(sdp_template_)->sdp_media == nullptr) {
-      std::string error =
-          absl::StrCat("our own SDP does not parse: ", sdp_parsing_error(sdp_template_));
-      sdp_parser_free(sdp_template_);
-      sdp_template_ = nullptr;
-      su_root_destroy(root_);
-      su_deinit();
-      started.set_value(absl::InternalError(error));
-      return;
-    }
+    sdp_writer_ = std::make_unique<SdpWriter>(media_->local_address(), rtp_.codecs);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     su_wait_create(&wait_, wake_fd_, SU_WAIT_IN);
     su_root_register(root_, &wait_, &Impl::OnWake, this, 0);
 
     std::string url =
         absl::StrCat("sip:", HostPort(config_.bind, port_), ";transport=", config_.transport);
+    // Offer/answer is ours (sdp_offer_answer.h): sofia's engine (soa) is
+    // off, SDP travels as plain bodies, and re-INVITEs and UPDATEs come to
+    // us to answer.
     nua_ = nua_create(root_, &Impl::OnNuaEvent, this, NUTAG_URL(url.c_str()),
-                      SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+                      SIPTAG_USER_AGENT_STR(kUserAgent), NUTAG_MEDIA_ENABLE(0),
+                      NUTAG_APPL_METHOD("UPDATE"), TAG_END());
     if (nua_ == nullptr) {
-      sdp_parser_free(sdp_template_);
-      sdp_template_ = nullptr;
       su_root_unregister(root_, &wait_, &Impl::OnWake, this);
       close(wake_fd_);
       su_root_destroy(root_);
@@ -347,9 +345,6 @@ class SofiaSipStack::Impl {
           absl::StrCat("cannot start the SIP user agent on ", url, " (port in use?)")));
       return;
     }
-    // soa writes the host's first interface address into our o= lines
-    // (while c= says the media address) unless it is told the address.
-    nua_set_params(nua_, SOATAG_ADDRESS(media_->local_address().c_str()), TAG_END());
     spdlog::info("SIP user agent listening on {}", url);
     media_->SetTimeoutHandler(
         [this](int64_t call_id) { Post([this, call_id] { OnRtpTimeout(call_id); }); });
@@ -376,9 +371,6 @@ class SofiaSipStack::Impl {
     calls_.clear();
     invite_auth_.clear();
     nua_destroy(nua_);
-    sdp_parser_free(sdp_template_);
-    sdp_template_ = nullptr;
-    su_home_deinit(sdp_home_);
     nua_ = nullptr;
     if (shutdown_timer_ != nullptr) su_timer_destroy(shutdown_timer_);
     su_root_unregister(root_, &wait_, &Impl::OnWake, this);
@@ -613,32 +605,36 @@ class SofiaSipStack::Impl {
     return nullptr;
   }
 
-  // Our SDP with audio port 0: the template that Sdp() gives each call's
-  // port.
-  std::string BuildSdpTemplate() const {
-    std::string address = media_->local_address();
-    const char* family = absl::StrContains(address, ':') ? "IP6" : "IP4";
-    std::string payloads;
-    std::string maps;
-    for (const std::string& codec : rtp_.codecs) {
-      int pt = codec == "PCMA" ? 8 : 0;
-      absl::StrAppend(&payloads, " ", pt);
-      absl::StrAppend(&maps, "a=rtpmap:", pt, " ", codec, "/8000\r\n");
+  // A whole SDP of ours for the leg: the o= version grows whenever the
+  // rest differs from the last SDP the call sent (RFC 3264 8).
+  std::string LocalSdp(CallLeg* leg, std::string body) {
+    if (body != leg->sdp_body) {
+      ++leg->sdp_version;
+      leg->sdp_body = std::move(body);
     }
-    return absl::StrCat("v=0\r\no=- ", sdp_session_id_, " 1 IN ", family, " ", address,
-                        "\r\ns=-\r\nc=IN ", family, " ", address, "\r\nt=0 0\r\nm=audio 0 RTP/AVP",
-                        payloads, " 101\r\n", maps,
-                        "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-                        "a=ptime:20\r\n");
+    return sdp_writer_->Compose(sdp_session_id_ + static_cast<uint64_t>(leg->id), leg->sdp_version,
+                                leg->sdp_body);
   }
 
-  // Our SDP for a call on RTP `port`: the template parsed once at start
-  // with its audio port set (soa copies it), so no call parses its own SDP.
-  // Thread: SIP.
-  const sdp_session_t* Sdp(int port) {
-    sdp_session_t* session = sdp_session(sdp_template_);
-    session->sdp_media->m_port = static_cast<unsigned long>(port);
-    return session;
+  // The SDP body of a request or response; null when it has none
+  // (the same test as sofia's: application/sdp, or no type and "v=0").
+  static const sip_payload_t* SdpOf(const sip_t* sip) {
+    if (sip == nullptr || sip->sip_payload == nullptr || sip->sip_payload->pl_len == 0 ||
+        sip->sip_payload->pl_data == nullptr) {
+      return nullptr;
+    }
+    const sip_content_type_t* ct = sip->sip_content_type;
+    if (ct != nullptr && ct->c_type != nullptr) {
+      return absl::EqualsIgnoreCase(ct->c_type, "application/sdp") ? sip->sip_payload : nullptr;
+    }
+    const sip_payload_t* pl = sip->sip_payload;
+    return pl->pl_len >= 3 && absl::StartsWithIgnoreCase(absl::string_view(pl->pl_data, 3), "v=0")
+               ? pl
+               : nullptr;
+  }
+
+  static absl::StatusOr<RemoteSdp> ParseBody(const sip_payload_t* pl) {
+    return ParseRemoteSdp(absl::string_view(pl->pl_data, pl->pl_len));
   }
 
   // Opens the call's RTP ports; false (and the reason in the leg) if none.
@@ -740,9 +736,9 @@ class SofiaSipStack::Impl {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     const sip_header_t* credentials =
         target_in_domain ? PreemptiveCredentials(account, target, scratch) : nullptr;
-    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()),
-               SOATAG_USER_SDP(Sdp(leg->local_port)), SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON),
-               SOATAG_AUDIO_AUX("telephone-event"),
+    std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, /*hold=*/false));
+    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+               SIPTAG_PAYLOAD_STR(sdp.c_str()),
                TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     su_home_deinit(scratch);
   }
@@ -805,6 +801,22 @@ class SofiaSipStack::Impl {
       nua_handle_destroy(nh);
       return;
     }
+    // The offer, checked before the call is reported: one we cannot answer
+    // is refused at once (no call-incoming for a call that cannot work).
+    std::optional<RemoteSdp> offer;
+    if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
+      absl::StatusOr<RemoteSdp> parsed = ParseBody(body);
+      absl::Status usable = parsed.ok() ? sdp_writer_->CheckOffer(*parsed) : parsed.status();
+      if (!usable.ok()) {
+        spdlog::info("account {}: incoming INVITE refused: {}", reg->config.name,
+                     std::string(usable.message()));
+        nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(WarningFor(usable).c_str()),
+                    TAG_END());
+        nua_handle_destroy(nh);
+        return;
+      }
+      offer = std::move(*parsed);
+    }
     std::string caller, caller_name;
     if (sip->sip_from != nullptr) {
       if (sip->sip_from->a_url->url_user) caller = sip->sip_from->a_url->url_user;
@@ -826,6 +838,7 @@ class SofiaSipStack::Impl {
     leg->id = call_id;
     leg->account = reg->config;
     leg->nh = nh;
+    leg->offer = std::move(offer);
     calls_[call_id] = std::move(owned);
     nua_handle_bind(nh, leg);
     // Reserve the RTP ports now: if there are none, refuse at once.
@@ -844,9 +857,27 @@ class SofiaSipStack::Impl {
       return;
     }
     leg->answering = true;
-    nua_respond(leg->nh, 200, "OK", SOATAG_USER_SDP(Sdp(leg->local_port)),
-                SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
-                TAG_END());
+    std::string sdp;
+    if (leg->offer.has_value()) {
+      AudioSession session;
+      absl::StatusOr<std::string> body =
+          sdp_writer_->AnswerBody(*leg->offer, leg->local_port, leg->local_hold, &session);
+      leg->offer.reset();
+      if (!body.ok()) {  // checked when the INVITE came: not expected
+        leg->end_code = 488;
+        leg->end_reason = std::string(body.status().message());
+        nua_respond(leg->nh, 488, "Not Acceptable Here", TAG_END());
+        return;
+      }
+      sdp = LocalSdp(leg, *std::move(body));
+      ApplyAudio(leg, session);
+    } else {
+      // Delayed offer: ours goes in the 200, the answer comes in the ACK.
+      sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, leg->local_hold));
+      leg->offered_in_response = true;
+    }
+    nua_respond(leg->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR(kSdpType),
+                SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
   }
 
   void HangupCall(int64_t call_id) {
@@ -871,9 +902,9 @@ class SofiaSipStack::Impl {
     if (leg == nullptr || !leg->established || leg->hangup_requested) return;
     leg->local_hold = hold;
     leg->hold_requests.push_back(hold);
-    nua_invite(leg->nh, SOATAG_USER_SDP(Sdp(leg->local_port)),
-               SOATAG_RTP_SELECT(SOA_RTP_SELECT_COMMON), SOATAG_AUDIO_AUX("telephone-event"),
-               SOATAG_HOLD(hold ? "audio" : static_cast<char const*>(nullptr)), TAG_END());
+    std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, hold));
+    nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
+               TAG_END());
   }
 
   void OnRtpTimeout(int64_t call_id) {
@@ -889,58 +920,115 @@ class SofiaSipStack::Impl {
     }
   }
 
-  // Reads the negotiated media from a state event and applies it.
-  void ApplyMedia(CallLeg* leg, const sdp_session_t* remote, int active_audio) {
-    if (remote != nullptr) {
-      const sdp_media_t* m = remote->sdp_media;
-      while (m != nullptr && m->m_type != sdp_media_audio) m = m->m_next;
-      if (m != nullptr) {
-        const sdp_connection_t* c =
-            m->m_connections != nullptr ? m->m_connections : remote->sdp_connection;
-        if (c != nullptr && c->c_address != nullptr) leg->media.remote_address = c->c_address;
-        leg->media.remote_rtp_port = static_cast<int>(m->m_port);
-        leg->media.telephone_event_payload_type = -1;
-        bool codec_set = false;
-        for (const sdp_rtpmap_t* rm = m->m_rtpmaps; rm != nullptr; rm = rm->rm_next) {
-          if (rm->rm_encoding != nullptr &&
-              absl::EqualsIgnoreCase(rm->rm_encoding, "telephone-event")) {
-            leg->media.telephone_event_payload_type = rm->rm_pt;
-          } else if (!codec_set && (rm->rm_pt == 0 || rm->rm_pt == 8)) {
-            leg->media.payload_type = rm->rm_pt;
-            codec_set = true;
-          }
-        }
-      }
+  // Applies a completed offer/answer to the call's media.
+  void ApplyAudio(CallLeg* leg, const AudioSession& session) {
+    leg->media.remote_address = session.address;
+    leg->media.remote_rtp_port = session.port;
+    leg->media.payload_type = session.payload_type;
+    leg->media.telephone_event_payload_type = session.telephone_event;
+    leg->media.direction = session.send && session.recv ? MediaDirection::kSendRecv
+                           : session.send               ? MediaDirection::kSendOnly
+                           : session.recv               ? MediaDirection::kRecvOnly
+                                                        : MediaDirection::kInactive;
+    // We hold: our offer was sendonly. The far end holds us: it does not
+    // want our audio (we only receive), or sends nothing while we did not
+    // ask for hold.
+    bool remote_hold = !session.send || (!session.recv && !leg->local_hold);
+    if (leg->established && remote_hold != leg->remote_hold) {
+      leg->remote_hold = remote_hold;
+      listener_->OnCallHold(leg->id, leg->local_hold, remote_hold);
+    } else {
+      leg->remote_hold = remote_hold;
     }
-    if (active_audio >= SOA_ACTIVE_INACTIVE) {
-      bool send = (active_audio & SOA_ACTIVE_SENDONLY) != 0;
-      bool recv = (active_audio & SOA_ACTIVE_RECVONLY) != 0;
-      leg->media.direction = send && recv ? MediaDirection::kSendRecv
-                             : send       ? MediaDirection::kSendOnly
-                             : recv       ? MediaDirection::kRecvOnly
-                                          : MediaDirection::kInactive;
-      // We hold: our offer was sendonly. The far end holds us: it does not
-      // want our audio (we only receive), or sends nothing while we did not
-      // ask for hold.
-      bool remote_hold = !send || (!recv && !leg->local_hold);
-      if (leg->established && remote_hold != leg->remote_hold) {
-        leg->remote_hold = remote_hold;
-        listener_->OnCallHold(leg->id, leg->local_hold, remote_hold);
-      } else {
-        leg->remote_hold = remote_hold;
-      }
-    }
+    UpdateMedia(leg);
+  }
+
+  void UpdateMedia(CallLeg* leg) {
     leg->media.held = leg->local_hold || leg->remote_hold;
     if (leg->local_port != 0 && leg->media.remote_rtp_port != 0) {
       media_->Update(leg->id, leg->media);
     }
   }
 
+  // A call that cannot have audio: hung up (BYE once it is established),
+  // ended with 488 and `why`.
+  void RefuseMedia(CallLeg* leg, std::string why) {
+    spdlog::warn("call {}: {}; hanging up", leg->id, why);
+    leg->end_code = 488;
+    leg->end_reason = std::move(why);
+    leg->hangup_requested = true;
+    if (leg->established) nua_bye(leg->nh, TAG_END());
+  }
+
+  // The far end's answer to our offer (in a 18x/2xx or an ACK). `hold`:
+  // what the offer asked.
+  void OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required) {
+    absl::StatusOr<AudioSession> session = body == nullptr
+                                               ? absl::FailedPreconditionError("no SDP answer")
+                                               : [&]() -> absl::StatusOr<AudioSession> {
+      absl::StatusOr<RemoteSdp> answer = ParseBody(body);
+      if (!answer.ok()) return answer.status();
+      return sdp_writer_->FromAnswer(*answer, hold);
+    }();
+    if (session.ok()) {
+      ApplyAudio(leg, *session);
+    } else if (required && !leg->hangup_requested) {
+      RefuseMedia(leg, absl::StrCat("Unusable SDP answer: ", session.status().message()));
+    } else {
+      spdlog::warn("call {}: SDP answer ignored: {}", leg->id,
+                   std::string(session.status().message()));
+    }
+  }
+
+  // An offer (or none) in a re-INVITE or UPDATE of an established call:
+  // answered now, with our answer or, to an offerless re-INVITE, our offer.
+  void OnReoffer(CallLeg* leg, const sip_t* sip, bool is_update) {
+    const sip_payload_t* body = SdpOf(sip);
+    if (body == nullptr) {
+      if (is_update) {
+        nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), TAG_END());
+        return;
+      }
+      std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, leg->local_hold));
+      leg->offered_in_response = true;
+      nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+                  SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
+      return;
+    }
+    absl::StatusOr<RemoteSdp> offer = ParseBody(body);
+    AudioSession session;
+    absl::StatusOr<std::string> answer =
+        offer.ok() ? sdp_writer_->AnswerBody(*offer, leg->local_port, leg->local_hold, &session)
+                   : offer.status();
+    if (!answer.ok()) {
+      // Refused: the call goes on as it was.
+      spdlog::warn("call {}: re-offer refused: {}", leg->id,
+                   std::string(answer.status().message()));
+      nua_respond(leg->nh, 488, "Not Acceptable Here", NUTAG_WITH_THIS(nua_),
+                  SIPTAG_WARNING_STR(WarningFor(answer.status()).c_str()), TAG_END());
+      return;
+    }
+    std::string sdp = LocalSdp(leg, *std::move(answer));
+    nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+                SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
+    ApplyAudio(leg, session);
+  }
+
+  // A Warning header value (RFC 3261 20.43, code 305: incompatible media
+  // format) carrying `status`'s message.
+  std::string WarningFor(const absl::Status& status) const {
+    std::string text(status.message());
+    absl::StrReplaceAll({{"\\", "\\\\"}, {"\"", "\\\""}}, &text);
+    return absl::StrCat("305 ", HostPort(config_.bind, port_), " \"", text, "\"");
+  }
+
   void OnCallEvent(CallLeg* leg, nua_event_t event, int status, const char* phrase,
                    const sip_t* sip, tagi_t tags[]) {
     if (leg->end_reported) {
       // Already over for the application: only finish the SIP side.
-      if (event == nua_i_state) {
+      if ((event == nua_i_invite || event == nua_i_update) && status < 200) {
+        nua_respond(leg->nh, 481, "Call Does Not Exist", NUTAG_WITH_THIS(nua_), TAG_END());
+      } else if (event == nua_i_state) {
         int callstate = nua_callstate_init;
         tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
         if (callstate == nua_callstate_terminated) {
@@ -972,6 +1060,16 @@ class SofiaSipStack::Impl {
           return;
         }
         if (status >= 200) leg->challenges = 0;  // a later re-INVITE starts afresh
+        if (status >= 180 && status < 300) {
+          // The answer to our offer (a 18x's is early media). The initial
+          // INVITE's 2xx must have a usable one; a re-INVITE's may be off.
+          const sip_payload_t* body = SdpOf(sip);
+          const bool reinvite = leg->established && !leg->hold_requests.empty();
+          const bool hold = reinvite ? leg->hold_requests.front() : leg->local_hold;
+          if (body != nullptr || status >= 200) {
+            OnAnswer(leg, body, hold, /*required=*/status >= 200 && !leg->established);
+          }
+        }
         if (status >= 180 && status < 200 && leg->outgoing && !leg->established &&
             !leg->ringing_reported) {
           leg->ringing_reported = true;
@@ -985,7 +1083,10 @@ class SofiaSipStack::Impl {
           if (status >= 300) {
             // Refused: the call goes on as it was.
             spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
-            if (leg->hold_requests.empty()) leg->local_hold = !hold;
+            if (leg->hold_requests.empty()) {
+              leg->local_hold = !hold;
+              UpdateMedia(leg);
+            }
           }
           listener_->OnHoldResult(leg->id, hold, status, phrase);
           return;
@@ -1001,6 +1102,18 @@ class SofiaSipStack::Impl {
           }
         }
         return;
+      case nua_i_invite:  // a re-INVITE (the first INVITE made the leg)
+      case nua_i_update:
+        if (status < 200) OnReoffer(leg, sip, event == nua_i_update);
+        return;
+      case nua_i_ack:
+        if (leg->offered_in_response) {
+          // The answer to the offer of our 200 (delayed offer, offerless
+          // re-INVITE): required to set up a new call.
+          leg->offered_in_response = false;
+          OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->established);
+        }
+        return;
       case nua_i_bye:
         leg->end_reason = "Remote hangup";
         return;
@@ -1013,22 +1126,13 @@ class SofiaSipStack::Impl {
         return;
       case nua_i_state: {
         int callstate = nua_callstate_init;
-        int active_audio = SOA_ACTIVE_DISABLED;
-        int answer_recv = 0, answer_sent = 0;
-        const sdp_session_t* remote = nullptr;
-        tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), SOATAG_ACTIVE_AUDIO_REF(active_audio),
-                SOATAG_REMOTE_SDP_REF(remote), NUTAG_ANSWER_RECV_REF(answer_recv),
-                NUTAG_ANSWER_SENT_REF(answer_sent), TAG_END());
-        // The direction changes only with a completed offer/answer: after
-        // a refused re-INVITE soa still reports the direction it offered.
-        if (!answer_recv && !answer_sent) active_audio = SOA_ACTIVE_DISABLED;
+        tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
         if (callstate == nua_callstate_terminated) {
           int code = leg->end_code != 0 ? leg->end_code : (status >= 300 ? status : 0);
           std::string reason = leg->end_reason.empty() ? phrase : leg->end_reason;
           EndLeg(leg->id, code, reason);  // destroys the leg and its handle
           return;
         }
-        ApplyMedia(leg, remote, active_audio);
         if (callstate == nua_callstate_ready && !leg->established) {
           leg->established = true;
           listener_->OnCallEstablished(leg->id);
@@ -1060,10 +1164,9 @@ class SofiaSipStack::Impl {
   const SipConfig config_;
   const RtpConfig rtp_;
   MediaEngine* const media_;
+  // A call's o= session id is this plus its call id.
   const uint64_t sdp_session_id_ = absl::Uniform<uint64_t>(absl::BitGen(), 1, 1ull << 40);
-  // Our SDP, parsed once (see Sdp()). Thread: SIP.
-  su_home_t sdp_home_[1] = {SU_HOME_INIT(sdp_home_)};
-  sdp_parser_t* sdp_template_ = nullptr;
+  std::unique_ptr<SdpWriter> sdp_writer_;  // made on the SIP thread's start
   SipStackListener* listener_ = nullptr;
   int port_ = 0;
   std::thread thread_;
