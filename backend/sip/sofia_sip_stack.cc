@@ -185,6 +185,9 @@ class SofiaSipStack::Impl {
     std::optional<RemoteSdp> offer;
     // Our 200 to an INVITE without SDP carried an offer: the ACK answers.
     bool offered_in_response = false;
+    // The far end's SDP leaves the call without audio: it is hung up
+    // without ever being reported answered.
+    bool media_refused = false;
     // Our SDP's o= version and the rest of the last SDP we sent with it.
     uint64_t sdp_version = 0;
     std::string sdp_body;
@@ -957,6 +960,7 @@ class SofiaSipStack::Impl {
     leg->end_code = 488;
     leg->end_reason = std::move(why);
     leg->hangup_requested = true;
+    leg->media_refused = true;
     if (leg->established) nua_bye(leg->nh, TAG_END());
   }
 
@@ -1135,6 +1139,10 @@ class SofiaSipStack::Impl {
         }
         if (callstate == nua_callstate_ready && !leg->established) {
           leg->established = true;
+          if (leg->media_refused) {
+            nua_bye(leg->nh, TAG_END());
+            return;
+          }
           listener_->OnCallEstablished(leg->id);
           if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
           if (leg->hangup_requested) nua_bye(leg->nh, TAG_END());  // 2xx crossed our CANCEL

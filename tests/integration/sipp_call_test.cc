@@ -328,6 +328,38 @@ TEST_F(SippCallTest, SippHoldIsReportedAsRemoteHeldAndOfferlessReinviteGetsAnOff
   ExpectSippSucceeds(*sipp);
 }
 
+TEST_F(SippCallTest, SippUpdatesHoldAndResumeAndAReofferWithoutOurCodecsIsRefused) {
+  StartGateway();
+  auto sipp = StartUas("uas_update.xml");
+  ASSERT_NE(sipp, nullptr);
+
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  // sipp: UPDATE a=sendonly 500 ms after the answer (answered a=recvonly,
+  // checked by the scenario), held for 1.5 s, then an UPDATE resumes.
+  EXPECT_EQ(WaitForCallState("account-1", id, "remote-held", absl::Seconds(3)), "remote-held");
+  EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
+  // Then a re-INVITE with G.729 only: 488 with a Warning (checked by the
+  // scenario), and the call goes on until sipp's BYE.
+  ExpectSippHangsUp(id);
+  ExpectSippSucceeds(*sipp);
+}
+
+TEST_F(SippCallTest, AnAnswerWithoutOurCodecsIsAckedAndHungUpWith488) {
+  StartGateway();
+  auto sipp = StartUas("uas_bad_answer.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 488) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "Unusable SDP answer: the answer accepts no codec of our offer");
+  // A call without audio is never reported answered.
+  ExpectNoneSkipped("call-answered");
+  ExpectSippSucceeds(*sipp);  // it got the ACK and the BYE
+  EXPECT_EQ(CallState("account-1", id), "");
+}
+
 TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
   StartGateway();
   auto sipp = StartUas("uas_ring.xml");
@@ -414,6 +446,23 @@ TEST_F(SippCallTest, SippCancelsBeforeAnswerAndAnsweringTheEndedCallFails) {
   ASSERT_TRUE(fail.has_value());
   EXPECT_EQ(fail->Str("error"), absl::StrCat("Unknown call id ", id, " for account: account-1"));
   EXPECT_EQ(fail->Str("token"), "late");
+}
+
+TEST_F(SippCallTest, AnOfferWithoutOurCodecsIsRefusedWith488AndNeverReported) {
+  StartGateway();
+  auto sipp = StartUac("uac_no_common_codec.xml", "3001");
+  ASSERT_NE(sipp, nullptr);
+  ExpectSippSucceeds(*sipp);  // 488 with a Warning naming the reason
+  EXPECT_FALSE(
+      client_->WaitFor(IsAny("call-incoming", "account-1"), absl::Milliseconds(300)).has_value());
+  // The account goes on taking calls.
+  auto next = StartUac("uac_call.xml", "3001", {"-d", "200"});
+  ASSERT_NE(next, nullptr);
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value());
+  Command("answer-call", "account-1", incoming->Int("call_id"));
+  ASSERT_TRUE(WaitEnded("account-1", incoming->Int("call_id")).has_value());
+  ExpectSippSucceeds(*next);
 }
 
 TEST_F(SippCallTest, SippCallIsAnsweredAndSippHangsUp) {
