@@ -104,12 +104,14 @@ double GroupCpuSeconds(pid_t pgid) {
     if (paren == std::string::npos) continue;
     std::istringstream fields(text.substr(paren + 2));
     // After "pid (comm) ": state ppid pgrp session tty tpgid flags minflt
-    // cminflt majflt cmajflt utime stime ...
+    // cminflt majflt cmajflt utime stime ... (8 fields between pgrp and
+    // utime; before 2026-11-26 night this skipped 7 and read cmajflt and
+    // utime: user time only).
     std::string state;
     long long ppid, pgrp, skip, utime, stime;
     fields >> state >> ppid >> pgrp;
     if (pgrp != pgid) continue;
-    for (int i = 0; i < 7; ++i) fields >> skip;
+    for (int i = 0; i < 8; ++i) fields >> skip;
     fields >> utime >> stime;
     total += static_cast<double>(utime + stime) / ticks;
   }
