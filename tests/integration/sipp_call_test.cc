@@ -218,6 +218,23 @@ class SippCallTest : public ::testing::Test {
     for (const NativeEvent& e : client_->skipped()) EXPECT_NE(e.event(), event) << e.json;
   }
 
+  // Calls a sipp UAS running `scenario`, which holds the gateway 500 ms
+  // after the answer, for 1.5 s, resumes it and later hangs up: the call
+  // goes remote-held, then active, then ends by sipp's BYE.
+  void ExpectSippHoldsAndResumes(const std::string& scenario) {
+    StartGateway();
+    SippProcess* sipp = StartUas(scenario);
+    ASSERT_NE(sipp, nullptr);
+    int64_t id = MakeCall("account-1", kSippUser);
+    ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+    EXPECT_EQ(WaitForCallState("account-1", id, "remote-held", absl::Seconds(3)), "remote-held");
+    EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
+    ExpectSippHangsUp(id);
+    // No call-held/call-resumed: those report the gateway's own holds only.
+    ExpectNoneSkipped("call-held");
+    ExpectSippSucceeds(*sipp);
+  }
+
   // Waits until sipp has received `count` distinct `method` requests.
   static bool WaitForRequests(SippProcess& sipp, const std::string& method, size_t count) {
     absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -311,38 +328,18 @@ TEST_F(SippCallTest, HoldRefusedBySippLeavesTheCallActiveAndFailsWithTheCode) {
 }
 
 TEST_F(SippCallTest, SippHoldIsReportedAsRemoteHeldAndOfferlessReinviteGetsAnOffer) {
-  StartGateway();
-  auto sipp = StartUas("uas_remote_hold.xml");
-  ASSERT_NE(sipp, nullptr);
-
-  int64_t id = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
-  // sipp: a=sendonly 500 ms after the answer, held for 1.5 s.
-  EXPECT_EQ(WaitForCallState("account-1", id, "remote-held", absl::Seconds(3)), "remote-held");
-  // sipp resumes (no direction), then re-INVITEs without SDP: the gateway
-  // offers in its 200 (checked by the scenario) and the call stays active.
-  EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
-  ExpectSippHangsUp(id);
-  // No call-held/call-resumed: those report the gateway's own holds only.
-  ExpectNoneSkipped("call-held");
-  ExpectSippSucceeds(*sipp);
+  // sipp: a=sendonly 500 ms after the answer, held for 1.5 s; then it
+  // resumes (no direction) and re-INVITEs without SDP: the gateway offers in
+  // its 200 (checked by the scenario) and the call stays active.
+  ExpectSippHoldsAndResumes("uas_remote_hold.xml");
 }
 
 TEST_F(SippCallTest, SippUpdatesHoldAndResumeAndAReofferWithoutOurCodecsIsRefused) {
-  StartGateway();
-  auto sipp = StartUas("uas_update.xml");
-  ASSERT_NE(sipp, nullptr);
-
-  int64_t id = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
   // sipp: UPDATE a=sendonly 500 ms after the answer (answered a=recvonly,
-  // checked by the scenario), held for 1.5 s, then an UPDATE resumes.
-  EXPECT_EQ(WaitForCallState("account-1", id, "remote-held", absl::Seconds(3)), "remote-held");
-  EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
-  // Then a re-INVITE with G.729 only: 488 with a Warning (checked by the
+  // checked by the scenario), held for 1.5 s, then an UPDATE resumes. Then
+  // a re-INVITE with G.729 only gets 488 with a Warning (checked by the
   // scenario), and the call goes on until sipp's BYE.
-  ExpectSippHangsUp(id);
-  ExpectSippSucceeds(*sipp);
+  ExpectSippHoldsAndResumes("uas_update.xml");
 }
 
 TEST_F(SippCallTest, AnAnswerWithoutOurCodecsIsAckedAndHungUpWith488) {
