@@ -964,16 +964,19 @@ class SofiaSipStack::Impl {
     if (leg->established) nua_bye(leg->nh, TAG_END());
   }
 
-  // The far end's answer to our offer (in a 18x/2xx or an ACK). `hold`:
-  // what the offer asked.
+  // The session that the far end's answer `body` (null: none) to our offer
+  // makes; `hold`: what the offer asked.
+  absl::StatusOr<AudioSession> SessionFromAnswer(const sip_payload_t* body, bool hold) const {
+    if (body == nullptr) return absl::FailedPreconditionError("no SDP answer");
+    absl::StatusOr<RemoteSdp> answer = ParseBody(body);
+    if (!answer.ok()) return answer.status();
+    return sdp_writer_->FromAnswer(*answer, hold);
+  }
+
+  // The far end's answer to our offer (in a 18x/2xx or an ACK). `required`:
+  // the call cannot go on without it (a new call's 2xx or ACK).
   void OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required) {
-    absl::StatusOr<AudioSession> session = body == nullptr
-                                               ? absl::FailedPreconditionError("no SDP answer")
-                                               : [&]() -> absl::StatusOr<AudioSession> {
-      absl::StatusOr<RemoteSdp> answer = ParseBody(body);
-      if (!answer.ok()) return answer.status();
-      return sdp_writer_->FromAnswer(*answer, hold);
-    }();
+    absl::StatusOr<AudioSession> session = SessionFromAnswer(body, hold);
     if (session.ok()) {
       ApplyAudio(leg, *session);
     } else if (required && !leg->hangup_requested) {

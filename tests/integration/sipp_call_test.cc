@@ -517,6 +517,22 @@ TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
   EXPECT_GT(ToneShare(sent, 8000, 440), 0.9);
 }
 
+TEST_F(SippCallTest, DelayedOfferWhoseAckHasNoAnswerIsHungUpWith488) {
+  StartGateway();
+  auto sipp = StartUac("uac_delayed_offer_no_answer.xml", "3001");
+  ASSERT_NE(sipp, nullptr);
+  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value());
+  int64_t id = incoming->Int("call_id");
+  Command("answer-call", "account-1", id);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 488) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "Unusable SDP answer: no SDP answer");
+  ExpectNoneSkipped("call-answered");  // a call without audio never is
+  ExpectSippSucceeds(*sipp);           // it got the gateway's BYE
+}
+
 // ----------------------------------------------------- RTP port exhaustion
 
 TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
