@@ -94,7 +94,7 @@ class GatewayFlow : public Flow {
   static std::unique_ptr<GatewayFlow> Start(const KamailioProcess& kamailio) {
     auto flow = std::make_unique<GatewayFlow>();
     GatewayOptions options = TwoAccounts(kamailio.server());
-    options.extra_args = {"--log_level=warn"};
+    options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false"};
     auto gateway = GatewayProcess::Start(options);
     if (!gateway.ok()) {
       std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());

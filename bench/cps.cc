@@ -154,7 +154,7 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true}};
   options.rtp_settings = {"port-min = 20000", "port-max = 29999"};
   options.tcp_settings = {"extended-events = true"};
-  options.extra_args = {"--log_level=warn",
+  options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false",
                         absl::StrCat("--sip_thread_nice=", absl::GetFlag(FLAGS_uac_nice))};
   std::string env = absl::GetFlag(FLAGS_gateway_env);
   if (size_t eq = env.find('='); eq != std::string::npos) {

@@ -61,8 +61,12 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   std::ofstream(plan_path) << plan;
   gateway->log_path_ = absl::StrCat(gateway->dir_, "/gateway.log");
 
+  // Tests run with Abseil's Mutex deadlock detection, which the service
+  // leaves off (gateway/main.cc); a benchmark turns it off again with
+  // --mutex_deadlock_detection=false in extra_args.
   std::vector<std::string> argv = {Runfile("gateway/telestra_gateway"),
-                                   absl::StrCat("--plan=", plan_path), "--log_level=debug"};
+                                   absl::StrCat("--plan=", plan_path), "--log_level=debug",
+                                   "--mutex_deadlock_detection"};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
   absl::StatusOr<std::unique_ptr<Subprocess>> process =
       Subprocess::Start(argv, gateway->log_path_, options.env);
