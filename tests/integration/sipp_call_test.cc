@@ -137,6 +137,19 @@ class SippCallTest : public ::testing::Test {
     return Track(SippProcess::Start(options));
   }
 
+  // A sipp UAC running `scenario` calls account-1; returns the id of the
+  // call's call-incoming (-1, with a test failure, if none came).
+  int64_t SippCallsAccount1(const std::string& scenario, SippProcess** sipp,
+                            std::vector<std::string> args = {}) {
+    *sipp = StartUac(scenario, "3001", std::move(args));
+    if (*sipp == nullptr) return -1;
+    auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+    EXPECT_TRUE(incoming.has_value()) << "no call-incoming";
+    if (!incoming) return -1;
+    EXPECT_EQ(incoming->Str("caller"), kSippUser);
+    return incoming->Int("call_id");
+  }
+
   SippProcess* Track(absl::StatusOr<std::unique_ptr<SippProcess>> sipp) {
     EXPECT_TRUE(sipp.ok()) << sipp.status();
     if (!sipp.ok()) return nullptr;
@@ -425,12 +438,9 @@ TEST_F(SippCallTest, FailedCallsEndWithTheSipCode) {
 
 TEST_F(SippCallTest, SippCancelsBeforeAnswerAndAnsweringTheEndedCallFails) {
   StartGateway();
-  auto sipp = StartUac("uac_cancel.xml", "3001");
-  ASSERT_NE(sipp, nullptr);
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
-  ASSERT_TRUE(incoming.has_value());
-  EXPECT_EQ(incoming->Str("caller"), kSippUser);
-  int64_t id = incoming->Int("call_id");
+  SippProcess* sipp = nullptr;
+  int64_t id = SippCallsAccount1("uac_cancel.xml", &sipp);
+  ASSERT_GE(id, 0);
   auto ended = WaitEnded("account-1", id);
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Int("code"), 487) << ended->json;
@@ -453,22 +463,19 @@ TEST_F(SippCallTest, AnOfferWithoutOurCodecsIsRefusedWith488AndNeverReported) {
   EXPECT_FALSE(
       client_->WaitFor(IsAny("call-incoming", "account-1"), absl::Milliseconds(300)).has_value());
   // The account goes on taking calls.
-  auto next = StartUac("uac_call.xml", "3001", {"-d", "200"});
-  ASSERT_NE(next, nullptr);
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
-  ASSERT_TRUE(incoming.has_value());
-  Command("answer-call", "account-1", incoming->Int("call_id"));
-  ASSERT_TRUE(WaitEnded("account-1", incoming->Int("call_id")).has_value());
+  SippProcess* next = nullptr;
+  int64_t id = SippCallsAccount1("uac_call.xml", &next, {"-d", "200"});
+  ASSERT_GE(id, 0);
+  Command("answer-call", "account-1", id);
+  ASSERT_TRUE(WaitEnded("account-1", id).has_value());
   ExpectSippSucceeds(*next);
 }
 
 TEST_F(SippCallTest, SippCallIsAnsweredAndSippHangsUp) {
   StartGateway();
-  auto sipp = StartUac("uac_call.xml", "3001", {"-d", "500"});
-  ASSERT_NE(sipp, nullptr);
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
-  ASSERT_TRUE(incoming.has_value());
-  int64_t id = incoming->Int("call_id");
+  SippProcess* sipp = nullptr;
+  int64_t id = SippCallsAccount1("uac_call.xml", &sipp, {"-d", "500"});
+  ASSERT_GE(id, 0);
   EXPECT_EQ(CallState("account-1", id), "incoming");
   // The unanswered call rings: the gateway's 180 reaches sipp through
   // Kamailio before anyone answers.
@@ -494,11 +501,9 @@ TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
   // sipp echoes the RTP it gets back to its sender: what the gateway
   // records as received is its own tone, sent to the port of sipp's answer
   // (in the ACK).
-  auto sipp = StartUac("uac_delayed_offer.xml", "3001", {"-d", "1500", "-rtp_echo"});
-  ASSERT_NE(sipp, nullptr);
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
-  ASSERT_TRUE(incoming.has_value());
-  int64_t id = incoming->Int("call_id");
+  SippProcess* sipp = nullptr;
+  int64_t id = SippCallsAccount1("uac_delayed_offer.xml", &sipp, {"-d", "1500", "-rtp_echo"});
+  ASSERT_GE(id, 0);
   Command("answer-call", "account-1", id);
   ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
   ASSERT_TRUE(WaitEnded("account-1", id).has_value());
@@ -519,11 +524,9 @@ TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
 
 TEST_F(SippCallTest, DelayedOfferWhoseAckHasNoAnswerIsHungUpWith488) {
   StartGateway();
-  auto sipp = StartUac("uac_delayed_offer_no_answer.xml", "3001");
-  ASSERT_NE(sipp, nullptr);
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
-  ASSERT_TRUE(incoming.has_value());
-  int64_t id = incoming->Int("call_id");
+  SippProcess* sipp = nullptr;
+  int64_t id = SippCallsAccount1("uac_delayed_offer_no_answer.xml", &sipp);
+  ASSERT_GE(id, 0);
   Command("answer-call", "account-1", id);
   auto ended = WaitEnded("account-1", id);
   ASSERT_TRUE(ended.has_value());
