@@ -155,11 +155,9 @@ absl::StatusOr<std::unique_ptr<BareNta>> BareNta::Start(Options options) {
   impl->thread = std::make_unique<SofiaThread>(
       "bare-nta", 0, [raw](su_root_t* root) { raw->Init(root); }, [raw] { return raw->Fini(); });
   std::unique_ptr<BareNta> nta(new BareNta(std::move(impl)));
-  if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-    return absl::DeadlineExceededError("bare nta did not start in 10 s");
+  if (absl::Status status = AwaitStart(started, "bare nta did not start in 10 s"); !status.ok()) {
+    return status;
   }
-  absl::Status status = started.get();
-  if (!status.ok()) return status;
   return nta;
 }
 

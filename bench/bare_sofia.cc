@@ -255,11 +255,10 @@ absl::StatusOr<std::unique_ptr<BareSofia>> BareSofia::Start(Options options) {
       "bare-sofia", impl->options.nice, [raw](su_root_t* root) { raw->Init(root); },
       [raw] { return raw->Fini(); });
   std::unique_ptr<BareSofia> ua(new BareSofia(std::move(impl)));
-  if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-    return absl::DeadlineExceededError("bare sofia: accounts did not register in 10 s");
+  if (absl::Status status = AwaitStart(started, "bare sofia: accounts did not register in 10 s");
+      !status.ok()) {
+    return status;
   }
-  absl::Status status = started.get();
-  if (!status.ok()) return status;
   return ua;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <utility>
 
@@ -81,6 +82,13 @@ int SofiaThread::OnWake(su_root_magic_t*, su_wait_t* w, su_wakeup_arg_t* arg) {
   for (auto& task : batch) task();
   if (stop) su_root_break(self->root_);
   return 0;
+}
+
+absl::Status AwaitStart(std::future<absl::Status>& started, const std::string& timeout_error) {
+  if (started.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return absl::DeadlineExceededError(timeout_error);
+  }
+  return started.get();
 }
 
 }  // namespace telestra::bench

@@ -8,10 +8,12 @@
 
 #include <deque>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
 namespace telestra::bench {
@@ -46,5 +48,9 @@ class SofiaThread {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
+
+// Waits up to 10 s for what a flow's `init` reports through `started`:
+// its status, or DeadlineExceeded with `timeout_error`.
+absl::Status AwaitStart(std::future<absl::Status>& started, const std::string& timeout_error);
 
 }  // namespace telestra::bench

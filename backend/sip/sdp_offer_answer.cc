@@ -67,11 +67,10 @@ absl::StatusOr<RemoteSdp> ParseRemoteSdp(absl::string_view body) {
   RemoteSdp remote;
   int index = 0;
   for (const sdp_media_t* m = sdp->sdp_media; m != nullptr; m = m->m_next, ++index) {
-    remote.rejected_lines.push_back(RejectedLine(m));
-    if (remote.audio_index >= 0 || m->m_type != sdp_media_audio || m->m_port == 0 ||
-        m->m_proto != sdp_proto_rtp) {
-      continue;
-    }
+    const bool ours = remote.audio_index < 0 && m->m_type == sdp_media_audio && m->m_port != 0 &&
+                      m->m_proto == sdp_proto_rtp;
+    remote.rejected_lines.push_back(ours ? std::string() : RejectedLine(m));
+    if (!ours) continue;
     remote.audio_index = index;
     RemoteAudio& audio = remote.audio;
     const sdp_connection_t* c =

@@ -36,7 +36,7 @@ struct RemoteSdp {
   RemoteAudio audio;
   int audio_index = -1;
   // One m= line per stream, in order, as our answer rejects it (port 0);
-  // the entry at audio_index is unused.
+  // the entry at audio_index is empty.
   std::vector<std::string> rejected_lines;
 };
 

@@ -860,27 +860,17 @@ class SofiaSipStack::Impl {
       return;
     }
     leg->answering = true;
-    std::string sdp;
-    if (leg->offer.has_value()) {
-      AudioSession session;
-      absl::StatusOr<std::string> body =
-          sdp_writer_->AnswerBody(*leg->offer, leg->local_port, leg->local_hold, &session);
-      leg->offer.reset();
-      if (!body.ok()) {  // checked when the INVITE came: not expected
-        leg->end_code = 488;
-        leg->end_reason = std::string(body.status().message());
-        nua_respond(leg->nh, 488, "Not Acceptable Here", TAG_END());
-        return;
-      }
-      sdp = LocalSdp(leg, *std::move(body));
-      ApplyAudio(leg, session);
-    } else {
-      // Delayed offer: ours goes in the 200, the answer comes in the ACK.
-      sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, leg->local_hold));
-      leg->offered_in_response = true;
+    absl::StatusOr<std::string> sdp =
+        ResponseSdp(leg, leg->offer.has_value() ? &*leg->offer : nullptr);
+    leg->offer.reset();
+    if (!sdp.ok()) {  // checked when the INVITE came: not expected
+      leg->end_code = 488;
+      leg->end_reason = std::string(sdp.status().message());
+      nua_respond(leg->nh, 488, "Not Acceptable Here", TAG_END());
+      return;
     }
     nua_respond(leg->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
+                SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
   }
 
   void HangupCall(int64_t call_id) {
@@ -987,38 +977,43 @@ class SofiaSipStack::Impl {
     }
   }
 
+  // Our SDP for a 2xx to an INVITE carrying `offer` (or to an UPDATE): our
+  // answer, whose session is applied at once; with no offer, an offer of
+  // ours, whose answer comes in the ACK. An error: `offer` cannot be
+  // answered.
+  absl::StatusOr<std::string> ResponseSdp(CallLeg* leg, const RemoteSdp* offer) {
+    if (offer == nullptr) {
+      leg->offered_in_response = true;
+      return LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, leg->local_hold));
+    }
+    AudioSession session;
+    absl::StatusOr<std::string> answer =
+        sdp_writer_->AnswerBody(*offer, leg->local_port, leg->local_hold, &session);
+    if (!answer.ok()) return answer.status();
+    ApplyAudio(leg, session);
+    return LocalSdp(leg, *std::move(answer));
+  }
+
   // An offer (or none) in a re-INVITE or UPDATE of an established call:
   // answered now, with our answer or, to an offerless re-INVITE, our offer.
   void OnReoffer(CallLeg* leg, const sip_t* sip, bool is_update) {
     const sip_payload_t* body = SdpOf(sip);
-    if (body == nullptr) {
-      if (is_update) {
-        nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), TAG_END());
-        return;
-      }
-      std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, leg->local_hold));
-      leg->offered_in_response = true;
-      nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                  SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
+    if (body == nullptr && is_update) {
+      nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), TAG_END());
       return;
     }
-    absl::StatusOr<RemoteSdp> offer = ParseBody(body);
-    AudioSession session;
-    absl::StatusOr<std::string> answer =
-        offer.ok() ? sdp_writer_->AnswerBody(*offer, leg->local_port, leg->local_hold, &session)
-                   : offer.status();
-    if (!answer.ok()) {
+    absl::StatusOr<RemoteSdp> offer = body != nullptr ? ParseBody(body) : RemoteSdp();
+    absl::StatusOr<std::string> sdp =
+        offer.ok() ? ResponseSdp(leg, body != nullptr ? &*offer : nullptr) : offer.status();
+    if (!sdp.ok()) {
       // Refused: the call goes on as it was.
-      spdlog::warn("call {}: re-offer refused: {}", leg->id,
-                   std::string(answer.status().message()));
+      spdlog::warn("call {}: re-offer refused: {}", leg->id, std::string(sdp.status().message()));
       nua_respond(leg->nh, 488, "Not Acceptable Here", NUTAG_WITH_THIS(nua_),
-                  SIPTAG_WARNING_STR(WarningFor(answer.status()).c_str()), TAG_END());
+                  SIPTAG_WARNING_STR(WarningFor(sdp.status()).c_str()), TAG_END());
       return;
     }
-    std::string sdp = LocalSdp(leg, *std::move(answer));
     nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
-    ApplyAudio(leg, session);
+                SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
   }
 
   // A Warning header value (RFC 3261 20.43, code 305: incompatible media
