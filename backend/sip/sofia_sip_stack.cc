@@ -12,15 +12,18 @@
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/random/random.h"
@@ -34,8 +37,8 @@
 
 // sofia-sip: only ever included in backend/sip/.
 #include <sofia-sip/auth_client.h>
-#include <sofia-sip/nua.h>
-#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_log.h>
@@ -48,8 +51,6 @@
 extern "C" {
 extern su_log_t tport_log[];
 extern su_log_t nta_log[];
-extern su_log_t nua_log[];
-extern su_log_t soa_log[];
 extern su_log_t iptsec_log[];
 }
 
@@ -71,13 +72,14 @@ void SofiaLogger(void*, char const* format, va_list args) {
 }
 
 void RedirectSofiaLogs() {
-  for (su_log_t* log : {su_log_default, tport_log, nta_log, nua_log, soa_log, iptsec_log}) {
+  for (su_log_t* log : {su_log_default, tport_log, nta_log, iptsec_log}) {
     su_log_redirect(log, &SofiaLogger, nullptr);
   }
 }
 
 constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
 constexpr char kSdpType[] = "application/sdp";
+constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 
 // How long a cancelled outgoing call waits for the final answer to its
 // INVITE (normally 487 within milliseconds) before it is reported ended.
@@ -141,36 +143,59 @@ int PickFreePort(const std::string& host) {
 // Everything below runs on the SIP thread unless a comment says otherwise.
 class SofiaSipStack::Impl {
  public:
-  // What a nua handle's magic points to.
-  struct HandleOwner {
-    enum class Kind { kRegistration, kCall };
-    HandleOwner(Kind k, Impl* owner) : kind(k), impl(owner) {}
-    const Kind kind;
-    Impl* const impl;  // for sofia's timer callbacks
+  // The challenge an account's server made, with the credentials that
+  // answer it, so that the next request carries them at once (RFC 3261
+  // 22.3) and skips the 401/407 round trip. The credentials it was made
+  // with tell when a new login makes it stale.
+  struct AuthCache {
+    AuthCache() : home(static_cast<su_home_t*>(su_home_new(sizeof(su_home_t)))) {}
+    ~AuthCache() { su_home_unref(home); }
+    AuthCache(const AuthCache&) = delete;
+    AuthCache& operator=(const AuthCache&) = delete;
+    su_home_t* home;
+    auth_client_t* clients = nullptr;
+    std::string user, password, server;
   };
 
-  struct Registration : HandleOwner {
-    explicit Registration(Impl* owner) : HandleOwner(Kind::kRegistration, owner) {}
+  struct Registration {
+    explicit Registration(Impl* owner) : impl(owner) {}
+    Impl* const impl;  // for sofia's callbacks
     AccountConfig config;
+    AccountConfig bound;  // the account as registered (a new login replaces config)
     uint64_t generation = 0;
-    nua_handle_t* nh = nullptr;
+    nta_leg_t* leg = nullptr;       // Call-ID, tags and CSeq of the REGISTERs
+    nta_outgoing_t* orq = nullptr;  // the REGISTER in flight
+    std::unique_ptr<AuthCache> auth;
     int challenges = 0;  // challenges answered in the current request
     int failures = 0;    // consecutive transient failures (backoff)
     bool registered = false;
     bool unregistering = false;
     bool pending_register = false;  // register again once unregistered
     su_timer_t* retry = nullptr;
+    su_timer_t* refresh = nullptr;
   };
 
-  // One call, incoming or outgoing.
-  struct CallLeg : HandleOwner {
-    explicit CallLeg(Impl* owner) : HandleOwner(Kind::kCall, owner) {}
+  // One call, incoming or outgoing: a dialog (nta leg) and its
+  // transactions.
+  struct CallLeg {
+    explicit CallLeg(Impl* owner) : impl(owner) {}
+    Impl* const impl;  // for sofia's callbacks
     int64_t id = -1;
     AccountConfig account;
-    nua_handle_t* nh = nullptr;
+    nta_leg_t* leg = nullptr;
+    std::string target;             // the Request-URI of an outgoing call
+    bool target_in_domain = false;  // a user at the account's server
+    // Our INVITE (the call's, or a re-INVITE) until its final answer.
+    nta_outgoing_t* invite = nullptr;
+    bool invite_is_reinvite = false;
+    // The far end's INVITE (the call's, or a re-INVITE) until its ACK, or
+    // until our final answer when that is not a 2xx.
+    nta_incoming_t* irq = nullptr;
+    bool irq_is_reinvite = false;
+    nta_outgoing_t* bye = nullptr;
     bool outgoing = false;
     bool established = false;
-    bool answering = false;
+    bool answering = false;  // our 200 is sent; the ACK establishes the call
     bool hangup_requested = false;
     bool ringing_reported = false;
     int challenges = 0;  // per INVITE transaction
@@ -179,7 +204,7 @@ class SofiaSipStack::Impl {
     int local_port = 0;  // 0: no media open
     bool local_hold = false;
     bool remote_hold = false;
-    std::deque<bool> hold_requests;  // HoldCall re-INVITEs awaiting their answer
+    std::deque<bool> hold_requests;  // HoldCall re-INVITEs: the first is in flight
     // The offer of an incoming INVITE, until answer-call answers it; none:
     // a delayed offer (ours goes in the 200, the answer comes in the ACK).
     std::optional<RemoteSdp> offer;
@@ -191,25 +216,11 @@ class SofiaSipStack::Impl {
     // Our SDP's o= version and the rest of the last SDP we sent with it.
     uint64_t sdp_version = 0;
     std::string sdp_body;
-    // Our CANCEL got no final answer in time: call-ended was reported and
-    // sofia finishes the transaction on its own (a late 2xx gets ACK+BYE).
+    // Our CANCEL got no final answer in time: call-ended was reported; the
+    // INVITE transaction runs out on its own (a late 2xx gets ACK+BYE).
     su_timer_t* cancel_timer = nullptr;
     bool end_reported = false;
     MediaParams media;
-  };
-
-  // The last INVITE challenge of an account, with its credentials, so that
-  // the next INVITE carries them at once (RFC 3261 22.3) and skips the
-  // 401/407 round trip. Keyed by account name; the credentials it was made
-  // with tell when a new login makes it stale.
-  struct InviteAuth {
-    InviteAuth() : home(static_cast<su_home_t*>(su_home_new(sizeof(su_home_t)))) {}
-    ~InviteAuth() { su_home_unref(home); }
-    InviteAuth(const InviteAuth&) = delete;
-    InviteAuth& operator=(const InviteAuth&) = delete;
-    su_home_t* home;
-    auth_client_t* clients = nullptr;
-    std::string user, password, server;
   };
 
   Impl(SipConfig config, RtpConfig rtp, MediaEngine* media)
@@ -265,51 +276,8 @@ class SofiaSipStack::Impl {
     listener_->OnCallEnded(call_id, 503, "Service shutting down");
   }
 
-  void Register(const AccountConfig& config, uint64_t generation) {
-    std::unique_ptr<Registration>& slot = registrations_[config.name];
-    if (!slot) {
-      slot = std::make_unique<Registration>(this);
-    }
-    Registration* reg = slot.get();
-    reg->config = config;
-    reg->generation = generation;
-    reg->failures = 0;
-    CancelRetry(reg);
-    Report(reg, 100, "Registering", false);
-    if (reg->nh != nullptr && reg->registered) {
-      // Replace the binding: unregister the old one, then register anew.
-      reg->pending_register = true;
-      if (!reg->unregistering) StartUnregister(reg);
-      return;
-    }
-    if (reg->unregistering) {
-      reg->pending_register = true;
-      return;
-    }
-    DestroyHandle(reg);
-    StartRegister(reg);
-  }
+  // ----------------------------------------------------------- the thread
 
-  void Unregister(const std::string& account, uint64_t generation) {
-    auto it = registrations_.find(account);
-    if (it == registrations_.end()) {
-      // Never registered: nothing on the wire, just confirm.
-      listener_->OnRegistration(account, generation, 0, "Logged out", false);
-      return;
-    }
-    Registration* reg = it->second.get();
-    reg->generation = generation;
-    reg->pending_register = false;
-    CancelRetry(reg);
-    if (reg->nh != nullptr && reg->registered) {
-      if (!reg->unregistering) StartUnregister(reg);
-      return;
-    }
-    if (reg->unregistering) return;
-    Forget(reg, "Logged out");
-  }
-
-  // Everything below runs on the SIP thread.
   void Run(std::promise<absl::Status>& started) {
     pthread_setname_np(pthread_self(), "telestra-sip");  // for top -H, perf, gdb
     if (config_.thread_nice != 0 &&
@@ -325,7 +293,6 @@ class SofiaSipStack::Impl {
       started.set_value(absl::InternalError("su_root_create failed"));
       return;
     }
-    su_root_threading(root_, 0);  // no extra nua stack thread
     sdp_writer_ = std::make_unique<SdpWriter>(media_->local_address(), rtp_.codecs);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     su_wait_create(&wait_, wake_fd_, SU_WAIT_IN);
@@ -333,13 +300,19 @@ class SofiaSipStack::Impl {
 
     std::string url =
         absl::StrCat("sip:", HostPort(config_.bind, port_), ";transport=", config_.transport);
-    // Offer/answer is ours (sdp_offer_answer.h): sofia's engine (soa) is
-    // off, SDP travels as plain bodies, and re-INVITEs and UPDATEs come to
-    // us to answer.
-    nua_ = nua_create(root_, &Impl::OnNuaEvent, this, NUTAG_URL(url.c_str()),
-                      SIPTAG_USER_AGENT_STR(kUserAgent), NUTAG_MEDIA_ENABLE(0),
-                      NUTAG_APPL_METHOD("UPDATE"), TAG_END());
-    if (nua_ == nullptr) {
+    // The transaction layer in user-agent mode (2xx retransmitted until
+    // ACKed, ACKs that catch retransmitted 2xx); dialogs, offer/answer,
+    // authentication and call state are ours.
+    agent_ = nta_agent_create(root_, URL_STRING_MAKE(url.c_str()), nullptr, nullptr, NTATAG_UA(1),
+                              NTATAG_MERGE_482(1), NTATAG_CLIENT_RPORT(1), TAG_END());
+    if (agent_ != nullptr) {
+      default_leg_ = nta_leg_tcreate(agent_, &Impl::OnDefaultRequest, Magic<nta_leg_magic_t>(this),
+                                     NTATAG_NO_DIALOG(1), TAG_END());
+    }
+    const sip_contact_t* contact = agent_ != nullptr ? nta_agent_contact(agent_) : nullptr;
+    if (default_leg_ == nullptr || contact == nullptr) {
+      if (agent_ != nullptr) nta_agent_destroy(agent_);
+      agent_ = nullptr;
       su_root_unregister(root_, &wait_, &Impl::OnWake, this);
       close(wake_fd_);
       su_root_destroy(root_);
@@ -348,6 +321,13 @@ class SofiaSipStack::Impl {
           absl::StrCat("cannot start the SIP user agent on ", url, " (port in use?)")));
       return;
     }
+    contact_host_port_ = absl::StrCat(
+        contact->m_url->url_host, ":",
+        contact->m_url->url_port != nullptr ? contact->m_url->url_port : "5060");
+    if (config_.transport != "udp") {
+      contact_host_port_ = absl::StrCat(contact_host_port_, ";transport=", config_.transport);
+    }
+    reaper_ = su_timer_create(su_root_task(root_), 0);
     spdlog::info("SIP user agent listening on {}", url);
     media_->SetTimeoutHandler(
         [this](int64_t call_id) { Post([this, call_id] { OnRtpTimeout(call_id); }); });
@@ -360,22 +340,21 @@ class SofiaSipStack::Impl {
       accepting_ = false;
       posted_.clear();
     }
-    for (auto& [name, reg] : registrations_) {
-      CancelRetry(reg.get());
-      reg->nh = nullptr;  // nua_destroy frees every handle
-    }
+    for (auto& [name, reg] : registrations_) ReleaseSip(reg.get());
     registrations_.clear();
     for (auto& [id, leg] : calls_) {
       if (leg->local_port != 0) media_->Close(id);
-      leg->nh = nullptr;
-      DestroyTimer(leg->cancel_timer);
+      ReleaseSip(leg.get());
       if (!leg->end_reported) listener_->OnCallEnded(id, 0, "Service stopped");
     }
     calls_.clear();
     invite_auth_.clear();
-    nua_destroy(nua_);
-    nua_ = nullptr;
-    if (shutdown_timer_ != nullptr) su_timer_destroy(shutdown_timer_);
+    RunDeferred();
+    DestroyTimer(reaper_);
+    nta_leg_destroy(default_leg_);
+    nta_agent_destroy(agent_);
+    agent_ = nullptr;
+    DestroyTimer(shutdown_timer_);
     su_root_unregister(root_, &wait_, &Impl::OnWake, this);
     close(wake_fd_);
     su_root_destroy(root_);
@@ -398,6 +377,8 @@ class SofiaSipStack::Impl {
     return 0;
   }
 
+  // Shutdown ends every call (BYE, CANCEL, 503) and unregisters every
+  // account, then stops the loop, or stops it at the deadline.
   void BeginShutdown(int64_t deadline_ms) {
     {
       absl::MutexLock lock(&mu_);
@@ -405,53 +386,81 @@ class SofiaSipStack::Impl {
     }
     if (shutting_down_) return;
     shutting_down_ = true;
-    for (auto& [name, reg] : registrations_) CancelRetry(reg.get());
-    // sofia unregisters every registration and ends every dialog itself.
-    nua_shutdown(nua_);
     shutdown_timer_ = su_timer_create(su_root_task(root_), 0);
     su_timer_set_interval(shutdown_timer_, &Impl::OnShutdownTimeout, this,
                           static_cast<su_duration_t>(std::max<int64_t>(deadline_ms, 1)));
+    std::vector<int64_t> ids;
+    for (auto& [id, leg] : calls_) ids.push_back(id);
+    for (int64_t id : ids) {
+      CallLeg* leg = FindLeg(id);
+      if (leg == nullptr || leg->end_reported) continue;
+      if (!leg->established && !leg->outgoing && !leg->answering) {
+        leg->end_code = 503;
+        leg->end_reason = "Service shutting down";
+        RespondToInvite(leg, 503, "Service Unavailable");
+        continue;
+      }
+      leg->end_reason = "Service shutting down";
+      HangupCall(id);
+    }
+    std::vector<std::string> names;
+    for (auto& [name, reg] : registrations_) names.push_back(name);
+    for (const std::string& name : names) {
+      Registration* reg = registrations_[name].get();
+      CancelRetry(reg);
+      if (reg->registered && !reg->unregistering) {
+        StartUnregister(reg);
+      } else if (!reg->unregistering) {
+        ReleaseSip(reg);
+        registrations_.erase(name);
+      }
+    }
+    MaybeFinishShutdown();
+  }
+
+  void MaybeFinishShutdown() {
+    if (!shutting_down_ || stopping_) return;
+    if (!registrations_.empty()) return;
+    for (auto& [id, leg] : calls_) {
+      if (!leg->end_reported) return;
+    }
+    stopping_ = true;
+    spdlog::info("SIP user agent shut down");
+    su_root_break(root_);
   }
 
   static void OnShutdownTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
     auto* self = static_cast<Impl*>(arg);
     spdlog::warn("SIP shutdown did not finish in time; stopping anyway");
+    self->stopping_ = true;
     su_root_break(self->root_);
   }
 
-  void StartRegister(Registration* reg) {
-    const AccountConfig& c = reg->config;
-    std::string aor = absl::StrCat("sip:", c.user, "@", c.server);
-    std::string from = c.display_name.empty()
-                           ? absl::StrCat("<", aor, ">")
-                           : absl::StrCat("\"", c.display_name, "\" <", aor, ">");
-    std::string registrar = absl::StrCat("sip:", c.server, ";transport=", config_.transport);
-    std::string expires = absl::StrCat(config_.register_expires);
-    reg->challenges = 0;
-    reg->registered = false;
-    reg->nh = nua_handle(nua_, reg, SIPTAG_FROM_STR(from.c_str()),
-                         SIPTAG_TO_STR(absl::StrCat("<", aor, ">").c_str()), TAG_END());
-    if (reg->nh == nullptr) {
-      Fail(reg, 500, "Cannot create a SIP handle", /*retry=*/true);
-      return;
+  // Runs `task` once the current callback has returned (before the loop
+  // waits again): sofia objects must not be destroyed from their own
+  // callbacks.
+  void Defer(std::function<void()> task) {
+    deferred_.push_back(std::move(task));
+    if (deferred_.size() == 1 && reaper_ != nullptr) {
+      su_timer_set_interval(reaper_, &Impl::OnReap, this, 0);
     }
-    nua_register(reg->nh, NUTAG_REGISTRAR(registrar.c_str()), NUTAG_M_USERNAME(c.user.c_str()),
-                 SIPTAG_EXPIRES_STR(expires.c_str()), NUTAG_OUTBOUND("no-validate"), TAG_END());
   }
 
-  void StartUnregister(Registration* reg) {
-    reg->unregistering = true;
-    nua_unregister(reg->nh, TAG_END());
+  static void OnReap(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    static_cast<Impl*>(static_cast<void*>(arg))->RunDeferred();
   }
 
-  void DestroyHandle(Registration* reg) {
-    if (reg->nh != nullptr) {
-      nua_handle_bind(reg->nh, nullptr);
-      nua_handle_destroy(reg->nh);
-      reg->nh = nullptr;
+  void RunDeferred() {
+    while (!deferred_.empty()) {
+      std::vector<std::function<void()>> tasks;
+      tasks.swap(deferred_);
+      for (auto& task : tasks) task();
     }
-    reg->registered = false;
-    reg->unregistering = false;
+  }
+
+  template <typename M, typename T>
+  static M* Magic(T* object) {
+    return reinterpret_cast<M*>(object);
   }
 
   static void DestroyTimer(su_timer_t*& timer) {
@@ -461,16 +470,158 @@ class SofiaSipStack::Impl {
     }
   }
 
+  static void DestroyOutgoing(nta_outgoing_t*& orq) {
+    if (orq != nullptr) {
+      nta_outgoing_destroy(orq);
+      orq = nullptr;
+    }
+  }
+
+  // A timer on the SIP thread calling `callback` with `arg` after `ms`.
+  su_timer_t* StartTimer(su_timer_f callback, void* arg, int64_t ms) {
+    su_timer_t* timer = su_timer_create(su_root_task(root_), 0);
+    su_timer_set_interval(timer, callback, static_cast<su_timer_arg_t*>(arg),
+                          static_cast<su_duration_t>(std::max<int64_t>(ms, 1)));
+    return timer;
+  }
+
+  // "<sip:user@host:port>" for an account's requests and responses.
+  std::string ContactFor(const AccountConfig& account) const {
+    return absl::StrCat("<sip:", account.user, "@", contact_host_port_, ">");
+  }
+
+  // The From of an account: its address of record and display name.
+  static std::string FromFor(const AccountConfig& account) {
+    std::string aor = absl::StrCat("sip:", account.user, "@", account.server);
+    return account.display_name.empty()
+               ? absl::StrCat("<", aor, ">")
+               : absl::StrCat("\"", account.display_name, "\" <", aor, ">");
+  }
+
+  static int StatusOf(nta_outgoing_t* orq, const sip_t* sip) {
+    return sip != nullptr && sip->sip_status != nullptr ? sip->sip_status->st_status
+                                                        : nta_outgoing_status(orq);
+  }
+
+  static const char* PhraseOf(const sip_t* sip) {
+    return sip != nullptr && sip->sip_status != nullptr && sip->sip_status->st_phrase != nullptr
+               ? sip->sip_status->st_phrase
+               : "";
+  }
+
+  // ---------------------------------------------------------- registration
+
+  void Register(const AccountConfig& config, uint64_t generation) {
+    std::unique_ptr<Registration>& slot = registrations_[config.name];
+    if (!slot) slot = std::make_unique<Registration>(this);
+    Registration* reg = slot.get();
+    reg->config = config;
+    reg->generation = generation;
+    reg->failures = 0;
+    CancelRetry(reg);
+    Report(reg, 100, "Registering", false);
+    if (reg->registered || reg->unregistering) {
+      // Replace the binding: unregister the old one, then register anew.
+      reg->pending_register = true;
+      if (!reg->unregistering) StartUnregister(reg);
+      return;
+    }
+    ReleaseSip(reg);
+    StartRegister(reg);
+  }
+
+  void Unregister(const std::string& account, uint64_t generation) {
+    auto it = registrations_.find(account);
+    if (it == registrations_.end()) {
+      // Never registered: nothing on the wire, just confirm.
+      listener_->OnRegistration(account, generation, 0, "Logged out", false);
+      return;
+    }
+    Registration* reg = it->second.get();
+    reg->generation = generation;
+    reg->pending_register = false;
+    CancelRetry(reg);
+    if (reg->registered) {
+      if (!reg->unregistering) StartUnregister(reg);
+      return;
+    }
+    if (reg->unregistering) return;
+    Forget(reg, "Logged out");
+  }
+
+  void StartRegister(Registration* reg) {
+    reg->bound = reg->config;
+    reg->challenges = 0;
+    reg->registered = false;
+    SendRegister(reg);
+  }
+
+  void StartUnregister(Registration* reg) {
+    reg->unregistering = true;
+    reg->challenges = 0;
+    DestroyTimer(reg->refresh);
+    DestroyOutgoing(reg->orq);
+    SendRegister(reg);
+  }
+
+  // A REGISTER (Expires: 0 while unregistering) with the credentials of
+  // the account's last challenge, if any.
+  void SendRegister(Registration* reg) {
+    const AccountConfig& c = reg->bound;
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    if (reg->leg == nullptr) {
+      std::string to = absl::StrCat("<sip:", c.user, "@", c.server, ">");
+      reg->leg = nta_leg_tcreate(agent_, nullptr, nullptr, SIPTAG_FROM_STR(FromFor(c).c_str()),
+                                 SIPTAG_TO_STR(to.c_str()),
+                                 SIPTAG_CALL_ID(sip_call_id_create(scratch, nullptr)), TAG_END());
+      if (reg->leg != nullptr) nta_leg_tag(reg->leg, nullptr);
+    }
+    std::string registrar = absl::StrCat("sip:", c.server, ";transport=", config_.transport);
+    std::string expires = reg->unregistering ? "0" : absl::StrCat(config_.register_expires);
+    const sip_header_t* credentials =
+        reg->leg != nullptr ? Credentials(reg->auth.get(), c, "REGISTER", registrar, scratch)
+                            : nullptr;
+    if (reg->leg != nullptr) {
+      reg->orq = nta_outgoing_tcreate(
+          reg->leg, &Impl::OnRegisterResponse, Magic<nta_outgoing_magic_t>(reg), nullptr,
+          SIP_METHOD_REGISTER, URL_STRING_MAKE(registrar.c_str()),
+          SIPTAG_CONTACT_STR(ContactFor(c).c_str()), SIPTAG_EXPIRES_STR(expires.c_str()),
+          SIPTAG_USER_AGENT_STR(kUserAgent),
+          TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
+    }
+    su_home_deinit(scratch);
+    if (reg->orq != nullptr) return;
+    if (reg->unregistering) {
+      OnUnregistered(reg);
+    } else {
+      Fail(reg, 503, absl::StrCat("Cannot send REGISTER to ", c.server), /*retry=*/true);
+    }
+  }
+
+  // Drops the registration's sofia objects and timers (not its state);
+  // the dialog after the current callback.
+  void ReleaseSip(Registration* reg) {
+    DestroyOutgoing(reg->orq);
+    if (reg->leg != nullptr) {
+      Defer([leg = reg->leg] { nta_leg_destroy(leg); });
+      reg->leg = nullptr;
+    }
+    DestroyTimer(reg->retry);
+    DestroyTimer(reg->refresh);
+    reg->registered = false;
+    reg->unregistering = false;
+  }
+
   void CancelRetry(Registration* reg) { DestroyTimer(reg->retry); }
 
   // Reports 0 and drops the account's state.
   void Forget(Registration* reg, const char* reason) {
     std::string name = reg->config.name;
     uint64_t generation = reg->generation;
-    DestroyHandle(reg);
-    CancelRetry(reg);
+    ReleaseSip(reg);
     registrations_.erase(name);
     listener_->OnRegistration(name, generation, 0, reason, false);
+    MaybeFinishShutdown();
   }
 
   void Report(Registration* reg, int status, const std::string& reason, bool retrying) {
@@ -478,65 +629,110 @@ class SofiaSipStack::Impl {
   }
 
   void Fail(Registration* reg, int status, const std::string& reason, bool retry) {
-    DestroyHandle(reg);
+    ReleaseSip(reg);
     if (retry && !shutting_down_) {
       ++reg->failures;
       double base = std::min<double>(
           config_.register_retry_max,
           config_.register_retry_min * std::pow(2.0, std::min(reg->failures - 1, 20)));
       double delay = base * absl::Uniform(bitgen_, 0.8, 1.2);
-      CancelRetry(reg);
-      reg->retry = su_timer_create(su_root_task(root_), 0);
-      su_timer_set_interval(reg->retry, &Impl::OnRetry, reg,
-                            static_cast<su_duration_t>(delay * 1000));
+      reg->retry = StartTimer(&Impl::OnRetry, reg, static_cast<int64_t>(delay * 1000));
       spdlog::info("account {}: retrying registration in {:.1f} s", reg->config.name, delay);
     }
-    Report(reg, status, reason, retry);
+    Report(reg, status, reason, retry && !shutting_down_);
   }
 
   static void OnRetry(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
-    auto* reg = static_cast<Registration*>(arg);
+    auto* reg = static_cast<Registration*>(static_cast<void*>(arg));
     Impl* self = reg->impl;
     self->CancelRetry(reg);
-    if (self->shutting_down_ || reg->nh != nullptr) return;
+    if (self->shutting_down_ || reg->orq != nullptr) return;
     self->StartRegister(reg);
   }
 
+  static void OnRefresh(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* reg = static_cast<Registration*>(static_cast<void*>(arg));
+    DestroyTimer(reg->refresh);
+    if (!reg->registered || reg->unregistering || reg->orq != nullptr) return;
+    reg->challenges = 0;
+    reg->impl->SendRegister(reg);
+  }
+
+  // The binding's lifetime the registrar granted: our Contact's expires
+  // parameter, else the Expires header, else what we asked.
+  int GrantedSeconds(const Registration* reg, const sip_t* sip) const {
+    int granted = config_.register_expires;
+    if (sip->sip_expires != nullptr) granted = static_cast<int>(sip->sip_expires->ex_delta);
+    for (const sip_contact_t* m = sip->sip_contact; m != nullptr; m = m->m_next) {
+      const url_t* url = m->m_url;
+      if (m->m_expires == nullptr || url->url_user == nullptr ||
+          reg->config.user != url->url_user) {
+        continue;
+      }
+      std::string host_port = absl::StrCat(url->url_host != nullptr ? url->url_host : "", ":",
+                                           url->url_port != nullptr ? url->url_port : "5060");
+      if (absl::StartsWith(contact_host_port_, host_port)) {
+        granted = std::atoi(m->m_expires);
+        break;
+      }
+    }
+    return std::max(granted, 1);
+  }
+
+  static int OnRegisterResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                                const sip_t* sip) {
+    auto* reg = Magic<Registration>(magic);
+    Impl* self = reg->impl;
+    int status = StatusOf(orq, sip);
+    if (status < 200) return 0;
+    if (orq != reg->orq) {  // replaced meanwhile
+      nta_outgoing_destroy(orq);
+      return 0;
+    }
+    DestroyOutgoing(reg->orq);
+    self->OnRegisterResult(reg, status, PhraseOf(sip), sip);
+    return 0;
+  }
+
   void OnRegisterResult(Registration* reg, int status, const char* phrase, const sip_t* sip) {
-    if (status < 200) return;
     if (status == 401 || status == 407) {
       const msg_auth_t* challenge = ChallengeOf(status, sip);
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
-        nua_authenticate(reg->nh, NUTAG_AUTH(AuthString(challenge, reg->config).c_str()),
-                         TAG_END());
+        if (!reg->auth) reg->auth = std::make_unique<AuthCache>();
+        if (Remember(reg->auth.get(), reg->bound, challenge, status == 407)) {
+          SendRegister(reg);
+          return;
+        }
+      }
+      if (reg->unregistering) {
+        OnUnregistered(reg);
         return;
       }
+      reg->auth.reset();
       Fail(reg, status, phrase, /*retry=*/false);  // credentials rejected
+      return;
+    }
+    if (reg->unregistering) {
+      OnUnregistered(reg);
       return;
     }
     if (status < 300) {
       reg->registered = true;
       reg->challenges = 0;
       reg->failures = 0;
+      DestroyTimer(reg->refresh);
+      reg->refresh =
+          StartTimer(&Impl::OnRefresh, reg, int64_t{GrantedSeconds(reg, sip)} * 1000 / 2);
       Report(reg, 200, phrase, false);
-      return;
-    }
-    if (status == 904) {  // sofia: the same credentials were challenged again
-      Fail(reg, 401, "Unauthorized", /*retry=*/false);
-      return;
-    }
-    if (status >= 700) {  // sofia-internal errors (transport, bad URI ...)
-      Fail(reg, 503, phrase, /*retry=*/true);
       return;
     }
     Fail(reg, status, phrase, !IsPermanentFailure(status));
   }
 
-  void OnUnregisterResult(Registration* reg, int status) {
-    if (status < 200) return;
-    DestroyHandle(reg);
-    if (reg->pending_register) {
+  void OnUnregistered(Registration* reg) {
+    ReleaseSip(reg);
+    if (reg->pending_register && !shutting_down_) {
       reg->pending_register = false;
       StartRegister(reg);
       return;
@@ -544,51 +740,88 @@ class SofiaSipStack::Impl {
     Forget(reg, "Logged out");
   }
 
-  static void OnNuaEvent(nua_event_t event, int status, char const* phrase, nua_t*,
-                         nua_magic_t* magic, nua_handle_t* nh, nua_hmagic_t* hmagic,
-                         sip_t const* sip, tagi_t tags[]) {
-    auto* self = static_cast<Impl*>(magic);
-    auto* owner = static_cast<HandleOwner*>(hmagic);
-    const char* reason = phrase != nullptr ? phrase : "";
-    if (owner != nullptr && owner->kind == HandleOwner::Kind::kCall) {
-      auto* leg = static_cast<CallLeg*>(owner);
-      if (leg->nh == nh) self->OnCallEvent(leg, event, status, reason, sip, tags);
-      return;
+  // ------------------------------------------------------------ credentials
+
+  // An Authorization/Proxy-Authorization header for `method` to `uri` from
+  // `auth`'s challenge (nonce count advanced by sofia), allocated in
+  // `home`; null when there is none or it was made for other credentials.
+  static const sip_header_t* Credentials(AuthCache* auth, const AccountConfig& account,
+                                         const char* method, const std::string& uri,
+                                         su_home_t* home) {
+    if (auth == nullptr || auth->user != account.user || auth->password != account.password ||
+        auth->server != account.server || auc_has_authorization(&auth->clients) != 1) {
+      return nullptr;
     }
-    auto* reg = static_cast<Registration*>(owner);
-    switch (event) {
-      case nua_r_register:
-        if (reg != nullptr && reg->nh == nh) self->OnRegisterResult(reg, status, reason, sip);
-        return;
-      case nua_r_unregister:
-        if (reg != nullptr && reg->nh == nh) self->OnUnregisterResult(reg, status);
-        return;
-      case nua_r_shutdown:
-        if (status >= 200) {
-          spdlog::info("SIP user agent shut down ({} {})", status, reason);
-          su_root_break(self->root_);
-        }
-        return;
-      case nua_i_invite:
-        if (owner == nullptr) self->OnIncomingInvite(nh, sip);
-        return;
-      case nua_i_options:
-      case nua_i_message:
-      case nua_i_info:
-      case nua_i_notify:
-      case nua_i_subscribe:
-      case nua_i_refer:
-      case nua_i_publish:
-        // Requests on handles the stack created (OPTIONS is answered by
-        // sofia); the application must free these handles.
-        if (owner == nullptr) nua_handle_destroy(nh);
-        return;
-      default:
-        return;
+    url_t* url = url_make(home, uri.c_str());
+    if (url == nullptr) return nullptr;
+    msg_header_t* headers = nullptr;
+    if (auc_authorization_headers(&auth->clients, home, method, url, nullptr, &headers) != 1) {
+      return nullptr;
     }
+    return reinterpret_cast<const sip_header_t*>(headers);
   }
 
-  // ------------------------------------------------------------------ calls
+  // Remembers `challenge` and the account's credentials for it; false if
+  // sofia cannot answer it.
+  static bool Remember(AuthCache* auth, const AccountConfig& account, const msg_auth_t* challenge,
+                       bool proxy) {
+    if (auth->user != account.user || auth->password != account.password ||
+        auth->server != account.server) {
+      auth->clients = nullptr;  // stale: forget its challenges (freed with the home)
+      auth->user = account.user;
+      auth->password = account.password;
+      auth->server = account.server;
+    }
+    msg_hclass_t* credential_class =
+        proxy ? sip_proxy_authorization_class : sip_authorization_class;
+    return auc_challenge(&auth->clients, auth->home, challenge, credential_class) >= 0 &&
+           auc_credentials(&auth->clients, auth->home, AuthString(challenge, account).c_str()) >=
+               0 &&
+           auc_has_authorization(&auth->clients) == 1;
+  }
+
+  // The challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate).
+  static const msg_auth_t* ChallengeOf(int status, const sip_t* sip) {
+    if (sip == nullptr) return nullptr;
+    return status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
+  }
+
+  static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
+    const char* realm = msg_params_find(challenge->au_params, "realm=");
+    std::string quoted = realm == nullptr  ? "\"\""
+                         : realm[0] == '"' ? std::string(realm)
+                                           : absl::StrCat("\"", realm, "\"");
+    return absl::StrCat(challenge->au_scheme, ":", quoted, ":", account.user, ":",
+                        account.password);
+  }
+
+  // ------------------------------------------------------- requests to us
+
+  // Requests outside our dialogs: new INVITEs, OPTIONS; anything in a
+  // dialog we do not know gets 481.
+  static int OnDefaultRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                              const sip_t* sip) {
+    auto* self = Magic<Impl>(magic);
+    const sip_method_t method = sip->sip_request->rq_method;
+    if (method == sip_method_ack) return 200;  // no reply; the transaction ends
+    if (sip->sip_to != nullptr && sip->sip_to->a_tag != nullptr) return 481;
+    switch (method) {
+      case sip_method_invite:
+        return self->OnIncomingInvite(irq, sip);
+      case sip_method_options:
+        nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(kAllow),
+                            SIPTAG_ACCEPT_STR(kSdpType), SIPTAG_USER_AGENT_STR(kUserAgent),
+                            TAG_END());
+        return 200;
+      case sip_method_cancel:
+      case sip_method_bye:
+        return 481;
+      default:
+        nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(kAllow),
+                            SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+        return 405;
+    }
+  }
 
   // The account an incoming INVITE is for: the registered account whose
   // user is the Request-URI's user (the registrar rewrites it to our
@@ -608,6 +841,207 @@ class SofiaSipStack::Impl {
     return nullptr;
   }
 
+  int OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip) {
+    Registration* reg = AccountFor(sip);
+    if (reg == nullptr || shutting_down_) {
+      return shutting_down_ ? 503 : 404;
+    }
+    // The offer, checked before the call is reported: one we cannot answer
+    // is refused at once (no call-incoming for a call that cannot work).
+    std::optional<RemoteSdp> offer;
+    if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
+      absl::StatusOr<RemoteSdp> parsed = ParseBody(body);
+      absl::Status usable = parsed.ok() ? sdp_writer_->CheckOffer(*parsed) : parsed.status();
+      if (!usable.ok()) {
+        spdlog::info("account {}: incoming INVITE refused: {}", reg->config.name,
+                     std::string(usable.message()));
+        nta_incoming_treply(irq, SIP_488_NOT_ACCEPTABLE,
+                            SIPTAG_WARNING_STR(WarningFor(usable).c_str()),
+                            SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+        return 488;
+      }
+      offer = std::move(*parsed);
+    }
+    std::string caller, caller_name;
+    if (sip->sip_from != nullptr) {
+      if (sip->sip_from->a_url->url_user) caller = sip->sip_from->a_url->url_user;
+      if (sip->sip_from->a_display) {
+        caller_name = sip->sip_from->a_display;
+        if (caller_name.size() >= 2 && caller_name.front() == '"' && caller_name.back() == '"') {
+          caller_name = caller_name.substr(1, caller_name.size() - 2);
+        }
+      }
+    }
+    int64_t call_id = listener_->OnIncomingCall(reg->config.name, caller, caller_name);
+    if (call_id < 0) return 480;
+    auto owned = std::make_unique<CallLeg>(this);
+    CallLeg* leg = owned.get();
+    leg->id = call_id;
+    leg->account = reg->config;
+    leg->offer = std::move(offer);
+    calls_[call_id] = std::move(owned);
+    leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
+                               SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
+                               SIPTAG_TO(sip->sip_from),
+                               NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq), TAG_END());
+    if (leg->leg == nullptr) {
+      EndLeg(call_id, 500, "Cannot create a SIP dialog");
+      return 500;
+    }
+    nta_leg_tag(leg->leg, nta_incoming_tag(irq, nullptr));
+    nta_leg_server_route(leg->leg, sip->sip_record_route, sip->sip_contact);
+    leg->irq = irq;
+    nta_incoming_bind(irq, &Impl::OnAckOrCancel, Magic<nta_incoming_magic_t>(leg));
+    // Reserve the RTP ports now: if there are none, refuse at once.
+    if (!OpenMedia(leg)) {
+      leg->irq = nullptr;  // answered here; sofia ends the transaction
+      nta_incoming_treply(irq, SIP_503_SERVICE_UNAVAILABLE, SIPTAG_USER_AGENT_STR(kUserAgent),
+                          TAG_END());
+      EndLeg(call_id, 503, leg->end_reason);
+      return 503;
+    }
+    nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
+                        SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+    return 0;
+  }
+
+  // A final answer other than 2xx to the far end's INVITE of a call that
+  // is not established: the call is over.
+  void RespondToInvite(CallLeg* leg, int status, const char* phrase) {
+    if (leg->irq != nullptr) {
+      nta_incoming_treply(leg->irq, status, phrase, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+      nta_incoming_destroy(leg->irq);
+      leg->irq = nullptr;
+    }
+    EndLeg(leg->id, leg->end_code != 0 ? leg->end_code : status,
+           leg->end_reason.empty() ? std::string(phrase) : leg->end_reason);
+  }
+
+  // ACK or CANCEL of the far end's INVITE (or re-INVITE); null `sip`: no
+  // ACK came for our 2xx (timer H).
+  static int OnAckOrCancel(nta_incoming_magic_t* magic, nta_incoming_t* irq, const sip_t* sip) {
+    auto* leg = Magic<CallLeg>(magic);
+    Impl* self = leg->impl;
+    if (irq != leg->irq) return 0;
+    if (sip != nullptr && sip->sip_request != nullptr &&
+        sip->sip_request->rq_method == sip_method_cancel) {
+      // sofia answered the CANCEL 200; the INVITE gets 487.
+      leg->irq = nullptr;
+      nta_incoming_treply(irq, SIP_487_REQUEST_CANCELLED, SIPTAG_USER_AGENT_STR(kUserAgent),
+                          TAG_END());
+      nta_incoming_destroy(irq);
+      if (!leg->end_reported) {
+        leg->end_code = 487;
+        leg->end_reason = "Cancelled by caller";
+        self->EndLeg(leg->id, 487, leg->end_reason);
+      }
+      return 0;
+    }
+    const bool reinvite = leg->irq_is_reinvite;
+    leg->irq = nullptr;
+    leg->irq_is_reinvite = false;
+    nta_incoming_destroy(irq);
+    if (leg->end_reported) return 0;
+    if (sip == nullptr) {
+      spdlog::warn("call {}: no ACK for our 200; hanging up", leg->id);
+      if (leg->end_reason.empty()) leg->end_reason = "No ACK";
+      leg->established = true;
+      self->SendBye(leg);
+      return 0;
+    }
+    if (leg->offered_in_response) {
+      // The answer to the offer of our 200 (delayed offer, offerless
+      // re-INVITE): required to set up a new call.
+      leg->offered_in_response = false;
+      self->OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->established);
+    }
+    if (!reinvite && !leg->established) self->OnEstablished(leg);
+    return 0;
+  }
+
+  // The call is set up (our INVITE's 2xx ACKed, or the ACK of our 2xx).
+  void OnEstablished(CallLeg* leg) {
+    leg->established = true;
+    leg->answering = false;
+    DestroyTimer(leg->cancel_timer);
+    if (leg->media_refused) {
+      SendBye(leg);
+      return;
+    }
+    listener_->OnCallEstablished(leg->id);
+    if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
+    if (leg->hangup_requested) SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
+  }
+
+  // Requests in one of our call dialogs.
+  static int OnDialogRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                             const sip_t* sip) {
+    auto* leg = Magic<CallLeg>(magic);
+    Impl* self = leg->impl;
+    const sip_method_t method = sip->sip_request->rq_method;
+    if (method == sip_method_ack) return 200;  // an ACK no transaction took
+    if (leg->end_reported) return method == sip_method_bye ? 200 : 481;
+    switch (method) {
+      case sip_method_bye:
+        nta_incoming_treply(irq, SIP_200_OK, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+        if (leg->irq != nullptr && !leg->irq_is_reinvite && !leg->established) {
+          // BYE before the ACK of our 200, or on an early dialog.
+          nta_incoming_treply(leg->irq, SIP_487_REQUEST_CANCELLED, TAG_END());
+        }
+        self->EndLeg(leg->id, leg->end_code, leg->end_reason.empty() ? "Remote hangup"
+                                                                     : leg->end_reason);
+        return 200;
+      case sip_method_invite:
+      case sip_method_update:
+        return self->OnReoffer(leg, irq, sip, method == sip_method_update);
+      case sip_method_info:
+      case sip_method_options:
+        return 200;
+      default:
+        nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(kAllow),
+                            TAG_END());
+        return 405;
+    }
+  }
+
+  // An offer (or none) in a re-INVITE or UPDATE of a call: answered now,
+  // with our answer or, to an offerless re-INVITE, our offer.
+  int OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip, bool is_update) {
+    if (!leg->established && !is_update) {
+      return 491;  // a re-INVITE before the call is set up
+    }
+    if (!is_update && (leg->irq != nullptr || leg->invite != nullptr)) {
+      return 491;  // glare: one INVITE transaction at a time (RFC 3261 14.2)
+    }
+    nta_leg_server_route(leg->leg, nullptr, sip->sip_contact);  // a new remote target
+    const sip_payload_t* body = SdpOf(sip);
+    if (body == nullptr && is_update) {
+      nta_incoming_treply(irq, SIP_200_OK, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+      return 200;
+    }
+    absl::StatusOr<RemoteSdp> offer = body != nullptr ? ParseBody(body) : RemoteSdp();
+    absl::StatusOr<std::string> sdp =
+        offer.ok() ? ResponseSdp(leg, body != nullptr ? &*offer : nullptr) : offer.status();
+    if (!sdp.ok()) {
+      // Refused: the call goes on as it was.
+      spdlog::warn("call {}: re-offer refused: {}", leg->id, std::string(sdp.status().message()));
+      nta_incoming_treply(irq, SIP_488_NOT_ACCEPTABLE,
+                          SIPTAG_WARNING_STR(WarningFor(sdp.status()).c_str()),
+                          SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+      return 488;
+    }
+    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
+                        SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+                        SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
+    if (is_update) return 200;
+    leg->irq = irq;  // until its ACK
+    leg->irq_is_reinvite = true;
+    nta_incoming_bind(irq, &Impl::OnAckOrCancel, Magic<nta_incoming_magic_t>(leg));
+    return 0;
+  }
+
+  // ---------------------------------------------------------------- calls
+
   // A whole SDP of ours for the leg: the o= version grows whenever the
   // rest differs from the last SDP the call sent (RFC 3264 8).
   std::string LocalSdp(CallLeg* leg, std::string body) {
@@ -620,7 +1054,7 @@ class SofiaSipStack::Impl {
   }
 
   // The SDP body of a request or response; null when it has none
-  // (the same test as sofia's: application/sdp, or no type and "v=0").
+  // (application/sdp, or no type and "v=0").
   static const sip_payload_t* SdpOf(const sip_t* sip) {
     if (sip == nullptr || sip->sip_payload == nullptr || sip->sip_payload->pl_len == 0 ||
         sip->sip_payload->pl_data == nullptr) {
@@ -667,42 +1101,67 @@ class SofiaSipStack::Impl {
     return it == calls_.end() ? nullptr : it->second.get();
   }
 
-  // Ends a leg that never reached sofia (or whose handle is gone).
-  // `reason` by value: callers pass the leg's own end_reason, which dies
-  // with the leg before the listener is told.
+  // Drops the call's sofia objects and timers.
+  void ReleaseSip(CallLeg* leg) {
+    DestroyTimer(leg->cancel_timer);
+    DestroyOutgoing(leg->invite);
+    DestroyOutgoing(leg->bye);
+    if (leg->irq != nullptr) {
+      nta_incoming_destroy(leg->irq);
+      leg->irq = nullptr;
+    }
+    if (leg->leg != nullptr) {
+      nta_leg_destroy(leg->leg);
+      leg->leg = nullptr;
+    }
+  }
+
+  // The call is over: its end is reported (once), its media closed, and
+  // its state and sofia objects freed once the current callback is done
+  // (sofia may still be using them).
+  // `reason` by value: callers pass the leg's own end_reason.
   void EndLeg(int64_t call_id, int code, std::string reason) {
     auto it = calls_.find(call_id);
     bool reported = false;
     if (it != calls_.end()) {
-      CallLeg* leg = it->second.get();
+      std::shared_ptr<CallLeg> leg(std::move(it->second));
+      calls_.erase(it);
       reported = leg->end_reported;
+      leg->end_reported = true;
       DestroyTimer(leg->cancel_timer);
       if (leg->local_port != 0) media_->Close(call_id);
-      if (leg->nh != nullptr) {
-        nua_handle_bind(leg->nh, nullptr);
-        nua_handle_destroy(leg->nh);
-      }
-      calls_.erase(it);
+      leg->local_port = 0;
+      // Released after the current callback (sofia may still be using
+      // the dialog); callbacks until then see end_reported.
+      Defer([this, leg] { ReleaseSip(leg.get()); });
     }
     if (!reported) listener_->OnCallEnded(call_id, code, reason);
+    MaybeFinishShutdown();
+  }
+
+  // The call was reported ended early (CANCEL unanswered) but its INVITE
+  // transaction still runs: it stays in calls_ until the transaction ends.
+  void ReportEnded(CallLeg* leg, int code, const std::string& reason) {
+    if (leg->end_reported) return;
+    leg->end_reported = true;
+    if (leg->local_port != 0) {
+      media_->Close(leg->id);
+      leg->local_port = 0;
+    }
+    listener_->OnCallEnded(leg->id, code, reason);
+    MaybeFinishShutdown();
   }
 
   // No final answer to the INVITE we cancelled (the proxy or the far end
   // is gone): the call is over for the application now; its RTP ports are
-  // freed. sofia's transaction runs out on its own (64 x T1).
+  // freed. The transaction runs out on its own (64 x T1).
   static void OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
-    auto* leg = static_cast<CallLeg*>(arg);
-    Impl* self = leg->impl;
+    auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
     DestroyTimer(leg->cancel_timer);
     if (leg->established || leg->end_reported) return;
     spdlog::warn("call {}: no answer to CANCEL in {} s; reported as ended", leg->id,
                  absl::ToInt64Seconds(kCancelWait));
-    leg->end_reported = true;
-    if (leg->local_port != 0) {
-      self->media_->Close(leg->id);
-      leg->local_port = 0;
-    }
-    self->listener_->OnCallEnded(leg->id, 487, "No answer to CANCEL");
+    leg->impl->ReportEnded(leg, 487, "No answer to CANCEL");
   }
 
   void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) {
@@ -720,38 +1179,55 @@ class SofiaSipStack::Impl {
       EndLeg(call_id, 503, leg->end_reason);
       return;
     }
-    std::string aor = absl::StrCat("sip:", account.user, "@", account.server);
-    std::string from = account.display_name.empty()
-                           ? absl::StrCat("<", aor, ">")
-                           : absl::StrCat("\"", account.display_name, "\" <", aor, ">");
     const bool target_in_domain =
         !absl::StartsWith(number, "sip:") && !absl::StartsWith(number, "sips:");
     std::string target =
         target_in_domain ? absl::StrCat("sip:", number, "@", account.server) : number;
-    leg->nh = nua_handle(nua_, leg, SIPTAG_FROM_STR(from.c_str()),
-                         SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()), TAG_END());
-    if (leg->nh == nullptr) {
-      EndLeg(call_id, 500, "Cannot create a SIP handle");
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
+                               SIPTAG_FROM_STR(FromFor(account).c_str()),
+                               SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()),
+                               SIPTAG_CALL_ID(sip_call_id_create(scratch, nullptr)), TAG_END());
+    su_home_deinit(scratch);
+    if (leg->leg == nullptr) {
+      EndLeg(call_id, 500, "Cannot create a SIP dialog");
       return;
     }
-    // Credentials from the account's last challenge, for a target in the
-    // account's own domain only (never a digest for a foreign server).
-    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
-    const sip_header_t* credentials =
-        target_in_domain ? PreemptiveCredentials(account, target, scratch) : nullptr;
-    std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, /*hold=*/false));
-    nua_invite(leg->nh, NUTAG_M_USERNAME(account.user.c_str()), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-               SIPTAG_PAYLOAD_STR(sdp.c_str()),
-               TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
-    su_home_deinit(scratch);
+    nta_leg_tag(leg->leg, nullptr);
+    leg->target = target;
+    leg->target_in_domain = target_in_domain;
+    if (!SendInvite(leg, LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, false)))) {
+      EndLeg(call_id, 400, absl::StrCat("Cannot call ", target));
+    }
   }
 
-  // The cached INVITE challenge of `account`, if it was made with the
-  // account's current credentials; else forgets it and returns null.
-  InviteAuth* CachedInviteAuth(const AccountConfig& account) {
+  // The call's first INVITE (again after a challenge), with the account's
+  // cached credentials for a target in its own domain only (never a digest
+  // for a foreign server).
+  bool SendInvite(CallLeg* leg, const std::string& sdp) {
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    const sip_header_t* credentials =
+        leg->target_in_domain
+            ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE", leg->target,
+                          scratch)
+            : nullptr;
+    leg->invite = nta_outgoing_tcreate(
+        leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg), nullptr,
+        SIP_METHOD_INVITE, URL_STRING_MAKE(leg->target.c_str()),
+        SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()), SIPTAG_USER_AGENT_STR(kUserAgent),
+        SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
+        TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
+    su_home_deinit(scratch);
+    leg->invite_is_reinvite = false;
+    return leg->invite != nullptr;
+  }
+
+  // The account's cached INVITE challenge, if made with its current
+  // credentials.
+  AuthCache* CachedInviteAuth(const AccountConfig& account) {
     auto it = invite_auth_.find(account.name);
     if (it == invite_auth_.end()) return nullptr;
-    InviteAuth* auth = it->second.get();
+    AuthCache* auth = it->second.get();
     if (auth->user != account.user || auth->password != account.password ||
         auth->server != account.server) {
       invite_auth_.erase(it);
@@ -760,103 +1236,155 @@ class SofiaSipStack::Impl {
     return auth;
   }
 
-  // An Authorization/Proxy-Authorization header for an INVITE to `target`
-  // from the account's cached challenge (nonce count advanced by sofia),
-  // allocated in `home`; null when there is none.
-  const sip_header_t* PreemptiveCredentials(const AccountConfig& account, const std::string& target,
-                                            su_home_t* home) {
-    InviteAuth* auth = CachedInviteAuth(account);
-    if (auth == nullptr || auc_has_authorization(&auth->clients) != 1) return nullptr;
-    url_t* url = url_make(home, target.c_str());
-    if (url == nullptr) return nullptr;
-    msg_header_t* headers = nullptr;
-    if (auc_authorization_headers(&auth->clients, home, "INVITE", url, nullptr, &headers) != 1) {
-      return nullptr;
-    }
-    return reinterpret_cast<const sip_header_t*>(headers);
+  // An ACK for the 2xx of our INVITE `orq` (with `sdp`, if not empty).
+  void SendAck(CallLeg* leg, nta_outgoing_t* orq, const std::string& sdp = "") {
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    sip_cseq_t* cseq = sip_cseq_create(scratch, nta_outgoing_cseq(orq), SIP_METHOD_ACK);
+    nta_outgoing_t* ack = nta_outgoing_tcreate(
+        leg->leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ(cseq),
+        SIPTAG_USER_AGENT_STR(kUserAgent), TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
+        TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
+    // sofia keeps the ACK for a while to answer retransmitted 2xx.
+    if (ack != nullptr) nta_outgoing_destroy(ack);
+    su_home_deinit(scratch);
   }
 
-  // Remembers the challenge of an account's INVITE and the credentials
-  // that answer it.
-  void CacheInviteChallenge(const AccountConfig& account, const msg_auth_t* challenge, bool proxy) {
-    InviteAuth* auth = CachedInviteAuth(account);
-    if (auth == nullptr) {
-      auto owned = std::make_unique<InviteAuth>();
-      auth = owned.get();
-      auth->user = account.user;
-      auth->password = account.password;
-      auth->server = account.server;
-      invite_auth_[account.name] = std::move(owned);
-    }
-    msg_hclass_t* credential_class =
-        proxy ? sip_proxy_authorization_class : sip_authorization_class;
-    if (auc_challenge(&auth->clients, auth->home, challenge, credential_class) < 0 ||
-        auc_credentials(&auth->clients, auth->home, AuthString(challenge, account).c_str()) < 0) {
-      invite_auth_.erase(account.name);
-    }
+  void SendBye(CallLeg* leg) {
+    if (leg->bye != nullptr || leg->leg == nullptr) return;
+    leg->hangup_requested = true;
+    leg->bye = nta_outgoing_tcreate(leg->leg, &Impl::OnByeResponse, Magic<nta_outgoing_magic_t>(leg),
+                                    nullptr, SIP_METHOD_BYE, nullptr,
+                                    SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+    if (leg->bye == nullptr) EndLeg(leg->id, leg->end_code, leg->end_reason);
   }
 
-  void OnIncomingInvite(nua_handle_t* nh, const sip_t* sip) {
-    Registration* reg = sip != nullptr ? AccountFor(sip) : nullptr;
-    if (reg == nullptr || shutting_down_) {
-      nua_respond(nh, shutting_down_ ? 503 : 404,
-                  shutting_down_ ? "Service Unavailable" : "Not Found", TAG_END());
-      nua_handle_destroy(nh);
+  static int OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) {
+    auto* leg = Magic<CallLeg>(magic);
+    if (StatusOf(orq, sip) < 200 || orq != leg->bye) return 0;
+    DestroyOutgoing(leg->bye);
+    leg->impl->EndLeg(leg->id, leg->end_code, leg->end_reason);
+    return 0;
+  }
+
+  static int OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                              const sip_t* sip) {
+    auto* leg = Magic<CallLeg>(magic);
+    if (orq != leg->invite) return 0;
+    Impl* self = leg->impl;
+    const int status = StatusOf(orq, sip);
+    if (leg->invite_is_reinvite) {
+      self->OnReinviteResponse(leg, orq, status, PhraseOf(sip), sip);
+    } else {
+      self->OnCallInviteResponse(leg, orq, status, PhraseOf(sip), sip);
+    }
+    return 0;
+  }
+
+  void OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status, const char* phrase,
+                            const sip_t* sip) {
+    if (status < 200) {
+      if (sip == nullptr || status < 101) return;
+      if (sip->sip_to->a_tag != nullptr && nta_leg_get_rtag(leg->leg) == nullptr) {
+        nta_leg_rtag(leg->leg, sip->sip_to->a_tag);  // early dialog
+      }
+      if (leg->end_reported || status < 180) return;
+      if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
+        OnAnswer(leg, body, leg->local_hold, /*required=*/false);  // early media
+      }
+      if (!leg->ringing_reported) {
+        leg->ringing_reported = true;
+        listener_->OnCallRinging(leg->id, status);
+      }
       return;
     }
-    // The offer, checked before the call is reported: one we cannot answer
-    // is refused at once (no call-incoming for a call that cannot work).
-    std::optional<RemoteSdp> offer;
-    if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
-      absl::StatusOr<RemoteSdp> parsed = ParseBody(body);
-      absl::Status usable = parsed.ok() ? sdp_writer_->CheckOffer(*parsed) : parsed.status();
-      if (!usable.ok()) {
-        spdlog::info("account {}: incoming INVITE refused: {}", reg->config.name,
-                     std::string(usable.message()));
-        nua_respond(nh, 488, "Not Acceptable Here", SIPTAG_WARNING_STR(WarningFor(usable).c_str()),
-                    TAG_END());
-        nua_handle_destroy(nh);
+    leg->invite = nullptr;
+    if (status < 300) {
+      nta_leg_rtag(leg->leg, sip->sip_to->a_tag);
+      nta_leg_client_route(leg->leg, sip->sip_record_route, sip->sip_contact);
+      SendAck(leg, orq);
+      nta_outgoing_destroy(orq);
+      if (leg->end_reported) {  // reported ended (CANCEL unanswered): ACK+BYE
+        leg->established = true;
+        SendBye(leg);
         return;
       }
-      offer = std::move(*parsed);
+      OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->hangup_requested);
+      OnEstablished(leg);
+      return;
     }
-    std::string caller, caller_name;
-    if (sip->sip_from != nullptr) {
-      if (sip->sip_from->a_url->url_user) caller = sip->sip_from->a_url->url_user;
-      if (sip->sip_from->a_display) {
-        caller_name = sip->sip_from->a_display;
-        if (caller_name.size() >= 2 && caller_name.front() == '"' && caller_name.back() == '"') {
-          caller_name = caller_name.substr(1, caller_name.size() - 2);
+    nta_outgoing_destroy(orq);
+    if ((status == 401 || status == 407) && !leg->hangup_requested && !leg->end_reported) {
+      const msg_auth_t* challenge = ChallengeOf(status, sip);
+      if (leg->challenges == 0 && challenge != nullptr) {
+        ++leg->challenges;
+        std::unique_ptr<AuthCache>& auth = invite_auth_[leg->account.name];
+        if (!auth) auth = std::make_unique<AuthCache>();
+        if (Remember(auth.get(), leg->account, challenge, status == 407) && leg->target_in_domain &&
+            SendInvite(leg, LocalSdp(leg, leg->sdp_body))) {
+          return;
         }
       }
+      // Rejected credentials: nothing more to wait for, and nothing to
+      // send again with the next call.
+      invite_auth_.erase(leg->account.name);
     }
-    int64_t call_id = listener_->OnIncomingCall(reg->config.name, caller, caller_name);
-    if (call_id < 0) {
-      nua_respond(nh, 480, "Temporarily Unavailable", TAG_END());
-      nua_handle_destroy(nh);
+    int code = leg->end_code != 0 ? leg->end_code : status;
+    std::string reason =
+        leg->hangup_requested && leg->end_reason != "Hung up" ? leg->end_reason : phrase;
+    EndLeg(leg->id, code, reason);
+  }
+
+  void OnReinviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status, const char* phrase,
+                          const sip_t* sip) {
+    if (status < 200) return;
+    leg->invite = nullptr;
+    const bool hold = leg->hold_requests.empty() ? leg->local_hold : leg->hold_requests.front();
+    if (!leg->hold_requests.empty()) leg->hold_requests.pop_front();
+    if (status < 300) {
+      nta_leg_client_route(leg->leg, nullptr, sip->sip_contact);  // a new remote target
+      SendAck(leg, orq);
+      nta_outgoing_destroy(orq);
+      if (!leg->end_reported) OnAnswer(leg, SdpOf(sip), hold, /*required=*/false);
+    } else {
+      nta_outgoing_destroy(orq);
+      spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
+      if (leg->hold_requests.empty()) {
+        leg->local_hold = !hold;
+        UpdateMedia(leg);
+      }
+    }
+    if (leg->end_reported) return;
+    listener_->OnHoldResult(leg->id, hold, status, phrase);
+    if (status == 408 || status == 481) {
+      // The dialog is gone (RFC 3261 12.2.1.2).
+      leg->end_code = status;
+      leg->end_reason = phrase;
+      SendBye(leg);
       return;
     }
-    auto owned = std::make_unique<CallLeg>(this);
-    CallLeg* leg = owned.get();
-    leg->id = call_id;
-    leg->account = reg->config;
-    leg->nh = nh;
-    leg->offer = std::move(offer);
-    calls_[call_id] = std::move(owned);
-    nua_handle_bind(nh, leg);
-    // Reserve the RTP ports now: if there are none, refuse at once.
-    if (!OpenMedia(leg)) {
-      leg->end_code = 503;
-      nua_respond(nh, 503, "Service Unavailable", TAG_END());
-      return;
+    if (!leg->hold_requests.empty() && !leg->hangup_requested) SendReinvite(leg);
+  }
+
+  // A re-INVITE for the first queued hold/resume.
+  void SendReinvite(CallLeg* leg) {
+    const bool hold = leg->hold_requests.front();
+    std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, hold));
+    leg->invite = nta_outgoing_tcreate(
+        leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg), nullptr,
+        SIP_METHOD_INVITE, nullptr, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
+        SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+        SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
+    leg->invite_is_reinvite = true;
+    if (leg->invite == nullptr) {
+      leg->hold_requests.pop_front();
+      listener_->OnHoldResult(leg->id, hold, 500, "Cannot send re-INVITE");
     }
-    nua_respond(nh, 180, "Ringing", TAG_END());
   }
 
   void AnswerCall(int64_t call_id) {
     CallLeg* leg = FindLeg(call_id);
     if (leg == nullptr || leg->outgoing || leg->established || leg->answering ||
-        leg->hangup_requested) {
+        leg->hangup_requested || leg->irq == nullptr) {
       return;
     }
     leg->answering = true;
@@ -866,48 +1394,49 @@ class SofiaSipStack::Impl {
     if (!sdp.ok()) {  // checked when the INVITE came: not expected
       leg->end_code = 488;
       leg->end_reason = std::string(sdp.status().message());
-      nua_respond(leg->nh, 488, "Not Acceptable Here", TAG_END());
+      RespondToInvite(leg, 488, "Not Acceptable Here");
       return;
     }
-    nua_respond(leg->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
+    nta_incoming_treply(leg->irq, SIP_200_OK, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
+                        SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_ALLOW_STR(kAllow),
+                        SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp->c_str()),
+                        TAG_END());
   }
 
   void HangupCall(int64_t call_id) {
     CallLeg* leg = FindLeg(call_id);
-    if (leg == nullptr || leg->hangup_requested) return;
+    if (leg == nullptr || leg->end_reported || leg->hangup_requested) return;
     leg->hangup_requested = true;
     if (leg->end_reason.empty()) leg->end_reason = "Hung up";
     if (leg->established) {
-      nua_bye(leg->nh, TAG_END());
+      SendBye(leg);
     } else if (leg->outgoing) {
-      nua_cancel(leg->nh, TAG_END());
-      leg->cancel_timer = su_timer_create(su_root_task(root_), 0);
-      su_timer_set_interval(leg->cancel_timer, &Impl::OnCancelTimeout, leg,
-                            static_cast<su_duration_t>(absl::ToInt64Milliseconds(kCancelWait)));
-    } else {
-      nua_respond(leg->nh, 486, "Busy Here", TAG_END());
+      if (leg->invite != nullptr) nta_outgoing_cancel(leg->invite);
+      leg->cancel_timer =
+          StartTimer(&Impl::OnCancelTimeout, leg, absl::ToInt64Milliseconds(kCancelWait));
+    } else if (!leg->answering) {
+      RespondToInvite(leg, 486, "Busy Here");
     }
+    // Answered, not yet ACKed: the ACK brings the BYE (OnEstablished).
   }
 
   void HoldCall(int64_t call_id, bool hold) {
     CallLeg* leg = FindLeg(call_id);
-    if (leg == nullptr || !leg->established || leg->hangup_requested) return;
+    if (leg == nullptr || !leg->established || leg->hangup_requested || leg->end_reported) return;
     leg->local_hold = hold;
     leg->hold_requests.push_back(hold);
-    std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, hold));
-    nua_invite(leg->nh, SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
-               TAG_END());
+    // One INVITE transaction at a time: the others wait for its answer.
+    if (leg->invite == nullptr && leg->irq == nullptr) SendReinvite(leg);
   }
 
   void OnRtpTimeout(int64_t call_id) {
     CallLeg* leg = FindLeg(call_id);
-    if (leg == nullptr || leg->hangup_requested) return;
+    if (leg == nullptr || leg->hangup_requested || leg->end_reported) return;
     spdlog::warn("call {}: no RTP received for {} s, hanging up", call_id, rtp_.rtp_timeout);
     leg->end_reason = "RTP timeout";
     leg->hangup_requested = true;
     if (leg->established) {
-      nua_bye(leg->nh, TAG_END());
+      SendBye(leg);
     } else {
       EndLeg(call_id, 0, "RTP timeout");
     }
@@ -943,15 +1472,15 @@ class SofiaSipStack::Impl {
     }
   }
 
-  // A call that cannot have audio: hung up (BYE once it is established),
-  // ended with 488 and `why`.
+  // A call that cannot have audio: hung up once it is established (BYE),
+  // ended with 488 and `why`, never reported answered.
   void RefuseMedia(CallLeg* leg, std::string why) {
     spdlog::warn("call {}: {}; hanging up", leg->id, why);
     leg->end_code = 488;
     leg->end_reason = std::move(why);
     leg->hangup_requested = true;
     leg->media_refused = true;
-    if (leg->established) nua_bye(leg->nh, TAG_END());
+    if (leg->established) SendBye(leg);
   }
 
   // The session that the far end's answer `body` (null: none) to our offer
@@ -994,177 +1523,12 @@ class SofiaSipStack::Impl {
     return LocalSdp(leg, *std::move(answer));
   }
 
-  // An offer (or none) in a re-INVITE or UPDATE of an established call:
-  // answered now, with our answer or, to an offerless re-INVITE, our offer.
-  void OnReoffer(CallLeg* leg, const sip_t* sip, bool is_update) {
-    const sip_payload_t* body = SdpOf(sip);
-    if (body == nullptr && is_update) {
-      nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), TAG_END());
-      return;
-    }
-    absl::StatusOr<RemoteSdp> offer = body != nullptr ? ParseBody(body) : RemoteSdp();
-    absl::StatusOr<std::string> sdp =
-        offer.ok() ? ResponseSdp(leg, body != nullptr ? &*offer : nullptr) : offer.status();
-    if (!sdp.ok()) {
-      // Refused: the call goes on as it was.
-      spdlog::warn("call {}: re-offer refused: {}", leg->id, std::string(sdp.status().message()));
-      nua_respond(leg->nh, 488, "Not Acceptable Here", NUTAG_WITH_THIS(nua_),
-                  SIPTAG_WARNING_STR(WarningFor(sdp.status()).c_str()), TAG_END());
-      return;
-    }
-    nua_respond(leg->nh, 200, "OK", NUTAG_WITH_THIS(nua_), SIPTAG_CONTENT_TYPE_STR(kSdpType),
-                SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
-  }
-
   // A Warning header value (RFC 3261 20.43, code 305: incompatible media
   // format) carrying `status`'s message.
   std::string WarningFor(const absl::Status& status) const {
     std::string text(status.message());
     absl::StrReplaceAll({{"\\", "\\\\"}, {"\"", "\\\""}}, &text);
     return absl::StrCat("305 ", HostPort(config_.bind, port_), " \"", text, "\"");
-  }
-
-  void OnCallEvent(CallLeg* leg, nua_event_t event, int status, const char* phrase,
-                   const sip_t* sip, tagi_t tags[]) {
-    if (leg->end_reported) {
-      // Already over for the application: only finish the SIP side.
-      if ((event == nua_i_invite || event == nua_i_update) && status < 200) {
-        nua_respond(leg->nh, 481, "Call Does Not Exist", NUTAG_WITH_THIS(nua_), TAG_END());
-      } else if (event == nua_i_state) {
-        int callstate = nua_callstate_init;
-        tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
-        if (callstate == nua_callstate_terminated) {
-          EndLeg(leg->id, 0, "");
-        } else if (callstate == nua_callstate_ready && !leg->established) {
-          leg->established = true;
-          nua_bye(leg->nh, TAG_END());  // a 2xx after all: ACKed by sofia, BYE
-        }
-      }
-      return;
-    }
-    switch (event) {
-      case nua_r_invite:
-        if (status == 401 || status == 407) {
-          const msg_auth_t* challenge = ChallengeOf(status, sip);
-          if (leg->challenges == 0 && challenge != nullptr) {
-            ++leg->challenges;
-            nua_authenticate(leg->nh, NUTAG_AUTH(AuthString(challenge, leg->account).c_str()),
-                             TAG_END());
-            if (leg->outgoing && !leg->established) {
-              CacheInviteChallenge(leg->account, challenge, status == 407);
-            }
-            return;
-          }
-          // Rejected credentials: nothing more to wait for, and nothing to
-          // send again with the next call.
-          invite_auth_.erase(leg->account.name);
-          EndLeg(leg->id, status, phrase);
-          return;
-        }
-        if (status >= 200) leg->challenges = 0;  // a later re-INVITE starts afresh
-        if (status >= 180 && status < 300) {
-          // The answer to our offer (a 18x's is early media). The initial
-          // INVITE's 2xx must have a usable one; a re-INVITE's may be off.
-          const sip_payload_t* body = SdpOf(sip);
-          const bool reinvite = leg->established && !leg->hold_requests.empty();
-          const bool hold = reinvite ? leg->hold_requests.front() : leg->local_hold;
-          if (body != nullptr || status >= 200) {
-            OnAnswer(leg, body, hold, /*required=*/status >= 200 && !leg->established);
-          }
-        }
-        if (status >= 180 && status < 200 && leg->outgoing && !leg->established &&
-            !leg->ringing_reported) {
-          leg->ringing_reported = true;
-          listener_->OnCallRinging(leg->id, status);
-        }
-        if (status >= 200 && leg->established && !leg->hold_requests.empty()) {
-          // The answer to a hold/resume re-INVITE; sofia sends them one at
-          // a time, in order.
-          bool hold = leg->hold_requests.front();
-          leg->hold_requests.pop_front();
-          if (status >= 300) {
-            // Refused: the call goes on as it was.
-            spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
-            if (leg->hold_requests.empty()) {
-              leg->local_hold = !hold;
-              UpdateMedia(leg);
-            }
-          }
-          listener_->OnHoldResult(leg->id, hold, status, phrase);
-          return;
-        }
-        if (status >= 300) {
-          if (leg->established) {
-            spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
-          } else if (leg->end_code == 0) {
-            leg->end_code = status;
-            if (!leg->hangup_requested || leg->end_reason == "Hung up") {
-              leg->end_reason = phrase;
-            }
-          }
-        }
-        return;
-      case nua_i_invite:  // a re-INVITE (the first INVITE made the leg)
-      case nua_i_update:
-        if (status < 200) OnReoffer(leg, sip, event == nua_i_update);
-        return;
-      case nua_i_ack:
-        if (leg->offered_in_response) {
-          // The answer to the offer of our 200 (delayed offer, offerless
-          // re-INVITE): required to set up a new call.
-          leg->offered_in_response = false;
-          OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->established);
-        }
-        return;
-      case nua_i_bye:
-        leg->end_reason = "Remote hangup";
-        return;
-      case nua_i_cancel:
-        leg->end_code = 487;
-        leg->end_reason = "Cancelled by caller";
-        return;
-      case nua_i_error:
-        spdlog::warn("call {}: {} {}", leg->id, status, phrase);
-        return;
-      case nua_i_state: {
-        int callstate = nua_callstate_init;
-        tl_gets(tags, NUTAG_CALLSTATE_REF(callstate), TAG_END());
-        if (callstate == nua_callstate_terminated) {
-          int code = leg->end_code != 0 ? leg->end_code : (status >= 300 ? status : 0);
-          std::string reason = leg->end_reason.empty() ? phrase : leg->end_reason;
-          EndLeg(leg->id, code, reason);  // destroys the leg and its handle
-          return;
-        }
-        if (callstate == nua_callstate_ready && !leg->established) {
-          leg->established = true;
-          if (leg->media_refused) {
-            nua_bye(leg->nh, TAG_END());
-            return;
-          }
-          listener_->OnCallEstablished(leg->id);
-          if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
-          if (leg->hangup_requested) nua_bye(leg->nh, TAG_END());  // 2xx crossed our CANCEL
-        }
-        return;
-      }
-      default:
-        return;
-    }
-  }
-
-  // The challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate).
-  static const msg_auth_t* ChallengeOf(int status, const sip_t* sip) {
-    if (sip == nullptr) return nullptr;
-    return status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
-  }
-
-  static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
-    const char* realm = msg_params_find(challenge->au_params, "realm=");
-    std::string quoted = realm == nullptr  ? "\"\""
-                         : realm[0] == '"' ? std::string(realm)
-                                           : absl::StrCat("\"", realm, "\"");
-    return absl::StrCat(challenge->au_scheme, ":", quoted, ":", account.user, ":",
-                        account.password);
   }
 
   const SipConfig config_;
@@ -1187,12 +1551,17 @@ class SofiaSipStack::Impl {
   // SIP thread only.
   su_root_t* root_ = nullptr;
   su_wait_t wait_{};
-  nua_t* nua_ = nullptr;
+  nta_agent_t* agent_ = nullptr;
+  nta_leg_t* default_leg_ = nullptr;
+  std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
   bool shutting_down_ = false;
+  bool stopping_ = false;  // the loop was told to stop
   su_timer_t* shutdown_timer_ = nullptr;
+  su_timer_t* reaper_ = nullptr;  // runs deferred_
+  std::vector<std::function<void()>> deferred_;
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
-  std::map<std::string, std::unique_ptr<InviteAuth>> invite_auth_;
+  std::map<std::string, std::unique_ptr<AuthCache>> invite_auth_;
   absl::BitGen bitgen_;
 };
 

@@ -206,7 +206,9 @@ TEST_F(CallTest, BadCommandsNeverDisturbALiveCall) {
   a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
   ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
+  // Both ends: the callee's call is up when the caller's ACK reaches it.
+  ASSERT_TRUE(a_->WaitForAll(
+      {Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
   // Garbage, wrong ids, wrong accounts, wrong states.
   b_->SendRaw(std::string("{\"cmd\":\"hangup-call\",\"account\":\"account-2\",\"call_id\":", 52));
   b_->SendRaw(std::string("\0", 1));
