@@ -3,8 +3,8 @@
 
 // The gateway's own SDP offer/answer (RFC 3264) for its single audio
 // stream: the offers and answers it writes, and what it reads from the far
-// end's. sofia's UA runs with its offer/answer engine (soa) off; the SIP
-// stack carries these bodies itself. SDP is parsed with sofia-sip's parser.
+// end's; the SIP stack (sofia_sip_stack.h) carries these bodies itself.
+// SDP is parsed with sofia-sip's parser.
 
 #include <cstdint>
 #include <string>

@@ -8,23 +8,34 @@
 
 namespace telestra::backend {
 
-// The SIP user agent over sofia-sip's NUA. This header is the only face of
-// backend/sip/: no sofia type is visible outside that folder.
+// The SIP user agent over sofia-sip's transaction layer (nta). This header
+// is the only face of backend/sip/: no sofia type is visible outside that
+// folder.
 //
-// One thread runs sofia's su_root and owns every nua call and every sofia
-// object; the public methods only post work to it (an eventfd wakes the
-// loop). Registration per account: digest auth answered once per request (a
-// second challenge means the credentials are wrong: reported, not retried),
-// refresh by sofia before expiry, re-register with exponential backoff and
-// jitter after a transient failure, unregister on logout and on shutdown.
+// One thread runs sofia's su_root and owns every sofia object; the public
+// methods only post work to it (an eventfd wakes the loop). sofia's nta
+// does the transactions (retransmissions, 2xx until ACKed, ACKs that catch
+// retransmitted 2xx, CANCEL matching, 487); everything above them is ours:
 //
-// Calls: INVITE through the account's server with an SDP offer of the
-// plan's codecs (+ telephone-event), 180 Ringing for incoming calls, answer
-// with SDP, hold/resume by re-INVITE (a=sendonly / sendrecv), CANCEL / 486 /
-// BYE to hang up; delayed-offer INVITEs and offerless re-INVITEs are handled
-// by sofia's offer/answer engine. The negotiated SDP drives `media`: one
-// RTP port pair per call, opened before the offer/answer and closed when
-// the call ends.
+// Registration per account: REGISTER with digest auth answered once per
+// request (a second challenge means the credentials are wrong: reported,
+// not retried), the credentials of the last challenge sent with the next
+// REGISTER, refresh at half the granted lifetime, re-register with
+// exponential backoff and jitter after a transient failure, unregister on
+// logout, on a login that replaces the account, and on shutdown.
+//
+// Calls (one dialog each, nta legs): INVITE through the account's server
+// with an SDP offer of the plan's codecs (+ telephone-event) and the
+// account's cached INVITE credentials, 180 Ringing for incoming calls (no
+// 100 Trying before the call is reported), answer with SDP, hold/resume by
+// re-INVITE (a=sendonly / sendrecv, one INVITE transaction at a time; 491
+// on glare), re-INVITEs and UPDATEs from the far end answered with our
+// answer (or our offer when they have none), CANCEL / 486 / BYE to hang
+// up, a late 2xx after our CANCEL ACKed and BYEd. Delayed-offer INVITEs:
+// our offer in the 200, the answer read from the ACK. The offer/answer is
+// sdp_offer_answer.h's; the negotiated SDP drives `media`: one RTP port
+// pair per call, opened before the offer/answer and closed when the call
+// ends.
 //
 // Thread: public methods any thread; listener calls on the SIP thread.
 class SofiaSipStack : public SipStack {
