@@ -1,5 +1,8 @@
 #include "gateway/native/native_server.h"
 
+#include <sys/socket.h>
+#include <sys/types.h>
+
 #include <array>
 #include <atomic>
 #include <deque>
@@ -29,7 +32,11 @@ constexpr std::chrono::milliseconds kAcceptRetry(100);
 
 // One client connection.
 // Thread: everything runs on the session's strand, except OnEvent (any
-// thread, with the hub's lock held), which only posts to the strand.
+// thread, with the hub's lock held). When the strand has nothing queued or
+// in flight, OnEvent writes the event to the socket itself (a non-blocking
+// send: an event from the SIP thread reaches the client without waking the
+// API thread); whatever it cannot send at once goes to the strand, in
+// order, and the strand writes until its queue is empty again.
 class NativeSession : public std::enable_shared_from_this<NativeSession>,
                       public backend::EventListener {
  public:
@@ -50,6 +57,11 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void Start() {
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      fd_ = socket_.native_handle();
+      idle_ = true;
+    }
     auto endpoint = socket_.remote_endpoint(ignored);
     peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
     client_ = hub_->Attach(this);
@@ -67,11 +79,24 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // the SIP thread) no wake-up per event. Extended-only events that the
   // client did not subscribe to are dropped here, before any of that.
   void OnEvent(const backend::EventPtr& event) override {
-    if (!extended_.load(std::memory_order_relaxed) && JsonCodec::IsExtendedOnly(*event)) return;
+    const bool extended = extended_.load(std::memory_order_relaxed);
+    if (!extended && JsonCodec::IsExtendedOnly(*event)) return;
     {
       absl::MutexLock lock(&inbox_mu_);
-      inbox_.push_back(event);
-      if (inbox_.size() > 1) return;  // a drain is already posted
+      if (idle_) {
+        std::string json = JsonCodec::Encode(*event, extended);
+        json.push_back('\0');
+        ssize_t sent = ::send(fd_, json.data(), json.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent == static_cast<ssize_t>(json.size())) return;
+        // Not all of it (the client's window is full, or an error the
+        // strand's write will meet): the rest goes through the strand.
+        idle_ = false;
+        leftover_ = sent > 0 ? json.substr(static_cast<size_t>(sent)) : std::move(json);
+      } else {
+        inbox_.push_back(event);
+      }
+      if (drain_posted_) return;
+      drain_posted_ = true;
     }
     std::shared_ptr<NativeSession> self = weak_from_this().lock();
     if (!self) return;  // being destroyed
@@ -152,11 +177,28 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   void DrainInbox() {
     std::vector<backend::EventPtr> events;
+    std::string leftover;
     {
       absl::MutexLock lock(&inbox_mu_);
       events.swap(inbox_);
+      leftover.swap(leftover_);
+      drain_posted_ = false;
+    }
+    if (!leftover.empty() && !closed_) {
+      queued_bytes_ += leftover.size();
+      queue_.push_back(std::move(leftover));
+      if (!writing_) DoWrite();
     }
     for (const backend::EventPtr& event : events) Enqueue(*event);
+    MaybeIdle();
+  }
+
+  // Nothing queued, in flight or waiting in the inbox: OnEvent may write
+  // to the socket itself again.
+  void MaybeIdle() {
+    if (closed_ || writing_ || !queue_.empty()) return;
+    absl::MutexLock lock(&inbox_mu_);
+    if (inbox_.empty() && leftover_.empty() && !drain_posted_) idle_ = true;
   }
 
   void Enqueue(const telestra::v1::Event& event) {
@@ -200,12 +242,20 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     queued_bytes_ -= out_.size();
     queue_.erase(queue_.begin(), queue_.begin() + in_flight_);
     in_flight_ = 0;
-    if (!queue_.empty() && !closed_) DoWrite();
+    if (!queue_.empty() && !closed_) {
+      DoWrite();
+    } else {
+      MaybeIdle();
+    }
   }
 
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    {
+      absl::MutexLock lock(&inbox_mu_);  // no direct write after this
+      idle_ = false;
+    }
     Detach();
     linger_.cancel();
     error_code ignored;
@@ -228,6 +278,11 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   std::atomic<bool> extended_;
   absl::Mutex inbox_mu_;
   std::vector<backend::EventPtr> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  std::string leftover_ ABSL_GUARDED_BY(inbox_mu_);  // of a direct write
+  bool drain_posted_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  // The strand has nothing to write: OnEvent writes to fd_ itself.
+  bool idle_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  int fd_ ABSL_GUARDED_BY(inbox_mu_) = -1;
   bool closed_ = false;
   std::array<char, 16384> read_buffer_;
   std::deque<std::string> queue_;
