@@ -52,6 +52,9 @@ ABSL_FLAG(bool, nta_floor, false,
           "Also time sofia-sip's transaction layer alone (bench/bare_nta.h): an INVITE from "
           "3005 to 3006 (answered 486), from creating the transaction to the callee's request "
           "callback, on one thread of this process");
+ABSL_FLAG(int, busy_poll_us, 0,
+          "The gateway's [sip-settings] busy-poll-us (--sip_busy_poll_us): how long its SIP "
+          "thread keeps polling after each piece of work before it sleeps");
 ABSL_FLAG(std::string, kamailio_cfg, "",
           "Kamailio configuration (default examples/kamailio.cfg); for experiments");
 
@@ -94,7 +97,8 @@ class GatewayFlow : public Flow {
   static std::unique_ptr<GatewayFlow> Start(const KamailioProcess& kamailio) {
     auto flow = std::make_unique<GatewayFlow>();
     GatewayOptions options = TwoAccounts(kamailio.server());
-    options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false"};
+    options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false",
+                          absl::StrCat("--sip_busy_poll_us=", absl::GetFlag(FLAGS_busy_poll_us))};
     auto gateway = GatewayProcess::Start(options);
     if (!gateway.ok()) {
       std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());

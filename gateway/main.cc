@@ -55,6 +55,8 @@ ABSL_FLAG(bool, mutex_deadlock_detection, false,
           "Abseil's Mutex deadlock detection (lock-order checks on every lock; for debugging)");
 ABSL_FLAG(int, sip_thread_nice, 100,
           "Override [sip-settings] thread-nice (-20..19; the default 100 = the plan's)");
+ABSL_FLAG(int, sip_busy_poll_us, -1,
+          "Override [sip-settings] busy-poll-us (0..100000; -1 = the plan's)");
 ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
 // gRPC front end (docs/grpc-api.md).
 ABSL_FLAG(int, grpc_max_queued_events, 8192,
@@ -97,6 +99,13 @@ int Run() {
       return 1;
     }
     plan.sip.thread_nice = nice;
+  }
+  if (int busy_poll = absl::GetFlag(FLAGS_sip_busy_poll_us); busy_poll != -1) {
+    if (busy_poll < 0 || busy_poll > 100000) {
+      spdlog::critical("--sip_busy_poll_us={} is outside 0..100000", busy_poll);
+      return 1;
+    }
+    plan.sip.busy_poll_us = busy_poll;
   }
 
   telestra::backend::EventHub hub;

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -321,9 +322,9 @@ class SofiaSipStack::Impl {
           absl::StrCat("cannot start the SIP user agent on ", url, " (port in use?)")));
       return;
     }
-    contact_host_port_ = absl::StrCat(
-        contact->m_url->url_host, ":",
-        contact->m_url->url_port != nullptr ? contact->m_url->url_port : "5060");
+    contact_host_port_ =
+        absl::StrCat(contact->m_url->url_host, ":",
+                     contact->m_url->url_port != nullptr ? contact->m_url->url_port : "5060");
     if (config_.transport != "udp") {
       contact_host_port_ = absl::StrCat(contact_host_port_, ";transport=", config_.transport);
     }
@@ -332,7 +333,11 @@ class SofiaSipStack::Impl {
     media_->SetTimeoutHandler(
         [this](int64_t call_id) { Post([this, call_id] { OnRtpTimeout(call_id); }); });
     started.set_value(absl::OkStatus());
-    su_root_run(root_);
+    if (config_.busy_poll_us > 0) {
+      RunPolling(absl::Microseconds(config_.busy_poll_us));
+    } else {
+      su_root_run(root_);
+    }
 
     // Stopped: no more posts are accepted; drop what was left.
     {
@@ -360,6 +365,26 @@ class SofiaSipStack::Impl {
     su_root_destroy(root_);
     root_ = nullptr;
     su_deinit();
+  }
+
+  // su_root_run's loop, except that after each piece of work the thread
+  // keeps polling (zero-timeout steps) for `window` before it waits
+  // ([sip-settings] busy-poll-us). Ends when stopping_ is set.
+  void RunPolling(absl::Duration window) {
+    absl::Time last_work = absl::Now();
+    while (!stopping_) {
+      // 0: something was done (or a timer is due within the millisecond).
+      su_duration_t next = su_root_step(root_, 0);
+      absl::Time now = absl::Now();
+      if (next == 0) {
+        last_work = now;
+      } else if (now - last_work < window) {
+        sched_yield();  // a runnable thread of this CPU goes first
+      } else {
+        su_root_step(root_, next);  // sleeps until work or the next timer
+        last_work = absl::Now();
+      }
+    }
   }
 
   static int OnWake(su_root_magic_t* magic, su_wait_t*, su_wakeup_arg_t*) {
@@ -809,9 +834,8 @@ class SofiaSipStack::Impl {
       case sip_method_invite:
         return self->OnIncomingInvite(irq, sip);
       case sip_method_options:
-        nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(kAllow),
-                            SIPTAG_ACCEPT_STR(kSdpType), SIPTAG_USER_AGENT_STR(kUserAgent),
-                            TAG_END());
+        nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(kAllow), SIPTAG_ACCEPT_STR(kSdpType),
+                            SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
         return 200;
       case sip_method_cancel:
       case sip_method_bye:
@@ -882,8 +906,8 @@ class SofiaSipStack::Impl {
     calls_[call_id] = std::move(owned);
     leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
                                SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
-                               SIPTAG_TO(sip->sip_from),
-                               NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq), TAG_END());
+                               SIPTAG_TO(sip->sip_from), NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq),
+                               TAG_END());
     if (leg->leg == nullptr) {
       EndLeg(call_id, 500, "Cannot create a SIP dialog");
       return 500;
@@ -988,8 +1012,8 @@ class SofiaSipStack::Impl {
           // BYE before the ACK of our 200, or on an early dialog.
           nta_incoming_treply(leg->irq, SIP_487_REQUEST_CANCELLED, TAG_END());
         }
-        self->EndLeg(leg->id, leg->end_code, leg->end_reason.empty() ? "Remote hangup"
-                                                                     : leg->end_reason);
+        self->EndLeg(leg->id, leg->end_code,
+                     leg->end_reason.empty() ? "Remote hangup" : leg->end_reason);
         return 200;
       case sip_method_invite:
       case sip_method_update:
@@ -998,8 +1022,7 @@ class SofiaSipStack::Impl {
       case sip_method_options:
         return 200;
       default:
-        nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(kAllow),
-                            TAG_END());
+        nta_incoming_treply(irq, SIP_405_METHOD_NOT_ALLOWED, SIPTAG_ALLOW_STR(kAllow), TAG_END());
         return 405;
     }
   }
@@ -1207,16 +1230,16 @@ class SofiaSipStack::Impl {
   bool SendInvite(CallLeg* leg, const std::string& sdp) {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     const sip_header_t* credentials =
-        leg->target_in_domain
-            ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE", leg->target,
-                          scratch)
-            : nullptr;
-    leg->invite = nta_outgoing_tcreate(
-        leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg), nullptr,
-        SIP_METHOD_INVITE, URL_STRING_MAKE(leg->target.c_str()),
-        SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()), SIPTAG_USER_AGENT_STR(kUserAgent),
-        SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
-        TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
+        leg->target_in_domain ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE",
+                                            leg->target, scratch)
+                              : nullptr;
+    leg->invite =
+        nta_outgoing_tcreate(leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg),
+                             nullptr, SIP_METHOD_INVITE, URL_STRING_MAKE(leg->target.c_str()),
+                             SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
+                             SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_ALLOW_STR(kAllow),
+                             SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
+                             TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     su_home_deinit(scratch);
     leg->invite_is_reinvite = false;
     return leg->invite != nullptr;
@@ -1252,9 +1275,9 @@ class SofiaSipStack::Impl {
   void SendBye(CallLeg* leg) {
     if (leg->bye != nullptr || leg->leg == nullptr) return;
     leg->hangup_requested = true;
-    leg->bye = nta_outgoing_tcreate(leg->leg, &Impl::OnByeResponse, Magic<nta_outgoing_magic_t>(leg),
-                                    nullptr, SIP_METHOD_BYE, nullptr,
-                                    SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+    leg->bye = nta_outgoing_tcreate(leg->leg, &Impl::OnByeResponse,
+                                    Magic<nta_outgoing_magic_t>(leg), nullptr, SIP_METHOD_BYE,
+                                    nullptr, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     if (leg->bye == nullptr) EndLeg(leg->id, leg->end_code, leg->end_reason);
   }
 
@@ -1266,8 +1289,7 @@ class SofiaSipStack::Impl {
     return 0;
   }
 
-  static int OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
-                              const sip_t* sip) {
+  static int OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) {
     auto* leg = Magic<CallLeg>(magic);
     if (orq != leg->invite) return 0;
     Impl* self = leg->impl;

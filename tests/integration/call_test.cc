@@ -1,6 +1,14 @@
 // Calls between two accounts of one gateway through a real Kamailio, as the
 // vendor document's example: account-1 calls 3002 (account-2).
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -207,8 +215,8 @@ TEST_F(CallTest, BadCommandsNeverDisturbALiveCall) {
   ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
   // Both ends: the callee's call is up when the caller's ACK reaches it.
-  ASSERT_TRUE(a_->WaitForAll(
-      {Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
+  ASSERT_TRUE(
+      a_->WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
   // Garbage, wrong ids, wrong accounts, wrong states.
   b_->SendRaw(std::string("{\"cmd\":\"hangup-call\",\"account\":\"account-2\",\"call_id\":", 52));
   b_->SendRaw(std::string("\0", 1));
@@ -245,6 +253,75 @@ TEST_F(CallTest, CallsSurviveTheirApiClientDisconnecting) {
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
   ASSERT_TRUE(b_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
   EXPECT_EQ(CallState(*b_, "account-1", 0), "active");
+}
+
+// The SIP thread's CPU time so far (utime + stime of
+// /proc/PID/task/TID/stat, in ms), or -1 if there is no such thread.
+int64_t SipThreadCpuMs(int pid) {
+  std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return -1;
+  int64_t ms = -1;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream stat(absl::StrCat(dir, "/", entry->d_name, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos ||
+        line.substr(open + 1, close - open - 1) != "telestra-sip") {
+      continue;
+    }
+    std::istringstream rest(line.substr(close + 2));  // from field 3 (state) on
+    std::string field;
+    int64_t ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i >= 14) ticks += std::stoll(field);  // utime, stime
+    }
+    ms = ticks * 1000 / sysconf(_SC_CLK_TCK);
+  }
+  closedir(tasks);
+  return ms;
+}
+
+// [sip-settings] busy-poll-us: the SIP thread polls for a while after its
+// work instead of sleeping at once. Calls work as ever, shutdown still
+// ends the loop, and an idle gateway does not spin.
+TEST_F(CallTest, BusyPollingSipThreadCarriesCallsAndRestsWhenIdle) {
+  a_.reset();
+  b_.reset();
+  gateway_.reset();
+  GatewayOptions options = TwoAccounts(kamailio_->server());
+  options.tcp_settings = {"extended-events = false"};
+  options.sip_settings = {"busy-poll-us = 5000"};
+  auto gateway = GatewayProcess::Start(options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  gateway_ = *std::move(gateway);
+  a_ = Connect();
+  ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
+  ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
+
+  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  a_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+  ASSERT_TRUE(
+      a_->WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
+  a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+
+  // Idle: polling stops 5 ms after the last work (sofia's transaction
+  // timers still fire now and then, each followed by 5 ms of polling).
+  const int pid = gateway_->process().pid();
+  absl::SleepFor(absl::Milliseconds(300));
+  const int64_t before = SipThreadCpuMs(pid);
+  ASSERT_GE(before, 0) << "no thread named telestra-sip";
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_LT(SipThreadCpuMs(pid) - before, 400) << "the SIP thread spins while idle";
+
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  auto exit_status = gateway_->process().WaitForExit(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
+  EXPECT_EQ(*exit_status, 0);
 }
 
 // The first INVITE of an account is challenged (407); later ones carry the

@@ -320,6 +320,21 @@ TEST(PlanParserTest, ParsesRegisterRetryBounds) {
   EXPECT_EQ(ParseOk(kAccount).sip.register_retry_max, 120);
 }
 
+TEST(PlanParserTest, ParsesBusyPollWithinItsRange) {
+  EXPECT_EQ(ParseOk(kAccount).sip.busy_poll_us, 0);
+  EXPECT_EQ(
+      ParseOk(absl::StrCat("[sip-settings]\nbusy-poll-us = 2000\n", kAccount)).sip.busy_poll_us,
+      2000);
+  for (const char* bad : {"-1", "100001", "fast"}) {
+    auto plan =
+        ParsePlan(absl::StrCat("[sip-settings]\nbusy-poll-us = ", bad, "\n", kAccount), "plan.ini");
+    ASSERT_FALSE(plan.ok()) << bad;
+    EXPECT_TRUE(
+        absl::StrContains(plan.status().message(), "plan.ini:2: [sip-settings] busy-poll-us"))
+        << plan.status();
+  }
+}
+
 TEST(PlanParserTest, ParsesThreadNiceWithinItsRange) {
   EXPECT_EQ(ParseOk(kAccount).sip.thread_nice, 0);
   EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nthread-nice = -5\n", kAccount)).sip.thread_nice,
