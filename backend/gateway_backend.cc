@@ -129,6 +129,7 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
   if (number.empty()) return absl::InvalidArgumentError("Field num must not be empty");
   AccountConfig config;
   int64_t call_id;
+  bool started;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status status = CheckAccount(account); !status.ok()) return status;
@@ -144,11 +145,17 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
     call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
     call.state = telestra::v1::CALL_STATE_DIALING;
     call.peer = std::string(number);
-    // The reply goes out before the stack can report anything of the call.
+    // The stack starts at once (its thread sends the INVITE while the reply
+    // is written); the reply still comes first: the stack reports through
+    // OnCall*, which wait for this lock.
+    started = stack_->MakeCall(call_id, config, std::string(number));
     on_call_id(call_id);
   }
+  if (!started) {
+    OnCallEnded(call_id, 503, "Service shutting down");
+    return call_id;
+  }
   spdlog::info("call {}: {} calls {}", call_id, config.name, std::string(number));
-  stack_->MakeCall(call_id, config, std::string(number));
   return call_id;
 }
 

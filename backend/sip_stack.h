@@ -68,8 +68,10 @@ class SipStack {
   virtual void Unregister(const std::string& account, uint64_t generation) = 0;
 
   // Places call `call_id` from `account` to `number` (a user at the
-  // account's server, or a full sip: URI).
-  virtual void MakeCall(int64_t call_id, const AccountConfig& account,
+  // account's server, or a full sip: URI). Never calls the listener from
+  // within: false when the stack no longer takes calls (stopped), and then
+  // no listener call ever comes for this call (the caller ends it).
+  virtual bool MakeCall(int64_t call_id, const AccountConfig& account,
                         const std::string& number) = 0;
 
   // Answers an incoming call (200 OK with SDP).

@@ -271,12 +271,6 @@ class SofiaSipStack::Impl {
 
   int port() const { return port_; }
 
-  // Thread: any, once the SIP thread no longer runs: a call that could not
-  // be handed to it still gets its single end.
-  void EndUnstarted(int64_t call_id) {
-    listener_->OnCallEnded(call_id, 503, "Service shutting down");
-  }
-
   // ----------------------------------------------------------- the thread
 
   void Run(std::promise<absl::Status>& started) {
@@ -1602,11 +1596,10 @@ void SofiaSipStack::Unregister(const std::string& account, uint64_t generation) 
   impl_->Post([impl = impl_.get(), account, generation] { impl->Unregister(account, generation); });
 }
 
-void SofiaSipStack::MakeCall(int64_t call_id, const AccountConfig& account,
+bool SofiaSipStack::MakeCall(int64_t call_id, const AccountConfig& account,
                              const std::string& number) {
-  bool posted = impl_->Post(
+  return impl_->Post(
       [impl = impl_.get(), call_id, account, number] { impl->MakeCall(call_id, account, number); });
-  if (!posted) impl_->EndUnstarted(call_id);
 }
 
 void SofiaSipStack::AnswerCall(int64_t call_id) {

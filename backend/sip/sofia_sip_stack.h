@@ -47,7 +47,7 @@ class SofiaSipStack : public SipStack {
   absl::Status Start(SipStackListener* listener) override;
   void Register(const AccountConfig& account, uint64_t generation) override;
   void Unregister(const std::string& account, uint64_t generation) override;
-  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override;
+  bool MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override;
   void AnswerCall(int64_t call_id) override;
   void HangupCall(int64_t call_id) override;
   void HoldCall(int64_t call_id, bool hold) override;

@@ -1,7 +1,10 @@
 #include "backend/gateway_backend.h"
 
+#include <functional>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "backend/command_dispatcher.h"
 #include "gtest/gtest.h"
 
@@ -25,9 +28,13 @@ class FakeSipStack : public SipStack {
     config.name = account;
     calls.push_back({"unregister", config, generation});
   }
-  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override {
+  bool MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override {
     calls.push_back({"make-call:" + number, account, static_cast<uint64_t>(call_id)});
+    if (on_make_call) on_make_call(call_id);
+    return accepting;
   }
+  bool accepting = true;                      // false: stopped
+  std::function<void(int64_t)> on_make_call;  // runs inside MakeCall
   void AnswerCall(int64_t call_id) override { Record("answer", call_id); }
   void HangupCall(int64_t call_id) override { Record("hangup", call_id); }
   void HoldCall(int64_t call_id, bool hold) override { Record(hold ? "hold" : "resume", call_id); }
@@ -235,15 +242,36 @@ class CallTest : public GatewayBackendTest {
   }
 };
 
-TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAskingTheStack) {
+TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAnyEventOfTheCall) {
+  // The stack's thread reports the call at once, while make-call is still
+  // being handled: its event must still come after call-return.
+  std::thread stack_thread;
+  stack_.on_make_call = [&](int64_t call_id) {
+    stack_thread = std::thread([this, call_id] { backend_.OnCallRinging(call_id, 180); });
+    absl::SleepFor(absl::Milliseconds(20));  // it reports while MakeCall runs
+  };
   int64_t id = Dial("3002");
+  stack_thread.join();
   EXPECT_EQ(id, 0);
-  ASSERT_EQ(listener_.events.size(), 1u);
+  ASSERT_EQ(listener_.events.size(), 2u);
   EXPECT_TRUE(listener_.events[0].has_call_return());
+  EXPECT_TRUE(listener_.events[1].has_call_ringing());
   ASSERT_EQ(stack_.calls.size(), 1u);
   EXPECT_EQ(stack_.calls[0].op, "make-call:3002");
-  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_DIALING);
+  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_RINGING);
   EXPECT_EQ(CallOf(id).direction(), telestra::v1::CALL_DIRECTION_OUTGOING);
+}
+
+TEST_F(CallTest, MakeCallOnAStoppedStackEndsTheCallAfterCallReturn) {
+  stack_.accepting = false;
+  int64_t id = Dial("3002");
+  ASSERT_EQ(listener_.events.size(), 2u);
+  EXPECT_TRUE(listener_.events[0].has_call_return());
+  ASSERT_TRUE(listener_.events[1].has_call_ended());
+  EXPECT_EQ(listener_.events[1].call_ended().call_id(), id);
+  EXPECT_EQ(listener_.events[1].call_ended().code(), 503);
+  EXPECT_EQ(listener_.events[1].call_ended().reason(), "Service shutting down");
+  EXPECT_EQ(CallOf(id).call_id(), 0) << "no such call any more";
 }
 
 TEST_F(CallTest, CallIdsAreOneServiceWideCounter) {
