@@ -1,13 +1,10 @@
 // Calls between two accounts of one gateway through a real Kamailio, as the
 // vendor document's example: account-1 calls 3002 (account-2).
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -255,33 +252,14 @@ TEST_F(CallTest, CallsSurviveTheirApiClientDisconnecting) {
   EXPECT_EQ(CallState(*b_, "account-1", 0), "active");
 }
 
-// The SIP thread's CPU time so far (utime + stime of
-// /proc/PID/task/TID/stat, in ms), or -1 if there is no such thread.
+// The SIP thread's CPU time so far (utime + stime), in ms; -1 if there is
+// no such thread.
 int64_t SipThreadCpuMs(int pid) {
-  std::string dir = absl::StrCat("/proc/", pid, "/task");
-  DIR* tasks = opendir(dir.c_str());
-  if (tasks == nullptr) return -1;
-  int64_t ms = -1;
-  while (dirent* entry = readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    std::ifstream stat(absl::StrCat(dir, "/", entry->d_name, "/stat"));
-    std::string line;
-    std::getline(stat, line);
-    size_t open = line.find('('), close = line.rfind(')');
-    if (open == std::string::npos || close == std::string::npos ||
-        line.substr(open + 1, close - open - 1) != "telestra-sip") {
-      continue;
-    }
-    std::istringstream rest(line.substr(close + 2));  // from field 3 (state) on
-    std::string field;
-    int64_t ticks = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-      if (i >= 14) ticks += std::stoll(field);  // utime, stime
-    }
-    ms = ticks * 1000 / sysconf(_SC_CLK_TCK);
-  }
-  closedir(tasks);
-  return ms;
+  auto stats = ThreadStats(pid);
+  auto it = stats.find("telestra-sip");
+  if (it == stats.end() || it->second.size() < 13) return -1;
+  int64_t ticks = std::stoll(it->second[11]) + std::stoll(it->second[12]);
+  return ticks * 1000 / sysconf(_SC_CLK_TCK);
 }
 
 // [sip-settings] busy-poll-us: the SIP thread polls for a while after its

@@ -1,5 +1,6 @@
 #include "tests/integration/gateway_process.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 
 #include <fstream>
@@ -94,6 +95,26 @@ GatewayOptions TwoAccounts(const std::string& server, GatewayOptions options) {
   options.accounts = {{"account-1", "3001", "sip3001", server, true},
                       {"account-2", "3002", "sip3002", server, true}};
   return options;
+}
+
+std::map<std::string, std::vector<std::string>> ThreadStats(int pid) {
+  std::map<std::string, std::vector<std::string>> stats;
+  std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return stats;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream stat(absl::StrCat(dir, "/", entry->d_name, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));  // from field 3 (state) on
+    std::vector<std::string>& fields = stats[line.substr(open + 1, close - open - 1)];
+    for (std::string field; rest >> field;) fields.push_back(field);
+  }
+  closedir(tasks);
+  return stats;
 }
 
 }  // namespace telestra::testing

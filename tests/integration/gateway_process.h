@@ -72,4 +72,9 @@ class GatewayProcess {
 // The runfiles path of a file of this workspace.
 std::string Runfile(const std::string& path);
 
+// The fields of /proc/PID/task/TID/stat of each of `pid`'s threads, by
+// thread name, from field 3 (state) on: element i is field i + 3 (so nice,
+// field 19, is element 16; utime and stime, fields 14 and 15, are 11 and 12).
+std::map<std::string, std::vector<std::string>> ThreadStats(int pid);
+
 }  // namespace telestra::testing

@@ -1,6 +1,5 @@
 // The gateway binary against a real Kamailio registrar (digest auth) on
 // loopback, driven through the native port as a legacy client would.
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,23 +318,9 @@ TEST_F(RegistrationTest, MetricsExposeAccountsAndClientsButNoPassword) {
 // threads, by thread name.
 std::map<std::string, int> ThreadNiceValues(int pid) {
   std::map<std::string, int> values;
-  std::string dir = absl::StrCat("/proc/", pid, "/task");
-  DIR* tasks = opendir(dir.c_str());
-  if (tasks == nullptr) return values;
-  while (dirent* entry = readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    std::ifstream stat(absl::StrCat(dir, "/", entry->d_name, "/stat"));
-    std::string line;
-    std::getline(stat, line);
-    size_t open = line.find('('), close = line.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));  // from field 3 (state) on
-    std::string field;
-    for (int i = 3; i <= 19 && rest >> field; ++i) {
-      if (i == 19) values[line.substr(open + 1, close - open - 1)] = std::stoi(field);
-    }
+  for (const auto& [name, fields] : ThreadStats(pid)) {
+    if (fields.size() > 16) values[name] = std::stoi(fields[16]);
   }
-  closedir(tasks);
   return values;
 }
 
