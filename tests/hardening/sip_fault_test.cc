@@ -3,13 +3,19 @@
 // registrar freezes instead (SIGSTOP: packets are taken but never answered,
 // so REGISTER times out with 408), and hostile datagrams hit the SIP port
 // and the RTP port range.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
 #include "tests/integration/gateway_process.h"
@@ -108,6 +114,72 @@ TEST(SipFaultTest, FrozenRegistrarGives408AndAccountsRecoverAfterSigcont) {
 // datagrams, RTP with wrong versions and payload types. The gateway ignores
 // them: registrations stay at 200, the live call stays up and still ends
 // normally.
+// Sends `request` (with "PORT" in its Via replaced by the local port) to
+// the gateway's SIP port from a socket of its own; the first final
+// response, or "" after 3 s.
+std::string SipExchange(int sip_port, std::string request) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(local);
+  timeval timeout{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+    close(fd);
+    return "";
+  }
+  absl::StrReplaceAll({{"PORT", absl::StrCat(ntohs(local.sin_port))}}, &request);
+  sockaddr_in to = local;
+  to.sin_port = htons(static_cast<uint16_t>(sip_port));
+  sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+  std::string response;
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    response.assign(buffer, static_cast<size_t>(n));
+    if (!absl::StartsWith(response, "SIP/2.0 1")) break;  // provisional: wait on
+    response.clear();
+  }
+  close(fd);
+  return response;
+}
+
+std::string Request(const std::string& method, const std::string& to_tag) {
+  return absl::StrCat(method, " sip:3001@127.0.0.1 SIP/2.0\r\n",
+                      "Via: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bK-", method, to_tag, "\r\n",
+                      "Max-Forwards: 70\r\nFrom: <sip:tester@127.0.0.1>;tag=t1\r\n",
+                      "To: <sip:3001@127.0.0.1>", to_tag.empty() ? "" : ";tag=", to_tag, "\r\n",
+                      "Call-ID: stray-", method, "@127.0.0.1\r\nCSeq: 1 ", method,
+                      "\r\nContact: <sip:tester@127.0.0.1:PORT>\r\nContent-Length: 0\r\n\r\n");
+}
+
+// Requests outside any call of the gateway get the answers RFC 3261 asks
+// for (docs/native-api.md): OPTIONS 200 with Allow, an unknown dialog 481,
+// an unsupported method 405, an INVITE for no registered account 404.
+TEST(SipFaultTest, RequestsOutsideOurCallsGetTheirSipAnswers) {
+  GatewayOptions options;
+  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  auto gateway = GatewayProcess::Start(options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  const int sip = (*gateway)->sip_port();
+
+  std::string options_reply = SipExchange(sip, Request("OPTIONS", ""));
+  EXPECT_TRUE(absl::StartsWith(options_reply, "SIP/2.0 200")) << options_reply;
+  EXPECT_TRUE(absl::StrContains(options_reply, "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"))
+      << options_reply;
+  std::string message_reply = SipExchange(sip, Request("MESSAGE", ""));
+  EXPECT_TRUE(absl::StartsWith(message_reply, "SIP/2.0 405")) << message_reply;
+  EXPECT_TRUE(absl::StrContains(message_reply, "Allow:")) << message_reply;
+  std::string bye_reply = SipExchange(sip, Request("BYE", "no-such-dialog"));
+  EXPECT_TRUE(absl::StartsWith(bye_reply, "SIP/2.0 481")) << bye_reply;
+  std::string invite_reply = SipExchange(sip, Request("INVITE", ""));
+  EXPECT_TRUE(absl::StartsWith(invite_reply, "SIP/2.0 404")) << invite_reply;
+}
+
 TEST(SipFaultTest, GarbageOnTheSipPortAndTheRtpRangeIsIgnored) {
   auto kamailio = KamailioProcess::Start();
   ASSERT_TRUE(kamailio.ok()) << kamailio.status();
