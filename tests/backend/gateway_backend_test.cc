@@ -250,11 +250,15 @@ TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAnyEventOfTheCall) {
     stack_thread = std::thread([this, call_id] { backend_.OnCallRinging(call_id, 180); });
     absl::SleepFor(absl::Milliseconds(20));  // it reports while MakeCall runs
   };
-  int64_t id = Dial("3002");
-  stack_thread.join();
-  EXPECT_EQ(id, 0);
+  telestra::v1::Command command;
+  command.mutable_make_call()->set_account("account-1");
+  command.mutable_make_call()->set_num("3002");
+  dispatcher_.Execute(client_, command);
+  stack_thread.join();  // before reading what the listener got
   ASSERT_EQ(listener_.events.size(), 2u);
-  EXPECT_TRUE(listener_.events[0].has_call_return());
+  ASSERT_TRUE(listener_.events[0].has_call_return());
+  const int64_t id = listener_.events[0].call_return().call_id();
+  EXPECT_EQ(id, 0);
   EXPECT_TRUE(listener_.events[1].has_call_ringing());
   ASSERT_EQ(stack_.calls.size(), 1u);
   EXPECT_EQ(stack_.calls[0].op, "make-call:3002");
