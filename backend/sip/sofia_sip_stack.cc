@@ -153,6 +153,10 @@ class SofiaSipStack::Impl {
     ~AuthCache() { su_home_unref(home); }
     AuthCache(const AuthCache&) = delete;
     AuthCache& operator=(const AuthCache&) = delete;
+    // Made with `account`'s current credentials.
+    bool MadeFor(const AccountConfig& account) const {
+      return user == account.user && password == account.password && server == account.server;
+    }
     su_home_t* home;
     auth_client_t* clients = nullptr;
     std::string user, password, server;
@@ -186,13 +190,13 @@ class SofiaSipStack::Impl {
     nta_leg_t* leg = nullptr;
     std::string target;             // the Request-URI of an outgoing call
     bool target_in_domain = false;  // a user at the account's server
-    // Our INVITE (the call's, or a re-INVITE) until its final answer.
+    // Our INVITE until its final answer: the call's before it is
+    // established, a re-INVITE after.
     nta_outgoing_t* invite = nullptr;
-    bool invite_is_reinvite = false;
-    // The far end's INVITE (the call's, or a re-INVITE) until its ACK, or
-    // until our final answer when that is not a 2xx.
+    // The far end's INVITE until its ACK, or until our final answer when
+    // that is not a 2xx: the call's before it is established, a re-INVITE
+    // after.
     nta_incoming_t* irq = nullptr;
-    bool irq_is_reinvite = false;
     nta_outgoing_t* bye = nullptr;
     bool outgoing = false;
     bool established = false;
@@ -342,7 +346,7 @@ class SofiaSipStack::Impl {
     for (auto& [name, reg] : registrations_) ReleaseSip(reg.get());
     registrations_.clear();
     for (auto& [id, leg] : calls_) {
-      if (leg->local_port != 0) media_->Close(id);
+      CloseMedia(leg.get());
       ReleaseSip(leg.get());
       if (!leg->end_reported) listener_->OnCallEnded(id, 0, "Service stopped");
     }
@@ -767,8 +771,7 @@ class SofiaSipStack::Impl {
   static const sip_header_t* Credentials(AuthCache* auth, const AccountConfig& account,
                                          const char* method, const std::string& uri,
                                          su_home_t* home) {
-    if (auth == nullptr || auth->user != account.user || auth->password != account.password ||
-        auth->server != account.server || auc_has_authorization(&auth->clients) != 1) {
+    if (auth == nullptr || !auth->MadeFor(account) || auc_has_authorization(&auth->clients) != 1) {
       return nullptr;
     }
     url_t* url = url_make(home, uri.c_str());
@@ -784,8 +787,7 @@ class SofiaSipStack::Impl {
   // sofia cannot answer it.
   static bool Remember(AuthCache* auth, const AccountConfig& account, const msg_auth_t* challenge,
                        bool proxy) {
-    if (auth->user != account.user || auth->password != account.password ||
-        auth->server != account.server) {
+    if (!auth->MadeFor(account)) {
       auth->clients = nullptr;  // stale: forget its challenges (freed with the home)
       auth->user = account.user;
       auth->password = account.password;
@@ -955,9 +957,7 @@ class SofiaSipStack::Impl {
       }
       return 0;
     }
-    const bool reinvite = leg->irq_is_reinvite;
     leg->irq = nullptr;
-    leg->irq_is_reinvite = false;
     nta_incoming_destroy(irq);
     if (leg->end_reported) return 0;
     if (sip == nullptr) {
@@ -973,7 +973,7 @@ class SofiaSipStack::Impl {
       leg->offered_in_response = false;
       self->OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->established);
     }
-    if (!reinvite && !leg->established) self->OnEstablished(leg);
+    if (!leg->established) self->OnEstablished(leg);  // else a re-INVITE's ACK
     return 0;
   }
 
@@ -1002,7 +1002,7 @@ class SofiaSipStack::Impl {
     switch (method) {
       case sip_method_bye:
         nta_incoming_treply(irq, SIP_200_OK, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
-        if (leg->irq != nullptr && !leg->irq_is_reinvite && !leg->established) {
+        if (leg->irq != nullptr && !leg->established) {
           // BYE before the ACK of our 200, or on an early dialog.
           nta_incoming_treply(leg->irq, SIP_487_REQUEST_CANCELLED, TAG_END());
         }
@@ -1052,7 +1052,6 @@ class SofiaSipStack::Impl {
                         SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
     if (is_update) return 200;
     leg->irq = irq;  // until its ACK
-    leg->irq_is_reinvite = true;
     nta_incoming_bind(irq, &Impl::OnAckOrCancel, Magic<nta_incoming_magic_t>(leg));
     return 0;
   }
@@ -1113,6 +1112,13 @@ class SofiaSipStack::Impl {
     return true;
   }
 
+  // Closes the call's RTP ports, if open.
+  void CloseMedia(CallLeg* leg) {
+    if (leg->local_port == 0) return;
+    media_->Close(leg->id);
+    leg->local_port = 0;
+  }
+
   CallLeg* FindLeg(int64_t call_id) {
     auto it = calls_.find(call_id);
     return it == calls_.end() ? nullptr : it->second.get();
@@ -1146,8 +1152,7 @@ class SofiaSipStack::Impl {
       reported = leg->end_reported;
       leg->end_reported = true;
       DestroyTimer(leg->cancel_timer);
-      if (leg->local_port != 0) media_->Close(call_id);
-      leg->local_port = 0;
+      CloseMedia(leg.get());
       // Released after the current callback (sofia may still be using
       // the dialog); callbacks until then see end_reported.
       Defer([this, leg] { ReleaseSip(leg.get()); });
@@ -1161,10 +1166,7 @@ class SofiaSipStack::Impl {
   void ReportEnded(CallLeg* leg, int code, const std::string& reason) {
     if (leg->end_reported) return;
     leg->end_reported = true;
-    if (leg->local_port != 0) {
-      media_->Close(leg->id);
-      leg->local_port = 0;
-    }
+    CloseMedia(leg);
     listener_->OnCallEnded(leg->id, code, reason);
     MaybeFinishShutdown();
   }
@@ -1235,7 +1237,6 @@ class SofiaSipStack::Impl {
                              SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
                              TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     su_home_deinit(scratch);
-    leg->invite_is_reinvite = false;
     return leg->invite != nullptr;
   }
 
@@ -1245,22 +1246,20 @@ class SofiaSipStack::Impl {
     auto it = invite_auth_.find(account.name);
     if (it == invite_auth_.end()) return nullptr;
     AuthCache* auth = it->second.get();
-    if (auth->user != account.user || auth->password != account.password ||
-        auth->server != account.server) {
+    if (!auth->MadeFor(account)) {
       invite_auth_.erase(it);
       return nullptr;
     }
     return auth;
   }
 
-  // An ACK for the 2xx of our INVITE `orq` (with `sdp`, if not empty).
-  void SendAck(CallLeg* leg, nta_outgoing_t* orq, const std::string& sdp = "") {
+  // An ACK for the 2xx of our INVITE `orq`.
+  void SendAck(CallLeg* leg, nta_outgoing_t* orq) {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     sip_cseq_t* cseq = sip_cseq_create(scratch, nta_outgoing_cseq(orq), SIP_METHOD_ACK);
-    nta_outgoing_t* ack = nta_outgoing_tcreate(
-        leg->leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr, SIPTAG_CSEQ(cseq),
-        SIPTAG_USER_AGENT_STR(kUserAgent), TAG_IF(!sdp.empty(), SIPTAG_CONTENT_TYPE_STR(kSdpType)),
-        TAG_IF(!sdp.empty(), SIPTAG_PAYLOAD_STR(sdp.c_str())), TAG_END());
+    nta_outgoing_t* ack =
+        nta_outgoing_tcreate(leg->leg, nullptr, nullptr, nullptr, SIP_METHOD_ACK, nullptr,
+                             SIPTAG_CSEQ(cseq), SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     // sofia keeps the ACK for a while to answer retransmitted 2xx.
     if (ack != nullptr) nta_outgoing_destroy(ack);
     su_home_deinit(scratch);
@@ -1288,7 +1287,7 @@ class SofiaSipStack::Impl {
     if (orq != leg->invite) return 0;
     Impl* self = leg->impl;
     const int status = StatusOf(orq, sip);
-    if (leg->invite_is_reinvite) {
+    if (leg->established) {  // re-INVITEs are sent only then
       self->OnReinviteResponse(leg, orq, status, PhraseOf(sip), sip);
     } else {
       self->OnCallInviteResponse(leg, orq, status, PhraseOf(sip), sip);
@@ -1390,7 +1389,6 @@ class SofiaSipStack::Impl {
         SIP_METHOD_INVITE, nullptr, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
         SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_CONTENT_TYPE_STR(kSdpType),
         SIPTAG_PAYLOAD_STR(sdp.c_str()), TAG_END());
-    leg->invite_is_reinvite = true;
     if (leg->invite == nullptr) {
       leg->hold_requests.pop_front();
       listener_->OnHoldResult(leg->id, hold, 500, "Cannot send re-INVITE");

@@ -30,6 +30,13 @@ constexpr std::chrono::seconds kLingerAfterEof(3);
 // Pause before accepting again after accept() failed (out of descriptors).
 constexpr std::chrono::milliseconds kAcceptRetry(100);
 
+// `event` as it goes on the wire: its JSON and the terminating null.
+std::string Frame(const telestra::v1::Event& event, bool extended) {
+  std::string json = JsonCodec::Encode(event, extended);
+  json.push_back('\0');
+  return json;
+}
+
 // One client connection.
 // Thread: everything runs on the session's strand, except OnEvent (any
 // thread, with the hub's lock held). When the strand has nothing queued or
@@ -84,8 +91,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     {
       absl::MutexLock lock(&inbox_mu_);
       if (idle_) {
-        std::string json = JsonCodec::Encode(*event, extended);
-        json.push_back('\0');
+        std::string json = Frame(*event, extended);
         ssize_t sent = ::send(fd_, json.data(), json.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (sent == static_cast<ssize_t>(json.size())) return;
         // Not all of it (the client's window is full, or an error the
@@ -184,11 +190,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       leftover.swap(leftover_);
       drain_posted_ = false;
     }
-    if (!leftover.empty() && !closed_) {
-      queued_bytes_ += leftover.size();
-      queue_.push_back(std::move(leftover));
-      if (!writing_) DoWrite();
-    }
+    if (!leftover.empty() && !closed_) Queue(std::move(leftover));
     for (const backend::EventPtr& event : events) Enqueue(*event);
     MaybeIdle();
   }
@@ -216,10 +218,13 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       Shutdown();
       return;
     }
-    std::string json = JsonCodec::Encode(event, extended_);
-    json.push_back('\0');
-    queued_bytes_ += json.size();
-    queue_.push_back(std::move(json));
+    Queue(Frame(event, extended_));
+  }
+
+  // Queues bytes for the socket and starts a write if none is in flight.
+  void Queue(std::string bytes) {
+    queued_bytes_ += bytes.size();
+    queue_.push_back(std::move(bytes));
     if (!writing_) DoWrite();
   }
 
@@ -445,8 +450,7 @@ void NativeServer::Refuse(tcp::socket socket, const absl::Status& why) {
     }
   };
   auto refused = std::make_shared<Refused>(std::move(socket));
-  refused->text = JsonCodec::Encode(backend::CommandDispatcher::FailEvent("", why, ""), false);
-  refused->text.push_back('\0');
+  refused->text = Frame(backend::CommandDispatcher::FailEvent("", why, ""), false);
   asio::async_write(refused->socket, asio::buffer(refused->text), [refused](error_code ec, size_t) {
     error_code ignored;
     refused->socket.shutdown(tcp::socket::shutdown_send, ignored);
