@@ -57,6 +57,9 @@ ABSL_FLAG(int, sip_thread_nice, 100,
           "Override [sip-settings] thread-nice (-20..19; the default 100 = the plan's)");
 ABSL_FLAG(int, sip_busy_poll_us, -1,
           "Override [sip-settings] busy-poll-us (0..100000; -1 = the plan's)");
+ABSL_FLAG(bool, native_on_sip_thread, true,
+          "Read and run the native port's commands on the SIP thread (one thread wake-up "
+          "per command instead of two); false: on the API threads");
 ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
 // gRPC front end (docs/grpc-api.md).
 ABSL_FLAG(int, grpc_max_queued_events, 8192,
@@ -132,6 +135,7 @@ int Run() {
   native_options.max_clients = plan.tcp.max_clients;
   native_options.max_message_bytes = plan.tcp.max_message_bytes;
   native_options.allow = plan.tcp.allow;
+  if (absl::GetFlag(FLAGS_native_on_sip_thread)) native_options.read_loop = &stack;
   telestra::gateway::NativeServer native(native_options, io, &dispatcher, &hub);
   if (absl::Status status = native.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));

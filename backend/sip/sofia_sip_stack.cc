@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdarg>
@@ -162,6 +163,16 @@ class SofiaSipStack::Impl {
     std::string user, password, server;
   };
 
+  // A descriptor the SIP thread waits for on behalf of another part of the
+  // service (FdLoop).
+  struct FdWatch {
+    Impl* self = nullptr;
+    FdLoop::WatchId id = 0;
+    su_wait_t wait{};
+    int index = 0;  // su_root's registration
+    std::function<bool()> on_readable;
+  };
+
   struct Registration {
     explicit Registration(Impl* owner) : impl(owner) {}
     Impl* const impl;  // for sofia's callbacks
@@ -275,6 +286,32 @@ class SofiaSipStack::Impl {
 
   int port() const { return port_; }
 
+  // Thread: any. FdLoop::Watch: registers `fd` with su_root on the SIP
+  // thread.
+  FdLoop::WatchId Watch(int fd, std::function<bool()> on_readable) {
+    const FdLoop::WatchId id = next_watch_id_.fetch_add(1, std::memory_order_relaxed);
+    bool posted = Post([this, id, fd, on_readable = std::move(on_readable)]() mutable {
+      auto watch = std::make_unique<FdWatch>();
+      watch->self = this;
+      watch->id = id;
+      watch->on_readable = std::move(on_readable);
+      su_wait_create(&watch->wait, fd, SU_WAIT_IN);
+      watch->index = su_root_register(root_, &watch->wait, &Impl::OnFdReadable, watch.get(), 0);
+      if (watch->index <= 0) {
+        spdlog::error("SIP thread: cannot wait for descriptor {}", fd);
+        return;  // on_readable is destroyed without being called
+      }
+      watches_[id] = std::move(watch);
+    });
+    return posted ? id : 0;
+  }
+
+  // Thread: any. FdLoop::Unwatch.
+  void Unwatch(FdLoop::WatchId id) {
+    if (id == 0) return;
+    Post([this, id] { EndWatch(id); });
+  }
+
   // ----------------------------------------------------------- the thread
 
   void Run(std::promise<absl::Status>& started) {
@@ -352,6 +389,9 @@ class SofiaSipStack::Impl {
     }
     calls_.clear();
     invite_auth_.clear();
+    std::vector<FdLoop::WatchId> watch_ids;
+    for (auto& [id, watch] : watches_) watch_ids.push_back(id);
+    for (FdLoop::WatchId id : watch_ids) EndWatch(id);
     RunDeferred();
     DestroyTimer(reaper_);
     nta_leg_destroy(default_leg_);
@@ -383,6 +423,21 @@ class SofiaSipStack::Impl {
         last_work = absl::Now();
       }
     }
+  }
+
+  // A watched descriptor is readable: its callback runs; false ends it.
+  static int OnFdReadable(su_root_magic_t*, su_wait_t*, su_wakeup_arg_t* arg) {
+    auto* watch = static_cast<FdWatch*>(static_cast<void*>(arg));
+    if (!watch->on_readable()) watch->self->EndWatch(watch->id);
+    return 0;
+  }
+
+  // Stops waiting for a watch's descriptor and destroys its callback.
+  void EndWatch(FdLoop::WatchId id) {
+    auto it = watches_.find(id);
+    if (it == watches_.end()) return;
+    su_root_deregister(root_, it->second->index);
+    watches_.erase(it);
   }
 
   static int OnWake(su_root_magic_t* magic, su_wait_t*, su_wakeup_arg_t*) {
@@ -1576,7 +1631,9 @@ class SofiaSipStack::Impl {
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
   std::map<std::string, std::unique_ptr<AuthCache>> invite_auth_;
+  std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
   absl::BitGen bitgen_;
+  std::atomic<FdLoop::WatchId> next_watch_id_{1};
 };
 
 SofiaSipStack::SofiaSipStack(SipConfig config, RtpConfig rtp, MediaEngine* media)
@@ -1615,5 +1672,11 @@ void SofiaSipStack::HoldCall(int64_t call_id, bool hold) {
 void SofiaSipStack::Shutdown(absl::Duration deadline) { impl_->Shutdown(deadline); }
 
 int SofiaSipStack::port() const { return impl_->port(); }
+
+FdLoop::WatchId SofiaSipStack::Watch(int fd, std::function<bool()> on_readable) {
+  return impl_->Watch(fd, std::move(on_readable));
+}
+
+void SofiaSipStack::Unwatch(WatchId id) { impl_->Unwatch(id); }
 
 }  // namespace telestra::backend

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "backend/account_config.h"
+#include "backend/fd_loop.h"
 #include "backend/media_engine.h"
 #include "backend/sip_stack.h"
 
@@ -37,8 +38,11 @@ namespace telestra::backend {
 // pair per call, opened before the offer/answer and closed when the call
 // ends.
 //
+// The SIP thread also serves as an FdLoop: other parts of the service (the
+// native port) may have it wait for their sockets too.
+//
 // Thread: public methods any thread; listener calls on the SIP thread.
-class SofiaSipStack : public SipStack {
+class SofiaSipStack : public SipStack, public FdLoop {
  public:
   // `media` must outlive the stack.
   SofiaSipStack(SipConfig config, RtpConfig rtp, MediaEngine* media);
@@ -53,6 +57,9 @@ class SofiaSipStack : public SipStack {
   void HoldCall(int64_t call_id, bool hold) override;
   void Shutdown(absl::Duration deadline) override;
   int port() const override;
+
+  WatchId Watch(int fd, std::function<bool()> on_readable) override;
+  void Unwatch(WatchId id) override;
 
   class Impl;
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <deque>
 #include <utility>
 
@@ -27,6 +28,9 @@ using boost::system::error_code;
 // How long a client that shut down its sending side still gets events.
 constexpr std::chrono::seconds kLingerAfterEof(3);
 
+// Reads of a full buffer in a row before the read loop turns to others.
+constexpr int kReadsPerWakeup = 4;
+
 // Pause before accepting again after accept() failed (out of descriptors).
 constexpr std::chrono::milliseconds kAcceptRetry(100);
 
@@ -39,7 +43,9 @@ std::string Frame(const telestra::v1::Event& event, bool extended) {
 
 // One client connection.
 // Thread: everything runs on the session's strand, except OnEvent (any
-// thread, with the hub's lock held). When the strand has nothing queued or
+// thread, with the hub's lock held) and, with Options::read_loop, the
+// reading: OnReadable, Consume and Handle run on the loop's thread, which
+// tells the strand only of the end of the stream (OnRead). When the strand has nothing queued or
 // in flight, OnEvent writes the event to the socket itself (a non-blocking
 // send: an event from the SIP thread reaches the client without waking the
 // API thread); whatever it cannot send at once goes to the strand, in
@@ -59,7 +65,10 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // May run after the NativeServer is gone (the io_context destroys
   // pending handlers, the last owners of sessions, only when it is
   // destroyed itself): touches only the hub, which outlives the io_context.
-  ~NativeSession() override { Detach(); }
+  ~NativeSession() override {
+    Detach();
+    if (released_) ::close(raw_fd_);  // else the socket closes itself
+  }
 
   void Start() {
     error_code ignored;
@@ -71,8 +80,18 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     }
     auto endpoint = socket_.remote_endpoint(ignored);
     peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+    protocol_ = socket_.local_endpoint(ignored).protocol();
+    raw_fd_ = socket_.native_handle();
     client_ = hub_->Attach(this);
+    reader_client_ = client_;
     spdlog::info("native client {} connected from {}", client_, peer_);
+    if (backend::FdLoop* loop = server_->options_.read_loop) {
+      watch_ = loop->Watch(raw_fd_, [self = shared_from_this()] { return self->OnReadable(); });
+      if (watch_ != 0) {
+        Release();
+        return;
+      }
+    }
     DoRead();
   }
 
@@ -142,25 +161,55 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       Shutdown();
       return;
     }
+    Consume(n);
+    if (closed_) return;
+    DoRead();
+  }
+
+  // The read loop's thread (Options::read_loop): reads what the client
+  // sent and runs its commands right there. False at the end of the
+  // stream or on an error, which go to the strand (OnRead); the watch ends.
+  bool OnReadable() {
+    for (int reads = 0; reads < kReadsPerWakeup; ++reads) {
+      ssize_t n = ::recv(raw_fd_, read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
+      if (n > 0) {
+        Consume(static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < read_buffer_.size()) return true;
+        continue;  // there may be more
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      error_code ec = n == 0 ? error_code(asio::error::eof)
+                             : error_code(errno, boost::system::system_category());
+      server_->Remove(key_);  // the slot is free now, before the strand hears of it
+      asio::post(socket_.get_executor(), [self = shared_from_this(), ec] { self->OnRead(ec, 0); });
+      return false;
+    }
+    return true;  // the rest at the loop's next turn, after others' work
+  }
+
+  // Frames `n` bytes of read_buffer_ and runs each command. Thread: the
+  // reader's (the strand, or the read loop's thread).
+  void Consume(size_t n) {
     framer_.Feed(absl::string_view(read_buffer_.data(), n));
     for (;;) {
+      if (closing_.load(std::memory_order_acquire)) return;  // disconnected meanwhile
       Framer::Frame frame = framer_.Next();
       if (frame.kind == Framer::Kind::kNone) break;
       Handle(frame);
-      if (closed_) return;
     }
-    DoRead();
   }
 
   void Handle(const Framer::Frame& frame) {
     backend::CommandDispatcher* dispatcher = server_->dispatcher_;
+    const backend::ClientId client = reader_client_;
     switch (frame.kind) {
       case Framer::Kind::kTooLarge:
-        dispatcher->ReplyFail(client_, "", absl::InvalidArgumentError("Message too large"), "");
+        dispatcher->ReplyFail(client, "", absl::InvalidArgumentError("Message too large"), "");
         return;
       case Framer::Kind::kGarbage:
         dispatcher->ReplyFail(
-            client_, "",
+            client, "",
             absl::InvalidArgumentError("Malformed JSON: a message must be a JSON object"), "");
         return;
       case Framer::Kind::kMessage:
@@ -170,7 +219,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     }
     DecodedCommand decoded = codec_.Decode(frame.text);
     if (!decoded.command.ok()) {
-      dispatcher->ReplyFail(client_, decoded.account, decoded.command.status(), decoded.token);
+      dispatcher->ReplyFail(client, decoded.account, decoded.command.status(), decoded.token);
       return;
     }
     const telestra::v1::Command& command = *decoded.command;
@@ -178,7 +227,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       extended_ = command.subscribe().extended();
       return;
     }
-    dispatcher->Execute(client_, command);
+    dispatcher->Execute(client, command);
   }
 
   void DrainInbox() {
@@ -199,8 +248,24 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // to the socket itself again.
   void MaybeIdle() {
     if (closed_ || writing_ || !queue_.empty()) return;
-    absl::MutexLock lock(&inbox_mu_);
-    if (inbox_.empty() && leftover_.empty() && !drain_posted_) idle_ = true;
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      if (!inbox_.empty() || !leftover_.empty() || drain_posted_) return;
+      idle_ = true;
+    }
+    Release();
+  }
+
+  // With a read loop, the socket stays out of asio's reactor whenever
+  // asio has nothing to write: the reactor waits for every socket it holds
+  // (edge-triggered, for input too), so it would wake an API thread for
+  // each command the read loop reads. DoWrite gives it back when a write
+  // has to wait for the client.
+  void Release() {
+    if (watch_ == 0 || released_ || writing_) return;
+    error_code ec;
+    socket_.release(ec);
+    released_ = !ec;
   }
 
   void Enqueue(const telestra::v1::Event& event) {
@@ -229,6 +294,16 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   }
 
   void DoWrite() {
+    if (released_) {
+      error_code ec;
+      socket_.assign(protocol_, raw_fd_, ec);
+      if (ec) {
+        spdlog::warn("native client {}: cannot wait to write: {}", client_, ec.message());
+        Shutdown();
+        return;
+      }
+      released_ = false;
+    }
     // Gather everything queued into one write.
     writing_ = true;
     out_.clear();
@@ -257,6 +332,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    closing_.store(true, std::memory_order_release);
     {
       absl::MutexLock lock(&inbox_mu_);  // no direct write after this
       idle_ = false;
@@ -264,8 +340,20 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     Detach();
     linger_.cancel();
     error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    if (released_) {
+      ::shutdown(raw_fd_, SHUT_RDWR);
+    } else {
+      socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    }
+    if (watch_ != 0) {
+      // The read loop may be in recv() on the socket right now: it is
+      // closed when the session is destroyed, after the watch has ended
+      // (the watch owns a reference).
+      server_->options_.read_loop->Unwatch(watch_);
+      watch_ = 0;
+    } else {
+      socket_.close(ignored);
+    }
     server_->Remove(key_);
     spdlog::info("native client {} disconnected", peer_);
   }
@@ -277,6 +365,19 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   asio::steady_timer linger_;
   std::string peer_;
   backend::ClientId client_ = 0;
+  // The reader's: client_ as it was at Start (Detach clears client_).
+  backend::ClientId reader_client_ = 0;
+  // Options::read_loop's watch of the socket (0: read by the strand).
+  backend::FdLoop::WatchId watch_ = 0;
+  // The socket's descriptor and protocol, set by Start (the read loop
+  // reads raw_fd_; DoWrite hands it back to socket_).
+  int raw_fd_ = -1;
+  tcp protocol_ = tcp::v4();
+  // socket_ has let go of raw_fd_ (Release); strand only, and the
+  // destructor then closes raw_fd_.
+  bool released_ = false;
+  // Set by Shutdown: the reader runs no more of the client's commands.
+  std::atomic<bool> closing_{false};
   Framer framer_;
   JsonCodec codec_;
   // Written on the strand (subscribe), read by OnEvent on any thread.

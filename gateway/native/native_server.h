@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
+#include "backend/fd_loop.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/network_v4.hpp"
 #include "boost/asio/ip/network_v6.hpp"
@@ -27,7 +28,8 @@ class NativeSession;
 // broadcasts to everyone (through the EventHub).
 //
 // Thread: Start/Stop/stats from any thread; sessions run on the io_context's
-// threads, each on its own strand.
+// threads, each on its own strand, except that with Options::read_loop their
+// commands are read and run on that loop's thread.
 class NativeServer {
  public:
   struct Options {
@@ -43,6 +45,11 @@ class NativeServer {
     // empty = every address. Others get fail "Address not allowed" and are
     // closed (counted in Stats::not_allowed, logged).
     std::vector<std::string> allow;
+    // When set, the clients' commands are read and run on this loop's
+    // thread (the SIP thread: a make-call then reaches SIP without waking a
+    // second thread); writes stay as they are. Null: read on the
+    // io_context's threads.
+    backend::FdLoop* read_loop = nullptr;
   };
 
   struct Stats {

@@ -6,6 +6,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "tests/support/ports.h"
@@ -115,6 +118,32 @@ std::map<std::string, std::vector<std::string>> ThreadStats(int pid) {
   }
   closedir(tasks);
   return stats;
+}
+
+std::map<std::string, int64_t> ThreadSwitches(int pid) {
+  std::map<std::string, int64_t> switches;
+  std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return switches;
+  while (dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream status(absl::StrCat(dir, "/", entry->d_name, "/status"));
+    std::string name;
+    int64_t count = 0;
+    for (std::string line; std::getline(status, line);) {
+      if (absl::StartsWith(line, "Name:")) {
+        name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
+      } else if (absl::StrContains(line, "ctxt_switches:")) {
+        int64_t value = 0;
+        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(line.find(':') + 1)), &value)) {
+          count += value;
+        }
+      }
+    }
+    if (!name.empty()) switches[name] += count;
+  }
+  closedir(tasks);
+  return switches;
 }
 
 }  // namespace telestra::testing

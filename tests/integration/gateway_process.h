@@ -77,4 +77,9 @@ std::string Runfile(const std::string& path);
 // field 19, is element 16; utime and stime, fields 14 and 15, are 11 and 12).
 std::map<std::string, std::vector<std::string>> ThreadStats(int pid);
 
+// How many times each of `pid`'s threads has been switched out (voluntary
+// + involuntary context switches, /proc/PID/task/TID/status), by thread
+// name: a thread that sleeps and wakes once per request counts one each.
+std::map<std::string, int64_t> ThreadSwitches(int pid);
+
 }  // namespace telestra::testing
