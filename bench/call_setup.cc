@@ -52,6 +52,9 @@ ABSL_FLAG(bool, nta_floor, false,
           "Also time sofia-sip's transaction layer alone (bench/bare_nta.h): an INVITE from "
           "3005 to 3006 (answered 486), from creating the transaction to the callee's request "
           "callback, on one thread of this process");
+ABSL_FLAG(bool, native_on_sip_thread, true,
+          "The gateway's --native_on_sip_thread: its SIP thread reads the native port's "
+          "commands (false: its API thread does)");
 ABSL_FLAG(int, busy_poll_us, 0,
           "The gateway's [sip-settings] busy-poll-us (--sip_busy_poll_us): how long its SIP "
           "thread keeps polling after each piece of work before it sleeps");
@@ -90,58 +93,70 @@ class Flow {
   virtual double Call() = 0;
 };
 
-// make-call account-1 -> 3002, timed to call-incoming of account-2; then
-// the caller hangs up (CANCEL) and both call-ended are awaited.
+// make-call account-1 -> 3002 on one connection, timed to call-incoming of
+// account-2 on another; then the caller hangs up (CANCEL) and both
+// call-ended are awaited. Two connections, as the baresip flow has (dial on
+// A's, CALL_INCOMING awaited on B's): the bench reads the command's reply
+// (call-return) only after the timed part, as it reads baresip's reply to
+// dial only after it.
 class GatewayFlow : public Flow {
  public:
   static std::unique_ptr<GatewayFlow> Start(const KamailioProcess& kamailio) {
     auto flow = std::make_unique<GatewayFlow>();
     GatewayOptions options = TwoAccounts(kamailio.server());
-    options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false",
-                          absl::StrCat("--sip_busy_poll_us=", absl::GetFlag(FLAGS_busy_poll_us))};
+    options.extra_args = {
+        "--log_level=warn", "--mutex_deadlock_detection=false",
+        absl::StrCat("--sip_busy_poll_us=", absl::GetFlag(FLAGS_busy_poll_us)),
+        absl::StrCat("--native_on_sip_thread=", absl::GetFlag(FLAGS_native_on_sip_thread))};
     auto gateway = GatewayProcess::Start(options);
     if (!gateway.ok()) {
       std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());
       return nullptr;
     }
     flow->gateway_ = *std::move(gateway);
-    auto client = NativeClient::Connect(flow->gateway_->native_port());
-    if (!client.ok() || WaitForAccountStatus(**client, "account-1", 200) != 200 ||
-        WaitForAccountStatus(**client, "account-2", 200) != 200) {
+    auto caller = NativeClient::Connect(flow->gateway_->native_port());
+    auto callee = NativeClient::Connect(flow->gateway_->native_port());
+    if (!caller.ok() || !callee.ok() || WaitForAccountStatus(**caller, "account-1", 200) != 200 ||
+        WaitForAccountStatus(**caller, "account-2", 200) != 200) {
       std::fprintf(stderr, "gateway accounts did not register\n");
       return nullptr;
     }
-    flow->client_ = *std::move(client);
+    flow->caller_ = *std::move(caller);
+    flow->callee_ = *std::move(callee);
     return flow;
   }
 
   double Call() override {
-    NativeClient& c = *client_;
+    NativeClient& a = *caller_;
+    NativeClient& b = *callee_;
     Clock::time_point start = Clock::now();
-    c.Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-    int64_t caller_id = -1;
-    auto incoming = c.WaitFor([&](const NativeEvent& e) {
-      if (e.event() == "call-return") caller_id = e.Int("call_id");
+    a.Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    auto incoming = b.WaitFor([&](const NativeEvent& e) {
       return e.event() == "call-incoming" && e.Str("account") == "account-2";
     });
     Clock::time_point end = Clock::now();
-    if (!incoming || caller_id < 0) return -1;
-    c.Send(
+    if (!incoming) return -1;
+    auto reply = a.WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
+    if (!reply) return -1;
+    const int64_t caller_id = reply->Int("call_id");
+    const int64_t callee_id = incoming->Int("call_id");
+    a.Send(
         absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id, "}"));
-    int64_t callee_id = incoming->Int("call_id");
-    bool ended = c.WaitForAll({[&](const NativeEvent& e) {
-                                 return e.event() == "call-ended" && e.Int("call_id") == caller_id;
-                               },
-                               [&](const NativeEvent& e) {
-                                 return e.event() == "call-ended" && e.Int("call_id") == callee_id;
-                               }});
-    if (!ended) return -1;
+    auto both_ended = [&](NativeClient& client) {
+      return client.WaitForAll({[&](const NativeEvent& e) {
+                                  return e.event() == "call-ended" && e.Int("call_id") == caller_id;
+                                },
+                                [&](const NativeEvent& e) {
+                                  return e.event() == "call-ended" && e.Int("call_id") == callee_id;
+                                }});
+    };
+    if (!both_ended(a) || !both_ended(b)) return -1;
     return std::chrono::duration<double, std::milli>(end - start).count();
   }
 
  private:
   std::unique_ptr<GatewayProcess> gateway_;
-  std::unique_ptr<NativeClient> client_;
+  std::unique_ptr<NativeClient> caller_, callee_;
 };
 
 // baresip A (3007) dials B (3008, no auto-answer), timed to B's

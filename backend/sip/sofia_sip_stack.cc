@@ -163,6 +163,47 @@ class SofiaSipStack::Impl {
     std::string user, password, server;
   };
 
+  // Holds back the listener calls made while the stack runs a request
+  // inline for a caller on the SIP thread (MakeCallHere): that caller may
+  // hold its own lock, and the stack never calls the listener from within
+  // its public methods. Release() hands them on, in order, after the
+  // caller is done.
+  class HeldListener : public SipStackListener {
+   public:
+    explicit HeldListener(SipStackListener* target) : target_(target) {}
+    void OnRegistration(const std::string& account, uint64_t generation, int status,
+                        const std::string& reason, bool retrying) override {
+      held_.push_back([=](SipStackListener* l) {
+        l->OnRegistration(account, generation, status, reason, retrying);
+      });
+    }
+    int64_t OnIncomingCall(const std::string& account, const std::string& caller,
+                           const std::string& caller_name) override {
+      return target_->OnIncomingCall(account, caller, caller_name);  // never from MakeCall
+    }
+    void OnCallRinging(int64_t call_id, int code) override {
+      held_.push_back([=](SipStackListener* l) { l->OnCallRinging(call_id, code); });
+    }
+    void OnCallEstablished(int64_t call_id) override {
+      held_.push_back([=](SipStackListener* l) { l->OnCallEstablished(call_id); });
+    }
+    void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override {
+      held_.push_back(
+          [=](SipStackListener* l) { l->OnCallHold(call_id, local_hold, remote_hold); });
+    }
+    void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override {
+      held_.push_back([=](SipStackListener* l) { l->OnHoldResult(call_id, hold, code, reason); });
+    }
+    void OnCallEnded(int64_t call_id, int code, const std::string& reason) override {
+      held_.push_back([=](SipStackListener* l) { l->OnCallEnded(call_id, code, reason); });
+    }
+    std::vector<std::function<void(SipStackListener*)>> Take() { return std::move(held_); }
+
+   private:
+    SipStackListener* const target_;
+    std::vector<std::function<void(SipStackListener*)>> held_;
+  };
+
   // A descriptor the SIP thread waits for on behalf of another part of the
   // service (FdLoop).
   struct FdWatch {
@@ -312,9 +353,37 @@ class SofiaSipStack::Impl {
     Post([this, id] { EndWatch(id); });
   }
 
+  // Thread: any. SipStack::MakeCall. On the SIP thread itself (a native
+  // command read there) the INVITE goes out at once, before the caller
+  // even answers call-return; the listener calls it leads to wait until
+  // the caller is done. Elsewhere it is posted.
+  bool StartCall(int64_t call_id, const AccountConfig& account, const std::string& number) {
+    if (std::this_thread::get_id() != sip_thread_.load(std::memory_order_relaxed)) {
+      return Post([this, call_id, account, number] { MakeCall(call_id, account, number); });
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (!accepting_) return false;
+    }
+    SipStackListener* const listener = listener_;
+    HeldListener held(listener);
+    listener_ = &held;
+    MakeCall(call_id, account, number);
+    listener_ = listener;
+    std::vector<std::function<void(SipStackListener*)>> calls = held.Take();
+    if (!calls.empty()) {
+      // After the caller has returned (and also when the loop stops first).
+      Defer([this, calls = std::move(calls)] {
+        for (const auto& call : calls) call(listener_);
+      });
+    }
+    return true;
+  }
+
   // ----------------------------------------------------------- the thread
 
   void Run(std::promise<absl::Status>& started) {
+    sip_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
     pthread_setname_np(pthread_self(), "telestra-sip");  // for top -H, perf, gdb
     if (config_.thread_nice != 0 &&
         setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), config_.thread_nice) != 0) {
@@ -1634,6 +1703,7 @@ class SofiaSipStack::Impl {
   std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
   absl::BitGen bitgen_;
   std::atomic<FdLoop::WatchId> next_watch_id_{1};
+  std::atomic<std::thread::id> sip_thread_{};  // set when the thread starts
 };
 
 SofiaSipStack::SofiaSipStack(SipConfig config, RtpConfig rtp, MediaEngine* media)
@@ -1653,8 +1723,7 @@ void SofiaSipStack::Unregister(const std::string& account, uint64_t generation) 
 
 bool SofiaSipStack::MakeCall(int64_t call_id, const AccountConfig& account,
                              const std::string& number) {
-  return impl_->Post(
-      [impl = impl_.get(), call_id, account, number] { impl->MakeCall(call_id, account, number); });
+  return impl_->StartCall(call_id, account, number);
 }
 
 void SofiaSipStack::AnswerCall(int64_t call_id) {
