@@ -55,6 +55,8 @@ ABSL_FLAG(bool, nta_floor, false,
 ABSL_FLAG(bool, native_on_sip_thread, true,
           "The gateway's --native_on_sip_thread: its SIP thread reads the native port's "
           "commands (false: its API thread does)");
+ABSL_FLAG(int, answer_poll_us, -1,
+          "The gateway's [sip-settings] answer-poll-us (--sip_answer_poll_us; -1: its default)");
 ABSL_FLAG(int, busy_poll_us, 0,
           "The gateway's [sip-settings] busy-poll-us (--sip_busy_poll_us): how long its SIP "
           "thread keeps polling after each piece of work before it sleeps");
@@ -94,8 +96,8 @@ class Flow {
 };
 
 // make-call account-1 -> 3002 on one connection, timed to call-incoming of
-// account-2 on another; then the caller hangs up (CANCEL) and both
-// call-ended are awaited. Two connections, as the baresip flow has (dial on
+// account-2 on another; then, once the caller has call-ringing, it hangs up
+// (CANCEL) and both call-ended are awaited. Two connections, as the baresip flow has (dial on
 // A's, CALL_INCOMING awaited on B's): the bench reads the command's reply
 // (call-return) only after the timed part, as it reads baresip's reply to
 // dial only after it.
@@ -116,6 +118,7 @@ class GatewayFlow : public Flow {
     flow->gateway_ = *std::move(gateway);
     auto caller = NativeClient::Connect(flow->gateway_->native_port());
     auto callee = NativeClient::Connect(flow->gateway_->native_port());
+    if (caller.ok()) (*caller)->Send(R"({"cmd":"subscribe","extended":true})");  // call-ringing
     if (!caller.ok() || !callee.ok() || WaitForAccountStatus(**caller, "account-1", 200) != 200 ||
         WaitForAccountStatus(**caller, "account-2", 200) != 200) {
       std::fprintf(stderr, "gateway accounts did not register\n");
@@ -135,11 +138,20 @@ class GatewayFlow : public Flow {
       return e.event() == "call-incoming" && e.Str("account") == "account-2";
     });
     Clock::time_point end = Clock::now();
-    if (!incoming) return -1;
+    if (!incoming) return Failed("no call-incoming");
     auto reply = a.WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
-    if (!reply) return -1;
+    if (!reply) return Failed("no call-return");
     const int64_t caller_id = reply->Int("call_id");
     const int64_t callee_id = incoming->Int("call_id");
+    // Hang up once the caller has heard ringing, as a person would: a
+    // CANCEL that reaches Kamailio before it has relayed the callee's 180
+    // can be lost there (its default cancel_b_method; then the callee's
+    // call rings on).
+    if (!a.WaitFor([&](const NativeEvent& e) {
+          return e.event() == "call-ringing" && e.Int("call_id") == caller_id;
+        })) {
+      return Failed("no call-ringing");
+    }
     a.Send(
         absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id, "}"));
     auto both_ended = [&](NativeClient& client) {
@@ -150,11 +162,19 @@ class GatewayFlow : public Flow {
                                   return e.event() == "call-ended" && e.Int("call_id") == callee_id;
                                 }});
     };
-    if (!both_ended(a) || !both_ended(b)) return -1;
+    if (!both_ended(a) || !both_ended(b)) {
+      return Failed(absl::StrCat("calls ", caller_id, " and ", callee_id, " did not both end"));
+    }
     return std::chrono::duration<double, std::milli>(end - start).count();
   }
 
  private:
+  double Failed(const std::string& why) {
+    std::fprintf(stderr, "gateway call failed: %s; gateway log: %s\n", why.c_str(),
+                 gateway_->ReadLog().substr(0, 4000).c_str());
+    return -1;
+  }
+
   std::unique_ptr<GatewayProcess> gateway_;
   std::unique_ptr<NativeClient> caller_, callee_;
 };

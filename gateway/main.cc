@@ -60,6 +60,8 @@ ABSL_FLAG(int, sip_busy_poll_us, -1,
 ABSL_FLAG(bool, native_on_sip_thread, true,
           "Read and run the native port's commands on the SIP thread (one thread wake-up "
           "per command instead of two); false: on the API threads");
+ABSL_FLAG(int, sip_answer_poll_us, -1,
+          "Override [sip-settings] answer-poll-us (0..100000; -1 = the plan's)");
 ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
 // gRPC front end (docs/grpc-api.md).
 ABSL_FLAG(int, grpc_max_queued_events, 8192,
@@ -109,6 +111,13 @@ int Run() {
       return 1;
     }
     plan.sip.busy_poll_us = busy_poll;
+  }
+  if (int answer_poll = absl::GetFlag(FLAGS_sip_answer_poll_us); answer_poll != -1) {
+    if (answer_poll < 0 || answer_poll > 100000) {
+      spdlog::critical("--sip_answer_poll_us={} is outside 0..100000", answer_poll);
+      return 1;
+    }
+    plan.sip.answer_poll_us = answer_poll;
   }
 
   telestra::backend::EventHub hub;

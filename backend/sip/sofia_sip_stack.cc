@@ -437,7 +437,7 @@ class SofiaSipStack::Impl {
     media_->SetTimeoutHandler(
         [this](int64_t call_id) { Post([this, call_id] { OnRtpTimeout(call_id); }); });
     started.set_value(absl::OkStatus());
-    if (config_.busy_poll_us > 0) {
+    if (config_.busy_poll_us > 0 || config_.answer_poll_us > 0) {
       RunPolling(absl::Microseconds(config_.busy_poll_us));
     } else {
       su_root_run(root_);
@@ -474,9 +474,11 @@ class SofiaSipStack::Impl {
     su_deinit();
   }
 
-  // su_root_run's loop, except that after each piece of work the thread
-  // keeps polling (zero-timeout steps) for `window` before it waits
-  // ([sip-settings] busy-poll-us). Ends when stopping_ is set.
+  // su_root_run's loop, except that the thread keeps polling (zero-timeout
+  // steps) instead of waiting: for `window` after each piece of work
+  // ([sip-settings] busy-poll-us), and until answer_poll_until_ after it
+  // sent a request (answer-poll-us, AwaitAnswer). Ends when stopping_ is
+  // set.
   void RunPolling(absl::Duration window) {
     absl::Time last_work = absl::Now();
     while (!stopping_) {
@@ -485,12 +487,21 @@ class SofiaSipStack::Impl {
       absl::Time now = absl::Now();
       if (next == 0) {
         last_work = now;
-      } else if (now - last_work < window) {
+      } else if (now - last_work < window || now < answer_poll_until_) {
         sched_yield();  // a runnable thread of this CPU goes first
       } else {
         su_root_step(root_, next);  // sleeps until work or the next timer
         last_work = absl::Now();
       }
+    }
+  }
+
+  // A request went out: its answer is likely to come soon, so the loop
+  // polls for it for a while rather than sleep ([sip-settings]
+  // answer-poll-us).
+  void AwaitAnswer() {
+    if (config_.answer_poll_us > 0) {
+      answer_poll_until_ = absl::Now() + absl::Microseconds(config_.answer_poll_us);
     }
   }
 
@@ -737,7 +748,10 @@ class SofiaSipStack::Impl {
           TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     }
     su_home_deinit(scratch);
-    if (reg->orq != nullptr) return;
+    if (reg->orq != nullptr) {
+      AwaitAnswer();
+      return;
+    }
     if (reg->unregistering) {
       OnUnregistered(reg);
     } else {
@@ -1361,7 +1375,9 @@ class SofiaSipStack::Impl {
                              SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
                              TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
     su_home_deinit(scratch);
-    return leg->invite != nullptr;
+    if (leg->invite == nullptr) return false;
+    AwaitAnswer();
+    return true;
   }
 
   // The account's cached INVITE challenge, if made with its current
@@ -1395,7 +1411,11 @@ class SofiaSipStack::Impl {
     leg->bye = nta_outgoing_tcreate(leg->leg, &Impl::OnByeResponse,
                                     Magic<nta_outgoing_magic_t>(leg), nullptr, SIP_METHOD_BYE,
                                     nullptr, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
-    if (leg->bye == nullptr) EndLeg(leg->id, leg->end_code, leg->end_reason);
+    if (leg->bye == nullptr) {
+      EndLeg(leg->id, leg->end_code, leg->end_reason);
+      return;
+    }
+    AwaitAnswer();
   }
 
   static int OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip) {
@@ -1516,7 +1536,9 @@ class SofiaSipStack::Impl {
     if (leg->invite == nullptr) {
       leg->hold_requests.pop_front();
       listener_->OnHoldResult(leg->id, hold, 500, "Cannot send re-INVITE");
+      return;
     }
+    AwaitAnswer();
   }
 
   void AnswerCall(int64_t call_id) {
@@ -1539,6 +1561,7 @@ class SofiaSipStack::Impl {
                         SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_ALLOW_STR(kAllow),
                         SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp->c_str()),
                         TAG_END());
+    AwaitAnswer();  // the ACK
   }
 
   void HangupCall(int64_t call_id) {
@@ -1549,7 +1572,10 @@ class SofiaSipStack::Impl {
     if (leg->established) {
       SendBye(leg);
     } else if (leg->outgoing) {
-      if (leg->invite != nullptr) nta_outgoing_cancel(leg->invite);
+      if (leg->invite != nullptr) {
+        nta_outgoing_cancel(leg->invite);
+        AwaitAnswer();
+      }
       leg->cancel_timer =
           StartTimer(&Impl::OnCancelTimeout, leg, absl::ToInt64Milliseconds(kCancelWait));
     } else if (!leg->answering) {
@@ -1693,7 +1719,8 @@ class SofiaSipStack::Impl {
   nta_leg_t* default_leg_ = nullptr;
   std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
   bool shutting_down_ = false;
-  bool stopping_ = false;  // the loop was told to stop
+  bool stopping_ = false;                                // the loop was told to stop
+  absl::Time answer_poll_until_ = absl::InfinitePast();  // AwaitAnswer
   su_timer_t* shutdown_timer_ = nullptr;
   su_timer_t* reaper_ = nullptr;  // runs deferred_
   std::vector<std::function<void()>> deferred_;

@@ -376,6 +376,7 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
        [&](const Entry& e) { return r.Int(e, 1, 86400, &sip->register_retry_max); }},
       {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &sip->thread_nice); }},
       {"busy-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->busy_poll_us); }},
+      {"answer-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->answer_poll_us); }},
   });
   if (!status.ok()) return status;
   if (sip->register_retry_max < sip->register_retry_min) {
