@@ -109,7 +109,8 @@ class GatewayFlow : public Flow {
     options.extra_args = {
         "--log_level=warn", "--mutex_deadlock_detection=false",
         absl::StrCat("--sip_busy_poll_us=", absl::GetFlag(FLAGS_busy_poll_us)),
-        absl::StrCat("--native_on_sip_thread=", absl::GetFlag(FLAGS_native_on_sip_thread))};
+        absl::StrCat("--native_on_sip_thread=", absl::GetFlag(FLAGS_native_on_sip_thread)),
+        absl::StrCat("--sip_answer_poll_us=", absl::GetFlag(FLAGS_answer_poll_us))};
     auto gateway = GatewayProcess::Start(options);
     if (!gateway.ok()) {
       std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());

@@ -262,6 +262,43 @@ int64_t SipThreadCpuMs(int pid) {
   return ticks * 1000 / sysconf(_SC_CLK_TCK);
 }
 
+// [sip-settings] answer-poll-us (on by default, 1000 us): after each request
+// it sends, the SIP thread polls for the answer for a while. Calls work
+// with it off and on, and an idle gateway does not spin: REGISTER refreshes
+// and sofia's timers cost no polling beyond the window.
+TEST_F(CallTest, AnswerPollingIsBoundedAndCallsWorkWithItOff) {
+  for (int answer_poll_us : {0, 20000}) {
+    SCOPED_TRACE(absl::StrCat("answer-poll-us = ", answer_poll_us));
+    a_.reset();
+    b_.reset();
+    gateway_.reset();
+    GatewayOptions options = TwoAccounts(kamailio_->server());
+    options.sip_settings = {absl::StrCat("answer-poll-us = ", answer_poll_us),
+                            "register-expires = 10"};  // a refresh every 5 s
+    auto gateway = GatewayProcess::Start(options);
+    ASSERT_TRUE(gateway.ok()) << gateway.status();
+    gateway_ = *std::move(gateway);
+    a_ = Connect();
+    ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
+    ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
+    a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+    a_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+    ASSERT_TRUE(
+        a_->WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
+    a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+    ASSERT_TRUE(
+        a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+    // Idle for 6 s, with a REGISTER refresh of each account in it: a 20 ms
+    // window of polling per request at most, never a spin.
+    const int pid = gateway_->process().pid();
+    const int64_t before = SipThreadCpuMs(pid);
+    ASSERT_GE(before, 0) << "no thread named telestra-sip";
+    absl::SleepFor(absl::Seconds(6));
+    EXPECT_LT(SipThreadCpuMs(pid) - before, 300) << "the SIP thread spins while idle";
+  }
+}
+
 // [sip-settings] busy-poll-us: the SIP thread polls for a while after its
 // work instead of sleeping at once. Calls work as ever, shutdown still
 // ends the loop, and an idle gateway does not spin.

@@ -335,6 +335,21 @@ TEST(PlanParserTest, ParsesBusyPollWithinItsRange) {
   }
 }
 
+TEST(PlanParserTest, ParsesAnswerPollWithinItsRange) {
+  EXPECT_EQ(ParseOk(kAccount).sip.answer_poll_us, 1000);
+  EXPECT_EQ(
+      ParseOk(absl::StrCat("[sip-settings]\nanswer-poll-us = 0\n", kAccount)).sip.answer_poll_us,
+      0);
+  for (const char* bad : {"-1", "100001", "soon"}) {
+    auto plan = ParsePlan(absl::StrCat("[sip-settings]\nanswer-poll-us = ", bad, "\n", kAccount),
+                          "plan.ini");
+    ASSERT_FALSE(plan.ok()) << bad;
+    EXPECT_TRUE(
+        absl::StrContains(plan.status().message(), "plan.ini:2: [sip-settings] answer-poll-us"))
+        << plan.status();
+  }
+}
+
 TEST(PlanParserTest, ParsesThreadNiceWithinItsRange) {
   EXPECT_EQ(ParseOk(kAccount).sip.thread_nice, 0);
   EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nthread-nice = -5\n", kAccount)).sip.thread_nice,
