@@ -80,6 +80,9 @@ ABSL_FLAG(std::string, kamailio_memory, "tlsf",
 ABSL_FLAG(int, uac_nice, -5,
           "Nice value of the calling side's one busy thread in both flows: the gateway's SIP "
           "thread (--sip_thread_nice) and sipp UAC (0 = leave both alone)");
+ABSL_FLAG(std::vector<std::string>, gateway_flags, {},
+          "More flags for the gateway, comma-separated (A/B experiments, e.g. "
+          "--native_on_sip_thread=false)");
 ABSL_FLAG(std::string, gateway_env, "", "NAME=VALUE for the gateway's environment (experiments)");
 
 namespace telestra::testing {
@@ -156,6 +159,9 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   options.tcp_settings = {"extended-events = true"};
   options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false",
                         absl::StrCat("--sip_thread_nice=", absl::GetFlag(FLAGS_uac_nice))};
+  for (const std::string& flag : absl::GetFlag(FLAGS_gateway_flags)) {
+    options.extra_args.push_back(flag);
+  }
   std::string env = absl::GetFlag(FLAGS_gateway_env);
   if (size_t eq = env.find('='); eq != std::string::npos) {
     options.env[env.substr(0, eq)] = env.substr(eq + 1);
