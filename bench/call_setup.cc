@@ -57,6 +57,9 @@ ABSL_FLAG(bool, native_on_sip_thread, true,
           "commands (false: its API thread does)");
 ABSL_FLAG(int, answer_poll_us, -1,
           "The gateway's [sip-settings] answer-poll-us (--sip_answer_poll_us; -1: its default)");
+ABSL_FLAG(std::vector<std::string>, gateway_flags, {},
+          "More flags for the gateway, comma-separated (A/B experiments, e.g. "
+          "--sip_thread_nice=-5)");
 ABSL_FLAG(int, busy_poll_us, 0,
           "The gateway's [sip-settings] busy-poll-us (--sip_busy_poll_us): how long its SIP "
           "thread keeps polling after each piece of work before it sleeps");
@@ -111,6 +114,9 @@ class GatewayFlow : public Flow {
         absl::StrCat("--sip_busy_poll_us=", absl::GetFlag(FLAGS_busy_poll_us)),
         absl::StrCat("--native_on_sip_thread=", absl::GetFlag(FLAGS_native_on_sip_thread)),
         absl::StrCat("--sip_answer_poll_us=", absl::GetFlag(FLAGS_answer_poll_us))};
+    for (const std::string& flag : absl::GetFlag(FLAGS_gateway_flags)) {
+      options.extra_args.push_back(flag);
+    }
     auto gateway = GatewayProcess::Start(options);
     if (!gateway.ok()) {
       std::fprintf(stderr, "gateway: %s\n", gateway.status().ToString().c_str());

@@ -61,6 +61,18 @@ class CallTest : public ::testing::Test {
     };
   }
 
+  // On a fresh gateway (both accounts registered): account-1 calls
+  // account-2 (ids 0 and 1), account-2 answers, account-1 hangs up.
+  void FirstCallAnsweredThenHungUp(NativeClient& a) {
+    a.Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    ASSERT_TRUE(a.WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+    a.Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
+    ASSERT_TRUE(
+        a.WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
+    a.Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+    ASSERT_TRUE(a.WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  }
+
   // The state of call `id` in get-status of `account` ("" if absent).
   std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
     client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
@@ -281,14 +293,7 @@ TEST_F(CallTest, AnswerPollingIsBoundedAndCallsWorkWithItOff) {
     a_ = Connect();
     ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
     ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
-    a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-    ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
-    a_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-    ASSERT_TRUE(
-        a_->WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
-    a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
-    ASSERT_TRUE(
-        a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+    ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*a_));
     // Idle for 6 s, with a REGISTER refresh of each account in it: a 20 ms
     // window of polling per request at most, never a spin.
     const int pid = gateway_->process().pid();
@@ -316,13 +321,7 @@ TEST_F(CallTest, BusyPollingSipThreadCarriesCallsAndRestsWhenIdle) {
   ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
   ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
 
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
-  a_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-  ASSERT_TRUE(
-      a_->WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
-  a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
-  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*a_));
 
   // Idle: polling stops 5 ms after the last work (sofia's transaction
   // timers still fire now and then, each followed by 5 ms of polling).

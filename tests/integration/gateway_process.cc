@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -100,34 +101,40 @@ GatewayOptions TwoAccounts(const std::string& server, GatewayOptions options) {
   return options;
 }
 
-std::map<std::string, std::vector<std::string>> ThreadStats(int pid) {
-  std::map<std::string, std::vector<std::string>> stats;
+namespace {
+
+// Calls `read` with /proc/PID/task/TID/`file` of each thread of `pid`.
+void ForEachThreadFile(int pid, const char* file, const std::function<void(std::ifstream&)>& read) {
   std::string dir = absl::StrCat("/proc/", pid, "/task");
   DIR* tasks = opendir(dir.c_str());
-  if (tasks == nullptr) return stats;
+  if (tasks == nullptr) return;
   while (dirent* entry = readdir(tasks)) {
     if (entry->d_name[0] == '.') continue;
-    std::ifstream stat(absl::StrCat(dir, "/", entry->d_name, "/stat"));
+    std::ifstream in(absl::StrCat(dir, "/", entry->d_name, "/", file));
+    read(in);
+  }
+  closedir(tasks);
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<std::string>> ThreadStats(int pid) {
+  std::map<std::string, std::vector<std::string>> stats;
+  ForEachThreadFile(pid, "stat", [&](std::ifstream& stat) {
     std::string line;
     std::getline(stat, line);
     size_t open = line.find('('), close = line.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;
+    if (open == std::string::npos || close == std::string::npos) return;
     std::istringstream rest(line.substr(close + 2));  // from field 3 (state) on
     std::vector<std::string>& fields = stats[line.substr(open + 1, close - open - 1)];
     for (std::string field; rest >> field;) fields.push_back(field);
-  }
-  closedir(tasks);
+  });
   return stats;
 }
 
 std::map<std::string, int64_t> ThreadSwitches(int pid) {
   std::map<std::string, int64_t> switches;
-  std::string dir = absl::StrCat("/proc/", pid, "/task");
-  DIR* tasks = opendir(dir.c_str());
-  if (tasks == nullptr) return switches;
-  while (dirent* entry = readdir(tasks)) {
-    if (entry->d_name[0] == '.') continue;
-    std::ifstream status(absl::StrCat(dir, "/", entry->d_name, "/status"));
+  ForEachThreadFile(pid, "status", [&](std::ifstream& status) {
     std::string name;
     int64_t count = 0;
     for (std::string line; std::getline(status, line);) {
@@ -141,8 +148,7 @@ std::map<std::string, int64_t> ThreadSwitches(int pid) {
       }
     }
     if (!name.empty()) switches[name] += count;
-  }
-  closedir(tasks);
+  });
   return switches;
 }
 
