@@ -164,9 +164,9 @@ class SofiaSipStack::Impl {
   };
 
   // Holds back the listener calls made while the stack runs a request
-  // inline for a caller on the SIP thread (MakeCallHere): that caller may
-  // hold its own lock, and the stack never calls the listener from within
-  // its public methods. Release() hands them on, in order, after the
+  // inline for a caller on the SIP thread (StartCall): that caller may hold
+  // its own lock, and the stack never calls the listener from within its
+  // public methods. Take() hands them over, in order, to be made once the
   // caller is done.
   class HeldListener : public SipStackListener {
    public:

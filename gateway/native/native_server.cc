@@ -45,11 +45,12 @@ std::string Frame(const telestra::v1::Event& event, bool extended) {
 // Thread: everything runs on the session's strand, except OnEvent (any
 // thread, with the hub's lock held) and, with Options::read_loop, the
 // reading: OnReadable, Consume and Handle run on the loop's thread, which
-// tells the strand only of the end of the stream (OnRead). When the strand has nothing queued or
-// in flight, OnEvent writes the event to the socket itself (a non-blocking
-// send: an event from the SIP thread reaches the client without waking the
-// API thread); whatever it cannot send at once goes to the strand, in
-// order, and the strand writes until its queue is empty again.
+// tells the strand only of the end of the stream (OnRead). When the strand
+// has nothing queued or in flight, OnEvent writes the event to the socket
+// itself (a non-blocking send: an event from the SIP thread reaches the
+// client without waking the API thread); whatever it cannot send at once
+// goes to the strand, in order, and the strand writes until its queue is
+// empty again.
 class NativeSession : public std::enable_shared_from_this<NativeSession>,
                       public backend::EventListener {
  public:
@@ -58,7 +59,8 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
         hub_(server->hub_),
         key_(key),
         socket_(std::move(socket)),
-        linger_(socket_.get_executor()),
+        strand_(socket_.get_executor()),
+        linger_(strand_),
         framer_(server->options_.max_message_bytes),
         extended_(server->options_.extended_events) {}
 
@@ -97,7 +99,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   // Closes the connection from any thread.
   void Close() {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Shutdown(); });
+    asio::post(strand_, [self = shared_from_this()] { self->Shutdown(); });
   }
 
   // Events wait in a small inbox; only the first of a burst posts a drain
@@ -125,7 +127,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     }
     std::shared_ptr<NativeSession> self = weak_from_this().lock();
     if (!self) return;  // being destroyed
-    asio::post(socket_.get_executor(), [self = std::move(self)] { self->DrainInbox(); });
+    asio::post(strand_, [self = std::move(self)] { self->DrainInbox(); });
   }
 
  private:
@@ -182,7 +184,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       error_code ec = n == 0 ? error_code(asio::error::eof)
                              : error_code(errno, boost::system::system_category());
       server_->Remove(key_);  // the slot is free now, before the strand hears of it
-      asio::post(socket_.get_executor(), [self = shared_from_this(), ec] { self->OnRead(ec, 0); });
+      asio::post(strand_, [self = shared_from_this(), ec] { self->OnRead(ec, 0); });
       return false;
     }
     return true;  // the rest at the loop's next turn, after others' work
@@ -362,6 +364,9 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   backend::EventHub* const hub_;
   const uint64_t key_;
   tcp::socket socket_;
+  // socket_'s strand, kept apart: the read loop posts to it while the
+  // strand may be handing the descriptor to socket_ or taking it back.
+  const tcp::socket::executor_type strand_;
   asio::steady_timer linger_;
   std::string peer_;
   backend::ClientId client_ = 0;
