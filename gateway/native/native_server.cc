@@ -1,5 +1,6 @@
 #include "gateway/native/native_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -59,6 +60,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
         hub_(server->hub_),
         key_(key),
         socket_(std::move(socket)),
+        raw_fd_(socket_.native_handle()),
         strand_(socket_.get_executor()),
         linger_(strand_),
         framer_(server->options_.max_message_bytes),
@@ -83,7 +85,6 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     auto endpoint = socket_.remote_endpoint(ignored);
     peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
     protocol_ = socket_.local_endpoint(ignored).protocol();
-    raw_fd_ = socket_.native_handle();
     client_ = hub_->Attach(this);
     reader_client_ = client_;
     spdlog::info("native client {} connected from {}", client_, peer_);
@@ -96,6 +97,9 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     }
     DoRead();
   }
+
+  // The connection's descriptor (open as long as the session exists).
+  int fd() const { return raw_fd_; }
 
   // Closes the connection from any thread.
   void Close() {
@@ -374,9 +378,9 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   backend::ClientId reader_client_ = 0;
   // Options::read_loop's watch of the socket (0: read by the strand).
   backend::FdLoop::WatchId watch_ = 0;
-  // The socket's descriptor and protocol, set by Start (the read loop
-  // reads raw_fd_; DoWrite hands it back to socket_).
-  int raw_fd_ = -1;
+  // The socket's descriptor (the read loop reads it; DoWrite hands it back
+  // to socket_) and protocol (set by Start).
+  const int raw_fd_;
   tcp protocol_ = tcp::v4();
   // socket_ has let go of raw_fd_ (Release); strand only, and the
   // destructor then closes raw_fd_.
@@ -480,7 +484,8 @@ void NativeServer::DoAccept() {
       {
         absl::MutexLock lock(&mu_);
         if (stopped_) return;
-        if (static_cast<int>(sessions_.size()) < options_.max_clients) {
+        if (static_cast<int>(sessions_.size()) < options_.max_clients ||
+            static_cast<int>(sessions_.size() - GoneLocked()) < options_.max_clients) {
           uint64_t key = next_key_++;
           session = std::make_shared<NativeSession>(this, key, std::move(socket));
           sessions_[key] = session;
@@ -500,6 +505,28 @@ void NativeServer::DoAccept() {
     }
     if (acceptor_.is_open()) DoAccept();
   });
+}
+
+// A full server first looks for clients that have already closed their
+// connection but whose end of stream has not been read yet: the thread
+// that reads a connection is not the one that accepts the next, so a
+// client that closes and reconnects at once could otherwise be refused.
+size_t NativeServer::GoneLocked() {
+  std::vector<pollfd> fds;
+  size_t gone = 0;
+  for (auto& [key, weak] : sessions_) {
+    if (std::shared_ptr<NativeSession> session = weak.lock()) {
+      fds.push_back(pollfd{session->fd(), POLLRDHUP, 0});
+    } else {
+      ++gone;  // destroyed, not yet removed
+    }
+  }
+  if (!fds.empty() && poll(fds.data(), fds.size(), 0) > 0) {
+    for (const pollfd& fd : fds) {
+      if (fd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) ++gone;
+    }
+  }
+  return gone;
 }
 
 bool NativeServer::Allowed(const tcp::socket& socket) const {

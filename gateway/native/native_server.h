@@ -77,6 +77,9 @@ class NativeServer {
   friend class NativeSession;
   void DoAccept();
   void Remove(uint64_t session_key);
+  // How many of sessions_ are clients that have already gone (closed
+  // their connection, or destroyed) but are not removed yet.
+  size_t GoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Refuse(boost::asio::ip::tcp::socket socket, const absl::Status& why);
   // False when `allow` is set and the peer's address is in none of its
   // networks (or cannot be read).

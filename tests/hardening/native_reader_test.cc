@@ -26,6 +26,7 @@ class NativeReaderTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     GatewayOptions options;
     options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+    options.tcp_settings = {"max-clients = 2"};
     options.extra_args = {absl::StrCat("--native_on_sip_thread=", OnSipThread())};
     auto gateway = GatewayProcess::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
@@ -161,6 +162,24 @@ TEST_P(NativeReaderTest, ClientsThatComeAndGoLeaveNothingBehind) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_LE(descriptors(), before);
+}
+
+// With max-clients = 2 and one slot taken, a client that closes its
+// connection and connects again at once is admitted every time, although
+// the end of its old connection may not have been read yet (the reader
+// and the acceptor are different threads).
+TEST_P(NativeReaderTest, AClientThatReconnectsAtOnceGetsTheSlotItFreed) {
+  auto keeper = Connect();
+  ASSERT_NE(keeper, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    auto client = Connect();
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(client->Send(kStatus));
+    auto status = client->Next();
+    ASSERT_TRUE(status.has_value()) << "cycle " << i;
+    ASSERT_EQ(status->event(), "status") << "cycle " << i << ": " << status->json;
+  }  // each client closes as the next one connects
+  EXPECT_FALSE(absl::StrContains(gateway_->ReadLog(), "max-clients")) << "a client was refused";
 }
 
 // The thread that reads a command is woken once per command; the other one
