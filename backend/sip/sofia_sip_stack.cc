@@ -1165,6 +1165,15 @@ class SofiaSipStack::Impl {
     if (!leg->established && !is_update) {
       return 491;  // a re-INVITE before the call is set up
     }
+    if (!is_update && leg->irq != nullptr && !leg->offered_in_response) {
+      // A re-INVITE before the ACK of our 2xx to the previous one: the far
+      // end has that 2xx (its CSeq is higher) and its ACK is on the way, or
+      // was overtaken (a proxy's workers can reorder them). Taken as if the
+      // ACK had come (RFC 5407 3.1.2); sofia absorbs the late ACK. Only an
+      // ACK that must carry an answer (our 2xx had the offer) is waited for.
+      nta_incoming_destroy(leg->irq);
+      leg->irq = nullptr;
+    }
     if (!is_update && (leg->irq != nullptr || leg->invite != nullptr)) {
       return 491;  // glare: one INVITE transaction at a time (RFC 3261 14.2)
     }

@@ -347,6 +347,21 @@ TEST_F(SippCallTest, SippHoldIsReportedAsRemoteHeldAndOfferlessReinviteGetsAnOff
   ExpectSippHoldsAndResumes("uas_remote_hold.xml");
 }
 
+TEST_F(SippCallTest, AReinviteBeforeTheAckOfThePreviousOneIsAnswered200) {
+  // sipp holds the gateway and, before it ACKs the 200, resumes it: as when
+  // Kamailio's workers deliver the ACK after the next re-INVITE. The second
+  // re-INVITE gets 200, not 491 (checked by the scenario); the late ACK is
+  // absorbed and the call stays up until sipp's BYE.
+  StartGateway();
+  SippProcess* sipp = StartUas("uas_reinvite_before_ack.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ExpectSippHangsUp(id);
+  ExpectSippSucceeds(*sipp);
+  EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "INVITE").size(), 1u);
+}
+
 TEST_F(SippCallTest, SippUpdatesHoldAndResumeAndAReofferWithoutOurCodecsIsRefused) {
   // sipp: UPDATE a=sendonly 500 ms after the answer (answered a=recvonly,
   // checked by the scenario), held for 1.5 s, then an UPDATE resumes. Then
