@@ -87,6 +87,10 @@ constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
 // INVITE (normally 487 within milliseconds) before it is reported ended.
 constexpr absl::Duration kCancelWait = absl::Seconds(4);
 
+// How long a CANCEL waits for the far end's first provisional response
+// (anything above 100) before it goes anyway: see HangupCall.
+constexpr absl::Duration kCancelHold = absl::Milliseconds(500);
+
 // Final REGISTER statuses that retrying cannot fix: the user must log in
 // again (wrong credentials, unknown user, a request the server refuses).
 bool IsPermanentFailure(int status) {
@@ -255,7 +259,9 @@ class SofiaSipStack::Impl {
     bool answering = false;  // our 200 is sent; the ACK establishes the call
     bool hangup_requested = false;
     bool ringing_reported = false;
-    int challenges = 0;  // per INVITE transaction
+    bool far_end_provisional = false;  // a 101-199 to the call's INVITE came
+    bool cancel_held = false;          // hung up; CANCEL waits for it (HangupCall)
+    int challenges = 0;                // per INVITE transaction
     int end_code = 0;
     std::string end_reason;
     int local_port = 0;  // 0: no media open
@@ -1455,6 +1461,8 @@ class SofiaSipStack::Impl {
       if (sip->sip_to->a_tag != nullptr && nta_leg_get_rtag(leg->leg) == nullptr) {
         nta_leg_rtag(leg->leg, sip->sip_to->a_tag);  // early dialog
       }
+      leg->far_end_provisional = true;
+      if (leg->cancel_held) SendCancel(leg);
       if (leg->end_reported || status < 180) return;
       if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
         OnAnswer(leg, body, leg->local_hold, /*required=*/false);  // early media
@@ -1466,6 +1474,10 @@ class SofiaSipStack::Impl {
       return;
     }
     leg->invite = nullptr;
+    if (leg->cancel_held) {  // final before the far end rang: nothing to CANCEL
+      leg->cancel_held = false;
+      DestroyTimer(leg->cancel_timer);
+    }
     if (status < 300) {
       nta_leg_rtag(leg->leg, sip->sip_to->a_tag);
       nta_leg_client_route(leg->leg, sip->sip_record_route, sip->sip_contact);
@@ -1581,16 +1593,42 @@ class SofiaSipStack::Impl {
     if (leg->established) {
       SendBye(leg);
     } else if (leg->outgoing) {
-      if (leg->invite != nullptr) {
-        nta_outgoing_cancel(leg->invite);
-        AwaitAnswer();
+      if (leg->invite != nullptr && !leg->far_end_provisional) {
+        // Only the proxy's 100 so far. A CANCEL that reaches a proxy while
+        // it is still relaying the far end's 180 can be lost there
+        // (Kamailio: answered 200, never relayed; the far end rings on),
+        // so it waits for the far end's first provisional response, or
+        // kCancelHold.
+        spdlog::debug("call {}: CANCEL waits for the far end's first provisional response",
+                      leg->id);
+        leg->cancel_held = true;
+        leg->cancel_timer =
+            StartTimer(&Impl::OnCancelHold, leg, absl::ToInt64Milliseconds(kCancelHold));
+        return;
       }
-      leg->cancel_timer =
-          StartTimer(&Impl::OnCancelTimeout, leg, absl::ToInt64Milliseconds(kCancelWait));
+      SendCancel(leg);
     } else if (!leg->answering) {
       RespondToInvite(leg, 486, "Busy Here");
     }
     // Answered, not yet ACKed: the ACK brings the BYE (OnEstablished).
+  }
+
+  // CANCELs the call's INVITE, if still pending, and gives the far end
+  // kCancelWait to answer it.
+  void SendCancel(CallLeg* leg) {
+    leg->cancel_held = false;
+    DestroyTimer(leg->cancel_timer);
+    if (leg->invite != nullptr) {
+      nta_outgoing_cancel(leg->invite);
+      AwaitAnswer();
+    }
+    leg->cancel_timer =
+        StartTimer(&Impl::OnCancelTimeout, leg, absl::ToInt64Milliseconds(kCancelWait));
+  }
+
+  static void OnCancelHold(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
+    if (leg->cancel_held) leg->impl->SendCancel(leg);
   }
 
   void HoldCall(int64_t call_id, bool hold) {

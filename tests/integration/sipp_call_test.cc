@@ -385,6 +385,24 @@ TEST_F(SippCallTest, AnAnswerWithoutOurCodecsIsAckedAndHungUpWith488) {
   EXPECT_EQ(CallState("account-1", id), "");
 }
 
+// Hung up before the far end rings: the CANCEL waits for its 180 (a CANCEL
+// that crosses the 180 at the proxy can be lost there), then the call ends
+// 487 as usual.
+TEST_F(SippCallTest, HangupBeforeTheFarEndRingsCancelsOnceItRings) {
+  StartGateway();
+  auto sipp = StartUas("uas_ring_late.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  Command("hangup-call", "account-1", id);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 487) << ended->json;
+  ExpectSippSucceeds(*sipp);
+  EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "CANCEL").size(), 1u);
+  EXPECT_TRUE(absl::StrContains(gateway_->ReadLog(),
+                                absl::StrCat("call ", id, ": CANCEL waits for the far end")));
+}
+
 TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
   StartGateway();
   auto sipp = StartUas("uas_ring.xml");
