@@ -393,6 +393,9 @@ TEST_F(SippCallTest, HangupBeforeTheFarEndRingsCancelsOnceItRings) {
   auto sipp = StartUas("uas_ring_late.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
+  // Once the INVITE is at sipp (past Kamailio's 407 of a first call), and
+  // 300 ms before sipp rings.
+  ASSERT_TRUE(WaitForRequests(*sipp, "INVITE", 1));
   Command("hangup-call", "account-1", id);
   auto ended = WaitEnded("account-1", id);
   ASSERT_TRUE(ended.has_value());
