@@ -79,7 +79,6 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     socket_.set_option(tcp::no_delay(true), ignored);
     {
       absl::MutexLock lock(&inbox_mu_);
-      fd_ = socket_.native_handle();
       idle_ = true;
     }
     auto endpoint = socket_.remote_endpoint(ignored);
@@ -117,7 +116,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       absl::MutexLock lock(&inbox_mu_);
       if (idle_) {
         std::string json = Frame(*event, extended);
-        ssize_t sent = ::send(fd_, json.data(), json.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t sent = ::send(raw_fd_, json.data(), json.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (sent == static_cast<ssize_t>(json.size())) return;
         // Not all of it (the client's window is full, or an error the
         // strand's write will meet): the rest goes through the strand.
@@ -199,7 +198,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void Consume(size_t n) {
     framer_.Feed(absl::string_view(read_buffer_.data(), n));
     for (;;) {
-      if (closing_.load(std::memory_order_acquire)) return;  // disconnected meanwhile
+      if (closed_) return;  // disconnected meanwhile
       Framer::Frame frame = framer_.Next();
       if (frame.kind == Framer::Kind::kNone) break;
       Handle(frame);
@@ -336,9 +335,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   }
 
   void Shutdown() {
-    if (closed_) return;
-    closed_ = true;
-    closing_.store(true, std::memory_order_release);
+    if (closed_.exchange(true)) return;
     {
       absl::MutexLock lock(&inbox_mu_);  // no direct write after this
       idle_ = false;
@@ -368,6 +365,9 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   backend::EventHub* const hub_;
   const uint64_t key_;
   tcp::socket socket_;
+  // socket_'s descriptor: the read loop reads it, OnEvent writes to it, and
+  // DoWrite hands it back to socket_.
+  const int raw_fd_;
   // socket_'s strand, kept apart: the read loop posts to it while the
   // strand may be handing the descriptor to socket_ or taking it back.
   const tcp::socket::executor_type strand_;
@@ -378,15 +378,10 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   backend::ClientId reader_client_ = 0;
   // Options::read_loop's watch of the socket (0: read by the strand).
   backend::FdLoop::WatchId watch_ = 0;
-  // The socket's descriptor (the read loop reads it; DoWrite hands it back
-  // to socket_) and protocol (set by Start).
-  const int raw_fd_;
-  tcp protocol_ = tcp::v4();
+  tcp protocol_ = tcp::v4();  // socket_'s, set by Start
   // socket_ has let go of raw_fd_ (Release); strand only, and the
   // destructor then closes raw_fd_.
   bool released_ = false;
-  // Set by Shutdown: the reader runs no more of the client's commands.
-  std::atomic<bool> closing_{false};
   Framer framer_;
   JsonCodec codec_;
   // Written on the strand (subscribe), read by OnEvent on any thread.
@@ -395,10 +390,11 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   std::vector<backend::EventPtr> inbox_ ABSL_GUARDED_BY(inbox_mu_);
   std::string leftover_ ABSL_GUARDED_BY(inbox_mu_);  // of a direct write
   bool drain_posted_ ABSL_GUARDED_BY(inbox_mu_) = false;
-  // The strand has nothing to write: OnEvent writes to fd_ itself.
+  // The strand has nothing to write: OnEvent writes to raw_fd_ itself.
   bool idle_ ABSL_GUARDED_BY(inbox_mu_) = false;
-  int fd_ ABSL_GUARDED_BY(inbox_mu_) = -1;
-  bool closed_ = false;
+  // Set by Shutdown (strand); the reader then runs no more of the
+  // client's commands.
+  std::atomic<bool> closed_{false};
   std::array<char, 16384> read_buffer_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;

@@ -35,6 +35,15 @@ class CallTest : public ::testing::Test {
   void SetUp() override {
     GatewayOptions options = TwoAccounts(kamailio_->server());
     options.tcp_settings = {"extended-events = false"};
+    StartGateway(options);
+  }
+
+  // (Re)starts the gateway with `options` (both accounts through
+  // Kamailio), connects a_ and b_ and waits for both registrations.
+  void StartGateway(const GatewayOptions& options) {
+    a_.reset();
+    b_.reset();
+    gateway_.reset();
     auto gateway = GatewayProcess::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
     gateway_ = *std::move(gateway);
@@ -281,18 +290,10 @@ int64_t SipThreadCpuMs(int pid) {
 TEST_F(CallTest, AnswerPollingIsBoundedAndCallsWorkWithItOff) {
   for (int answer_poll_us : {0, 20000}) {
     SCOPED_TRACE(absl::StrCat("answer-poll-us = ", answer_poll_us));
-    a_.reset();
-    b_.reset();
-    gateway_.reset();
     GatewayOptions options = TwoAccounts(kamailio_->server());
     options.sip_settings = {absl::StrCat("answer-poll-us = ", answer_poll_us),
                             "register-expires = 10"};  // a refresh every 5 s
-    auto gateway = GatewayProcess::Start(options);
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    a_ = Connect();
-    ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
-    ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
+    ASSERT_NO_FATAL_FAILURE(StartGateway(options));
     ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*a_));
     // Idle for 6 s, with a REGISTER refresh of each account in it: a 20 ms
     // window of polling per request at most, never a spin.
@@ -308,18 +309,10 @@ TEST_F(CallTest, AnswerPollingIsBoundedAndCallsWorkWithItOff) {
 // work instead of sleeping at once. Calls work as ever, shutdown still
 // ends the loop, and an idle gateway does not spin.
 TEST_F(CallTest, BusyPollingSipThreadCarriesCallsAndRestsWhenIdle) {
-  a_.reset();
-  b_.reset();
-  gateway_.reset();
   GatewayOptions options = TwoAccounts(kamailio_->server());
   options.tcp_settings = {"extended-events = false"};
   options.sip_settings = {"busy-poll-us = 5000"};
-  auto gateway = GatewayProcess::Start(options);
-  ASSERT_TRUE(gateway.ok()) << gateway.status();
-  gateway_ = *std::move(gateway);
-  a_ = Connect();
-  ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
-  ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
+  ASSERT_NO_FATAL_FAILURE(StartGateway(options));
 
   ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*a_));
 

@@ -248,6 +248,17 @@ class SippCallTest : public ::testing::Test {
     ExpectSippSucceeds(*sipp);
   }
 
+  // account-1 hangs up call `id`, still ringing at sipp: one CANCEL, the
+  // call ends 487, sipp's scenario succeeds.
+  void ExpectHangupCancelsWith487(SippProcess& sipp, int64_t id) {
+    Command("hangup-call", "account-1", id);
+    auto ended = WaitEnded("account-1", id);
+    ASSERT_TRUE(ended.has_value());
+    EXPECT_EQ(ended->Int("code"), 487) << ended->json;
+    ExpectSippSucceeds(sipp);
+    EXPECT_EQ(Requests(ReceivedMessages(sipp.Messages()), "CANCEL").size(), 1u);
+  }
+
   // Waits until sipp has received `count` distinct `method` requests.
   static bool WaitForRequests(SippProcess& sipp, const std::string& method, size_t count) {
     absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -396,12 +407,7 @@ TEST_F(SippCallTest, HangupBeforeTheFarEndRingsCancelsOnceItRings) {
   // Once the INVITE is at sipp (past Kamailio's 407 of a first call), and
   // 300 ms before sipp rings.
   ASSERT_TRUE(WaitForRequests(*sipp, "INVITE", 1));
-  Command("hangup-call", "account-1", id);
-  auto ended = WaitEnded("account-1", id);
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Int("code"), 487) << ended->json;
-  ExpectSippSucceeds(*sipp);
-  EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "CANCEL").size(), 1u);
+  ASSERT_NO_FATAL_FAILURE(ExpectHangupCancelsWith487(*sipp, id));
   EXPECT_TRUE(absl::StrContains(gateway_->ReadLog(),
                                 absl::StrCat("call ", id, ": CANCEL waits for the far end")));
 }
@@ -413,12 +419,7 @@ TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
   int64_t id = MakeCall("account-1", kSippUser);
   ASSERT_TRUE(client_->WaitFor(Is("call-ringing", "account-1", id)).has_value());
   EXPECT_EQ(CallState("account-1", id), "ringing");
-  Command("hangup-call", "account-1", id);
-  auto ended = WaitEnded("account-1", id);
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Int("code"), 487) << ended->json;
-  ExpectSippSucceeds(*sipp);
-  EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "CANCEL").size(), 1u);
+  ASSERT_NO_FATAL_FAILURE(ExpectHangupCancelsWith487(*sipp, id));
 }
 
 TEST_F(SippCallTest, CancelThatIsNeverAnsweredEndsTheCallWithinSeconds) {
