@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -357,6 +358,33 @@ TEST(GatewayStartupTest, AllocatesWithJemallocUnlessSanitized) {
   std::stringstream text;
   text << maps.rdbuf();
   EXPECT_TRUE(absl::StrContains(text.str(), "libjemalloc")) << "gateway/BUILD.bazel malloc";
+}
+
+// gateway/main.cc asks jemalloc for transparent huge pages. Where the
+// kernel gives them only on request ("madvise" mode), jemalloc's memory
+// must carry that request: the "hg" flag in smaps (set by
+// madvise(MADV_HUGEPAGE) whether or not huge pages were free to use).
+TEST(GatewayStartupTest, AsksForTransparentHugePagesUnlessSanitized) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizer builds use the sanitizer's malloc (.bazelrc --custom_malloc)";
+#endif
+  std::ifstream mode_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode((std::istreambuf_iterator<char>(mode_file)), std::istreambuf_iterator<char>());
+  if (!absl::StrContains(mode, "[madvise]")) {
+    GTEST_SKIP() << "transparent huge pages are not in madvise mode here: " << mode;
+  }
+  GatewayOptions options;
+  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  auto gateway = GatewayProcess::Start(options);
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  std::ifstream smaps(absl::StrCat("/proc/", (*gateway)->process().pid(), "/smaps"));
+  int advised = 0;
+  for (std::string line; std::getline(smaps, line);) {
+    if (absl::StartsWith(line, "VmFlags:") && absl::StrContains(absl::StrCat(line, " "), " hg ")) {
+      ++advised;
+    }
+  }
+  EXPECT_GT(advised, 0) << "no mapping of the gateway asks for huge pages (malloc_conf thp)";
 }
 
 TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {
