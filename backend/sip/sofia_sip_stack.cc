@@ -1508,6 +1508,12 @@ class SofiaSipStack::Impl {
       // send again with the next call.
       invite_auth_.erase(leg->account.name);
     }
+    if ((status == 401 || status == 407) && leg->hangup_requested && leg->end_code == 0) {
+      // Hung up while the INVITE was being challenged: the challenge only
+      // closed the transaction (not sent again); the hangup ended the call.
+      EndLeg(leg->id, 0, leg->end_reason);
+      return;
+    }
     int code = leg->end_code != 0 ? leg->end_code : status;
     std::string reason =
         leg->hangup_requested && leg->end_reason != "Hung up" ? leg->end_reason : phrase;

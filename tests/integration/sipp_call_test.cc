@@ -412,6 +412,27 @@ TEST_F(SippCallTest, HangupBeforeTheFarEndRingsCancelsOnceItRings) {
                                 absl::StrCat("call ", id, ": CANCEL waits for the far end")));
 }
 
+// Hung up while the far end challenges the INVITE (407 after 300 ms, no
+// provisional response): the INVITE is not sent again with credentials,
+// and the call ends as hung up, not as a failed authentication.
+TEST_F(SippCallTest, HangupWhileTheInviteIsChallengedEndsAsHungUp) {
+  StartGateway();
+  auto sipp = StartUas("uas_challenge_late.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(WaitForRequests(*sipp, "INVITE", 1));
+  Command("hangup-call", "account-1", id);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Int("code"), 0) << ended->json;
+  EXPECT_EQ(ended->Str("reason"), "Hung up") << ended->json;
+  ExpectSippSucceeds(*sipp);
+  const auto received = ReceivedMessages(sipp->Messages());
+  EXPECT_EQ(Requests(received, "INVITE").size(), 1u) << "sent again with credentials";
+  EXPECT_EQ(Requests(received, "CANCEL").size(), 0u) << "nothing was left to cancel";
+  EXPECT_EQ(CallState("account-1", id), "");
+}
+
 TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
   StartGateway();
   auto sipp = StartUas("uas_ring.xml");
