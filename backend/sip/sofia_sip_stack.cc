@@ -464,9 +464,7 @@ class SofiaSipStack::Impl {
     }
     calls_.clear();
     invite_auth_.clear();
-    std::vector<FdLoop::WatchId> watch_ids;
-    for (auto& [id, watch] : watches_) watch_ids.push_back(id);
-    for (FdLoop::WatchId id : watch_ids) EndWatch(id);
+    while (!watches_.empty()) EndWatch(watches_.begin()->first);
     RunDeferred();
     DestroyTimer(reaper_);
     nta_leg_destroy(default_leg_);
