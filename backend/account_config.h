@@ -30,6 +30,18 @@ struct SipConfig {
   // register_retry_max, each with +-20% jitter.
   int register_retry_min = 2;
   int register_retry_max = 120;
+  // Requests that start dialogs (INVITE) are accepted only from the IP
+  // addresses of the called account's registrar/proxy and from these
+  // networks (canonical CIDR, "10.0.0.0/8", "::1/128"); others get 403.
+  std::vector<std::string> trusted;
+  // An incoming call not answered within this many seconds is answered 480
+  // and ends with reason "Ring timeout" (0: never).
+  int ring_timeout = 120;
+  // An outgoing call without a final answer within this many seconds is
+  // cancelled and ends with 408 "No answer" (0: never).
+  int invite_timeout = 180;
+  // Unanswered incoming calls per account; more get 486 Busy Here.
+  int max_ringing = 16;
   // Nice value of the SIP thread (-20..19; 0 = the process's). Every call's
   // signalling passes through that one thread, so on a busy machine a
   // negative value keeps it from waiting behind other processes. Below the
@@ -61,6 +73,11 @@ struct RtpConfig {
   int rtp_timeout = 30;
   // Receive jitter buffer depth, milliseconds.
   int jitter_buffer_ms = 60;
+  // false: RTP/RTCP is accepted only from the IP address of the far end's
+  // SDP. true (far ends behind NAT): from the first source (address and
+  // port) seen after the answer, and then only from it; media is sent back
+  // to it.
+  bool latch = false;
 };
 
 }  // namespace telestra::backend

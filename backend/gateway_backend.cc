@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backend/sip_syntax.h"
 #include "spdlog/spdlog.h"
 
 namespace telestra::backend {
@@ -69,6 +70,13 @@ absl::Status GatewayBackend::Login(const telestra::v1::LoginCommand& login) {
   if (login.server().empty()) {
     return absl::InvalidArgumentError("Field server must not be empty");
   }
+  // The plan's syntax: what a client names never reaches a SIP header or
+  // chooses where the credentials go in any other form.
+  for (absl::Status syntax : {ValidateSipUser(login.user()), ValidateSipServer(login.server())}) {
+    if (!syntax.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("Invalid login: ", syntax.message()));
+    }
+  }
   AccountConfig config;
   uint64_t generation;
   {
@@ -134,6 +142,11 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
     absl::MutexLock lock(&mu_);
     if (absl::Status status = CheckAccount(account); !status.ok()) return status;
     const AccountState& state = accounts_.find(account)->second;
+    // Pure (no call into the SIP thread): a bad number is refused first.
+    if (absl::Status valid = stack_->CheckNumber(state.config, std::string(number));
+        !valid.ok()) {
+      return valid;
+    }
     if (state.status != 200) {
       return absl::FailedPreconditionError(absl::StrCat("Account is not registered: ", account));
     }

@@ -67,8 +67,14 @@ class SipStack {
   // Unregisters (REGISTER Expires: 0) and forgets the account.
   virtual void Unregister(const std::string& account, uint64_t generation) = 0;
 
-  // Places call `call_id` from `account` to `number` (a user at the
-  // account's server, or a full sip: URI). Never calls the listener from
+  // Whether MakeCall can dial `number` for `account`: a dial string or a
+  // sip:/sips:/tel: URI (backend/sip/dial_target.h); InvalidArgument
+  // "Invalid number: <number>" otherwise. Thread: any; does not block.
+  virtual absl::Status CheckNumber(const AccountConfig& account,
+                                   const std::string& number) const = 0;
+
+  // Places call `call_id` from `account` to `number` (checked with
+  // CheckNumber: a user at the account's server, or a full URI). Never calls the listener from
   // within: false when the stack no longer takes calls (stopped), and then
   // no listener call ever comes for this call (the caller ends it).
   virtual bool MakeCall(int64_t call_id, const AccountConfig& account,

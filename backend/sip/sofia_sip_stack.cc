@@ -34,11 +34,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/network_list.h"
+#include "backend/sip/dial_target.h"
 #include "backend/sip/sdp_offer_answer.h"
+#include "backend/sip_syntax.h"
 #include "spdlog/spdlog.h"
 
 // sofia-sip: only ever included in backend/sip/.
 #include <sofia-sip/auth_client.h>
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_header.h>
@@ -90,6 +94,10 @@ constexpr absl::Duration kCancelWait = absl::Seconds(4);
 // How long a CANCEL waits for the far end's first provisional response
 // (anything above 100) before it goes anyway: see HangupCall.
 constexpr absl::Duration kCancelHold = absl::Milliseconds(500);
+
+// Addresses remembered per registrar (a name with several A records, or a
+// registrar that moved): the oldest is forgotten first.
+constexpr size_t kMaxRegistrarAddresses = 8;
 
 // Final REGISTER statuses that retrying cannot fix: the user must log in
 // again (wrong credentials, unknown user, a request the server refuses).
@@ -229,6 +237,13 @@ class SofiaSipStack::Impl {
     std::unique_ptr<AuthCache> auth;
     int challenges = 0;  // challenges answered in the current request
     int failures = 0;    // consecutive transient failures (backoff)
+    // The realm of the registrar's challenge: the only realm whose
+    // challenges to the account's INVITEs are answered ("" = none yet).
+    std::string realm;
+    // Where the registrar is: its numeric host and every address its
+    // answers came from. Only these (and [sip-settings] trusted) may start
+    // dialogs with the account.
+    std::vector<boost::asio::ip::address> addresses;
     bool registered = false;
     bool unregistering = false;
     bool pending_register = false;  // register again once unregistered
@@ -261,6 +276,9 @@ class SofiaSipStack::Impl {
     bool ringing_reported = false;
     bool far_end_provisional = false;  // a 101-199 to the call's INVITE came
     bool cancel_held = false;          // hung up; CANCEL waits for it (HangupCall)
+    bool counted_ringing = false;      // counted in ringing_ (an unanswered incoming call)
+    su_timer_t* ring_timer = nullptr;    // incoming: [sip-settings] ring-timeout
+    su_timer_t* invite_timer = nullptr;  // outgoing: [sip-settings] invite-timeout
     int challenges = 0;                // per INVITE transaction
     int end_code = 0;
     std::string end_reason;
@@ -292,6 +310,12 @@ class SofiaSipStack::Impl {
   // Thread: any.
   absl::Status Start(SipStackListener* listener) {
     listener_ = listener;
+    absl::StatusOr<NetworkList> trusted = NetworkList::Parse(config_.trusted);
+    if (!trusted.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("[sip-settings] trusted: ", trusted.status().message()));
+    }
+    trusted_ = *std::move(trusted);
     if (config_.port == 0) {
       port_ = PickFreePort(config_.bind);
       if (port_ == 0) return absl::UnavailableError("no free SIP port");
@@ -671,6 +695,12 @@ class SofiaSipStack::Impl {
                : "";
   }
 
+  // The account's registrar/proxy as a URL: where every request that
+  // starts something (REGISTER, a call's INVITE and its CANCEL) is sent.
+  std::string ProxyUrl(const AccountConfig& account) const {
+    return absl::StrCat("sip:", account.server, ";transport=", config_.transport);
+  }
+
   // ---------------------------------------------------------- registration
 
   void Register(const AccountConfig& config, uint64_t generation) {
@@ -712,7 +742,15 @@ class SofiaSipStack::Impl {
   }
 
   void StartRegister(Registration* reg) {
+    if (reg->bound.server != reg->config.server) reg->addresses.clear();
     reg->bound = reg->config;
+    reg->realm.clear();
+    // A numeric server is the registrar's address before it answers.
+    boost::system::error_code ec;
+    absl::StatusOr<ServerAddress> server = ParseSipServer(reg->bound.server);
+    boost::asio::ip::address numeric =
+        server.ok() ? boost::asio::ip::make_address(server->host, ec) : boost::asio::ip::address();
+    if (server.ok() && !ec) AddRegistrarAddress(reg, numeric);
     reg->challenges = 0;
     reg->registered = false;
     SendRegister(reg);
@@ -854,6 +892,7 @@ class SofiaSipStack::Impl {
       nta_outgoing_destroy(orq);
       return 0;
     }
+    self->LearnRegistrarAddress(reg, orq);
     DestroyOutgoing(reg->orq);
     self->OnRegisterResult(reg, status, PhraseOf(sip), sip);
     return 0;
@@ -864,6 +903,7 @@ class SofiaSipStack::Impl {
       const msg_auth_t* challenge = ChallengeOf(status, sip);
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
+        reg->realm = RealmOf(challenge);
         if (!reg->auth) reg->auth = std::make_unique<AuthCache>();
         if (Remember(reg->auth.get(), reg->bound, challenge, status == 407)) {
           SendRegister(reg);
@@ -949,6 +989,69 @@ class SofiaSipStack::Impl {
     return status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
   }
 
+  // A challenge's realm, unquoted ("" if it has none).
+  static std::string RealmOf(const msg_auth_t* challenge) {
+    const char* realm = msg_params_find(challenge->au_params, "realm=");
+    if (realm == nullptr) return "";
+    absl::string_view text(realm);
+    if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {
+      text = text.substr(1, text.size() - 2);
+    }
+    return std::string(text);
+  }
+
+  // `challenge` has the realm the account's registrar challenged its
+  // REGISTER with (a registrar that never challenged has none to match).
+  bool IsRegistrarRealm(const std::string& account, const msg_auth_t* challenge) const {
+    auto it = registrations_.find(account);
+    return it != registrations_.end() && !it->second->realm.empty() &&
+           it->second->realm == RealmOf(challenge);
+  }
+
+  // The address the answer to `orq` came from is the registrar's.
+  void LearnRegistrarAddress(Registration* reg, nta_outgoing_t* orq) {
+    msg_t* response = nta_outgoing_getresponse(orq);
+    if (response == nullptr) return;  // a timeout or error made here
+    const su_addrinfo_t* source = msg_addrinfo(response);
+    if (source != nullptr && source->ai_addr != nullptr) {
+      AddRegistrarAddress(reg, NetworkList::AddressOf(source->ai_addr));
+    }
+    msg_destroy(response);
+  }
+
+  static void AddRegistrarAddress(Registration* reg, const boost::asio::ip::address& address) {
+    if (address.is_unspecified()) return;
+    if (std::find(reg->addresses.begin(), reg->addresses.end(), address) != reg->addresses.end()) {
+      return;
+    }
+    if (reg->addresses.size() >= kMaxRegistrarAddresses) reg->addresses.erase(reg->addresses.begin());
+    reg->addresses.push_back(address);
+  }
+
+  // A request that starts a dialog may come from the IP address of the
+  // called account's registrar/proxy, or from a [sip-settings] trusted
+  // network. For no known account: from any account's registrar (it gets
+  // its 404 then, not the 403 of strangers).
+  bool IsTrustedSource(const sip_t* sip, nta_incoming_t* irq) {
+    msg_t* request = nta_incoming_getrequest(irq);
+    boost::asio::ip::address source;
+    if (request != nullptr) {
+      const su_addrinfo_t* info = msg_addrinfo(request);
+      if (info != nullptr) source = NetworkList::AddressOf(info->ai_addr);
+      msg_destroy(request);
+    }
+    if (source.is_unspecified()) return false;
+    if (trusted_.Contains(source)) return true;
+    auto from_registrar = [&](const Registration& reg) {
+      return std::find(reg.addresses.begin(), reg.addresses.end(), source) != reg.addresses.end();
+    };
+    if (Registration* reg = AccountFor(sip); reg != nullptr) return from_registrar(*reg);
+    for (const auto& [name, reg] : registrations_) {
+      if (from_registrar(*reg)) return true;
+    }
+    return false;
+  }
+
   static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
     const char* realm = msg_params_find(challenge->au_params, "realm=");
     std::string quoted = realm == nullptr  ? "\"\""
@@ -970,6 +1073,7 @@ class SofiaSipStack::Impl {
     if (sip->sip_to != nullptr && sip->sip_to->a_tag != nullptr) return 481;
     switch (method) {
       case sip_method_invite:
+        if (!self->IsTrustedSource(sip, irq)) return self->RefuseUntrusted(irq);
         return self->OnIncomingInvite(irq, sip);
       case sip_method_options:
         nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(kAllow), SIPTAG_ACCEPT_STR(kSdpType),
@@ -983,6 +1087,23 @@ class SofiaSipStack::Impl {
                             SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
         return 405;
     }
+  }
+
+  int RefuseUntrusted(nta_incoming_t* irq) {
+    const uint64_t refused =
+        stats_.untrusted_requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    if ((refused & (refused - 1)) == 0) {  // the 1st, 2nd, 4th, 8th ...: a flood logs little
+      msg_t* request = nta_incoming_getrequest(irq);
+      const su_addrinfo_t* info = request != nullptr ? msg_addrinfo(request) : nullptr;
+      std::string source =
+          info != nullptr ? NetworkList::AddressOf(info->ai_addr).to_string() : "unknown";
+      if (request != nullptr) msg_destroy(request);
+      spdlog::warn("SIP: INVITE from {} refused 403: not a registrar of ours nor a trusted "
+                   "network ({} refused so far)",
+                   source, refused);
+    }
+    nta_incoming_treply(irq, SIP_403_FORBIDDEN, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+    return 403;
   }
 
   // The account an incoming INVITE is for: the registered account whose
@@ -1007,6 +1128,13 @@ class SofiaSipStack::Impl {
     Registration* reg = AccountFor(sip);
     if (reg == nullptr || shutting_down_) {
       return shutting_down_ ? 503 : 404;
+    }
+    if (ringing_[reg->config.name] >= config_.max_ringing) {
+      stats_.ringing_refused.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("account {}: incoming INVITE refused 486: {} calls already ringing",
+                   reg->config.name, config_.max_ringing);
+      nta_incoming_treply(irq, SIP_486_BUSY_HERE, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+      return 486;
     }
     // The offer, checked before the call is reported: one we cannot answer
     // is refused at once (no call-incoming for a call that cannot work).
@@ -1064,7 +1192,54 @@ class SofiaSipStack::Impl {
     }
     nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
                         SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+    leg->counted_ringing = true;
+    ++ringing_[leg->account.name];
+    if (config_.ring_timeout > 0) {
+      leg->ring_timer = StartTimer(&Impl::OnRingTimeout, leg, int64_t{config_.ring_timeout} * 1000);
+    }
     return 0;
+  }
+
+  // The incoming call is no longer an unanswered one (answered, ended).
+  void StopRinging(CallLeg* leg) {
+    DestroyTimer(leg->ring_timer);
+    if (!leg->counted_ringing) return;
+    leg->counted_ringing = false;
+    auto it = ringing_.find(leg->account.name);
+    if (it != ringing_.end() && --it->second <= 0) ringing_.erase(it);
+  }
+
+  // Nobody answered the incoming call in [sip-settings] ring-timeout.
+  static void OnRingTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
+    Impl* self = leg->impl;
+    DestroyTimer(leg->ring_timer);
+    if (leg->established || leg->answering || leg->end_reported || leg->irq == nullptr) return;
+    self->stats_.ring_timeouts.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("call {}: not answered in {} s; 480", leg->id, self->config_.ring_timeout);
+    leg->end_code = 480;
+    leg->end_reason = "Ring timeout";
+    self->RespondToInvite(leg, 480, "Temporarily Unavailable");
+  }
+
+  // The outgoing call got no final answer in [sip-settings] invite-timeout:
+  // cancelled, and it ends with 408 "No answer".
+  static void OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+    auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
+    Impl* self = leg->impl;
+    DestroyTimer(leg->invite_timer);
+    if (leg->established || leg->end_reported || leg->hangup_requested) return;
+    self->stats_.invite_timeouts.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("call {}: no final answer in {} s; cancelled", leg->id,
+                 self->config_.invite_timeout);
+    leg->hangup_requested = true;
+    leg->end_code = 408;
+    leg->end_reason = "No answer";
+    if (leg->invite == nullptr) {
+      self->EndLeg(leg->id, 408, leg->end_reason);
+      return;
+    }
+    self->SendCancel(leg);
   }
 
   // A final answer other than 2xx to the far end's INVITE of a call that
@@ -1124,6 +1299,8 @@ class SofiaSipStack::Impl {
     leg->established = true;
     leg->answering = false;
     DestroyTimer(leg->cancel_timer);
+    DestroyTimer(leg->invite_timer);
+    StopRinging(leg);
     if (leg->media_refused) {
       SendBye(leg);
       return;
@@ -1278,6 +1455,8 @@ class SofiaSipStack::Impl {
   // Drops the call's sofia objects and timers.
   void ReleaseSip(CallLeg* leg) {
     DestroyTimer(leg->cancel_timer);
+    DestroyTimer(leg->invite_timer);
+    StopRinging(leg);
     DestroyOutgoing(leg->invite);
     DestroyOutgoing(leg->bye);
     if (leg->irq != nullptr) {
@@ -1303,6 +1482,8 @@ class SofiaSipStack::Impl {
       reported = leg->end_reported;
       leg->end_reported = true;
       DestroyTimer(leg->cancel_timer);
+      DestroyTimer(leg->invite_timer);
+      StopRinging(leg.get());
       CloseMedia(leg.get());
       // Released after the current callback (sofia may still be using
       // the dialog); callbacks until then see end_reported.
@@ -1317,6 +1498,8 @@ class SofiaSipStack::Impl {
   void ReportEnded(CallLeg* leg, int code, const std::string& reason) {
     if (leg->end_reported) return;
     leg->end_reported = true;
+    DestroyTimer(leg->invite_timer);
+    StopRinging(leg);
     CloseMedia(leg);
     listener_->OnCallEnded(leg->id, code, reason);
     MaybeFinishShutdown();
@@ -1349,10 +1532,12 @@ class SofiaSipStack::Impl {
       EndLeg(call_id, 503, leg->end_reason);
       return;
     }
-    const bool target_in_domain =
-        !absl::StartsWith(number, "sip:") && !absl::StartsWith(number, "sips:");
-    std::string target =
-        target_in_domain ? absl::StrCat("sip:", number, "@", account.server) : number;
+    absl::StatusOr<DialTarget> dialed = ParseDialTarget(number, account.server);
+    if (!dialed.ok()) {  // checked by the backend (CheckNumber) before
+      EndLeg(call_id, 400, std::string(dialed.status().message()));
+      return;
+    }
+    const std::string& target = dialed->uri;
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
                                SIPTAG_FROM_STR(FromFor(account).c_str()),
@@ -1365,24 +1550,31 @@ class SofiaSipStack::Impl {
     }
     nta_leg_tag(leg->leg, nullptr);
     leg->target = target;
-    leg->target_in_domain = target_in_domain;
+    leg->target_in_domain = dialed->in_domain;
+    if (config_.invite_timeout > 0) {
+      leg->invite_timer =
+          StartTimer(&Impl::OnInviteTimeout, leg, int64_t{config_.invite_timeout} * 1000);
+    }
     if (!SendInvite(leg, LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, false)))) {
       EndLeg(call_id, 400, absl::StrCat("Cannot call ", target));
     }
   }
 
   // The call's first INVITE (again after a challenge), with the account's
-  // cached credentials for a target in its own domain only (never a digest
-  // for a foreign server).
+  // cached credentials for a target in its own domain only. It goes to the
+  // account's registrar/proxy whatever the Request-URI names (outbound
+  // proxy), so that credentials only ever reach that proxy.
   bool SendInvite(CallLeg* leg, const std::string& sdp) {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    const std::string proxy = ProxyUrl(leg->account);
     const sip_header_t* credentials =
         leg->target_in_domain ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE",
                                             leg->target, scratch)
                               : nullptr;
     leg->invite =
         nta_outgoing_tcreate(leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg),
-                             nullptr, SIP_METHOD_INVITE, URL_STRING_MAKE(leg->target.c_str()),
+                             URL_STRING_MAKE(proxy.c_str()), SIP_METHOD_INVITE,
+                             URL_STRING_MAKE(leg->target.c_str()),
                              SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
                              SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_ALLOW_STR(kAllow),
                              SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
@@ -1493,11 +1685,20 @@ class SofiaSipStack::Impl {
     nta_outgoing_destroy(orq);
     if ((status == 401 || status == 407) && !leg->hangup_requested && !leg->end_reported) {
       const msg_auth_t* challenge = ChallengeOf(status, sip);
+      if (challenge != nullptr && !IsRegistrarRealm(leg->account.name, challenge)) {
+        // Not the realm the account's registrar challenged with: whoever
+        // made it gets no digest of the account's password.
+        stats_.foreign_realm_challenges.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("call {}: {} challenge from realm '{}', not the registrar's: not answered",
+                     leg->id, status, Printable(RealmOf(challenge)));
+        EndLeg(leg->id, status, "Challenge from a foreign realm");
+        return;
+      }
       if (leg->challenges == 0 && challenge != nullptr) {
         ++leg->challenges;
         std::unique_ptr<AuthCache>& auth = invite_auth_[leg->account.name];
         if (!auth) auth = std::make_unique<AuthCache>();
-        if (Remember(auth.get(), leg->account, challenge, status == 407) && leg->target_in_domain &&
+        if (Remember(auth.get(), leg->account, challenge, status == 407) &&
             SendInvite(leg, LocalSdp(leg, leg->sdp_body))) {
           return;
         }
@@ -1573,6 +1774,7 @@ class SofiaSipStack::Impl {
       return;
     }
     leg->answering = true;
+    StopRinging(leg);
     absl::StatusOr<std::string> sdp =
         ResponseSdp(leg, leg->offer.has_value() ? &*leg->offer : nullptr);
     leg->offer.reset();
@@ -1778,10 +1980,22 @@ class SofiaSipStack::Impl {
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
   std::map<std::string, std::unique_ptr<AuthCache>> invite_auth_;
+  std::map<std::string, int> ringing_;  // unanswered incoming calls per account
+  NetworkList trusted_;                 // [sip-settings] trusted
   std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
   absl::BitGen bitgen_;
   std::atomic<FdLoop::WatchId> next_watch_id_{1};
   std::atomic<std::thread::id> sip_thread_{};  // set when the thread starts
+
+ public:
+  // Thread: written on the SIP thread, read anywhere.
+  struct Counters {
+    std::atomic<uint64_t> untrusted_requests{0};
+    std::atomic<uint64_t> foreign_realm_challenges{0};
+    std::atomic<uint64_t> ring_timeouts{0};
+    std::atomic<uint64_t> invite_timeouts{0};
+    std::atomic<uint64_t> ringing_refused{0};
+  } stats_;
 };
 
 SofiaSipStack::SofiaSipStack(SipConfig config, RtpConfig rtp, MediaEngine* media)
@@ -1797,6 +2011,22 @@ void SofiaSipStack::Register(const AccountConfig& account, uint64_t generation) 
 
 void SofiaSipStack::Unregister(const std::string& account, uint64_t generation) {
   impl_->Post([impl = impl_.get(), account, generation] { impl->Unregister(account, generation); });
+}
+
+absl::Status SofiaSipStack::CheckNumber(const AccountConfig& account,
+                                        const std::string& number) const {
+  return ParseDialTarget(number, account.server).status();
+}
+
+SofiaSipStack::Stats SofiaSipStack::stats() const {
+  const Impl::Counters& c = impl_->stats_;
+  Stats stats;
+  stats.untrusted_requests = c.untrusted_requests.load(std::memory_order_relaxed);
+  stats.foreign_realm_challenges = c.foreign_realm_challenges.load(std::memory_order_relaxed);
+  stats.ring_timeouts = c.ring_timeouts.load(std::memory_order_relaxed);
+  stats.invite_timeouts = c.invite_timeouts.load(std::memory_order_relaxed);
+  stats.ringing_refused = c.ringing_refused.load(std::memory_order_relaxed);
+  return stats;
 }
 
 bool SofiaSipStack::MakeCall(int64_t call_id, const AccountConfig& account,

@@ -51,12 +51,25 @@ class SofiaSipStack : public SipStack, public FdLoop {
   absl::Status Start(SipStackListener* listener) override;
   void Register(const AccountConfig& account, uint64_t generation) override;
   void Unregister(const std::string& account, uint64_t generation) override;
+  absl::Status CheckNumber(const AccountConfig& account,
+                           const std::string& number) const override;
   bool MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override;
   void AnswerCall(int64_t call_id) override;
   void HangupCall(int64_t call_id) override;
   void HoldCall(int64_t call_id, bool hold) override;
   void Shutdown(absl::Duration deadline) override;
   int port() const override;
+
+  // What the stack refused or ended on its own, for /metrics.
+  struct Stats {
+    uint64_t untrusted_requests = 0;        // INVITEs from strangers, answered 403
+    uint64_t foreign_realm_challenges = 0;  // calls ended, challenge not answered
+    uint64_t ring_timeouts = 0;             // incoming calls answered 480
+    uint64_t invite_timeouts = 0;           // outgoing calls cancelled, 408
+    uint64_t ringing_refused = 0;           // INVITEs over max-ringing, answered 486
+  };
+  // Thread: any.
+  Stats stats() const;
 
   WatchId Watch(int fd, std::function<bool()> on_readable) override;
   void Unwatch(WatchId id) override;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "backend/media_engine.h"
+#include "backend/sip_syntax.h"
 #include "boost/asio/ip/network_v4.hpp"
 #include "boost/asio/ip/network_v6.hpp"
 
@@ -270,7 +271,7 @@ absl::Status ParseMetrics(SectionReader& r, MetricsSettings* metrics) {
   });
 }
 
-// `allow = <CIDR list>`: comma-separated IPv4/IPv6 networks; a bare address
+// `allow = <CIDR list>` (and [sip-settings] `trusted`): comma-separated IPv4/IPv6 networks; a bare address
 // is one host (/32, /128). Parsed with Boost.Asio's network_v4/v6 and stored
 // in canonical form (host bits cleared: 10.1.2.3/8 -> 10.0.0.0/8).
 absl::Status ParseAllow(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
@@ -291,16 +292,16 @@ absl::Status ParseAllow(const SectionReader& r, const Entry& e, std::vector<std:
       if (!ec) canonical = network.canonical().to_string();
     }
     if (ec) {
-      return r.Error(e.line, absl::StrCat("allow: '", part,
+      return r.Error(e.line, absl::StrCat(e.key, ": '", part,
                                           "' is not an IPv4 or IPv6 network (CIDR such as "
                                           "10.0.0.0/8, 127.0.0.1 or ::1/128)"));
     }
     networks.push_back(std::move(canonical));
   }
   if (networks.empty()) {
-    return r.Error(e.line,
-                   "allow must list at least one network (leave it out to allow every "
-                   "address)");
+    return r.Error(e.line, absl::StrCat(e.key, " must list at least one network (leave it out ",
+                                        e.key == "allow" ? "to allow every address)"
+                                                         : "to trust only the registrars)"));
   }
   *out = std::move(networks);
   return absl::OkStatus();
@@ -377,6 +378,10 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
       {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &sip->thread_nice); }},
       {"busy-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->busy_poll_us); }},
       {"answer-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->answer_poll_us); }},
+      {"trusted", [&](const Entry& e) { return ParseAllow(r, e, &sip->trusted); }},
+      {"ring-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->ring_timeout); }},
+      {"invite-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->invite_timeout); }},
+      {"max-ringing", [&](const Entry& e) { return r.Int(e, 1, 10000, &sip->max_ringing); }},
   });
   if (!status.ok()) return status;
   if (sip->register_retry_max < sip->register_retry_min) {
@@ -419,6 +424,7 @@ absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
       {"rtp-timeout", [&](const Entry& e) { return r.Int(e, 0, 3600, &rtp->rtp_timeout); }},
       {"jitter-buffer-ms",
        [&](const Entry& e) { return r.Int(e, 20, 1000, &rtp->jitter_buffer_ms); }},
+      {"latch", [&](const Entry& e) { return r.Bool(e, &rtp->latch); }},
   });
   if (!status.ok()) return status;
   // Range errors are reported on the port-max line (else port-min's).
@@ -444,65 +450,23 @@ absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
   return absl::OkStatus();
 }
 
+// The same syntax as the login command's (backend/sip_syntax.h).
 absl::Status ValidateServer(const SectionReader& r, const Entry& e) {
-  absl::string_view v = e.value;
-  absl::string_view host = v;
-  absl::string_view port;
-  bool has_port = false;
-  if (!v.empty() && v.front() == '[') {  // [IPv6]:port
-    const size_t close = v.find(']');
-    if (close == absl::string_view::npos) {
-      return r.Error(e.line, absl::StrCat("server has an unterminated '[' in '", v, "'"));
-    }
-    host = v.substr(1, close - 1);
-    absl::string_view rest = v.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') {
-        return r.Error(e.line, absl::StrCat("server must be host[:port], got '", v, "'"));
-      }
-      port = rest.substr(1);
-      has_port = true;
-    }
-  } else {
-    const size_t colon = v.rfind(':');
-    if (colon != absl::string_view::npos) {
-      if (v.find(':') != colon) {
-        return r.Error(e.line, absl::StrCat("server must be host[:port] (write IPv6 "
-                                            "addresses in brackets, e.g. [::1]:5060), got '",
-                                            v, "'"));
-      }
-      host = v.substr(0, colon);
-      port = v.substr(colon + 1);
-      has_port = true;
-    }
-  }
-  if (host.empty()) {
-    return r.Error(e.line, absl::StrCat("server must be host[:port], got '", v, "'"));
-  }
-  for (char c : host) {
-    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      return r.Error(e.line, absl::StrCat("server host must not contain "
-                                          "whitespace, got '",
-                                          v, "'"));
-    }
-  }
-  if (has_port) {
-    int64_t number = 0;
-    if (!absl::SimpleAtoi(port, &number)) {
-      return r.Error(e.line, absl::StrCat("server port must be an integer, got '", port, "'"));
-    }
-    if (number < 1 || number > 65535) {
-      return r.Error(e.line, absl::StrFormat("server port must be 1..65535, got %d", number));
-    }
-  }
-  return absl::OkStatus();
+  absl::Status status = backend::ValidateSipServer(e.value);
+  return status.ok() ? status : r.Error(e.line, std::string(status.message()));
+}
+
+absl::Status ValidateUser(SectionReader& r, const Entry& e, std::string* user) {
+  if (absl::Status st = r.NonEmpty(e, user); !st.ok()) return st;
+  absl::Status status = backend::ValidateSipUser(e.value);
+  return status.ok() ? status : r.Error(e.line, std::string(status.message()));
 }
 
 absl::Status ParseAccount(SectionReader& r, const Section& section,
                           backend::AccountConfig* account) {
   account->name = section.name;
   absl::Status status = r.Apply({
-      {"user", [&](const Entry& e) { return r.NonEmpty(e, &account->user); }},
+      {"user", [&](const Entry& e) { return ValidateUser(r, e, &account->user); }},
       // Never echo e.value for pass: it is a password.
       {"pass",
        [&](const Entry& e) {

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "backend/command_dispatcher.h"
 #include "gtest/gtest.h"
@@ -27,6 +28,11 @@ class FakeSipStack : public SipStack {
     AccountConfig config;
     config.name = account;
     calls.push_back({"unregister", config, generation});
+  }
+  // The real stack's check is dial_target_test's; here "bad" stands for any
+  // number it refuses.
+  absl::Status CheckNumber(const AccountConfig&, const std::string& number) const override {
+    return number == "bad" ? absl::InvalidArgumentError("Invalid number: bad") : absl::OkStatus();
   }
   bool MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number) override {
     calls.push_back({"make-call:" + number, account, static_cast<uint64_t>(call_id)});
@@ -151,6 +157,43 @@ TEST_F(GatewayBackendTest, LoginUnknownAccountIsNotFound) {
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(status.message(), "Unknown account: account-9");
   EXPECT_TRUE(stack_.calls.empty());
+}
+
+// A login never puts what the plan would refuse into a SIP header: a user
+// with URI metacharacters or control characters, a server that is not
+// host[:port].
+TEST_F(GatewayBackendTest, LoginWithAUserOrServerThePlanWouldRefuseFails) {
+  struct Case {
+    std::string user, server, error;
+  };
+  const std::vector<Case> cases = {
+      {"3001@evil", "127.0.0.1:5060",
+       "Invalid login: user may only contain letters, digits and - _ . ! ~ * ' ( ) + $, got "
+       "'3001@evil'"},
+      {"30;01", "127.0.0.1:5060", ""},
+      {"3001\r\nVia: x", "127.0.0.1:5060", ""},
+      {std::string("30\x01", 3) + "1", "127.0.0.1:5060", ""},
+      {"3001", "127.0.0.1:5060;maddr=127.0.0.2",
+       "Invalid login: server port must be an integer, got '5060;maddr=127.0.0.2'"},
+      {"3001", "evil.example;x", ""},
+      {"3001", "evil.example/x", ""},
+      {"3001", "[::1", ""},
+      {"3001", "a b", ""},
+      {std::string(65, '1'), "s", "Invalid login: user must be at most 64 characters, got 65"},
+  };
+  for (const Case& c : cases) {
+    telestra::v1::LoginCommand login;
+    login.set_account("account-2");
+    login.set_user(c.user);
+    login.set_pass("p");
+    login.set_server(c.server);
+    absl::Status status = backend_.Login(login);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.user << " " << c.server;
+    EXPECT_TRUE(absl::StartsWith(status.message(), "Invalid login: ")) << status.message();
+    if (!c.error.empty()) EXPECT_EQ(status.message(), c.error);
+  }
+  EXPECT_TRUE(stack_.calls.empty());
+  EXPECT_EQ(StatusOf("account-2"), 0);
 }
 
 TEST_F(GatewayBackendTest, LogoutSetsZeroAndIgnoresLateResultsOfOldLogin) {
@@ -409,6 +452,16 @@ TEST_F(CallTest, EmptyNumberIsInvalid) {
   command.mutable_make_call()->set_account("account-1");
   dispatcher_.Execute(client_, command);
   EXPECT_EQ(listener_.events.back().fail().error(), "Field num must not be empty");
+}
+
+TEST_F(CallTest, ANumberTheStackRefusesFailsBeforeAnyCallIsMade) {
+  const size_t before = stack_.calls.size();
+  telestra::v1::Command command;
+  command.mutable_make_call()->set_account("account-1");
+  command.mutable_make_call()->set_num("bad");
+  dispatcher_.Execute(client_, command);
+  EXPECT_EQ(listener_.events.back().fail().error(), "Invalid number: bad");
+  EXPECT_EQ(stack_.calls.size(), before);
 }
 
 TEST_F(GatewayBackendTest, ListAccountsKeepsPlanOrder) {

@@ -573,6 +573,52 @@ TEST(PlanParserTest, RejectsBadBoolean) {
               HasSubstr("plan.ini:4: [a] register must be a boolean"));
 }
 
+TEST(PlanParserTest, SipSecurityKeysHaveSafeDefaultsAndBounds) {
+  Plan plan = ParseOk(kAccount);
+  EXPECT_TRUE(plan.sip.trusted.empty());
+  EXPECT_EQ(plan.sip.ring_timeout, 120);
+  EXPECT_EQ(plan.sip.invite_timeout, 180);
+  EXPECT_EQ(plan.sip.max_ringing, 16);
+  plan = ParseOk(absl::StrCat(
+      "[sip-settings]\ntrusted = 10.1.2.3/8, 192.0.2.7, ::1\nring-timeout = 0\n"
+      "invite-timeout = 30\nmax-ringing = 2\n",
+      kAccount));
+  EXPECT_EQ(plan.sip.trusted,
+            (std::vector<std::string>{"10.0.0.0/8", "192.0.2.7/32", "::1/128"}));
+  EXPECT_EQ(plan.sip.ring_timeout, 0);
+  EXPECT_EQ(plan.sip.invite_timeout, 30);
+  EXPECT_EQ(plan.sip.max_ringing, 2);
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\ntrusted = cucm.example\n", kAccount)),
+            "plan.ini:2: [sip-settings] trusted: 'cucm.example' is not an IPv4 or IPv6 network "
+            "(CIDR such as 10.0.0.0/8, 127.0.0.1 or ::1/128)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\ntrusted = ,\n", kAccount)),
+            "plan.ini:2: [sip-settings] trusted must list at least one network (leave it out "
+            "to trust only the registrars)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\nmax-ringing = 0\n", kAccount)),
+            "plan.ini:2: [sip-settings] max-ringing must be 1..10000, got 0");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\nring-timeout = -1\n", kAccount)),
+            "plan.ini:2: [sip-settings] ring-timeout must be 0..86400, got -1");
+}
+
+TEST(PlanParserTest, AccountUserAndServerHaveTheLoginSyntax) {
+  EXPECT_EQ(ErrorOf("[a]\nuser = 30@01\nserver = s\n"),
+            "plan.ini:2: [a] user may only contain letters, digits and - _ . ! ~ * ' ( ) + $, "
+            "got '30@01'");
+  EXPECT_EQ(ErrorOf("[a]\nuser = 1\nserver = s;maddr=x\n"),
+            "plan.ini:3: [a] server host may only contain letters, digits, '-' and '.', got "
+            "'s;maddr=x'");
+  EXPECT_EQ(ParseOk("[a]\nuser = john.doe+1\nserver = pbx-1.example:5080\n").accounts[0].user,
+            "john.doe+1");
+}
+
+TEST(PlanParserTest, RtpLatchIsOffByDefaultAndParsedAsABoolean) {
+  EXPECT_FALSE(ParseOk(kAccount).rtp.latch);
+  EXPECT_TRUE(ParseOk(absl::StrCat("[rtp-settings]\nlatch = true\n", kAccount)).rtp.latch);
+  EXPECT_FALSE(ParseOk(absl::StrCat("[rtp-settings]\nlatch = off\n", kAccount)).rtp.latch);
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nlatch = nat\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] latch must be a boolean"));
+}
+
 TEST(PlanParserTest, RejectsBadTransport) {
   EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\ntransport = tls\n", kAccount)),
             "plan.ini:2: [sip-settings] transport must be udp or tcp, got 'tls'");
