@@ -1561,16 +1561,20 @@ class SofiaSipStack::Impl {
   }
 
   // The call's first INVITE (again after a challenge), with the account's
-  // cached credentials for a target in its own domain only. It goes to the
+  // cached credentials for a target in its own domain or once the proxy
+  // has challenged this call. It goes to the
   // account's registrar/proxy whatever the Request-URI names (outbound
   // proxy), so that credentials only ever reach that proxy.
   bool SendInvite(CallLeg* leg, const std::string& sdp) {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     const std::string proxy = ProxyUrl(leg->account);
+    // A first INVITE to another domain goes without; after the proxy's
+    // challenge (its realm checked) it goes with them, to the proxy.
+    const bool with_credentials = leg->target_in_domain || leg->challenges > 0;
     const sip_header_t* credentials =
-        leg->target_in_domain ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE",
-                                            leg->target, scratch)
-                              : nullptr;
+        with_credentials ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE",
+                                       leg->target, scratch)
+                         : nullptr;
     leg->invite =
         nta_outgoing_tcreate(leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg),
                              URL_STRING_MAKE(proxy.c_str()), SIP_METHOD_INVITE,

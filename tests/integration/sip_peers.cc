@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -20,6 +21,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/support/ports.h"
@@ -31,12 +34,15 @@ constexpr char kSipp[] = "/usr/bin/sipp";
 constexpr char kBaresip[] = "/usr/bin/baresip";
 constexpr char kBaresipModules[] = "/usr/lib/baresip/modules";
 
-bool PortFree(int type, int port) {
+bool PortFree(int type, int port, const std::string& ip = "127.0.0.1") {
   int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   sockaddr_in addr = {};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) {
+    close(fd);
+    return false;
+  }
   addr.sin_port = htons(static_cast<uint16_t>(port));
   bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
@@ -87,6 +93,7 @@ absl::StatusOr<std::unique_ptr<SippProcess>> SippProcess::Start(const Options& o
   std::unique_ptr<SippProcess> sipp(new SippProcess());
   sipp->dir_ = MakeTempDir("sipp");
   if (sipp->dir_.empty()) return absl::InternalError("mkdtemp failed");
+  sipp->ip_ = options.ip;
   sipp->port_ = options.port != 0 ? options.port : PickFreePort(SOCK_DGRAM);
   sipp->media_port_ = PickFreeMediaPort();
   if (sipp->port_ == 0 || sipp->media_port_ == 0) {
@@ -97,9 +104,9 @@ absl::StatusOr<std::unique_ptr<SippProcess>> SippProcess::Start(const Options& o
       "-sf",
       options.scenario,
       "-i",
-      "127.0.0.1",
+      options.ip,
       "-mi",
-      "127.0.0.1",
+      options.ip,
       "-p",
       absl::StrCat(sipp->port_),
       "-mp",
@@ -139,7 +146,7 @@ absl::StatusOr<int> SippProcess::Wait(absl::Duration timeout) {
 bool SippProcess::WaitUntilListening(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
-    if (!UdpPortFree(port_)) return true;
+    if (!PortFree(SOCK_DGRAM, port_, ip_)) return true;
     if (!process_->IsRunning()) return false;
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -153,6 +160,38 @@ std::string SippProcess::Output() const { return ReadFileText(dir_ + "/output.lo
 std::string SippProcess::Describe() const {
   return absl::StrCat("--- sipp output:\n", Output(), "\n--- sipp errors:\n", Errors(),
                       "\n--- sipp messages:\n", Messages());
+}
+
+// The SIP messages sipp received (from its -trace_msg log), in order, with
+// LF line ends; retransmissions (same first line and CSeq) are dropped.
+std::vector<std::string> ReceivedMessages(const std::string& log) {
+  std::vector<std::string> messages;
+  std::vector<std::string> seen;
+  constexpr absl::string_view kSeparator = "----------------------------------------------- ";
+  for (absl::string_view block : absl::StrSplit(log, kSeparator)) {
+    if (!absl::StrContains(block, "message received")) continue;
+    size_t start = block.find("\n\n");
+    if (start == absl::string_view::npos) continue;
+    std::string message = absl::StrReplaceAll(block.substr(start + 2), {{"\r", ""}});
+    std::string first_line = message.substr(0, message.find('\n'));
+    size_t cseq = message.find("\nCSeq:");
+    std::string cseq_line =
+        cseq == std::string::npos ? "" : message.substr(cseq, message.find('\n', cseq + 1) - cseq);
+    std::string key = absl::StrCat(first_line, cseq_line);
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
+std::vector<std::string> Requests(const std::vector<std::string>& messages,
+                                  const std::string& method) {
+  std::vector<std::string> found;
+  for (const std::string& m : messages) {
+    if (absl::StartsWith(m, method + " ")) found.push_back(m);
+  }
+  return found;
 }
 
 bool SippRegister(const std::string& server, const std::string& user, int port) {

@@ -35,6 +35,7 @@ class SippProcess {
  public:
   struct Options {
     std::string scenario;
+    std::string ip = "127.0.0.1";  // local address (-i, -mi): any of 127.0.0.0/8
     int port = 0;  // local SIP port (UDP); 0 = pick a free one
     int calls = 1;  // -m
     std::vector<std::string> args;  // e.g. {"-s", "3005"}
@@ -67,11 +68,20 @@ class SippProcess {
 
  private:
   SippProcess() = default;
+  std::string ip_;
   int port_ = 0;
   int media_port_ = 0;
   std::string dir_;
   std::unique_ptr<Subprocess> process_;
 };
+
+// The SIP messages sipp received (from its -trace_msg log, Messages()), in
+// order, with LF line ends; retransmissions (same first line and CSeq) are
+// dropped.
+std::vector<std::string> ReceivedMessages(const std::string& log);
+// Those of `messages` that are `method` requests.
+std::vector<std::string> Requests(const std::vector<std::string>& messages,
+                                  const std::string& method);
 
 // Registers user `user` (password "sip<user>") at `server` from local port
 // `port` with tests/support/sipp/register.xml, so that Kamailio routes calls

@@ -41,38 +41,6 @@ Match IsAny(const std::string& event, const std::string& account) {
   return [=](const NativeEvent& e) { return e.event() == event && e.Str("account") == account; };
 }
 
-// The SIP messages sipp received (from its -trace_msg log), in order, with
-// LF line ends; retransmissions (same first line and CSeq) are dropped.
-std::vector<std::string> ReceivedMessages(const std::string& log) {
-  std::vector<std::string> messages;
-  std::vector<std::string> seen;
-  constexpr absl::string_view kSeparator = "----------------------------------------------- ";
-  for (absl::string_view block : absl::StrSplit(log, kSeparator)) {
-    if (!absl::StrContains(block, "message received")) continue;
-    size_t start = block.find("\n\n");
-    if (start == absl::string_view::npos) continue;
-    std::string message = absl::StrReplaceAll(block.substr(start + 2), {{"\r", ""}});
-    std::string first_line = message.substr(0, message.find('\n'));
-    size_t cseq = message.find("\nCSeq:");
-    std::string cseq_line =
-        cseq == std::string::npos ? "" : message.substr(cseq, message.find('\n', cseq + 1) - cseq);
-    std::string key = absl::StrCat(first_line, cseq_line);
-    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
-    seen.push_back(key);
-    messages.push_back(std::move(message));
-  }
-  return messages;
-}
-
-std::vector<std::string> Requests(const std::vector<std::string>& messages,
-                                  const std::string& method) {
-  std::vector<std::string> found;
-  for (const std::string& m : messages) {
-    if (absl::StartsWith(m, method + " ")) found.push_back(m);
-  }
-  return found;
-}
-
 class SippCallTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
