@@ -173,6 +173,7 @@ class SofiaSipStack::Impl {
     su_home_t* home;
     auth_client_t* clients = nullptr;
     std::string user, password, server;
+    std::string realm;  // of the last challenge remembered
   };
 
   // Holds back the listener calls made while the stack runs a request
@@ -237,9 +238,6 @@ class SofiaSipStack::Impl {
     std::unique_ptr<AuthCache> auth;
     int challenges = 0;  // challenges answered in the current request
     int failures = 0;    // consecutive transient failures (backoff)
-    // The realm of the registrar's challenge: the only realm whose
-    // challenges to the account's INVITEs are answered ("" = none yet).
-    std::string realm;
     // Where the registrar is: its numeric host and every address its
     // answers came from. Only these (and [sip-settings] trusted) may start
     // dialogs with the account.
@@ -744,7 +742,6 @@ class SofiaSipStack::Impl {
   void StartRegister(Registration* reg) {
     if (reg->bound.server != reg->config.server) reg->addresses.clear();
     reg->bound = reg->config;
-    reg->realm.clear();
     // A numeric server is the registrar's address before it answers.
     boost::system::error_code ec;
     absl::StatusOr<ServerAddress> server = ParseSipServer(reg->bound.server);
@@ -903,7 +900,6 @@ class SofiaSipStack::Impl {
       const msg_auth_t* challenge = ChallengeOf(status, sip);
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
-        reg->realm = RealmOf(challenge);
         if (!reg->auth) reg->auth = std::make_unique<AuthCache>();
         if (Remember(reg->auth.get(), reg->bound, challenge, status == 407)) {
           SendRegister(reg);
@@ -975,6 +971,7 @@ class SofiaSipStack::Impl {
       auth->password = account.password;
       auth->server = account.server;
     }
+    auth->realm = RealmOf(challenge);
     msg_hclass_t* credential_class =
         proxy ? sip_proxy_authorization_class : sip_authorization_class;
     return auc_challenge(&auth->clients, auth->home, challenge, credential_class) >= 0 &&
@@ -1001,11 +998,14 @@ class SofiaSipStack::Impl {
   }
 
   // `challenge` has the realm the account's registrar challenged its
-  // REGISTER with (a registrar that never challenged has none to match).
+  // REGISTER with, with the account's current credentials (a registrar that
+  // never challenged has none to match).
   bool IsRegistrarRealm(const std::string& account, const msg_auth_t* challenge) const {
     auto it = registrations_.find(account);
-    return it != registrations_.end() && !it->second->realm.empty() &&
-           it->second->realm == RealmOf(challenge);
+    if (it == registrations_.end()) return false;
+    const AuthCache* auth = it->second->auth.get();
+    return auth != nullptr && auth->MadeFor(it->second->bound) && !auth->realm.empty() &&
+           auth->realm == RealmOf(challenge);
   }
 
   // The address the answer to `orq` came from is the registrar's.
