@@ -36,12 +36,12 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/network_list.h"
 #include "backend/sip/dial_target.h"
+#include "backend/sip/digest_cache.h"
 #include "backend/sip/sdp_offer_answer.h"
 #include "backend/sip_syntax.h"
 #include "spdlog/spdlog.h"
 
 // sofia-sip: only ever included in backend/sip/.
-#include <sofia-sip/auth_client.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta.h>
 #include <sofia-sip/nta_tag.h>
@@ -157,25 +157,6 @@ int PickFreePort(const std::string& host) {
 // Everything below runs on the SIP thread unless a comment says otherwise.
 class SofiaSipStack::Impl {
  public:
-  // The challenge an account's server made, with the credentials that
-  // answer it, so that the next request carries them at once (RFC 3261
-  // 22.3) and skips the 401/407 round trip. The credentials it was made
-  // with tell when a new login makes it stale.
-  struct AuthCache {
-    AuthCache() : home(static_cast<su_home_t*>(su_home_new(sizeof(su_home_t)))) {}
-    ~AuthCache() { su_home_unref(home); }
-    AuthCache(const AuthCache&) = delete;
-    AuthCache& operator=(const AuthCache&) = delete;
-    // Made with `account`'s current credentials.
-    bool MadeFor(const AccountConfig& account) const {
-      return user == account.user && password == account.password && server == account.server;
-    }
-    su_home_t* home;
-    auth_client_t* clients = nullptr;
-    std::string user, password, server;
-    std::string realm;  // of the last challenge remembered
-  };
-
   // Holds back the listener calls made while the stack runs a request
   // inline for a caller on the SIP thread (StartCall): that caller may hold
   // its own lock, and the stack never calls the listener from within its
@@ -235,7 +216,7 @@ class SofiaSipStack::Impl {
     uint64_t generation = 0;
     nta_leg_t* leg = nullptr;       // Call-ID, tags and CSeq of the REGISTERs
     nta_outgoing_t* orq = nullptr;  // the REGISTER in flight
-    std::unique_ptr<AuthCache> auth;
+    std::unique_ptr<DigestCache> auth;
     int challenges = 0;  // challenges answered in the current request
     int failures = 0;    // consecutive transient failures (backoff)
     // Where the registrar is: its numeric host and every address its
@@ -776,8 +757,9 @@ class SofiaSipStack::Impl {
     std::string registrar = absl::StrCat("sip:", c.server, ";transport=", config_.transport);
     std::string expires = reg->unregistering ? "0" : absl::StrCat(config_.register_expires);
     const sip_header_t* credentials =
-        reg->leg != nullptr ? Credentials(reg->auth.get(), c, "REGISTER", registrar, scratch)
-                            : nullptr;
+        reg->leg != nullptr && reg->auth != nullptr
+            ? reg->auth->Credentials(c, "REGISTER", registrar, scratch)
+            : nullptr;
     if (reg->leg != nullptr) {
       reg->orq = nta_outgoing_tcreate(
           reg->leg, &Impl::OnRegisterResponse, Magic<nta_outgoing_magic_t>(reg), nullptr,
@@ -897,11 +879,11 @@ class SofiaSipStack::Impl {
 
   void OnRegisterResult(Registration* reg, int status, const char* phrase, const sip_t* sip) {
     if (status == 401 || status == 407) {
-      const msg_auth_t* challenge = ChallengeOf(status, sip);
+      const msg_auth_t* challenge = DigestCache::ChallengeOf(status, sip);
       if (reg->challenges == 0 && challenge != nullptr) {
         ++reg->challenges;
-        if (!reg->auth) reg->auth = std::make_unique<AuthCache>();
-        if (Remember(reg->auth.get(), reg->bound, challenge, status == 407)) {
+        if (!reg->auth) reg->auth = std::make_unique<DigestCache>();
+        if (reg->auth->Remember(reg->bound, challenge, status == 407)) {
           SendRegister(reg);
           return;
         }
@@ -941,71 +923,15 @@ class SofiaSipStack::Impl {
     Forget(reg, "Logged out");
   }
 
-  // ------------------------------------------------------------ credentials
-
-  // An Authorization/Proxy-Authorization header for `method` to `uri` from
-  // `auth`'s challenge (nonce count advanced by sofia), allocated in
-  // `home`; null when there is none or it was made for other credentials.
-  static const sip_header_t* Credentials(AuthCache* auth, const AccountConfig& account,
-                                         const char* method, const std::string& uri,
-                                         su_home_t* home) {
-    if (auth == nullptr || !auth->MadeFor(account) || auc_has_authorization(&auth->clients) != 1) {
-      return nullptr;
-    }
-    url_t* url = url_make(home, uri.c_str());
-    if (url == nullptr) return nullptr;
-    msg_header_t* headers = nullptr;
-    if (auc_authorization_headers(&auth->clients, home, method, url, nullptr, &headers) != 1) {
-      return nullptr;
-    }
-    return reinterpret_cast<const sip_header_t*>(headers);
-  }
-
-  // Remembers `challenge` and the account's credentials for it; false if
-  // sofia cannot answer it.
-  static bool Remember(AuthCache* auth, const AccountConfig& account, const msg_auth_t* challenge,
-                       bool proxy) {
-    if (!auth->MadeFor(account)) {
-      auth->clients = nullptr;  // stale: forget its challenges (freed with the home)
-      auth->user = account.user;
-      auth->password = account.password;
-      auth->server = account.server;
-    }
-    auth->realm = RealmOf(challenge);
-    msg_hclass_t* credential_class =
-        proxy ? sip_proxy_authorization_class : sip_authorization_class;
-    return auc_challenge(&auth->clients, auth->home, challenge, credential_class) >= 0 &&
-           auc_credentials(&auth->clients, auth->home, AuthString(challenge, account).c_str()) >=
-               0 &&
-           auc_has_authorization(&auth->clients) == 1;
-  }
-
-  // The challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate).
-  static const msg_auth_t* ChallengeOf(int status, const sip_t* sip) {
-    if (sip == nullptr) return nullptr;
-    return status == 401 ? sip->sip_www_authenticate : sip->sip_proxy_authenticate;
-  }
-
-  // A challenge's realm, unquoted ("" if it has none).
-  static std::string RealmOf(const msg_auth_t* challenge) {
-    const char* realm = msg_params_find(challenge->au_params, "realm=");
-    if (realm == nullptr) return "";
-    absl::string_view text(realm);
-    if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {
-      text = text.substr(1, text.size() - 2);
-    }
-    return std::string(text);
-  }
-
   // `challenge` has the realm the account's registrar challenged its
   // REGISTER with, with the account's current credentials (a registrar that
   // never challenged has none to match).
   bool IsRegistrarRealm(const std::string& account, const msg_auth_t* challenge) const {
     auto it = registrations_.find(account);
     if (it == registrations_.end()) return false;
-    const AuthCache* auth = it->second->auth.get();
-    return auth != nullptr && auth->MadeFor(it->second->bound) && !auth->realm.empty() &&
-           auth->realm == RealmOf(challenge);
+    const DigestCache* auth = it->second->auth.get();
+    return auth != nullptr && auth->MadeFor(it->second->bound) && !auth->realm().empty() &&
+           auth->realm() == DigestCache::RealmOf(challenge);
   }
 
   // The address the answer to `orq` came from is the registrar's.
@@ -1050,15 +976,6 @@ class SofiaSipStack::Impl {
       if (from_registrar(*reg)) return true;
     }
     return false;
-  }
-
-  static std::string AuthString(const msg_auth_t* challenge, const AccountConfig& account) {
-    const char* realm = msg_params_find(challenge->au_params, "realm=");
-    std::string quoted = realm == nullptr  ? "\"\""
-                         : realm[0] == '"' ? std::string(realm)
-                                           : absl::StrCat("\"", realm, "\"");
-    return absl::StrCat(challenge->au_scheme, ":", quoted, ":", account.user, ":",
-                        account.password);
   }
 
   // ------------------------------------------------------- requests to us
@@ -1571,9 +1488,9 @@ class SofiaSipStack::Impl {
     // A first INVITE to another domain goes without; after the proxy's
     // challenge (its realm checked) it goes with them, to the proxy.
     const bool with_credentials = leg->target_in_domain || leg->challenges > 0;
+    DigestCache* cache = with_credentials ? CachedInviteAuth(leg->account) : nullptr;
     const sip_header_t* credentials =
-        with_credentials ? Credentials(CachedInviteAuth(leg->account), leg->account, "INVITE",
-                                       leg->target, scratch)
+        cache != nullptr ? cache->Credentials(leg->account, "INVITE", leg->target, scratch)
                          : nullptr;
     leg->invite =
         nta_outgoing_tcreate(leg->leg, &Impl::OnInviteResponse, Magic<nta_outgoing_magic_t>(leg),
@@ -1591,10 +1508,10 @@ class SofiaSipStack::Impl {
 
   // The account's cached INVITE challenge, if made with its current
   // credentials.
-  AuthCache* CachedInviteAuth(const AccountConfig& account) {
+  DigestCache* CachedInviteAuth(const AccountConfig& account) {
     auto it = invite_auth_.find(account.name);
     if (it == invite_auth_.end()) return nullptr;
-    AuthCache* auth = it->second.get();
+    DigestCache* auth = it->second.get();
     if (!auth->MadeFor(account)) {
       invite_auth_.erase(it);
       return nullptr;
@@ -1688,21 +1605,21 @@ class SofiaSipStack::Impl {
     }
     nta_outgoing_destroy(orq);
     if ((status == 401 || status == 407) && !leg->hangup_requested && !leg->end_reported) {
-      const msg_auth_t* challenge = ChallengeOf(status, sip);
+      const msg_auth_t* challenge = DigestCache::ChallengeOf(status, sip);
       if (challenge != nullptr && !IsRegistrarRealm(leg->account.name, challenge)) {
         // Not the realm the account's registrar challenged with: whoever
         // made it gets no digest of the account's password.
         stats_.foreign_realm_challenges.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("call {}: {} challenge from realm '{}', not the registrar's: not answered",
-                     leg->id, status, Printable(RealmOf(challenge)));
+                     leg->id, status, Printable(DigestCache::RealmOf(challenge)));
         EndLeg(leg->id, status, "Challenge from a foreign realm");
         return;
       }
       if (leg->challenges == 0 && challenge != nullptr) {
         ++leg->challenges;
-        std::unique_ptr<AuthCache>& auth = invite_auth_[leg->account.name];
-        if (!auth) auth = std::make_unique<AuthCache>();
-        if (Remember(auth.get(), leg->account, challenge, status == 407) &&
+        std::unique_ptr<DigestCache>& auth = invite_auth_[leg->account.name];
+        if (!auth) auth = std::make_unique<DigestCache>();
+        if (auth->Remember(leg->account, challenge, status == 407) &&
             SendInvite(leg, LocalSdp(leg, leg->sdp_body))) {
           return;
         }
@@ -1983,7 +1900,7 @@ class SofiaSipStack::Impl {
   std::vector<std::function<void()>> deferred_;
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
-  std::map<std::string, std::unique_ptr<AuthCache>> invite_auth_;
+  std::map<std::string, std::unique_ptr<DigestCache>> invite_auth_;
   std::map<std::string, int> ringing_;  // unanswered incoming calls per account
   NetworkList trusted_;                 // [sip-settings] trusted
   std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
