@@ -37,6 +37,7 @@
 #include "backend/network_list.h"
 #include "backend/sip/dial_target.h"
 #include "backend/sip/digest_cache.h"
+#include "backend/sip/inbound_policy.h"
 #include "backend/sip/sdp_offer_answer.h"
 #include "backend/sip_syntax.h"
 #include "spdlog/spdlog.h"
@@ -94,10 +95,6 @@ constexpr absl::Duration kCancelWait = absl::Seconds(4);
 // How long a CANCEL waits for the far end's first provisional response
 // (anything above 100) before it goes anyway: see HangupCall.
 constexpr absl::Duration kCancelHold = absl::Milliseconds(500);
-
-// Addresses remembered per registrar (a name with several A records, or a
-// registrar that moved): the oldest is forgotten first.
-constexpr size_t kMaxRegistrarAddresses = 8;
 
 // Final REGISTER statuses that retrying cannot fix: the user must log in
 // again (wrong credentials, unknown user, a request the server refuses).
@@ -219,10 +216,6 @@ class SofiaSipStack::Impl {
     std::unique_ptr<DigestCache> auth;
     int challenges = 0;  // challenges answered in the current request
     int failures = 0;    // consecutive transient failures (backoff)
-    // Where the registrar is: its numeric host and every address its
-    // answers came from. Only these (and [sip-settings] trusted) may start
-    // dialogs with the account.
-    std::vector<boost::asio::ip::address> addresses;
     bool registered = false;
     bool unregistering = false;
     bool pending_register = false;  // register again once unregistered
@@ -255,7 +248,7 @@ class SofiaSipStack::Impl {
     bool ringing_reported = false;
     bool far_end_provisional = false;  // a 101-199 to the call's INVITE came
     bool cancel_held = false;          // hung up; CANCEL waits for it (HangupCall)
-    bool counted_ringing = false;      // counted in ringing_ (an unanswered incoming call)
+    bool counted_ringing = false;      // counted by policy_ (an unanswered incoming call)
     su_timer_t* ring_timer = nullptr;    // incoming: [sip-settings] ring-timeout
     su_timer_t* invite_timer = nullptr;  // outgoing: [sip-settings] invite-timeout
     int challenges = 0;                // per INVITE transaction
@@ -294,7 +287,7 @@ class SofiaSipStack::Impl {
       return absl::InvalidArgumentError(
           absl::StrCat("[sip-settings] trusted: ", trusted.status().message()));
     }
-    trusted_ = *std::move(trusted);
+    policy_ = std::make_unique<InboundPolicy>(*std::move(trusted), config_.max_ringing);
     if (config_.port == 0) {
       port_ = PickFreePort(config_.bind);
       if (port_ == 0) return absl::UnavailableError("no free SIP port");
@@ -721,14 +714,8 @@ class SofiaSipStack::Impl {
   }
 
   void StartRegister(Registration* reg) {
-    if (reg->bound.server != reg->config.server) reg->addresses.clear();
     reg->bound = reg->config;
-    // A numeric server is the registrar's address before it answers.
-    boost::system::error_code ec;
-    absl::StatusOr<ServerAddress> server = ParseSipServer(reg->bound.server);
-    boost::asio::ip::address numeric =
-        server.ok() ? boost::asio::ip::make_address(server->host, ec) : boost::asio::ip::address();
-    if (server.ok() && !ec) AddRegistrarAddress(reg, numeric);
+    policy_->SetRegistrar(reg->bound.name, reg->bound.server);
     reg->challenges = 0;
     reg->registered = false;
     SendRegister(reg);
@@ -802,6 +789,7 @@ class SofiaSipStack::Impl {
     uint64_t generation = reg->generation;
     ReleaseSip(reg);
     registrations_.erase(name);
+    policy_->ForgetAccount(name);
     listener_->OnRegistration(name, generation, 0, reason, false);
     MaybeFinishShutdown();
   }
@@ -940,18 +928,9 @@ class SofiaSipStack::Impl {
     if (response == nullptr) return;  // a timeout or error made here
     const su_addrinfo_t* source = msg_addrinfo(response);
     if (source != nullptr && source->ai_addr != nullptr) {
-      AddRegistrarAddress(reg, NetworkList::AddressOf(source->ai_addr));
+      policy_->LearnRegistrar(reg->config.name, NetworkList::AddressOf(source->ai_addr));
     }
     msg_destroy(response);
-  }
-
-  static void AddRegistrarAddress(Registration* reg, const boost::asio::ip::address& address) {
-    if (address.is_unspecified()) return;
-    if (std::find(reg->addresses.begin(), reg->addresses.end(), address) != reg->addresses.end()) {
-      return;
-    }
-    if (reg->addresses.size() >= kMaxRegistrarAddresses) reg->addresses.erase(reg->addresses.begin());
-    reg->addresses.push_back(address);
   }
 
   // A request that starts a dialog may come from the IP address of the
@@ -966,16 +945,8 @@ class SofiaSipStack::Impl {
       if (info != nullptr) source = NetworkList::AddressOf(info->ai_addr);
       msg_destroy(request);
     }
-    if (source.is_unspecified()) return false;
-    if (trusted_.Contains(source)) return true;
-    auto from_registrar = [&](const Registration& reg) {
-      return std::find(reg.addresses.begin(), reg.addresses.end(), source) != reg.addresses.end();
-    };
-    if (Registration* reg = AccountFor(sip); reg != nullptr) return from_registrar(*reg);
-    for (const auto& [name, reg] : registrations_) {
-      if (from_registrar(*reg)) return true;
-    }
-    return false;
+    const Registration* reg = AccountFor(sip);
+    return policy_->MayStartDialog(source, reg != nullptr ? &reg->config.name : nullptr);
   }
 
   // ------------------------------------------------------- requests to us
@@ -1046,7 +1017,7 @@ class SofiaSipStack::Impl {
     if (reg == nullptr || shutting_down_) {
       return shutting_down_ ? 503 : 404;
     }
-    if (ringing_[reg->config.name] >= config_.max_ringing) {
+    if (!policy_->MayRing(reg->config.name)) {
       stats_.ringing_refused.fetch_add(1, std::memory_order_relaxed);
       spdlog::info("account {}: incoming INVITE refused 486: {} calls already ringing",
                    reg->config.name, config_.max_ringing);
@@ -1110,7 +1081,7 @@ class SofiaSipStack::Impl {
     nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
                         SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     leg->counted_ringing = true;
-    ++ringing_[leg->account.name];
+    policy_->StartRinging(leg->account.name);
     if (config_.ring_timeout > 0) {
       leg->ring_timer = StartTimer(&Impl::OnRingTimeout, leg, int64_t{config_.ring_timeout} * 1000);
     }
@@ -1122,8 +1093,7 @@ class SofiaSipStack::Impl {
     DestroyTimer(leg->ring_timer);
     if (!leg->counted_ringing) return;
     leg->counted_ringing = false;
-    auto it = ringing_.find(leg->account.name);
-    if (it != ringing_.end() && --it->second <= 0) ringing_.erase(it);
+    policy_->StopRinging(leg->account.name);
   }
 
   // Nobody answered the incoming call in [sip-settings] ring-timeout.
@@ -1901,8 +1871,7 @@ class SofiaSipStack::Impl {
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
   std::map<std::string, std::unique_ptr<DigestCache>> invite_auth_;
-  std::map<std::string, int> ringing_;  // unanswered incoming calls per account
-  NetworkList trusted_;                 // [sip-settings] trusted
+  std::unique_ptr<InboundPolicy> policy_;  // made by Start
   std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
   absl::BitGen bitgen_;
   std::atomic<FdLoop::WatchId> next_watch_id_{1};
