@@ -56,6 +56,10 @@ struct MediaStats {
   uint64_t rtcp_received = 0;
   double jitter_ms = 0;  // RFC 3550 interarrival jitter
   int payload_type = -1;  // of the last packet received
+  // Discarded because they came from a source other than the far end
+  // (`[rtp-settings] latch`, docs/audio.md).
+  uint64_t packets_foreign = 0;
+  uint64_t rtcp_foreign = 0;
 };
 
 // The RTP side of calls: one RTP/RTCP port pair per call, G.711 at 20 ms,

@@ -21,7 +21,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(native_framer json_codec plan web_http_util)
+TARGETS=(native_framer json_codec plan web_http_util rtp_rtcp jitter_buffer sdp_offer_answer)
 
 usage() {
   echo "usage: scripts/fuzz.sh TARGET|all SECONDS   (targets: ${TARGETS[*]})" >&2
@@ -59,6 +59,11 @@ sources() {
     json_codec) echo "fuzz/json_codec_fuzzer.cc gateway/native/json_codec.cc GEN/proto/telestra.pb.cc" ;;
     plan) echo "fuzz/plan_fuzzer.cc gateway/plan/plan.cc backend/media_engine.cc" ;;
     web_http_util) echo "fuzz/web_http_util_fuzzer.cc gateway/web/http_util.cc" ;;
+    rtp_rtcp) echo "fuzz/rtp_rtcp_fuzzer.cc backend/media/rtp_packet.cc backend/media/rtcp.cc" ;;
+    jitter_buffer)
+      echo "fuzz/jitter_buffer_fuzzer.cc backend/media/jitter_buffer.cc" \
+        "backend/media/rtp_receive_stats.cc backend/media/rtcp.cc" ;;
+    sdp_offer_answer) echo "fuzz/sdp_offer_answer_fuzzer.cc backend/sip/sdp_offer_answer.cc" ;;
   esac
 }
 modules() {
@@ -67,12 +72,15 @@ modules() {
     json_codec) echo "simdjson protobuf absl_status absl_statusor absl_strings" ;;
     plan) echo "absl_status absl_statusor absl_strings absl_str_format" ;;
     web_http_util) echo "absl_status absl_statusor absl_strings libcrypto" ;;
+    rtp_rtcp | jitter_buffer) echo "absl_strings" ;;
+    sdp_offer_answer) echo "sofia-sip-ua absl_status absl_statusor absl_strings" ;;
   esac
 }
 dictionary() {
   case $1 in
     native_framer | json_codec) echo "fuzz/json_codec.dict" ;;
     plan) echo "fuzz/plan.dict" ;;
+    sdp_offer_answer) echo "fuzz/sdp.dict" ;;
     *) echo "" ;;
   esac
 }
@@ -84,7 +92,9 @@ FLAGS=(-std=c++17 -g -O1 -fno-omit-frame-pointer
 key=$( {
   cat fuzz/*.cc scripts/fuzz.sh proto/telestra.proto gateway/native/framer.* \
     gateway/native/json_codec.* gateway/plan/plan.* backend/account_config.h \
-    backend/media_engine.* gateway/web/http_util.* 2>/dev/null
+    backend/media_engine.* gateway/web/http_util.* backend/media/rtp_packet.* \
+    backend/media/rtcp.* backend/media/jitter_buffer.* backend/media/rtp_receive_stats.* \
+    backend/media/audio_format.h backend/sip/sdp_offer_answer.* 2>/dev/null
   echo "${FLAGS[*]}"
   "$CXX" --version
 } | sha256sum | cut -c1-16)

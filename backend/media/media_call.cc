@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/random/distributions.h"
+#include "absl/strings/str_cat.h"
 #include "backend/media/audio_format.h"
 #include "backend/media/g711.h"
 #include "backend/media/rtp_packet.h"
@@ -58,8 +59,18 @@ MediaCall::MediaCall(Init init, const MediaCallSettings& settings)
       jitter_buffer_(settings.jitter_buffer_ms) {}
 
 bool MediaCall::sending() const {
-  return started_ && Includes(direction_, /*send=*/true) && remote_rtp_.has_value() &&
+  return started_ && Includes(direction_, /*send=*/true) && rtp_destination() != nullptr &&
          IsG711(payload_type_);
+}
+
+const SocketAddress* MediaCall::rtp_destination() const {
+  if (latched_rtp_) return &*latched_rtp_;
+  return remote_rtp_ ? &*remote_rtp_ : nullptr;
+}
+
+const SocketAddress* MediaCall::rtcp_destination() const {
+  if (latched_rtcp_) return &*latched_rtcp_;
+  return remote_rtcp_ ? &*remote_rtcp_ : nullptr;
 }
 
 bool MediaCall::receiving() const { return started_ && Includes(direction_, /*send=*/false); }
@@ -67,6 +78,7 @@ bool MediaCall::receiving() const { return started_ && Includes(direction_, /*se
 void MediaCall::Update(const MediaParams& params, int64_t now_ns, absl::BitGenRef rng) {
   bool was_sending = sending();
   bool was_receiving = receiving();
+  std::optional<SocketAddress> previous_remote = remote_rtp_;
 
   std::optional<SocketAddress> remote =
       ParseSocketAddress(params.remote_address, params.remote_rtp_port);
@@ -81,6 +93,11 @@ void MediaCall::Update(const MediaParams& params, int64_t now_ns, absl::BitGenRe
   } else {
     remote_rtp_ = *remote;
     remote_rtcp_ = remote->WithPort(params.remote_rtp_port + 1);
+  }
+  if (previous_remote != remote_rtp_) {
+    // A new far end (or the first): latching starts over.
+    latched_rtp_.reset();
+    latched_rtcp_.reset();
   }
   if (!IsG711(params.payload_type)) {
     spdlog::warn("call {}: payload type {} is not PCMU/PCMA; not sending", id_,
@@ -147,8 +164,9 @@ void MediaCall::SendRtp(int16_t* frame) {
   WriteRtpHeader(header, packet);
   uint8_t* payload = packet + kRtpHeaderSize;
   G711Encode(payload_type_, absl::MakeConstSpan(frame, kFrameSamples), payload);
-  ssize_t sent = sendto(sockets_.rtp_fd(), packet, sizeof(packet), MSG_DONTWAIT, remote_rtp_->get(),
-                        remote_rtp_->length);
+  const SocketAddress* destination = rtp_destination();
+  ssize_t sent = sendto(sockets_.rtp_fd(), packet, sizeof(packet), MSG_DONTWAIT, destination->get(),
+                        destination->length);
   if (sent == static_cast<ssize_t>(sizeof(packet))) {
     ++packets_sent_;
     octets_sent_ += kFrameSamples;
@@ -169,7 +187,8 @@ void MediaCall::ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng) {
 }
 
 void MediaCall::SendRtcp(int64_t now_ns, bool bye) {
-  if (!remote_rtcp_) return;
+  const SocketAddress* destination = rtcp_destination();
+  if (destination == nullptr) return;
   RtcpCompoundParams params;
   params.ssrc = ssrc_;
   params.cname = cname_;
@@ -195,8 +214,8 @@ void MediaCall::SendRtcp(int64_t now_ns, bool bye) {
   uint8_t buffer[kMaxRtcpCompoundSize];
   size_t size = WriteRtcpCompound(params, absl::MakeSpan(buffer));
   if (size == 0) return;
-  ssize_t sent = sendto(sockets_.rtcp_fd(), buffer, size, MSG_DONTWAIT, remote_rtcp_->get(),
-                        remote_rtcp_->length);
+  ssize_t sent = sendto(sockets_.rtcp_fd(), buffer, size, MSG_DONTWAIT, destination->get(),
+                        destination->length);
   if (sent == static_cast<ssize_t>(size)) {
     ++rtcp_sent_;
   } else {
@@ -204,15 +223,54 @@ void MediaCall::SendRtcp(int64_t now_ns, bool bye) {
   }
 }
 
-void MediaCall::OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
-  if (!receiving()) {
-    ++packets_ignored_;
-    return;
+MediaCall::Source MediaCall::Classify(const SocketAddress& source, bool rtcp) const {
+  if (!started_) return Source::kForeign;  // no answer yet: no far end known
+  if (settings_.latch) {
+    const std::optional<SocketAddress>& latched = rtcp ? latched_rtcp_ : latched_rtp_;
+    if (!latched) return Source::kToLatch;
+    return source == *latched ? Source::kFarEnd : Source::kForeign;
+  }
+  return remote_rtp_ && source.SameHost(*remote_rtp_) ? Source::kFarEnd : Source::kForeign;
+}
+
+void MediaCall::CountForeign(const SocketAddress& source, bool rtcp) {
+  if (rtp_foreign_ == 0 && rtcp_foreign_ == 0) {
+    std::string far_end = "no answer yet";
+    if (started_ && settings_.latch) {
+      const SocketAddress* latched = rtcp ? rtcp_destination() : rtp_destination();
+      far_end = absl::StrCat("latched to ", latched->ToString());
+    } else if (started_) {
+      far_end = remote_rtp_ ? absl::StrCat("SDP address ", remote_rtp_->ToString())
+                            : "no usable SDP address";
+    }
+    spdlog::warn(
+        "call {}: discarding {} from {}, not the far end ({}); more are counted, not "
+        "logged",
+        id_, rtcp ? "RTCP" : "RTP", source.ToString(), far_end);
+  }
+  ++(rtcp ? rtcp_foreign_ : rtp_foreign_);
+}
+
+bool MediaCall::OnRtp(absl::Span<const uint8_t> datagram, const SocketAddress& source,
+                      int64_t now_ns) {
+  Source from = Classify(source, /*rtcp=*/false);
+  if (from == Source::kForeign) {
+    CountForeign(source, /*rtcp=*/false);
+    return false;
   }
   std::optional<RtpPacketView> packet = ParseRtpPacket(datagram);
   if (!packet) {
     ++packets_ignored_;
-    return;
+    return true;
+  }
+  if (from == Source::kToLatch) {
+    latched_rtp_ = source;
+    spdlog::info("call {}: RTP latched to {}{}", id_, source.ToString(),
+                 remote_rtp_ ? absl::StrCat(" (SDP address ", remote_rtp_->ToString(), ")") : "");
+  }
+  if (!receiving()) {
+    ++packets_ignored_;
+    return true;
   }
   const RtpHeader& header = packet->header;
   if (!receive_stats_.started() || (header.ssrc != receive_stats_.ssrc() &&
@@ -221,11 +279,11 @@ void MediaCall::OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
     jitter_buffer_.Reset();
   } else if (header.ssrc != receive_stats_.ssrc()) {
     ++packets_ignored_;
-    return;
+    return true;
   }
   if (!receive_stats_.UpdateSequence(header.sequence)) {
     ++packets_ignored_;  // a sequence jump not yet confirmed
-    return;
+    return true;
   }
   ++packets_received_;
   last_rtp_ns_ = now_ns;
@@ -233,23 +291,34 @@ void MediaCall::OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
   last_payload_type_ = header.payload_type;
   if (header.payload_type == telephone_event_payload_type_) {
     ++telephone_events_received_;  // DTMF is counted, not played
-    return;
+    return true;
   }
   if (!IsG711(header.payload_type) || packet->payload.size() > kMaxPayload) {
     ++packets_ignored_;
-    return;
+    return true;
   }
   receive_stats_.UpdateJitter(header.timestamp, static_cast<uint32_t>(now_ns / kNanosPerSample));
   int16_t samples[kMaxPayload];
   G711Decode(header.payload_type, packet->payload, samples);
   jitter_buffer_.Put(header.timestamp, absl::MakeConstSpan(samples, packet->payload.size()));
+  return true;
 }
 
-void MediaCall::OnRtcp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
+bool MediaCall::OnRtcp(absl::Span<const uint8_t> datagram, const SocketAddress& source,
+                       int64_t now_ns) {
+  Source from = Classify(source, /*rtcp=*/true);
+  if (from == Source::kForeign) {
+    CountForeign(source, /*rtcp=*/true);
+    return false;
+  }
   std::optional<RtcpSummary> summary = ParseRtcpCompound(datagram, ssrc_);
   if (!summary) {
     ++rtcp_malformed_;
-    return;
+    return true;
+  }
+  if (from == Source::kToLatch) {
+    latched_rtcp_ = source;
+    spdlog::info("call {}: RTCP latched to {}", id_, source.ToString());
   }
   ++rtcp_received_;
   if (summary->sender_info) {
@@ -258,6 +327,7 @@ void MediaCall::OnRtcp(absl::Span<const uint8_t> datagram, int64_t now_ns) {
   }
   if (summary->block_about_us) remote_report_ = summary->block_about_us;
   if (summary->bye) ++rtcp_bye_received_;
+  return true;
 }
 
 void MediaCall::Close(int64_t now_ns) {
@@ -277,6 +347,8 @@ MediaStats MediaCall::stats() const {
   stats.rtcp_received = rtcp_received_;
   stats.jitter_ms = static_cast<double>(receive_stats_.jitter()) * 1000.0 / kSampleRate;
   stats.payload_type = last_payload_type_;
+  stats.packets_foreign = rtp_foreign_;
+  stats.rtcp_foreign = rtcp_foreign_;
   return stats;
 }
 

@@ -24,6 +24,7 @@ struct MediaCallSettings {
   int64_t rtp_timeout_ns = 0;  // 0: never
   int jitter_buffer_ms = 60;
   absl::Duration rtcp_interval = absl::Seconds(5);
+  bool latch = false;  // RtpConfig::latch
 };
 
 // What RtpMediaEngine::Diagnostics reports beyond MediaStats.
@@ -45,6 +46,16 @@ struct MediaCallDiagnostics {
 // receiving (statistics, jitter buffer), RTCP and recording. It does no
 // scheduling of its own: the engine calls OnTick every 20 ms and OnRtp /
 // OnRtcp when its sockets are readable.
+//
+// Sources: until the media starts (the first Update) no datagram is taken.
+// After it, RTP and RTCP are taken only from the far end: without latching,
+// from the IP address of its SDP (any port); with latching, from the first
+// source (address and port) of a well-formed RTP packet, respectively RTCP
+// compound, after the answer, and then only from that source, which is also
+// where the call's RTP, respectively RTCP, goes from then on. An Update
+// with another SDP address or port starts latching over. Datagrams from
+// anywhere else are discarded (they reach neither the statistics, the RTP
+// timeout, the jitter buffer nor the recording) and counted.
 // Thread: the engine's lock is held around every call of every method
 // (OnTick/OnRtp/OnRtcp on the media thread, the others on any thread).
 class MediaCall {
@@ -73,8 +84,10 @@ class MediaCall {
   // thread missed ticks), so timestamps keep following real time.
   void SkipFrames(int frames);
 
-  void OnRtp(absl::Span<const uint8_t> datagram, int64_t now_ns);
-  void OnRtcp(absl::Span<const uint8_t> datagram, int64_t now_ns);
+  // A datagram from `source`. False when it was discarded for its source
+  // (see above); it is counted in the call's stats then.
+  bool OnRtp(absl::Span<const uint8_t> datagram, const SocketAddress& source, int64_t now_ns);
+  bool OnRtcp(absl::Span<const uint8_t> datagram, const SocketAddress& source, int64_t now_ns);
 
   // Sends a final RTCP report with BYE and closes the recording.
   void Close(int64_t now_ns);
@@ -96,6 +109,13 @@ class MediaCall {
   void SendRtp(int16_t* frame);
   void SendRtcp(int64_t now_ns, bool bye);
   void ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng);
+  // Where RTP / RTCP go: the latched source, else the SDP's; null: nowhere.
+  const SocketAddress* rtp_destination() const;
+  const SocketAddress* rtcp_destination() const;
+  enum class Source { kFarEnd, kForeign, kToLatch };
+  Source Classify(const SocketAddress& source, bool rtcp) const;
+  // Counts (and logs the first of) the discarded datagrams of other sources.
+  void CountForeign(const SocketAddress& source, bool rtcp);
 
   const int64_t id_;
   const std::string cname_;
@@ -110,8 +130,13 @@ class MediaCall {
   bool held_ = false;  // no RTP timeout while held
   int payload_type_ = -1;
   int telephone_event_payload_type_ = -1;
-  std::optional<SocketAddress> remote_rtp_;  // unset: nowhere to send
+  std::optional<SocketAddress> remote_rtp_;  // from the SDP; unset: none usable
   std::optional<SocketAddress> remote_rtcp_;
+  // With latching: the far end's sources, once seen.
+  std::optional<SocketAddress> latched_rtp_;
+  std::optional<SocketAddress> latched_rtcp_;
+  uint64_t rtp_foreign_ = 0;   // RTP discarded for its source
+  uint64_t rtcp_foreign_ = 0;  // RTCP discarded for its source
 
   // Sending.
   const uint32_t ssrc_;

@@ -44,6 +44,7 @@ MediaCallSettings MakeSettings(const RtpConfig& config, const RtpMediaEngine::Op
   settings.rtp_timeout_ns = std::max(0, config.rtp_timeout) * int64_t{1000000000};
   settings.jitter_buffer_ms = config.jitter_buffer_ms;
   settings.rtcp_interval = std::max(options.rtcp_interval, absl::Milliseconds(kFrameMs));
+  settings.latch = config.latch;
   return settings;
 }
 
@@ -88,6 +89,7 @@ RtpMediaEngine::RtpMediaEngine(RtpConfig config, std::string bind_address, Optio
       local_ip_(ParseSocketAddress(bind_address_, 0)),
       settings_(MakeSettings(config_, options_)),
       recv_buffers_(kRecvBatch),
+      recv_sources_(kRecvBatch),
       recv_vectors_(kRecvBatch),
       recv_messages_(kRecvBatch),
       ports_(config_.port_min, config_.port_max) {
@@ -97,6 +99,7 @@ RtpMediaEngine::RtpMediaEngine(RtpConfig config, std::string bind_address, Optio
     std::memset(&recv_messages_[i], 0, sizeof(mmsghdr));
     recv_messages_[i].msg_hdr.msg_iov = &recv_vectors_[i];
     recv_messages_[i].msg_hdr.msg_iovlen = 1;
+    recv_messages_[i].msg_hdr.msg_name = &recv_sources_[i].storage;
   }
   calls_by_port_.assign(ports_.pair_count(), nullptr);
   slot_count_ = ports_.pair_count();
@@ -537,17 +540,19 @@ void RtpMediaEngine::ReadSocket(uint64_t port) {
   int fd = rtcp ? call->rtcp_fd() : call->rtp_fd();
   // Level-triggered: what is left after the bound is read on the next round.
   for (int batch = 0; batch < kMaxRecvBatchesPerEvent; ++batch) {
+    for (int i = 0; i < kRecvBatch; ++i) {
+      messages[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the kernel shrinks it
+    }
     int received = recvmmsg(fd, messages, kRecvBatch, MSG_DONTWAIT, nullptr);
     if (received <= 0) return;
     int64_t now = MonotonicNanos();
     for (int i = 0; i < received; ++i) {
       if (messages[i].msg_hdr.msg_flags & MSG_TRUNC) continue;  // not RTP of ours
       absl::Span<const uint8_t> datagram(recv_buffers_[i].data(), messages[i].msg_len);
-      if (rtcp) {
-        call->OnRtcp(datagram, now);
-      } else {
-        call->OnRtp(datagram, now);
-      }
+      SocketAddress& source = recv_sources_[i];
+      source.length = messages[i].msg_hdr.msg_namelen;
+      bool taken = rtcp ? call->OnRtcp(datagram, source, now) : call->OnRtp(datagram, source, now);
+      if (!taken) ++counters_.datagrams_foreign;
     }
     if (received < kRecvBatch) return;
   }

@@ -39,7 +39,9 @@ namespace telestra::backend {
 //    one frame out of each receiving call's jitter buffer into its
 //    recording, and sends RTCP when due. No thread per call, no allocation
 //    per packet (packets are built on the stack; received datagrams land in
-//    a fixed recvmmsg batch).
+//    a fixed recvmmsg batch). A call takes RTP/RTCP only from its far end
+//    (the SDP's address, or with `latch` the first source after the answer);
+//    the rest is discarded and counted (MediaCall).
 //  - If the thread misses ticks (timerfd expirations > 1) it catches up by
 //    at most 3 frames and advances the RTP timestamps over the rest, so the
 //    far end sees real time, not a burst.
@@ -128,6 +130,9 @@ class RtpMediaEngine final : public MediaEngine {
     int64_t max_tick_ns = 0;           // longest tick (all calls) so far
     int64_t media_thread_cpu_ns = 0;   // CPU time of the media thread
     uint64_t datagrams_discarded = 0;  // arrived on a port of no call
+    // RTP/RTCP of a call from a source other than its far end (discarded;
+    // see MediaCall and RtpConfig::latch).
+    uint64_t datagrams_foreign = 0;
   };
   Counters counters() const;
 
@@ -176,9 +181,10 @@ class RtpMediaEngine final : public MediaEngine {
   std::thread thread_;
   AudioClipCache clips_;
 
-  // Media thread only: the receive batch (buffers and recvmmsg headers
-  // pointing at them, set up once).
+  // Media thread only: the receive batch (buffers, source addresses and
+  // recvmmsg headers pointing at them, set up once).
   std::vector<std::array<uint8_t, kDatagramSize>> recv_buffers_;
+  std::vector<SocketAddress> recv_sources_;
   std::vector<iovec> recv_vectors_;
   std::vector<mmsghdr> recv_messages_;
 

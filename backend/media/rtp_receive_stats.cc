@@ -49,7 +49,10 @@ void RtpReceiveStats::UpdateJitter(uint32_t rtp_timestamp, uint32_t arrival) {
     transit_ = transit;
     return;
   }
-  int32_t d = transit - transit_;
+  // Modulo 2^32 like the timestamps themselves: the far end chooses them,
+  // so the difference of two transit times may not fit an int32_t.
+  int32_t d =
+      static_cast<int32_t>(static_cast<uint32_t>(transit) - static_cast<uint32_t>(transit_));
   transit_ = transit;
   uint32_t magnitude =
       d < 0 ? static_cast<uint32_t>(-static_cast<int64_t>(d)) : static_cast<uint32_t>(d);

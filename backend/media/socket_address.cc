@@ -54,6 +54,19 @@ bool SocketAddress::is_unspecified() const {
   return true;
 }
 
+bool SocketAddress::SameHost(const SocketAddress& other) const {
+  if (family() != other.family()) return false;
+  if (family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(&other.storage)->sin_addr.s_addr;
+  }
+  if (family() == AF_INET6) {
+    return IN6_ARE_ADDR_EQUAL(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr,
+                              &reinterpret_cast<const sockaddr_in6*>(&other.storage)->sin6_addr);
+  }
+  return false;
+}
+
 SocketAddress SocketAddress::WithPort(int port) const {
   SocketAddress copy = *this;
   if (family() == AF_INET) {

@@ -20,6 +20,13 @@ struct SocketAddress {
   bool is_unspecified() const;  // 0.0.0.0 or ::
   SocketAddress WithPort(int port) const;
   std::string ToString() const;  // "1.2.3.4:5" / "[::1]:5"
+  // The same family and IP address (any port).
+  bool SameHost(const SocketAddress& other) const;
+  // The same family, IP address and port.
+  bool operator==(const SocketAddress& other) const {
+    return SameHost(other) && port() == other.port();
+  }
+  bool operator!=(const SocketAddress& other) const { return !(*this == other); }
 };
 
 // Parses an IP literal (no host names: nothing here may block on DNS).

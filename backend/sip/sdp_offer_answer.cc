@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 // sofia-sip: only ever included in backend/sip/.
 #include <sofia-sip/sdp.h>
@@ -43,6 +46,60 @@ std::string RejectedLine(const sdp_media_t* m) {
   return absl::StrCat(line, "\r\n");
 }
 
+// RFC 4566's token characters (sofia's TOKEN set).
+bool IsSdpToken(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         absl::string_view("-!#$%&'*+.^_`{|}~").find(c) != absl::string_view::npos;
+}
+
+// Whether `value` (an m= line after "m=") is
+//   media SP port ["/" integer] SP proto *("/" token) 1*(SP fmt)
+// with every name and format made of token characters, any run of spaces
+// or tabs standing for SP. Debian's sofia-sip 1.12.11 loops forever,
+// allocating at every turn, on a format of a non-RTP m= line that starts
+// with another character (m=image 10000 udptl <t38>): such a body never
+// reaches sdp_parse.
+bool IsWellFormedMediaLine(absl::string_view value) {
+  size_t i = 0;
+  auto run = [&](auto accept) {
+    const size_t start = i;
+    while (i < value.size() && accept(value[i])) ++i;
+    return i > start;
+  };
+  auto token = [&] { return run(IsSdpToken); };
+  auto digits = [&] { return run([](char c) { return c >= '0' && c <= '9'; }); };
+  auto space = [&] { return run([](char c) { return c == ' ' || c == '\t'; }); };
+  if (!token() || !space() || !digits()) return false;
+  if (i < value.size() && value[i] == '/' && (++i, !digits())) return false;
+  if (!space() || !token()) return false;
+  while (i < value.size() && value[i] == '/') {  // RTP/AVP, UDP/TLS/RTP/SAVP
+    ++i;
+    if (!token()) return false;
+  }
+  int formats = 0;
+  while (space() && i < value.size()) {
+    if (!token()) return false;
+    ++formats;
+  }
+  return i == value.size() && formats > 0;
+}
+
+// Every m= line of `body` is well formed, and `body` has no NUL (where
+// sofia would stop reading).
+absl::Status CheckMediaLines(absl::string_view body) {
+  if (body.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("bad SDP: NUL in the body");
+  }
+  for (absl::string_view line : absl::StrSplit(body, absl::ByAnyChar("\r\n"))) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (!absl::StartsWith(line, "m=")) continue;
+    if (!IsWellFormedMediaLine(line.substr(2))) {
+      return absl::InvalidArgumentError("bad SDP: malformed m= line");
+    }
+  }
+  return absl::OkStatus();
+}
+
 const char* DirectionLine(bool send, bool recv) {
   if (send && recv) return "";  // sendrecv is the default
   if (send) return "a=sendonly\r\n";
@@ -53,6 +110,7 @@ const char* DirectionLine(bool send, bool recv) {
 }  // namespace
 
 absl::StatusOr<RemoteSdp> ParseRemoteSdp(absl::string_view body) {
+  if (absl::Status lines = CheckMediaLines(body); !lines.ok()) return lines;
   su_home_t home[1] = {SU_HOME_INIT(home)};
   sdp_parser_t* parser =
       sdp_parse(home, body.data(), static_cast<issize_t>(body.size()), sdp_f_anynet);
@@ -68,7 +126,7 @@ absl::StatusOr<RemoteSdp> ParseRemoteSdp(absl::string_view body) {
   int index = 0;
   for (const sdp_media_t* m = sdp->sdp_media; m != nullptr; m = m->m_next, ++index) {
     const bool ours = remote.audio_index < 0 && m->m_type == sdp_media_audio && m->m_port != 0 &&
-                      m->m_proto == sdp_proto_rtp;
+                      m->m_port <= 65535 && m->m_proto == sdp_proto_rtp;
     remote.rejected_lines.push_back(ours ? std::string() : RejectedLine(m));
     if (!ours) continue;
     remote.audio_index = index;
@@ -77,14 +135,22 @@ absl::StatusOr<RemoteSdp> ParseRemoteSdp(absl::string_view body) {
         m->m_connections != nullptr ? m->m_connections : sdp->sdp_connection;
     if (c != nullptr && c->c_address != nullptr) audio.address = c->c_address;
     audio.port = static_cast<int>(m->m_port);
+    // A static type the offer maps to something else (a=rtpmap:8
+    // telephone-event/8000) is not that codec.
+    std::vector<int> remapped;
+    for (const sdp_rtpmap_t* rm = m->m_rtpmaps; rm != nullptr; rm = rm->rm_next) {
+      if (G711PayloadType(rm) < 0) remapped.push_back(static_cast<int>(rm->rm_pt));
+    }
     for (const sdp_rtpmap_t* rm = m->m_rtpmaps; rm != nullptr; rm = rm->rm_next) {
       int pt = G711PayloadType(rm);
       if (pt >= 0) {
-        if (std::find(audio.payload_types.begin(), audio.payload_types.end(), pt) ==
-            audio.payload_types.end()) {
+        if (std::find(remapped.begin(), remapped.end(), pt) == remapped.end() &&
+            std::find(audio.payload_types.begin(), audio.payload_types.end(), pt) ==
+                audio.payload_types.end()) {
           audio.payload_types.push_back(pt);
         }
-      } else if (audio.telephone_event < 0 && rm->rm_encoding != nullptr &&
+      } else if (audio.telephone_event < 0 && rm->rm_pt >= 96 && rm->rm_pt <= 127 &&
+                 rm->rm_encoding != nullptr &&
                  absl::EqualsIgnoreCase(rm->rm_encoding, "telephone-event") &&
                  (rm->rm_rate == 0 || rm->rm_rate == 8000)) {
         audio.telephone_event = static_cast<int>(rm->rm_pt);

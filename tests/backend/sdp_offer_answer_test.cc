@@ -116,6 +116,47 @@ TEST(SdpOfferAnswerTest, ParseRejectsWhatIsNotSdp) {
   }
 }
 
+// Found by fuzzing (fuzz/corpus/sdp_offer_answer/regression-*): Debian's
+// sofia-sip loops forever, allocating, on a non-RTP m= line whose format
+// starts with a non-token character; such m= lines never reach it.
+TEST(SdpOfferAnswerTest, MalformedMediaLinesAreRefusedBeforeSofiaSeesThem) {
+  for (const std::string& m :
+       {std::string("m=image 10000 udptl <t38>"), std::string("m=audio 1-0\xff\xff 000 RTP/AVP 0"),
+        std::string("m=audio 4000 RTP/AVP 0 /8"), std::string("m=audio 4000 RTP/AVP"),
+        std::string("m=audio 4000/ RTP/AVP 0"), std::string("m=audio 4000 RTP/ 0"),
+        std::string("m= 4000 RTP/AVP 0"), std::string("m=audio 4000 RTP/AVP 0 \"x\"")}) {
+    absl::StatusOr<RemoteSdp> parsed = ParseRemoteSdp(Remote({m}));
+    ASSERT_FALSE(parsed.ok()) << m;
+    EXPECT_EQ(parsed.status().message(), "bad SDP: malformed m= line") << m;
+  }
+  EXPECT_EQ(ParseRemoteSdp(std::string("v=0\r\n\0m=audio 1 RTP/AVP 0\r\n", 30)).status().message(),
+            "bad SDP: NUL in the body");
+  // Well-formed lines of every shape still parse.
+  RemoteSdp sdp = Parse(Remote({"m=image 10000 udptl t38", "m=audio 4000/2 RTP/AVP 0 8",
+                                "m=audio 4002 UDP/TLS/RTP/SAVP 0", "m=audio\t4004  RTP/AVP  0"}));
+  EXPECT_EQ(sdp.audio.port, 4000);
+}
+
+TEST(SdpOfferAnswerTest, AnAudioPortAbove65535IsNoStreamOfOurs) {
+  RemoteSdp sdp = Parse(Remote({"m=audio 66346 RTP/AVP 0", "m=audio 4000 RTP/AVP 0"}));
+  EXPECT_EQ(sdp.audio_index, 1);
+  EXPECT_EQ(sdp.audio.port, 4000);
+}
+
+// telephone-event lives on a dynamic payload type (RFC 4733); one on a
+// static G.711 type would make the answer list that type twice.
+TEST(SdpOfferAnswerTest, TelephoneEventOnAStaticPayloadTypeIsIgnored) {
+  RemoteSdp sdp =
+      Parse(Remote({"m=audio 20000 RTP/AVP 8 8 0", "a=rtpmap:8 telephone-event/8000"}));
+  EXPECT_EQ(sdp.audio.telephone_event, -1);
+  SdpWriter writer("127.0.0.1", {"PCMU", "PCMA"});
+  AudioSession session;
+  absl::StatusOr<std::string> answer = writer.AnswerBody(sdp, 20004, /*hold=*/false, &session);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_FALSE(absl::StrContains(*answer, "telephone-event")) << *answer;
+  EXPECT_TRUE(absl::StrContains(*answer, "m=audio 20004 RTP/AVP 0\r\n")) << *answer;
+}
+
 TEST(SdpOfferAnswerTest, AnswerKeepsTheOffersCodecOrderAndTelephoneEvent) {
   SdpWriter writer("127.0.0.1", {"PCMU", "PCMA"});
   RemoteSdp offer = Parse(Remote(

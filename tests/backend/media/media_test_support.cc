@@ -37,14 +37,15 @@ PortRange PickFreeRtpRange(int pairs) {
   return {min, min + 2 * pairs - 1};
 }
 
-UdpPeer::UdpPeer(int port) {
+UdpPeer::UdpPeer(int port, const char* ip) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
   int buffer = 1 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
   sockaddr_in addr = Loopback(port);
   socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+  if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     close(fd);
     return;

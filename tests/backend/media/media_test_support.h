@@ -22,11 +22,12 @@ struct PortRange {
 };
 PortRange PickFreeRtpRange(int pairs);
 
-// A plain non-blocking UDP socket on 127.0.0.1.
+// A plain non-blocking UDP socket on 127.0.0.1 (or another loopback
+// address, to play a host other than the far end); it sends to 127.0.0.1.
 class UdpPeer {
  public:
-  // Binds `port` (0: any free port).
-  explicit UdpPeer(int port = 0);
+  // Binds `ip`:`port` (0: any free port).
+  explicit UdpPeer(int port = 0, const char* ip = "127.0.0.1");
   ~UdpPeer();
   UdpPeer(const UdpPeer&) = delete;
   UdpPeer& operator=(const UdpPeer&) = delete;

@@ -74,5 +74,17 @@ TEST(RtpReceiveStatsTest, JitterConvergesToTheMeanDeviation) {
   EXPECT_NEAR(static_cast<double>(stats.jitter()), 80.0, 1.0);
 }
 
+// Found by the jitter_buffer fuzzer (fuzz/corpus/jitter_buffer/
+// regression-jitter-transit-overflow): transit times half the timestamp
+// space apart overflowed int32_t (undefined behaviour, UBSan); the
+// difference is taken modulo 2^32 like the timestamps.
+TEST(RtpReceiveStatsTest, TransitTimesFarApartWrapInsteadOfOverflowing) {
+  RtpReceiveStats stats;
+  stats.Reset(1, 0);
+  stats.UpdateJitter(0, 1);           // transit 1
+  stats.UpdateJitter(0x80000000, 0);  // transit INT32_MIN: D = INT32_MIN - 1, i.e. INT32_MAX
+  EXPECT_EQ(stats.jitter(), 0x7fffffffu >> 4);
+}
+
 }  // namespace
 }  // namespace telestra::backend
