@@ -70,7 +70,9 @@ ABSL_FLAG(bool, native_on_sip_thread, true,
           "per command instead of two); false: on the API threads");
 ABSL_FLAG(int, sip_answer_poll_us, -1,
           "Override [sip-settings] answer-poll-us (0..100000; -1 = the plan's)");
-ABSL_FLAG(int, shutdown_seconds, 3, "How long SIP shutdown (unregister) may take");
+ABSL_FLAG(int, shutdown_seconds, 3,
+          "How long shutdown (unregister, end calls, write out the native clients' queued "
+          "events) may take");
 // gRPC front end (docs/grpc-api.md).
 ABSL_FLAG(int, grpc_max_queued_events, 8192,
           "Events queued for one gRPC stream before it is ended as too slow");
@@ -83,6 +85,10 @@ ABSL_FLAG(int, web_max_queued_bytes, 4 << 20,
           "Outbound bytes queued per WebSocket before it is dropped as not reading");
 ABSL_FLAG(int, web_idle_timeout_seconds, 60,
           "Close a WebSocket silent this long (pinged after half of it)");
+ABSL_FLAG(int, web_header_timeout_seconds, 10,
+          "Close an HTTP connection whose request has not arrived whole after this long");
+ABSL_FLAG(int, web_max_connections_per_address, 32,
+          "HTTP connections (not upgraded to a WebSocket) one client address may hold");
 
 namespace {
 
@@ -152,6 +158,10 @@ int Run() {
   native_options.max_clients = plan.tcp.max_clients;
   native_options.max_message_bytes = plan.tcp.max_message_bytes;
   native_options.allow = plan.tcp.allow;
+  native_options.token = plan.tcp.token;
+  native_options.cert = plan.tcp.cert;
+  native_options.key = plan.tcp.key;
+  native_options.idle_timeout = std::chrono::seconds(plan.tcp.idle_timeout);
   if (absl::GetFlag(FLAGS_native_on_sip_thread)) native_options.read_loop = &stack;
   telestra::gateway::NativeServer native(native_options, io, &dispatcher, &hub);
   if (absl::Status status = native.Start(); !status.ok()) {
@@ -172,6 +182,11 @@ int Run() {
   web_options.max_queued_bytes = std::max(1024, absl::GetFlag(FLAGS_web_max_queued_bytes));
   web_options.idle_timeout =
       std::chrono::seconds(std::max(1, absl::GetFlag(FLAGS_web_idle_timeout_seconds)));
+  web_options.header_timeout =
+      std::chrono::seconds(std::max(1, absl::GetFlag(FLAGS_web_header_timeout_seconds)));
+  web_options.max_connections_per_address =
+      std::max(1, absl::GetFlag(FLAGS_web_max_connections_per_address));
+  web_options.hosts = plan.web.hosts;
   if (absl::StatusOr<std::string> web_root =
           telestra::gateway::FindWebRoot(absl::GetFlag(FLAGS_web_root), "");
       web_root.ok()) {
@@ -201,6 +216,7 @@ int Run() {
   grpc_options.key_file = plan.grpc.key;
   grpc_options.max_queued_events =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_grpc_max_queued_events)));
+  grpc_options.max_streams = static_cast<size_t>(plan.grpc.max_streams);
   telestra::gateway::GrpcServer grpc(grpc_options, &backend, &hub, &dispatcher);
   if (absl::Status status = grpc.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
@@ -230,6 +246,18 @@ int Run() {
     out.Counter("telestra_native_undelivered_events_total",
                 "Events lost with disconnected slow native clients",
                 native_stats.undelivered_events);
+    out.Counter("telestra_native_http_closed_total",
+                "Native connections closed at once because they sent an HTTP request",
+                native_stats.http_closed);
+    out.Counter("telestra_native_unauthenticated_total",
+                "Native connections closed without authenticating ([tcp-settings] token)",
+                native_stats.unauthenticated);
+    out.Counter("telestra_native_idle_timeouts_total",
+                "Native connections closed by [tcp-settings] idle-timeout",
+                native_stats.idle_timeouts);
+    out.Counter("telestra_native_tls_failures_total",
+                "Native connections whose TLS handshake failed or timed out",
+                native_stats.tls_failures);
     std::map<std::string, int> calls_by_state;
     for (const telestra::v1::Status& account : backend.ListAccounts()) {
       out.Gauge("telestra_account_status", "account_status of each account (200 registered)",
@@ -248,15 +276,39 @@ int Run() {
     out.Counter("telestra_media_discarded_datagrams_total",
                 "Datagrams that arrived on an RTP/RTCP port of no call (read and discarded)",
                 media_counters.datagrams_discarded);
+    out.Counter("telestra_media_foreign_datagrams_total",
+                "RTP/RTCP datagrams of a call from a source other than its far end (discarded)",
+                media_counters.datagrams_foreign);
     out.Counter("telestra_media_frames_skipped_total",
                 "20 ms media ticks the media thread missed beyond its 3-frame catch-up",
                 media_counters.frames_skipped);
+  });
+  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // SIP user agent
+    telestra::backend::SofiaSipStack::Stats stats = stack.stats();
+    out.Counter("telestra_sip_untrusted_requests_total",
+                "INVITEs from neither a registrar nor a [sip-settings] trusted network "
+                "(answered 403)",
+                stats.untrusted_requests);
+    out.Counter("telestra_sip_foreign_realm_challenges_total",
+                "Calls ended because a challenge came from another realm than the registrar's",
+                stats.foreign_realm_challenges);
+    out.Counter("telestra_sip_ring_timeouts_total",
+                "Incoming calls not answered within ring-timeout (answered 480)",
+                stats.ring_timeouts);
+    out.Counter("telestra_sip_invite_timeouts_total",
+                "Outgoing calls without a final answer within invite-timeout (cancelled)",
+                stats.invite_timeouts);
+    out.Counter("telestra_sip_ringing_refused_total",
+                "Incoming calls refused 486 over max-ringing", stats.ringing_refused);
   });
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // gRPC front end
     telestra::gateway::GrpcStats stats = grpc.stats();
     out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session streams open", stats.streams);
     out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session streams opened",
                 stats.streams_opened);
+    out.Counter("telestra_grpc_streams_refused_total",
+                "gRPC streams ended RESOURCE_EXHAUSTED because max-streams were open",
+                stats.streams_refused);
     out.Counter("telestra_grpc_slow_stream_drops_total",
                 "gRPC streams ended RESOURCE_EXHAUSTED for not keeping up",
                 stats.slow_stream_drops);
@@ -266,6 +318,37 @@ int Run() {
                 "gRPC calls refused for a missing or wrong token", stats.unauthenticated);
     out.Counter("telestra_grpc_resume_gaps_total",
                 "Subscribe resumes that could not replay every missed event", stats.gaps_reported);
+  });
+  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // web front end
+    telestra::gateway::WebStats stats = web.stats();
+    out.Gauge("telestra_web_sessions", "WebSocket sessions open", stats.sessions);
+    out.Gauge("telestra_web_http_connections", "HTTP connections open (not upgraded)",
+              stats.http_connections);
+    out.Counter("telestra_web_sessions_refused_total",
+                "WebSocket sessions refused (max-sessions): fail, then close 1013",
+                stats.sessions_refused);
+    out.Counter("telestra_web_http_refused_total",
+                "HTTP connections closed at once: every slot busy with a request",
+                stats.http_refused);
+    out.Counter("telestra_web_http_address_refused_total",
+                "HTTP connections closed at once: too many from that client address",
+                stats.http_address_refused);
+    out.Counter("telestra_web_http_evicted_total",
+                "HTTP connections waiting for a request closed to make room for a new one",
+                stats.http_evicted);
+    out.Counter("telestra_web_http_timeouts_total",
+                "HTTP connections closed because a request did not arrive whole in time",
+                stats.http_timeouts);
+    out.Counter("telestra_web_hosts_refused_total",
+                "HTTP requests and WebSocket upgrades refused for their Host (DNS rebinding)",
+                stats.hosts_refused);
+    out.Counter("telestra_web_unauthorized_total", "Web requests refused for the token",
+                stats.unauthorized);
+    out.Counter("telestra_web_slow_disconnects_total",
+                "WebSocket sessions disconnected for not reading", stats.slow_disconnects);
+    out.Counter("telestra_web_undelivered_events_total",
+                "Events lost with disconnected or shut-down WebSocket sessions",
+                stats.undelivered_events);
   });
   if (plan.metrics.port > 0) {
     if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
@@ -301,10 +384,16 @@ int Run() {
 
   int signal = stop_signal.get_future().get();
   spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
+  // Unregistering, ending calls and writing out the clients' queued events
+  // (their call-ended among them) all end by this deadline.
+  const absl::Time shutdown_deadline =
+      absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds));
   stack.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
-  web.Stop();   // Web front end
+  // Web front end: its sessions write out their queues meanwhile.
+  web.Stop(shutdown_deadline);
   grpc.Stop();  // gRPC front end
-  native.Stop();
+  native.Stop(shutdown_deadline);
+  web.WaitForFlush(shutdown_deadline);
   work.reset();
   // Let the sessions flush and close, then stop the loop.
   boost::asio::post(io, [&io] { io.stop(); });

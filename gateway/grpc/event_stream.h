@@ -97,14 +97,31 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
         capacity_(env.max_queued_events) {}
 
   // Registers with the registry, then attaches to the hub (OnEvent can run
-  // from then on). Returns false, after finishing the RPC with UNAVAILABLE,
-  // when the server is shutting down.
+  // from then on). Returns false, after finishing the RPC, when the server
+  // is shutting down (UNAVAILABLE) or max-streams are open
+  // (RESOURCE_EXHAUSTED).
   bool Open() {
-    registered_ = env_.registry->Add(this);
-    if (!registered_) {
-      absl::MutexLock lock(&mu_);
-      FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "Gateway shutting down"));
-      return false;
+    switch (env_.registry->Add(this)) {
+      case StreamRegistry::Admission::kAdmitted:
+        registered_ = true;
+        break;
+      case StreamRegistry::Admission::kFull: {
+        const uint64_t refused = env_.registry->stats().streams_refused;
+        if ((refused & (refused - 1)) == 0) {  // at 1, 2, 4, 8, ...: no flood
+          spdlog::warn("gRPC {} stream from {} refused: max-streams ({}) open ({} refused so far)",
+                       rpc_, peer_, env_.registry->max_streams(), refused);
+        }
+        absl::MutexLock lock(&mu_);
+        FinishLocked(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("Too many streams (max-streams is ", env_.registry->max_streams(), ")")));
+        return false;
+      }
+      case StreamRegistry::Admission::kClosed: {
+        absl::MutexLock lock(&mu_);
+        FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "Gateway shutting down"));
+        return false;
+      }
     }
     client_ = env_.hub->Attach(this);
     spdlog::info("gRPC {} stream {} opened by {}", rpc_, client_.load(), peer_);

@@ -44,7 +44,8 @@ GrpcServer::GrpcServer(Options options, backend::Backend* backend, backend::Even
       backend_(backend),
       hub_(hub),
       dispatcher_(dispatcher),
-      epoch_(NewEpoch()) {}
+      epoch_(NewEpoch()),
+      registry_(options_.max_streams) {}
 
 GrpcServer::~GrpcServer() { Stop(); }
 
@@ -119,10 +120,10 @@ void GrpcServer::Stop() {
   }
   GrpcStats stats = registry_.stats();
   spdlog::info(
-      "gRPC API stopped: {} streams served, {} ended as too slow ({} events undelivered), "
-      "{} calls refused for the token, {} resume gaps reported",
-      stats.streams_opened, stats.slow_stream_drops, stats.undelivered_events,
-      stats.unauthenticated, stats.gaps_reported);
+      "gRPC API stopped: {} streams served, {} refused (max-streams), {} ended as too slow ({} "
+      "events undelivered), {} calls refused for the token, {} resume gaps reported",
+      stats.streams_opened, stats.streams_refused, stats.slow_stream_drops,
+      stats.undelivered_events, stats.unauthenticated, stats.gaps_reported);
 }
 
 }  // namespace telestra::gateway

@@ -4,12 +4,16 @@
 
 namespace telestra::gateway {
 
-bool StreamRegistry::Add(ClosableStream* stream) {
+StreamRegistry::Admission StreamRegistry::Add(ClosableStream* stream) {
   absl::MutexLock lock(&mu_);
-  if (closed_) return false;
+  if (closed_) return Admission::kClosed;
+  if (streams_.size() >= max_streams_) {
+    ++refused_;
+    return Admission::kFull;
+  }
   streams_.insert(stream);
   ++opened_;
-  return true;
+  return Admission::kAdmitted;
 }
 
 void StreamRegistry::Remove(ClosableStream* stream) {
@@ -37,6 +41,7 @@ GrpcStats StreamRegistry::stats() const {
     absl::MutexLock lock(&mu_);
     stats.streams = streams_.size();
     stats.streams_opened = opened_;
+    stats.streams_refused = refused_;
   }
   stats.slow_stream_drops = slow_stream_drops_;
   stats.undelivered_events = undelivered_events_;

@@ -1,11 +1,37 @@
 #include "gateway/native/framer.h"
 
+#include <algorithm>
+
+#include "absl/strings/match.h"
+
 namespace telestra::gateway {
 namespace {
 
 // Bytes that may separate two messages.
 inline bool IsSeparator(char c) {
   return c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+enum class Http { kNo, kMaybe, kYes };
+
+// Whether `bytes`, where a message should start, begin an HTTP request line
+// or a Host header; kMaybe while they are a proper prefix of one.
+Http LooksLikeHttp(absl::string_view bytes) {
+  static constexpr absl::string_view kMethods[] = {"GET ", "POST ", "PUT ", "OPTIONS ", "HEAD "};
+  static constexpr absl::string_view kHost = "host:";  // header names: any case
+  bool maybe = false;
+  for (absl::string_view method : kMethods) {
+    const size_t n = std::min(bytes.size(), method.size());
+    if (bytes.substr(0, n) != method.substr(0, n)) continue;
+    if (n == method.size()) return Http::kYes;
+    maybe = true;
+  }
+  const size_t n = std::min(bytes.size(), kHost.size());
+  if (absl::EqualsIgnoreCase(bytes.substr(0, n), kHost.substr(0, n))) {
+    if (n == kHost.size()) return Http::kYes;
+    maybe = true;
+  }
+  return maybe ? Http::kMaybe : Http::kNo;
 }
 
 }  // namespace
@@ -31,6 +57,15 @@ void Framer::Feed(absl::string_view bytes) {
 
 size_t Framer::buffered_bytes() const { return buffer_.size() - start_; }
 
+void Framer::Shrink() {
+  const size_t held = buffer_.size() - start_;
+  if (buffer_.capacity() <= kRetainedBytes || held > kRetainedBytes) return;
+  std::string kept(buffer_, start_);  // allocates what is held, no more
+  buffer_.swap(kept);
+  scan_ -= start_;
+  start_ = 0;
+}
+
 void Framer::ResetMessage() {
   depth_ = 0;
   in_string_ = false;
@@ -49,6 +84,7 @@ Framer::Frame Framer::Next() {
       while (i < size && data[i] != '\0' && data[i] != '\n') ++i;
       if (i == size) {
         start_ = scan_ = size;
+        Shrink();
         return Frame();
       }
       skipping_garbage_ = false;
@@ -61,11 +97,19 @@ Framer::Frame Framer::Next() {
       size_t i = start_;
       while (i < size && IsSeparator(data[i])) ++i;
       start_ = scan_ = i;
-      if (i == size) return Frame();
+      if (i == size) {
+        Shrink();
+        return Frame();
+      }
       if (data[i] != '{') {
+        const Http http = LooksLikeHttp(absl::string_view(data + i, size - i));
+        if (http == Http::kMaybe) {  // hold the few bytes until it tells
+          Shrink();
+          return Frame();
+        }
         skipping_garbage_ = true;
         start_ = scan_ = i + 1;
-        return Frame{Kind::kGarbage, absl::string_view()};
+        return Frame{http == Http::kYes ? Kind::kHttp : Kind::kGarbage, absl::string_view()};
       }
       depth_ = 1;
       scan_ = i + 1;
@@ -122,6 +166,7 @@ Framer::Frame Framer::Next() {
     // Need more bytes.
     scan_ = size;
     if (discarding_) start_ = size;
+    Shrink();
     return Frame();
   }
 }

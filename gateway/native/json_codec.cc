@@ -46,7 +46,7 @@ struct BoolField {
 // Every field any command may carry. String views point into the parser's
 // string buffer and stay valid until the next iterate().
 struct Fields {
-  StringField cmd, account, user, pass, server, num, token;
+  StringField cmd, account, user, pass, server, num, token, secret;
   IntField call_id;
   BoolField extended;
 };
@@ -252,6 +252,8 @@ error_code ReadFields(od::object& object, Fields* fields) {
       error = ReadString(value, &fields->server);
     } else if (key == "extended") {
       error = ReadBool(value, &fields->extended);
+    } else if (key == "secret") {
+      error = ReadString(value, &fields->secret);
     } else {
       error = ConsumeValue(value, 1);  // unknown fields are ignored
     }
@@ -518,14 +520,31 @@ error_code RecoverFirstObject(od::parser& parser, const char* json, size_t size,
 struct JsonCodec::Impl {
   od::parser parser;
   od::parser stream_parser;  // for RecoverFirstObject
-  // The message copied with SIMDJSON_PADDING bytes after it; only grows.
+  // The message copied with SIMDJSON_PADDING bytes after it; grows up to
+  // kRetainedMessageBytes (plus padding) and is freed after a larger one.
   std::string padded;
 };
 
 JsonCodec::JsonCodec() : impl_(std::make_unique<Impl>()) {}
 JsonCodec::~JsonCodec() = default;
 
+size_t JsonCodec::buffer_capacity() const {
+  return impl_->parser.capacity() + impl_->stream_parser.capacity() + impl_->padded.capacity();
+}
+
 DecodedCommand JsonCodec::Decode(absl::string_view message) {
+  DecodedCommand out = DecodeMessage(message);
+  if (message.size() > kRetainedMessageBytes) {
+    // The parsers size their buffers to the largest document they have seen
+    // (about 6 bytes per byte of JSON) and never shrink: start afresh.
+    impl_->parser = od::parser();
+    impl_->stream_parser = od::parser();
+    std::string().swap(impl_->padded);
+  }
+  return out;
+}
+
+DecodedCommand JsonCodec::DecodeMessage(absl::string_view message) {
   DecodedCommand out;
   std::string& padded = impl_->padded;
   const size_t needed = message.size() + simdjson::SIMDJSON_PADDING;
@@ -583,6 +602,16 @@ DecodedCommand JsonCodec::Decode(absl::string_view message) {
     default:
       out.command = absl::InvalidArgumentError("Field cmd must be a string");
       return out;
+  }
+  if (fields.cmd.value == "auth") {
+    out.auth = true;
+    std::string secret;
+    absl::Status status = RequireString(fields.secret, "secret", &secret);
+    if (status.ok()) {
+      out.secret = std::move(secret);
+    } else {
+      out.secret = std::move(status);
+    }
   }
   telestra::v1::Command command;
   absl::Status status = BuildCommand(fields.cmd.value, fields, &command);
@@ -699,6 +728,17 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
   if (extended) w.Uint("seq", event.seq());
   formatter.end_object();
 
+  const std::string_view text = formatter.str();
+  return std::string(text.data(), text.size());
+}
+
+std::string JsonCodec::EncodeAuthenticated(absl::string_view token) {
+  simdjson::internal::mini_formatter formatter;
+  std::string scratch;
+  Writer w(&formatter, &scratch);
+  w.Begin("authenticated");
+  if (!token.empty()) w.String("token", std::string_view(token.data(), token.size()));
+  formatter.end_object();
   const std::string_view text = formatter.str();
   return std::string(text.data(), text.size());
 }

@@ -16,6 +16,13 @@ struct DecodedCommand {
   absl::StatusOr<telestra::v1::Command> command;
   std::string account;
   std::string token;
+  // {"cmd":"auth","secret":"..."}: the native port's handshake
+  // (docs/native-api.md, "Authentication"), which is not a command of the
+  // model: `command` holds "Unknown command: auth" (what the front ends
+  // without that handshake answer), `auth` is true and `secret` holds the
+  // secret, or "Missing field: secret" / "Field secret must be a string".
+  bool auth = false;
+  absl::StatusOr<std::string> secret;
 };
 
 // Translates native-port JSON to and from the proto model
@@ -31,10 +38,18 @@ struct DecodedCommand {
 // Thread: not thread-safe (it owns a parser); one codec per connection.
 class JsonCodec {
  public:
+  // Messages up to this size leave the parser's buffers allocated for the
+  // next one; a larger message's buffers are freed once it is decoded.
+  static constexpr size_t kRetainedMessageBytes = 4096;
+
   JsonCodec();
   ~JsonCodec();
 
   DecodedCommand Decode(absl::string_view message);
+
+  // Bytes of messages the codec's buffers are sized for now (0 when none
+  // is allocated).
+  size_t buffer_capacity() const;
 
   // Renders an event as compact JSON (without the NUL terminator).
   // `extended` adds the fields beyond the seed: "seq" on every event and
@@ -46,8 +61,13 @@ class JsonCodec {
   // True for the events a legacy client only gets after opting in.
   static bool IsExtendedOnly(const telestra::v1::Event& event);
 
+  // The native port's reply to a successful `auth`:
+  // {"event":"authenticated"} plus "token" when `token` is not empty.
+  static std::string EncodeAuthenticated(absl::string_view token);
+
  private:
   struct Impl;
+  DecodedCommand DecodeMessage(absl::string_view message);
   std::unique_ptr<Impl> impl_;
 };
 

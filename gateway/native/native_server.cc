@@ -1,18 +1,25 @@
 #include "gateway/native/native_server.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <deque>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl/context.hpp"
+#include "boost/asio/ssl/error.hpp"
+#include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
@@ -25,6 +32,7 @@ namespace telestra::gateway {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 // How long a client that shut down its sending side still gets events.
 constexpr std::chrono::seconds kLingerAfterEof(3);
@@ -35,6 +43,21 @@ constexpr int kReadsPerWakeup = 4;
 // Pause before accepting again after accept() failed (out of descriptors).
 constexpr std::chrono::milliseconds kAcceptRetry(100);
 
+// With Options::token: how long a connection may take to authenticate, and
+// how many messages it may send before (each answered "Not authenticated").
+constexpr std::chrono::seconds kAuthDeadline(10);
+constexpr int kMaxAuthFailures = 3;
+
+// How long a TLS handshake may take.
+constexpr std::chrono::seconds kTlsHandshakeDeadline(10);
+
+// How long a connection closed for failing to authenticate may take to
+// receive its last fail.
+constexpr std::chrono::seconds kFailFlush(2);
+
+// The outbound buffer of one write is freed after a write larger than this.
+constexpr size_t kRetainedWriteBytes = 16384;
+
 // `event` as it goes on the wire: its JSON and the terminating null.
 std::string Frame(const telestra::v1::Event& event, bool extended) {
   std::string json = JsonCodec::Encode(event, extended);
@@ -42,16 +65,31 @@ std::string Frame(const telestra::v1::Event& event, bool extended) {
   return json;
 }
 
+// Constant time in the secret: compares SHA-256 digests with CRYPTO_memcmp
+// (as the web front end's TokenEquals does).
+bool SecretMatches(absl::string_view presented, absl::string_view expected) {
+  unsigned char a[SHA256_DIGEST_LENGTH];
+  unsigned char b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(presented.data()), presented.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof(a)) == 0 && !presented.empty();
+}
+
 // One client connection.
 // Thread: everything runs on the session's strand, except OnEvent (any
 // thread, with the hub's lock held) and, with Options::read_loop, the
 // reading: OnReadable, Consume and Handle run on the loop's thread, which
-// tells the strand only of the end of the stream (OnRead). When the strand
-// has nothing queued or in flight, OnEvent writes the event to the socket
-// itself (a non-blocking send: an event from the SIP thread reaches the
-// client without waking the API thread); whatever it cannot send at once
-// goes to the strand, in order, and the strand writes until its queue is
-// empty again.
+// tells the strand only of the end of the stream (OnRead) and of a
+// connection it wants closed (EndFromReader). When the strand has nothing
+// queued or in flight, OnEvent writes the event to the socket itself (a
+// non-blocking send: an event from the SIP thread reaches the client without
+// waking the API thread); whatever it cannot send at once goes to the
+// strand, in order, and the strand writes until its queue is empty again.
+// A TLS connection is read and written on the strand only.
+//
+// With Options::token the session joins the event hub only once the client
+// has authenticated: before that it gets no broadcast, and the session
+// writes its replies ("Not authenticated", "authenticated") itself.
 class NativeSession : public std::enable_shared_from_this<NativeSession>,
                       public backend::EventListener {
  public:
@@ -63,8 +101,14 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
         raw_fd_(socket_.native_handle()),
         strand_(socket_.get_executor()),
         linger_(strand_),
+        deadline_(strand_),
         framer_(server->options_.max_message_bytes),
-        extended_(server->options_.extended_events) {}
+        extended_(server->options_.extended_events),
+        authenticated_(server->options_.token.empty()) {
+    if (server->tls_) {
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *server->tls_);
+    }
+  }
 
   // May run after the NativeServer is gone (the io_context destroys
   // pending handlers, the last owners of sessions, only when it is
@@ -77,16 +121,27 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void Start() {
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    auto endpoint = socket_.remote_endpoint(ignored);
+    peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+    protocol_ = socket_.local_endpoint(ignored).protocol();
+    started_ = std::chrono::steady_clock::now();
+    if (IdleTimeoutOn()) last_message_ = started_.time_since_epoch().count();
+    if (tls_ || !authenticated_ || IdleTimeoutOn()) {
+      asio::post(strand_, [self = shared_from_this()] { self->CheckDeadlines(); });
+    }
+    if (tls_) {
+      asio::post(strand_, [self = shared_from_this()] {
+        self->tls_->async_handshake(asio::ssl::stream_base::server,
+                                    [self](error_code ec) { self->OnHandshake(ec); });
+      });
+      return;
+    }
     {
       absl::MutexLock lock(&inbox_mu_);
       idle_ = true;
     }
-    auto endpoint = socket_.remote_endpoint(ignored);
-    peer_ = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
-    protocol_ = socket_.local_endpoint(ignored).protocol();
-    client_ = hub_->Attach(this);
-    reader_client_ = client_;
-    spdlog::info("native client {} connected from {}", client_, peer_);
+    if (authenticated_) AttachToHub();
+    LogConnected();
     if (backend::FdLoop* loop = server_->options_.read_loop) {
       watch_ = loop->Watch(raw_fd_, [self = shared_from_this()] { return self->OnReadable(); });
       if (watch_ != 0) {
@@ -100,9 +155,12 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // The connection's descriptor (open as long as the session exists).
   int fd() const { return raw_fd_; }
 
-  // Closes the connection from any thread.
-  void Close() {
-    asio::post(strand_, [self = shared_from_this()] { self->Shutdown(); });
+  // Closes the connection from any thread, once what is queued for it has
+  // been written or at `flush_deadline`, whichever comes first.
+  void Close(SteadyTime flush_deadline) {
+    asio::post(strand_, [self = shared_from_this(), flush_deadline] {
+      self->CloseAfterFlush(flush_deadline);
+    });
   }
 
   // Events wait in a small inbox; only the first of a burst posts a drain
@@ -112,18 +170,75 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void OnEvent(const backend::EventPtr& event) override {
     const bool extended = extended_.load(std::memory_order_relaxed);
     if (!extended && JsonCodec::IsExtendedOnly(*event)) return;
+    Deliver(&event, std::string());
+  }
+
+ private:
+  // What waits in the inbox: an event, or (event null) a reply the session
+  // made itself, framed.
+  struct Outbound {
+    backend::EventPtr event;
+    std::string bytes;
+  };
+
+  bool IdleTimeoutOn() const { return server_->options_.idle_timeout.count() > 0; }
+
+  void LogConnected() {
+    if (authenticated_) {
+      spdlog::info("native client {} connected from {}", client_.load(), peer_);
+    } else {
+      spdlog::info("native client connected from {}; waiting for auth", peer_);
+    }
+  }
+
+  void OnHandshake(error_code ec) {
+    if (closed_) return;
+    if (ec) {
+      // A client that closes before its hello (a port probe) is no failure.
+      if (ec != asio::error::eof && ec != asio::ssl::error::stream_truncated) {
+        server_->tls_failures_++;
+        spdlog::info("native client from {}: TLS handshake failed: {}", peer_, ec.message());
+      }
+      Shutdown();
+      return;
+    }
+    handshake_done_ = true;
+    if (authenticated_) AttachToHub();
+    LogConnected();
+    DoRead();
+  }
+
+  // Joins the event hub: broadcasts and replies from now on. Thread: the
+  // reader's (or Start).
+  void AttachToHub() {
+    absl::MutexLock lock(&attach_mu_);
+    if (detached_) return;  // closing
+    client_ = hub_->Attach(this);
+    reader_client_ = client_;
+  }
+
+  void Detach() {
+    absl::MutexLock lock(&attach_mu_);
+    detached_ = true;
+    if (backend::ClientId client = client_.exchange(0); client != 0) hub_->Detach(client);
+  }
+
+  // Writes `*event` (or, with event null, the framed `bytes`) to the socket
+  // at once when the strand has nothing to write, else hands it to the
+  // strand. Thread: any.
+  void Deliver(const backend::EventPtr* event, std::string bytes) {
     {
       absl::MutexLock lock(&inbox_mu_);
       if (idle_) {
-        std::string json = Frame(*event, extended);
-        ssize_t sent = ::send(raw_fd_, json.data(), json.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent == static_cast<ssize_t>(json.size())) return;
+        if (event != nullptr) bytes = Frame(**event, extended_.load(std::memory_order_relaxed));
+        ssize_t sent = ::send(raw_fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent == static_cast<ssize_t>(bytes.size())) return;
         // Not all of it (the client's window is full, or an error the
         // strand's write will meet): the rest goes through the strand.
         idle_ = false;
-        leftover_ = sent > 0 ? json.substr(static_cast<size_t>(sent)) : std::move(json);
+        leftover_ = sent > 0 ? bytes.substr(static_cast<size_t>(sent)) : std::move(bytes);
       } else {
-        inbox_.push_back(event);
+        inbox_.push_back(Outbound{event != nullptr ? *event : nullptr, std::move(bytes)});
       }
       if (drain_posted_) return;
       drain_posted_ = true;
@@ -133,25 +248,26 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     asio::post(strand_, [self = std::move(self)] { self->DrainInbox(); });
   }
 
- private:
-  void Detach() {
-    if (client_ != 0) {
-      hub_->Detach(client_);
-      client_ = 0;
+  void DoRead() {
+    auto on_read = [self = shared_from_this()](error_code ec, size_t n) { self->OnRead(ec, n); };
+    if (tls_) {
+      tls_->async_read_some(asio::buffer(read_buffer_), std::move(on_read));
+    } else {
+      socket_.async_read_some(asio::buffer(read_buffer_), std::move(on_read));
     }
   }
 
-  void DoRead() {
-    socket_.async_read_some(
-        asio::buffer(read_buffer_),
-        [self = shared_from_this()](error_code ec, size_t n) { self->OnRead(ec, n); });
-  }
-
   void OnRead(error_code ec, size_t n) {
-    if (ec == asio::error::eof && !closed_) {
+    // A TLS client that closes without close_notify ends with
+    // stream_truncated: an end of stream all the same.
+    const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    if (eof && !closed_ && !closing_) {
       // The client closed its sending side (as `nc -q1` does) but may still
       // read: deliver what its last commands cause for a while, then close.
-      // It no longer counts against max-clients meanwhile.
+      // It no longer counts against max-clients meanwhile, nor against the
+      // deadlines of CheckDeadlines.
+      ended_input_ = true;
+      deadline_.cancel();
       server_->Remove(key_);
       linger_.expires_after(kLingerAfterEof);
       linger_.async_wait([self = shared_from_this()](error_code ec) {
@@ -160,25 +276,27 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       return;
     }
     if (ec) {
-      if (ec != asio::error::operation_aborted) {
-        spdlog::info("native client {} read error: {}", client_, ec.message());
+      if (ec != asio::error::operation_aborted && !eof) {
+        spdlog::info("native client {} read error: {}", client_.load(), ec.message());
       }
-      Shutdown();
+      if (!closing_) Shutdown();
       return;
     }
     Consume(n);
-    if (closed_) return;
+    if (closed_ || stop_reading_) return;
     DoRead();
   }
 
   // The read loop's thread (Options::read_loop): reads what the client
   // sent and runs its commands right there. False at the end of the
-  // stream or on an error, which go to the strand (OnRead); the watch ends.
+  // stream or on an error, which go to the strand (OnRead), and when the
+  // connection is to be closed (EndFromReader); the watch ends.
   bool OnReadable() {
     for (int reads = 0; reads < kReadsPerWakeup; ++reads) {
       ssize_t n = ::recv(raw_fd_, read_buffer_.data(), read_buffer_.size(), MSG_DONTWAIT);
       if (n > 0) {
         Consume(static_cast<size_t>(n));
+        if (stop_reading_) return false;
         if (static_cast<size_t>(n) < read_buffer_.size()) return true;
         continue;  // there may be more
       }
@@ -198,7 +316,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   void Consume(size_t n) {
     framer_.Feed(absl::string_view(read_buffer_.data(), n));
     for (;;) {
-      if (closed_) return;  // disconnected meanwhile
+      if (closed_ || stop_reading_) return;  // disconnected meanwhile
       Framer::Frame frame = framer_.Next();
       if (frame.kind == Framer::Kind::kNone) break;
       Handle(frame);
@@ -206,25 +324,39 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   }
 
   void Handle(const Framer::Frame& frame) {
-    backend::CommandDispatcher* dispatcher = server_->dispatcher_;
-    const backend::ClientId client = reader_client_;
     switch (frame.kind) {
+      case Framer::Kind::kHttp:
+        // A browser (a cross-site form or fetch) or an HTTP client: nothing
+        // it sends may run as a command.
+        server_->http_closed_++;
+        spdlog::warn("native port: closed the connection from {}: it sent an HTTP request", peer_);
+        EndFromReader(/*flush=*/false);
+        return;
       case Framer::Kind::kTooLarge:
-        dispatcher->ReplyFail(client, "", absl::InvalidArgumentError("Message too large"), "");
+        Fail("", absl::InvalidArgumentError("Message too large"), "");
         return;
       case Framer::Kind::kGarbage:
-        dispatcher->ReplyFail(
-            client, "",
-            absl::InvalidArgumentError("Malformed JSON: a message must be a JSON object"), "");
+        Fail("", absl::InvalidArgumentError("Malformed JSON: a message must be a JSON object"), "");
         return;
       case Framer::Kind::kMessage:
         break;
       case Framer::Kind::kNone:
         return;
     }
+    if (IdleTimeoutOn()) {
+      last_message_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    }
     DecodedCommand decoded = codec_.Decode(frame.text);
+    if (decoded.auth) {
+      Authenticate(decoded);
+      return;
+    }
     if (!decoded.command.ok()) {
-      dispatcher->ReplyFail(client, decoded.account, decoded.command.status(), decoded.token);
+      Fail(decoded.account, decoded.command.status(), decoded.token);
+      return;
+    }
+    if (!authenticated_) {
+      Fail(decoded.account, absl::PermissionDeniedError(""), decoded.token);
       return;
     }
     const telestra::v1::Command& command = *decoded.command;
@@ -232,31 +364,150 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       extended_ = command.subscribe().extended();
       return;
     }
-    dispatcher->Execute(client, command);
+    server_->dispatcher_->Execute(reader_client_, command);
+  }
+
+  // Answers a message with `fail`. Before authentication the text is always
+  // "Not authenticated" and the failure counts towards kMaxAuthFailures.
+  void Fail(const std::string& account, const absl::Status& why, const std::string& token) {
+    if (authenticated_) {
+      server_->dispatcher_->ReplyFail(reader_client_, account, why, token);
+      return;
+    }
+    const absl::Status refused = absl::PermissionDeniedError("Not authenticated");
+    Deliver(nullptr, Frame(backend::CommandDispatcher::FailEvent(account, refused, token), false));
+    if (++auth_failures_ < kMaxAuthFailures) return;
+    server_->unauthenticated_++;
+    spdlog::warn("native client from {} sent {} messages without authenticating; closing it", peer_,
+                 auth_failures_);
+    EndFromReader(/*flush=*/true);
+  }
+
+  // {"cmd":"auth","secret":...}. A connection that is already authenticated
+  // (or a server without a token) answers any secret with authenticated.
+  void Authenticate(const DecodedCommand& decoded) {
+    if (!decoded.secret.ok()) {
+      if (authenticated_) {
+        server_->dispatcher_->ReplyFail(reader_client_, decoded.account, decoded.secret.status(),
+                                        decoded.token);
+      } else {
+        Fail(decoded.account, decoded.secret.status(), decoded.token);
+      }
+      return;
+    }
+    if (!authenticated_) {
+      if (!SecretMatches(*decoded.secret, server_->options_.token)) {
+        Fail(decoded.account, absl::PermissionDeniedError(""), decoded.token);
+        return;
+      }
+      authenticated_ = true;
+      // Written before joining the hub: it comes before any broadcast.
+      Deliver(nullptr, JsonCodec::EncodeAuthenticated(decoded.token) + '\0');
+      AttachToHub();
+      spdlog::info("native client {} from {} authenticated", client_.load(), peer_);
+      return;
+    }
+    Deliver(nullptr, JsonCodec::EncodeAuthenticated(decoded.token) + '\0');
+  }
+
+  // The reader's: reads no more of the client's messages and has the
+  // strand close the connection, at once or after writing what is queued
+  // (at most kFailFlush).
+  void EndFromReader(bool flush) {
+    stop_reading_ = true;
+    asio::post(strand_, [self = shared_from_this(), flush] {
+      if (flush) {
+        self->CloseAfterFlush(std::chrono::steady_clock::now() + kFailFlush);
+      } else {
+        self->Shutdown();
+      }
+    });
+  }
+
+  // Strand: closes the connection when its TLS handshake, its
+  // authentication or Options::idle_timeout is overdue; else waits for the
+  // next of them.
+  void CheckDeadlines() {
+    if (closed_ || closing_ || ended_input_) return;
+    const SteadyTime now = std::chrono::steady_clock::now();
+    std::optional<SteadyTime> next;
+    auto consider = [&](SteadyTime deadline) {
+      if (!next || deadline < *next) next = deadline;
+    };
+    if (tls_ && !handshake_done_) {
+      if (now >= started_ + kTlsHandshakeDeadline) {
+        server_->tls_failures_++;
+        spdlog::info("native client from {}: no TLS handshake within {} s; closing it", peer_,
+                     kTlsHandshakeDeadline.count());
+        Shutdown();
+        return;
+      }
+      consider(started_ + kTlsHandshakeDeadline);
+    }
+    if (!authenticated_) {
+      if (now >= started_ + kAuthDeadline) {
+        server_->unauthenticated_++;
+        spdlog::warn("native client from {} did not authenticate within {} s; closing it", peer_,
+                     kAuthDeadline.count());
+        Shutdown();
+        return;
+      }
+      consider(started_ + kAuthDeadline);
+    }
+    if (IdleTimeoutOn()) {
+      const SteadyTime last{SteadyTime::duration(last_message_.load())};
+      const SteadyTime deadline = last + server_->options_.idle_timeout;
+      if (now >= deadline) {
+        server_->idle_timeouts_++;
+        spdlog::info(
+            "native client {} ({}) sent no complete message for {} s (idle-timeout); "
+            "closing it",
+            client_.load(), peer_, server_->options_.idle_timeout.count());
+        Shutdown();
+        return;
+      }
+      consider(deadline);
+    }
+    if (!next) return;
+    deadline_.expires_at(*next);
+    deadline_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->CheckDeadlines();
+    });
   }
 
   void DrainInbox() {
-    std::vector<backend::EventPtr> events;
+    std::vector<Outbound> outbound;
     std::string leftover;
     {
       absl::MutexLock lock(&inbox_mu_);
-      events.swap(inbox_);
+      outbound.swap(inbox_);
       leftover.swap(leftover_);
       drain_posted_ = false;
     }
     if (!leftover.empty() && !closed_) Queue(std::move(leftover));
-    for (const backend::EventPtr& event : events) Enqueue(*event);
+    for (Outbound& out : outbound) {
+      if (out.event) {
+        Enqueue(*out.event);
+      } else if (!closed_) {
+        Queue(std::move(out.bytes));
+      }
+    }
     MaybeIdle();
   }
 
   // Nothing queued, in flight or waiting in the inbox: OnEvent may write
-  // to the socket itself again.
+  // to the socket itself again (a TLS connection stays with the strand),
+  // or a closing connection closes.
   void MaybeIdle() {
     if (closed_ || writing_ || !queue_.empty()) return;
     {
       absl::MutexLock lock(&inbox_mu_);
       if (!inbox_.empty() || !leftover_.empty() || drain_posted_) return;
-      idle_ = true;
+      if (!closing_ && !tls_) idle_ = true;
+    }
+    if (closing_) {
+      Shutdown();
+      return;
     }
     Release();
   }
@@ -284,7 +535,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       spdlog::warn(
           "native client {} ({}) is not reading: {} events ({} bytes) undelivered; "
           "disconnecting it",
-          client_, peer_, lost, queued_bytes_);
+          client_.load(), peer_, lost, queued_bytes_);
       Shutdown();
       return;
     }
@@ -303,7 +554,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       error_code ec;
       socket_.assign(protocol_, raw_fd_, ec);
       if (ec) {
-        spdlog::warn("native client {}: cannot wait to write: {}", client_, ec.message());
+        spdlog::warn("native client {}: cannot wait to write: {}", client_.load(), ec.message());
         Shutdown();
         return;
       }
@@ -314,8 +565,12 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     out_.clear();
     for (std::string& message : queue_) out_.append(message);
     in_flight_ = queue_.size();
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
+    auto on_write = [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); };
+    if (tls_) {
+      asio::async_write(*tls_, asio::buffer(out_), std::move(on_write));
+    } else {
+      asio::async_write(socket_, asio::buffer(out_), std::move(on_write));
+    }
   }
 
   void OnWrite(error_code ec) {
@@ -325,6 +580,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       return;
     }
     queued_bytes_ -= out_.size();
+    if (out_.capacity() > kRetainedWriteBytes) std::string().swap(out_);
     queue_.erase(queue_.begin(), queue_.begin() + in_flight_);
     in_flight_ = 0;
     if (!queue_.empty() && !closed_) {
@@ -334,14 +590,45 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     }
   }
 
+  // Strand: stops reading and leaves the event hub, writes what is queued
+  // (events that reached the session before, and replies), then closes;
+  // at `deadline` it closes whatever is left.
+  void CloseAfterFlush(SteadyTime deadline) {
+    if (closed_ || closing_) return;
+    if (deadline <= std::chrono::steady_clock::now()) {
+      Shutdown();
+      return;
+    }
+    closing_ = true;
+    stop_reading_ = true;
+    Detach();  // no event after this one
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      idle_ = false;  // what follows goes through the strand
+    }
+    if (watch_ != 0) server_->options_.read_loop->Unwatch(watch_);
+    deadline_.cancel();
+    linger_.cancel();
+    linger_.expires_at(deadline);
+    linger_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      spdlog::warn("native client ({}): {} bytes still unwritten at the close deadline",
+                   self->peer_, self->queued_bytes_);
+      self->Shutdown();
+    });
+    DrainInbox();  // closes at once when there is nothing to write
+  }
+
   void Shutdown() {
     if (closed_.exchange(true)) return;
     {
       absl::MutexLock lock(&inbox_mu_);  // no direct write after this
       idle_ = false;
     }
+    stop_reading_ = true;
     Detach();
     linger_.cancel();
+    deadline_.cancel();
     error_code ignored;
     if (released_) {
       ::shutdown(raw_fd_, SHUT_RDWR);
@@ -371,10 +658,21 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // socket_'s strand, kept apart: the read loop posts to it while the
   // strand may be handing the descriptor to socket_ or taking it back.
   const tcp::socket::executor_type strand_;
+  // TLS over socket_ (Options::cert); null: plaintext.
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  // Closes the connection at a set time: after the linger of a half-closed
+  // client, or at the deadline of a close that flushes first.
   asio::steady_timer linger_;
+  // The TLS handshake's, authentication's and idle-timeout's deadlines.
+  asio::steady_timer deadline_;
   std::string peer_;
-  backend::ClientId client_ = 0;
-  // The reader's: client_ as it was at Start (Detach clears client_).
+  SteadyTime started_;  // set by Start
+  // Hub id; 0 before joining the hub and after leaving it. Written under
+  // attach_mu_, read anywhere (logs).
+  std::atomic<backend::ClientId> client_{0};
+  absl::Mutex attach_mu_;  // taken before the hub's lock, never inside it
+  bool detached_ ABSL_GUARDED_BY(attach_mu_) = false;  // never joins again
+  // The reader's: client_ as it was when the session joined the hub.
   backend::ClientId reader_client_ = 0;
   // Options::read_loop's watch of the socket (0: read by the strand).
   backend::FdLoop::WatchId watch_ = 0;
@@ -382,12 +680,21 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // socket_ has let go of raw_fd_ (Release); strand only, and the
   // destructor then closes raw_fd_.
   bool released_ = false;
+  bool handshake_done_ = false;  // strand only
+  bool ended_input_ = false;     // strand: the client shut down its sending side
   Framer framer_;
   JsonCodec codec_;
   // Written on the strand (subscribe), read by OnEvent on any thread.
   std::atomic<bool> extended_;
+  // Set once by the reader when the client authenticates (at once without
+  // Options::token); read by the strand's deadline check.
+  std::atomic<bool> authenticated_;
+  int auth_failures_ = 0;  // the reader's
+  // steady_clock ticks of the last complete message (Options::idle_timeout
+  // only): written by the reader, read by the strand's deadline check.
+  std::atomic<SteadyTime::rep> last_message_{0};
   absl::Mutex inbox_mu_;
-  std::vector<backend::EventPtr> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  std::vector<Outbound> inbox_ ABSL_GUARDED_BY(inbox_mu_);
   std::string leftover_ ABSL_GUARDED_BY(inbox_mu_);  // of a direct write
   bool drain_posted_ ABSL_GUARDED_BY(inbox_mu_) = false;
   // The strand has nothing to write: OnEvent writes to raw_fd_ itself.
@@ -395,6 +702,9 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // Set by Shutdown (strand); the reader then runs no more of the
   // client's commands.
   std::atomic<bool> closed_{false};
+  // The reader handles no more messages (the connection is being closed).
+  std::atomic<bool> stop_reading_{false};
+  bool closing_ = false;  // strand: CloseAfterFlush, waiting for the queue
   std::array<char, 16384> read_buffer_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
@@ -416,6 +726,23 @@ NativeServer::~NativeServer() { Stop(); }
 
 absl::Status NativeServer::Start() {
   error_code ec;
+  if (!options_.cert.empty() || !options_.key.empty()) {
+    tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                          asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                      ec);
+    if (!ec) tls_->use_certificate_chain_file(options_.cert, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "native port: cannot load the TLS certificate '", options_.cert, "': ", ec.message()));
+    }
+    tls_->use_private_key_file(options_.key, asio::ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("native port: cannot load the TLS key '",
+                                                     options_.key, "': ", ec.message()));
+    }
+  }
   auto address = asio::ip::make_address(options_.bind, ec);
   if (ec) {
     return absl::InvalidArgumentError(
@@ -443,7 +770,8 @@ absl::Status NativeServer::Start() {
                                                options_.port, ": ", ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
-  spdlog::info("native API listening on {}:{}", options_.bind, port_);
+  spdlog::info("native API listening on {}:{}{}{}", options_.bind, port_, tls_ ? " (TLS)" : "",
+               options_.token.empty() ? "" : ", clients must authenticate");
   asio::post(acceptor_.get_executor(), [this] { DoAccept(); });
   return absl::OkStatus();
 }
@@ -560,6 +888,12 @@ bool NativeServer::Allowed(const tcp::socket& socket) const {
 // input would reset the connection and could destroy the fail before the
 // client reads it).
 void NativeServer::Refuse(tcp::socket socket, const absl::Status& why) {
+  if (tls_) {
+    // The fail would have to wait for a TLS handshake: just close.
+    error_code ignored;
+    socket.close(ignored);
+    return;
+  }
   struct Refused {
     explicit Refused(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
     tcp::socket socket;
@@ -598,7 +932,7 @@ void NativeServer::Remove(uint64_t session_key) {
   sessions_.erase(session_key);
 }
 
-void NativeServer::Stop() {
+void NativeServer::Stop(absl::Time flush_deadline) {
   std::map<uint64_t, std::weak_ptr<NativeSession>> sessions;
   {
     absl::MutexLock lock(&mu_);
@@ -611,9 +945,34 @@ void NativeServer::Stop() {
     acceptor_.close(ignored);
     accept_retry_.cancel();
   });
-  for (auto& [key, weak] : sessions) {
-    if (auto session = weak.lock()) session->Close();
+  const absl::Duration flush = std::max(flush_deadline - absl::Now(), absl::ZeroDuration());
+  const SteadyTime deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(flush);
+  if (flush > absl::ZeroDuration() && !sessions.empty()) {
+    spdlog::info(
+        "native port: closing {} clients once their queued events are written (at most {})",
+        sessions.size(), absl::FormatDuration(flush));
   }
+  for (auto& [key, weak] : sessions) {
+    if (auto session = weak.lock()) session->Close(deadline);
+  }
+  if (flush == absl::ZeroDuration()) return;
+  // The sessions write on the io_context's threads and leave sessions_ as
+  // they close.
+  absl::MutexLock lock(&mu_);
+  const bool all_closed =
+      mu_.AwaitWithTimeout(absl::Condition(this, &NativeServer::NoLiveSessions), flush);
+  if (!all_closed) {
+    spdlog::warn("native port: {} clients still had events to write at the shutdown deadline",
+                 sessions_.size());
+  }
+}
+
+// A session whose last owner is gone without a Shutdown (with a read loop,
+// an idle client's session belongs to its watch, which the loop drops when
+// it stops) has closed its connection in its destructor: nothing to wait for.
+bool NativeServer::NoLiveSessions() const {
+  return std::all_of(sessions_.begin(), sessions_.end(),
+                     [](const auto& entry) { return entry.second.expired(); });
 }
 
 NativeServer::Stats NativeServer::stats() const {
@@ -627,6 +986,10 @@ NativeServer::Stats NativeServer::stats() const {
   stats.not_allowed = not_allowed_;
   stats.slow_disconnects = slow_disconnects_;
   stats.undelivered_events = undelivered_events_;
+  stats.http_closed = http_closed_;
+  stats.unauthenticated = unauthenticated_;
+  stats.idle_timeouts = idle_timeouts_;
+  stats.tls_failures = tls_failures_;
   return stats;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
 #include "backend/fd_loop.h"
@@ -19,6 +21,10 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace telestra::gateway {
 
 class NativeSession;
@@ -27,9 +33,14 @@ class NativeSession;
 // events out. One NativeSession per client; replies go to the requester,
 // broadcasts to everyone (through the EventHub).
 //
+// Optional protections (docs/native-api.md, "Security"): a shared secret
+// each connection must present first (`token`), TLS (`cert`, `key`), an idle
+// timeout; a connection that speaks HTTP is always closed at once.
+//
 // Thread: Start/Stop/stats from any thread; sessions run on the io_context's
 // threads, each on its own strand, except that with Options::read_loop their
-// commands are read and run on that loop's thread.
+// commands are read and run on that loop's thread (plaintext connections
+// only: TLS connections are read and written on their strand).
 class NativeServer {
  public:
   struct Options {
@@ -50,6 +61,17 @@ class NativeServer {
     // second thread); writes stay as they are. Null: read on the
     // io_context's threads.
     backend::FdLoop* read_loop = nullptr;
+    // When set, a connection must send {"cmd":"auth","secret":<token>}
+    // before anything else (every other message before it gets fail "Not
+    // authenticated"); 3 such failures, or 10 s without auth, close it.
+    std::string token;
+    // TLS certificate chain and private key files (PEM); both empty:
+    // plaintext.
+    std::string cert;
+    std::string key;
+    // A connection that sends no complete message for this long is closed;
+    // 0: never.
+    std::chrono::seconds idle_timeout{0};
   };
 
   struct Stats {
@@ -59,16 +81,22 @@ class NativeServer {
     uint64_t not_allowed = 0;  // refused: address not in `allow`
     uint64_t slow_disconnects = 0;  // clients dropped for not reading
     uint64_t undelivered_events = 0;  // events lost with those clients
+    uint64_t http_closed = 0;  // closed at once: the client spoke HTTP
+    uint64_t unauthenticated = 0;  // closed: 3 failures or 10 s without auth
+    uint64_t idle_timeouts = 0;  // closed: nothing complete for idle_timeout
+    uint64_t tls_failures = 0;  // TLS handshakes that failed or took over 10 s
   };
 
   NativeServer(Options options, boost::asio::io_context& io,
                backend::CommandDispatcher* dispatcher, backend::EventHub* hub);
   ~NativeServer();
 
-  // Binds and starts accepting.
+  // Binds and starts accepting (loads the TLS certificate first, if any).
   absl::Status Start();
-  // Stops accepting and closes every connection. Idempotent.
-  void Stop();
+  // Stops accepting and closes every connection. Events already queued for
+  // a client are written first, until `flush_deadline`: Stop waits for that
+  // (the io_context must be running). Idempotent.
+  void Stop(absl::Time flush_deadline = absl::InfinitePast());
 
   int port() const { return port_; }
   Stats stats() const;
@@ -80,6 +108,8 @@ class NativeServer {
   // How many of sessions_ are clients that have already gone (closed
   // their connection, or destroyed) but are not removed yet.
   size_t GoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // No session left that is still alive (Stop's wait).
+  bool NoLiveSessions() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Refuse(boost::asio::ip::tcp::socket socket, const absl::Status& why);
   // False when `allow` is set and the peer's address is in none of its
   // networks (or cannot be read).
@@ -87,6 +117,8 @@ class NativeServer {
 
   const Options options_;
   boost::asio::io_context& io_;
+  // Options::cert and key, loaded by Start(); null: plaintext.
+  std::unique_ptr<boost::asio::ssl::context> tls_;
   backend::CommandDispatcher* const dispatcher_;
   backend::EventHub* const hub_;
   boost::asio::ip::tcp::acceptor acceptor_;
@@ -107,6 +139,10 @@ class NativeServer {
   std::atomic<uint64_t> not_allowed_{0};
   std::atomic<uint64_t> slow_disconnects_{0};
   std::atomic<uint64_t> undelivered_events_{0};
+  std::atomic<uint64_t> http_closed_{0};
+  std::atomic<uint64_t> unauthenticated_{0};
+  std::atomic<uint64_t> idle_timeouts_{0};
+  std::atomic<uint64_t> tls_failures_{0};
 };
 
 }  // namespace telestra::gateway

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -308,7 +309,7 @@ absl::Status ParseAllow(const SectionReader& r, const Entry& e, std::vector<std:
 }
 
 absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
-  return r.Apply({
+  absl::Status status = r.Apply({
       {"port", [&](const Entry& e) { return r.Int(e, 1, 65535, &tcp->port); }},
       {"bind", [&](const Entry& e) { return r.NonEmpty(e, &tcp->bind); }},
       {"extended-events", [&](const Entry& e) { return r.Bool(e, &tcp->extended_events); }},
@@ -318,13 +319,68 @@ absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
          return r.Int(e, 256, kMaxMessageBytesLimit, &tcp->max_message_bytes);
        }},
       {"allow", [&](const Entry& e) { return ParseAllow(r, e, &tcp->allow); }},
+      {"token",
+       [&](const Entry& e) {
+         if (absl::Status st = r.Exclusive(e, "token", "token-env"); !st.ok()) return st;
+         tcp->token = e.value;
+         return absl::OkStatus();
+       }},
+      {"token-env",
+       [&](const Entry& e) {
+         if (absl::Status st = r.Exclusive(e, "token", "token-env"); !st.ok()) return st;
+         return r.Env(e, &tcp->token);
+       }},
+      {"cert", [&](const Entry& e) { return r.NonEmpty(e, &tcp->cert); }},
+      {"key", [&](const Entry& e) { return r.NonEmpty(e, &tcp->key); }},
+      {"idle-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &tcp->idle_timeout); }},
   });
+  if (!status.ok()) return status;
+  if (r.LineOf("cert") != 0 && r.LineOf("key") == 0) {
+    return r.Error(r.LineOf("cert"), "cert is set but key is not (TLS needs both cert and key)");
+  }
+  if (r.LineOf("key") != 0 && r.LineOf("cert") == 0) {
+    return r.Error(r.LineOf("key"), "key is set but cert is not (TLS needs both cert and key)");
+  }
+  return absl::OkStatus();
 }
 
-// [grpc-settings] and [web-settings] share their keys.
+// [web-settings] `hosts = <name list>`: comma-separated host names (letters,
+// digits, '-', '.', '_'; no port), stored lower-case without a trailing dot.
+absl::Status ParseHosts(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
+  std::vector<std::string> hosts;
+  for (absl::string_view part : absl::StrSplit(e.value, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (part.empty()) continue;
+    std::string host = absl::AsciiStrToLower(part);
+    if (absl::EndsWith(host, ".")) host.pop_back();
+    const bool valid = !host.empty() && host.size() <= 253 && host.front() != '.' &&
+                       host.front() != '-' &&
+                       std::all_of(host.begin(), host.end(), [](char c) {
+                         return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                c == '.' || c == '_';
+                       });
+    if (!valid) {
+      return r.Error(e.line, absl::StrCat("hosts: '", part,
+                                          "' is not a host name (letters, digits, '-' and '.', "
+                                          "without a port, e.g. gateway.example.com)"));
+    }
+    hosts.push_back(std::move(host));
+  }
+  if (hosts.empty()) {
+    return r.Error(e.line,
+                   "hosts must list at least one host name (leave it out to allow only "
+                   "addresses and localhost)");
+  }
+  *out = std::move(hosts);
+  return absl::OkStatus();
+}
+
+// [grpc-settings] and [web-settings] share their keys; `own` adds a
+// section's own keys.
 template <typename Settings>
-absl::Status ParseServer(SectionReader& r, Settings* s) {
-  absl::Status status = r.Apply({
+absl::Status ParseServer(SectionReader& r, Settings* s,
+                         std::vector<std::pair<absl::string_view, SectionReader::Handler>> own) {
+  std::vector<std::pair<absl::string_view, SectionReader::Handler>> handlers = {
       {"port", [&](const Entry& e) { return r.Int(e, 1, 65535, &s->port); }},
       {"bind", [&](const Entry& e) { return r.NonEmpty(e, &s->bind); }},
       {"token",
@@ -344,7 +400,9 @@ absl::Status ParseServer(SectionReader& r, Settings* s) {
        }},
       {"cert", [&](const Entry& e) { return r.NonEmpty(e, &s->cert); }},
       {"key", [&](const Entry& e) { return r.NonEmpty(e, &s->key); }},
-  });
+  };
+  for (auto& handler : own) handlers.push_back(std::move(handler));
+  absl::Status status = r.Apply(handlers);
   if (!status.ok()) return status;
   if (r.LineOf("cert") != 0 && r.LineOf("key") == 0) {
     return r.Error(r.LineOf("cert"), "cert is set but key is not (TLS needs both cert and key)");
@@ -538,9 +596,14 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_na
     if (section.name == kTcpSection) {
       status = ParseTcp(reader, &plan.tcp);
     } else if (section.name == kGrpcSection) {
-      status = ParseServer(reader, &plan.grpc);
+      status = ParseServer(reader, &plan.grpc,
+                           {{"max-streams", [&](const Entry& e) {
+                               return reader.Int(e, 1, INT_MAX, &plan.grpc.max_streams);
+                             }}});
     } else if (section.name == kWebSection) {
-      status = ParseServer(reader, &plan.web);
+      status = ParseServer(reader, &plan.web, {{"hosts", [&](const Entry& e) {
+                                                  return ParseHosts(reader, e, &plan.web.hosts);
+                                                }}});
     } else if (section.name == kSipSection) {
       status = ParseSip(reader, &plan.sip);
     } else if (section.name == kRtpSection) {

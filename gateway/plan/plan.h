@@ -19,6 +19,13 @@ struct TcpSettings {
   // `allow`: the networks (canonical CIDR, "10.0.0.0/8", "::1/128") whose
   // clients may connect; empty = every address.
   std::vector<std::string> allow;
+  // Shared secret a connection must send first ({"cmd":"auth"}), resolved
+  // from token or token-env; "" = none.
+  std::string token;
+  std::string cert;  // TLS certificate file ("" = plaintext)
+  std::string key;
+  // Seconds without a complete message before a connection is closed; 0 = never.
+  int idle_timeout = 0;
 };
 
 // [grpc-settings]
@@ -28,6 +35,9 @@ struct GrpcSettings {
   std::string token;  // resolved from token or token-env; "" = none
   std::string cert;  // TLS certificate file ("" = plaintext)
   std::string key;
+  // Subscribe + Session streams open at once (the whole server); one more
+  // ends RESOURCE_EXHAUSTED.
+  int max_streams = 1024;
 };
 
 // [web-settings]: dashboard + WebSocket.
@@ -37,6 +47,9 @@ struct WebSettings {
   std::string token;
   std::string cert;
   std::string key;
+  // `hosts`: host names (lower-case, no port) a request's Host may name
+  // besides IP addresses and localhost (DNS-rebinding protection).
+  std::vector<std::string> hosts;
 };
 
 // [metrics-settings]: Prometheus text exposition at http://bind:port/metrics.

@@ -1,7 +1,11 @@
 #include "gateway/web/http_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+
+#include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -128,6 +132,61 @@ bool SameOrigin(absl::string_view origin, absl::string_view host) {
   absl::string_view authority = origin.substr(scheme_end + 3);
   if (authority.empty() || authority.find('/') != absl::string_view::npos) return false;
   return absl::EqualsIgnoreCase(authority, absl::StripAsciiWhitespace(host));
+}
+
+std::optional<std::string> HostName(absl::string_view host_header) {
+  absl::string_view value = absl::StripAsciiWhitespace(host_header);
+  absl::string_view host = value;
+  absl::string_view port;
+  bool has_port = false;
+  if (absl::ConsumePrefix(&value, "[")) {  // [IPv6]:port
+    const size_t close = value.find(']');
+    if (close == absl::string_view::npos) return std::nullopt;
+    host = value.substr(0, close);
+    absl::string_view rest = value.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port = rest.substr(1);
+      has_port = true;
+    }
+    in6_addr address;
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &address) != 1) return std::nullopt;
+  } else {
+    const size_t colon = value.find(':');
+    if (colon != absl::string_view::npos) {
+      if (value.find(':', colon + 1) != absl::string_view::npos) return std::nullopt;
+      host = value.substr(0, colon);
+      port = value.substr(colon + 1);
+      has_port = true;
+    }
+    absl::ConsumeSuffix(&host, ".");
+    for (char c : host) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' &&
+          c != '_') {
+        return std::nullopt;
+      }
+    }
+  }
+  if (host.empty()) return std::nullopt;
+  if (has_port) {
+    std::optional<uint64_t> number = ParseUint64(port);
+    if (!number.has_value() || *number > 65535) return std::nullopt;
+  }
+  return absl::AsciiStrToLower(host);
+}
+
+bool HostAllowed(bool host_present, absl::string_view host_header,
+                 const std::vector<std::string>& allowed) {
+  if (!host_present) return true;
+  std::optional<std::string> host = HostName(host_header);
+  if (!host.has_value()) return false;
+  in_addr v4;
+  in6_addr v6;
+  if (inet_pton(AF_INET, host->c_str(), &v4) == 1 || inet_pton(AF_INET6, host->c_str(), &v6) == 1) {
+    return true;
+  }
+  if (*host == "localhost" || absl::EndsWith(*host, ".localhost")) return true;
+  return std::find(allowed.begin(), allowed.end(), *host) != allowed.end();
 }
 
 std::optional<uint64_t> ParseUint64(absl::string_view text) {

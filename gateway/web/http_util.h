@@ -48,6 +48,25 @@ std::optional<std::string> CookieValue(absl::string_view cookie_header, absl::st
 // letter case. "null" and malformed origins are never the same origin.
 bool SameOrigin(absl::string_view origin, absl::string_view host);
 
+// The host of a Host header value, lower-case, without the port, the
+// brackets of an IPv6 literal and a trailing dot ("Gateway.Example.:3552" ->
+// "gateway.example", "[::1]:3552" -> "::1"); nullopt when it is malformed
+// (empty, a bad port, an unbracketed IPv6 address, characters no host name
+// has).
+std::optional<std::string> HostName(absl::string_view host_header);
+
+// DNS-rebinding protection: may a request whose Host header is
+// `host_header` be served? Yes for
+//   - IP literals ("127.0.0.1:3552", "[::1]", "10.1.2.3"): a page reached
+//     through an address cannot be rebound to another one;
+//   - "localhost" and names under ".localhost" (browsers resolve them to
+//     loopback themselves, never through DNS);
+//   - the names in `allowed` (lower-case host names, [web-settings] hosts).
+// Another name, or a malformed value, is refused. `host_present` false (no
+// Host header at all) is allowed: browsers always send one.
+bool HostAllowed(bool host_present, absl::string_view host_header,
+                 const std::vector<std::string>& allowed);
+
 // Parses a decimal uint64 ("0".."18446744073709551615"); nullopt otherwise.
 std::optional<uint64_t> ParseUint64(absl::string_view text);
 

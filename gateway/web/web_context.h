@@ -8,9 +8,11 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "backend/backend.h"
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
@@ -33,10 +35,18 @@ struct WebOptions {
   std::string key;
   // The dashboard's folder; "" serves no dashboard (404), the WebSocket works.
   std::string web_root;
+  // Host names (lower-case) a request's Host may name besides IP literals
+  // and localhost ([web-settings] hosts; DNS-rebinding protection).
+  std::vector<std::string> hosts;
   // WebSocket sessions at once; one more gets `fail` and close code 1013.
   int max_sessions = 256;
-  // HTTP connections not (yet) upgraded to a WebSocket; more are closed at once.
+  // HTTP connections not (yet) upgraded to a WebSocket. When they are all
+  // taken, the one that has waited longest for its next request is closed
+  // to make room; when none is waiting, the new connection is closed.
   int max_http_connections = 256;
+  // HTTP connections not (yet) upgraded, per client address; more from
+  // that address are closed at once.
+  int max_connections_per_address = 32;
   // Largest WebSocket message a client may send; a bigger one closes the
   // session with code 1009.
   size_t max_message_bytes = 65536;
@@ -48,30 +58,43 @@ struct WebOptions {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   // Limit for the TLS handshake, the WebSocket handshake and the close.
   std::chrono::milliseconds handshake_timeout{std::chrono::seconds(10)};
-  // Limit for receiving one HTTP request (and for an idle keep-alive).
-  std::chrono::milliseconds http_timeout{std::chrono::seconds(30)};
+  // Limit for receiving one HTTP request, headers and body (and for an idle
+  // keep-alive): slow senders (slowloris) are closed after it.
+  std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
+  // At shutdown, when no deadline is given (WebServer::Stop()): how long
+  // WebSocket sessions may take to write out the events already queued for
+  // them before they are closed regardless.
+  std::chrono::milliseconds shutdown_grace{std::chrono::seconds(1)};
 };
 
 struct WebStats {
   uint64_t sessions = 0;          // WebSocket sessions open now
   uint64_t http_connections = 0;  // plain HTTP connections open now
   uint64_t sessions_accepted = 0;
-  uint64_t sessions_refused = 0;    // over max_sessions
-  uint64_t http_refused = 0;        // over max_http_connections
-  uint64_t slow_disconnects = 0;    // sessions dropped for not reading
-  uint64_t undelivered_events = 0;  // messages lost with those sessions
-  uint64_t oversize_closes = 0;     // sessions closed with 1009
+  uint64_t sessions_refused = 0;      // over max_sessions
+  uint64_t http_refused = 0;          // over max_http_connections, none to evict
+  uint64_t http_address_refused = 0;  // over max_connections_per_address
+  uint64_t http_evicted = 0;          // waiting connections closed to make room
+  uint64_t http_timeouts = 0;         // requests (or TLS handshakes) not complete in time
+  uint64_t hosts_refused = 0;         // requests whose Host is not allowed
+  uint64_t slow_disconnects = 0;      // sessions dropped for not reading
+  uint64_t undelivered_events = 0;    // messages lost with those sessions
+  uint64_t oversize_closes = 0;       // sessions closed with 1009
   uint64_t idle_timeouts = 0;
   uint64_t unauthorized = 0;  // requests refused for a missing/wrong token
   uint64_t gaps = 0;          // resumes that could not be served (snapshot instead)
 };
 
-// A connection the server can close at shutdown.
+// A connection the server can close (at shutdown, or to make room).
 // Thread: Close from any thread.
 class WebSession {
  public:
   virtual ~WebSession() = default;
-  virtual void Close() = 0;
+  // Closes the connection. A WebSocket session first writes out what is
+  // queued for it, until `flush_deadline`. Must end in exactly one call of
+  // WebContext::Flushed() when `count_flush` is set (once the queue is
+  // written out, the connection ended, or the deadline passed).
+  virtual void Close(std::chrono::steady_clock::time_point flush_deadline, bool count_flush) = 0;
 };
 
 // Thread: any.
@@ -92,14 +115,29 @@ class WebContext {
   void set_port(int port) { port_ = port; }
 
   enum class Kind { kHttp, kWebSocket };
-  enum class Admission { kAdmitted, kFull, kStopped };
-  // Registers a session so that CloseAll reaches it; refused when `kind`
-  // is at its limit or the server stopped. `*key` is set when admitted.
-  Admission Register(Kind kind, std::weak_ptr<WebSession> session, uint64_t* key);
+  enum class Admission { kAdmitted, kFull, kAddressFull, kStopped };
+  // Registers a WebSocket session so that CloseAll reaches it; refused when
+  // max_sessions are open or the server stopped. `*key` is set when admitted.
+  Admission RegisterWebSocket(std::weak_ptr<WebSession> session, uint64_t* key);
+  // Registers an HTTP connection from `address` (waiting for its first
+  // request). Refused (kAddressFull) when that address has
+  // max_connections_per_address open; when max_http_connections are open,
+  // the one that has waited longest for a request is closed to make room
+  // (counted in http_evicted), or, when none waits, refused (kFull).
+  Admission RegisterHttp(std::weak_ptr<WebSession> session, const std::string& address,
+                         uint64_t* key);
+  // An HTTP connection starts (true) or stops (false) waiting for a request.
+  void SetWaiting(uint64_t key, bool waiting);
   // Idempotent.
   void Unregister(uint64_t key);
-  // Stops admitting and closes every registered session.
-  void CloseAll();
+  // Stops admitting and closes every registered session; WebSocket sessions
+  // first write out what is queued for them, until `flush_deadline`.
+  void CloseAll(std::chrono::steady_clock::time_point flush_deadline);
+  // Called by each session CloseAll reached, once (see WebSession::Close).
+  void Flushed();
+  // Waits until every session CloseAll reached is written out (it may still
+  // be closing), or `timeout`; false on timeout. Not on an io_context thread.
+  bool WaitForFlush(absl::Duration timeout);
 
   WebStats stats() const;
 
@@ -107,6 +145,10 @@ class WebContext {
   std::atomic<uint64_t> sessions_accepted{0};
   std::atomic<uint64_t> sessions_refused{0};
   std::atomic<uint64_t> http_refused{0};
+  std::atomic<uint64_t> http_address_refused{0};
+  std::atomic<uint64_t> http_evicted{0};
+  std::atomic<uint64_t> http_timeouts{0};
+  std::atomic<uint64_t> hosts_refused{0};
   std::atomic<uint64_t> slow_disconnects{0};
   std::atomic<uint64_t> undelivered_events{0};
   std::atomic<uint64_t> oversize_closes{0};
@@ -118,7 +160,14 @@ class WebContext {
   struct Entry {
     Kind kind;
     std::weak_ptr<WebSession> session;
+    std::string address;  // HTTP: the client's address
+    // HTTP: when it started waiting for a request (a counter, smaller =
+    // earlier); 0 while a request is being answered.
+    uint64_t waiting_since = 0;
   };
+
+  // Removes a session and updates the counts.
+  void EraseLocked(std::map<uint64_t, Entry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WebOptions options_;
   backend::Backend* const backend_;
@@ -135,6 +184,9 @@ class WebContext {
   std::map<uint64_t, Entry> sessions_ ABSL_GUARDED_BY(mu_);
   int http_count_ ABSL_GUARDED_BY(mu_) = 0;
   int websocket_count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, int> http_per_address_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_wait_ ABSL_GUARDED_BY(mu_) = 1;
+  int flushes_pending_ ABSL_GUARDED_BY(mu_) = 0;  // CloseAll's sessions not written out yet
 };
 
 }  // namespace telestra::gateway

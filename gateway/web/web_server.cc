@@ -36,6 +36,11 @@ constexpr char kHealthPath[] = "/healthz";
 // Requests are GETs: headers are small and bodies are not expected.
 constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr uint64_t kMaxBodyBytes = 4 * 1024;
+// After a failed accept (out of descriptors, EMFILE/ENFILE): the pause
+// before the next try, as on the native port.
+constexpr std::chrono::milliseconds kAcceptRetry(100);
+// A Host header as shown in logs and error pages.
+constexpr size_t kMaxShownHost = 100;
 
 template <class Stream>
 constexpr bool kIsTls = std::is_same_v<Stream, WebTlsStream>;
@@ -46,6 +51,21 @@ using StringResponse = http::response<http::string_body>;
 // the page was opened with ?token=. Cookies ignore ports: the port keeps two
 // gateways on one host apart.
 std::string TokenCookieName(int port) { return absl::StrCat("telestra_token_", port); }
+
+// Refusals are logged at counts 1, 2, 4, 8, ...: a flood of them cannot
+// flood the log, and the count says how many there were.
+bool ShouldLog(uint64_t count) { return (count & (count - 1)) == 0; }
+
+// A client-supplied header value made safe to show: printable ASCII, at
+// most kMaxShownHost characters.
+std::string Printable(absl::string_view value) {
+  std::string out;
+  for (char c : value.substr(0, kMaxShownHost)) {
+    out.push_back(absl::ascii_isprint(static_cast<unsigned char>(c)) ? c : '?');
+  }
+  if (value.size() > kMaxShownHost) out.append("...");
+  return out;
+}
 
 std::string CookieEscape(absl::string_view value) {
   std::string out;
@@ -97,6 +117,9 @@ std::string HealthJson(const WebContext& context) {
       context.hub()->last_seq(), R"(,"sessions":)", s.sessions, R"(,"http_connections":)",
       s.http_connections, R"(,"sessions_accepted":)", s.sessions_accepted,
       R"(,"sessions_refused":)", s.sessions_refused, R"(,"http_refused":)", s.http_refused,
+      R"(,"http_address_refused":)", s.http_address_refused, R"(,"http_evicted":)",
+      s.http_evicted, R"(,"http_timeouts":)", s.http_timeouts, R"(,"hosts_refused":)",
+      s.hosts_refused,
       R"(,"slow_disconnects":)", s.slow_disconnects, R"(,"undelivered_events":)",
       s.undelivered_events, R"(,"oversize_closes":)", s.oversize_closes, R"(,"idle_timeouts":)",
       s.idle_timeouts, R"(,"unauthorized":)", s.unauthorized, R"(,"gaps":)", s.gaps, "}\n");
@@ -125,6 +148,15 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   HttpSession(WebContext* context, Stream stream, std::string peer)
       : context_(context), stream_(std::move(stream)), peer_(std::move(peer)) {}
 
+  // Not a WebSocket: nothing to write out first.
+  void Close(std::chrono::steady_clock::time_point, bool count_flush) override {
+    asio::post(beast::get_lowest_layer(stream_).get_executor(),
+               [self = this->shared_from_this(), count_flush] {
+                 self->End();
+                 if (count_flush) self->context_->Flushed();
+               });
+  }
+
   void Start(uint64_t key) {
     key_ = key;
     if constexpr (kIsTls<Stream>) {
@@ -132,6 +164,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       stream_.async_handshake(
           asio::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
             if (ec) {
+              if (ec == beast::error::timeout) self->context_->http_timeouts++;
               spdlog::debug("web: TLS handshake with {} failed: {}", self->peer_, ec.message());
               self->End();
               return;
@@ -143,17 +176,16 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     }
   }
 
-  void Close() override {
-    asio::post(beast::get_lowest_layer(stream_).get_executor(),
-               [self = this->shared_from_this()] { self->End(); });
-  }
-
  private:
+  // Waits for the next request, which must arrive whole within
+  // header_timeout (slowloris); meanwhile the connection may be evicted to
+  // make room for a new one (WebContext::RegisterHttp).
   void DoRead() {
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(kMaxBodyBytes);
-    beast::get_lowest_layer(stream_).expires_after(context_->options().http_timeout);
+    context_->SetWaiting(key_, true);
+    beast::get_lowest_layer(stream_).expires_after(context_->options().header_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = this->shared_from_this()](error_code ec, size_t) { self->OnRead(ec); });
@@ -165,12 +197,20 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       return;
     }
     if (ec) {
-      if (ec != asio::error::operation_aborted) {
+      if (ec == beast::error::timeout) {
+        const uint64_t count = ++context_->http_timeouts;
+        if (ShouldLog(count)) {
+          spdlog::info(
+              "web: closed a connection from {}: no complete request within {} ms ({} so far)",
+              peer_, context_->options().header_timeout.count(), count);
+        }
+      } else if (ec != asio::error::operation_aborted) {
         spdlog::debug("web: HTTP read from {} ended: {}", peer_, ec.message());
       }
       End();
       return;
     }
+    context_->SetWaiting(key_, false);
     WebHttpRequest request = parser_->release();
     // For the access log: method and path, never the query (tokens).
     absl::string_view target(request.target().data(), request.target().size());
@@ -214,6 +254,32 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     return false;
   }
 
+  // DNS rebinding: a page of another site whose name was made to resolve
+  // to this gateway sends that name as Host; its Origin then matches. So
+  // Host must be an address, localhost or a name of [web-settings] hosts
+  // (HostAllowed). Answers 403 and returns true when it is not.
+  bool RefuseHost(const WebHttpRequest& request) {
+    auto host = request.find(http::field::host);
+    const absl::string_view value =
+        host == request.end() ? absl::string_view()
+                              : absl::string_view(host->value().data(), host->value().size());
+    if (HostAllowed(host != request.end(), value, context_->options().hosts)) return false;
+    const uint64_t count = ++context_->hosts_refused;
+    const std::string shown = Printable(value);
+    if (ShouldLog(count)) {
+      spdlog::warn(
+          "web: refused a request from {}: Host '{}' is not allowed (add the name to "
+          "[web-settings] hosts if it is this gateway's; {} refused so far)",
+          peer_, shown, count);
+    }
+    Send(ErrorResponse(
+        request, http::status::forbidden,
+        absl::StrCat("the host name '", shown,
+                     "' is not allowed: open the gateway by its address or localhost, or add "
+                     "the name to [web-settings] hosts")));
+    return true;
+  }
+
   StringResponse Unauthorized(const WebHttpRequest& request) {
     context_->unauthorized++;
     StringResponse response =
@@ -243,6 +309,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       Send(TextResponse(request, http::status::ok, "application/json", HealthJson(*context_)));
       return;
     }
+    if (RefuseHost(request)) return;
     bool via_query = false;
     if (!Authorized(request, *target, &via_query)) {
       Send(Unauthorized(request));
@@ -349,13 +416,15 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       Send(ErrorResponse(request, http::status::not_found, "the WebSocket is at /ws"));
       return;
     }
+    if (RefuseHost(request)) return;
     bool via_query = false;
     if (!Authorized(request, *target, &via_query)) {
       Send(Unauthorized(request));
       return;
     }
     // A browser always sends Origin: refuse other sites' pages (cross-site
-    // WebSocket hijacking). Clients that are not browsers send none.
+    // WebSocket hijacking). Clients that are not browsers send none. (A
+    // rebound name passes this test; RefuseHost above stops it.)
     auto origin = request.find(http::field::origin);
     auto host = request.find(http::field::host);
     if (origin != request.end() &&
@@ -446,7 +515,8 @@ WebServer::WebServer(Options options, asio::io_context& io, backend::Backend* ba
                : nullptr),
       context_(
           std::make_unique<WebContext>(std::move(options), backend, dispatcher, hub, tls_.get())),
-      acceptor_(asio::make_strand(io)) {}
+      acceptor_(asio::make_strand(io)),
+      accept_retry_(acceptor_.get_executor()) {}
 
 WebServer::~WebServer() { Stop(); }
 
@@ -495,32 +565,61 @@ absl::Status WebServer::Start() {
 
 void WebServer::DoAccept() {
   acceptor_.async_accept(asio::make_strand(io_), [this](error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      spdlog::warn("web: accept failed: {}", ec.message());
-    } else {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec && ec != asio::error::connection_aborted) {
+      // Out of descriptors (EMFILE, ENFILE) or memory: the connection stays
+      // in the backlog and accept() would fail again at once. Log the first
+      // failure of a burst and retry after a pause instead of spinning.
+      if (accept_failures_++ == 0) {
+        spdlog::warn("web: accept failed: {}; retrying every {} ms", ec.message(),
+                     kAcceptRetry.count());
+      }
+      accept_retry_.expires_after(kAcceptRetry);
+      accept_retry_.async_wait([this](error_code ec) {
+        if (!ec && acceptor_.is_open()) DoAccept();
+      });
+      return;
+    }
+    if (!ec) {
+      if (accept_failures_ > 0) {
+        spdlog::info("web: accepting again after {} failed accepts", accept_failures_);
+        accept_failures_ = 0;
+      }
       OnAccept(std::move(socket));
     }
-    if (acceptor_.is_open()) DoAccept();
+    DoAccept();
   });
 }
 
 void WebServer::OnAccept(tcp::socket socket) {
-  error_code ignored;
-  socket.set_option(tcp::no_delay(true), ignored);
-  auto endpoint = socket.remote_endpoint(ignored);
-  std::string peer = absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+  error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return;  // the client has gone already
+  const std::string address = endpoint.address().to_string();
+  std::string peer = absl::StrCat(address, ":", endpoint.port());
   auto start = [&](auto session) {
     uint64_t key = 0;
-    switch (context_->Register(WebContext::Kind::kHttp, session, &key)) {
+    switch (context_->RegisterHttp(session, address, &key)) {
       case WebContext::Admission::kAdmitted:
         session->Start(key);
         return;
       case WebContext::Admission::kFull:
-        context_->http_refused++;
-        spdlog::warn("web: refused a connection from {}: {} HTTP connections open", peer,
-                     context_->options().max_http_connections);
+        if (const uint64_t count = ++context_->http_refused; ShouldLog(count)) {
+          spdlog::warn(
+              "web: refused a connection from {}: {} HTTP connections open, all busy ({} "
+              "refused so far)",
+              peer, context_->options().max_http_connections, count);
+        }
         return;  // dropping the session closes the socket
+      case WebContext::Admission::kAddressFull:
+        if (const uint64_t count = ++context_->http_address_refused; ShouldLog(count)) {
+          spdlog::warn(
+              "web: refused a connection from {}: {} HTTP connections open from that address "
+              "({} refused so far)",
+              peer, context_->options().max_connections_per_address, count);
+        }
+        return;
       case WebContext::Admission::kStopped:
         return;
     }
@@ -535,12 +634,27 @@ void WebServer::OnAccept(tcp::socket socket) {
 }
 
 void WebServer::Stop() {
+  Stop(absl::Now() + absl::FromChrono(context_->options().shutdown_grace));
+}
+
+void WebServer::Stop(absl::Time flush_deadline) {
   if (stopped_.exchange(true)) return;
   asio::post(acceptor_.get_executor(), [this] {
     error_code ignored;
     acceptor_.close(ignored);
+    accept_retry_.cancel();
   });
-  context_->CloseAll();
+  const absl::Duration left = std::max(flush_deadline - absl::Now(), absl::ZeroDuration());
+  context_->CloseAll(std::chrono::steady_clock::now() +
+                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                         absl::ToChronoNanoseconds(left)));
+}
+
+bool WebServer::WaitForFlush(absl::Time deadline) {
+  if (context_->WaitForFlush(std::max(deadline - absl::Now(), absl::ZeroDuration()))) return true;
+  spdlog::warn("web: WebSocket sessions had not written out their queued events by the shutdown "
+               "deadline: closed");
+  return false;
 }
 
 }  // namespace telestra::gateway

@@ -1,13 +1,16 @@
 #include "gateway/web/websocket_session.h"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/beast/core/buffers_to_string.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/websocket.hpp"
@@ -26,6 +29,10 @@ using boost::system::error_code;
 namespace {
 
 constexpr char kServerName[] = "telestra-gateway";
+// After a message over this size the session gives back what it grew to
+// read and parse it (its read buffer and its JSON codec's buffers), so that
+// one large message does not keep ~6 times its size allocated per session.
+constexpr size_t kShrinkAboveBytes = 16 * 1024;
 
 // One WebSocket client: JSON commands in (one per text message), JSON events
 // out (one per text message, extended, with "seq").
@@ -34,6 +41,12 @@ constexpr char kServerName[] = "telestra-gateway";
 // session, one read and at most one write in flight, a bounded outbound
 // queue. The session lives as long as its pending operations hold it
 // (shared_from_this).
+//
+// At shutdown (Close) the session detaches from the hub, writes out what is
+// already queued for it (a client that was behind still gets every event up
+// to the end, call-ended included), then closes with 1001; what is not
+// written by the flush deadline is counted as undelivered and the
+// connection closed.
 //
 // Thread: everything runs on the stream's strand, except OnEvent (any
 // thread, with the hub's lock held) and Close (any thread), which only post
@@ -44,7 +57,11 @@ class WebSocketSession : public WebSession,
                          public std::enable_shared_from_this<WebSocketSession<Stream>> {
  public:
   WebSocketSession(WebContext* context, Stream stream, WebSocketStart start)
-      : context_(context), hub_(context->hub()), ws_(std::move(stream)), start_(std::move(start)) {}
+      : context_(context),
+        hub_(context->hub()),
+        ws_(std::move(stream)),
+        start_(std::move(start)),
+        flush_timer_(ws_.get_executor()) {}
 
   // May run after the WebServer (and context_) is gone: the io_context
   // destroys pending handlers, and with them the last owners of sessions,
@@ -54,16 +71,24 @@ class WebSocketSession : public WebSession,
 
   void Run(WebHttpRequest request) {
     const WebOptions& options = context_->options();
-    switch (context_->Register(WebContext::Kind::kWebSocket, this->weak_from_this(), &key_)) {
+    switch (context_->RegisterWebSocket(this->weak_from_this(), &key_)) {
       case WebContext::Admission::kAdmitted:
         context_->sessions_accepted++;
         break;
       case WebContext::Admission::kFull:
+      case WebContext::Admission::kAddressFull: {
+        // Refused: a fail, then close code 1013; it holds no slot meanwhile
+        // and is closed after handshake_timeout at the latest.
         refused_ = true;
-        context_->sessions_refused++;
-        spdlog::warn("web: refused a WebSocket session from {}: max-sessions ({}) reached",
-                     start_.peer, options.max_sessions);
+        const uint64_t count = ++context_->sessions_refused;
+        if ((count & (count - 1)) == 0) {  // at 1, 2, 4, 8, ...: no flood
+          spdlog::warn(
+              "web: refused a WebSocket session from {}: max-sessions ({}) reached ({} refused "
+              "so far)",
+              start_.peer, options.max_sessions, count);
+        }
         break;
+      }
       case WebContext::Admission::kStopped:
         return;  // shutting down: dropping the stream closes the connection
     }
@@ -85,9 +110,9 @@ class WebSocketSession : public WebSession,
                      [self = this->shared_from_this()](error_code ec) { self->OnAccept(ec); });
   }
 
-  void Close() override {
-    asio::post(ws_.get_executor(), [self = this->shared_from_this()] {
-      self->CloseWith(websocket::close_code::going_away, "gateway shutting down");
+  void Close(std::chrono::steady_clock::time_point flush_deadline, bool count_flush) override {
+    asio::post(ws_.get_executor(), [self = this->shared_from_this(), flush_deadline, count_flush] {
+      self->Shutdown(flush_deadline, count_flush);
     });
   }
 
@@ -110,7 +135,8 @@ class WebSocketSession : public WebSession,
           absl::ResourceExhaustedError(absl::StrCat("Too many sessions (max-sessions is ",
                                                     context_->options().max_sessions, ")")),
           "");
-      close_after_flush_ = true;
+      close_after_flush_ =
+          websocket::close_reason(websocket::close_code::try_again_later, "too many sessions");
       Send(JsonCodec::Encode(fail, /*extended=*/true), /*bounded=*/false);
       DoRead();  // answers the client's close and pings meanwhile
       return;
@@ -161,6 +187,55 @@ class WebSocketSession : public WebSession,
     spdlog::info("web session {} opened from {} ({})", client_, start_.peer, how);
   }
 
+  // The gateway shuts down: no more events; what is queued is written out
+  // until `deadline`, then the session closes with 1001.
+  void Shutdown(std::chrono::steady_clock::time_point deadline, bool count_flush) {
+    count_flush_ = count_flush;
+    const backend::ClientId id = client_;
+    Detach();
+    if (closed_ || closing_ || refused_) {
+      ReportFlushed();
+      return;
+    }
+    close_after_flush_ =
+        websocket::close_reason(websocket::close_code::going_away, "gateway shutting down");
+    if (!writing_ && queue_.empty()) {
+      CloseAfterFlush();
+      return;
+    }
+    flushing_ = true;
+    spdlog::debug("web session {} ({}): writing out {} queued messages before closing", id,
+                  start_.peer, queue_.size());
+    flush_timer_.expires_at(deadline);
+    flush_timer_.async_wait([self = this->shared_from_this(), id](error_code ec) {
+      if (ec || !self->flushing_ || self->closed_) return;
+      const uint64_t lost = self->queue_.size();
+      self->context_->undelivered_events += lost;
+      spdlog::warn(
+          "web session {} ({}) still had {} messages ({} bytes) to write at shutdown: closed", id,
+          self->start_.peer, lost, self->queued_bytes_);
+      self->Teardown();
+    });
+  }
+
+  // Tells CloseAll that this session is written out (once; only when it
+  // asked).
+  void ReportFlushed() {
+    flushing_ = false;
+    if (!count_flush_ || flush_reported_) return;
+    flush_reported_ = true;
+    context_->Flushed();
+  }
+
+  // The queue is written out: the close that was waiting for it.
+  void CloseAfterFlush() {
+    websocket::close_reason reason = *close_after_flush_;
+    close_after_flush_.reset();
+    flush_timer_.cancel();
+    CloseWith(reason);
+    ReportFlushed();
+  }
+
   void Detach() {
     if (client_ != 0) {
       hub_->Detach(client_);
@@ -193,7 +268,7 @@ class WebSocketSession : public WebSession,
       Teardown();
       return;
     }
-    if (!closed_ && !refused_ && !closing_) {
+    if (!closed_ && !refused_ && !closing_ && client_ != 0) {
       if (ws_.got_text()) {
         Handle(beast::buffers_to_string(read_buffer_.data()));
       } else {
@@ -205,12 +280,14 @@ class WebSocketSession : public WebSession,
       }
     }
     read_buffer_.consume(n);
+    if (n > kShrinkAboveBytes) codec_.emplace();
+    if (read_buffer_.capacity() > kShrinkAboveBytes) read_buffer_.shrink_to_fit();
     if (!closed_) DoRead();
   }
 
   void Handle(const std::string& text) {
     backend::CommandDispatcher* dispatcher = context_->dispatcher();
-    DecodedCommand decoded = codec_.Decode(text);
+    DecodedCommand decoded = codec_->Decode(text);
     if (!decoded.command.ok()) {
       dispatcher->ReplyFail(client_, decoded.account, decoded.command.status(), decoded.token);
       return;
@@ -269,19 +346,17 @@ class WebSocketSession : public WebSession,
     if (!queue_.empty()) {
       DoWrite();
     } else if (close_after_flush_) {
-      close_after_flush_ = false;
-      CloseWith(websocket::close_code::try_again_later, "too many sessions");
+      CloseAfterFlush();
     }
   }
 
   // The closing handshake; Beast waits for a write in flight to finish
   // (bounded by handshake_timeout).
-  void CloseWith(websocket::close_code code, const char* reason) {
+  void CloseWith(const websocket::close_reason& reason) {
     if (closed_ || closing_) return;
     closing_ = true;
     Detach();
-    ws_.async_close(websocket::close_reason(code, reason),
-                    [self = this->shared_from_this()](error_code) { self->Teardown(); });
+    ws_.async_close(reason, [self = this->shared_from_this()](error_code) { self->Teardown(); });
   }
 
   // Ends the session at once: no more events, the socket closed (pending
@@ -290,7 +365,9 @@ class WebSocketSession : public WebSession,
     if (closed_) return;
     closed_ = true;
     Detach();
+    flush_timer_.cancel();
     if (key_ != 0) context_->Unregister(key_);
+    ReportFlushed();
     error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).close();
@@ -302,14 +379,19 @@ class WebSocketSession : public WebSession,
   const WebSocketStart start_;
   uint64_t key_ = 0;              // in the context's registry; 0 = not registered
   backend::ClientId client_ = 0;  // in the hub; 0 = detached
-  JsonCodec codec_;
+  std::optional<JsonCodec> codec_{std::in_place};  // renewed after a large message
   beast::flat_buffer read_buffer_;
   std::deque<std::string> queue_;
   size_t queued_bytes_ = 0;
   bool writing_ = false;
   uint64_t floor_ = 0;    // events up to this seq were sent in the opening
   bool refused_ = false;  // over max_sessions: a fail, then close 1013
-  bool close_after_flush_ = false;
+  // The close to start once the queue is written out (refused, shutdown).
+  std::optional<websocket::close_reason> close_after_flush_;
+  asio::steady_timer flush_timer_;  // shutdown: the end of the flush
+  bool flushing_ = false;           // shutdown: writing out the queue
+  bool count_flush_ = false;        // shutdown: CloseAll waits for ReportFlushed
+  bool flush_reported_ = false;
   bool closing_ = false;  // close handshake started
   bool closed_ = false;   // torn down
 };

@@ -222,6 +222,8 @@ std::optional<NativeEvent> WebClient::WaitFor(const std::function<bool(const Nat
 
 void WebClient::PauseReading() { impl_->paused = true; }
 
+void WebClient::ResumeReading() { impl_->paused = false; }
+
 void WebClient::Close(absl::Duration timeout) {
   if (impl_->closed) return;
   bool done = false;

@@ -48,6 +48,8 @@ class WebClient {
 
   // Stops reading: the server's messages pile up in the kernel buffers.
   void PauseReading();
+  // Collects messages again (from the next Next/WaitFor on).
+  void ResumeReading();
 
   // Sends a close frame (normal closure) and waits for the server's.
   void Close(absl::Duration timeout = absl::Seconds(5));

@@ -531,6 +531,60 @@ TEST(PlanParserTest, RejectsKeyWithoutCert) {
   EXPECT_THAT(error, HasSubstr("plan.ini:2: [web-settings] key is set but cert is not"));
 }
 
+// ---- [tcp-settings] token, token-env, cert, key, idle-timeout (issue 17)
+
+TEST(PlanParserTest, NativePortSecurityKeysDefaultToOff) {
+  Plan plan = ParseOk(kAccount);
+  EXPECT_EQ(plan.tcp.token, "");
+  EXPECT_EQ(plan.tcp.cert, "");
+  EXPECT_EQ(plan.tcp.key, "");
+  EXPECT_EQ(plan.tcp.idle_timeout, 0);
+}
+
+TEST(PlanParserTest, ReadsNativePortTokenCertKeyAndIdleTimeout) {
+  Plan plan = ParseOk(absl::StrCat(
+      "[tcp-settings]\ntoken = native-secret\ncert = /etc/t/cert.pem\nkey = /etc/t/key.pem\n"
+      "idle-timeout = 300\n",
+      kAccount));
+  EXPECT_EQ(plan.tcp.token, "native-secret");
+  EXPECT_EQ(plan.tcp.cert, "/etc/t/cert.pem");
+  EXPECT_EQ(plan.tcp.key, "/etc/t/key.pem");
+  EXPECT_EQ(plan.tcp.idle_timeout, 300);
+  ASSERT_EQ(setenv("TELESTRA_PLAN_TEST_NATIVE_TOKEN", "native-env-secret", 1), 0);
+  EXPECT_EQ(ParseOk(absl::StrCat("[tcp-settings]\ntoken-env = TELESTRA_PLAN_TEST_NATIVE_TOKEN\n",
+                                 kAccount))
+                .tcp.token,
+            "native-env-secret");
+  unsetenv("TELESTRA_PLAN_TEST_NATIVE_TOKEN");
+  EXPECT_EQ(ParseOk(absl::StrCat("[tcp-settings]\nidle-timeout = 0\n", kAccount)).tcp.idle_timeout,
+            0);
+  EXPECT_EQ(
+      ParseOk(absl::StrCat("[tcp-settings]\nidle-timeout = 86400\n", kAccount)).tcp.idle_timeout,
+      86400);
+}
+
+TEST(PlanParserTest, RejectsBadNativePortSecurityKeys) {
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\ntoken = a\ntoken-env = B\n", kAccount)),
+            "plan.ini:3: [tcp-settings] token and token-env are mutually exclusive (token is set "
+            "on line 2)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\ntoken-env = TELESTRA_PLAN_TEST_UNSET_NATIVE\n",
+                                 kAccount)),
+            "plan.ini:2: [tcp-settings] token-env names environment variable "
+            "'TELESTRA_PLAN_TEST_UNSET_NATIVE', which is not set");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\ncert = c.pem\n", kAccount)),
+            "plan.ini:2: [tcp-settings] cert is set but key is not (TLS needs both cert and key)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nkey = k.pem\n", kAccount)),
+            "plan.ini:2: [tcp-settings] key is set but cert is not (TLS needs both cert and key)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nidle-timeout = -1\n", kAccount)),
+            "plan.ini:2: [tcp-settings] idle-timeout must be 0..86400, got -1");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nidle-timeout = 10s\n", kAccount)),
+            "plan.ini:2: [tcp-settings] idle-timeout must be an integer, got '10s'");
+  // The secret never appears in an error.
+  EXPECT_THAT(ErrorOf(absl::StrCat("[tcp-settings]\ntoken = Sup3r-S3cret\ntoken = Sup3r-S3cret\n",
+                                   kAccount)),
+              Not(HasSubstr("Sup3r-S3cret")));
+}
+
 TEST(PlanParserTest, RejectsTcpPortOutOfRange) {
   EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nbind = 127.0.0.1\nport = 70000\n", kAccount)),
             "plan.ini:3: [tcp-settings] port must be 1..65535, got 70000");
@@ -617,6 +671,35 @@ TEST(PlanParserTest, RtpLatchIsOffByDefaultAndParsedAsABoolean) {
   EXPECT_FALSE(ParseOk(absl::StrCat("[rtp-settings]\nlatch = off\n", kAccount)).rtp.latch);
   EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nlatch = nat\n", kAccount)),
               HasSubstr("plan.ini:2: [rtp-settings] latch must be a boolean"));
+}
+
+TEST(PlanParserTest, WebHostsAreLowerCaseNamesAndOnlyAWebKey) {
+  EXPECT_TRUE(ParseOk(kAccount).web.hosts.empty());
+  Plan plan = ParseOk(absl::StrCat(
+      "[web-settings]\nhosts = Gateway.Example.COM, pbx-1.local., gw_2 ,\n", kAccount));
+  EXPECT_EQ(plan.web.hosts,
+            (std::vector<std::string>{"gateway.example.com", "pbx-1.local", "gw_2"}));
+  EXPECT_EQ(ErrorOf(absl::StrCat("[web-settings]\nhosts = gateway.example:3552\n", kAccount)),
+            "plan.ini:2: [web-settings] hosts: 'gateway.example:3552' is not a host name "
+            "(letters, digits, '-' and '.', without a port, e.g. gateway.example.com)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[web-settings]\nhosts = a b\n", kAccount)),
+            "plan.ini:2: [web-settings] hosts: 'a b' is not a host name (letters, digits, '-' "
+            "and '.', without a port, e.g. gateway.example.com)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[web-settings]\nhosts = ,\n", kAccount)),
+            "plan.ini:2: [web-settings] hosts must list at least one host name (leave it out to "
+            "allow only addresses and localhost)");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[grpc-settings]\nhosts = gateway.example\n", kAccount)),
+            "plan.ini:2: [grpc-settings] unknown key 'hosts'");
+}
+
+TEST(PlanParserTest, GrpcMaxStreamsDefaultsTo1024AndIsOnlyAGrpcKey) {
+  EXPECT_EQ(ParseOk(kAccount).grpc.max_streams, 1024);
+  EXPECT_EQ(ParseOk(absl::StrCat("[grpc-settings]\nmax-streams = 1\n", kAccount)).grpc.max_streams,
+            1);
+  EXPECT_EQ(ErrorOf(absl::StrCat("[grpc-settings]\nmax-streams = 0\n", kAccount)),
+            "plan.ini:2: [grpc-settings] max-streams must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[web-settings]\nmax-streams = 8\n", kAccount)),
+            "plan.ini:2: [web-settings] unknown key 'max-streams'");
 }
 
 TEST(PlanParserTest, RejectsBadTransport) {
