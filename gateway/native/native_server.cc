@@ -259,8 +259,10 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   void OnRead(error_code ec, size_t n) {
     // A TLS client that closes without close_notify ends with
-    // stream_truncated: an end of stream all the same.
-    const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+    // stream_truncated: an end of stream all the same. (Only TLS sessions
+    // compare with the SSL category: UBSan's vptr check reported its
+    // stream_category object on plaintext sessions reset by their client.)
+    const bool eof = ec == asio::error::eof || (tls_ && ec == asio::ssl::error::stream_truncated);
     if (eof && !closed_ && !closing_) {
       // The client closed its sending side (as `nc -q1` does) but may still
       // read: deliver what its last commands cause for a while, then close.
@@ -748,18 +750,12 @@ absl::Status NativeServer::Start() {
     return absl::InvalidArgumentError(
         absl::StrCat("native port: bad bind address '", options_.bind, "'"));
   }
-  for (const std::string& cidr : options_.allow) {
-    error_code parse_error;
-    if (cidr.find(':') != std::string::npos) {
-      allow_v6_.push_back(asio::ip::make_network_v6(cidr, parse_error));
-    } else {
-      allow_v4_.push_back(asio::ip::make_network_v4(cidr, parse_error));
-    }
-    if (parse_error) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("native port: bad allow network '", cidr, "'"));
-    }
+  absl::StatusOr<backend::NetworkList> allow = backend::NetworkList::Parse(options_.allow);
+  if (!allow.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("native port: bad allow network: ", allow.status().message()));
   }
+  allow_ = *std::move(allow);
   tcp::endpoint endpoint(address, static_cast<uint16_t>(options_.port));
   acceptor_.open(endpoint.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -854,32 +850,10 @@ size_t NativeServer::GoneLocked() {
 }
 
 bool NativeServer::Allowed(const tcp::socket& socket) const {
-  if (allow_v4_.empty() && allow_v6_.empty()) return true;
+  if (allow_.empty()) return true;
   error_code ec;
   asio::ip::address peer = socket.remote_endpoint(ec).address();
-  if (ec) return false;
-  if (peer.is_v6() && peer.to_v6().is_v4_mapped()) {
-    peer = asio::ip::make_address_v4(asio::ip::v4_mapped, peer.to_v6());
-  }
-  if (peer.is_v4()) {
-    const uint32_t value = peer.to_v4().to_uint();
-    for (const asio::ip::network_v4& network : allow_v4_) {
-      if ((value & network.netmask().to_uint()) == network.network().to_uint()) return true;
-    }
-    return false;
-  }
-  const asio::ip::address_v6::bytes_type bytes = peer.to_v6().to_bytes();
-  for (const asio::ip::network_v6& network : allow_v6_) {
-    const asio::ip::address_v6::bytes_type prefix = network.network().to_bytes();
-    int bits = network.prefix_length();
-    bool match = true;
-    for (size_t i = 0; i < bytes.size() && bits > 0 && match; ++i, bits -= 8) {
-      const unsigned mask = bits >= 8 ? 0xFFu : (0xFFu << (8 - bits)) & 0xFFu;
-      match = (bytes[i] & mask) == (prefix[i] & mask);
-    }
-    if (match) return true;
-  }
-  return false;
+  return !ec && allow_.Contains(peer);
 }
 
 // Tells a refused client why (over max-clients, address not allowed), then

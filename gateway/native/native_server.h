@@ -16,8 +16,7 @@
 #include "backend/event_hub.h"
 #include "backend/fd_loop.h"
 #include "boost/asio/io_context.hpp"
-#include "boost/asio/ip/network_v4.hpp"
-#include "boost/asio/ip/network_v6.hpp"
+#include "backend/network_list.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 
@@ -127,8 +126,7 @@ class NativeServer {
   boost::asio::steady_timer accept_retry_;
   uint64_t accept_failures_ = 0;  // in the current burst
   // options_.allow, parsed by Start().
-  std::vector<boost::asio::ip::network_v4> allow_v4_;
-  std::vector<boost::asio::ip::network_v6> allow_v6_;
+  backend::NetworkList allow_;  // [tcp-settings] allow; empty: every address
 
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

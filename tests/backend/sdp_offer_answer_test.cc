@@ -129,7 +129,8 @@ TEST(SdpOfferAnswerTest, MalformedMediaLinesAreRefusedBeforeSofiaSeesThem) {
     ASSERT_FALSE(parsed.ok()) << m;
     EXPECT_EQ(parsed.status().message(), "bad SDP: malformed m= line") << m;
   }
-  EXPECT_EQ(ParseRemoteSdp(std::string("v=0\r\n\0m=audio 1 RTP/AVP 0\r\n", 30)).status().message(),
+  constexpr char kWithNul[] = "v=0\r\n\0m=audio 1 RTP/AVP 0\r\n";
+  EXPECT_EQ(ParseRemoteSdp(std::string(kWithNul, sizeof(kWithNul) - 1)).status().message(),
             "bad SDP: NUL in the body");
   // Well-formed lines of every shape still parse.
   RemoteSdp sdp = Parse(Remote({"m=image 10000 udptl t38", "m=audio 4000/2 RTP/AVP 0 8",

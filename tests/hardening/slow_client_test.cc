@@ -339,7 +339,8 @@ TEST(SlowClientTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheGateway) {
     if (later != nullptr && RoundTrip(*later) < absl::Seconds(2)) break;
     later.reset();
   }
-  EXPECT_NE(later, nullptr) << "not serving after the descriptors came back";
+  EXPECT_NE(later, nullptr) << "not serving after the descriptors came back; gateway log:\n"
+                            << gateway->ReadLog();
 }
 
 }  // namespace
