@@ -57,7 +57,7 @@ sources() {
   case $1 in
     native_framer) echo "fuzz/native_framer_fuzzer.cc gateway/native/framer.cc" ;;
     json_codec) echo "fuzz/json_codec_fuzzer.cc gateway/native/json_codec.cc GEN/proto/telestra.pb.cc" ;;
-    plan) echo "fuzz/plan_fuzzer.cc gateway/plan/plan.cc backend/media_engine.cc" ;;
+    plan) echo "fuzz/plan_fuzzer.cc gateway/plan/plan.cc backend/media_engine.cc backend/sip_syntax.cc" ;;
     web_http_util) echo "fuzz/web_http_util_fuzzer.cc gateway/web/http_util.cc" ;;
     rtp_rtcp) echo "fuzz/rtp_rtcp_fuzzer.cc backend/media/rtp_packet.cc backend/media/rtcp.cc" ;;
     jitter_buffer)
@@ -94,7 +94,7 @@ key=$( {
     gateway/native/json_codec.* gateway/plan/plan.* backend/account_config.h \
     backend/media_engine.* gateway/web/http_util.* backend/media/rtp_packet.* \
     backend/media/rtcp.* backend/media/jitter_buffer.* backend/media/rtp_receive_stats.* \
-    backend/media/audio_format.h backend/sip/sdp_offer_answer.* 2>/dev/null
+    backend/media/audio_format.h backend/sip/sdp_offer_answer.* backend/sip_syntax.* 2>/dev/null
   echo "${FLAGS[*]}"
   "$CXX" --version
 } | sha256sum | cut -c1-16)

@@ -17,8 +17,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 # Wall time on 2 cores from a warm disk cache (docs/reliability.md): suite
-# 3 min, asan 6 min (16 when sanitized code must be recompiled), tsan 2-3
-# min, fuzz 3 min: 14-26 min in all, and under an hour from a cold cache.
+# 3 min, asan 6-12 min (16 when sanitized code must be recompiled), tsan 2-4
+# min, fuzz 4 min (7 targets): 20-35 min in all, and under an hour from a cold cache.
 phases=${TELESTRA_TEST_PHASES:-suite asan tsan fuzz}
 # A phase that would start after this many minutes is not run (and says
 # so): CI stops everything at 90 minutes.
