@@ -272,14 +272,22 @@ absl::Status ParseMetrics(SectionReader& r, MetricsSettings* metrics) {
   });
 }
 
+// The items of a comma-separated list value, trimmed; empty ones (such as
+// the one a trailing comma leaves) are left out.
+std::vector<absl::string_view> ListItems(absl::string_view value) {
+  std::vector<absl::string_view> items;
+  for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    items.push_back(absl::StripAsciiWhitespace(part));
+  }
+  return items;
+}
+
 // `allow = <CIDR list>` (and [sip-settings] `trusted`): comma-separated IPv4/IPv6 networks; a bare address
 // is one host (/32, /128). Parsed with Boost.Asio's network_v4/v6 and stored
 // in canonical form (host bits cleared: 10.1.2.3/8 -> 10.0.0.0/8).
 absl::Status ParseAllow(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
   std::vector<std::string> networks;
-  for (absl::string_view part : absl::StrSplit(e.value, ',')) {
-    part = absl::StripAsciiWhitespace(part);
-    if (part.empty()) continue;
+  for (absl::string_view part : ListItems(e.value)) {
     std::string text(part);
     const bool v6 = absl::StrContains(part, ':');
     if (!absl::StrContains(part, '/')) absl::StrAppend(&text, v6 ? "/128" : "/32");
@@ -348,9 +356,7 @@ absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
 // digits, '-', '.', '_'; no port), stored lower-case without a trailing dot.
 absl::Status ParseHosts(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
   std::vector<std::string> hosts;
-  for (absl::string_view part : absl::StrSplit(e.value, ',')) {
-    part = absl::StripAsciiWhitespace(part);
-    if (part.empty()) continue;
+  for (absl::string_view part : ListItems(e.value)) {
     std::string host = absl::AsciiStrToLower(part);
     if (absl::EndsWith(host, ".")) host.pop_back();
     const bool valid = !host.empty() && host.size() <= 253 && host.front() != '.' &&
@@ -452,9 +458,7 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
 
 absl::Status ParseCodecs(const SectionReader& r, const Entry& e, std::vector<std::string>* out) {
   std::vector<std::string> codecs;
-  for (absl::string_view part : absl::StrSplit(e.value, ',')) {
-    part = absl::StripAsciiWhitespace(part);
-    if (part.empty()) continue;
+  for (absl::string_view part : ListItems(e.value)) {
     const std::string codec = absl::AsciiStrToUpper(part);
     if (codec != "PCMU" && codec != "PCMA") {
       return r.Error(
