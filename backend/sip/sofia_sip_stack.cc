@@ -923,28 +923,27 @@ class SofiaSipStack::Impl {
   }
 
   // The address the answer to `orq` came from is the registrar's.
+  // (None for a timeout or error made here: no address to learn.)
   void LearnRegistrarAddress(Registration* reg, nta_outgoing_t* orq) {
-    msg_t* response = nta_outgoing_getresponse(orq);
-    if (response == nullptr) return;  // a timeout or error made here
-    const su_addrinfo_t* source = msg_addrinfo(response);
-    if (source != nullptr && source->ai_addr != nullptr) {
-      policy_->LearnRegistrar(reg->config.name, NetworkList::AddressOf(source->ai_addr));
-    }
-    msg_destroy(response);
+    policy_->LearnRegistrar(reg->config.name, SourceOf(nta_outgoing_getresponse(orq)));
+  }
+
+  // The address a received message came from (unspecified if unknown);
+  // takes the caller's reference to `message`.
+  static boost::asio::ip::address SourceOf(msg_t* message) {
+    boost::asio::ip::address source;
+    if (message == nullptr) return source;
+    const su_addrinfo_t* info = msg_addrinfo(message);
+    if (info != nullptr) source = NetworkList::AddressOf(info->ai_addr);
+    msg_destroy(message);
+    return source;
   }
 
   // A request that starts a dialog may come from the IP address of the
   // called account's registrar/proxy, or from a [sip-settings] trusted
   // network. For no known account: from any account's registrar (it gets
   // its 404 then, not the 403 of strangers).
-  bool IsTrustedSource(const sip_t* sip, nta_incoming_t* irq) {
-    msg_t* request = nta_incoming_getrequest(irq);
-    boost::asio::ip::address source;
-    if (request != nullptr) {
-      const su_addrinfo_t* info = msg_addrinfo(request);
-      if (info != nullptr) source = NetworkList::AddressOf(info->ai_addr);
-      msg_destroy(request);
-    }
+  bool IsTrustedSource(const sip_t* sip, const boost::asio::ip::address& source) {
     const Registration* reg = AccountFor(sip);
     return policy_->MayStartDialog(source, reg != nullptr ? &reg->config.name : nullptr);
   }
@@ -961,7 +960,10 @@ class SofiaSipStack::Impl {
     if (sip->sip_to != nullptr && sip->sip_to->a_tag != nullptr) return 481;
     switch (method) {
       case sip_method_invite:
-        if (!self->IsTrustedSource(sip, irq)) return self->RefuseUntrusted(irq);
+        if (auto source = SourceOf(nta_incoming_getrequest(irq));
+            !self->IsTrustedSource(sip, source)) {
+          return self->RefuseUntrusted(irq, source);
+        }
         return self->OnIncomingInvite(irq, sip);
       case sip_method_options:
         nta_incoming_treply(irq, SIP_200_OK, SIPTAG_ALLOW_STR(kAllow), SIPTAG_ACCEPT_STR(kSdpType),
@@ -977,18 +979,13 @@ class SofiaSipStack::Impl {
     }
   }
 
-  int RefuseUntrusted(nta_incoming_t* irq) {
+  int RefuseUntrusted(nta_incoming_t* irq, const boost::asio::ip::address& source) {
     const uint64_t refused =
         stats_.untrusted_requests.fetch_add(1, std::memory_order_relaxed) + 1;
     if ((refused & (refused - 1)) == 0) {  // the 1st, 2nd, 4th, 8th ...: a flood logs little
-      msg_t* request = nta_incoming_getrequest(irq);
-      const su_addrinfo_t* info = request != nullptr ? msg_addrinfo(request) : nullptr;
-      std::string source =
-          info != nullptr ? NetworkList::AddressOf(info->ai_addr).to_string() : "unknown";
-      if (request != nullptr) msg_destroy(request);
       spdlog::warn("SIP: INVITE from {} refused 403: not a registrar of ours nor a trusted "
                    "network ({} refused so far)",
-                   source, refused);
+                   source.is_unspecified() ? "unknown" : source.to_string(), refused);
     }
     nta_incoming_treply(irq, SIP_403_FORBIDDEN, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     return 403;
