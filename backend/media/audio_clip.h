@@ -38,6 +38,7 @@ class AudioClipCache {
     int64_t size = 0;
     std::weak_ptr<const AudioClip> clip;
   };
+  // Lock order: a leaf (files are decoded outside it; nothing is called).
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };

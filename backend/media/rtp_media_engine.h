@@ -188,6 +188,9 @@ class RtpMediaEngine final : public MediaEngine {
   std::vector<iovec> recv_vectors_;
   std::vector<mmsghdr> recv_messages_;
 
+  // Lock order: a leaf. Taken by the SIP thread (Open/Start/Close of a
+  // call's media) and the media thread; nothing is called with it held: the
+  // RTP-timeout handler runs after it is released.
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
