@@ -470,6 +470,7 @@ MediaCall* RtpMediaEngine::FindByPortLocked(uint64_t port) {
 
 void RtpMediaEngine::Run() {
   pthread_setname_np(pthread_self(), "telestra-media");  // for top -H, perf, gdb
+  media_thread_.Bind();
   epoll_event events[kMaxEvents];
   std::vector<int64_t> timed_out;
   timed_out.reserve(64);
@@ -520,6 +521,7 @@ void RtpMediaEngine::Run() {
 }
 
 void RtpMediaEngine::ReadSocket(uint64_t port) {
+  TELESTRA_ASSERT_ON(media_thread_);
   mmsghdr* messages = recv_messages_.data();
   absl::MutexLock lock(&mu_);
   MediaCall* call = FindByPortLocked(port);
@@ -559,6 +561,7 @@ void RtpMediaEngine::ReadSocket(uint64_t port) {
 }
 
 void RtpMediaEngine::RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out) {
+  TELESTRA_ASSERT_ON(media_thread_);
   int frames = static_cast<int>(std::min<uint64_t>(expirations, kMaxCatchUpFrames));
   int skipped = static_cast<int>(std::min<uint64_t>(expirations - frames, 1 << 20));
   int64_t start = MonotonicNanos();

@@ -26,6 +26,7 @@
 #include "backend/media/rtp_port_allocator.h"
 #include "backend/media/socket_address.h"
 #include "backend/media_engine.h"
+#include "backend/thread_owner.h"
 
 namespace telestra::backend {
 
@@ -179,6 +180,7 @@ class RtpMediaEngine final : public MediaEngine {
   int timer_fd_ = -1;
   int wake_fd_ = -1;
   std::thread thread_;
+  ThreadOwner media_thread_;  // the thread running Run()
   AudioClipCache clips_;
 
   // Media thread only: the receive batch (buffers, source addresses and
