@@ -158,33 +158,6 @@ absl::Duration CpuTime(pid_t pid) {
   return absl::Milliseconds((utime + stime) * 1000 / (ticks > 0 ? ticks : 100));
 }
 
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
-  auto connection = RawConnection::Connect(port);
-  if (!connection.ok()) return connection.status();
-  if (!(*connection)
-           ->Send(absl::StrCat("GET ", path,
-                               " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
-                               "close\r\n\r\n"))) {
-    return absl::UnavailableError("send failed");
-  }
-  bool closed = false;
-  std::string response = (*connection)->ReadUntilClosed(absl::Seconds(10), &closed);
-  const size_t body = response.find("\r\n\r\n");
-  if (!absl::StartsWith(response, "HTTP/1.1 200") || body == std::string::npos) {
-    return absl::UnavailableError(absl::StrCat("GET ", path, ": ", response.substr(0, 200)));
-  }
-  return response.substr(body + 4);
-}
-
-std::optional<double> MetricValue(const std::string& exposition, const std::string& name) {
-  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
-    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
-    double value = 0;
-    if (absl::SimpleAtod(absl::StripAsciiWhitespace(line), &value)) return value;
-  }
-  return std::nullopt;
-}
-
 bool SendUdp(int port, const std::string& payload) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
@@ -252,20 +225,6 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
     return absl::UnavailableError("the call was not answered");
   }
   return absl::OkStatus();
-}
-
-std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
-  const std::string token = UniqueString("state-");
-  client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")", token,
-                           R"("})"));
-  auto status = client.WaitFor(
-      [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == token; });
-  if (!status) return "no status";
-  const std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
-  size_t at = status->json.find(marker);
-  if (at == std::string::npos) return "";
-  at += marker.size();
-  return status->json.substr(at, status->json.find('"', at) - at);
 }
 
 void ExpectReplies(const std::vector<NativeEvent>& got, const std::vector<ExpectedReply>& expect,

@@ -37,6 +37,17 @@ std::unique_ptr<GatewayProcess> StartWebGateway(const GatewayOptions& options) {
   return gateway;
 }
 
+absl::StatusOr<GatewayAndRegistrar> StartWithOwnRegistrar(GatewayOptions options) {
+  GatewayAndRegistrar started;
+  auto kamailio = KamailioProcess::Start();
+  if (!kamailio.ok()) return kamailio.status();
+  started.kamailio = *std::move(kamailio);
+  auto gateway = GatewayProcess::Start(TwoAccounts(started.kamailio->server(), std::move(options)));
+  if (!gateway.ok()) return gateway.status();
+  started.gateway = *std::move(gateway);
+  return started;
+}
+
 std::unique_ptr<NativeClient> ConnectNative(const GatewayProcess& gateway) {
   auto client = NativeClient::Connect(gateway.native_port());
   EXPECT_TRUE(client.ok()) << client.status();

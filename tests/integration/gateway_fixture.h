@@ -49,6 +49,17 @@ std::unique_ptr<GatewayProcess> StartGatewayProcess(const GatewayOptions& option
 // accepts connections.
 std::unique_ptr<GatewayProcess> StartWebGateway(const GatewayOptions& options);
 
+// For a test that needs a registrar of its own (it stops, freezes or
+// restarts it) or a suite that shares one gateway across its tests: a fresh
+// Kamailio and the gateway with account-1 (3001) and account-2 (3002) at it
+// and `options`' other settings (TwoAccounts). Members are destroyed gateway
+// first.
+struct GatewayAndRegistrar {
+  std::unique_ptr<KamailioProcess> kamailio;
+  std::unique_ptr<GatewayProcess> gateway;
+};
+absl::StatusOr<GatewayAndRegistrar> StartWithOwnRegistrar(GatewayOptions options = {});
+
 // A native client of `gateway`.
 std::unique_ptr<NativeClient> ConnectNative(const GatewayProcess& gateway);
 

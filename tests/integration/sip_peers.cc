@@ -76,13 +76,6 @@ std::string MakeTempDir(const std::string& prefix) {
   return pattern;
 }
 
-std::string ReadFileText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // ------------------------------------------------------------------ sipp
 
 std::string SippProcess::Scenario(const std::string& name) {
