@@ -343,12 +343,10 @@ class NativeBadInputTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
     setup = new Shared();
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    setup->kamailio = *std::move(kamailio);
-    auto gateway = GatewayProcess::Start(TwoAccounts(setup->kamailio->server()));
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    setup->gateway = *std::move(gateway);
+    auto started = StartWithOwnRegistrar();
+    ASSERT_TRUE(started.ok()) << started.status();
+    setup->kamailio = std::move(started->kamailio);
+    setup->gateway = std::move(started->gateway);
     auto observer = NativeClient::Connect(setup->gateway->native_port());
     auto attacker = NativeClient::Connect(setup->gateway->native_port());
     ASSERT_TRUE(observer.ok() && attacker.ok());

@@ -16,25 +16,18 @@
 #include "proto/telestra_service.grpc.pb.h"
 #include "tests/gateway/grpc/grpc_test_client.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/grpc_gateway.h"
 
 namespace telestra::testing {
 namespace {
-
-double Metric(const GatewayProcess& gateway, const std::string& name) {
-  absl::StatusOr<std::string> metrics = HttpGet(gateway.metrics_port(), "/metrics");
-  EXPECT_TRUE(metrics.ok()) << metrics.status();
-  if (!metrics.ok()) return -1;
-  return MetricValue(*metrics, name).value_or(-1);
-}
 
 // An admitted stream announces the run's epoch in its initial metadata; a
 // refused one ends without it.
 bool Admitted(EventStreamReader& stream) { return stream.Metadata("telestra-epoch").size() == 16; }
 
 TEST(GrpcSecurityTest, StreamsBeyondMaxStreamsEndResourceExhaustedAndFreedSlotsAreReused) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.grpc_settings = {"max-streams = 3"};
   auto gateway = GrpcGateway::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,54 +22,22 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/support/loopback_socket.h"
 
 namespace telestra::testing {
 
 absl::StatusOr<std::unique_ptr<RawConnection>> RawConnection::Connect(int port,
                                                                       const Options& options) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket failed");
-  if (options.receive_buffer > 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &options.receive_buffer, sizeof(options.receive_buffer));
-  }
-  if (!options.source.empty()) {
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    local.sin_port = 0;
-    if (inet_pton(AF_INET, options.source.c_str(), &local.sin_addr) != 1 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
-      close(fd);
-      return absl::InternalError(absl::StrCat("cannot bind to ", options.source));
-    }
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const int error = errno;
-    close(fd);
-    return absl::UnavailableError(
-        absl::StrCat("cannot connect to port ", port, ": ", strerror(error)));
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return std::unique_ptr<RawConnection>(new RawConnection(fd));
+  absl::StatusOr<int> fd = ConnectLoopback(port, {options.source, options.receive_buffer});
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<RawConnection>(new RawConnection(*fd));
 }
 
 RawConnection::~RawConnection() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool RawConnection::Send(const std::string& bytes) {
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
+bool RawConnection::Send(const std::string& bytes) { return SendAll(fd_, bytes); }
 
 ssize_t RawConnection::SendSome(const std::string& bytes) {
   ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -83,17 +50,12 @@ std::string RawConnection::ReadUntilClosed(absl::Duration timeout, bool* closed)
   *closed = false;
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    const int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (wait_ms <= 0) return out;
-    pollfd pfd{fd_, POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
-    char chunk[65536];
-    ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) {
+    const ReadResult read = ReadSome(fd_, deadline, &out);
+    if (read == ReadResult::kTimedOut) return out;
+    if (read == ReadResult::kClosed) {
       *closed = true;
       return out;
     }
-    out.append(chunk, static_cast<size_t>(n));
   }
 }
 
@@ -156,33 +118,6 @@ absl::Duration CpuTime(pid_t pid) {
   }
   const long ticks = sysconf(_SC_CLK_TCK);
   return absl::Milliseconds((utime + stime) * 1000 / (ticks > 0 ? ticks : 100));
-}
-
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
-  auto connection = RawConnection::Connect(port);
-  if (!connection.ok()) return connection.status();
-  if (!(*connection)
-           ->Send(absl::StrCat("GET ", path,
-                               " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
-                               "close\r\n\r\n"))) {
-    return absl::UnavailableError("send failed");
-  }
-  bool closed = false;
-  std::string response = (*connection)->ReadUntilClosed(absl::Seconds(10), &closed);
-  const size_t body = response.find("\r\n\r\n");
-  if (!absl::StartsWith(response, "HTTP/1.1 200") || body == std::string::npos) {
-    return absl::UnavailableError(absl::StrCat("GET ", path, ": ", response.substr(0, 200)));
-  }
-  return response.substr(body + 4);
-}
-
-std::optional<double> MetricValue(const std::string& exposition, const std::string& name) {
-  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
-    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
-    double value = 0;
-    if (absl::SimpleAtod(absl::StripAsciiWhitespace(line), &value)) return value;
-  }
-  return std::nullopt;
 }
 
 bool SendUdp(int port, const std::string& payload) {
@@ -252,20 +187,6 @@ absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* ca
     return absl::UnavailableError("the call was not answered");
   }
   return absl::OkStatus();
-}
-
-std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
-  const std::string token = UniqueString("state-");
-  client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")", token,
-                           R"("})"));
-  auto status = client.WaitFor(
-      [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == token; });
-  if (!status) return "no status";
-  const std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
-  size_t at = status->json.find(marker);
-  if (at == std::string::npos) return "";
-  at += marker.size();
-  return status->json.substr(at, status->json.find('"', at) - at);
 }
 
 void ExpectReplies(const std::vector<NativeEvent>& got, const std::vector<ExpectedReply>& expect,

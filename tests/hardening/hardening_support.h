@@ -1,6 +1,7 @@
 // Helpers of the hardening tests (tests/hardening/, docs/reliability.md):
 // raw sockets with a chosen source address or receive buffer, a look at the
-// gateway process through /proc, the metrics endpoint, UDP garbage.
+// gateway process through /proc, UDP garbage. The gateway, its clients and
+// the metrics endpoint: tests/integration/gateway_fixture.h.
 #pragma once
 
 #include <sys/types.h>
@@ -14,11 +15,20 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
 
 namespace telestra::testing {
+
+// Whether this build runs under AddressSanitizer or ThreadSanitizer (slower:
+// some limits and timings are relaxed then).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
 
 // A blocking TCP connection to 127.0.0.1:port for clients the NativeClient
 // cannot play: bound to `source` (e.g. "127.0.0.2", a second loopback
@@ -64,11 +74,6 @@ int64_t ResidentKib(pid_t pid);
 // User + system CPU time a process has used (from /proc/<pid>/stat).
 absl::Duration CpuTime(pid_t pid);
 
-// GET http://127.0.0.1:port<path>; the body. Error when not 200.
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
-// The value of an unlabelled sample `name` in Prometheus text; nullopt if absent.
-std::optional<double> MetricValue(const std::string& exposition, const std::string& name);
-
 // Sends one UDP datagram to 127.0.0.1:port from an ephemeral port.
 bool SendUdp(int port, const std::string& payload);
 
@@ -86,9 +91,6 @@ absl::Duration Percentile(std::vector<absl::Duration>& samples, double percentil
 // `client` has seen call-answered for both legs. The ids of the two legs go
 // to *caller_id and *callee_id.
 absl::Status EstablishCall(NativeClient& client, int64_t* caller_id, int64_t* callee_id);
-
-// The state of call `id` in get-status of `account` ("" if absent).
-std::string CallState(NativeClient& client, const std::string& account, int64_t id);
 
 // Prints the last 8,000 bytes of the gateway's log to stderr (for a test
 // that failed).

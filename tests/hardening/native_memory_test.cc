@@ -11,17 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 
 namespace telestra::testing {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 constexpr int kClients = 1000;
 constexpr size_t kMessageBytes = 65536;  // max-message-bytes' default
@@ -51,8 +46,7 @@ bool RoundTrip(NativeClient& client, const std::string& message, const std::stri
 // (Under sanitizers, whose allocators quarantine freed memory, the figure
 // is printed but not checked.)
 TEST(NativeMemoryTest, ClientsThatSentA64KibMessageKeepNoLargeBuffers) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   const pid_t pid = (*gateway)->process().pid();

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 
@@ -24,8 +25,7 @@ namespace {
 class NativeReaderTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    GatewayOptions options;
-    options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+    GatewayOptions options = OneIdleAccount();
     options.tcp_settings = {"max-clients = 2"};
     options.extra_args = {absl::StrCat("--native_on_sip_thread=", OnSipThread())};
     auto gateway = GatewayProcess::Start(options);

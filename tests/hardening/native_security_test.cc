@@ -25,39 +25,22 @@
 #include "boost/asio/write.hpp"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_certificate.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
 
 namespace asio = boost::asio;
 
-GatewayOptions OneIdleAccount(std::vector<std::string> tcp_settings) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+GatewayOptions OneIdleAccountWith(std::vector<std::string> tcp_settings) {
+  GatewayOptions options = OneIdleAccount();
   options.tcp_settings = std::move(tcp_settings);
   return options;
-}
-
-std::unique_ptr<GatewayProcess> StartGateway(const GatewayOptions& options) {
-  auto gateway = GatewayProcess::Start(options);
-  EXPECT_TRUE(gateway.ok()) << gateway.status();
-  return gateway.ok() ? *std::move(gateway) : nullptr;
-}
-
-std::unique_ptr<NativeClient> Connect(const GatewayProcess& gateway) {
-  auto client = NativeClient::Connect(gateway.native_port());
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
-
-double Metric(const GatewayProcess& gateway, const std::string& name) {
-  absl::StatusOr<std::string> metrics = HttpGet(gateway.metrics_port(), "/metrics");
-  EXPECT_TRUE(metrics.ok()) << metrics.status();
-  if (!metrics.ok()) return -1;
-  return MetricValue(*metrics, name).value_or(-1);
 }
 
 int Occurrences(const std::string& text, const std::string& what) {
@@ -92,7 +75,7 @@ int AccountStatus(NativeClient& client) {
 // request line and headers as garbage and run the body. Now the first line
 // closes the connection: nothing is answered, the body never runs.
 TEST(NativeSecurityTest, HttpRequestsAreClosedAtOnceCountedLoggedAndTheirBodyNeverRuns) {
-  auto gateway = StartGateway(OneIdleAccount({}));
+  auto gateway = StartGatewayProcess(OneIdleAccountWith({}));
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->native_port();
 
@@ -116,7 +99,7 @@ TEST(NativeSecurityTest, HttpRequestsAreClosedAtOnceCountedLoggedAndTheirBodyNev
   EXPECT_LT(to_close, absl::Seconds(1));
 
   // The login did not run: the account is still logged out.
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(AccountStatus(*client), 0);
   EXPECT_EQ(Metric(*gateway, "telestra_native_http_closed_total"), 2);
@@ -129,10 +112,11 @@ TEST(NativeSecurityTest, HttpRequestsAreClosedAtOnceCountedLoggedAndTheirBodyNev
 
 TEST(NativeSecurityTest, WithATokenNothingRunsAndNoEventArrivesBeforeAuth) {
   const std::string secret = UniqueString("native-secret-");
-  auto gateway = StartGateway(OneIdleAccount({"token = " + secret, "extended-events = true"}));
+  auto gateway =
+      StartGatewayProcess(OneIdleAccountWith({"token = " + secret, "extended-events = true"}));
   ASSERT_NE(gateway, nullptr);
 
-  auto stranger = Connect(*gateway);
+  auto stranger = ConnectNative(*gateway);
   ASSERT_NE(stranger, nullptr);
   stranger->Send(kLogin);
   stranger->Send(GetStatus("u1"));
@@ -144,7 +128,7 @@ TEST(NativeSecurityTest, WithATokenNothingRunsAndNoEventArrivesBeforeAuth) {
   EXPECT_EQ(refused->json,
             R"({"event":"fail","account":"account-1","error":"Not authenticated","token":"u1"})");
 
-  auto member = Connect(*gateway);
+  auto member = ConnectNative(*gateway);
   ASSERT_NE(member, nullptr);
   member->Send(Auth(secret, "a1"));
   auto authenticated = member->Next();
@@ -184,9 +168,9 @@ TEST(NativeSecurityTest, WithATokenNothingRunsAndNoEventArrivesBeforeAuth) {
 TEST(NativeSecurityTest, ThreeMessagesWithoutAuthCloseTheConnection) {
   const std::string secret = UniqueString("native-secret-");
   const std::string wrong = UniqueString("wrong-secret-");
-  auto gateway = StartGateway(OneIdleAccount({"token = " + secret}));
+  auto gateway = StartGatewayProcess(OneIdleAccountWith({"token = " + secret}));
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_NE(client, nullptr);
   // Three failures: a command, garbage, a wrong secret. Each gets the fail.
   client->Send(GetStatus("t1"));
@@ -214,7 +198,8 @@ TEST(NativeSecurityTest, ThreeMessagesWithoutAuthCloseTheConnection) {
 }
 
 TEST(NativeSecurityTest, AConnectionThatNeverAuthenticatesIsClosedAfterTenSeconds) {
-  auto gateway = StartGateway(OneIdleAccount({"token = " + UniqueString("native-secret-")}));
+  auto gateway =
+      StartGatewayProcess(OneIdleAccountWith({"token = " + UniqueString("native-secret-")}));
   ASSERT_NE(gateway, nullptr);
   auto silent = RawConnection::Connect(gateway->native_port());
   ASSERT_TRUE(silent.ok()) << silent.status();
@@ -237,9 +222,9 @@ TEST(NativeSecurityTest, AConnectionThatNeverAuthenticatesIsClosedAfterTenSecond
 }
 
 TEST(NativeSecurityTest, WithoutATokenLegacyClientsNeedNoAuthAndAuthIsAnswered) {
-  auto gateway = StartGateway(OneIdleAccount({}));
+  auto gateway = StartGatewayProcess(OneIdleAccountWith({}));
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(AccountStatus(*client), 0);
   client->Send(Auth("any", "a"));
@@ -311,27 +296,14 @@ class TlsNativeClient {
   std::string buffer_;
 };
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 TEST(NativeSecurityTest, ServesTlsWithTheConfiguredCertificateAndRefusesPlaintext) {
-  const std::string dir = getenv("TEST_TMPDIR");
-  const std::string cert = dir + "/native-cert.pem";
-  const std::string key = dir + "/native-key.pem";
-  auto openssl = Subprocess::Start(
-      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert},
-      dir + "/openssl.log");
-  ASSERT_TRUE(openssl.ok()) << openssl.status();
-  auto made = (*openssl)->WaitForExit(absl::Now() + absl::Seconds(20));
-  ASSERT_TRUE(made.ok() && *made == 0) << ReadFile(dir + "/openssl.log");
+  auto made = MakeSelfSignedCertificate(TestTempDir(), "native");
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string cert = made->cert_path;
+  const std::string key = made->key_path;
 
   const std::string secret = UniqueString("native-secret-");
-  auto gateway = StartGateway(OneIdleAccount(
+  auto gateway = StartGatewayProcess(OneIdleAccountWith(
       {"cert = " + cert, "key = " + key, "token = " + secret, "extended-events = true"}));
   ASSERT_NE(gateway, nullptr);
   TlsNativeClient client(gateway->native_port());
@@ -355,7 +327,7 @@ TEST(NativeSecurityTest, ServesTlsWithTheConfiguredCertificateAndRefusesPlaintex
       << *event;
 
   // Plaintext on the TLS port gets nothing and is closed.
-  auto plain = Connect(*gateway);
+  auto plain = ConnectNative(*gateway);
   ASSERT_NE(plain, nullptr);
   plain->Send(GetStatus("p"));
   EXPECT_FALSE(plain->Next(absl::Seconds(5)).has_value());
@@ -371,10 +343,10 @@ TEST(NativeSecurityTest, ServesTlsWithTheConfiguredCertificateAndRefusesPlaintex
 // sends anything goes the same way); one that sends a command now and then
 // stays.
 TEST(NativeSecurityTest, IdleTimeoutClosesConnectionsWithoutACompleteMessage) {
-  auto gateway = StartGateway(OneIdleAccount({"idle-timeout = 2"}));
+  auto gateway = StartGatewayProcess(OneIdleAccountWith({"idle-timeout = 2"}));
   ASSERT_NE(gateway, nullptr);
-  auto busy = Connect(*gateway);
-  auto quiet = Connect(*gateway);
+  auto busy = ConnectNative(*gateway);
+  auto quiet = ConnectNative(*gateway);
   ASSERT_NE(busy, nullptr);
   ASSERT_NE(quiet, nullptr);
   auto silent = RawConnection::Connect(gateway->native_port());

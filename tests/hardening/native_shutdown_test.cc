@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
@@ -121,30 +122,29 @@ int FallBehind(RawConnection& slow, int native_port, int extra) {
 // slow client's queue was dropped at that point: it read only what the
 // kernel's socket buffers held, without call-ended.
 TEST(NativeShutdownTest, ASlowClientStillGetsItsQueuedEventsAndCallEnded) {
-  auto kamailio = KamailioProcess::Start();
-  ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  GatewayOptions options = TwoAccounts((*kamailio)->server());
+  GatewayOptions options;
   options.extra_args = {"--shutdown_seconds=5"};
-  auto gateway = GatewayProcess::Start(options);
-  ASSERT_TRUE(gateway.ok()) << gateway.status();
-  auto client = NativeClient::Connect((*gateway)->native_port());
+  auto started = StartWithOwnRegistrar(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& gateway = started->gateway;
+  auto client = NativeClient::Connect(gateway->native_port());
   ASSERT_TRUE(client.ok()) << client.status();
   int64_t caller = -1, callee = -1;
   absl::Status call = EstablishCall(**client, &caller, &callee);
-  ASSERT_TRUE(call.ok()) << call << (*gateway)->ReadLog();
+  ASSERT_TRUE(call.ok()) << call << gateway->ReadLog();
 
   RawConnection::Options small;
   small.receive_buffer = 4096;
-  auto slow = RawConnection::Connect((*gateway)->native_port(), small);
+  auto slow = RawConnection::Connect(gateway->native_port(), small);
   ASSERT_TRUE(slow.ok()) << slow.status();
-  const int requests = FallBehind(**slow, (*gateway)->native_port(), 160);
+  const int requests = FallBehind(**slow, gateway->native_port(), 160);
   ASSERT_GT(requests, 0) << "could not fill the slow client's buffers";
   // The other client is served: the slow one's backlog is its own.
   (*client)->Send(R"({"cmd":"get-status","account":"account-1","token":"ok"})");
   ASSERT_TRUE((*client)->WaitFor([](const NativeEvent& e) { return e.Str("token") == "ok"; }));
 
   const absl::Time start = absl::Now();
-  ASSERT_EQ(kill((*gateway)->process().pid(), SIGTERM), 0);
+  ASSERT_EQ(kill(gateway->process().pid(), SIGTERM), 0);
   auto ended = [](const std::string& account, int64_t id) {
     return [account, id](const NativeEvent& e) {
       return e.event() == "call-ended" && e.Str("account") == account && e.Int("call_id") == id;
@@ -152,7 +152,7 @@ TEST(NativeShutdownTest, ASlowClientStillGetsItsQueuedEventsAndCallEnded) {
   };
   ASSERT_TRUE((*client)->WaitForAll({ended("account-1", caller), ended("account-2", callee)},
                                     absl::Seconds(6)))
-      << (*gateway)->ReadLog();
+      << gateway->ReadLog();
   // The up-to-date client is closed as soon as the native port shuts down.
   EXPECT_FALSE((*client)->Next(absl::Seconds(6)).has_value());
   ASSERT_TRUE((*client)->closed());
@@ -171,11 +171,11 @@ TEST(NativeShutdownTest, ASlowClientStillGetsItsQueuedEventsAndCallEnded) {
   EXPECT_EQ(statuses, requests);
   EXPECT_EQ(calls_ended.size(), 2u)
       << "read " << bytes.size() << " bytes, " << events.size() << " events\n"
-      << (*gateway)->ReadLog();
+      << gateway->ReadLog();
   ASSERT_FALSE(events.empty());
   EXPECT_TRUE(absl::StartsWith(events.back(), R"({"event":"call-ended")")) << events.back();
 
-  auto exit_status = (*gateway)->process().WaitForExit(start + absl::Seconds(7));
+  auto exit_status = gateway->process().WaitForExit(start + absl::Seconds(7));
   ASSERT_TRUE(exit_status.ok()) << exit_status.status();
   EXPECT_EQ(*exit_status, 0);
   std::cout << "SIGTERM with a client " << requests << " replies behind: it read " << bytes.size()
@@ -189,8 +189,7 @@ TEST(NativeShutdownTest, ASlowClientStillGetsItsQueuedEventsAndCallEnded) {
 // on the SIP thread, ends with that thread's watches; the native port once
 // waited for it until the deadline.)
 TEST(NativeShutdownTest, UpToDateClientsDoNotHoldShutdownUntilTheDeadline) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.extra_args = {"--shutdown_seconds=8"};
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
@@ -218,8 +217,7 @@ TEST(NativeShutdownTest, UpToDateClientsDoNotHoldShutdownUntilTheDeadline) {
 // A client that never reads: the gateway gives up on it at the shutdown
 // deadline (--shutdown_seconds=2 from the signal) and exits 0.
 TEST(NativeShutdownTest, AClientThatNeverReadsHoldsShutdownNoLongerThanTheDeadline) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.extra_args = {"--shutdown_seconds=2"};
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();

@@ -26,26 +26,16 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
 #include "tests/support/ports.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string TempDir() {
-  const char* dir = getenv("TEST_TMPDIR");
-  return dir != nullptr ? dir : "/tmp";
-}
 
 // Reads events until `match` (or the timeout), keeping every event's JSON.
 std::optional<NativeEvent> WaitAndKeep(NativeClient& client,
@@ -181,8 +171,8 @@ TEST(SecretsTest, PlanErrorsNeverEchoASecret) {
     for (size_t at = text.find(" S"); at != std::string::npos; at = text.find(" S", at + 1)) {
       text.replace(at + 1, 1, secret);
     }
-    const std::string path = absl::StrCat(TempDir(), "/secret-plan-", i, ".ini");
-    const std::string log = absl::StrCat(TempDir(), "/secret-plan-", i, ".log");
+    const std::string path = absl::StrCat(TestTempDir(), "/secret-plan-", i, ".ini");
+    const std::string log = absl::StrCat(TestTempDir(), "/secret-plan-", i, ".log");
     std::ofstream(path) << text;
     auto process = Subprocess::Start(
         {Runfile("gateway/telestra_gateway"), "--plan=" + path, "--log_level=trace"}, log);
@@ -190,7 +180,7 @@ TEST(SecretsTest, PlanErrorsNeverEchoASecret) {
     auto status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
     ASSERT_TRUE(status.ok()) << status.status();
     EXPECT_EQ(*status, 2) << text;
-    const std::string output = ReadFile(log);
+    const std::string output = ReadFileText(log);
     EXPECT_TRUE(absl::StrContains(output, path + ":")) << output;
     EXPECT_FALSE(absl::StrContains(output, secret)) << text << "\n" << output;
   }
@@ -226,13 +216,13 @@ TEST(ExposureTest, NativePortListensOnLoopbackOnlyByDefault) {
       "[metrics-settings]\nport = 0\n\n[sip-settings]\nport = 0\n\n"
       "[account-1]\nuser = 3001\nserver = 127.0.0.1:9\nregister = false\n",
       native, PickFreePort(SOCK_STREAM), PickFreePort(SOCK_STREAM));
-  const std::string path = TempDir() + "/default-bind.ini";
+  const std::string path = TestTempDir() + "/default-bind.ini";
   std::ofstream(path) << plan;
   auto process = Subprocess::Start({Runfile("gateway/telestra_gateway"), "--plan=" + path},
-                                   TempDir() + "/default-bind.log");
+                                   TestTempDir() + "/default-bind.log");
   ASSERT_TRUE(process.ok()) << process.status();
   ASSERT_TRUE(WaitForTcpPort(native, absl::Seconds(10)))
-      << ReadFile(TempDir() + "/default-bind.log");
+      << ReadFileText(TestTempDir() + "/default-bind.log");
   // Served (so started, its signal handler included).
   auto client = NativeClient::Connect(native);
   ASSERT_TRUE(client.ok());
@@ -282,8 +272,7 @@ constexpr char kStatus[] =
     R"({"event":"status","account":"account-1","account_status":0,"calls":[]})";
 
 std::unique_ptr<GatewayProcess> StartWithAllow(const std::string& allow, int max_clients = 16) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.tcp_settings = {"allow = " + allow, absl::StrCat("max-clients = ", max_clients)};
   auto gateway = GatewayProcess::Start(options);
   EXPECT_TRUE(gateway.ok()) << gateway.status();

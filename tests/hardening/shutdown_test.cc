@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
@@ -20,32 +21,19 @@
 namespace telestra::testing {
 namespace {
 
-int WaitForContacts(KamailioProcess& kamailio, const std::string& user, int want) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  int count = -1;
-  while (absl::Now() < deadline) {
-    count = kamailio.CountRegistered(user).value_or(-1);
-    if (count == want) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return count;
-}
+// The suite's only test has the suite's Kamailio to itself.
+class ShutdownTest : public GatewayTest {};
 
-TEST(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
-  auto kamailio = KamailioProcess::Start();
-  ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  auto gateway = GatewayProcess::Start(TwoAccounts((*kamailio)->server()));
-  ASSERT_TRUE(gateway.ok()) << gateway.status();
-  auto client = NativeClient::Connect((*gateway)->native_port());
-  ASSERT_TRUE(client.ok());
-  NativeClient& c = **client;
+TEST_F(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
+  StartGateway(TwoAccounts(kamailio().server()), /*registered=*/{});
+  NativeClient& c = *client_;
   int64_t caller = -1, callee = -1;
   absl::Status call = EstablishCall(c, &caller, &callee);
-  ASSERT_TRUE(call.ok()) << call << (*gateway)->ReadLog();
-  ASSERT_EQ(WaitForContacts(**kamailio, "3001", 1), 1);
+  ASSERT_TRUE(call.ok()) << call << gateway_->ReadLog();
+  ASSERT_EQ(WaitForContacts(kamailio(), "3001", 1), 1);
 
   const absl::Time start = absl::Now();
-  ASSERT_EQ(kill((*gateway)->process().pid(), SIGTERM), 0);
+  ASSERT_EQ(kill(gateway_->process().pid(), SIGTERM), 0);
   // Both legs end, and the client hears it before its connection closes.
   auto ended = [](const std::string& account, int64_t id) {
     return [account, id](const NativeEvent& e) {
@@ -54,37 +42,37 @@ TEST(ShutdownTest, SigtermEndsCallsUnregistersExitsZeroAndRestartServesAtOnce) {
   };
   EXPECT_TRUE(
       c.WaitForAll({ended("account-1", caller), ended("account-2", callee)}, absl::Seconds(5)))
-      << (*gateway)->ReadLog();
+      << gateway_->ReadLog();
   EXPECT_FALSE(c.Next(absl::Seconds(5)).has_value());
   EXPECT_TRUE(c.closed());
-  auto exit_status = (*gateway)->process().WaitForExit(start + absl::Seconds(5));
+  auto exit_status = gateway_->process().WaitForExit(start + absl::Seconds(5));
   ASSERT_TRUE(exit_status.ok()) << exit_status.status();
   EXPECT_EQ(*exit_status, 0);
   const absl::Duration stop_time = absl::Now() - start;
   EXPECT_LT(stop_time, absl::Seconds(5));
   // Unregistered, and the call went away with a BYE (a call ended without
   // one would have left its legs to time out, with no call-ended).
-  EXPECT_EQ(WaitForContacts(**kamailio, "3001", 0), 0);
-  EXPECT_EQ(WaitForContacts(**kamailio, "3002", 0), 0);
-  const std::string log = (*gateway)->ReadLog();
+  EXPECT_EQ(WaitForContacts(kamailio(), "3001", 0), 0);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3002", 0), 0);
+  const std::string log = gateway_->ReadLog();
   EXPECT_TRUE(absl::StrContains(log, "stopped")) << log;
 
   // Same plan, same ports: serving at once.
   const absl::Time restart = absl::Now();
   auto again = Subprocess::Start(
-      {Runfile("gateway/telestra_gateway"), absl::StrCat("--plan=", (*gateway)->dir(), "/plan.ini"),
+      {Runfile("gateway/telestra_gateway"), absl::StrCat("--plan=", gateway_->dir(), "/plan.ini"),
        "--log_level=debug"},
-      absl::StrCat((*gateway)->dir(), "/restart.log"));
+      absl::StrCat(gateway_->dir(), "/restart.log"));
   ASSERT_TRUE(again.ok()) << again.status();
-  ASSERT_TRUE(WaitForTcpPort((*gateway)->native_port(), absl::Seconds(5)))
+  ASSERT_TRUE(WaitForTcpPort(gateway_->native_port(), absl::Seconds(5)))
       << "the native port did not come back";
   const absl::Duration to_listening = absl::Now() - restart;
-  auto second = NativeClient::Connect((*gateway)->native_port());
+  auto second = NativeClient::Connect(gateway_->native_port());
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(WaitForAccountStatus(**second, "account-1", 200, absl::Seconds(5)), 200);
   EXPECT_EQ(WaitForAccountStatus(**second, "account-2", 200, absl::Seconds(5)), 200);
   const absl::Duration to_registered = absl::Now() - restart;
-  EXPECT_EQ(WaitForContacts(**kamailio, "3001", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3001", 1), 1);
   // Calls work on the restarted gateway; ids start again at 0.
   int64_t caller2 = -1, callee2 = -1;
   absl::Status call2 = EstablishCall(**second, &caller2, &callee2);

@@ -18,6 +18,7 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
@@ -162,8 +163,7 @@ std::string Request(const std::string& method, const std::string& to_tag) {
 // an unsupported method 405, an INVITE for no registered account 404 (from
 // a trusted source; a stranger gets 403, sip_security_test).
 TEST(SipFaultTest, RequestsOutsideOurCallsGetTheirSipAnswers) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.sip_settings = {"trusted = 127.0.0.1"};
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
@@ -183,8 +183,6 @@ TEST(SipFaultTest, RequestsOutsideOurCallsGetTheirSipAnswers) {
 }
 
 TEST(SipFaultTest, GarbageOnTheSipPortAndTheRtpRangeIsIgnored) {
-  auto kamailio = KamailioProcess::Start();
-  ASSERT_TRUE(kamailio.ok()) << kamailio.status();
   // A small RTP range of its own, so every port of it can be hit.
   int rtp_min = 0;
   for (int attempt = 0; attempt < 20 && rtp_min == 0; ++attempt) {
@@ -192,19 +190,20 @@ TEST(SipFaultTest, GarbageOnTheSipPortAndTheRtpRangeIsIgnored) {
     if (port > 1024 && port + 19 < 65536) rtp_min = port;
   }
   ASSERT_NE(rtp_min, 0);
-  GatewayOptions options = TwoAccounts((*kamailio)->server());
+  GatewayOptions options;
   options.rtp_settings = {absl::StrCat("port-min = ", rtp_min),
                           absl::StrCat("port-max = ", rtp_min + 19)};
-  auto gateway = GatewayProcess::Start(options);
-  ASSERT_TRUE(gateway.ok()) << gateway.status();
-  auto client = NativeClient::Connect((*gateway)->native_port());
+  auto started = StartWithOwnRegistrar(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  auto& gateway = started->gateway;
+  auto client = NativeClient::Connect(gateway->native_port());
   ASSERT_TRUE(client.ok());
   NativeClient& c = **client;
   int64_t caller = -1, callee = -1;
   absl::Status call = EstablishCall(c, &caller, &callee);
-  ASSERT_TRUE(call.ok()) << call << (*gateway)->ReadLog();
+  ASSERT_TRUE(call.ok()) << call << gateway->ReadLog();
 
-  const int sip = (*gateway)->sip_port();
+  const int sip = gateway->sip_port();
   const std::vector<std::string> sip_garbage = {
       "",
       "\r\n\r\n",
@@ -251,12 +250,12 @@ TEST(SipFaultTest, GarbageOnTheSipPortAndTheRtpRangeIsIgnored) {
   }
 
   // Still registered, still serving, the call still up.
-  EXPECT_TRUE((*gateway)->process().IsRunning());
+  EXPECT_TRUE(gateway->process().IsRunning());
   EXPECT_EQ(WaitForAccountStatus(c, "account-1", 200, absl::Seconds(2)), 200);
   EXPECT_EQ(WaitForAccountStatus(c, "account-2", 200, absl::Seconds(2)), 200);
   EXPECT_EQ(CallState(c, "account-1", caller), "active");
   EXPECT_EQ(CallState(c, "account-2", callee), "active");
-  EXPECT_EQ((*kamailio)->CountRegistered("3001").value_or(-1), 1);
+  EXPECT_EQ(started->kamailio->CountRegistered("3001").value_or(-1), 1);
   c.Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller, "}"));
   auto ended = [](const std::string& account, int64_t id) {
     return [account, id](const NativeEvent& e) {

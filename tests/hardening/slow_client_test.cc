@@ -16,29 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 
 namespace telestra::testing {
 namespace {
-
-GatewayOptions OneIdleAccount() {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
-  return options;
-}
-
-std::unique_ptr<GatewayProcess> StartGateway(const GatewayOptions& options) {
-  auto gateway = GatewayProcess::Start(options);
-  EXPECT_TRUE(gateway.ok()) << gateway.status();
-  return gateway.ok() ? *std::move(gateway) : nullptr;
-}
-
-std::unique_ptr<NativeClient> Connect(const GatewayProcess& gateway) {
-  auto client = NativeClient::Connect(gateway.native_port());
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? *std::move(client) : nullptr;
-}
 
 // One get-status round trip; its duration, or an infinite one on failure.
 absl::Duration RoundTrip(NativeClient& client) {
@@ -50,23 +33,16 @@ absl::Duration RoundTrip(NativeClient& client) {
   return status ? absl::Now() - start : absl::InfiniteDuration();
 }
 
-double Metric(const GatewayProcess& gateway, const std::string& name) {
-  absl::StatusOr<std::string> metrics = HttpGet(gateway.metrics_port(), "/metrics");
-  EXPECT_TRUE(metrics.ok()) << metrics.status();
-  if (!metrics.ok()) return -1;
-  return MetricValue(*metrics, name).value_or(-1);
-}
-
 std::string Micros(absl::Duration d) { return absl::StrCat(absl::ToInt64Microseconds(d), " us"); }
 
 TEST(SlowClientTest, ClientsOverMaxClientsGetFailThenCloseAndFreedSlotsAreReused) {
   GatewayOptions options = OneIdleAccount();
   options.tcp_settings = {"max-clients = 4"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartGatewayProcess(options);
   ASSERT_NE(gateway, nullptr);
   std::vector<std::unique_ptr<NativeClient>> admitted;
   for (int i = 0; i < 4; ++i) {
-    admitted.push_back(Connect(*gateway));
+    admitted.push_back(ConnectNative(*gateway));
     ASSERT_NE(admitted.back(), nullptr);
     ASSERT_LT(RoundTrip(*admitted.back()), absl::Seconds(5));  // accepted and served
   }
@@ -87,7 +63,7 @@ TEST(SlowClientTest, ClientsOverMaxClientsGetFailThenCloseAndFreedSlotsAreReused
   std::unique_ptr<NativeClient> replacement;
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
   while (absl::Now() < deadline) {
-    replacement = Connect(*gateway);
+    replacement = ConnectNative(*gateway);
     if (replacement != nullptr && RoundTrip(*replacement) < absl::Seconds(5)) break;
     replacement.reset();
   }
@@ -101,9 +77,9 @@ TEST(SlowClientTest, ClientsOverMaxClientsGetFailThenCloseAndFreedSlotsAreReused
 // events it lost are counted and logged. Another client's get-status round
 // trip is measured before and while this happens.
 TEST(SlowClientTest, ClientThatNeverReadsIsDroppedAndOthersStayFast) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartGatewayProcess(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
-  auto measured = Connect(*gateway);
+  auto measured = ConnectNative(*gateway);
   ASSERT_NE(measured, nullptr);
   std::vector<absl::Duration> before;
   for (int i = 0; i < 300; ++i) before.push_back(RoundTrip(*measured));
@@ -172,11 +148,11 @@ TEST(SlowClientTest, ClientThatNeverReadsIsDroppedAndOthersStayFast) {
 // hours and still get broadcasts. An idle connection costs one descriptor
 // and no CPU, and counts against max-clients (docs/reliability.md).
 TEST(SlowClientTest, ClientThatSendsNothingStaysConnectedHarmlessly) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartGatewayProcess(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
-  auto idle = Connect(*gateway);
+  auto idle = ConnectNative(*gateway);
   ASSERT_NE(idle, nullptr);
-  auto active = Connect(*gateway);
+  auto active = ConnectNative(*gateway);
   ASSERT_NE(active, nullptr);
   ASSERT_LT(RoundTrip(*active), absl::Seconds(5));
   const pid_t pid = gateway->process().pid();
@@ -192,12 +168,6 @@ TEST(SlowClientTest, ClientThatSendsNothingStaysConnectedHarmlessly) {
   EXPECT_LT(RoundTrip(*active), absl::Seconds(5));
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 // Rounds of 1000 connect/disconnect cycles of four kinds: close at once, one
 // command then close, half a message then close, one command then reset.
 // After each round (once the 3 s linger of half-closed clients is over) the
@@ -210,7 +180,7 @@ constexpr bool kSanitized = false;
 // sanitizers, which quarantine freed memory, one round and no memory bound:
 // LeakSanitizer checks the heap at exit.)
 TEST(SlowClientTest, ThousandConnectCyclesLeakNoDescriptorsNorMemory) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartGatewayProcess(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   const pid_t pid = gateway->process().pid();
   const std::string command =
@@ -282,7 +252,7 @@ TEST(SlowClientTest, ThousandConnectCyclesLeakNoDescriptorsNorMemory) {
   }
   EXPECT_EQ(Metric(*gateway, "telestra_native_clients"), 0);
   EXPECT_EQ(Metric(*gateway, "telestra_api_clients"), api_clients_before);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_NE(client, nullptr);
   EXPECT_LT(RoundTrip(*client), absl::Seconds(5));
 }
@@ -291,10 +261,10 @@ TEST(SlowClientTest, ThousandConnectCyclesLeakNoDescriptorsNorMemory) {
 // prlimit) accept() fails with EMFILE: the accept loop must back off rather
 // than spin, and serve again once descriptors are free.
 TEST(SlowClientTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheGateway) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartGatewayProcess(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   const pid_t pid = gateway->process().pid();
-  auto first = Connect(*gateway);
+  auto first = ConnectNative(*gateway);
   ASSERT_NE(first, nullptr);
   ASSERT_LT(RoundTrip(*first), absl::Seconds(5));
   const int in_use = CountOpenFds(pid);
@@ -335,7 +305,7 @@ TEST(SlowClientTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheGateway) {
   std::unique_ptr<NativeClient> later;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (absl::Now() < deadline) {
-    later = Connect(*gateway);
+    later = ConnectNative(*gateway);
     if (later != nullptr && RoundTrip(*later) < absl::Seconds(2)) break;
     later.reset();
   }

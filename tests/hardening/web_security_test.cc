@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/hardening/hardening_support.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/web_client.h"
@@ -33,33 +34,6 @@
 
 namespace telestra::testing {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
-GatewayOptions OneIdleAccount() {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
-  return options;
-}
-
-std::unique_ptr<GatewayProcess> StartGateway(const GatewayOptions& options) {
-  auto gateway = GatewayProcess::Start(options);
-  EXPECT_TRUE(gateway.ok()) << gateway.status();
-  if (!gateway.ok()) return nullptr;
-  EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10))) << (*gateway)->ReadLog();
-  return *std::move(gateway);
-}
-
-double Metric(const GatewayProcess& gateway, const std::string& name) {
-  absl::StatusOr<std::string> metrics = HttpGet(gateway.metrics_port(), "/metrics");
-  EXPECT_TRUE(metrics.ok()) << metrics.status();
-  if (!metrics.ok()) return -1;
-  return MetricValue(*metrics, name).value_or(-1);
-}
 
 size_t Count(const std::string& text, const std::string& needle) {
   size_t count = 0;
@@ -123,7 +97,7 @@ absl::StatusOr<int> UpgradeStatus(int port, const std::string& host, const std::
 TEST(WebSecurityTest, ForgedHostWithMatchingOriginIsRefusedOnTheUpgradeAndThePage) {
   GatewayOptions options = OneIdleAccount();
   options.web_settings = {"hosts = gateway.example"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
   const std::string evil = absl::StrCat("evil.example:", port);
@@ -176,7 +150,7 @@ TEST(WebSecurityTest, ForgedHostWithMatchingOriginIsRefusedOnTheUpgradeAndThePag
 // native port does) rather than spin, and serve again once descriptors are
 // free. Before: the web acceptor retried at once, logging every failure.
 TEST(WebSecurityTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheWebServer) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   const pid_t pid = gateway->process().pid();
   const int port = gateway->web_port();
@@ -371,7 +345,7 @@ void Report(const std::string& what, SlowlorisRun& run) {
 // loads from 127.0.0.1. Before: the 256 slots filled and every later
 // connection, the dashboard's included, was closed at once for 30 s.
 TEST(WebSecurityTest, SlowHeadersFromManyAddressesDoNotLockTheDashboardOut) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   SlowlorisRun run = RunSlowloris(gateway->web_port(), LoopbackSources(300), 12);
   Report("300 slowloris connections from 300 addresses", run);
@@ -386,7 +360,7 @@ TEST(WebSecurityTest, SlowHeadersFromManyAddressesDoNotLockTheDashboardOut) {
 // once, and the 32 are closed after the 10 s header deadline. The dashboard
 // loads from 127.0.0.1 throughout.
 TEST(WebSecurityTest, SlowHeadersFromOneAddressAreCappedAndTimedOut) {
-  auto gateway = StartGateway(OneIdleAccount());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   SlowlorisRun run =
       RunSlowloris(gateway->web_port(), std::vector<std::string>(300, "127.0.0.2"), 12);
@@ -408,7 +382,7 @@ TEST(WebSecurityTest, SlowHeadersFromOneAddressAreCappedAndTimedOut) {
 TEST(WebSecurityTest, RefusedWebSocketSessionsAreCountedAndClosed) {
   GatewayOptions options = OneIdleAccount();
   options.extra_args = {"--web_max_sessions=1"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
   auto admitted = WebClient::Connect(port);
@@ -480,7 +454,7 @@ TEST(WebSecurityTest, ShutdownWritesOutWhatASlowWebSocketClientWasBehindOn) {
   ASSERT_TRUE(kamailio.ok()) << kamailio.status();
   GatewayOptions options = TwoAccounts((*kamailio)->server());
   options.extra_args = {"--web_max_queued_bytes=33554432"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   auto native = NativeClient::Connect(gateway->native_port());
   ASSERT_TRUE(native.ok());
@@ -558,7 +532,7 @@ TEST(WebSecurityTest, LargeMessagesLeaveNoBuffersBehindPerSession) {
   options.extra_args = {absl::StrCat("--web_max_sessions=", kSessions + 10)};
   options.env = {
       {"MALLOC_CONF", "thp:never,metadata_thp:disabled,dirty_decay_ms:0,muzzy_decay_ms:0"}};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   const pid_t pid = gateway->process().pid();
   std::vector<std::unique_ptr<WebClient>> sessions;

@@ -706,12 +706,10 @@ class WsBadInputTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
     setup = new Shared();
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    setup->kamailio = *std::move(kamailio);
-    auto gateway = GatewayProcess::Start(TwoAccounts(setup->kamailio->server()));
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    setup->gateway = *std::move(gateway);
+    auto started = StartWithOwnRegistrar();
+    ASSERT_TRUE(started.ok()) << started.status();
+    setup->kamailio = std::move(started->kamailio);
+    setup->gateway = std::move(started->gateway);
     ASSERT_TRUE(WaitForTcpPort(setup->gateway->web_port(), absl::Seconds(10)))
         << setup->gateway->ReadLog();
     auto native = NativeClient::Connect(setup->gateway->native_port());

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
@@ -28,14 +29,6 @@ constexpr int kBaresipHz = 1000;
 constexpr int kRate = 8000;
 constexpr absl::Duration kTalk = absl::Seconds(2);
 
-using Match = std::function<bool(const NativeEvent&)>;
-
-Match Is(const std::string& event, const std::string& account, int64_t id) {
-  return [=](const NativeEvent& e) {
-    return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
-  };
-}
-
 // The files in `dir` whose names end with `suffix`.
 std::vector<std::string> FilesEndingWith(const std::string& dir, const std::string& suffix) {
   std::vector<std::string> found;
@@ -48,38 +41,24 @@ std::vector<std::string> FilesEndingWith(const std::string& dir, const std::stri
   return found;
 }
 
-class BaresipTest : public ::testing::Test {
+class BaresipTest : public GatewayTest {
  protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(kamailio_, nullptr);
+    GatewayTest::SetUp();
+    if (HasFatalFailure()) return;
     record_dir_ = MakeTempDir("record");
     ASSERT_FALSE(record_dir_.empty());
     GatewayOptions options;
-    options.accounts = {{"account-1", "3001", "sip3001", kamailio_->server(), true}};
+    options.accounts = {Account("account-1", 3001)};
     options.tcp_settings = {"extended-events = true"};
     options.account_settings["account-1"] = {absl::StrCat("audio = tone:", kGatewayHz),
                                              absl::StrCat("record = ", record_dir_)};
-    auto gateway = GatewayProcess::Start(options);
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    auto client = NativeClient::Connect(gateway_->native_port());
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
-    ASSERT_EQ(WaitForAccountStatus(*client_, "account-1", 200), 200);
+    StartGateway(options, {"account-1"});
+    if (HasFatalFailure()) return;
 
     BaresipProcess::Options peer;
     peer.user = "3006";
-    peer.server = kamailio_->server();
+    peer.server = kamailio().server();
     peer.tone_hz = kBaresipHz;
     peer.auto_answer = true;
     peer.record = true;
@@ -88,15 +67,13 @@ class BaresipTest : public ::testing::Test {
     baresip_ = *std::move(baresip);
   }
 
-  void TearDown() override {
-    if (!HasFailure()) return;
-    if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
-    if (baresip_) std::cerr << "baresip log:\n" << baresip_->Log();
+  std::string FailureDetails() override {
+    return baresip_ ? "baresip log:\n" + baresip_->Log() : "";
   }
 
   void Command(const std::string& cmd, int64_t id) {
-    client_->Send(absl::StrCat(R"({"cmd":")", cmd, R"(","account":"account-1","call_id":)", id,
-                               "}"));
+    client_->Send(
+        absl::StrCat(R"({"cmd":")", cmd, R"(","account":"account-1","call_id":)", id, "}"));
   }
 
   // The gateway's recording of call `id`: baresip's tone on the left
@@ -131,26 +108,21 @@ class BaresipTest : public ::testing::Test {
     EXPECT_LT(ToneShare(wav->channels[0], wav->sample_rate, kBaresipHz), 0.05);
   }
 
-  static KamailioProcess* kamailio_;
   std::string record_dir_;
-  std::unique_ptr<GatewayProcess> gateway_;
-  std::unique_ptr<NativeClient> client_;
   std::unique_ptr<BaresipProcess> baresip_;
 };
 
-KamailioProcess* BaresipTest::kamailio_ = nullptr;
-
 TEST_F(BaresipTest, GatewayCallsBaresipAndEachSideHearsTheOthersTone) {
   client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3006"})");
-  auto call_return = client_->WaitFor(
-      [](const NativeEvent& e) { return e.event() == "call-return"; });
+  auto call_return =
+      client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
   ASSERT_TRUE(call_return.has_value());
   int64_t id = call_return->Int("call_id");
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
   absl::SleepFor(kTalk);  // the call's length, not a wait for a condition
   Command("hangup-call", id);
-  auto ended = client_->WaitFor(Is("call-ended", "account-1", id));
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Str("reason"), "Hung up") << ended->json;
   // baresip closes its recordings when the call closes.
@@ -161,20 +133,19 @@ TEST_F(BaresipTest, GatewayCallsBaresipAndEachSideHearsTheOthersTone) {
 }
 
 TEST_F(BaresipTest, BaresipCallsTheGatewayWhichAnswersAndHearsIt) {
-  ASSERT_TRUE(
-      baresip_->Command("dial", absl::StrCat("sip:3001@", kamailio_->server())).ok());
-  auto incoming = client_->WaitFor(
-      [](const NativeEvent& e) { return e.event() == "call-incoming"; });
+  ASSERT_TRUE(baresip_->Command("dial", absl::StrCat("sip:3001@", kamailio().server())).ok());
+  auto incoming =
+      client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-incoming"; });
   ASSERT_TRUE(incoming.has_value());
   EXPECT_EQ(incoming->Str("account"), "account-1");
   EXPECT_EQ(incoming->Str("caller"), "3006");
   int64_t id = incoming->Int("call_id");
   Command("answer-call", id);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
   absl::SleepFor(kTalk);
   ASSERT_TRUE(baresip_->Command("hangup", "").ok());
-  auto ended = client_->WaitFor(Is("call-ended", "account-1", id));
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
   ASSERT_TRUE(baresip_->WaitEvent("CALL_CLOSED").has_value());

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
@@ -20,98 +21,43 @@
 namespace telestra::testing {
 namespace {
 
-class CallTest : public ::testing::Test {
+class CallTest : public GatewayTest {
  protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
-  }
-
   void SetUp() override {
-    GatewayOptions options = TwoAccounts(kamailio_->server());
+    GatewayTest::SetUp();
+    if (HasFatalFailure()) return;
+    GatewayOptions options = TwoAccounts(kamailio().server());
     options.tcp_settings = {"extended-events = false"};
-    StartGateway(options);
+    StartGatewayWithTwoClients(options);
   }
 
   // (Re)starts the gateway with `options` (both accounts through
-  // Kamailio), connects a_ and b_ and waits for both registrations.
-  void StartGateway(const GatewayOptions& options) {
-    a_.reset();
+  // Kamailio): client_ waits for both registrations, b_ is a second client.
+  void StartGatewayWithTwoClients(const GatewayOptions& options) {
     b_.reset();
-    gateway_.reset();
-    auto gateway = GatewayProcess::Start(options);
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    a_ = Connect();
-    b_ = Connect();
-    ASSERT_EQ(WaitForAccountStatus(*a_, "account-1", 200), 200);
-    ASSERT_EQ(WaitForAccountStatus(*a_, "account-2", 200), 200);
-  }
-
-  void TearDown() override {
-    if (HasFailure() && gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
-  }
-
-  std::unique_ptr<NativeClient> Connect() {
-    auto client = NativeClient::Connect(gateway_->native_port());
-    EXPECT_TRUE(client.ok());
-    return client.ok() ? *std::move(client) : nullptr;
-  }
-
-  static std::function<bool(const NativeEvent&)> Is(const std::string& event,
-                                                    const std::string& account, int64_t id) {
-    return [=](const NativeEvent& e) {
-      return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
-    };
+    StartGateway(options);
+    if (HasFatalFailure()) return;
+    b_ = ConnectNative(*gateway_);
   }
 
   // On a fresh gateway (both accounts registered): account-1 calls
   // account-2 (ids 0 and 1), account-2 answers, account-1 hangs up.
   void FirstCallAnsweredThenHungUp(NativeClient& a) {
     a.Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-    ASSERT_TRUE(a.WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+    ASSERT_TRUE(a.WaitFor(IsCallEvent("call-incoming", "account-2", 1)).has_value());
     a.Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-    ASSERT_TRUE(
-        a.WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
+    ASSERT_TRUE(a.WaitForAll({IsCallEvent("call-answered", "account-1", 0),
+                              IsCallEvent("call-answered", "account-2", 1)}));
     a.Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
-    ASSERT_TRUE(a.WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
-  }
-
-  // The state of call `id` in get-status of `account` ("" if absent).
-  std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
-    client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
-    auto status = client.WaitFor(
-        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("account") == account; });
-    if (!status) return "no status";
-    std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
-    size_t at = status->json.find(marker);
-    if (at == std::string::npos) return "";
-    at += marker.size();
-    return status->json.substr(at, status->json.find('"', at) - at);
-  }
-
-  std::string WaitForCallState(NativeClient& client, const std::string& account, int64_t id,
-                               const std::string& want) {
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    std::string state;
-    while (absl::Now() < deadline) {
-      state = CallState(client, account, id);
-      if (state == want) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return state;
+    ASSERT_TRUE(a.WaitForAll(
+        {IsCallEvent("call-ended", "account-1", 0), IsCallEvent("call-ended", "account-2", 1)}));
   }
 
   // How many INVITEs Kamailio has received since it started: two for a
   // challenged call (without and with credentials), one for a call that
   // carried credentials at once.
   static int InvitesReceived() {
-    auto out = kamailio_->Kamcmd({"stats.get_statistics", "rcv_requests_invite"});
+    auto out = kamailio().Kamcmd({"stats.get_statistics", "rcv_requests_invite"});
     if (!out.ok()) return -1;
     size_t at = out->find("= ");
     int count = -1;
@@ -124,30 +70,27 @@ class CallTest : public ::testing::Test {
 
   // account-1 calls 3002 and cancels once account-2 reports the call.
   void CallAndCancel(int64_t caller_id) {
-    a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-    ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", caller_id + 1)).has_value());
-    a_->Send(
+    client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    ASSERT_TRUE(
+        client_->WaitFor(IsCallEvent("call-incoming", "account-2", caller_id + 1)).has_value());
+    client_->Send(
         absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", caller_id, "}"));
-    ASSERT_TRUE(a_->WaitForAll(
-        {Is("call-ended", "account-1", caller_id), Is("call-ended", "account-2", caller_id + 1)}));
+    ASSERT_TRUE(client_->WaitForAll({IsCallEvent("call-ended", "account-1", caller_id),
+                                     IsCallEvent("call-ended", "account-2", caller_id + 1)}));
   }
 
-  static KamailioProcess* kamailio_;
-  std::unique_ptr<GatewayProcess> gateway_;
-  std::unique_ptr<NativeClient> a_, b_;
+  std::unique_ptr<NativeClient> b_;
 };
 
-KamailioProcess* CallTest::kamailio_ = nullptr;
-
 TEST_F(CallTest, SeedExampleCallAnswerAndHangup) {
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
   // The requester's first event of the call is call-return, with id 0.
-  auto call_return = a_->Next();
+  auto call_return = client_->Next();
   ASSERT_TRUE(call_return.has_value());
   EXPECT_EQ(call_return->json, R"({"event":"call-return","account":"account-1","call_id":0})");
   // Every client sees call-incoming for account-2 with id 1.
-  for (NativeClient* client : {a_.get(), b_.get()}) {
-    auto incoming = client->WaitFor(Is("call-incoming", "account-2", 1));
+  for (NativeClient* client : {client_.get(), b_.get()}) {
+    auto incoming = client->WaitFor(IsCallEvent("call-incoming", "account-2", 1));
     ASSERT_TRUE(incoming.has_value());
     EXPECT_EQ(incoming->json, R"({"event":"call-incoming","account":"account-2","call_id":1,)"
                               R"("caller":"3001","caller_name":"account-1"})");
@@ -156,85 +99,89 @@ TEST_F(CallTest, SeedExampleCallAnswerAndHangup) {
   EXPECT_EQ(WaitForCallState(*b_, "account-1", 0, "ringing"), "ringing");
 
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-  for (NativeClient* client : {a_.get(), b_.get()}) {
-    ASSERT_TRUE(client->WaitForAll(
-        {Is("call-answered", "account-2", 1), Is("call-answered", "account-1", 0)}));
+  for (NativeClient* client : {client_.get(), b_.get()}) {
+    ASSERT_TRUE(client->WaitForAll({IsCallEvent("call-answered", "account-2", 1),
+                                    IsCallEvent("call-answered", "account-1", 0)}));
   }
-  EXPECT_EQ(CallState(*a_, "account-1", 0), "active");
-  EXPECT_EQ(CallState(*a_, "account-2", 1), "active");
+  EXPECT_EQ(CallState(*client_, "account-1", 0), "active");
+  EXPECT_EQ(CallState(*client_, "account-2", 1), "active");
 
-  a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
-  for (NativeClient* client : {a_.get(), b_.get()}) {
-    ASSERT_TRUE(
-        client->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  client_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+  for (NativeClient* client : {client_.get(), b_.get()}) {
+    ASSERT_TRUE(client->WaitForAll(
+        {IsCallEvent("call-ended", "account-1", 0), IsCallEvent("call-ended", "account-2", 1)}));
   }
   // Exactly one call-ended per call.
-  EXPECT_FALSE(a_->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
-                           absl::Milliseconds(500))
+  EXPECT_FALSE(client_
+                   ->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
+                             absl::Milliseconds(500))
                    .has_value());
-  EXPECT_EQ(CallState(*a_, "account-1", 0), "");
-  EXPECT_EQ(CallState(*a_, "account-2", 1), "");
+  EXPECT_EQ(CallState(*client_, "account-1", 0), "");
+  EXPECT_EQ(CallState(*client_, "account-2", 1), "");
 }
 
 TEST_F(CallTest, HangupOfRingingCallCancelsItAndDeclineEndsBoth) {
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-incoming", "account-2", 1)).has_value());
   // The caller hangs up before the answer: CANCEL.
-  a_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
-  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
+  client_->Send(R"({"cmd":"hangup-call","account":"account-1","call_id":0})");
+  ASSERT_TRUE(client_->WaitForAll(
+      {IsCallEvent("call-ended", "account-1", 0), IsCallEvent("call-ended", "account-2", 1)}));
 
   // The callee declines (486): the caller's call ends too.
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 3)).has_value());
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-incoming", "account-2", 3)).has_value());
   b_->Send(R"({"cmd":"hangup-call","account":"account-2","call_id":3})");
-  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-2", 3), Is("call-ended", "account-1", 2)}));
+  ASSERT_TRUE(client_->WaitForAll(
+      {IsCallEvent("call-ended", "account-2", 3), IsCallEvent("call-ended", "account-1", 2)}));
 }
 
 TEST_F(CallTest, ExtendedCallEndedCarriesCodeAndReason) {
-  a_->Send(R"({"cmd":"subscribe","extended":true})");
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3999"})");  // nobody
-  auto ended = a_->WaitFor(Is("call-ended", "account-1", 0));
+  client_->Send(R"({"cmd":"subscribe","extended":true})");
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3999"})");  // nobody
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", 0));
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Int("code"), 404) << ended->json;
   EXPECT_FALSE(ended->Str("reason").empty());
 }
 
 TEST_F(CallTest, SwitchCallHoldsTheOtherCallAndResumes) {
-  a_->Send(R"({"cmd":"subscribe","extended":true})");
+  client_->Send(R"({"cmd":"subscribe","extended":true})");
   // Two calls from account-1 to account-2, both answered.
   for (int i = 0; i < 2; ++i) {
-    a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-    auto incoming = a_->WaitFor([](const NativeEvent& e) {
+    client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+    auto incoming = client_->WaitFor([](const NativeEvent& e) {
       return e.event() == "call-incoming" && e.Str("account") == "account-2";
     });
     ASSERT_TRUE(incoming.has_value());
     int64_t id = incoming->Int("call_id");
-    a_->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)", id, "}"));
-    ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", id - 1)).has_value());
+    client_->Send(
+        absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)", id, "}"));
+    ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id - 1)).has_value());
   }
   // Calls of account-1: 0 and 2. Switch to 2: 0 is held.
-  a_->Send(R"({"cmd":"switch-call","account":"account-1","call_id":2})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-held", "account-1", 0)).has_value());
+  client_->Send(R"({"cmd":"switch-call","account":"account-1","call_id":2})");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-held", "account-1", 0)).has_value());
   EXPECT_EQ(WaitForCallState(*b_, "account-1", 0, "held"), "held");
   EXPECT_EQ(CallState(*b_, "account-1", 2), "active");
   // The far end of call 0 (account-2's call 1) sees itself held.
   EXPECT_EQ(WaitForCallState(*b_, "account-2", 1, "remote-held"), "remote-held");
   // Switch back.
-  a_->Send(R"({"cmd":"switch-call","account":"account-1","call_id":0})");
+  client_->Send(R"({"cmd":"switch-call","account":"account-1","call_id":0})");
   // Each event follows its own call's re-INVITE answer: either may be first.
-  ASSERT_TRUE(
-      a_->WaitForAll({Is("call-resumed", "account-1", 0), Is("call-held", "account-1", 2)}));
+  ASSERT_TRUE(client_->WaitForAll(
+      {IsCallEvent("call-resumed", "account-1", 0), IsCallEvent("call-held", "account-1", 2)}));
   EXPECT_EQ(WaitForCallState(*b_, "account-2", 1, "active"), "active");
   EXPECT_EQ(WaitForCallState(*b_, "account-2", 3, "remote-held"), "remote-held");
 }
 
 TEST_F(CallTest, BadCommandsNeverDisturbALiveCall) {
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-incoming", "account-2", 1)).has_value());
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
   // Both ends: the callee's call is up when the caller's ACK reaches it.
-  ASSERT_TRUE(
-      a_->WaitForAll({Is("call-answered", "account-1", 0), Is("call-answered", "account-2", 1)}));
+  ASSERT_TRUE(client_->WaitForAll({IsCallEvent("call-answered", "account-1", 0),
+                                   IsCallEvent("call-answered", "account-2", 1)}));
   // Garbage, wrong ids, wrong accounts, wrong states.
   b_->SendRaw(std::string("{\"cmd\":\"hangup-call\",\"account\":\"account-2\",\"call_id\":", 52));
   b_->SendRaw(std::string("\0", 1));
@@ -247,29 +194,31 @@ TEST_F(CallTest, BadCommandsNeverDisturbALiveCall) {
   });
   ASSERT_TRUE(unknown.has_value());
   EXPECT_EQ(unknown->Str("error"), "Unknown call id 0 for account: account-2");
-  EXPECT_EQ(CallState(*a_, "account-1", 0), "active");
-  EXPECT_EQ(CallState(*a_, "account-2", 1), "active");
-  EXPECT_FALSE(a_->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
-                           absl::Milliseconds(300))
+  EXPECT_EQ(CallState(*client_, "account-1", 0), "active");
+  EXPECT_EQ(CallState(*client_, "account-2", 1), "active");
+  EXPECT_FALSE(client_
+                   ->WaitFor([](const NativeEvent& e) { return e.event() == "call-ended"; },
+                             absl::Milliseconds(300))
                    .has_value());
 }
 
 TEST_F(CallTest, LogoutEndsTheAccountsCalls) {
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-incoming", "account-2", 1)).has_value());
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-  ASSERT_TRUE(a_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
-  a_->Send(R"({"cmd":"logout","account":"account-1"})");
-  ASSERT_TRUE(a_->WaitForAll({Is("call-ended", "account-1", 0), Is("call-ended", "account-2", 1)}));
-  EXPECT_EQ(WaitForAccountStatus(*a_, "account-1", 0), 0);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", 0)).has_value());
+  client_->Send(R"({"cmd":"logout","account":"account-1"})");
+  ASSERT_TRUE(client_->WaitForAll(
+      {IsCallEvent("call-ended", "account-1", 0), IsCallEvent("call-ended", "account-2", 1)}));
+  EXPECT_EQ(WaitForAccountStatus(*client_, "account-1", 0), 0);
 }
 
 TEST_F(CallTest, CallsSurviveTheirApiClientDisconnecting) {
-  a_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
-  ASSERT_TRUE(b_->WaitFor(Is("call-incoming", "account-2", 1)).has_value());
-  a_.reset();  // the client that placed the call goes away
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3002"})");
+  ASSERT_TRUE(b_->WaitFor(IsCallEvent("call-incoming", "account-2", 1)).has_value());
+  client_.reset();  // the client that placed the call goes away
   b_->Send(R"({"cmd":"answer-call","account":"account-2","call_id":1})");
-  ASSERT_TRUE(b_->WaitFor(Is("call-answered", "account-1", 0)).has_value());
+  ASSERT_TRUE(b_->WaitFor(IsCallEvent("call-answered", "account-1", 0)).has_value());
   EXPECT_EQ(CallState(*b_, "account-1", 0), "active");
 }
 
@@ -290,11 +239,11 @@ int64_t SipThreadCpuMs(int pid) {
 TEST_F(CallTest, AnswerPollingIsBoundedAndCallsWorkWithItOff) {
   for (int answer_poll_us : {0, 20000}) {
     SCOPED_TRACE(absl::StrCat("answer-poll-us = ", answer_poll_us));
-    GatewayOptions options = TwoAccounts(kamailio_->server());
+    GatewayOptions options = TwoAccounts(kamailio().server());
     options.sip_settings = {absl::StrCat("answer-poll-us = ", answer_poll_us),
                             "register-expires = 10"};  // a refresh every 5 s
-    ASSERT_NO_FATAL_FAILURE(StartGateway(options));
-    ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*a_));
+    ASSERT_NO_FATAL_FAILURE(StartGatewayWithTwoClients(options));
+    ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*client_));
     // Idle for 6 s, with a REGISTER refresh of each account in it: a 20 ms
     // window of polling per request at most, never a spin.
     const int pid = gateway_->process().pid();
@@ -309,12 +258,12 @@ TEST_F(CallTest, AnswerPollingIsBoundedAndCallsWorkWithItOff) {
 // work instead of sleeping at once. Calls work as ever, shutdown still
 // ends the loop, and an idle gateway does not spin.
 TEST_F(CallTest, BusyPollingSipThreadCarriesCallsAndRestsWhenIdle) {
-  GatewayOptions options = TwoAccounts(kamailio_->server());
+  GatewayOptions options = TwoAccounts(kamailio().server());
   options.tcp_settings = {"extended-events = false"};
   options.sip_settings = {"busy-poll-us = 5000"};
-  ASSERT_NO_FATAL_FAILURE(StartGateway(options));
+  ASSERT_NO_FATAL_FAILURE(StartGatewayWithTwoClients(options));
 
-  ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*a_));
+  ASSERT_NO_FATAL_FAILURE(FirstCallAnsweredThenHungUp(*client_));
 
   // Idle: polling stops 5 ms after the last work (sofia's transaction
   // timers still fire now and then, each followed by 5 ms of polling).
@@ -342,20 +291,20 @@ TEST_F(CallTest, LaterCallsReuseTheLastChallenge) {
   for (int64_t id = 2; id <= 6; id += 2) CallAndCancel(id);
   EXPECT_EQ(InvitesReceived(), before + 2 + 3) << "later INVITEs were challenged";
 
-  ASSERT_TRUE(kamailio_->Restart().ok());
+  ASSERT_TRUE(kamailio().Restart().ok());
   ASSERT_EQ(InvitesReceived(), 0);
-  a_->Send(R"({"cmd":"login","account":"account-1","user":"3001","pass":"sip3001",)"
-           R"("server":")" +
-           kamailio_->server() + R"("})");
-  a_->Send(R"({"cmd":"login","account":"account-2","user":"3002","pass":"sip3002",)"
-           R"("server":")" +
-           kamailio_->server() + R"("})");
+  client_->Send(R"({"cmd":"login","account":"account-1","user":"3001","pass":"sip3001",)"
+                R"("server":")" +
+                kamailio().server() + R"("})");
+  client_->Send(R"({"cmd":"login","account":"account-2","user":"3002","pass":"sip3002",)"
+                R"("server":")" +
+                kamailio().server() + R"("})");
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline && (kamailio_->CountRegistered("3001").value_or(0) != 1 ||
-                                    kamailio_->CountRegistered("3002").value_or(0) != 1)) {
+  while (absl::Now() < deadline && (kamailio().CountRegistered("3001").value_or(0) != 1 ||
+                                    kamailio().CountRegistered("3002").value_or(0) != 1)) {
     absl::SleepFor(absl::Milliseconds(50));
   }
-  ASSERT_EQ(kamailio_->CountRegistered("3002").value_or(0), 1);
+  ASSERT_EQ(kamailio().CountRegistered("3002").value_or(0), 1);
   CallAndCancel(8);  // the cached nonce is unknown now: one fresh challenge
   EXPECT_EQ(InvitesReceived(), 2);
   CallAndCancel(10);

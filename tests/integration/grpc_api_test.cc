@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/gateway/grpc/grpc_test_client.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/grpc_gateway.h"
 #include "tests/integration/native_client.h"
@@ -21,45 +22,17 @@ namespace {
 using telestra::v1::Event;
 using telestra::v1::Telestra;
 
-class GrpcApiTest : public ::testing::Test {
+class GrpcApiTest : public GatewayTest {
  protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
+  std::string FailureDetails() override {
+    return grpc_.process ? "gateway log:\n" + grpc_.process->ReadLog() : "";
   }
 
-  void TearDown() override {
-    if (HasFailure() && gateway_.process) {
-      std::cerr << "gateway log:\n" << gateway_.process->ReadLog();
-    }
-  }
-
-  TestAccount Account(const std::string& name, int user, bool register_on_start = true) {
-    return {name, absl::StrCat(user), absl::StrCat("sip", user), kamailio_->server(),
-            register_on_start};
-  }
-
-  void StartGateway(GatewayOptions options) {
+  void StartGrpcGateway(const GatewayOptions& options) {
     auto gateway = GrpcGateway::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    stub_ = gateway_.stub.get();
-  }
-
-  int WaitForContacts(const std::string& user, int want) {
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    int count = -1;
-    while (absl::Now() < deadline) {
-      count = kamailio_->CountRegistered(user).value_or(-1);
-      if (count == want) break;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return count;
+    grpc_ = *std::move(gateway);
+    stub_ = grpc_.stub.get();
   }
 
   // Unary helpers: the call's status (the response, where there is one, in *out).
@@ -78,7 +51,7 @@ class GrpcApiTest : public ::testing::Test {
     request.set_account(account);
     request.set_user(user);
     request.set_pass(pass);
-    request.set_server(kamailio_->server());
+    request.set_server(kamailio().server());
     telestra::v1::LoginResponse response;
     return stub_->Login(&context, request, &response);
   }
@@ -128,12 +101,9 @@ class GrpcApiTest : public ::testing::Test {
     return EventStreamReader::Subscribe(stub_, request);
   }
 
-  static KamailioProcess* kamailio_;
-  GrpcGateway gateway_;
+  GrpcGateway grpc_;
   Telestra::Stub* stub_ = nullptr;
 };
-
-KamailioProcess* GrpcApiTest::kamailio_ = nullptr;
 
 EventStreamReader::Match AccountStatusIs(const std::string& account, int status) {
   return [=](const Event& e) {
@@ -180,7 +150,7 @@ EventStreamReader::Match CallEvent(Event::KindCase kind, const std::string& acco
 #define EXPECT_CODE(call, code) EXPECT_EQ((call).error_code(), grpc::StatusCode::code)
 
 TEST_F(GrpcApiTest, LoginLogoutStatusAndListAgainstKamailio) {
-  StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  StartGrpcGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   {
     grpc::ClientContext context;
     Prepare(context);
@@ -201,7 +171,7 @@ TEST_F(GrpcApiTest, LoginLogoutStatusAndListAgainstKamailio) {
   ASSERT_TRUE(Login("account-2", "3002", "sip3002").ok());
   EXPECT_TRUE(watcher->WaitFor(AccountStatusIs("account-2", 100)).has_value());
   EXPECT_TRUE(watcher->WaitFor(AccountStatusIs("account-2", 200)).has_value());
-  EXPECT_EQ(WaitForContacts("3002", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3002", 1), 1);
   telestra::v1::Status status;
   ASSERT_TRUE(GetStatus("account-2", &status).ok());
   EXPECT_EQ(status.account_status(), 200);
@@ -211,7 +181,7 @@ TEST_F(GrpcApiTest, LoginLogoutStatusAndListAgainstKamailio) {
   ASSERT_TRUE(GetStatus("account-2", &status).ok());
   EXPECT_EQ(status.account_status(), 0);  // at once
   EXPECT_TRUE(watcher->WaitFor(AccountStatusIs("account-2", 0)).has_value());
-  EXPECT_EQ(WaitForContacts("3002", 0), 0);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3002", 0), 0);
   // Nothing of account-1 reached the filtered stream.
   for (const Event& event : watcher->events()) {
     EXPECT_EQ(event.account_status().account(), "account-2") << Describe(event);
@@ -219,7 +189,7 @@ TEST_F(GrpcApiTest, LoginLogoutStatusAndListAgainstKamailio) {
 }
 
 TEST_F(GrpcApiTest, EveryRpcMapsErrorsToCanonicalCodes) {
-  StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  StartGrpcGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_EQ(WaitForAccountStatus(stub_, "account-1", 200), 200);
 
   grpc::Status unknown = GetStatus("nobody");
@@ -264,7 +234,7 @@ TEST_F(GrpcApiTest, EveryRpcMapsErrorsToCanonicalCodes) {
 }
 
 TEST_F(GrpcApiTest, WrongPasswordReachesSubscribersAsFailAndStatus) {
-  StartGateway({{Account("account-3", 3003, false)}});
+  StartGrpcGateway({{Account("account-3", 3003, false)}});
   telestra::v1::SubscribeRequest request;
   request.add_kinds(telestra::v1::EVENT_KIND_FAIL);
   auto fails = Subscribe(request);
@@ -281,11 +251,11 @@ TEST_F(GrpcApiTest, WrongPasswordReachesSubscribersAsFailAndStatus) {
   ASSERT_TRUE(rejected.has_value());
   int code = rejected->account_status().account_status();
   EXPECT_TRUE(code == 401 || code == 403) << code;
-  EXPECT_FALSE(absl::StrContains(gateway_.process->ReadLog(), "wrong-secret"));
+  EXPECT_FALSE(absl::StrContains(grpc_.process->ReadLog(), "wrong-secret"));
 }
 
 TEST_F(GrpcApiTest, SnapshotReflectsStateUpToItsSeqThenLiveEventsFollow) {
-  StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  StartGrpcGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_EQ(WaitForAccountStatus(stub_, "account-1", 200), 200);
   telestra::v1::SubscribeRequest request;
   request.set_snapshot(true);
@@ -306,7 +276,7 @@ TEST_F(GrpcApiTest, SnapshotReflectsStateUpToItsSeqThenLiveEventsFollow) {
 }
 
 TEST_F(GrpcApiTest, ResumeAfterReconnectReplaysTheMissedEventsOnce) {
-  StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  StartGrpcGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_EQ(WaitForAccountStatus(stub_, "account-1", 200), 200);
   std::string epoch;
   uint64_t last_seq = 0;
@@ -359,7 +329,7 @@ telestra::v1::Command GetStatusCommand(const std::string& account, const std::st
 }
 
 TEST_F(GrpcApiTest, SessionHasTheNativePortsSemantics) {
-  StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  StartGrpcGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_EQ(WaitForAccountStatus(stub_, "account-1", 200), 200);
   auto a = EventStreamReader::Session(stub_);
   auto b = EventStreamReader::Session(stub_);
@@ -383,16 +353,16 @@ TEST_F(GrpcApiTest, SessionHasTheNativePortsSemantics) {
   auto first_of_b = b->Next();
   ASSERT_TRUE(first_of_b.has_value());
   EXPECT_TRUE(AccountStatusIs("account-1", 0)(*first_of_b)) << Describe(*first_of_b);
-  EXPECT_EQ(WaitForContacts("3001", 0), 0);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3001", 0), 0);
 }
 
 TEST_F(GrpcApiTest, StalledStreamIsDroppedWithoutSlowingAnother) {
   GatewayOptions options{{Account("account-2", 3002, false)}};
   options.extra_args = {"--grpc_max_queued_events=16"};
-  StartGateway(options);
+  StartGrpcGateway(options);
   ChannelOptions small;
   small.small_window = true;
-  auto stalled_stub = gateway_.NewStub(small);
+  auto stalled_stub = grpc_.NewStub(small);
   auto stalled = EventStreamReader::Subscribe(stalled_stub.get(), {}, "", /*paused=*/true);
   auto fast = Subscribe({});
 
@@ -408,14 +378,12 @@ TEST_F(GrpcApiTest, StalledStreamIsDroppedWithoutSlowingAnother) {
   }
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_FALSE(fast->WaitForEnd(absl::Milliseconds(1)).has_value());
-  EXPECT_TRUE(absl::StrContains(gateway_.process->ReadLog(), "is not keeping up"));
+  EXPECT_TRUE(absl::StrContains(grpc_.process->ReadLog(), "is not keeping up"));
   // Counted in the metrics.
-  auto http = NativeClient::Connect(gateway_.process->metrics_port());
-  ASSERT_TRUE(http.ok()) << http.status();
-  (*http)->SendRaw("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  std::string metrics = (*http)->ReadUntilClosed();
-  EXPECT_TRUE(absl::StrContains(metrics, "telestra_grpc_slow_stream_drops_total 1")) << metrics;
-  EXPECT_TRUE(absl::StrContains(metrics, "telestra_grpc_streams 2")) << metrics;
+  absl::StatusOr<std::string> metrics = HttpGet(grpc_.process->metrics_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_TRUE(absl::StrContains(*metrics, "telestra_grpc_slow_stream_drops_total 1")) << *metrics;
+  EXPECT_TRUE(absl::StrContains(*metrics, "telestra_grpc_streams 2")) << *metrics;
 
   stalled->Resume();
   auto end = stalled->WaitForEnd();
@@ -424,7 +392,7 @@ TEST_F(GrpcApiTest, StalledStreamIsDroppedWithoutSlowingAnother) {
 }
 
 TEST_F(GrpcApiTest, CallsBetweenTwoAccountsThroughKamailio) {
-  StartGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
+  StartGrpcGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
   ASSERT_EQ(WaitForAccountStatus(stub_, "account-1", 200), 200);
   ASSERT_EQ(WaitForAccountStatus(stub_, "account-2", 200), 200);
   telestra::v1::SubscribeRequest of_caller;

@@ -11,20 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/gateway/grpc/grpc_test_client.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/grpc_gateway.h"
+#include "tests/support/test_certificate.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
 
 using telestra::v1::Telestra;
-
-GatewayOptions OneAccount() {
-  GatewayOptions options;
-  // Never registers: no registrar is needed.
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
-  return options;
-}
 
 grpc::Status GetStatus(Telestra::Stub* stub, const std::string& token) {
   grpc::ClientContext context;
@@ -51,7 +47,7 @@ class GrpcAuthTest : public ::testing::Test {
 };
 
 TEST_F(GrpcAuthTest, TokenIsRequiredOnEveryRpcAndNeverLogged) {
-  GatewayOptions options = OneAccount();
+  GatewayOptions options = OneIdleAccount();
   options.grpc_settings = {"token = s3cret-token"};
   Start(options);
   Telestra::Stub* stub = gateway_.stub.get();
@@ -104,7 +100,7 @@ TEST_F(GrpcAuthTest, TokenIsRequiredOnEveryRpcAndNeverLogged) {
 }
 
 TEST_F(GrpcAuthTest, TokenFromEnvironment) {
-  GatewayOptions options = OneAccount();
+  GatewayOptions options = OneIdleAccount();
   options.grpc_settings = {"token-env = TELESTRA_TEST_GRPC_TOKEN"};
   options.env = {{"TELESTRA_TEST_GRPC_TOKEN", "from-env"}};
   Start(options);
@@ -113,9 +109,9 @@ TEST_F(GrpcAuthTest, TokenFromEnvironment) {
 }
 
 TEST_F(GrpcAuthTest, TlsHandshakeWithTestCertificateAndToken) {
-  auto cert = MakeTestCertificate(getenv("TEST_TMPDIR"));
+  auto cert = MakeSelfSignedCertificate(TestTempDir());
   ASSERT_TRUE(cert.ok()) << cert.status();
-  GatewayOptions options = OneAccount();
+  GatewayOptions options = OneIdleAccount();
   options.grpc_settings = {"cert = " + cert->cert_path, "key = " + cert->key_path,
                            "token = over-tls"};
   ChannelOptions tls;
@@ -136,7 +132,7 @@ TEST_F(GrpcAuthTest, TlsHandshakeWithTestCertificateAndToken) {
 }
 
 TEST_F(GrpcAuthTest, HealthAndReflectionForGenericTools) {
-  Start(OneAccount());
+  Start(OneIdleAccount());
   std::string name = "telestra.v1.Telestra";
   auto health = CallRaw(gateway_.channel, "/grpc.health.v1.Health/Check",
                         std::string("\x0a", 1) + static_cast<char>(name.size()) + name);
@@ -150,7 +146,7 @@ TEST_F(GrpcAuthTest, HealthAndReflectionForGenericTools) {
 }
 
 TEST_F(GrpcAuthTest, SigtermEndsStreamsWithUnavailableAndExitsZero) {
-  Start(OneAccount());
+  Start(OneIdleAccount());
   auto subscriber = EventStreamReader::Subscribe(gateway_.stub.get(), {});
   auto session = EventStreamReader::Session(gateway_.stub.get());
   absl::Time start = absl::Now();

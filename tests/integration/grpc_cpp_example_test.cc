@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/grpc_gateway.h"
 
@@ -76,8 +77,7 @@ int RunExample(const std::string& target, const std::string& token, std::ostream
 // EXAMPLE END
 
 TEST(GrpcCppExampleTest, DocumentedExampleRunsAgainstTheGateway) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.grpc_settings = {"token = example-token"};
   auto gateway = GrpcGateway::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();

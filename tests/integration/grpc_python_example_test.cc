@@ -9,30 +9,24 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/grpc_gateway.h"
 #include "tests/support/kamailio.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+class GrpcPythonExampleTest : public GatewayTest {};
 
-TEST(GrpcPythonExampleTest, SubscribesAndPlacesACall) {
-  auto kamailio = KamailioProcess::Start();
-  ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  GatewayOptions options = TwoAccounts((*kamailio)->server());
-  auto gateway = GrpcGateway::Start(options);
+TEST_F(GrpcPythonExampleTest, SubscribesAndPlacesACall) {
+  auto gateway = GrpcGateway::Start(TwoAccounts(kamailio().server()));
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   ASSERT_EQ(WaitForAccountStatus(gateway->stub.get(), "account-1", 200), 200);
   ASSERT_EQ(WaitForAccountStatus(gateway->stub.get(), "account-2", 200), 200);
 
-  std::string log = absl::StrCat(getenv("TEST_TMPDIR"), "/python-example.log");
+  std::string log = TestTempDir() + "/python-example.log";
   auto python =
       Subprocess::Start({"/usr/bin/python3", Runfile("examples/python/telestra_client.py"),
                          absl::StrCat("--target=127.0.0.1:", gateway->process->grpc_port()),
@@ -41,7 +35,7 @@ TEST(GrpcPythonExampleTest, SubscribesAndPlacesACall) {
                         log);
   ASSERT_TRUE(python.ok()) << python.status();
   auto exit = (*python)->WaitForExit(absl::Now() + absl::Seconds(60));
-  std::string output = ReadFile(log);
+  std::string output = ReadFileText(log);
   std::cout << "python example output:\n" << output;
   ASSERT_TRUE(exit.ok()) << exit.status() << "\n" << output;
   EXPECT_EQ(*exit, 0) << output;

@@ -1,14 +1,10 @@
 #include "tests/integration/native_client.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <simdjson.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "tests/support/loopback_socket.h"
 
 namespace telestra::testing {
 namespace {
@@ -50,31 +46,14 @@ bool NativeEvent::Has(const std::string& field) const {
 }
 
 absl::StatusOr<std::unique_ptr<NativeClient>> NativeClient::Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot connect to port ", port));
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return std::unique_ptr<NativeClient>(new NativeClient(fd));
+  absl::StatusOr<int> fd = ConnectLoopback(port);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<NativeClient>(new NativeClient(*fd));
 }
 
 NativeClient::~NativeClient() { close(fd_); }
 
-bool NativeClient::SendRaw(const std::string& bytes) {
-  size_t sent = 0;
-  while (sent < bytes.size()) {
-    ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
+bool NativeClient::SendRaw(const std::string& bytes) { return SendAll(fd_, bytes); }
 
 bool NativeClient::Send(const std::string& json) { return SendRaw(json + std::string(1, '\0')); }
 
@@ -108,17 +87,9 @@ std::optional<NativeEvent> NativeClient::Next(absl::Duration timeout) {
       read_from_ = 0;
     }
     if (closed_) return std::nullopt;
-    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (wait_ms <= 0) return std::nullopt;
-    pollfd pfd{fd_, POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
-    char chunk[65536];
-    ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) {
-      closed_ = true;
-      continue;
-    }
-    buffer_.append(chunk, static_cast<size_t>(n));
+    const ReadResult read = ReadSome(fd_, deadline, &buffer_);
+    if (read == ReadResult::kTimedOut) return std::nullopt;
+    if (read == ReadResult::kClosed) closed_ = true;
   }
 }
 
@@ -138,17 +109,9 @@ std::optional<NativeEvent> NativeClient::WaitFor(
 std::string NativeClient::ReadUntilClosed(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (!closed_) {
-    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (wait_ms <= 0) break;
-    pollfd pfd{fd_, POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
-    char chunk[65536];
-    ssize_t n = recv(fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) {
-      closed_ = true;
-      break;
-    }
-    buffer_.append(chunk, static_cast<size_t>(n));
+    const ReadResult read = ReadSome(fd_, deadline, &buffer_);
+    if (read == ReadResult::kTimedOut) break;
+    if (read == ReadResult::kClosed) closed_ = true;
   }
   std::string all = buffer_.substr(read_from_);
   buffer_.clear();

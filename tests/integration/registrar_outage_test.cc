@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
@@ -10,22 +11,20 @@
 namespace telestra::testing {
 namespace {
 
-TEST(RegistrarOutageTest, AccountsRecoverAfterRegistrarRestart) {
-  auto kamailio = KamailioProcess::Start();
-  ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-  GatewayOptions options = TwoAccounts((*kamailio)->server());
+// The suite's only test may stop and restart the suite's Kamailio.
+class RegistrarOutageTest : public GatewayTest {};
+
+TEST_F(RegistrarOutageTest, AccountsRecoverAfterRegistrarRestart) {
+  GatewayOptions options = TwoAccounts(kamailio().server());
   options.sip_settings = {"register-expires = 10", "register-retry-min = 1",
                           "register-retry-max = 2"};
-  auto gateway = GatewayProcess::Start(options);
-  ASSERT_TRUE(gateway.ok()) << gateway.status();
-  auto client = NativeClient::Connect((*gateway)->native_port());
-  ASSERT_TRUE(client.ok());
-  NativeClient& c = **client;
+  StartGateway(options, /*registered=*/{});
+  NativeClient& c = *client_;
   c.Send(R"({"cmd":"subscribe","extended":true})");
   ASSERT_EQ(WaitForAccountStatus(c, "account-1", 200), 200);
   ASSERT_EQ(WaitForAccountStatus(c, "account-2", 200), 200);
 
-  ASSERT_TRUE((*kamailio)->Stop().ok());
+  ASSERT_TRUE(kamailio().Stop().ok());
   // The next refresh (within the 10 s lifetime) fails: a fail broadcast and a
   // failure status (503 refused / 408 no answer).
   auto fail =
@@ -40,12 +39,12 @@ TEST(RegistrarOutageTest, AccountsRecoverAfterRegistrarRestart) {
   ASSERT_TRUE(down.has_value());
 
   absl::Time restarted = absl::Now();
-  ASSERT_TRUE((*kamailio)->Restart().ok());
+  ASSERT_TRUE(kamailio().Restart().ok());
   EXPECT_EQ(WaitForAccountStatus(c, "account-1", 200, absl::Seconds(10)), 200);
   EXPECT_EQ(WaitForAccountStatus(c, "account-2", 200, absl::Seconds(10)), 200);
   // Two retry intervals (register-retry-max = 2 s, +20% jitter) and then some.
   EXPECT_LT(absl::Now() - restarted, absl::Seconds(6));
-  EXPECT_EQ((*kamailio)->CountRegistered("3001").value_or(-1), 1);
+  EXPECT_EQ(kamailio().CountRegistered("3001").value_or(-1), 1);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/support/kamailio.h"
@@ -22,65 +23,20 @@
 namespace telestra::testing {
 namespace {
 
-class RegistrationTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
-  }
-
-  TestAccount Account(const std::string& name, int user, bool register_on_start = true) {
-    return {name, absl::StrCat(user), absl::StrCat("sip", user), kamailio_->server(),
-            register_on_start};
-  }
-
-  std::unique_ptr<GatewayProcess> StartGateway(GatewayOptions options) {
-    auto gateway = GatewayProcess::Start(options);
-    EXPECT_TRUE(gateway.ok()) << gateway.status();
-    return gateway.ok() ? *std::move(gateway) : nullptr;
-  }
-
-  std::unique_ptr<NativeClient> Connect(const GatewayProcess& gateway) {
-    auto client = NativeClient::Connect(gateway.native_port());
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? *std::move(client) : nullptr;
-  }
-
-  // Waits until Kamailio holds `want` contacts for `user`.
-  int WaitForContacts(const std::string& user, int want) {
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    int count = -1;
-    while (absl::Now() < deadline) {
-      auto n = kamailio_->CountRegistered(user);
-      if (n.ok()) count = *n;
-      if (count == want) break;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return count;
-  }
-
-  static KamailioProcess* kamailio_;
-};
-
-KamailioProcess* RegistrationTest::kamailio_ = nullptr;
+class RegistrationTest : public GatewayTest {};
 
 bool IsFailFor(const NativeEvent& e, const std::string& account) {
   return e.event() == "fail" && e.Str("account") == account;
 }
 
 TEST_F(RegistrationTest, PlanAccountsReachRegisteredAndSeedStatusShape) {
-  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
+  auto gateway = StartGatewayProcess({{Account("account-1", 3001), Account("account-2", 3002)}});
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   EXPECT_EQ(WaitForAccountStatus(*client, "account-1", 200), 200);
   EXPECT_EQ(WaitForAccountStatus(*client, "account-2", 200), 200);
-  EXPECT_EQ(WaitForContacts("3001", 1), 1);
-  EXPECT_EQ(WaitForContacts("3002", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3001", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3002", 1), 1);
 
   // The exact legacy shape of the issue's example.
   client->Send(R"({"cmd":"get-status","account":"account-1"})");
@@ -91,13 +47,13 @@ TEST_F(RegistrationTest, PlanAccountsReachRegisteredAndSeedStatusShape) {
 }
 
 TEST_F(RegistrationTest, WrongPasswordGives401AndFailReachesEveryClient) {
-  auto gateway = StartGateway({{Account("account-3", 3003, /*register_on_start=*/false)}});
+  auto gateway = StartGatewayProcess({{Account("account-3", 3003, /*register_on_start=*/false)}});
   ASSERT_NE(gateway, nullptr);
-  auto a = Connect(*gateway);
-  auto b = Connect(*gateway);
+  auto a = ConnectNative(*gateway);
+  auto b = ConnectNative(*gateway);
   EXPECT_EQ(WaitForAccountStatus(*a, "account-3", 0), 0);
   a->Send(absl::StrCat(R"({"cmd":"login","account":"account-3","user":"3003",)",
-                       R"("pass":"wrong-secret","server":")", kamailio_->server(), R"("})"));
+                       R"("pass":"wrong-secret","server":")", kamailio().server(), R"("})"));
   auto fail_a = a->WaitFor([](const NativeEvent& e) { return IsFailFor(e, "account-3"); });
   auto fail_b = b->WaitFor([](const NativeEvent& e) { return IsFailFor(e, "account-3"); });
   ASSERT_TRUE(fail_a.has_value());
@@ -112,39 +68,39 @@ TEST_F(RegistrationTest, WrongPasswordGives401AndFailReachesEveryClient) {
 }
 
 TEST_F(RegistrationTest, LogoutUnregistersAndLoginRegistersAgain) {
-  auto gateway = StartGateway({{Account("account-4", 3004)}});
+  auto gateway = StartGatewayProcess({{Account("account-4", 3004)}});
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_EQ(WaitForAccountStatus(*client, "account-4", 200), 200);
-  ASSERT_EQ(WaitForContacts("3004", 1), 1);
+  ASSERT_EQ(WaitForContacts(kamailio(), "3004", 1), 1);
 
   client->Send(R"({"cmd":"logout","account":"account-4"})");
   EXPECT_EQ(WaitForAccountStatus(*client, "account-4", 0), 0);
-  EXPECT_EQ(WaitForContacts("3004", 0), 0);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3004", 0), 0);
 
   client->Send(absl::StrCat(R"({"cmd":"login","account":"account-4","user":"3004",)",
-                            R"("pass":"sip3004","server":")", kamailio_->server(), R"("})"));
+                            R"("pass":"sip3004","server":")", kamailio().server(), R"("})"));
   EXPECT_EQ(WaitForAccountStatus(*client, "account-4", 200), 200);
-  EXPECT_EQ(WaitForContacts("3004", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3004", 1), 1);
 }
 
 TEST_F(RegistrationTest, LoginWithOtherUserMovesTheRegistration) {
-  auto gateway = StartGateway({{Account("account-5", 3005)}});
+  auto gateway = StartGatewayProcess({{Account("account-5", 3005)}});
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_EQ(WaitForAccountStatus(*client, "account-5", 200), 200);
   client->Send(absl::StrCat(R"({"cmd":"login","account":"account-5","user":"3006",)",
-                            R"("pass":"sip3006","server":")", kamailio_->server(), R"("})"));
-  EXPECT_EQ(WaitForContacts("3006", 1), 1);
-  EXPECT_EQ(WaitForContacts("3005", 0), 0);
+                            R"("pass":"sip3006","server":")", kamailio().server(), R"("})"));
+  EXPECT_EQ(WaitForContacts(kamailio(), "3006", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3005", 0), 0);
   EXPECT_EQ(WaitForAccountStatus(*client, "account-5", 200), 200);
 }
 
 TEST_F(RegistrationTest, StatusGoesOnlyToRequesterWithItsToken) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartGatewayProcess({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
-  auto a = Connect(*gateway);
-  auto b = Connect(*gateway);
+  auto a = ConnectNative(*gateway);
+  auto b = ConnectNative(*gateway);
   a->Send(R"({"cmd":"get-status","account":"account-1","token":"req-7"})");
   auto reply = a->Next();
   ASSERT_TRUE(reply.has_value());
@@ -158,10 +114,10 @@ TEST_F(RegistrationTest, StatusGoesOnlyToRequesterWithItsToken) {
 }
 
 TEST_F(RegistrationTest, MalformedMessageGetsFailAndConnectionKeepsWorking) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartGatewayProcess({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
-  auto a = Connect(*gateway);
-  auto b = Connect(*gateway);
+  auto a = ConnectNative(*gateway);
+  auto b = ConnectNative(*gateway);
   a->SendRaw(std::string("{\"cmd\":\"get-status\",\"account\":}\0", 32));
   auto fail = a->Next();
   ASSERT_TRUE(fail.has_value());
@@ -187,9 +143,9 @@ TEST_F(RegistrationTest, MalformedMessageGetsFailAndConnectionKeepsWorking) {
 }
 
 TEST_F(RegistrationTest, PrettyPrintedLineFramedSeedExamplesWork) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartGatewayProcess({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   // As in the vendor document: pretty-printed, newline-terminated, two in one send.
   client->SendRaw(
       "{\n    \"cmd\": \"get-status\",\n    \"account\": \"account-1\"\n}\n"
@@ -205,14 +161,14 @@ TEST_F(RegistrationTest, PrettyPrintedLineFramedSeedExamplesWork) {
 TEST_F(RegistrationTest, ClientsOverMaxClientsAreRefusedWithFail) {
   GatewayOptions options{{Account("account-1", 3001, false)}};
   options.tcp_settings = {"max-clients = 2"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartGatewayProcess(options);
   ASSERT_NE(gateway, nullptr);
-  auto a = Connect(*gateway);
-  auto b = Connect(*gateway);
+  auto a = ConnectNative(*gateway);
+  auto b = ConnectNative(*gateway);
   // Make sure both are accepted before the third arrives.
   EXPECT_EQ(WaitForAccountStatus(*a, "account-1", 0), 0);
   EXPECT_EQ(WaitForAccountStatus(*b, "account-1", 0), 0);
-  auto c = Connect(*gateway);
+  auto c = ConnectNative(*gateway);
   auto refused = c->Next();
   ASSERT_TRUE(refused.has_value());
   EXPECT_EQ(refused->event(), "fail");
@@ -224,13 +180,13 @@ TEST_F(RegistrationTest, ClientsOverMaxClientsAreRefusedWithFail) {
 }
 
 TEST_F(RegistrationTest, ExtendedEventsOnlyAfterSubscribe) {
-  auto gateway = StartGateway({{Account("account-7", 3007, false)}});
+  auto gateway = StartGatewayProcess({{Account("account-7", 3007, false)}});
   ASSERT_NE(gateway, nullptr);
-  auto legacy = Connect(*gateway);
-  auto modern = Connect(*gateway);
+  auto legacy = ConnectNative(*gateway);
+  auto modern = ConnectNative(*gateway);
   modern->Send(R"({"cmd":"subscribe","extended":true})");
   modern->Send(absl::StrCat(R"({"cmd":"login","account":"account-7","user":"3007",)",
-                            R"("pass":"sip3007","server":")", kamailio_->server(), R"("})"));
+                            R"("pass":"sip3007","server":")", kamailio().server(), R"("})"));
   auto registered = modern->WaitFor([](const NativeEvent& e) {
     return e.event() == "account-status" && e.Int("account_status") == 200;
   });
@@ -245,18 +201,18 @@ TEST_F(RegistrationTest, ExtendedEventsOnlyAfterSubscribe) {
 }
 
 TEST_F(RegistrationTest, SigtermUnregistersAndExitsZeroWithinFiveSeconds) {
-  auto gateway = StartGateway({{Account("account-8", 3008)}});
+  auto gateway = StartGatewayProcess({{Account("account-8", 3008)}});
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_EQ(WaitForAccountStatus(*client, "account-8", 200), 200);
-  ASSERT_EQ(WaitForContacts("3008", 1), 1);
+  ASSERT_EQ(WaitForContacts(kamailio(), "3008", 1), 1);
   absl::Time start = absl::Now();
   ASSERT_EQ(kill(gateway->process().pid(), SIGTERM), 0);
   auto exit_status = gateway->process().WaitForExit(start + absl::Seconds(5));
   ASSERT_TRUE(exit_status.ok()) << exit_status.status();
   EXPECT_EQ(*exit_status, 0);
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_EQ(WaitForContacts("3008", 0), 0);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3008", 0), 0);
   // The client was closed.
   EXPECT_FALSE(client->Next(absl::Seconds(2)).has_value());
   EXPECT_TRUE(client->closed());
@@ -265,9 +221,9 @@ TEST_F(RegistrationTest, SigtermUnregistersAndExitsZeroWithinFiveSeconds) {
 TEST_F(RegistrationTest, OversizeMessageGetsFailAndNextMessageWorks) {
   GatewayOptions options{{Account("account-1", 3001, false)}};
   options.tcp_settings = {"max-message-bytes = 256"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartGatewayProcess(options);
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   client->Send(absl::StrCat(R"({"cmd":"get-status","account":")", std::string(300, 'x'), R"("})"));
   client->Send(R"({"cmd":"get-status","account":"account-1"})");
   auto fail = client->Next();
@@ -281,30 +237,23 @@ TEST_F(RegistrationTest, OversizeMessageGetsFailAndNextMessageWorks) {
 TEST_F(RegistrationTest, RegistrationIsRefreshedBeforeItExpires) {
   GatewayOptions options{{Account("account-2", 3002)}};
   options.sip_settings = {"register-expires = 10"};  // Kamailio's minimum
-  auto gateway = StartGateway(options);
+  auto gateway = StartGatewayProcess(options);
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_EQ(WaitForAccountStatus(*client, "account-2", 200), 200);
   // Well past the first expiry the binding is still there.
   absl::SleepFor(absl::Seconds(13));
-  EXPECT_EQ(kamailio_->CountRegistered("3002").value_or(-1), 1);
+  EXPECT_EQ(kamailio().CountRegistered("3002").value_or(-1), 1);
   EXPECT_EQ(WaitForAccountStatus(*client, "account-2", 200, absl::Seconds(1)), 200);
 }
 
-// GET http://127.0.0.1:port/path; the whole response.
-std::string HttpGet(int port, const std::string& path) {
-  auto client = NativeClient::Connect(port);
-  if (!client.ok()) return "";
-  (*client)->SendRaw("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  return (*client)->ReadUntilClosed();
-}
-
 TEST_F(RegistrationTest, MetricsExposeAccountsAndClientsButNoPassword) {
-  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  auto gateway =
+      StartGatewayProcess({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_NE(gateway, nullptr);
-  auto client = Connect(*gateway);
+  auto client = ConnectNative(*gateway);
   ASSERT_EQ(WaitForAccountStatus(*client, "account-1", 200), 200);
-  std::string metrics = HttpGet(gateway->metrics_port(), "/metrics");
+  std::string metrics = HttpGet(gateway->metrics_port(), "/metrics").value_or("");
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_account_status{account=\"account-1\"} 200"))
       << metrics;
   EXPECT_TRUE(absl::StrContains(metrics, "telestra_account_status{account=\"account-2\"} 0"));
@@ -326,8 +275,7 @@ std::map<std::string, int> ThreadNiceValues(int pid) {
 }
 
 TEST(GatewayStartupTest, SipThreadRunsAtThePlansThreadNice) {
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   options.sip_settings = {"thread-nice = 5"};  // lowering priority needs no privilege
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
@@ -350,8 +298,7 @@ TEST(GatewayStartupTest, AllocatesWithJemallocUnlessSanitized) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "sanitizer builds use the sanitizer's malloc (.bazelrc --custom_malloc)";
 #endif
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   std::ifstream maps(absl::StrCat("/proc/", (*gateway)->process().pid(), "/maps"));
@@ -373,8 +320,7 @@ TEST(GatewayStartupTest, AsksForTransparentHugePagesUnlessSanitized) {
   if (!absl::StrContains(mode, "[madvise]")) {
     GTEST_SKIP() << "transparent huge pages are not in madvise mode here: " << mode;
   }
-  GatewayOptions options;
-  options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
+  GatewayOptions options = OneIdleAccount();
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   std::ifstream smaps(absl::StrCat("/proc/", (*gateway)->process().pid(), "/smaps"));

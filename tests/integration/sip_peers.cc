@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <simdjson.h>
 #include <sndfile.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "tests/integration/gateway_process.h"
+#include "tests/support/loopback_socket.h"
 #include "tests/support/ports.h"
 
 namespace telestra::testing {
@@ -74,13 +74,6 @@ std::string MakeTempDir(const std::string& prefix) {
   std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", prefix, ".XXXXXX");
   if (mkdtemp(pattern.data()) == nullptr) return "";
   return pattern;
-}
-
-std::string ReadFileText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // ------------------------------------------------------------------ sipp
@@ -306,18 +299,11 @@ bool BaresipProcess::ConnectCtrl(absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     if (!process_->IsRunning()) return false;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr = {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(ctrl_port_));
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      ctrl_fd_ = fd;
+    absl::StatusOr<int> fd = ConnectLoopback(ctrl_port_);
+    if (fd.ok()) {
+      ctrl_fd_ = *fd;
       return true;
     }
-    close(fd);
     absl::SleepFor(absl::Milliseconds(10));
   }
   return false;
@@ -327,14 +313,7 @@ bool BaresipProcess::Send(const std::string& command, const std::string& params,
                           const std::string& token) {
   std::string json = absl::StrCat(R"({"command":")", command, R"(","params":")", params,
                                   R"(","token":")", token, R"("})");
-  std::string frame = absl::StrCat(json.size(), ":", json, ",");
-  size_t sent = 0;
-  while (sent < frame.size()) {
-    ssize_t n = send(ctrl_fd_, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
+  return SendAll(ctrl_fd_, absl::StrCat(json.size(), ":", json, ","));
 }
 
 std::optional<std::string> BaresipProcess::ReadMessage(absl::Time deadline) {
@@ -351,17 +330,10 @@ std::optional<std::string> BaresipProcess::ReadMessage(absl::Time deadline) {
         return payload;
       }
     }
-    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (wait_ms <= 0) return std::nullopt;
-    pollfd pfd{ctrl_fd_, POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(wait_ms)) <= 0) continue;
-    char chunk[16384];
-    ssize_t n = recv(ctrl_fd_, chunk, sizeof(chunk), 0);
-    if (n <= 0) return std::nullopt;
+    if (ReadSome(ctrl_fd_, deadline, &buffer_) != ReadResult::kData) return std::nullopt;
     // baresip answers after a delayed-ACK stall unless we ack at once.
     int one = 1;
     setsockopt(ctrl_fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-    buffer_.append(chunk, static_cast<size_t>(n));
   }
 }
 

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_files.h"  // ReadFileText
 
 namespace telestra::testing {
 
@@ -21,8 +22,6 @@ int PickFreeMediaPort();
 
 // A directory under $TEST_TMPDIR (else /tmp), created fresh.
 std::string MakeTempDir(const std::string& prefix);
-
-std::string ReadFileText(const std::string& path);
 
 // One sipp (/usr/bin/sipp) run:
 //   sipp -sf SCENARIO -i 127.0.0.1 -mi 127.0.0.1 -p PORT -mp MEDIA -m CALLS
@@ -35,13 +34,13 @@ class SippProcess {
  public:
   struct Options {
     std::string scenario;
-    std::string ip = "127.0.0.1";  // local address (-i, -mi): any of 127.0.0.0/8
-    int port = 0;  // local SIP port (UDP); 0 = pick a free one
-    int calls = 1;  // -m
-    std::vector<std::string> args;  // e.g. {"-s", "3005"}
-    std::string remote;  // "127.0.0.1:PORT" for a UAC, "" for a UAS
+    std::string ip = "127.0.0.1";                // local address (-i, -mi): any of 127.0.0.0/8
+    int port = 0;                                // local SIP port (UDP); 0 = pick a free one
+    int calls = 1;                               // -m
+    std::vector<std::string> args;               // e.g. {"-s", "3005"}
+    std::string remote;                          // "127.0.0.1:PORT" for a UAC, "" for a UAS
     absl::Duration timeout = absl::Seconds(20);  // -timeout (sipp fails then)
-    bool trace = true;  // -trace_msg / -trace_err
+    bool trace = true;                           // -trace_msg / -trace_err
   };
 
   static absl::StatusOr<std::unique_ptr<SippProcess>> Start(const Options& options);
@@ -61,8 +60,8 @@ class SippProcess {
   bool WaitUntilListening(absl::Duration timeout);
 
   std::string Messages() const;  // the -trace_msg log
-  std::string Errors() const;  // the -trace_err log
-  std::string Output() const;  // stdout + stderr
+  std::string Errors() const;    // the -trace_err log
+  std::string Output() const;    // stdout + stderr
   // All three, for failure messages.
   std::string Describe() const;
 
@@ -100,7 +99,7 @@ bool SippRegister(const std::string& server, const std::string& user, int port);
 class BaresipProcess {
  public:
   struct Options {
-    std::string user;  // password sip<user>
+    std::string user;    // password sip<user>
     std::string server;  // Kamailio, "127.0.0.1:PORT"
     int tone_hz = 1000;
     bool auto_answer = true;

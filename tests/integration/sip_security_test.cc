@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
@@ -21,65 +22,8 @@ namespace {
 
 constexpr char kForeignIp[] = "127.0.0.2";
 
-std::function<bool(const NativeEvent&)> Is(const std::string& event, const std::string& account,
-                                           int64_t id) {
-  return [=](const NativeEvent& e) {
-    return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
-  };
-}
-
-std::function<bool(const NativeEvent&)> IsAny(const std::string& event) {
-  return [=](const NativeEvent& e) { return e.event() == event; };
-}
-
-std::string HttpGet(int port, const std::string& path) {
-  auto client = NativeClient::Connect(port);
-  if (!client.ok()) return "";
-  (*client)->SendRaw("GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  return (*client)->ReadUntilClosed();
-}
-
-class SipSecurityTest : public ::testing::Test {
+class SipSecurityTest : public SipPeerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
-  }
-
-  void SetUp() override { ASSERT_NE(kamailio_, nullptr); }
-
-  void TearDown() override {
-    if (!HasFailure()) return;
-    if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
-    for (const auto& sipp : sipps_) std::cerr << sipp->Describe();
-  }
-
-  void StartGateway(GatewayOptions options = {}) {
-    options = TwoAccounts(kamailio_->server(), std::move(options));
-    options.tcp_settings.push_back("extended-events = true");
-    auto gateway = GatewayProcess::Start(options);
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    auto client = NativeClient::Connect(gateway_->native_port());
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
-    ASSERT_EQ(WaitForAccountStatus(*client_, "account-1", 200), 200);
-    ASSERT_EQ(WaitForAccountStatus(*client_, "account-2", 200), 200);
-  }
-
-  SippProcess* StartSipp(SippProcess::Options options) {
-    auto sipp = SippProcess::Start(options);
-    EXPECT_TRUE(sipp.ok()) << sipp.status();
-    if (!sipp.ok()) return nullptr;
-    sipps_.push_back(*std::move(sipp));
-    return sipps_.back().get();
-  }
-
   // A sipp UAC sending INVITEs for 3001 straight to the gateway's SIP port
   // from `ip`, `calls` at once, each expecting the scenario's final answer.
   SippProcess* StartDirectUac(const std::string& scenario, const std::string& ip, int calls) {
@@ -92,19 +36,12 @@ class SipSecurityTest : public ::testing::Test {
     return StartSipp(options);
   }
 
-  void ExpectSippSucceeds(SippProcess& sipp) {
-    absl::StatusOr<int> status = sipp.Wait(absl::Seconds(25));
-    ASSERT_TRUE(status.ok()) << status.status();
-    EXPECT_EQ(*status, 0) << "sipp failed";
-  }
-
   // make-call's reply: call-return or fail.
   std::optional<NativeEvent> MakeCallReply(const std::string& account, const std::string& number) {
-    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")",
-                               number, R"("})"));
-    auto reply = client_->WaitFor([&](const NativeEvent& e) {
-      return e.event() == "call-return" || e.event() == "fail";
-    });
+    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")", number,
+                               R"("})"));
+    auto reply = client_->WaitFor(
+        [&](const NativeEvent& e) { return e.event() == "call-return" || e.event() == "fail"; });
     EXPECT_TRUE(reply.has_value()) << "no reply to make-call";
     return reply;
   }
@@ -116,21 +53,13 @@ class SipSecurityTest : public ::testing::Test {
     return reply->Int("call_id");
   }
 
+  // Sample `name` of /metrics as written there ("absent" if it is not).
   std::string Metric(const std::string& name) {
-    std::string text = HttpGet(gateway_->metrics_port(), "/metrics");
-    size_t at = text.find("\n" + name + " ");
-    if (at == std::string::npos) return "absent";
-    at += name.size() + 2;
-    return text.substr(at, text.find('\n', at) - at);
+    std::optional<double> value =
+        MetricValue(HttpGet(gateway_->metrics_port(), "/metrics").value_or(""), name);
+    return value ? absl::StrCat(*value) : "absent";
   }
-
-  static KamailioProcess* kamailio_;
-  std::unique_ptr<GatewayProcess> gateway_;
-  std::unique_ptr<NativeClient> client_;
-  std::vector<std::unique_ptr<SippProcess>> sipps_;
 };
-
-KamailioProcess* SipSecurityTest::kamailio_ = nullptr;
 
 // The reproduced attack: `num` = "1000@<other host>:<port>;x=" made the
 // Request-URI sip:1000@<other host>:<port>;x=@<registrar>, and sofia sent
@@ -139,7 +68,7 @@ KamailioProcess* SipSecurityTest::kamailio_ = nullptr;
 // the other host goes through the account's proxy, which consumes the
 // credentials; the foreign host's own 407 is not answered.
 TEST_F(SipSecurityTest, AForeignHostNeverSeesTheAccountsCredentials) {
-  StartGateway();
+  StartTwoAccounts();
   SippProcess::Options options;
   options.scenario = SippProcess::Scenario("uas_foreign_challenge.xml");
   options.ip = kForeignIp;
@@ -152,11 +81,11 @@ TEST_F(SipSecurityTest, AForeignHostNeverSeesTheAccountsCredentials) {
   // (what the attack used to send along).
   int64_t warm = MakeCall("account-1", "3002");
   ASSERT_GE(warm, 0);
-  auto incoming = client_->WaitFor(IsAny("call-incoming"));
+  auto incoming = client_->WaitFor(IsEvent("call-incoming"));
   ASSERT_TRUE(incoming.has_value());
-  client_->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", warm,
-                             "}"));
-  ASSERT_TRUE(client_->WaitFor(Is("call-ended", "account-1", warm)).has_value());
+  client_->Send(
+      absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", warm, "}"));
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", warm)).has_value());
 
   // The dial string that named another host: refused on the spot.
   const std::string attack = absl::StrCat("1000@", host_port, ";x=");
@@ -169,7 +98,7 @@ TEST_F(SipSecurityTest, AForeignHostNeverSeesTheAccountsCredentials) {
   // credentials and relays; the foreign realm's 407 ends the call.
   int64_t id = MakeCall("account-1", absl::StrCat("sip:1000@", host_port));
   ASSERT_GE(id, 0);
-  auto ended = client_->WaitFor(Is("call-ended", "account-1", id));
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Int("code"), 407) << ended->json;
   EXPECT_EQ(ended->Str("reason"), "Challenge from a foreign realm") << ended->json;
@@ -188,13 +117,13 @@ TEST_F(SipSecurityTest, AForeignHostNeverSeesTheAccountsCredentials) {
 // start calls: an INVITE sent straight from 127.0.0.2 gets 403 and no
 // call-incoming; trusting 127.0.0.2 lets it ring.
 TEST_F(SipSecurityTest, InvitesFromStrangersAreRefusedUnlessTrusted) {
-  StartGateway();
+  StartTwoAccounts();
   SippProcess* stranger = StartDirectUac("uac_direct_refused.xml", kForeignIp, 3);
   ASSERT_NE(stranger, nullptr);
   ExpectSippSucceeds(*stranger);
   EXPECT_EQ(Metric("telestra_sip_untrusted_requests_total"), "3");
   client_->Send(R"({"cmd":"get-status","account":"account-1"})");
-  auto status = client_->WaitFor(IsAny("status"));
+  auto status = client_->WaitFor(IsEvent("status"));
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(absl::StrContains(status->json, R"("calls":[])")) << status->json;
   for (const NativeEvent& e : client_->skipped()) EXPECT_NE(e.event(), "call-incoming") << e.json;
@@ -203,10 +132,10 @@ TEST_F(SipSecurityTest, InvitesFromStrangersAreRefusedUnlessTrusted) {
   client_.reset();
   GatewayOptions options;
   options.sip_settings = {"trusted = 127.0.0.2/32", "ring-timeout = 1"};
-  StartGateway(options);
+  StartTwoAccounts(options);
   SippProcess* trusted = StartDirectUac("uac_direct_ring_timeout.xml", kForeignIp, 1);
   ASSERT_NE(trusted, nullptr);
-  ASSERT_TRUE(client_->WaitFor(IsAny("call-incoming")).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsEvent("call-incoming")).has_value());
   ExpectSippSucceeds(*trusted);
 }
 
@@ -222,13 +151,13 @@ TEST_F(SipSecurityTest, CallsThatRingForeverTimeOutAndAreCapped) {
   const int rtp = PickFreeMediaPort();
   ASSERT_NE(rtp, 0);
   options.rtp_settings = {absl::StrCat("port-min = ", rtp), absl::StrCat("port-max = ", rtp + 5)};
-  StartGateway(options);
+  StartTwoAccounts(options);
 
   SippProcess* ringing = StartDirectUac("uac_direct_ring_timeout.xml", "127.0.0.1", 2);
   ASSERT_NE(ringing, nullptr);
-  auto first = client_->WaitFor(IsAny("call-incoming"));
+  auto first = client_->WaitFor(IsEvent("call-incoming"));
   ASSERT_TRUE(first.has_value());
-  auto second = client_->WaitFor(IsAny("call-incoming"));
+  auto second = client_->WaitFor(IsEvent("call-incoming"));
   ASSERT_TRUE(second.has_value());
 
   SippProcess* over = StartDirectUac("uac_direct_busy.xml", "127.0.0.1", 1);
@@ -237,7 +166,7 @@ TEST_F(SipSecurityTest, CallsThatRingForeverTimeOutAndAreCapped) {
   EXPECT_EQ(Metric("telestra_sip_ringing_refused_total"), "1");
 
   for (const auto& call : {*first, *second}) {
-    auto ended = client_->WaitFor(Is("call-ended", "account-1", call.Int("call_id")),
+    auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", call.Int("call_id")),
                                   absl::Seconds(10));
     ASSERT_TRUE(ended.has_value()) << call.json;
     EXPECT_EQ(ended->Int("code"), 480) << ended->json;
@@ -252,11 +181,11 @@ TEST_F(SipSecurityTest, CallsThatRingForeverTimeOutAndAreCapped) {
   // The RTP ports are free again: a normal call between the accounts.
   int64_t id = MakeCall("account-1", "3002");
   ASSERT_GE(id, 0);
-  auto incoming = client_->WaitFor(IsAny("call-incoming"));
+  auto incoming = client_->WaitFor(IsEvent("call-incoming"));
   ASSERT_TRUE(incoming.has_value());
   client_->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
                              incoming->Int("call_id"), "}"));
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
 }
 
 // An outgoing call that rings and rings is cancelled at invite-timeout and
@@ -264,9 +193,9 @@ TEST_F(SipSecurityTest, CallsThatRingForeverTimeOutAndAreCapped) {
 TEST_F(SipSecurityTest, AnOutgoingCallWithoutAnswerIsCancelledAtTheInviteTimeout) {
   GatewayOptions options;
   options.sip_settings = {"invite-timeout = 2"};
-  StartGateway(options);
+  StartTwoAccounts(options);
   int port = PickFreePort(SOCK_DGRAM);
-  ASSERT_TRUE(SippRegister(kamailio_->server(), "3005", port));
+  ASSERT_TRUE(SippRegister(kamailio().server(), "3005", port));
   SippProcess::Options uas;
   uas.scenario = SippProcess::Scenario("uas_ring.xml");
   uas.port = port;
@@ -278,8 +207,8 @@ TEST_F(SipSecurityTest, AnOutgoingCallWithoutAnswerIsCancelledAtTheInviteTimeout
   absl::Time start = absl::Now();
   int64_t id = MakeCall("account-1", "3005");
   ASSERT_GE(id, 0);
-  ASSERT_TRUE(client_->WaitFor(Is("call-ringing", "account-1", id)).has_value());
-  auto ended = client_->WaitFor(Is("call-ended", "account-1", id), absl::Seconds(10));
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ringing", "account-1", id)).has_value());
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id), absl::Seconds(10));
   ASSERT_TRUE(ended.has_value());
   EXPECT_GE(absl::Now() - start, absl::Seconds(2));
   EXPECT_EQ(ended->Int("code"), 408) << ended->json;

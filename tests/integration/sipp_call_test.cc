@@ -18,6 +18,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/sip_peers.h"
@@ -29,56 +30,12 @@ namespace {
 
 constexpr char kSippUser[] = "3005";
 
-using Match = std::function<bool(const NativeEvent&)>;
-
-Match Is(const std::string& event, const std::string& account, int64_t id) {
-  return [=](const NativeEvent& e) {
-    return e.event() == event && e.Str("account") == account && e.Int("call_id") == id;
-  };
-}
-
-Match IsAny(const std::string& event, const std::string& account) {
-  return [=](const NativeEvent& e) { return e.event() == event && e.Str("account") == account; };
-}
-
-class SippCallTest : public ::testing::Test {
+class SippCallTest : public SipPeerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
-  }
-
-  void SetUp() override { ASSERT_NE(kamailio_, nullptr); }
-
-  void TearDown() override {
-    if (!HasFailure()) return;
-    if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
-    for (const auto& sipp : sipps_) std::cerr << sipp->Describe();
-  }
-
-  // account-1 (3001) and account-2 (3002), extended events for the client.
-  void StartGateway(GatewayOptions options = {}) {
-    options = TwoAccounts(kamailio_->server(), std::move(options));
-    options.tcp_settings.push_back("extended-events = true");
-    auto gateway = GatewayProcess::Start(options);
-    ASSERT_TRUE(gateway.ok()) << gateway.status();
-    gateway_ = *std::move(gateway);
-    auto client = NativeClient::Connect(gateway_->native_port());
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
-    ASSERT_EQ(WaitForAccountStatus(*client_, "account-1", 200), 200);
-    ASSERT_EQ(WaitForAccountStatus(*client_, "account-2", 200), 200);
-  }
-
   // A sipp UAS for user 3005: registered first, then started on that port.
   SippProcess* StartUas(const std::string& scenario, std::vector<std::string> args = {}) {
     int port = PickFreePort(SOCK_DGRAM);
-    EXPECT_TRUE(SippRegister(kamailio_->server(), kSippUser, port));
+    EXPECT_TRUE(SippRegister(kamailio().server(), kSippUser, port));
     SippProcess::Options options;
     options.scenario = SippProcess::Scenario(scenario);
     options.port = port;
@@ -101,7 +58,7 @@ class SippCallTest : public ::testing::Test {
                     "caller",  kSippUser, "-au",
                     kSippUser, "-ap",     absl::StrCat("sip", kSippUser)};
     options.args.insert(options.args.end(), args.begin(), args.end());
-    options.remote = kamailio_->server();
+    options.remote = kamailio().server();
     return Track(SippProcess::Start(options));
   }
 
@@ -111,31 +68,18 @@ class SippCallTest : public ::testing::Test {
                             std::vector<std::string> args = {}) {
     *sipp = StartUac(scenario, "3001", std::move(args));
     if (*sipp == nullptr) return -1;
-    auto incoming = client_->WaitFor(IsAny("call-incoming", "account-1"));
+    auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-1"));
     EXPECT_TRUE(incoming.has_value()) << "no call-incoming";
     if (!incoming) return -1;
     EXPECT_EQ(incoming->Str("caller"), kSippUser);
     return incoming->Int("call_id");
   }
 
-  SippProcess* Track(absl::StatusOr<std::unique_ptr<SippProcess>> sipp) {
-    EXPECT_TRUE(sipp.ok()) << sipp.status();
-    if (!sipp.ok()) return nullptr;
-    sipps_.push_back(*std::move(sipp));
-    return sipps_.back().get();
-  }
-
-  void ExpectSippSucceeds(SippProcess& sipp) {
-    absl::StatusOr<int> status = sipp.Wait(absl::Seconds(25));
-    ASSERT_TRUE(status.ok()) << status.status();
-    EXPECT_EQ(*status, 0) << "sipp failed";
-  }
-
   // make-call; returns the call id from call-return (-1 if none).
   int64_t MakeCall(const std::string& account, const std::string& number) {
     client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")", number,
                                R"("})"));
-    auto call_return = client_->WaitFor(IsAny("call-return", account));
+    auto call_return = client_->WaitFor(IsEventOf("call-return", account));
     EXPECT_TRUE(call_return.has_value()) << "no call-return";
     return call_return ? call_return->Int("call_id") : -1;
   }
@@ -145,35 +89,10 @@ class SippCallTest : public ::testing::Test {
         absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
   }
 
-  // The state of call `id` in get-status of `account` ("" if absent).
-  std::string CallState(const std::string& account, int64_t id) {
-    client_->Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"("})"));
-    auto status = client_->WaitFor(
-        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("account") == account; });
-    if (!status) return "no status";
-    std::string marker = absl::StrCat("\"call_id\":", id, ",\"state\":\"");
-    size_t at = status->json.find(marker);
-    if (at == std::string::npos) return "";
-    at += marker.size();
-    return status->json.substr(at, status->json.find('"', at) - at);
-  }
-
-  std::string WaitForCallState(const std::string& account, int64_t id, const std::string& want,
-                               absl::Duration timeout = absl::Seconds(10)) {
-    absl::Time deadline = absl::Now() + timeout;
-    std::string state;
-    while (absl::Now() < deadline) {
-      state = CallState(account, id);
-      if (state == want) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return state;
-  }
-
   // Waits for call-ended of (account, id); checks its extended code.
   std::optional<NativeEvent> WaitEnded(const std::string& account, int64_t id,
                                        absl::Duration timeout = absl::Seconds(10)) {
-    auto ended = client_->WaitFor(Is("call-ended", account, id), timeout);
+    auto ended = client_->WaitFor(IsCallEvent("call-ended", account, id), timeout);
     EXPECT_TRUE(ended.has_value()) << "no call-ended for " << account << " call " << id;
     return ended;
   }
@@ -181,10 +100,10 @@ class SippCallTest : public ::testing::Test {
   // account-1 calls account-2, which answers; `*id` is account-1's call.
   void CallAccount2AndAnswer(int64_t* id) {
     *id = MakeCall("account-1", "3002");
-    auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
+    auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-2"));
     ASSERT_TRUE(incoming.has_value());
     Command("answer-call", "account-2", incoming->Int("call_id"));
-    ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", *id)).has_value());
+    ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", *id)).has_value());
   }
 
   // Call `id` of account-1 ends with sipp's BYE.
@@ -203,13 +122,14 @@ class SippCallTest : public ::testing::Test {
   // after the answer, for 1.5 s, resumes it and later hangs up: the call
   // goes remote-held, then active, then ends by sipp's BYE.
   void ExpectSippHoldsAndResumes(const std::string& scenario) {
-    StartGateway();
+    StartTwoAccounts();
     SippProcess* sipp = StartUas(scenario);
     ASSERT_NE(sipp, nullptr);
     int64_t id = MakeCall("account-1", kSippUser);
-    ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
-    EXPECT_EQ(WaitForCallState("account-1", id, "remote-held", absl::Seconds(3)), "remote-held");
-    EXPECT_EQ(WaitForCallState("account-1", id, "active", absl::Seconds(3)), "active");
+    ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+    EXPECT_EQ(WaitForCallState(*client_, "account-1", id, "remote-held", absl::Seconds(3)),
+              "remote-held");
+    EXPECT_EQ(WaitForCallState(*client_, "account-1", id, "active", absl::Seconds(3)), "active");
     ExpectSippHangsUp(id);
     // No call-held/call-resumed: those report the gateway's own holds only.
     ExpectNoneSkipped("call-held");
@@ -236,43 +156,36 @@ class SippCallTest : public ::testing::Test {
     }
     return false;
   }
-
-  static KamailioProcess* kamailio_;
-  std::unique_ptr<GatewayProcess> gateway_;
-  std::unique_ptr<NativeClient> client_;
-  std::vector<std::unique_ptr<SippProcess>> sipps_;  // killed after each test
 };
-
-KamailioProcess* SippCallTest::kamailio_ = nullptr;
 
 // ------------------------------------------------------ gateway calls sipp
 
 TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_hold.xml");
   ASSERT_NE(sipp, nullptr);
 
   int64_t to_sipp = MakeCall("account-1", kSippUser);
-  auto ringing = client_->WaitFor(Is("call-ringing", "account-1", to_sipp));
+  auto ringing = client_->WaitFor(IsCallEvent("call-ringing", "account-1", to_sipp));
   ASSERT_TRUE(ringing.has_value());
   EXPECT_EQ(ringing->Int("code"), 180);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_sipp)).has_value());
-  EXPECT_EQ(CallState("account-1", to_sipp), "active");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", to_sipp)).has_value());
+  EXPECT_EQ(CallState(*client_, "account-1", to_sipp), "active");
 
   // A second call (to account-2) to switch to: the call to sipp is held.
   int64_t to_b = -1;
   ASSERT_NO_FATAL_FAILURE(CallAccount2AndAnswer(&to_b));
 
   Command("switch-call", "account-1", to_b);
-  ASSERT_TRUE(client_->WaitFor(Is("call-held", "account-1", to_sipp)).has_value());
-  EXPECT_EQ(WaitForCallState("account-1", to_sipp, "held"), "held");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-held", "account-1", to_sipp)).has_value());
+  EXPECT_EQ(WaitForCallState(*client_, "account-1", to_sipp, "held"), "held");
   // call-held comes with sipp's 200; resume only once the hold re-INVITE
   // is complete at sipp (its ACK arrived), or the resume INVITE may
   // overtake that ACK in Kamailio and confuse the scenario.
   EXPECT_TRUE(WaitForRequests(*sipp, "ACK", 2));
 
   Command("switch-call", "account-1", to_sipp);
-  ASSERT_TRUE(client_->WaitFor(Is("call-resumed", "account-1", to_sipp)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-resumed", "account-1", to_sipp)).has_value());
 
   ExpectSippHangsUp(to_sipp);  // after the resume
   ExpectSippSucceeds(*sipp);
@@ -298,12 +211,12 @@ TEST_F(SippCallTest, SwitchCallHoldsSippWithSendonlyResumesAndSippHangsUp) {
 }
 
 TEST_F(SippCallTest, HoldRefusedBySippLeavesTheCallActiveAndFailsWithTheCode) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_hold_refused.xml");
   ASSERT_NE(sipp, nullptr);
 
   int64_t to_sipp = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", to_sipp)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", to_sipp)).has_value());
   int64_t to_b = -1;
   ASSERT_NO_FATAL_FAILURE(CallAccount2AndAnswer(&to_b));
 
@@ -313,7 +226,7 @@ TEST_F(SippCallTest, HoldRefusedBySippLeavesTheCallActiveAndFailsWithTheCode) {
   ASSERT_TRUE(fail.has_value());
   EXPECT_EQ(fail->Str("error"),
             absl::StrCat("Call ", to_sipp, " could not be held: 488 Not Acceptable Here"));
-  EXPECT_EQ(CallState("account-1", to_sipp), "active");
+  EXPECT_EQ(CallState(*client_, "account-1", to_sipp), "active");
   ExpectNoneSkipped("call-held");
   ExpectSippHangsUp(to_sipp);  // the call goes on until then
   ExpectSippSucceeds(*sipp);
@@ -331,11 +244,11 @@ TEST_F(SippCallTest, AReinviteBeforeTheAckOfThePreviousOneIsAnswered200) {
   // Kamailio's workers deliver the ACK after the next re-INVITE. The second
   // re-INVITE gets 200, not 491 (checked by the scenario); the late ACK is
   // absorbed and the call stays up until sipp's BYE.
-  StartGateway();
+  StartTwoAccounts();
   SippProcess* sipp = StartUas("uas_reinvite_before_ack.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   ExpectSippHangsUp(id);
   ExpectSippSucceeds(*sipp);
   EXPECT_EQ(Requests(ReceivedMessages(sipp->Messages()), "INVITE").size(), 1u);
@@ -350,7 +263,7 @@ TEST_F(SippCallTest, SippUpdatesHoldAndResumeAndAReofferWithoutOurCodecsIsRefuse
 }
 
 TEST_F(SippCallTest, AnAnswerWithoutOurCodecsIsAckedAndHungUpWith488) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_bad_answer.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
@@ -361,14 +274,14 @@ TEST_F(SippCallTest, AnAnswerWithoutOurCodecsIsAckedAndHungUpWith488) {
   // A call without audio is never reported answered.
   ExpectNoneSkipped("call-answered");
   ExpectSippSucceeds(*sipp);  // it got the ACK and the BYE
-  EXPECT_EQ(CallState("account-1", id), "");
+  EXPECT_EQ(CallState(*client_, "account-1", id), "");
 }
 
 // Hung up before the far end rings: the CANCEL waits for its 180 (a CANCEL
 // that crosses the 180 at the proxy can be lost there), then the call ends
 // 487 as usual.
 TEST_F(SippCallTest, HangupBeforeTheFarEndRingsCancelsOnceItRings) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_ring_late.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
@@ -384,7 +297,7 @@ TEST_F(SippCallTest, HangupBeforeTheFarEndRingsCancelsOnceItRings) {
 // provisional response): the INVITE is not sent again with credentials,
 // and the call ends as hung up, not as a failed authentication.
 TEST_F(SippCallTest, HangupWhileTheInviteIsChallengedEndsAsHungUp) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_challenge_late.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
@@ -398,25 +311,25 @@ TEST_F(SippCallTest, HangupWhileTheInviteIsChallengedEndsAsHungUp) {
   const auto received = ReceivedMessages(sipp->Messages());
   EXPECT_EQ(Requests(received, "INVITE").size(), 1u) << "sent again with credentials";
   EXPECT_EQ(Requests(received, "CANCEL").size(), 0u) << "nothing was left to cancel";
-  EXPECT_EQ(CallState("account-1", id), "");
+  EXPECT_EQ(CallState(*client_, "account-1", id), "");
 }
 
 TEST_F(SippCallTest, HangupOfACallRingingAtSippCancelsItWith487) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_ring.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-ringing", "account-1", id)).has_value());
-  EXPECT_EQ(CallState("account-1", id), "ringing");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ringing", "account-1", id)).has_value());
+  EXPECT_EQ(CallState(*client_, "account-1", id), "ringing");
   ASSERT_NO_FATAL_FAILURE(ExpectHangupCancelsWith487(*sipp, id));
 }
 
 TEST_F(SippCallTest, CancelThatIsNeverAnsweredEndsTheCallWithinSeconds) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUas("uas_ignore_cancel.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t id = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-ringing", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ringing", "account-1", id)).has_value());
   const absl::Time hangup = absl::Now();
   Command("hangup-call", "account-1", id);
   auto ended = WaitEnded("account-1", id);
@@ -426,13 +339,14 @@ TEST_F(SippCallTest, CancelThatIsNeverAnsweredEndsTheCallWithinSeconds) {
   EXPECT_EQ(ended->Str("reason"), "No answer to CANCEL") << ended->json;
   EXPECT_GE(took, absl::Seconds(3));  // it did wait for an answer
   EXPECT_LT(took, absl::Seconds(8));  // not sofia's 32 s transaction timeout
-  EXPECT_EQ(CallState("account-1", id), "");
+  EXPECT_EQ(CallState(*client_, "account-1", id), "");
   // Exactly one call-ended, also when sofia's transaction ends later.
-  EXPECT_FALSE(client_->WaitFor(Is("call-ended", "account-1", id), absl::Seconds(1)).has_value());
+  EXPECT_FALSE(
+      client_->WaitFor(IsCallEvent("call-ended", "account-1", id), absl::Seconds(1)).has_value());
 }
 
 TEST_F(SippCallTest, FailedCallsEndWithTheSipCode) {
-  StartGateway();
+  StartTwoAccounts();
   // 486 from the callee.
   auto sipp = StartUas("uas_busy.xml");
   ASSERT_NE(sipp, nullptr);
@@ -456,14 +370,14 @@ TEST_F(SippCallTest, FailedCallsEndWithTheSipCode) {
   EXPECT_EQ(ended->Int("code"), 480) << ended->json;
 
   // None of them is left in the account's calls.
-  EXPECT_EQ(CallState("account-1", busy), "");
-  EXPECT_EQ(CallState("account-1", offline), "");
+  EXPECT_EQ(CallState(*client_, "account-1", busy), "");
+  EXPECT_EQ(CallState(*client_, "account-1", offline), "");
 }
 
 // ------------------------------------------------------ sipp calls gateway
 
 TEST_F(SippCallTest, SippCancelsBeforeAnswerAndAnsweringTheEndedCallFails) {
-  StartGateway();
+  StartTwoAccounts();
   SippProcess* sipp = nullptr;
   int64_t id = SippCallsAccount1("uac_cancel.xml", &sipp);
   ASSERT_GE(id, 0);
@@ -482,12 +396,12 @@ TEST_F(SippCallTest, SippCancelsBeforeAnswerAndAnsweringTheEndedCallFails) {
 }
 
 TEST_F(SippCallTest, AnOfferWithoutOurCodecsIsRefusedWith488AndNeverReported) {
-  StartGateway();
+  StartTwoAccounts();
   auto sipp = StartUac("uac_no_common_codec.xml", "3001");
   ASSERT_NE(sipp, nullptr);
   ExpectSippSucceeds(*sipp);  // 488 with a Warning naming the reason
-  EXPECT_FALSE(
-      client_->WaitFor(IsAny("call-incoming", "account-1"), absl::Milliseconds(300)).has_value());
+  EXPECT_FALSE(client_->WaitFor(IsEventOf("call-incoming", "account-1"), absl::Milliseconds(300))
+                   .has_value());
   // The account goes on taking calls.
   SippProcess* next = nullptr;
   int64_t id = SippCallsAccount1("uac_call.xml", &next, {"-d", "200"});
@@ -498,11 +412,11 @@ TEST_F(SippCallTest, AnOfferWithoutOurCodecsIsRefusedWith488AndNeverReported) {
 }
 
 TEST_F(SippCallTest, SippCallIsAnsweredAndSippHangsUp) {
-  StartGateway();
+  StartTwoAccounts();
   SippProcess* sipp = nullptr;
   int64_t id = SippCallsAccount1("uac_call.xml", &sipp, {"-d", "500"});
   ASSERT_GE(id, 0);
-  EXPECT_EQ(CallState("account-1", id), "incoming");
+  EXPECT_EQ(CallState(*client_, "account-1", id), "incoming");
   // The unanswered call rings: the gateway's 180 reaches sipp through
   // Kamailio before anyone answers.
   absl::Time deadline = absl::Now() + absl::Seconds(5);
@@ -511,7 +425,7 @@ TEST_F(SippCallTest, SippCallIsAnsweredAndSippHangsUp) {
   }
   EXPECT_TRUE(absl::StrContains(sipp->Messages(), "SIP/2.0 180 Ringing")) << sipp->Messages();
   Command("answer-call", "account-1", id);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   auto ended = WaitEnded("account-1", id);
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Str("reason"), "Remote hangup");
@@ -523,7 +437,7 @@ TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
   GatewayOptions options;
   options.account_settings["account-1"] = {"audio = tone:440",
                                            absl::StrCat("record = ", record_dir)};
-  StartGateway(options);
+  StartTwoAccounts(options);
   // sipp echoes the RTP it gets back to its sender: what the gateway
   // records as received is its own tone, sent to the port of sipp's answer
   // (in the ACK).
@@ -531,7 +445,7 @@ TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
   int64_t id = SippCallsAccount1("uac_delayed_offer.xml", &sipp, {"-d", "1500", "-rtp_echo"});
   ASSERT_GE(id, 0);
   Command("answer-call", "account-1", id);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   ASSERT_TRUE(WaitEnded("account-1", id).has_value());
   ExpectSippSucceeds(*sipp);
 
@@ -549,7 +463,7 @@ TEST_F(SippCallTest, IncomingDelayedOfferIsAnsweredInTheAckAndAudioFlows) {
 }
 
 TEST_F(SippCallTest, DelayedOfferWhoseAckHasNoAnswerIsHungUpWith488) {
-  StartGateway();
+  StartTwoAccounts();
   SippProcess* sipp = nullptr;
   int64_t id = SippCallsAccount1("uac_delayed_offer_no_answer.xml", &sipp);
   ASSERT_GE(id, 0);
@@ -570,11 +484,11 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   GatewayOptions options;
   // One RTP/RTCP pair for the whole gateway.
   options.rtp_settings = {absl::StrCat("port-min = ", rtp), absl::StrCat("port-max = ", rtp + 1)};
-  StartGateway(options);
+  StartTwoAccounts(options);
   auto sipp = StartUas("uas_answer.xml");
   ASSERT_NE(sipp, nullptr);
   int64_t first = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", first)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", first)).has_value());
 
   // An outgoing call finds no port: it ends at once and never leaves.
   int64_t second = MakeCall("account-1", "3002");
@@ -582,9 +496,9 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->Int("code"), 503) << ended->json;
   EXPECT_EQ(ended->Str("reason"), "No RTP port available");
-  EXPECT_FALSE(
-      client_->WaitFor(IsAny("call-incoming", "account-2"), absl::Milliseconds(300)).has_value());
-  EXPECT_EQ(CallState("account-1", first), "active");
+  EXPECT_FALSE(client_->WaitFor(IsEventOf("call-incoming", "account-2"), absl::Milliseconds(300))
+                   .has_value());
+  EXPECT_EQ(CallState(*client_, "account-1", first), "active");
 
   // The first call ends (BYE from the gateway) and frees the pair.
   Command("hangup-call", "account-1", first);
@@ -594,7 +508,7 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   // account-1 calls account-2: the caller takes the pair, the callee finds
   // none and refuses with 503; both ends report it and free what they had.
   int64_t third = MakeCall("account-1", "3002");
-  auto incoming = client_->WaitFor(IsAny("call-incoming", "account-2"));
+  auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-2"));
   ASSERT_TRUE(incoming.has_value());
   auto callee_ended = WaitEnded("account-2", incoming->Int("call_id"));
   ASSERT_TRUE(callee_ended.has_value());
@@ -605,8 +519,8 @@ TEST_F(SippCallTest, RtpPortExhaustionFailsTheNextCallCleanly) {
   // Kamailio turns the callee's 503 into 500 (RFC 3261 16.7: a proxy does
   // not forward 503).
   EXPECT_EQ(ended->Int("code"), 500) << ended->json;
-  EXPECT_EQ(CallState("account-1", third), "");
-  EXPECT_EQ(CallState("account-2", incoming->Int("call_id")), "");
+  EXPECT_EQ(CallState(*client_, "account-1", third), "");
+  EXPECT_EQ(CallState(*client_, "account-2", incoming->Int("call_id")), "");
 }
 
 // ------------------------------------------------------------ RTP timeout
@@ -615,16 +529,16 @@ TEST_F(SippCallTest, RtpTimeoutHangsUpASilentCallButNotOneWithAudio) {
   GatewayOptions options;
   options.rtp_settings = {"rtp-timeout = 1"};
   options.account_settings["account-1"] = {"audio = tone:440"};
-  StartGateway(options);
+  StartTwoAccounts(options);
 
   // sipp echoes our RTP: audio keeps arriving, the call outlives the timeout.
   auto echo = StartUas("uas_answer.xml", {"-rtp_echo"});
   ASSERT_NE(echo, nullptr);
   int64_t with_audio = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", with_audio)).has_value());
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", with_audio)).has_value());
   EXPECT_FALSE(
-      client_->WaitFor(IsAny("call-ended", "account-1"), absl::Milliseconds(2500)).has_value());
-  EXPECT_EQ(CallState("account-1", with_audio), "active");
+      client_->WaitFor(IsEventOf("call-ended", "account-1"), absl::Milliseconds(2500)).has_value());
+  EXPECT_EQ(CallState(*client_, "account-1", with_audio), "active");
   Command("hangup-call", "account-1", with_audio);
   ASSERT_TRUE(WaitEnded("account-1", with_audio).has_value());
   ExpectSippSucceeds(*echo);
@@ -633,7 +547,8 @@ TEST_F(SippCallTest, RtpTimeoutHangsUpASilentCallButNotOneWithAudio) {
   auto silent = StartUas("uas_answer.xml");
   ASSERT_NE(silent, nullptr);
   int64_t without_audio = MakeCall("account-1", kSippUser);
-  ASSERT_TRUE(client_->WaitFor(Is("call-answered", "account-1", without_audio)).has_value());
+  ASSERT_TRUE(
+      client_->WaitFor(IsCallEvent("call-answered", "account-1", without_audio)).has_value());
   absl::Time answered = absl::Now();
   auto ended = WaitEnded("account-1", without_audio, absl::Seconds(5));
   ASSERT_TRUE(ended.has_value());

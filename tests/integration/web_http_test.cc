@@ -9,20 +9,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/web_client.h"
 #include "tests/support/ports.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_certificate.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 WebClientOptions Target(const std::string& target) {
   WebClientOptions options;
@@ -36,21 +32,8 @@ WebClientOptions Header(const std::string& name, const std::string& value) {
   return options;
 }
 
-GatewayOptions Options() {
-  // The registrar is never asked: the account does not register.
-  return GatewayOptions{{TestAccount{"account-1", "3001", "sip3001", "127.0.0.1:9", false}}};
-}
-
-std::unique_ptr<GatewayProcess> StartGateway(const GatewayOptions& options) {
-  auto gateway = GatewayProcess::Start(options);
-  EXPECT_TRUE(gateway.ok()) << gateway.status();
-  if (!gateway.ok()) return nullptr;
-  EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10))) << (*gateway)->ReadLog();
-  return *std::move(gateway);
-}
-
 TEST(WebHttpTest, ServesTheDashboardWithTypesValidatorsAndSecurityHeaders) {
-  auto gateway = StartGateway(Options());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
 
@@ -58,7 +41,7 @@ TEST(WebHttpTest, ServesTheDashboardWithTypesValidatorsAndSecurityHeaders) {
   ASSERT_TRUE(index.ok()) << index.status();
   EXPECT_EQ(index->status, 200);
   EXPECT_EQ(index->Header("content-type"), "text/html; charset=utf-8");
-  EXPECT_EQ(index->body, ReadFile(Runfile("web/index.html")));
+  EXPECT_EQ(index->body, ReadFileText(Runfile("web/index.html")));
   EXPECT_EQ(index->Header("cache-control"), "no-cache");
   EXPECT_EQ(index->Header("x-content-type-options"), "nosniff");
   EXPECT_EQ(index->Header("x-frame-options"), "DENY");
@@ -82,18 +65,18 @@ TEST(WebHttpTest, ServesTheDashboardWithTypesValidatorsAndSecurityHeaders) {
     ASSERT_TRUE(file.ok()) << e.path;
     EXPECT_EQ(file->status, 200) << e.path;
     EXPECT_EQ(file->Header("content-type"), e.type) << e.path;
-    EXPECT_EQ(file->body, ReadFile(Runfile("web" + e.path))) << e.path;
+    EXPECT_EQ(file->body, ReadFileText(Runfile("web" + e.path))) << e.path;
   }
 
   auto head = HttpRequest(port, "HEAD", "/style.css");
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->status, 200);
   EXPECT_EQ(head->Header("content-length"),
-            absl::StrCat(ReadFile(Runfile("web/style.css")).size()));
+            absl::StrCat(ReadFileText(Runfile("web/style.css")).size()));
 }
 
 TEST(WebHttpTest, RefusesPathsOutsideTheDashboardAndOtherMethods) {
-  auto gateway = StartGateway(Options());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
   auto missing = HttpRequest(port, "GET", "/nothing-here.js");
@@ -123,7 +106,7 @@ TEST(WebHttpTest, RefusesPathsOutsideTheDashboardAndOtherMethods) {
 }
 
 TEST(WebHttpTest, HealthzReportsCounters) {
-  auto gateway = StartGateway(Options());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   auto client = WebClient::Connect(gateway->web_port());
   ASSERT_TRUE(client.ok()) << client.status() << "\n" << gateway->ReadLog();
@@ -140,10 +123,10 @@ TEST(WebHttpTest, HealthzReportsCounters) {
 }
 
 TEST(WebHttpTest, TokenGuardsThePageTheFilesAndTheSocketButNotHealthz) {
-  GatewayOptions options = Options();
+  GatewayOptions options = OneIdleAccount();
   options.web_settings = {"token-env = WEB_TOKEN"};
   options.env = {{"WEB_TOKEN", "s3cret token"}};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
 
@@ -191,7 +174,7 @@ TEST(WebHttpTest, TokenGuardsThePageTheFilesAndTheSocketButNotHealthz) {
 }
 
 TEST(WebHttpTest, WebSocketFromAnotherOriginIsRefused) {
-  auto gateway = StartGateway(Options());
+  auto gateway = StartWebGateway(OneIdleAccount());
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
   auto evil = WebClient::Connect(port, Header("Origin", "http://evil.example"));
@@ -202,20 +185,14 @@ TEST(WebHttpTest, WebSocketFromAnotherOriginIsRefused) {
 }
 
 TEST(WebHttpTest, ServesHttpsAndWssWithTheConfiguredCertificate) {
-  const std::string dir = getenv("TEST_TMPDIR");
-  const std::string cert = dir + "/web-cert.pem";
-  const std::string key = dir + "/web-key.pem";
-  auto openssl = Subprocess::Start(
-      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert},
-      dir + "/openssl.log");
-  ASSERT_TRUE(openssl.ok()) << openssl.status();
-  auto made = (*openssl)->WaitForExit(absl::Now() + absl::Seconds(20));
-  ASSERT_TRUE(made.ok() && *made == 0) << ReadFile(dir + "/openssl.log");
+  auto made = MakeSelfSignedCertificate(TestTempDir(), "web");
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string cert = made->cert_path;
+  const std::string key = made->key_path;
 
-  GatewayOptions options = Options();
+  GatewayOptions options = OneIdleAccount();
   options.web_settings = {"cert = " + cert, "key = " + key};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   const int port = gateway->web_port();
   auto page = HttpRequest(port, "GET", "/", {}, /*tls=*/true);
@@ -252,9 +229,9 @@ TEST(WebHttpTest, BadWebRootFlagStopsTheGatewayWithAClearError) {
   auto exit_status = (*process)->WaitForExit(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(exit_status.ok()) << exit_status.status();
   EXPECT_EQ(*exit_status, 2);
-  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/web-root.log"),
+  EXPECT_TRUE(absl::StrContains(ReadFileText(dir + "/web-root.log"),
                                 "--web_root=/nonexistent/web is not a folder holding index.html"))
-      << ReadFile(dir + "/web-root.log");
+      << ReadFileText(dir + "/web-root.log");
 }
 
 }  // namespace

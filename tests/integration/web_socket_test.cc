@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/integration/gateway_fixture.h"
 #include "tests/integration/gateway_process.h"
 #include "tests/integration/native_client.h"
 #include "tests/integration/web_client.h"
@@ -55,31 +56,8 @@ int64_t HealthCounter(int port, const std::string& name) {
   return NativeEvent{health->body}.Int(name);
 }
 
-class WebSocketTest : public ::testing::Test {
+class WebSocketTest : public GatewayTest {
  protected:
-  static void SetUpTestSuite() {
-    auto kamailio = KamailioProcess::Start();
-    ASSERT_TRUE(kamailio.ok()) << kamailio.status();
-    kamailio_ = kamailio->release();
-  }
-  static void TearDownTestSuite() {
-    delete kamailio_;
-    kamailio_ = nullptr;
-  }
-
-  TestAccount Account(const std::string& name, int user, bool register_on_start = true) {
-    return {name, absl::StrCat(user), absl::StrCat("sip", user), kamailio_->server(),
-            register_on_start};
-  }
-
-  std::unique_ptr<GatewayProcess> StartGateway(GatewayOptions options) {
-    auto gateway = GatewayProcess::Start(options);
-    EXPECT_TRUE(gateway.ok()) << gateway.status();
-    if (!gateway.ok()) return nullptr;
-    EXPECT_TRUE(WaitForTcpPort((*gateway)->web_port(), absl::Seconds(10))) << (*gateway)->ReadLog();
-    return *std::move(gateway);
-  }
-
   std::unique_ptr<WebClient> Connect(const GatewayProcess& gateway,
                                      const WebClientOptions& options = {}) {
     auto client = WebClient::Connect(gateway.web_port(), options);
@@ -119,14 +97,10 @@ class WebSocketTest : public ::testing::Test {
     }
     return last;
   }
-
-  static KamailioProcess* kamailio_;
 };
 
-KamailioProcess* WebSocketTest::kamailio_ = nullptr;
-
 TEST_F(WebSocketTest, SnapshotOnConnectListsEveryAccountInPlanOrder) {
-  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
+  auto gateway = StartWebGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}});
   ASSERT_NE(gateway, nullptr);
   auto waiter = ConnectWithSnapshot(*gateway);
   ASSERT_NE(waiter, nullptr);
@@ -147,7 +121,7 @@ TEST_F(WebSocketTest, SnapshotOnConnectListsEveryAccountInPlanOrder) {
 }
 
 TEST_F(WebSocketTest, CommandsGetDirectRepliesWithTokenAndExtendedSeq) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartWebGateway({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
   Snapshot snapshot;
   auto a = ConnectWithSnapshot(*gateway, &snapshot);
@@ -180,7 +154,7 @@ TEST_F(WebSocketTest, CommandsGetDirectRepliesWithTokenAndExtendedSeq) {
 }
 
 TEST_F(WebSocketTest, RegistrationEventsReachEverySessionAndTheNativePortInOrder) {
-  auto gateway = StartGateway({{Account("account-3", 3003, false)}});
+  auto gateway = StartWebGateway({{Account("account-3", 3003, false)}});
   ASSERT_NE(gateway, nullptr);
   auto a = ConnectWithSnapshot(*gateway);
   auto b = ConnectWithSnapshot(*gateway);
@@ -189,7 +163,7 @@ TEST_F(WebSocketTest, RegistrationEventsReachEverySessionAndTheNativePortInOrder
   auto native = NativeClient::Connect(gateway->native_port());
   ASSERT_TRUE(native.ok());
   a->Send(absl::StrCat(R"({"cmd":"login","account":"account-3","user":"3003",)",
-                       R"("pass":"sip3003","server":")", kamailio_->server(), R"("})"));
+                       R"("pass":"sip3003","server":")", kamailio().server(), R"("})"));
   auto registered = [](const NativeEvent& e) {
     return e.event() == "account-status" && e.Int("account_status") == 200;
   };
@@ -208,7 +182,7 @@ TEST_F(WebSocketTest, RegistrationEventsReachEverySessionAndTheNativePortInOrder
 
   // A wrong password: the fail is broadcast to every session.
   b->Send(absl::StrCat(R"({"cmd":"login","account":"account-3","user":"3003",)",
-                       R"("pass":"wrong","server":")", kamailio_->server(), R"("})"));
+                       R"("pass":"wrong","server":")", kamailio().server(), R"("})"));
   auto failed = [](const NativeEvent& e) { return e.event() == "fail"; };
   auto fail_a = a->WaitFor(failed);
   ASSERT_TRUE(fail_a.has_value());
@@ -217,7 +191,7 @@ TEST_F(WebSocketTest, RegistrationEventsReachEverySessionAndTheNativePortInOrder
 }
 
 TEST_F(WebSocketTest, MalformedTextGetsFailAndTheSessionKeepsWorking) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartWebGateway({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
   auto client = ConnectWithSnapshot(*gateway);
   ASSERT_NE(client, nullptr);
@@ -260,7 +234,7 @@ TEST_F(WebSocketTest, MalformedTextGetsFailAndTheSessionKeepsWorking) {
 TEST_F(WebSocketTest, OversizeMessageClosesWith1009AndOthersAreUnaffected) {
   GatewayOptions options{{Account("account-1", 3001, false)}};
   options.extra_args = {"--web_max_message_bytes=1024"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   auto big = ConnectWithSnapshot(*gateway);
   auto other = ConnectWithSnapshot(*gateway);
@@ -290,7 +264,7 @@ TEST_F(WebSocketTest, OversizeMessageClosesWith1009AndOthersAreUnaffected) {
 TEST_F(WebSocketTest, StalledClientIsDroppedWithoutDelayingAnother) {
   GatewayOptions options{{Account("account-1", 3001, false)}};
   options.extra_args = {"--web_max_queued_bytes=65536"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   WebClientOptions small_window;
   small_window.receive_buffer_bytes = 4096;
@@ -337,7 +311,7 @@ TEST_F(WebSocketTest, StalledClientIsDroppedWithoutDelayingAnother) {
 }
 
 TEST_F(WebSocketTest, ResumeAfterSeqReplaysTheMissedBroadcastsOnly) {
-  auto gateway = StartGateway({{Account("account-4", 3004)}});
+  auto gateway = StartWebGateway({{Account("account-4", 3004)}});
   ASSERT_NE(gateway, nullptr);
   Snapshot first;
   auto client = ConnectWithSnapshot(*gateway, &first);
@@ -394,7 +368,7 @@ TEST_F(WebSocketTest, ResumeAfterSeqReplaysTheMissedBroadcastsOnly) {
 }
 
 TEST_F(WebSocketTest, ResumeThatCannotBeServedReportsTheGapThenSendsASnapshot) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartWebGateway({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
   Snapshot current;
   ASSERT_NE(ConnectWithSnapshot(*gateway, &current), nullptr);
@@ -431,7 +405,7 @@ TEST_F(WebSocketTest, ResumeThatCannotBeServedReportsTheGapThenSendsASnapshot) {
 TEST_F(WebSocketTest, SessionsOverTheLimitGetFailAndClose1013) {
   GatewayOptions options{{Account("account-1", 3001, false)}};
   options.extra_args = {"--web_max_sessions=2"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   auto a = ConnectWithSnapshot(*gateway);
   auto b = ConnectWithSnapshot(*gateway);
@@ -459,7 +433,7 @@ TEST_F(WebSocketTest, SessionsOverTheLimitGetFailAndClose1013) {
 TEST_F(WebSocketTest, PingsKeepAnAnsweringClientAndAnIdleOneIsClosed) {
   GatewayOptions options{{Account("account-1", 3001, false)}};
   options.extra_args = {"--web_idle_timeout_seconds=1"};
-  auto gateway = StartGateway(options);
+  auto gateway = StartWebGateway(options);
   ASSERT_NE(gateway, nullptr);
   auto answering = ConnectWithSnapshot(*gateway);
   auto silent = ConnectWithSnapshot(*gateway);
@@ -478,7 +452,7 @@ TEST_F(WebSocketTest, PingsKeepAnAnsweringClientAndAnIdleOneIsClosed) {
 }
 
 TEST_F(WebSocketTest, ShutdownClosesSessionsWithGoingAway) {
-  auto gateway = StartGateway({{Account("account-1", 3001, false)}});
+  auto gateway = StartWebGateway({{Account("account-1", 3001, false)}});
   ASSERT_NE(gateway, nullptr);
   auto client = ConnectWithSnapshot(*gateway);
   ASSERT_NE(client, nullptr);
@@ -497,7 +471,7 @@ TEST_F(WebSocketTest, ShutdownClosesSessionsWithGoingAway) {
 // call-resumed), hang up (call-ended with the extended code and reason).
 // Skipped while make-call answers "Calls are not supported yet".
 TEST_F(WebSocketTest, CallsAnswerSwitchAndHangupOverTheWebSocket) {
-  auto gateway = StartGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
+  auto gateway = StartWebGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
   ASSERT_NE(gateway, nullptr);
   auto caller = ConnectWithSnapshot(*gateway);
   auto callee = ConnectWithSnapshot(*gateway);

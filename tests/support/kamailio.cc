@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "tests/support/ports.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
@@ -58,13 +59,6 @@ absl::StatusOr<std::string> MakeTempDir(const std::string& parent, const std::st
     return absl::InternalError(absl::StrCat("mkdtemp(", pattern, ") failed: ", strerror(errno)));
   }
   return pattern;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 void RemoveTree(const std::string& path) {
@@ -329,7 +323,7 @@ absl::StatusOr<std::string> KamailioProcess::KamcmdUntil(const std::vector<std::
   if (!kamcmd.ok()) return kamcmd.status();
   absl::StatusOr<int> status = (*kamcmd)->WaitForExit(deadline);
   if (!status.ok()) (*kamcmd)->Kill();
-  std::string output = ReadFile(out_path);
+  std::string output = ReadFileText(out_path);
   unlink(out_path.c_str());
   std::string command = absl::StrJoin(args, " ");
   if (!status.ok()) {
@@ -350,7 +344,7 @@ absl::StatusOr<int> KamailioProcess::CountRegistered(const std::string& user) {
 }
 
 std::string KamailioProcess::LogTail() const {
-  std::string log = ReadFile(log_path_);
+  std::string log = ReadFileText(log_path_);
   if (log.size() > kLogTailBytes) log = "..." + log.substr(log.size() - kLogTailBytes);
   return log;
 }

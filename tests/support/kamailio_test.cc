@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/ports.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
@@ -33,13 +34,6 @@ std::string TmpDir() {
 std::string Runfile(const std::string& path) {
   const char* root = getenv("TEST_SRCDIR");
   return root != nullptr ? absl::StrCat(root, "/telestra/", path) : path;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
 }
 
 // Registers `user` with sipp and tests/support/sipp/register.xml; returns
@@ -80,7 +74,7 @@ int SippRegister(const KamailioProcess& kamailio, const std::string& user,
   EXPECT_TRUE(sipp.ok()) << sipp.status();
   if (!sipp.ok()) return -1;
   absl::StatusOr<int> status = (*sipp)->WaitForExit(absl::Now() + absl::Seconds(20));
-  EXPECT_TRUE(status.ok()) << status.status() << "\n" << ReadFile(log);
+  EXPECT_TRUE(status.ok()) << status.status() << "\n" << ReadFileText(log);
   return status.ok() ? *status : -1;
 }
 
@@ -138,7 +132,7 @@ TEST(SubprocessTest, LogsOutputAndReturnsExitCode) {
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 3);
   EXPECT_FALSE((*process)->IsRunning());
-  std::string output = ReadFile(log);
+  std::string output = ReadFileText(log);
   EXPECT_NE(output.find("out probe-value"), std::string::npos) << output;
   EXPECT_NE(output.find("err"), std::string::npos) << output;
 }
@@ -171,10 +165,10 @@ TEST(SubprocessTest, TerminateEscalatesToKillForWholeGroup) {
   pid_t group = (*process)->pid();
   // Signal only once the trap is in place.
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (ReadFile(log).find("ready") == std::string::npos && absl::Now() < deadline) {
+  while (ReadFileText(log).find("ready") == std::string::npos && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(2));
   }
-  ASSERT_NE(ReadFile(log).find("ready"), std::string::npos);
+  ASSERT_NE(ReadFileText(log).find("ready"), std::string::npos);
   absl::Time start = absl::Now();
   absl::StatusOr<int> status = (*process)->Terminate(absl::Milliseconds(200));
   ASSERT_TRUE(status.ok()) << status.status();

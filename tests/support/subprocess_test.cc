@@ -12,14 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::testing {
 namespace {
-
-std::string TempDir() {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return dir != nullptr ? dir : "/tmp";
-}
 
 // True while `pid` exists and is not a zombie.
 bool Alive(pid_t pid) {
@@ -52,7 +48,7 @@ Outcome StopHelperWith(int sig) {
   pid_t helper = fork();
   if (helper == 0) {
     close(fds[0]);
-    auto sleeper = Subprocess::Start({"sleep", "60"}, TempDir() + "/sleeper.log");
+    auto sleeper = Subprocess::Start({"sleep", "60"}, TestTempDir() + "/sleeper.log");
     pid_t child = sleeper.ok() ? (*sleeper)->pid() : -1;
     if (write(fds[1], &child, sizeof(child)) != sizeof(child)) _exit(3);
     for (;;) pause();
@@ -87,12 +83,12 @@ INSTANTIATE_TEST_SUITE_P(Signals, StopSignalTest, ::testing::Values(SIGTERM, SIG
                          });
 
 TEST(SubprocessTest, ReapedChildIsNoLongerSignalledAndKillStillWorks) {
-  auto first = Subprocess::Start({"true"}, TempDir() + "/true.log");
+  auto first = Subprocess::Start({"true"}, TestTempDir() + "/true.log");
   ASSERT_TRUE(first.ok()) << first.status();
   auto status = (*first)->WaitForExit(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(*status, 0);
-  auto sleeper = Subprocess::Start({"sleep", "60"}, TempDir() + "/sleeper2.log");
+  auto sleeper = Subprocess::Start({"sleep", "60"}, TestTempDir() + "/sleeper2.log");
   ASSERT_TRUE(sleeper.ok()) << sleeper.status();
   pid_t pid = (*sleeper)->pid();
   EXPECT_TRUE(Alive(pid));
