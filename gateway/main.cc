@@ -61,15 +61,14 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, off"
 ABSL_FLAG(int, io_threads, 1, "Threads serving the API ports");
 ABSL_FLAG(bool, mutex_deadlock_detection, false,
           "Abseil's Mutex deadlock detection (lock-order checks on every lock; for debugging)");
-ABSL_FLAG(int, sip_thread_nice, 100,
-          "Override [sip-settings] thread-nice (-20..19; the default 100 = the plan's)");
-ABSL_FLAG(int, sip_busy_poll_us, -1,
-          "Override [sip-settings] busy-poll-us (0..100000; -1 = the plan's)");
+// Deprecated and ignored (a warning is logged): kept so that old command
+// lines still start the gateway.
+ABSL_FLAG(int, sip_thread_nice, 100, "Deprecated and ignored");
+ABSL_FLAG(int, sip_busy_poll_us, -1, "Deprecated and ignored");
 ABSL_FLAG(bool, native_on_sip_thread, true,
           "Read and run the native port's commands on the SIP thread (one thread wake-up "
           "per command instead of two); false: on the API threads");
-ABSL_FLAG(int, sip_answer_poll_us, -1,
-          "Override [sip-settings] answer-poll-us (0..100000; -1 = the plan's)");
+ABSL_FLAG(int, sip_answer_poll_us, -1, "Deprecated and ignored");
 ABSL_FLAG(int, shutdown_seconds, 3,
           "How long shutdown (unregister, end calls, write out the native clients' queued "
           "events) may take");
@@ -112,26 +111,17 @@ int Run() {
   if (int port = absl::GetFlag(FLAGS_grpc_port); port >= 0) plan.grpc.port = port;
   if (int port = absl::GetFlag(FLAGS_web_port); port >= 0) plan.web.port = port;
   if (int port = absl::GetFlag(FLAGS_metrics_port); port >= 0) plan.metrics.port = port;
-  if (int nice = absl::GetFlag(FLAGS_sip_thread_nice); nice != 100) {
-    if (nice < -20 || nice > 19) {
-      spdlog::critical("--sip_thread_nice={} is outside -20..19", nice);
-      return 1;
-    }
-    plan.sip.thread_nice = nice;
+  for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
+  // The SIP thread's old tuning knobs: accepted so that every command line
+  // that worked still starts the gateway, ignored with a warning.
+  if (absl::GetFlag(FLAGS_sip_thread_nice) != 100) {
+    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_thread_nice"));
   }
-  if (int busy_poll = absl::GetFlag(FLAGS_sip_busy_poll_us); busy_poll != -1) {
-    if (busy_poll < 0 || busy_poll > 100000) {
-      spdlog::critical("--sip_busy_poll_us={} is outside 0..100000", busy_poll);
-      return 1;
-    }
-    plan.sip.busy_poll_us = busy_poll;
+  if (absl::GetFlag(FLAGS_sip_busy_poll_us) != -1) {
+    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_busy_poll_us"));
   }
-  if (int answer_poll = absl::GetFlag(FLAGS_sip_answer_poll_us); answer_poll != -1) {
-    if (answer_poll < 0 || answer_poll > 100000) {
-      spdlog::critical("--sip_answer_poll_us={} is outside 0..100000", answer_poll);
-      return 1;
-    }
-    plan.sip.answer_poll_us = answer_poll;
+  if (absl::GetFlag(FLAGS_sip_answer_poll_us) != -1) {
+    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_answer_poll_us"));
   }
 
   telestra::backend::EventHub hub;
