@@ -24,7 +24,7 @@ using EventPtr = std::shared_ptr<const telestra::v1::Event>;
 // The encodings of one event, one per wire format, each made on first use
 // and then shared by every client of that format: a broadcast to 1,000
 // native clients is turned into JSON once, not 1,000 times. The hub knows
-// no wire format: each front end owns a slot (gateway/delivery/wire_slots.h).
+// no wire format: each front end owns a slot (gateway/session/wire_slots.h).
 // Thread: any (each slot is filled exactly once, under absl::call_once).
 class EventEncodings {
  public:

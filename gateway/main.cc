@@ -125,6 +125,7 @@ int Run() {
   }
 
   telestra::backend::EventHub hub;
+  hub.StartDeliveryThread();  // broadcasts leave the SIP thread at once
   telestra::backend::RtpMediaEngine media(plan.rtp, plan.sip.bind);
   if (absl::Status status = media.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
