@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,6 +37,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "tests/integration/gateway_process.h"
@@ -260,6 +262,16 @@ int Main() {
   const Clock::time_point stop_at =
       Clock::now() + std::chrono::microseconds(
                          static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1e6));
+  // CPU time of each gateway thread over the measured rounds (utime +
+  // stime, clock ticks), to see which thread pays for the fan-out.
+  auto cpu_ticks = [&] {
+    std::map<std::string, int64_t> ticks;
+    for (const auto& [name, fields] : ThreadStats((*gateway)->process().pid())) {
+      if (fields.size() > 12) ticks[name] += std::stoll(fields[11]) + std::stoll(fields[12]);
+    }
+    return ticks;
+  };
+  std::map<std::string, int64_t> cpu_before;
   std::vector<double> round_ms, client_ms;
   int64_t lost = 0;
   int failures = 0;
@@ -279,6 +291,7 @@ int Main() {
     }
     const int64_t caller_id = reply->Int("call_id");
     const int64_t callee_id = incoming->Int("call_id");
+    if (round == warmup) cpu_before = cpu_ticks();
     if (round >= warmup) {
       int64_t latest = 0;
       for (size_t i = 0; i < listeners.size(); ++i) {
@@ -321,6 +334,17 @@ int Main() {
       round_ms.empty() ? 0.0 : *std::max_element(round_ms.begin(), round_ms.end()),
       Percentile(client_ms, 0.5), Percentile(client_ms, 0.99), static_cast<long long>(lost),
       listeners.closed(), failures);
+  const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::string cpu;
+  for (const auto& [name, ticks] : cpu_ticks()) {
+    const int64_t used = ticks - cpu_before[name];
+    if (used > 0 && !round_ms.empty()) {
+      absl::StrAppend(&cpu, "  ", name, " ",
+                      absl::StrFormat("%.2f", used * tick_ms / static_cast<double>(round_ms.size())));
+    }
+  }
+  std::printf("%-8s gateway CPU per round (ms, by thread):%s\n", absl::GetFlag(FLAGS_label).c_str(),
+              cpu.c_str());
   std::fflush(stdout);
   return failures == 0 && lost == 0 ? 0 : 1;
 }
