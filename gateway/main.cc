@@ -224,31 +224,7 @@ int Run() {
     out.Counter("telestra_undeliverable_replies_total", "Replies whose client had gone",
                 hub.undeliverable_replies());
     out.Gauge("telestra_api_clients", "Clients attached to the event hub", hub.client_count());
-    telestra::gateway::NativeServer::Stats native_stats = native.stats();
-    out.Gauge("telestra_native_clients", "Native port connections", native_stats.clients);
-    out.Counter("telestra_native_connections_total", "Native connections accepted",
-                native_stats.accepted);
-    out.Counter("telestra_native_refused_total", "Native connections refused (max-clients)",
-                native_stats.refused);
-    out.Counter("telestra_native_not_allowed_total",
-                "Native connections refused ([tcp-settings] allow)", native_stats.not_allowed);
-    out.Counter("telestra_native_slow_disconnects_total",
-                "Native clients disconnected for not reading", native_stats.slow_disconnects);
-    out.Counter("telestra_native_undelivered_events_total",
-                "Events lost with disconnected slow native clients",
-                native_stats.undelivered_events);
-    out.Counter("telestra_native_http_closed_total",
-                "Native connections closed at once because they sent an HTTP request",
-                native_stats.http_closed);
-    out.Counter("telestra_native_unauthenticated_total",
-                "Native connections closed without authenticating ([tcp-settings] token)",
-                native_stats.unauthenticated);
-    out.Counter("telestra_native_idle_timeouts_total",
-                "Native connections closed by [tcp-settings] idle-timeout",
-                native_stats.idle_timeouts);
-    out.Counter("telestra_native_tls_failures_total",
-                "Native connections whose TLS handshake failed or timed out",
-                native_stats.tls_failures);
+    native.ExportMetrics(out);  // its own families (gateway/native/native_server.h)
     std::map<std::string, int> calls_by_state;
     for (const telestra::v1::Status& account : backend.ListAccounts()) {
       out.Gauge("telestra_account_status", "account_status of each account (200 registered)",

@@ -100,12 +100,13 @@ bool SecretMatches(absl::string_view presented, absl::string_view expected) {
 // has authenticated: before that it gets no broadcast, and the session
 // writes its replies ("Not authenticated", "authenticated") itself.
 class NativeSession : public std::enable_shared_from_this<NativeSession>,
-                      public backend::EventListener {
+                      public backend::EventListener,
+                      public SessionRegistry::Session {
  public:
-  NativeSession(NativeServer* server, uint64_t key, tcp::socket socket)
+  NativeSession(NativeServer* server, tcp::socket socket)
       : server_(server),
         hub_(server->hub_),
-        key_(key),
+        registry_(server->registry_),
         socket_(std::move(socket)),
         raw_fd_(socket_.native_handle()),
         strand_(socket_.get_executor()),
@@ -124,8 +125,27 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // pending handlers, the last owners of sessions, only when it is
   // destroyed itself): touches only the hub, which outlives the io_context.
   ~NativeSession() override {
+    registry_->Remove(this);
     Detach();
     if (released_) ::close(raw_fd_);  // else the socket closes itself
+  }
+
+  // The socket back, for a session the registry did not admit (Refuse).
+  tcp::socket TakeSocket() { return std::move(socket_); }
+
+  // SessionRegistry::Session. Thread: any (called under the registry's lock:
+  // only posts).
+  void CloseAfterFlush(absl::Time deadline) override {
+    std::shared_ptr<NativeSession> self = weak_from_this().lock();
+    if (!self) return;  // being destroyed
+    const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
+    Close(std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(left));
+  }
+
+  // The client has closed (or reset) the connection, unread yet.
+  bool PeerGone() const override {
+    pollfd fd{raw_fd_, POLLRDHUP, 0};
+    return poll(&fd, 1, 0) > 0 && (fd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   }
 
   void Start() {
@@ -244,8 +264,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
         return;
       case Outbox::Added::kOverflow: {
         // The client does not read: everything still queued is lost with it.
-        server_->slow_disconnects_++;
-        server_->undelivered_events_ += lost;
+        registry_->CountSlowDisconnect(lost);
         spdlog::warn("native client {} ({}) is not reading: {} events undelivered; disconnecting it",
                      client_.load(), peer_, lost);
         PostToStrand([](NativeSession* self) { self->Shutdown(); });
@@ -283,7 +302,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       // deadlines of CheckDeadlines.
       ended_input_ = true;
       deadline_.cancel();
-      server_->Remove(key_);
+      registry_->Remove(this);
       linger_.expires_after(kLingerAfterEof);
       linger_.async_wait([self = shared_from_this()](error_code ec) {
         if (!ec) self->Shutdown();
@@ -319,7 +338,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
       error_code ec = n == 0 ? error_code(asio::error::eof)
                              : error_code(errno, boost::system::system_category());
-      server_->Remove(key_);  // the slot is free now, before the strand hears of it
+      registry_->Remove(this);  // the slot is free now, before the strand hears of it
       asio::post(strand_, [self = shared_from_this(), ec] { self->OnRead(ec, 0); });
       return false;
     }
@@ -645,13 +664,13 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     } else if (!released_) {
       socket_.close(ignored);
     }
-    server_->Remove(key_);
+    registry_->Remove(this);
     spdlog::info("native client {} disconnected", peer_);
   }
 
   NativeServer* const server_;
   backend::EventHub* const hub_;
-  const uint64_t key_;
+  const std::shared_ptr<SessionRegistry> registry_;
   tcp::socket socket_;
   // socket_'s descriptor: the read loop reads it, the outbox's writer
   // writes to it.
@@ -716,7 +735,9 @@ NativeServer::NativeServer(Options options, asio::io_context& io,
       dispatcher_(dispatcher),
       hub_(hub),
       acceptor_(asio::make_strand(io)),
-      accept_retry_(acceptor_.get_executor()) {}
+      accept_retry_(acceptor_.get_executor()),
+      registry_(std::make_shared<SessionRegistry>(
+          "native", static_cast<size_t>(std::max(0, options_.max_clients)))) {}
 
 NativeServer::~NativeServer() { Stop(); }
 
@@ -794,53 +815,24 @@ void NativeServer::DoAccept() {
                    socket.remote_endpoint(ignored).address().to_string());
       Refuse(std::move(socket), absl::PermissionDeniedError("Address not allowed"));
     } else {
-      std::shared_ptr<NativeSession> session;
-      {
-        absl::MutexLock lock(&mu_);
-        if (stopped_) return;
-        if (static_cast<int>(sessions_.size()) < options_.max_clients ||
-            static_cast<int>(sessions_.size() - GoneLocked()) < options_.max_clients) {
-          uint64_t key = next_key_++;
-          session = std::make_shared<NativeSession>(this, key, std::move(socket));
-          sessions_[key] = session;
-        }
-      }
-      if (session) {
-        accepted_++;
-        session->Start();
-      } else {
-        refused_++;
-        spdlog::warn("native port: refused a client, max-clients ({}) reached",
-                     options_.max_clients);
-        Refuse(std::move(socket),
-               absl::ResourceExhaustedError(
-                   absl::StrCat("Too many clients (max-clients is ", options_.max_clients, ")")));
+      auto session = std::make_shared<NativeSession>(this, std::move(socket));
+      switch (registry_->Add(session.get())) {
+        case SessionRegistry::Admission::kAdmitted:
+          session->Start();
+          break;
+        case SessionRegistry::Admission::kFull:
+          spdlog::warn("native port: refused a client, max-clients ({}) reached",
+                       options_.max_clients);
+          Refuse(session->TakeSocket(),
+                 absl::ResourceExhaustedError(absl::StrCat(
+                     "Too many clients (max-clients is ", options_.max_clients, ")")));
+          break;
+        case SessionRegistry::Admission::kClosed:
+          return;  // stopping
       }
     }
     if (acceptor_.is_open()) DoAccept();
   });
-}
-
-// A full server first looks for clients that have already closed their
-// connection but whose end of stream has not been read yet: the thread
-// that reads a connection is not the one that accepts the next, so a
-// client that closes and reconnects at once could otherwise be refused.
-size_t NativeServer::GoneLocked() {
-  std::vector<pollfd> fds;
-  size_t gone = 0;
-  for (auto& [key, weak] : sessions_) {
-    if (std::shared_ptr<NativeSession> session = weak.lock()) {
-      fds.push_back(pollfd{session->fd(), POLLRDHUP, 0});
-    } else {
-      ++gone;  // destroyed, not yet removed
-    }
-  }
-  if (!fds.empty() && poll(fds.data(), fds.size(), 0) > 0) {
-    for (const pollfd& fd : fds) {
-      if (fd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) ++gone;
-    }
-  }
-  return gone;
 }
 
 bool NativeServer::Allowed(const tcp::socket& socket) const {
@@ -895,70 +887,68 @@ void NativeServer::Refuse(tcp::socket socket, const absl::Status& why) {
   });
 }
 
-void NativeServer::Remove(uint64_t session_key) {
-  absl::MutexLock lock(&mu_);
-  sessions_.erase(session_key);
-}
-
 void NativeServer::Stop(absl::Time flush_deadline) {
-  std::map<uint64_t, std::weak_ptr<NativeSession>> sessions;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    sessions = sessions_;
-  }
+  if (stopped_.exchange(true)) return;
   asio::post(acceptor_.get_executor(), [this] {
     error_code ignored;
     acceptor_.close(ignored);
     accept_retry_.cancel();
   });
   const absl::Duration flush = std::max(flush_deadline - absl::Now(), absl::ZeroDuration());
-  const SteadyTime deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(flush);
-  if (flush > absl::ZeroDuration() && !sessions.empty()) {
+  const uint64_t open = registry_->stats().open;
+  if (flush > absl::ZeroDuration() && open > 0) {
     spdlog::info(
         "native port: closing {} clients once their queued events are written (at most {})",
-        sessions.size(), absl::FormatDuration(flush));
+        open, absl::FormatDuration(flush));
   }
-  for (auto& [key, weak] : sessions) {
-    if (auto session = weak.lock()) session->Close(deadline);
-  }
-  if (flush == absl::ZeroDuration()) return;
-  // The sessions write on the io_context's threads and leave sessions_ as
-  // they close.
-  absl::MutexLock lock(&mu_);
-  const bool all_closed =
-      mu_.AwaitWithTimeout(absl::Condition(this, &NativeServer::NoLiveSessions), flush);
-  if (!all_closed) {
+  // The sessions write on the io_context's threads and leave the registry
+  // as they close (or, with a read loop, when their watch lets them go).
+  const bool all_closed = registry_->CloseAll(flush_deadline);
+  if (!all_closed && flush > absl::ZeroDuration()) {
     spdlog::warn("native port: {} clients still had events to write at the shutdown deadline",
-                 sessions_.size());
+                 registry_->stats().open);
   }
-}
-
-// A session whose last owner is gone without a Shutdown (with a read loop,
-// an idle client's session belongs to its watch, which the loop drops when
-// it stops) has closed its connection in its destructor: nothing to wait for.
-bool NativeServer::NoLiveSessions() const {
-  return std::all_of(sessions_.begin(), sessions_.end(),
-                     [](const auto& entry) { return entry.second.expired(); });
 }
 
 NativeServer::Stats NativeServer::stats() const {
+  const SessionRegistry::Stats shared = registry_->stats();
   Stats stats;
-  {
-    absl::MutexLock lock(&mu_);
-    stats.clients = sessions_.size();
-  }
-  stats.accepted = accepted_;
-  stats.refused = refused_;
+  stats.clients = shared.open;
+  stats.accepted = shared.admitted;
+  stats.refused = shared.refused;
+  stats.slow_disconnects = shared.slow_disconnects;
+  stats.undelivered_events = shared.undelivered_events;
   stats.not_allowed = not_allowed_;
-  stats.slow_disconnects = slow_disconnects_;
-  stats.undelivered_events = undelivered_events_;
   stats.http_closed = http_closed_;
   stats.unauthenticated = unauthenticated_;
   stats.idle_timeouts = idle_timeouts_;
   stats.tls_failures = tls_failures_;
   return stats;
+}
+
+void NativeServer::ExportMetrics(MetricsWriter& out) const {
+  registry_->ExportMetrics(out);
+  const Stats stats = this->stats();
+  out.Gauge("telestra_native_clients", "Native port connections", stats.clients);
+  out.Counter("telestra_native_connections_total", "Native connections accepted", stats.accepted);
+  out.Counter("telestra_native_refused_total", "Native connections refused (max-clients)",
+              stats.refused);
+  out.Counter("telestra_native_not_allowed_total",
+              "Native connections refused ([tcp-settings] allow)", stats.not_allowed);
+  out.Counter("telestra_native_slow_disconnects_total",
+              "Native clients disconnected for not reading", stats.slow_disconnects);
+  out.Counter("telestra_native_undelivered_events_total",
+              "Events lost with disconnected slow native clients", stats.undelivered_events);
+  out.Counter("telestra_native_http_closed_total",
+              "Native connections closed at once because they sent an HTTP request",
+              stats.http_closed);
+  out.Counter("telestra_native_unauthenticated_total",
+              "Native connections closed without authenticating ([tcp-settings] token)",
+              stats.unauthenticated);
+  out.Counter("telestra_native_idle_timeouts_total",
+              "Native connections closed by [tcp-settings] idle-timeout", stats.idle_timeouts);
+  out.Counter("telestra_native_tls_failures_total",
+              "Native connections whose TLS handshake failed or timed out", stats.tls_failures);
 }
 
 }  // namespace telestra::gateway
