@@ -190,7 +190,17 @@ void EventHub::Drain(Drainer drainer) {
     }
     absl::MutexLock lock(&mu_);
     ++batches_;  // wakes a Detach waiting for this batch
+    delivered_seq_ = std::max(delivered_seq_, batch.back().event->seq());
   }
+}
+
+bool EventHub::AwaitDelivered(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = next_seq_ - 1;
+  auto delivered = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return delivered_seq_ >= target || (pending_.empty() && !draining_);
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&delivered), deadline);
 }
 
 bool EventHub::DeliveryThreadHasWork() const {

@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "proto/telestra.pb.h"
 
 namespace telestra::backend {
@@ -126,6 +127,12 @@ class EventHub {
     size_t held_ = 0;  // replies published in the scope, not yet handed over
   };
 
+  // Waits until every event published before the call has been handed to
+  // its listeners (at shutdown, before the front ends close their clients:
+  // the call-ended events of the calls shutdown ended must reach them).
+  // False at `deadline`. Not from a listener.
+  bool AwaitDelivered(absl::Time deadline);
+
   // Broadcasts with seq > after_seq still in the history, oldest first.
   // `complete` is false when events after `after_seq` have already been
   // evicted (the caller must report that gap).
@@ -188,6 +195,8 @@ class EventHub {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   std::thread::id drainer_ ABSL_GUARDED_BY(mu_);
   uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;  // delivery batches finished
+  // The newest seq handed to the listeners (or found undeliverable).
+  uint64_t delivered_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool has_delivery_thread_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   DeliveryStats delivery_stats_ ABSL_GUARDED_BY(mu_);

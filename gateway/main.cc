@@ -356,6 +356,8 @@ int Run() {
   const absl::Time shutdown_deadline =
       absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds));
   stack.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
+  // The events of that (call-ended) reach every session's queue first.
+  hub.AwaitDelivered(shutdown_deadline);
   // Web front end: its sessions write out their queues meanwhile.
   web.Stop(shutdown_deadline);
   grpc.Stop();  // gRPC front end

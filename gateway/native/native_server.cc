@@ -169,15 +169,22 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     if (authenticated_) AttachToHub();
     LogConnected();
     if (backend::FdLoop* loop = server_->options_.read_loop) {
+      // The session lives until Shutdown, not only as long as the loop's
+      // watch: events published before the loop stopped (the call-ended
+      // of shutdown) are still delivered and written. Set before the
+      // watch starts: the loop may end the connection at once.
+      keep_alive_ = shared_from_this();
+      // The socket leaves asio for good: asio would wake an API thread for
+      // every command the loop reads. Waits for a full socket use a
+      // duplicate descriptor (ArmWriteWait).
+      socket_.release(ignored);
+      released_ = !ignored;
       watch_ = loop->Watch(raw_fd_, [self = shared_from_this()] { return self->OnReadable(); });
-      if (watch_ != 0) {
-        // The socket leaves asio for good: asio would wake an API thread
-        // for every command the loop reads. Waits for a full socket use
-        // a duplicate descriptor (ArmWriteWait).
-        socket_.release(ignored);
-        released_ = !ignored;
-        return;
-      }
+      if (watch_ != 0) return;
+      keep_alive_.reset();
+      // No watch (the loop has stopped): asio reads after all.
+      socket_.assign(protocol_, raw_fd_, ignored);
+      released_ = false;
     }
     DoRead();
   }
@@ -666,6 +673,8 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     }
     registry_->Remove(this);
     spdlog::info("native client {} disconnected", peer_);
+    // Called from a strand handler, which holds its own reference.
+    keep_alive_.reset();
   }
 
   NativeServer* const server_;
@@ -723,6 +732,8 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   bool closing_ = false;  // strand: CloseAfterFlush, waiting for the queue
   std::array<char, 16384> read_buffer_;
   Outbox outbox_;
+  // With a read loop: the session itself, until Shutdown (strand).
+  std::shared_ptr<NativeSession> keep_alive_;
   // Strand: a duplicate of raw_fd_ that waits for room to write.
   std::optional<tcp::socket> write_waiter_;
   std::string tls_out_;  // strand: the TLS write in flight
@@ -895,6 +906,9 @@ void NativeServer::Stop(absl::Time flush_deadline) {
     accept_retry_.cancel();
   });
   const absl::Duration flush = std::max(flush_deadline - absl::Now(), absl::ZeroDuration());
+  // What was published before (the call-ended events of the calls that
+  // shutdown ended) goes into the clients' outboxes first.
+  if (flush > absl::ZeroDuration()) hub_->AwaitDelivered(flush_deadline);
   const uint64_t open = registry_->stats().open;
   if (flush > absl::ZeroDuration() && open > 0) {
     spdlog::info(
