@@ -139,6 +139,13 @@ int Run() {
     spdlog::critical("{}", std::string(status.message()));
     return 1;
   }
+  // From here on an early exit stops the SIP stack within a second; the
+  // parts built after it stop themselves as they go out of scope (their
+  // destructors), newest first, before it.
+  struct StopStackOnExit {
+    telestra::backend::SofiaSipStack& stack;
+    ~StopStackOnExit() { stack.Shutdown(absl::Seconds(1)); }  // idempotent
+  } stop_stack_on_exit{stack};
 
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
@@ -157,7 +164,6 @@ int Run() {
   telestra::gateway::NativeServer native(native_options, io, &dispatcher, &hub);
   if (absl::Status status = native.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
-    stack.Shutdown(absl::Seconds(1));
     return 1;
   }
 
@@ -184,8 +190,6 @@ int Run() {
     web_options.web_root = *web_root;
   } else if (!absl::GetFlag(FLAGS_web_root).empty()) {
     spdlog::critical("{}", std::string(web_root.status().message()));
-    native.Stop();
-    stack.Shutdown(absl::Seconds(1));
     return 2;
   } else {
     spdlog::warn("{}; serving the WebSocket only", std::string(web_root.status().message()));
@@ -193,8 +197,6 @@ int Run() {
   telestra::gateway::WebServer web(web_options, io, &backend, &dispatcher, &hub);
   if (absl::Status status = web.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
-    native.Stop();
-    stack.Shutdown(absl::Seconds(1));
     return 1;
   }
 
@@ -211,9 +213,6 @@ int Run() {
   telestra::gateway::GrpcServer grpc(grpc_options, &backend, &hub, &dispatcher);
   if (absl::Status status = grpc.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
-    web.Stop();
-    native.Stop();
-    stack.Shutdown(absl::Seconds(1));
     return 1;
   }
 
@@ -224,6 +223,13 @@ int Run() {
     out.Counter("telestra_undeliverable_replies_total", "Replies whose client had gone",
                 hub.undeliverable_replies());
     out.Gauge("telestra_api_clients", "Clients attached to the event hub", hub.client_count());
+    const telestra::backend::EventHub::DeliveryStats delivery = hub.delivery_stats();
+    out.Counter("telestra_event_deliveries_total",
+                "Events handed to their clients, by the thread that delivered them",
+                delivery.by_delivery_thread, {{"by", "delivery_thread"}});
+    out.Counter("telestra_event_deliveries_total",
+                "Events handed to their clients, by the thread that delivered them",
+                delivery.by_reply_scope, {{"by", "command_thread"}});
     native.ExportMetrics(out);  // its own families (gateway/native/native_server.h)
     std::map<std::string, int> calls_by_state;
     for (const telestra::v1::Status& account : backend.ListAccounts()) {
@@ -269,22 +275,7 @@ int Run() {
                 "Incoming calls refused 486 over max-ringing", stats.ringing_refused);
   });
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // gRPC front end
-    telestra::gateway::GrpcStats stats = grpc.stats();
-    out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session streams open", stats.streams);
-    out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session streams opened",
-                stats.streams_opened);
-    out.Counter("telestra_grpc_streams_refused_total",
-                "gRPC streams ended RESOURCE_EXHAUSTED because max-streams were open",
-                stats.streams_refused);
-    out.Counter("telestra_grpc_slow_stream_drops_total",
-                "gRPC streams ended RESOURCE_EXHAUSTED for not keeping up",
-                stats.slow_stream_drops);
-    out.Counter("telestra_grpc_undelivered_events_total", "Events lost with those gRPC streams",
-                stats.undelivered_events);
-    out.Counter("telestra_grpc_unauthenticated_total",
-                "gRPC calls refused for a missing or wrong token", stats.unauthenticated);
-    out.Counter("telestra_grpc_resume_gaps_total",
-                "Subscribe resumes that could not replay every missed event", stats.gaps_reported);
+    grpc.ExportMetrics(out);  // its own families (gateway/grpc/stream_registry.h)
   });
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // web front end
     telestra::gateway::WebStats stats = web.stats();
@@ -321,10 +312,6 @@ int Run() {
     if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
         !status.ok()) {
       spdlog::critical("{}", std::string(status.message()));
-      grpc.Stop();
-      web.Stop();
-      native.Stop();
-      stack.Shutdown(absl::Seconds(1));
       return 1;
     }
     spdlog::info("metrics on http://{}:{}/metrics", plan.metrics.bind, metrics->port());

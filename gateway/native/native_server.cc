@@ -917,7 +917,8 @@ void NativeServer::Stop(absl::Time flush_deadline) {
   }
   // The sessions write on the io_context's threads and leave the registry
   // as they close (or, with a read loop, when their watch lets them go).
-  const bool all_closed = registry_->CloseAll(flush_deadline);
+  registry_->CloseAll(flush_deadline);
+  const bool all_closed = registry_->AwaitEmpty(flush_deadline);
   if (!all_closed && flush > absl::ZeroDuration()) {
     spdlog::warn("native port: {} clients still had events to write at the shutdown deadline",
                  registry_->stats().open);

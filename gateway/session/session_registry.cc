@@ -29,12 +29,16 @@ void SessionRegistry::Remove(Session* session) {
   sessions_.erase(session);
 }
 
-bool SessionRegistry::CloseAll(absl::Time flush_deadline) {
+void SessionRegistry::CloseAll(absl::Time flush_deadline) {
   absl::MutexLock lock(&mu_);
   closed_ = true;
   for (Session* session : sessions_) session->CloseAfterFlush(flush_deadline);
+}
+
+bool SessionRegistry::AwaitEmpty(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
   auto empty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sessions_.empty(); };
-  return mu_.AwaitWithDeadline(absl::Condition(&empty), flush_deadline);
+  return mu_.AwaitWithDeadline(absl::Condition(&empty), deadline);
 }
 
 SessionRegistry::Stats SessionRegistry::stats() const {

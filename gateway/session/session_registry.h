@@ -58,9 +58,10 @@ class SessionRegistry {
   void Remove(Session* session);
 
   // Stops admitting and has every session close once its queued events are
-  // written (at the latest at `flush_deadline`), then waits for them to be
-  // removed until that deadline. False if some were still open then.
-  bool CloseAll(absl::Time flush_deadline);
+  // written (at the latest at `flush_deadline`). Does not wait: AwaitEmpty.
+  void CloseAll(absl::Time flush_deadline);
+  // Waits until every session has been removed; false at `deadline`.
+  bool AwaitEmpty(absl::Time deadline);
 
   // A session dropped for not reading, with the events it lost.
   void CountSlowDisconnect(uint64_t undelivered) {

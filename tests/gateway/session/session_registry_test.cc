@@ -74,7 +74,8 @@ TEST(SessionRegistryTest, CloseAllClosesEverySessionAndRefusesNewOnes) {
   registry.Add(&a);
   registry.Add(&b);
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  EXPECT_TRUE(registry.CloseAll(deadline));
+  registry.CloseAll(deadline);
+  EXPECT_TRUE(registry.AwaitEmpty(deadline));
   EXPECT_EQ(a.close_calls, 1);
   EXPECT_EQ(b.close_calls, 1);
   EXPECT_EQ(a.last_deadline, deadline);
@@ -86,7 +87,8 @@ TEST(SessionRegistryTest, CloseAllReportsSessionsStillOpenAtTheDeadline) {
   SessionRegistry registry("native", 8);
   FakeSession stuck(&registry);  // never removes itself
   registry.Add(&stuck);
-  EXPECT_FALSE(registry.CloseAll(absl::Now() + absl::Milliseconds(50)));
+  registry.CloseAll(absl::Now() + absl::Milliseconds(50));
+  EXPECT_FALSE(registry.AwaitEmpty(absl::Now() + absl::Milliseconds(50)));
   EXPECT_EQ(stuck.close_calls, 1);
   EXPECT_EQ(registry.stats().open, 1u);
 }
