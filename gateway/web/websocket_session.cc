@@ -50,7 +50,7 @@ constexpr size_t kShrinkAboveBytes = 16 * 1024;
 // connection closed.
 //
 // Thread: everything runs on the stream's strand, except OnEvent (any
-// thread, with the hub's lock held) and Close (any thread), which only post
+// thread: the hub's delivering thread, no lock held) and Close (any thread), which only post
 // to the strand.
 template <class Stream>
 class WebSocketSession : public WebSession,
