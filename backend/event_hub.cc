@@ -200,7 +200,8 @@ bool EventHub::AwaitDelivered(absl::Time deadline) {
   auto delivered = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return delivered_seq_ >= target || (pending_.empty() && !draining_);
   };
-  return mu_.AwaitWithDeadline(absl::Condition(&delivered), deadline);
+  // AwaitWithTimeout, not ...WithDeadline: the TSan build wraps the former.
+  return mu_.AwaitWithTimeout(absl::Condition(&delivered), deadline - absl::Now());
 }
 
 bool EventHub::DeliveryThreadHasWork() const {

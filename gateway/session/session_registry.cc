@@ -38,7 +38,8 @@ void SessionRegistry::CloseAll(absl::Time flush_deadline) {
 bool SessionRegistry::AwaitEmpty(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto empty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sessions_.empty(); };
-  return mu_.AwaitWithDeadline(absl::Condition(&empty), deadline);
+  // AwaitWithTimeout, not ...WithDeadline: the TSan build wraps the former.
+  return mu_.AwaitWithTimeout(absl::Condition(&empty), deadline - absl::Now());
 }
 
 SessionRegistry::Stats SessionRegistry::stats() const {
