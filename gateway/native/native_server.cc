@@ -135,11 +135,15 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   // SessionRegistry::Session. Thread: any (called under the registry's lock:
   // only posts).
+  // Takes no reference here: the last one must never be dropped under the
+  // registry's lock (the destructor removes the session from it).
   void CloseAfterFlush(absl::Time deadline) override {
-    std::shared_ptr<NativeSession> self = weak_from_this().lock();
-    if (!self) return;  // being destroyed
     const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
-    Close(std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(left));
+    const SteadyTime flush_deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(left);
+    asio::post(strand_, [weak = weak_from_this(), flush_deadline] {
+      if (std::shared_ptr<NativeSession> self = weak.lock()) self->CloseAfterFlush(flush_deadline);
+    });
   }
 
   // The client has closed (or reset) the connection, unread yet.
@@ -191,14 +195,6 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   // The connection's descriptor (open as long as the session exists).
   int fd() const { return raw_fd_; }
-
-  // Closes the connection from any thread, once what is queued for it has
-  // been written or at `flush_deadline`, whichever comes first.
-  void Close(SteadyTime flush_deadline) {
-    asio::post(strand_, [self = shared_from_this(), flush_deadline] {
-      self->CloseAfterFlush(flush_deadline);
-    });
-  }
 
   void OnEvent(const backend::EventPtr& event) override {
     OnDelivery(event, std::make_shared<backend::EventEncodings>());

@@ -41,7 +41,9 @@ class NativeSession;
 // Thread: Start/Stop/stats from any thread; sessions run on the io_context's
 // threads, each on its own strand, except that with Options::read_loop their
 // commands are read and run on that loop's thread (plaintext connections
-// only: TLS connections are read and written on their strand).
+// only: TLS connections are read and written on their strand). Events are
+// written by the event hub's delivering thread (NativeSession, "Writing").
+// Stop needs the io_context running (the sessions flush on it).
 class NativeServer {
  public:
   struct Options {
@@ -59,8 +61,8 @@ class NativeServer {
     std::vector<std::string> allow;
     // When set, the clients' commands are read and run on this loop's
     // thread (the SIP thread: a make-call then reaches SIP without waking a
-    // second thread); writes stay as they are. Null: read on the
-    // io_context's threads.
+    // second thread), and the replies to them are written there too
+    // (EventHub::ReplyScope). Null: read on the io_context's threads.
     backend::FdLoop* read_loop = nullptr;
     // When set, a connection must send {"cmd":"auth","secret":<token>}
     // before anything else (every other message before it gets fail "Not
