@@ -12,24 +12,31 @@ namespace {
 
 Outbox::Frame Bytes(const std::string& text) { return std::make_shared<const std::string>(text); }
 
-// Writes everything Gather returns, `limit` bytes per "send" at most.
-std::string WriteAll(Outbox& outbox, size_t limit = SIZE_MAX) {
-  std::string written;
+// Writes everything Gather returns into `*written`, `limit` bytes per
+// "send" at most. All of it happens while the caller holds the writer's
+// role (it ends when Gather returns 0).
+void WriteInto(Outbox& outbox, std::string* written, size_t limit = SIZE_MAX) {
   iovec iov[8];
   bool drained_for_close = false;
   for (;;) {
     size_t n = outbox.Gather(iov, 8, &drained_for_close);
-    if (n == 0) return written;
+    if (n == 0) return;
     size_t budget = limit;
     size_t sent = 0;
     for (size_t i = 0; i < n && budget > 0; ++i) {
       size_t take = std::min(budget, iov[i].iov_len);
-      written.append(static_cast<const char*>(iov[i].iov_base), take);
+      written->append(static_cast<const char*>(iov[i].iov_base), take);
       budget -= take;
       sent += take;
     }
     outbox.Consume(sent);
   }
+}
+
+std::string WriteAll(Outbox& outbox, size_t limit = SIZE_MAX) {
+  std::string written;
+  WriteInto(outbox, &written, limit);
+  return written;
 }
 
 TEST(OutboxTest, FirstFrameMakesTheCallerTheWriterAndLaterOnesQueueBehindIt) {
@@ -106,7 +113,7 @@ TEST(OutboxTest, ConcurrentProducersKeepEachProducersOrder) {
   auto produce = [&](char tag) {
     for (int i = 0; i < 2000; ++i) {
       if (outbox.Add(Bytes(std::string(1, tag))) == Outbox::Added::kWrite) {
-        written += WriteAll(outbox);
+        WriteInto(outbox, &written);
       }
     }
   };
