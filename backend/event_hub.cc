@@ -1,23 +1,64 @@
 #include "backend/event_hub.h"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 namespace telestra::backend {
 
-EventHub::EventHub(size_t history_capacity)
-    : history_capacity_(history_capacity) {}
+namespace {
+// The ReplyScope of the calling thread, if any.
+thread_local EventHub::ReplyScope* current_scope = nullptr;
+
+// Events taken from the queue per delivery batch: bounds how long a
+// Detach waits for the batch in progress.
+constexpr size_t kMaxBatch = 64;
+}  // namespace
+
+const std::string& EventEncodings::Get(size_t slot, absl::FunctionRef<std::string()> encode) {
+  absl::call_once(once_[slot], [&] { bytes_[slot] = encode(); });
+  return bytes_[slot];
+}
+
+EventHub::EventHub(size_t history_capacity) : history_capacity_(history_capacity) {}
+
+EventHub::~EventHub() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (delivery_thread_.joinable()) delivery_thread_.join();
+}
+
+void EventHub::StartDeliveryThread() {
+  absl::MutexLock lock(&mu_);
+  if (has_delivery_thread_) return;
+  has_delivery_thread_ = true;
+  delivery_thread_ = std::thread([this] { DeliveryLoop(); });
+  pthread_setname_np(delivery_thread_.native_handle(), "telestra-events");
+}
 
 ClientId EventHub::Attach(EventListener* listener) {
   absl::MutexLock lock(&mu_);
   ClientId id = next_client_++;
-  listeners_[id] = listener;
+  listeners_[id] = Listener{listener, next_seq_};
   return id;
 }
 
 void EventHub::Detach(ClientId client) {
   absl::MutexLock lock(&mu_);
   listeners_.erase(client);
+  // A batch in progress may hold the listener: wait until it is done (the
+  // next batch no longer sees it). The drainer itself must not wait for
+  // its own batch (the contract forbids Detach from a listener).
+  if (!draining_ || drainer_ == std::this_thread::get_id()) return;
+  const uint64_t batch = batches_;
+  auto batch_done = [this, batch]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !draining_ || batches_ != batch;
+  };
+  mu_.Await(absl::Condition(&batch_done));
 }
 
 EventPtr EventHub::Stamp(telestra::v1::Event event, bool keep_in_history) {
@@ -37,21 +78,148 @@ EventPtr EventHub::Stamp(telestra::v1::Event event, bool keep_in_history) {
   return stamped;
 }
 
-void EventHub::Reply(ClientId to, telestra::v1::Event event) {
-  absl::MutexLock lock(&mu_);
-  EventPtr stamped = Stamp(std::move(event), /*keep_in_history=*/false);
-  auto it = listeners_.find(to);
-  if (it == listeners_.end()) {
-    ++undeliverable_replies_;
-    return;
+void EventHub::Reply(ClientId to, telestra::v1::Event event) { Publish(to, std::move(event)); }
+
+void EventHub::Broadcast(telestra::v1::Event event) { Publish(0, std::move(event)); }
+
+void EventHub::Publish(ClientId to, telestra::v1::Event event) {
+  ReplyScope* scope = current_scope != nullptr && current_scope->hub_ == this ? current_scope
+                                                                              : nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    const bool broadcast = to == 0;
+    pending_.push_back(Pending{Stamp(std::move(event), broadcast), to});
+    if (scope != nullptr && !broadcast) {
+      ++held_;  // the scope delivers it at its end
+      ++scope->held_;
+      return;
+    }
+    // With a delivery thread, releasing mu_ wakes it (its Await condition
+    // now holds); without one, this thread delivers unless another does.
+    if (has_delivery_thread_ || draining_) return;
+    draining_ = true;
+    drainer_ = std::this_thread::get_id();
   }
-  it->second->OnEvent(stamped);
+  Drain(Drainer::kPublisher);
 }
 
-void EventHub::Broadcast(telestra::v1::Event event) {
+EventHub::ReplyScope::ReplyScope(EventHub* hub) : hub_(hub) { current_scope = this; }
+
+EventHub::ReplyScope::~ReplyScope() {
+  current_scope = nullptr;
+  hub_->EndScope(this);
+}
+
+void EventHub::EndScope(ReplyScope* scope) {
+  if (scope->held_ == 0) return;
+  {
+    absl::MutexLock lock(&mu_);
+    held_ -= std::min(held_, scope->held_);
+    if (draining_ || pending_.empty()) return;  // the thread delivering takes them
+    // A broadcast first: the delivery thread (woken as mu_ is released)
+    // delivers it and what follows, in order.
+    if (has_delivery_thread_ && pending_.front().to == 0) return;
+    draining_ = true;
+    drainer_ = std::this_thread::get_id();
+  }
+  Drain(Drainer::kReplyScope);
+}
+
+void EventHub::Drain(Drainer drainer) {
+  struct Delivery {
+    EventPtr event;
+    EventListener* to = nullptr;  // null: broadcast
+  };
+  std::vector<Delivery> batch;
+  std::vector<Listener> everyone;  // for the batch's broadcasts
+  for (;;) {
+    batch.clear();
+    everyone.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      // Replies first delivered by a scope; a broadcast stops a scope's
+      // drain (broadcasts are the delivery thread's, when there is one).
+      const bool replies_only = drainer == Drainer::kReplyScope && has_delivery_thread_;
+      bool any_broadcast = false;
+      while (!pending_.empty() && batch.size() < kMaxBatch) {
+        Pending& next = pending_.front();
+        if (next.to == 0) {
+          if (replies_only) break;
+          any_broadcast = true;
+          batch.push_back(Delivery{std::move(next.event), nullptr});
+        } else if (auto it = listeners_.find(next.to); it != listeners_.end()) {
+          batch.push_back(Delivery{std::move(next.event), it->second.listener});
+        } else {
+          ++undeliverable_replies_;
+        }
+        pending_.pop_front();
+      }
+      if (pending_.size() < held_) held_ = pending_.size();
+      if (batch.empty()) {
+        draining_ = false;
+        ++batches_;
+        return;
+      }
+      if (any_broadcast) {
+        everyone.reserve(listeners_.size());
+        for (const auto& [id, listener] : listeners_) everyone.push_back(listener);
+      }
+      switch (drainer) {
+        case Drainer::kDeliveryThread:
+          delivery_stats_.by_delivery_thread += batch.size();
+          break;
+        case Drainer::kReplyScope:
+          delivery_stats_.by_reply_scope += batch.size();
+          break;
+        case Drainer::kPublisher:
+          delivery_stats_.by_publisher += batch.size();
+          break;
+      }
+    }
+    // No lock held: listeners write to sockets.
+    for (const Delivery& delivery : batch) {
+      auto encodings = std::make_shared<EventEncodings>();
+      if (delivery.to != nullptr) {
+        delivery.to->OnDelivery(delivery.event, encodings);
+        continue;
+      }
+      const uint64_t seq = delivery.event->seq();
+      for (const Listener& listener : everyone) {
+        if (seq >= listener.first_seq) listener.listener->OnDelivery(delivery.event, encodings);
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    ++batches_;  // wakes a Detach waiting for this batch
+    delivered_seq_ = std::max(delivered_seq_, batch.back().event->seq());
+  }
+}
+
+bool EventHub::AwaitDelivered(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  EventPtr stamped = Stamp(std::move(event), /*keep_in_history=*/true);
-  for (auto& [id, listener] : listeners_) listener->OnEvent(stamped);
+  const uint64_t target = next_seq_ - 1;
+  auto delivered = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return delivered_seq_ >= target || (pending_.empty() && !draining_);
+  };
+  // AwaitWithTimeout, not ...WithDeadline: the TSan build wraps the former.
+  return mu_.AwaitWithTimeout(absl::Condition(&delivered), deadline - absl::Now());
+}
+
+bool EventHub::DeliveryThreadHasWork() const {
+  return stopping_ || (!draining_ && pending_.size() > held_);
+}
+
+void EventHub::DeliveryLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &EventHub::DeliveryThreadHasWork));
+      if (stopping_ && (pending_.empty() || draining_)) return;
+      if (draining_) continue;
+      draining_ = true;
+      drainer_ = std::this_thread::get_id();
+    }
+    Drain(Drainer::kDeliveryThread);
+  }
 }
 
 EventHub::Replay EventHub::EventsAfter(uint64_t after_seq) const {
@@ -77,6 +245,11 @@ size_t EventHub::client_count() const {
 uint64_t EventHub::undeliverable_replies() const {
   absl::MutexLock lock(&mu_);
   return undeliverable_replies_;
+}
+
+EventHub::DeliveryStats EventHub::delivery_stats() const {
+  absl::MutexLock lock(&mu_);
+  return delivery_stats_;
 }
 
 }  // namespace telestra::backend

@@ -4,10 +4,15 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "proto/telestra.pb.h"
 
 namespace telestra::backend {
@@ -17,32 +22,86 @@ namespace telestra::backend {
 using ClientId = uint64_t;
 using EventPtr = std::shared_ptr<const telestra::v1::Event>;
 
+// The encodings of one event, one per wire format, each made on first use
+// and then shared by every client of that format: a broadcast to 1,000
+// native clients is turned into JSON once, not 1,000 times. The hub knows
+// no wire format: each front end owns a slot (gateway/session/wire_slots.h).
+// Thread: any (each slot is filled exactly once, under absl::call_once).
+class EventEncodings {
+ public:
+  static constexpr size_t kSlots = 4;
+
+  // The bytes of `slot`, made by `encode` if this is the first request.
+  const std::string& Get(size_t slot, absl::FunctionRef<std::string()> encode);
+
+ private:
+  absl::once_flag once_[kSlots];
+  std::string bytes_[kSlots];
+};
+using EncodingsPtr = std::shared_ptr<EventEncodings>;
+
 // Receives the events addressed to one client.
-// Thread: OnEvent is called from any thread, with the hub's lock held, in
-// strictly increasing seq order. It must only hand the event over (queue or
-// post it); it must not block and must not call back into the hub.
+// Thread: called on the thread that delivers (see EventHub), never with the
+// hub's lock (or any backend lock) held, one event at a time and in strictly
+// increasing seq order. It must not block and must not call Attach or Detach.
 class EventListener {
  public:
   virtual ~EventListener() = default;
   virtual void OnEvent(const EventPtr& event) = 0;
+  // What the hub calls: the event with its shared encodings. Listeners that
+  // encode (the native and WebSocket sessions) override it; the default
+  // forwards to OnEvent.
+  virtual void OnDelivery(const EventPtr& event, const EncodingsPtr& /*encodings*/) {
+    OnEvent(event);
+  }
 };
 
 // Stamps every event with the service-wide seq and a timestamp and delivers
 // it: a reply to the one client that caused it, a broadcast to every client.
-// Delivery happens under one lock, so every client sees events in seq order.
 // Keeps the newest `history_capacity` broadcasts for clients that resume
 // (replies are private to their client and are not kept).
 //
-// Thread: any.
+// Publishing (Reply, Broadcast) only stamps the event and appends it to the
+// hub's queue, under the hub's lock: O(1), whatever the number of clients.
+// Delivery takes events from that queue in seq order, one thread at a time,
+// and calls the listeners with no lock held:
+//   - with StartDeliveryThread() (the gateway): the hub's own thread
+//     ("telestra-events") delivers; the publisher (usually the SIP thread)
+//     only wakes it;
+//   - a thread that holds a ReplyScope (the thread that runs a client's
+//     command) delivers the replies that the command caused itself, at the
+//     end of the scope, when nothing but replies is queued and no other
+//     thread is delivering: a get-status answer then reaches its client
+//     without a thread hand-over. Broadcasts always go to the delivery
+//     thread;
+//   - without a delivery thread (unit tests, tools), the publisher delivers
+//     after it has released the lock, unless another thread is delivering
+//     already (that thread then delivers this event too).
+// Each client therefore sees events in seq order, and a broadcast costs its
+// publisher nothing per client.
+//
+// Thread: any. Lock order: mu_ is taken after the backend's locks (events
+// are published under them) and is a leaf otherwise: no listener, socket or
+// other lock is ever called with it held.
 class EventHub {
  public:
   explicit EventHub(size_t history_capacity = 4096);
+  // Stops the delivery thread (what is queued is delivered first).
+  ~EventHub();
 
-  // Registers a listener; it gets every broadcast from now on and the
-  // replies addressed to the returned id.
+  EventHub(const EventHub&) = delete;
+  EventHub& operator=(const EventHub&) = delete;
+
+  // Starts the thread that delivers broadcasts (and the replies no
+  // ReplyScope delivers). Call once, before clients attach.
+  void StartDeliveryThread();
+
+  // Registers a listener; it gets every broadcast published from now on
+  // and the replies addressed to the returned id.
   ClientId Attach(EventListener* listener);
 
-  // After Detach returns, the listener is never called again.
+  // After Detach returns, the listener is never called again (Detach waits
+  // for a delivery in progress). Not from inside OnEvent/OnDelivery.
   void Detach(ClientId client);
 
   // Sends `event` to one client. A reply to a client that is gone is counted
@@ -51,6 +110,28 @@ class EventHub {
 
   // Sends `event` to every attached client.
   void Broadcast(telestra::v1::Event event);
+
+  // While one exists on a thread, the replies published on that thread are
+  // delivered by that thread when the scope ends (see the class comment).
+  // Scopes do not nest. Thread: the one that made it.
+  class ReplyScope {
+   public:
+    explicit ReplyScope(EventHub* hub);
+    ~ReplyScope();
+    ReplyScope(const ReplyScope&) = delete;
+    ReplyScope& operator=(const ReplyScope&) = delete;
+
+   private:
+    friend class EventHub;
+    EventHub* const hub_;
+    size_t held_ = 0;  // replies published in the scope, not yet handed over
+  };
+
+  // Waits until every event published before the call has been handed to
+  // its listeners (at shutdown, before the front ends close their clients:
+  // the call-ended events of the calls shutdown ended must reach them).
+  // False at `deadline`. Not from a listener.
+  bool AwaitDelivered(absl::Time deadline);
 
   // Broadcasts with seq > after_seq still in the history, oldest first.
   // `complete` is false when events after `after_seq` have already been
@@ -64,19 +145,61 @@ class EventHub {
   uint64_t last_seq() const;
   size_t client_count() const;
   uint64_t undeliverable_replies() const;
+  // Events delivered by each path (for tests and /metrics).
+  struct DeliveryStats {
+    uint64_t by_delivery_thread = 0;  // events (a broadcast counts once)
+    uint64_t by_reply_scope = 0;      // replies delivered inline
+    uint64_t by_publisher = 0;        // no delivery thread
+  };
+  DeliveryStats delivery_stats() const;
 
  private:
+  struct Pending {
+    EventPtr event;
+    ClientId to = 0;  // 0: broadcast
+  };
+  struct Listener {
+    EventListener* listener = nullptr;
+    uint64_t first_seq = 0;  // broadcasts before this one are not for it
+  };
+  enum class Drainer { kDeliveryThread, kReplyScope, kPublisher };
+
+  void Publish(ClientId to, telestra::v1::Event event);
   EventPtr Stamp(telestra::v1::Event event, bool keep_in_history)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Delivers queued events until the queue is empty (kReplyScope: until a
+  // broadcast is next). The caller has set draining_.
+  void Drain(Drainer drainer) ABSL_LOCKS_EXCLUDED(mu_);
+  void DeliveryLoop();
+  bool DeliveryThreadHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndScope(ReplyScope* scope);
 
   const size_t history_capacity_;
+  std::thread delivery_thread_;  // StartDeliveryThread; joined by ~EventHub
+
+  // Lock order: after the backend's locks (events are published under them);
+  // leaf otherwise.
   mutable absl::Mutex mu_;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   ClientId next_client_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<ClientId, EventListener*> listeners_ ABSL_GUARDED_BY(mu_);
+  std::map<ClientId, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   std::deque<EventPtr> history_ ABSL_GUARDED_BY(mu_);  // broadcasts only
   uint64_t evicted_up_to_ ABSL_GUARDED_BY(mu_) = 0;  // newest evicted seq
   uint64_t undeliverable_replies_ ABSL_GUARDED_BY(mu_) = 0;
+  // Published, not yet delivered, in seq order.
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
+  // Of pending_: replies that a ReplyScope will deliver (the delivery
+  // thread is not woken for them).
+  size_t held_ ABSL_GUARDED_BY(mu_) = 0;
+  // A thread is delivering (only one at a time: that keeps seq order).
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id drainer_ ABSL_GUARDED_BY(mu_);
+  uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;  // delivery batches finished
+  // The newest seq handed to the listeners (or found undeliverable).
+  uint64_t delivered_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool has_delivery_thread_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  DeliveryStats delivery_stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace telestra::backend

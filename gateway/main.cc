@@ -61,15 +61,14 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, off"
 ABSL_FLAG(int, io_threads, 1, "Threads serving the API ports");
 ABSL_FLAG(bool, mutex_deadlock_detection, false,
           "Abseil's Mutex deadlock detection (lock-order checks on every lock; for debugging)");
-ABSL_FLAG(int, sip_thread_nice, 100,
-          "Override [sip-settings] thread-nice (-20..19; the default 100 = the plan's)");
-ABSL_FLAG(int, sip_busy_poll_us, -1,
-          "Override [sip-settings] busy-poll-us (0..100000; -1 = the plan's)");
+// Deprecated and ignored (a warning is logged): kept so that old command
+// lines still start the gateway.
+ABSL_FLAG(int, sip_thread_nice, 100, "Deprecated and ignored");
+ABSL_FLAG(int, sip_busy_poll_us, -1, "Deprecated and ignored");
 ABSL_FLAG(bool, native_on_sip_thread, true,
           "Read and run the native port's commands on the SIP thread (one thread wake-up "
           "per command instead of two); false: on the API threads");
-ABSL_FLAG(int, sip_answer_poll_us, -1,
-          "Override [sip-settings] answer-poll-us (0..100000; -1 = the plan's)");
+ABSL_FLAG(int, sip_answer_poll_us, -1, "Deprecated and ignored");
 ABSL_FLAG(int, shutdown_seconds, 3,
           "How long shutdown (unregister, end calls, write out the native clients' queued "
           "events) may take");
@@ -112,29 +111,21 @@ int Run() {
   if (int port = absl::GetFlag(FLAGS_grpc_port); port >= 0) plan.grpc.port = port;
   if (int port = absl::GetFlag(FLAGS_web_port); port >= 0) plan.web.port = port;
   if (int port = absl::GetFlag(FLAGS_metrics_port); port >= 0) plan.metrics.port = port;
-  if (int nice = absl::GetFlag(FLAGS_sip_thread_nice); nice != 100) {
-    if (nice < -20 || nice > 19) {
-      spdlog::critical("--sip_thread_nice={} is outside -20..19", nice);
-      return 1;
-    }
-    plan.sip.thread_nice = nice;
+  for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
+  // The SIP thread's old tuning knobs: accepted so that every command line
+  // that worked still starts the gateway, ignored with a warning.
+  if (absl::GetFlag(FLAGS_sip_thread_nice) != 100) {
+    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_thread_nice"));
   }
-  if (int busy_poll = absl::GetFlag(FLAGS_sip_busy_poll_us); busy_poll != -1) {
-    if (busy_poll < 0 || busy_poll > 100000) {
-      spdlog::critical("--sip_busy_poll_us={} is outside 0..100000", busy_poll);
-      return 1;
-    }
-    plan.sip.busy_poll_us = busy_poll;
+  if (absl::GetFlag(FLAGS_sip_busy_poll_us) != -1) {
+    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_busy_poll_us"));
   }
-  if (int answer_poll = absl::GetFlag(FLAGS_sip_answer_poll_us); answer_poll != -1) {
-    if (answer_poll < 0 || answer_poll > 100000) {
-      spdlog::critical("--sip_answer_poll_us={} is outside 0..100000", answer_poll);
-      return 1;
-    }
-    plan.sip.answer_poll_us = answer_poll;
+  if (absl::GetFlag(FLAGS_sip_answer_poll_us) != -1) {
+    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_answer_poll_us"));
   }
 
   telestra::backend::EventHub hub;
+  hub.StartDeliveryThread();  // broadcasts leave the SIP thread at once
   telestra::backend::RtpMediaEngine media(plan.rtp, plan.sip.bind);
   if (absl::Status status = media.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
@@ -148,6 +139,13 @@ int Run() {
     spdlog::critical("{}", std::string(status.message()));
     return 1;
   }
+  // From here on an early exit stops the SIP stack within a second; the
+  // parts built after it stop themselves as they go out of scope (their
+  // destructors), newest first, before it.
+  struct StopStackOnExit {
+    telestra::backend::SofiaSipStack& stack;
+    ~StopStackOnExit() { stack.Shutdown(absl::Seconds(1)); }  // idempotent
+  } stop_stack_on_exit{stack};
 
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
@@ -166,7 +164,6 @@ int Run() {
   telestra::gateway::NativeServer native(native_options, io, &dispatcher, &hub);
   if (absl::Status status = native.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
-    stack.Shutdown(absl::Seconds(1));
     return 1;
   }
 
@@ -193,8 +190,6 @@ int Run() {
     web_options.web_root = *web_root;
   } else if (!absl::GetFlag(FLAGS_web_root).empty()) {
     spdlog::critical("{}", std::string(web_root.status().message()));
-    native.Stop();
-    stack.Shutdown(absl::Seconds(1));
     return 2;
   } else {
     spdlog::warn("{}; serving the WebSocket only", std::string(web_root.status().message()));
@@ -202,8 +197,6 @@ int Run() {
   telestra::gateway::WebServer web(web_options, io, &backend, &dispatcher, &hub);
   if (absl::Status status = web.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
-    native.Stop();
-    stack.Shutdown(absl::Seconds(1));
     return 1;
   }
 
@@ -220,9 +213,6 @@ int Run() {
   telestra::gateway::GrpcServer grpc(grpc_options, &backend, &hub, &dispatcher);
   if (absl::Status status = grpc.Start(); !status.ok()) {
     spdlog::critical("{}", std::string(status.message()));
-    web.Stop();
-    native.Stop();
-    stack.Shutdown(absl::Seconds(1));
     return 1;
   }
 
@@ -233,31 +223,14 @@ int Run() {
     out.Counter("telestra_undeliverable_replies_total", "Replies whose client had gone",
                 hub.undeliverable_replies());
     out.Gauge("telestra_api_clients", "Clients attached to the event hub", hub.client_count());
-    telestra::gateway::NativeServer::Stats native_stats = native.stats();
-    out.Gauge("telestra_native_clients", "Native port connections", native_stats.clients);
-    out.Counter("telestra_native_connections_total", "Native connections accepted",
-                native_stats.accepted);
-    out.Counter("telestra_native_refused_total", "Native connections refused (max-clients)",
-                native_stats.refused);
-    out.Counter("telestra_native_not_allowed_total",
-                "Native connections refused ([tcp-settings] allow)", native_stats.not_allowed);
-    out.Counter("telestra_native_slow_disconnects_total",
-                "Native clients disconnected for not reading", native_stats.slow_disconnects);
-    out.Counter("telestra_native_undelivered_events_total",
-                "Events lost with disconnected slow native clients",
-                native_stats.undelivered_events);
-    out.Counter("telestra_native_http_closed_total",
-                "Native connections closed at once because they sent an HTTP request",
-                native_stats.http_closed);
-    out.Counter("telestra_native_unauthenticated_total",
-                "Native connections closed without authenticating ([tcp-settings] token)",
-                native_stats.unauthenticated);
-    out.Counter("telestra_native_idle_timeouts_total",
-                "Native connections closed by [tcp-settings] idle-timeout",
-                native_stats.idle_timeouts);
-    out.Counter("telestra_native_tls_failures_total",
-                "Native connections whose TLS handshake failed or timed out",
-                native_stats.tls_failures);
+    const telestra::backend::EventHub::DeliveryStats delivery = hub.delivery_stats();
+    out.Counter("telestra_event_deliveries_total",
+                "Events handed to their clients, by the thread that delivered them",
+                delivery.by_delivery_thread, {{"by", "delivery_thread"}});
+    out.Counter("telestra_event_deliveries_total",
+                "Events handed to their clients, by the thread that delivered them",
+                delivery.by_reply_scope, {{"by", "command_thread"}});
+    native.ExportMetrics(out);  // its own families (gateway/native/native_server.h)
     std::map<std::string, int> calls_by_state;
     for (const telestra::v1::Status& account : backend.ListAccounts()) {
       out.Gauge("telestra_account_status", "account_status of each account (200 registered)",
@@ -302,22 +275,7 @@ int Run() {
                 "Incoming calls refused 486 over max-ringing", stats.ringing_refused);
   });
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // gRPC front end
-    telestra::gateway::GrpcStats stats = grpc.stats();
-    out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session streams open", stats.streams);
-    out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session streams opened",
-                stats.streams_opened);
-    out.Counter("telestra_grpc_streams_refused_total",
-                "gRPC streams ended RESOURCE_EXHAUSTED because max-streams were open",
-                stats.streams_refused);
-    out.Counter("telestra_grpc_slow_stream_drops_total",
-                "gRPC streams ended RESOURCE_EXHAUSTED for not keeping up",
-                stats.slow_stream_drops);
-    out.Counter("telestra_grpc_undelivered_events_total", "Events lost with those gRPC streams",
-                stats.undelivered_events);
-    out.Counter("telestra_grpc_unauthenticated_total",
-                "gRPC calls refused for a missing or wrong token", stats.unauthenticated);
-    out.Counter("telestra_grpc_resume_gaps_total",
-                "Subscribe resumes that could not replay every missed event", stats.gaps_reported);
+    grpc.ExportMetrics(out);  // its own families (gateway/grpc/stream_registry.h)
   });
   metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // web front end
     telestra::gateway::WebStats stats = web.stats();
@@ -354,10 +312,6 @@ int Run() {
     if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
         !status.ok()) {
       spdlog::critical("{}", std::string(status.message()));
-      grpc.Stop();
-      web.Stop();
-      native.Stop();
-      stack.Shutdown(absl::Seconds(1));
       return 1;
     }
     spdlog::info("metrics on http://{}:{}/metrics", plan.metrics.bind, metrics->port());
@@ -389,6 +343,8 @@ int Run() {
   const absl::Time shutdown_deadline =
       absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds));
   stack.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
+  // The events of that (call-ended) reach every session's queue first.
+  hub.AwaitDelivered(shutdown_deadline);
   // Web front end: its sessions write out their queues meanwhile.
   web.Stop(shutdown_deadline);
   grpc.Stop();  // gRPC front end

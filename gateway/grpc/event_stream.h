@@ -40,7 +40,7 @@ struct StreamEnvironment {
 // examples: exactly one write in flight, the next started from OnWriteDone,
 // OnDone() deletes the reactor.
 //
-// Events arrive from the EventHub (OnEvent, with the hub's lock held) and
+// Events arrive from the EventHub (OnEvent, on its delivering thread, no lock held) and
 // are only queued there, under this stream's own small mutex; a write starts
 // when the stream is idle. gRPC never runs a reaction inline inside
 // StartWrite/StartRead/Finish (reactions are scheduled on its executor), so

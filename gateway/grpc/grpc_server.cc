@@ -110,7 +110,7 @@ void GrpcServer::Stop() {
   if (server_ == nullptr || stopped_) return;
   stopped_ = true;
   server_->GetHealthCheckService()->Shutdown();
-  registry_.CloseAll(grpc::Status(grpc::StatusCode::UNAVAILABLE, "Gateway shutting down"));
+  registry_.CloseAll();  // UNAVAILABLE "Gateway shutting down"
   const auto deadline =
       std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.shutdown_grace);
   server_->Shutdown(deadline);

@@ -63,6 +63,8 @@ class GrpcServer {
   // This run's id (random), sent to stream clients as `telestra-epoch`.
   const std::string& epoch() const { return epoch_; }
   GrpcStats stats() const { return registry_.stats(); }
+  // This front end's metrics (docs/grpc-api.md, docs/metrics.md).
+  void ExportMetrics(MetricsWriter& out) const { registry_.ExportMetrics(out); }
 
  private:
   const Options options_;

@@ -6,6 +6,10 @@
 
 namespace telestra::gateway {
 
+// How long a half-closed Session stream waits for the replies to its
+// commands before it finishes (they normally take microseconds).
+constexpr absl::Duration kReplyWait = absl::Seconds(2);
+
 SessionStream::SessionStream(const StreamEnvironment& env, grpc::CallbackServerContext* context,
                              const absl::Status& admission)
     : EventStream(env, context, "Session") {
@@ -30,11 +34,16 @@ void SessionStream::OnEvent(const backend::EventPtr& event) {
 void SessionStream::OnReadDone(bool ok) {
   if (!ok) {
     // The client closed its sending side (or the call ended): send what the
-    // commands caused, then finish.
+    // commands caused, then finish. Their replies may still be on their
+    // way through the event hub (behind a broadcast): they come first.
+    env_.hub->AwaitDelivered(absl::Now() + kReplyWait);
     absl::MutexLock lock(&mu_);
     CloseLocked(grpc::Status::OK);
     return;
   }
+  // The replies to this command are delivered by this thread once it has
+  // run, not handed to the hub's delivery thread.
+  backend::EventHub::ReplyScope replies(env_.hub);
   telestra::v1::Command command;
   grpc::Status parsed =
       grpc::SerializationTraits<telestra::v1::Command>::Deserialize(&request_, &command);

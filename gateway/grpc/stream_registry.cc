@@ -1,53 +1,37 @@
 #include "gateway/grpc/stream_registry.h"
 
-#include <vector>
-
 namespace telestra::gateway {
 
-StreamRegistry::Admission StreamRegistry::Add(ClosableStream* stream) {
-  absl::MutexLock lock(&mu_);
-  if (closed_) return Admission::kClosed;
-  if (streams_.size() >= max_streams_) {
-    ++refused_;
-    return Admission::kFull;
-  }
-  streams_.insert(stream);
-  ++opened_;
-  return Admission::kAdmitted;
-}
-
-void StreamRegistry::Remove(ClosableStream* stream) {
-  absl::MutexLock lock(&mu_);
-  streams_.erase(stream);
-}
-
-void StreamRegistry::CloseAll(const grpc::Status& status) {
-  // Close() under mu_: a stream removes itself (in OnDone) only after this
-  // returns, so every pointer stays valid while it is used.
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  for (ClosableStream* stream : streams_) stream->Close(status);
-}
-
-bool StreamRegistry::WaitUntilEmpty(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto empty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
-  return mu_.AwaitWithTimeout(absl::Condition(&empty), timeout);
-}
-
 GrpcStats StreamRegistry::stats() const {
+  const SessionRegistry::Stats shared = sessions_.stats();
   GrpcStats stats;
-  {
-    absl::MutexLock lock(&mu_);
-    stats.streams = streams_.size();
-    stats.streams_opened = opened_;
-    stats.streams_refused = refused_;
-  }
-  stats.slow_stream_drops = slow_stream_drops_;
-  stats.undelivered_events = undelivered_events_;
+  stats.streams = shared.open;
+  stats.streams_opened = shared.admitted;
+  stats.streams_refused = shared.refused;
+  stats.slow_stream_drops = shared.slow_disconnects;
+  stats.undelivered_events = shared.undelivered_events;
   stats.unauthenticated = unauthenticated_;
   stats.gaps_reported = gaps_reported_;
   return stats;
+}
+
+void StreamRegistry::ExportMetrics(MetricsWriter& out) const {
+  sessions_.ExportMetrics(out);
+  const GrpcStats stats = this->stats();
+  out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session streams open", stats.streams);
+  out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session streams opened",
+              stats.streams_opened);
+  out.Counter("telestra_grpc_streams_refused_total",
+              "gRPC streams ended RESOURCE_EXHAUSTED because max-streams were open",
+              stats.streams_refused);
+  out.Counter("telestra_grpc_slow_stream_drops_total",
+              "gRPC streams ended RESOURCE_EXHAUSTED for not keeping up", stats.slow_stream_drops);
+  out.Counter("telestra_grpc_undelivered_events_total", "Events lost with those gRPC streams",
+              stats.undelivered_events);
+  out.Counter("telestra_grpc_unauthenticated_total",
+              "gRPC calls refused for a missing or wrong token", stats.unauthenticated);
+  out.Counter("telestra_grpc_resume_gaps_total",
+              "Subscribe resumes that could not replay every missed event", stats.gaps_reported);
 }
 
 }  // namespace telestra::gateway

@@ -2,22 +2,27 @@
 
 #include <atomic>
 #include <cstdint>
-#include <set>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gateway/metrics/metrics.h"
+#include "gateway/session/session_registry.h"
 #include "grpcpp/support/status.h"
 
 namespace telestra::gateway {
 
 // A streaming RPC the server can end from outside (at shutdown).
-class ClosableStream {
+class ClosableStream : public SessionRegistry::Session {
  public:
-  virtual ~ClosableStream() = default;
   // Sends what is already queued, then finishes the RPC with `status`.
   // Thread: any; must not be called with the hub's lock held.
   virtual void Close(const grpc::Status& status) = 0;
+  // SessionRegistry::Session (shutdown): UNAVAILABLE once the queue is
+  // written. gRPC itself bounds the flush (GrpcServer's shutdown grace).
+  void CloseAfterFlush(absl::Time /*deadline*/) override {
+    Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "Gateway shutting down"));
+  }
 };
 
 // Counters of the gRPC front end (all since start).
@@ -31,47 +36,38 @@ struct GrpcStats {
   uint64_t gaps_reported = 0;       // resumes that could not replay everything
 };
 
-// The open streams, so that shutdown can end them, plus the counters. It
-// also bounds them: at most `max_streams` at once for the whole server
-// ([grpc-settings] max-streams). HTTP/2's own limit on concurrent streams
-// is per connection and only makes clients queue; this one is counted here
-// so that the stream beyond it ends at once with RESOURCE_EXHAUSTED.
+// The open streams, on the front ends' shared SessionRegistry (admission,
+// close-all, the shared counters), plus the counters only gRPC has. At most
+// `max_streams` at once for the whole server ([grpc-settings]
+// max-streams). HTTP/2's own limit on concurrent streams is per connection
+// and only makes clients queue; this one is counted here so that the
+// stream beyond it ends at once with RESOURCE_EXHAUSTED.
 // Thread: any.
 class StreamRegistry {
  public:
-  explicit StreamRegistry(size_t max_streams = 1024) : max_streams_(max_streams) {}
+  explicit StreamRegistry(size_t max_streams = 1024) : sessions_("grpc", max_streams) {}
 
-  enum class Admission {
-    kAdmitted,
-    kFull,    // max_streams are open (counted in streams_refused)
-    kClosed,  // CloseAll has run: the stream must finish at once
-  };
-  Admission Add(ClosableStream* stream);
-  size_t max_streams() const { return max_streams_; }
-  void Remove(ClosableStream* stream);
+  using Admission = SessionRegistry::Admission;
+  Admission Add(ClosableStream* stream) { return sessions_.Add(stream); }
+  size_t max_streams() const { return sessions_.max_sessions(); }
+  void Remove(ClosableStream* stream) { sessions_.Remove(stream); }
 
-  // Closes every stream (and every stream added later) with `status`.
-  void CloseAll(const grpc::Status& status);
+  // Closes every stream (and every stream added later) with UNAVAILABLE.
+  void CloseAll() { sessions_.CloseAll(absl::InfiniteFuture()); }
   // Waits until every stream is removed; false on timeout.
-  bool WaitUntilEmpty(absl::Duration timeout);
-
-  void CountSlowDrop(uint64_t undelivered) {
-    slow_stream_drops_++;
-    undelivered_events_ += undelivered;
+  bool WaitUntilEmpty(absl::Duration timeout) {
+    return sessions_.AwaitEmpty(absl::Now() + timeout);
   }
+
+  void CountSlowDrop(uint64_t undelivered) { sessions_.CountSlowDisconnect(undelivered); }
   void CountUnauthenticated() { unauthenticated_++; }
   void CountGap() { gaps_reported_++; }
   GrpcStats stats() const;
+  // The shared families (front_end="grpc") and the telestra_grpc_* ones.
+  void ExportMetrics(MetricsWriter& out) const;
 
  private:
-  const size_t max_streams_;
-  mutable absl::Mutex mu_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
-  std::set<ClosableStream*> streams_ ABSL_GUARDED_BY(mu_);
-  uint64_t opened_ ABSL_GUARDED_BY(mu_) = 0;
-  std::atomic<uint64_t> slow_stream_drops_{0};
-  std::atomic<uint64_t> undelivered_events_{0};
+  SessionRegistry sessions_;
   std::atomic<uint64_t> unauthenticated_{0};
   std::atomic<uint64_t> gaps_reported_{0};
 };

@@ -25,6 +25,8 @@
 #include "boost/asio/write.hpp"
 #include "gateway/native/framer.h"
 #include "gateway/native/json_codec.h"
+#include "gateway/session/outbox.h"
+#include "gateway/session/wire_slots.h"
 #include "spdlog/spdlog.h"
 
 namespace telestra::gateway {
@@ -76,27 +78,35 @@ bool SecretMatches(absl::string_view presented, absl::string_view expected) {
 }
 
 // One client connection.
-// Thread: everything runs on the session's strand, except OnEvent (any
-// thread, with the hub's lock held) and, with Options::read_loop, the
-// reading: OnReadable, Consume and Handle run on the loop's thread, which
-// tells the strand only of the end of the stream (OnRead) and of a
-// connection it wants closed (EndFromReader). When the strand has nothing
-// queued or in flight, OnEvent writes the event to the socket itself (a
-// non-blocking send: an event from the SIP thread reaches the client without
-// waking the API thread); whatever it cannot send at once goes to the
-// strand, in order, and the strand writes until its queue is empty again.
-// A TLS connection is read and written on the strand only.
+//
+// Thread: the session's strand runs its lifecycle (handshake, deadlines,
+// close) and, for TLS connections or without Options::read_loop, its
+// reading. With Options::read_loop (plaintext only), OnReadable, Consume
+// and Handle run on the loop's thread (the SIP thread), which tells the
+// strand only of the end of the stream (OnRead) and of a connection it
+// wants closed (EndFromReader); the socket then never enters asio's reactor
+// (Start releases it), so a command wakes no API thread.
+//
+// Writing is one path for every frame (docs/native-api.md, "Threads"):
+// Send puts the frame in the Outbox; the thread that finds the outbox idle
+// writes it at once with a non-blocking send and goes on while frames keep
+// coming; when the socket is full, the strand waits for it to drain and
+// writes the rest. The frames come from the event hub's delivering thread
+// (OnDelivery: the delivery thread for broadcasts, the reading thread for
+// the replies to the commands it just ran, see EventHub::ReplyScope) and
+// from the session itself (auth replies). No lock is held while writing.
 //
 // With Options::token the session joins the event hub only once the client
 // has authenticated: before that it gets no broadcast, and the session
 // writes its replies ("Not authenticated", "authenticated") itself.
 class NativeSession : public std::enable_shared_from_this<NativeSession>,
-                      public backend::EventListener {
+                      public backend::EventListener,
+                      public SessionRegistry::Session {
  public:
-  NativeSession(NativeServer* server, uint64_t key, tcp::socket socket)
+  NativeSession(NativeServer* server, tcp::socket socket)
       : server_(server),
         hub_(server->hub_),
-        key_(key),
+        registry_(server->registry_),
         socket_(std::move(socket)),
         raw_fd_(socket_.native_handle()),
         strand_(socket_.get_executor()),
@@ -104,7 +114,8 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
         deadline_(strand_),
         framer_(server->options_.max_message_bytes),
         extended_(server->options_.extended_events),
-        authenticated_(server->options_.token.empty()) {
+        authenticated_(server->options_.token.empty()),
+        outbox_(server->options_.max_queued_bytes) {
     if (server->tls_) {
       tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *server->tls_);
     }
@@ -114,8 +125,31 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // pending handlers, the last owners of sessions, only when it is
   // destroyed itself): touches only the hub, which outlives the io_context.
   ~NativeSession() override {
+    registry_->Remove(this);
     Detach();
     if (released_) ::close(raw_fd_);  // else the socket closes itself
+  }
+
+  // The socket back, for a session the registry did not admit (Refuse).
+  tcp::socket TakeSocket() { return std::move(socket_); }
+
+  // SessionRegistry::Session. Thread: any (called under the registry's lock:
+  // only posts).
+  // Takes no reference here: the last one must never be dropped under the
+  // registry's lock (the destructor removes the session from it).
+  void CloseAfterFlush(absl::Time deadline) override {
+    const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
+    const SteadyTime flush_deadline =
+        std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(left);
+    asio::post(strand_, [weak = weak_from_this(), flush_deadline] {
+      if (std::shared_ptr<NativeSession> self = weak.lock()) self->CloseAfterFlush(flush_deadline);
+    });
+  }
+
+  // The client has closed (or reset) the connection, unread yet.
+  bool PeerGone() const override {
+    pollfd fd{raw_fd_, POLLRDHUP, 0};
+    return poll(&fd, 1, 0) > 0 && (fd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
   }
 
   void Start() {
@@ -136,18 +170,25 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       });
       return;
     }
-    {
-      absl::MutexLock lock(&inbox_mu_);
-      idle_ = true;
-    }
     if (authenticated_) AttachToHub();
     LogConnected();
     if (backend::FdLoop* loop = server_->options_.read_loop) {
+      // The session lives until Shutdown, not only as long as the loop's
+      // watch: events published before the loop stopped (the call-ended
+      // of shutdown) are still delivered and written. Set before the
+      // watch starts: the loop may end the connection at once.
+      keep_alive_ = shared_from_this();
+      // The socket leaves asio for good: asio would wake an API thread for
+      // every command the loop reads. Waits for a full socket use a
+      // duplicate descriptor (ArmWriteWait).
+      socket_.release(ignored);
+      released_ = !ignored;
       watch_ = loop->Watch(raw_fd_, [self = shared_from_this()] { return self->OnReadable(); });
-      if (watch_ != 0) {
-        Release();
-        return;
-      }
+      if (watch_ != 0) return;
+      keep_alive_.reset();
+      // No watch (the loop has stopped): asio reads after all.
+      socket_.assign(protocol_, raw_fd_, ignored);
+      released_ = false;
     }
     DoRead();
   }
@@ -155,32 +196,25 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // The connection's descriptor (open as long as the session exists).
   int fd() const { return raw_fd_; }
 
-  // Closes the connection from any thread, once what is queued for it has
-  // been written or at `flush_deadline`, whichever comes first.
-  void Close(SteadyTime flush_deadline) {
-    asio::post(strand_, [self = shared_from_this(), flush_deadline] {
-      self->CloseAfterFlush(flush_deadline);
-    });
+  void OnEvent(const backend::EventPtr& event) override {
+    OnDelivery(event, std::make_shared<backend::EventEncodings>());
   }
 
-  // Events wait in a small inbox; only the first of a burst posts a drain
-  // to the strand, so a busy strand costs the publishing thread (usually
-  // the SIP thread) no wake-up per event. Extended-only events that the
-  // client did not subscribe to are dropped here, before any of that.
-  void OnEvent(const backend::EventPtr& event) override {
+  // Thread: the hub's delivering thread. Extended-only events that the
+  // client did not subscribe to are skipped; the JSON is made once per
+  // event and format and shared with every other client of that format.
+  void OnDelivery(const backend::EventPtr& event,
+                  const backend::EncodingsPtr& encodings) override {
     const bool extended = extended_.load(std::memory_order_relaxed);
     if (!extended && JsonCodec::IsExtendedOnly(*event)) return;
-    Deliver(&event, std::string());
+    const std::string& bytes =
+        encodings->Get(extended ? kNativeExtendedSlot : kNativeLegacySlot,
+                       [&] { return Frame(*event, extended); });
+    // Shares the encoding (kept alive by `encodings`), no copy.
+    Send(Outbox::Frame(encodings, &bytes));
   }
 
  private:
-  // What waits in the inbox: an event, or (event null) a reply the session
-  // made itself, framed.
-  struct Outbound {
-    backend::EventPtr event;
-    std::string bytes;
-  };
-
   bool IdleTimeoutOn() const { return server_->options_.idle_timeout.count() > 0; }
 
   void LogConnected() {
@@ -223,29 +257,30 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     if (backend::ClientId client = client_.exchange(0); client != 0) hub_->Detach(client);
   }
 
-  // Writes `*event` (or, with event null, the framed `bytes`) to the socket
-  // at once when the strand has nothing to write, else hands it to the
-  // strand. Thread: any.
-  void Deliver(const backend::EventPtr* event, std::string bytes) {
-    {
-      absl::MutexLock lock(&inbox_mu_);
-      if (idle_) {
-        if (event != nullptr) bytes = Frame(**event, extended_.load(std::memory_order_relaxed));
-        ssize_t sent = ::send(raw_fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent == static_cast<ssize_t>(bytes.size())) return;
-        // Not all of it (the client's window is full, or an error the
-        // strand's write will meet): the rest goes through the strand.
-        idle_ = false;
-        leftover_ = sent > 0 ? bytes.substr(static_cast<size_t>(sent)) : std::move(bytes);
-      } else {
-        inbox_.push_back(Outbound{event != nullptr ? *event : nullptr, std::move(bytes)});
+
+  // Queues a frame; writes it at once if no write is under way. Thread: any.
+  void Send(Outbox::Frame frame) {
+    uint64_t lost = 0;
+    switch (outbox_.Add(std::move(frame), &lost)) {
+      case Outbox::Added::kQueued:
+      case Outbox::Added::kClosed:
+        return;
+      case Outbox::Added::kOverflow: {
+        // The client does not read: everything still queued is lost with it.
+        registry_->CountSlowDisconnect(lost);
+        spdlog::warn("native client {} ({}) is not reading: {} events undelivered; disconnecting it",
+                     client_.load(), peer_, lost);
+        PostToStrand([](NativeSession* self) { self->Shutdown(); });
+        return;
       }
-      if (drain_posted_) return;
-      drain_posted_ = true;
+      case Outbox::Added::kWrite:
+        Flush();
+        return;
     }
-    std::shared_ptr<NativeSession> self = weak_from_this().lock();
-    if (!self) return;  // being destroyed
-    asio::post(strand_, [self = std::move(self)] { self->DrainInbox(); });
+  }
+
+  void SendBytes(std::string bytes) {
+    Send(std::make_shared<const std::string>(std::move(bytes)));
   }
 
   void DoRead() {
@@ -270,7 +305,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       // deadlines of CheckDeadlines.
       ended_input_ = true;
       deadline_.cancel();
-      server_->Remove(key_);
+      registry_->Remove(this);
       linger_.expires_after(kLingerAfterEof);
       linger_.async_wait([self = shared_from_this()](error_code ec) {
         if (!ec) self->Shutdown();
@@ -306,7 +341,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
       error_code ec = n == 0 ? error_code(asio::error::eof)
                              : error_code(errno, boost::system::system_category());
-      server_->Remove(key_);  // the slot is free now, before the strand hears of it
+      registry_->Remove(this);  // the slot is free now, before the strand hears of it
       asio::post(strand_, [self = shared_from_this(), ec] { self->OnRead(ec, 0); });
       return false;
     }
@@ -315,7 +350,13 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   // Frames `n` bytes of read_buffer_ and runs each command. Thread: the
   // reader's (the strand, or the read loop's thread).
+  //
+  // The replies to these commands are written by this thread once the
+  // commands have run (EventHub::ReplyScope): no hand-over to another
+  // thread for a get-status; broadcasts they cause go to the hub's
+  // delivery thread.
   void Consume(size_t n) {
+    backend::EventHub::ReplyScope replies(hub_);
     framer_.Feed(absl::string_view(read_buffer_.data(), n));
     for (;;) {
       if (closed_ || stop_reading_) return;  // disconnected meanwhile
@@ -377,7 +418,7 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       return;
     }
     const absl::Status refused = absl::PermissionDeniedError("Not authenticated");
-    Deliver(nullptr, Frame(backend::CommandDispatcher::FailEvent(account, refused, token), false));
+    SendBytes(Frame(backend::CommandDispatcher::FailEvent(account, refused, token), false));
     if (++auth_failures_ < kMaxAuthFailures) return;
     server_->unauthenticated_++;
     spdlog::warn("native client from {} sent {} messages without authenticating; closing it", peer_,
@@ -404,12 +445,12 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       }
       authenticated_ = true;
       // Written before joining the hub: it comes before any broadcast.
-      Deliver(nullptr, JsonCodec::EncodeAuthenticated(decoded.token) + '\0');
+      SendBytes(JsonCodec::EncodeAuthenticated(decoded.token) + '\0');
       AttachToHub();
       spdlog::info("native client {} from {} authenticated", client_.load(), peer_);
       return;
     }
-    Deliver(nullptr, JsonCodec::EncodeAuthenticated(decoded.token) + '\0');
+    SendBytes(JsonCodec::EncodeAuthenticated(decoded.token) + '\0');
   }
 
   // The reader's: reads no more of the client's messages and has the
@@ -477,119 +518,105 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     });
   }
 
-  void DrainInbox() {
-    std::vector<Outbound> outbound;
-    std::string leftover;
-    {
-      absl::MutexLock lock(&inbox_mu_);
-      outbound.swap(inbox_);
-      leftover.swap(leftover_);
-      drain_posted_ = false;
+  // The outbox's writer: writes until the outbox is empty, or hands the
+  // rest to the strand when the socket is full. Thread: whichever became
+  // the writer (Send), or the strand (after a wait).
+  void Flush() {
+    if (tls_) {
+      // TLS records are written by asio on the strand.
+      PostToStrand([](NativeSession* self) { self->WriteTls(); });
+      return;
     }
-    if (!leftover.empty() && !closed_) Queue(std::move(leftover));
-    for (Outbound& out : outbound) {
-      if (out.event) {
-        Enqueue(*out.event);
-      } else if (!closed_) {
-        Queue(std::move(out.bytes));
+    constexpr size_t kMaxBuffers = 64;
+    iovec iov[kMaxBuffers];
+    for (;;) {
+      bool drained_for_close = false;
+      const size_t n = outbox_.Gather(iov, kMaxBuffers, &drained_for_close);
+      if (n == 0) {
+        if (drained_for_close) PostToStrand([](NativeSession* self) { self->Shutdown(); });
+        return;
       }
-    }
-    MaybeIdle();
-  }
-
-  // Nothing queued, in flight or waiting in the inbox: OnEvent may write
-  // to the socket itself again (a TLS connection stays with the strand),
-  // or a closing connection closes.
-  void MaybeIdle() {
-    if (closed_ || writing_ || !queue_.empty()) return;
-    {
-      absl::MutexLock lock(&inbox_mu_);
-      if (!inbox_.empty() || !leftover_.empty() || drain_posted_) return;
-      if (!closing_ && !tls_) idle_ = true;
-    }
-    if (closing_) {
-      Shutdown();
+      msghdr message{};
+      message.msg_iov = iov;
+      message.msg_iovlen = n;
+      const ssize_t sent = ::sendmsg(raw_fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent > 0) {
+        outbox_.Consume(static_cast<size_t>(sent));
+        continue;
+      }
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // Still the writer: the strand goes on once the socket has room.
+        PostToStrand([](NativeSession* self) { self->ArmWriteWait(); });
+        return;
+      }
+      outbox_.Close();  // the connection is broken: nothing more gets through
+      PostToStrand([](NativeSession* self) { self->Shutdown(); });
       return;
     }
-    Release();
   }
 
-  // With a read loop, the socket stays out of asio's reactor whenever
-  // asio has nothing to write: the reactor waits for every socket it holds
-  // (edge-triggered, for input too), so it would wake an API thread for
-  // each command the read loop reads. DoWrite gives it back when a write
-  // has to wait for the client.
-  void Release() {
-    if (watch_ == 0 || released_ || writing_) return;
-    error_code ec;
-    socket_.release(ec);
-    released_ = !ec;
-  }
-
-  void Enqueue(const telestra::v1::Event& event) {
+  // Strand: waits until the socket can take more, then flushes. A
+  // duplicate descriptor carries the wait, so that the socket itself stays
+  // out of asio with a read loop; made only when a client backs up.
+  void ArmWriteWait() {
     if (closed_) return;
-    if (!extended_ && JsonCodec::IsExtendedOnly(event)) return;  // not subscribed
-    if (queued_bytes_ > server_->options_.max_queued_bytes) {
-      // The client does not read: everything still queued is lost with it.
-      uint64_t lost = queue_.size() + 1;
-      server_->slow_disconnects_++;
-      server_->undelivered_events_ += lost;
-      spdlog::warn(
-          "native client {} ({}) is not reading: {} events ({} bytes) undelivered; "
-          "disconnecting it",
-          client_.load(), peer_, lost, queued_bytes_);
-      Shutdown();
-      return;
-    }
-    Queue(Frame(event, extended_));
-  }
-
-  // Queues bytes for the socket and starts a write if none is in flight.
-  void Queue(std::string bytes) {
-    queued_bytes_ += bytes.size();
-    queue_.push_back(std::move(bytes));
-    if (!writing_) DoWrite();
-  }
-
-  void DoWrite() {
-    if (released_) {
+    if (!write_waiter_) {
+      const int dup_fd = ::dup(raw_fd_);
       error_code ec;
-      socket_.assign(protocol_, raw_fd_, ec);
-      if (ec) {
-        spdlog::warn("native client {}: cannot wait to write: {}", client_.load(), ec.message());
+      if (dup_fd >= 0) {
+        write_waiter_.emplace(strand_);
+        write_waiter_->assign(protocol_, dup_fd, ec);
+        if (ec) ::close(dup_fd);
+      }
+      if (dup_fd < 0 || ec) {
+        write_waiter_.reset();
+        spdlog::warn("native client {}: cannot wait to write", client_.load());
+        outbox_.Close();
         Shutdown();
         return;
       }
-      released_ = false;
     }
-    // Gather everything queued into one write.
-    writing_ = true;
-    out_.clear();
-    for (std::string& message : queue_) out_.append(message);
-    in_flight_ = queue_.size();
-    auto on_write = [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); };
-    if (tls_) {
-      asio::async_write(*tls_, asio::buffer(out_), std::move(on_write));
-    } else {
-      asio::async_write(socket_, asio::buffer(out_), std::move(on_write));
-    }
+    write_waiter_->async_wait(tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+      if (ec || self->closed_) return;
+      self->Flush();
+    });
   }
 
-  void OnWrite(error_code ec) {
-    writing_ = false;
-    if (ec) {
-      Shutdown();
+  // Strand: the TLS writer (one async_write in flight).
+  void WriteTls() {
+    if (closed_) return;
+    constexpr size_t kMaxBuffers = 64;
+    iovec iov[kMaxBuffers];
+    bool drained_for_close = false;
+    const size_t n = outbox_.Gather(iov, kMaxBuffers, &drained_for_close);
+    if (n == 0) {
+      if (drained_for_close) Shutdown();
       return;
     }
-    queued_bytes_ -= out_.size();
-    if (out_.capacity() > kRetainedWriteBytes) std::string().swap(out_);
-    queue_.erase(queue_.begin(), queue_.begin() + in_flight_);
-    in_flight_ = 0;
-    if (!queue_.empty() && !closed_) {
-      DoWrite();
-    } else {
-      MaybeIdle();
+    tls_out_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      tls_out_.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
     }
+    asio::async_write(*tls_, asio::buffer(tls_out_), [self = shared_from_this()](error_code ec,
+                                                                                size_t written) {
+      if (ec) {
+        self->outbox_.Close();
+        self->Shutdown();
+        return;
+      }
+      self->outbox_.Consume(written);
+      if (self->tls_out_.capacity() > kRetainedWriteBytes) std::string().swap(self->tls_out_);
+      self->WriteTls();
+    });
+  }
+
+  // Runs `f` on the strand if the session is still alive. Thread: any.
+  template <typename F>
+  void PostToStrand(F f) {
+    std::shared_ptr<NativeSession> self = weak_from_this().lock();
+    if (!self) return;  // being destroyed
+    asio::post(strand_, [self = std::move(self), f] { f(self.get()); });
   }
 
   // Strand: stops reading and leaves the event hub, writes what is queued
@@ -604,10 +631,6 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     closing_ = true;
     stop_reading_ = true;
     Detach();  // no event after this one
-    {
-      absl::MutexLock lock(&inbox_mu_);
-      idle_ = false;  // what follows goes through the strand
-    }
     if (watch_ != 0) server_->options_.read_loop->Unwatch(watch_);
     deadline_.cancel();
     linger_.cancel();
@@ -615,23 +638,21 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
     linger_.async_wait([self = shared_from_this()](error_code ec) {
       if (ec) return;
       spdlog::warn("native client ({}): {} bytes still unwritten at the close deadline",
-                   self->peer_, self->queued_bytes_);
+                   self->peer_, self->outbox_.queued_bytes());
       self->Shutdown();
     });
-    DrainInbox();  // closes at once when there is nothing to write
+    if (outbox_.CloseWhenDrained()) Shutdown();  // else the writer closes when done
   }
 
   void Shutdown() {
     if (closed_.exchange(true)) return;
-    {
-      absl::MutexLock lock(&inbox_mu_);  // no direct write after this
-      idle_ = false;
-    }
+    outbox_.Close();
     stop_reading_ = true;
     Detach();
     linger_.cancel();
     deadline_.cancel();
     error_code ignored;
+    if (write_waiter_) write_waiter_->close(ignored);
     if (released_) {
       ::shutdown(raw_fd_, SHUT_RDWR);
     } else {
@@ -643,22 +664,24 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
       // (the watch owns a reference).
       server_->options_.read_loop->Unwatch(watch_);
       watch_ = 0;
-    } else {
+    } else if (!released_) {
       socket_.close(ignored);
     }
-    server_->Remove(key_);
+    registry_->Remove(this);
     spdlog::info("native client {} disconnected", peer_);
+    // Called from a strand handler, which holds its own reference.
+    keep_alive_.reset();
   }
 
   NativeServer* const server_;
   backend::EventHub* const hub_;
-  const uint64_t key_;
+  const std::shared_ptr<SessionRegistry> registry_;
   tcp::socket socket_;
-  // socket_'s descriptor: the read loop reads it, OnEvent writes to it, and
-  // DoWrite hands it back to socket_.
+  // socket_'s descriptor: the read loop reads it, the outbox's writer
+  // writes to it.
   const int raw_fd_;
-  // socket_'s strand, kept apart: the read loop posts to it while the
-  // strand may be handing the descriptor to socket_ or taking it back.
+  // socket_'s strand, kept apart: socket_ gives up its descriptor with a
+  // read loop.
   const tcp::socket::executor_type strand_;
   // TLS over socket_ (Options::cert); null: plaintext.
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
@@ -672,21 +695,23 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // Hub id; 0 before joining the hub and after leaving it. Written under
   // attach_mu_, read anywhere (logs).
   std::atomic<backend::ClientId> client_{0};
-  absl::Mutex attach_mu_;  // taken before the hub's lock, never inside it
+  // Lock order: taken before the hub's lock (Attach, Detach); never held
+  // while writing. Detach waits for a delivery in progress, which never
+  // takes attach_mu_.
+  absl::Mutex attach_mu_;
   bool detached_ ABSL_GUARDED_BY(attach_mu_) = false;  // never joins again
   // The reader's: client_ as it was when the session joined the hub.
   backend::ClientId reader_client_ = 0;
   // Options::read_loop's watch of the socket (0: read by the strand).
   backend::FdLoop::WatchId watch_ = 0;
   tcp protocol_ = tcp::v4();  // socket_'s, set by Start
-  // socket_ has let go of raw_fd_ (Release); strand only, and the
-  // destructor then closes raw_fd_.
+  // socket_ has let go of raw_fd_ (read loop); the destructor closes it.
   bool released_ = false;
   bool handshake_done_ = false;  // strand only
   bool ended_input_ = false;     // strand: the client shut down its sending side
   Framer framer_;
   JsonCodec codec_;
-  // Written on the strand (subscribe), read by OnEvent on any thread.
+  // Written by the reader (subscribe), read by OnDelivery.
   std::atomic<bool> extended_;
   // Set once by the reader when the client authenticates (at once without
   // Options::token); read by the strand's deadline check.
@@ -695,12 +720,6 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // steady_clock ticks of the last complete message (Options::idle_timeout
   // only): written by the reader, read by the strand's deadline check.
   std::atomic<SteadyTime::rep> last_message_{0};
-  absl::Mutex inbox_mu_;
-  std::vector<Outbound> inbox_ ABSL_GUARDED_BY(inbox_mu_);
-  std::string leftover_ ABSL_GUARDED_BY(inbox_mu_);  // of a direct write
-  bool drain_posted_ ABSL_GUARDED_BY(inbox_mu_) = false;
-  // The strand has nothing to write: OnEvent writes to raw_fd_ itself.
-  bool idle_ ABSL_GUARDED_BY(inbox_mu_) = false;
   // Set by Shutdown (strand); the reader then runs no more of the
   // client's commands.
   std::atomic<bool> closed_{false};
@@ -708,11 +727,12 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   std::atomic<bool> stop_reading_{false};
   bool closing_ = false;  // strand: CloseAfterFlush, waiting for the queue
   std::array<char, 16384> read_buffer_;
-  std::deque<std::string> queue_;
-  size_t queued_bytes_ = 0;
-  bool writing_ = false;
-  size_t in_flight_ = 0;
-  std::string out_;
+  Outbox outbox_;
+  // With a read loop: the session itself, until Shutdown (strand).
+  std::shared_ptr<NativeSession> keep_alive_;
+  // Strand: a duplicate of raw_fd_ that waits for room to write.
+  std::optional<tcp::socket> write_waiter_;
+  std::string tls_out_;  // strand: the TLS write in flight
 };
 
 NativeServer::NativeServer(Options options, asio::io_context& io,
@@ -722,7 +742,9 @@ NativeServer::NativeServer(Options options, asio::io_context& io,
       dispatcher_(dispatcher),
       hub_(hub),
       acceptor_(asio::make_strand(io)),
-      accept_retry_(acceptor_.get_executor()) {}
+      accept_retry_(acceptor_.get_executor()),
+      registry_(std::make_shared<SessionRegistry>(
+          "native", static_cast<size_t>(std::max(0, options_.max_clients)))) {}
 
 NativeServer::~NativeServer() { Stop(); }
 
@@ -800,53 +822,24 @@ void NativeServer::DoAccept() {
                    socket.remote_endpoint(ignored).address().to_string());
       Refuse(std::move(socket), absl::PermissionDeniedError("Address not allowed"));
     } else {
-      std::shared_ptr<NativeSession> session;
-      {
-        absl::MutexLock lock(&mu_);
-        if (stopped_) return;
-        if (static_cast<int>(sessions_.size()) < options_.max_clients ||
-            static_cast<int>(sessions_.size() - GoneLocked()) < options_.max_clients) {
-          uint64_t key = next_key_++;
-          session = std::make_shared<NativeSession>(this, key, std::move(socket));
-          sessions_[key] = session;
-        }
-      }
-      if (session) {
-        accepted_++;
-        session->Start();
-      } else {
-        refused_++;
-        spdlog::warn("native port: refused a client, max-clients ({}) reached",
-                     options_.max_clients);
-        Refuse(std::move(socket),
-               absl::ResourceExhaustedError(
-                   absl::StrCat("Too many clients (max-clients is ", options_.max_clients, ")")));
+      auto session = std::make_shared<NativeSession>(this, std::move(socket));
+      switch (registry_->Add(session.get())) {
+        case SessionRegistry::Admission::kAdmitted:
+          session->Start();
+          break;
+        case SessionRegistry::Admission::kFull:
+          spdlog::warn("native port: refused a client, max-clients ({}) reached",
+                       options_.max_clients);
+          Refuse(session->TakeSocket(),
+                 absl::ResourceExhaustedError(absl::StrCat(
+                     "Too many clients (max-clients is ", options_.max_clients, ")")));
+          break;
+        case SessionRegistry::Admission::kClosed:
+          return;  // stopping
       }
     }
     if (acceptor_.is_open()) DoAccept();
   });
-}
-
-// A full server first looks for clients that have already closed their
-// connection but whose end of stream has not been read yet: the thread
-// that reads a connection is not the one that accepts the next, so a
-// client that closes and reconnects at once could otherwise be refused.
-size_t NativeServer::GoneLocked() {
-  std::vector<pollfd> fds;
-  size_t gone = 0;
-  for (auto& [key, weak] : sessions_) {
-    if (std::shared_ptr<NativeSession> session = weak.lock()) {
-      fds.push_back(pollfd{session->fd(), POLLRDHUP, 0});
-    } else {
-      ++gone;  // destroyed, not yet removed
-    }
-  }
-  if (!fds.empty() && poll(fds.data(), fds.size(), 0) > 0) {
-    for (const pollfd& fd : fds) {
-      if (fd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) ++gone;
-    }
-  }
-  return gone;
 }
 
 bool NativeServer::Allowed(const tcp::socket& socket) const {
@@ -901,70 +894,72 @@ void NativeServer::Refuse(tcp::socket socket, const absl::Status& why) {
   });
 }
 
-void NativeServer::Remove(uint64_t session_key) {
-  absl::MutexLock lock(&mu_);
-  sessions_.erase(session_key);
-}
-
 void NativeServer::Stop(absl::Time flush_deadline) {
-  std::map<uint64_t, std::weak_ptr<NativeSession>> sessions;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopped_) return;
-    stopped_ = true;
-    sessions = sessions_;
-  }
+  if (stopped_.exchange(true)) return;
   asio::post(acceptor_.get_executor(), [this] {
     error_code ignored;
     acceptor_.close(ignored);
     accept_retry_.cancel();
   });
   const absl::Duration flush = std::max(flush_deadline - absl::Now(), absl::ZeroDuration());
-  const SteadyTime deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(flush);
-  if (flush > absl::ZeroDuration() && !sessions.empty()) {
+  // What was published before (the call-ended events of the calls that
+  // shutdown ended) goes into the clients' outboxes first.
+  if (flush > absl::ZeroDuration()) hub_->AwaitDelivered(flush_deadline);
+  const uint64_t open = registry_->stats().open;
+  if (flush > absl::ZeroDuration() && open > 0) {
     spdlog::info(
         "native port: closing {} clients once their queued events are written (at most {})",
-        sessions.size(), absl::FormatDuration(flush));
+        open, absl::FormatDuration(flush));
   }
-  for (auto& [key, weak] : sessions) {
-    if (auto session = weak.lock()) session->Close(deadline);
-  }
-  if (flush == absl::ZeroDuration()) return;
-  // The sessions write on the io_context's threads and leave sessions_ as
-  // they close.
-  absl::MutexLock lock(&mu_);
-  const bool all_closed =
-      mu_.AwaitWithTimeout(absl::Condition(this, &NativeServer::NoLiveSessions), flush);
-  if (!all_closed) {
+  // The sessions write on the io_context's threads and leave the registry
+  // as they close (or, with a read loop, when their watch lets them go).
+  registry_->CloseAll(flush_deadline);
+  const bool all_closed = registry_->AwaitEmpty(flush_deadline);
+  if (!all_closed && flush > absl::ZeroDuration()) {
     spdlog::warn("native port: {} clients still had events to write at the shutdown deadline",
-                 sessions_.size());
+                 registry_->stats().open);
   }
-}
-
-// A session whose last owner is gone without a Shutdown (with a read loop,
-// an idle client's session belongs to its watch, which the loop drops when
-// it stops) has closed its connection in its destructor: nothing to wait for.
-bool NativeServer::NoLiveSessions() const {
-  return std::all_of(sessions_.begin(), sessions_.end(),
-                     [](const auto& entry) { return entry.second.expired(); });
 }
 
 NativeServer::Stats NativeServer::stats() const {
+  const SessionRegistry::Stats shared = registry_->stats();
   Stats stats;
-  {
-    absl::MutexLock lock(&mu_);
-    stats.clients = sessions_.size();
-  }
-  stats.accepted = accepted_;
-  stats.refused = refused_;
+  stats.clients = shared.open;
+  stats.accepted = shared.admitted;
+  stats.refused = shared.refused;
+  stats.slow_disconnects = shared.slow_disconnects;
+  stats.undelivered_events = shared.undelivered_events;
   stats.not_allowed = not_allowed_;
-  stats.slow_disconnects = slow_disconnects_;
-  stats.undelivered_events = undelivered_events_;
   stats.http_closed = http_closed_;
   stats.unauthenticated = unauthenticated_;
   stats.idle_timeouts = idle_timeouts_;
   stats.tls_failures = tls_failures_;
   return stats;
+}
+
+void NativeServer::ExportMetrics(MetricsWriter& out) const {
+  registry_->ExportMetrics(out);
+  const Stats stats = this->stats();
+  out.Gauge("telestra_native_clients", "Native port connections", stats.clients);
+  out.Counter("telestra_native_connections_total", "Native connections accepted", stats.accepted);
+  out.Counter("telestra_native_refused_total", "Native connections refused (max-clients)",
+              stats.refused);
+  out.Counter("telestra_native_not_allowed_total",
+              "Native connections refused ([tcp-settings] allow)", stats.not_allowed);
+  out.Counter("telestra_native_slow_disconnects_total",
+              "Native clients disconnected for not reading", stats.slow_disconnects);
+  out.Counter("telestra_native_undelivered_events_total",
+              "Events lost with disconnected slow native clients", stats.undelivered_events);
+  out.Counter("telestra_native_http_closed_total",
+              "Native connections closed at once because they sent an HTTP request",
+              stats.http_closed);
+  out.Counter("telestra_native_unauthenticated_total",
+              "Native connections closed without authenticating ([tcp-settings] token)",
+              stats.unauthenticated);
+  out.Counter("telestra_native_idle_timeouts_total",
+              "Native connections closed by [tcp-settings] idle-timeout", stats.idle_timeouts);
+  out.Counter("telestra_native_tls_failures_total",
+              "Native connections whose TLS handshake failed or timed out", stats.tls_failures);
 }
 
 }  // namespace telestra::gateway

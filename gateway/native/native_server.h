@@ -17,6 +17,8 @@
 #include "backend/fd_loop.h"
 #include "boost/asio/io_context.hpp"
 #include "backend/network_list.h"
+#include "gateway/metrics/metrics.h"
+#include "gateway/session/session_registry.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 
@@ -39,7 +41,9 @@ class NativeSession;
 // Thread: Start/Stop/stats from any thread; sessions run on the io_context's
 // threads, each on its own strand, except that with Options::read_loop their
 // commands are read and run on that loop's thread (plaintext connections
-// only: TLS connections are read and written on their strand).
+// only: TLS connections are read and written on their strand). Events are
+// written by the event hub's delivering thread (NativeSession, "Writing").
+// Stop needs the io_context running (the sessions flush on it).
 class NativeServer {
  public:
   struct Options {
@@ -57,8 +61,8 @@ class NativeServer {
     std::vector<std::string> allow;
     // When set, the clients' commands are read and run on this loop's
     // thread (the SIP thread: a make-call then reaches SIP without waking a
-    // second thread); writes stay as they are. Null: read on the
-    // io_context's threads.
+    // second thread), and the replies to them are written there too
+    // (EventHub::ReplyScope). Null: read on the io_context's threads.
     backend::FdLoop* read_loop = nullptr;
     // When set, a connection must send {"cmd":"auth","secret":<token>}
     // before anything else (every other message before it gets fail "Not
@@ -99,16 +103,13 @@ class NativeServer {
 
   int port() const { return port_; }
   Stats stats() const;
+  // Writes this front end's metrics: the registry's shared families
+  // (front_end="native") and the telestra_native_* ones (docs/metrics.md).
+  void ExportMetrics(MetricsWriter& out) const;
 
  private:
   friend class NativeSession;
   void DoAccept();
-  void Remove(uint64_t session_key);
-  // How many of sessions_ are clients that have already gone (closed
-  // their connection, or destroyed) but are not removed yet.
-  size_t GoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // No session left that is still alive (Stop's wait).
-  bool NoLiveSessions() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Refuse(boost::asio::ip::tcp::socket socket, const absl::Status& why);
   // False when `allow` is set and the peer's address is in none of its
   // networks (or cannot be read).
@@ -128,15 +129,12 @@ class NativeServer {
   // options_.allow, parsed by Start().
   backend::NetworkList allow_;  // [tcp-settings] allow; empty: every address
 
-  mutable absl::Mutex mu_;
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t next_key_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<uint64_t, std::weak_ptr<NativeSession>> sessions_ ABSL_GUARDED_BY(mu_);
-  std::atomic<uint64_t> accepted_{0};
-  std::atomic<uint64_t> refused_{0};
+  // Admission (max_clients), close-all, the shared counters. Shared with
+  // the sessions, which may outlive the server (see ~NativeSession).
+  const std::shared_ptr<SessionRegistry> registry_;
+  std::atomic<bool> stopped_{false};
+  // Counters of this front end only (the shared ones are registry_'s).
   std::atomic<uint64_t> not_allowed_{0};
-  std::atomic<uint64_t> slow_disconnects_{0};
-  std::atomic<uint64_t> undelivered_events_{0};
   std::atomic<uint64_t> http_closed_{0};
   std::atomic<uint64_t> unauthenticated_{0};
   std::atomic<uint64_t> idle_timeouts_{0};

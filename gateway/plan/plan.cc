@@ -27,6 +27,13 @@
 #include "boost/asio/ip/network_v6.hpp"
 
 namespace telestra::gateway {
+
+std::string DeprecatedKnobWarning(absl::string_view knob) {
+  return absl::StrCat(knob,
+                      " is deprecated and ignored: the SIP thread's wake-ups are no longer "
+                      "tuned by settings (docs/configuration.md, \"Deprecated settings\")");
+}
+
 namespace {
 
 // The known settings sections; every other section whose name does not end
@@ -419,7 +426,19 @@ absl::Status ParseServer(SectionReader& r, Settings* s,
   return absl::OkStatus();
 }
 
-absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
+// A key kept only so that plans written for older versions still load: its
+// value is checked as before (a plan that failed still fails) and then
+// ignored, with a warning.
+absl::Status Deprecated(const SectionReader& r, const Entry& e, int min, int max,
+                        std::vector<std::string>* warnings) {
+  int ignored = 0;
+  if (absl::Status status = r.Int(e, min, max, &ignored); !status.ok()) return status;
+  warnings->push_back(DeprecatedKnobWarning(absl::StrCat("[sip-settings] ", e.key)));
+  return absl::OkStatus();
+}
+
+absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip,
+                      std::vector<std::string>* warnings) {
   absl::Status status = r.Apply({
       {"bind", [&](const Entry& e) { return r.NonEmpty(e, &sip->bind); }},
       {"port", [&](const Entry& e) { return r.Int(e, 0, 65535, &sip->port); }},
@@ -439,9 +458,9 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
        [&](const Entry& e) { return r.Int(e, 1, 3600, &sip->register_retry_min); }},
       {"register-retry-max",
        [&](const Entry& e) { return r.Int(e, 1, 86400, &sip->register_retry_max); }},
-      {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &sip->thread_nice); }},
-      {"busy-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->busy_poll_us); }},
-      {"answer-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->answer_poll_us); }},
+      {"thread-nice", [&](const Entry& e) { return Deprecated(r, e, -20, 19, warnings); }},
+      {"busy-poll-us", [&](const Entry& e) { return Deprecated(r, e, 0, 100000, warnings); }},
+      {"answer-poll-us", [&](const Entry& e) { return Deprecated(r, e, 0, 100000, warnings); }},
       {"trusted", [&](const Entry& e) { return ParseAllow(r, e, &sip->trusted); }},
       {"ring-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->ring_timeout); }},
       {"invite-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->invite_timeout); }},
@@ -609,7 +628,7 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_na
                                                   return ParseHosts(reader, e, &plan.web.hosts);
                                                 }}});
     } else if (section.name == kSipSection) {
-      status = ParseSip(reader, &plan.sip);
+      status = ParseSip(reader, &plan.sip, &plan.warnings);
     } else if (section.name == kRtpSection) {
       status = ParseRtp(reader, &plan.rtp);
     } else if (section.name == kMetricsSection) {

@@ -67,7 +67,15 @@ struct Plan {
   backend::SipConfig sip;
   backend::RtpConfig rtp;
   std::vector<backend::AccountConfig> accounts;
+  // What the parser accepted but the gateway ignores (deprecated keys), one
+  // message each, for the caller to log.
+  std::vector<std::string> warnings;
 };
+
+// The warning for a deprecated tuning knob (a plan key such as
+// "[sip-settings] busy-poll-us", or a flag such as "--sip_busy_poll_us"):
+// "<knob> is deprecated and ignored: ...".
+std::string DeprecatedKnobWarning(absl::string_view knob);
 
 // Parses plan text. `file_name` is only used in error messages, which always
 // name file, line and key, e.g. "plan.ini:12: [account-1] unknown key 'usr'".

@@ -16,6 +16,7 @@
 #include "boost/beast/websocket.hpp"
 #include "boost/beast/websocket/ssl.hpp"
 #include "gateway/native/json_codec.h"
+#include "gateway/session/wire_slots.h"
 #include "gateway/web/ws_messages.h"
 #include "spdlog/spdlog.h"
 
@@ -49,7 +50,7 @@ constexpr size_t kShrinkAboveBytes = 16 * 1024;
 // connection closed.
 //
 // Thread: everything runs on the stream's strand, except OnEvent (any
-// thread, with the hub's lock held) and Close (any thread), which only post
+// thread: the hub's delivering thread, no lock held) and Close (any thread), which only post
 // to the strand.
 template <class Stream>
 class WebSocketSession : public WebSession,
@@ -117,9 +118,18 @@ class WebSocketSession : public WebSession,
   }
 
   void OnEvent(const backend::EventPtr& event) override {
+    OnDelivery(event, std::make_shared<backend::EventEncodings>());
+  }
+
+  // Thread: the hub's delivering thread; only posts to the strand, where
+  // the event's JSON is taken from (or made once into) its shared
+  // encodings.
+  void OnDelivery(const backend::EventPtr& event,
+                  const backend::EncodingsPtr& encodings) override {
     std::shared_ptr<WebSocketSession> self = this->weak_from_this().lock();
     if (!self) return;  // being destroyed
-    asio::post(ws_.get_executor(), [self = std::move(self), event] { self->Deliver(*event); });
+    asio::post(ws_.get_executor(),
+               [self = std::move(self), event, encodings] { self->Deliver(*event, encodings); });
   }
 
  private:
@@ -298,15 +308,23 @@ class WebSocketSession : public WebSession,
     dispatcher->Execute(client_, command);
   }
 
-  void Deliver(const telestra::v1::Event& event) {
+  void Deliver(const telestra::v1::Event& event, const backend::EncodingsPtr& encodings) {
     if (closed_ || closing_) return;
     if (event.seq() <= floor_) return;  // already in the snapshot / replay
-    Send(JsonCodec::Encode(event, /*extended=*/true), /*bounded=*/true);
+    const std::string& json = encodings->Get(
+        kWebSocketJsonSlot, [&] { return JsonCodec::Encode(event, /*extended=*/true); });
+    Send(Message(encodings, &json), /*bounded=*/true);  // shared, not copied
+  }
+
+  using Message = std::shared_ptr<const std::string>;
+
+  void Send(std::string text, bool bounded) {
+    Send(std::make_shared<const std::string>(std::move(text)), bounded);
   }
 
   // Queues one text message. A bounded send to a session whose queue is
   // over max_queued_bytes disconnects it instead: it does not read.
-  void Send(std::string text, bool bounded) {
+  void Send(Message text, bool bounded) {
     if (closed_) return;
     if (bounded && queued_bytes_ > context_->options().max_queued_bytes) {
       const uint64_t lost = queue_.size() + 1;
@@ -319,7 +337,7 @@ class WebSocketSession : public WebSession,
       Teardown();
       return;
     }
-    queued_bytes_ += text.size();
+    queued_bytes_ += text->size();
     queue_.push_back(std::move(text));
     if (!writing_) DoWrite();
   }
@@ -327,7 +345,7 @@ class WebSocketSession : public WebSession,
   void DoWrite() {
     writing_ = true;
     ws_.async_write(
-        asio::buffer(queue_.front()),
+        asio::buffer(*queue_.front()),
         [self = this->shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
   }
 
@@ -340,7 +358,7 @@ class WebSocketSession : public WebSession,
       Teardown();
       return;
     }
-    queued_bytes_ -= queue_.front().size();
+    queued_bytes_ -= queue_.front()->size();
     queue_.pop_front();
     if (closed_) return;
     if (!queue_.empty()) {
@@ -381,7 +399,7 @@ class WebSocketSession : public WebSession,
   backend::ClientId client_ = 0;  // in the hub; 0 = detached
   std::optional<JsonCodec> codec_{std::in_place};  // renewed after a large message
   beast::flat_buffer read_buffer_;
-  std::deque<std::string> queue_;
+  std::deque<Message> queue_;  // encodings shared with other sessions
   size_t queued_bytes_ = 0;
   bool writing_ = false;
   uint64_t floor_ = 0;    // events up to this seq were sent in the opening

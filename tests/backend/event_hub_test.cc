@@ -1,8 +1,14 @@
 #include "backend/event_hub.h"
 
+#include <atomic>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace telestra::backend {
@@ -109,6 +115,204 @@ TEST(EventHubTest, HistoryReportsAGapOnceEventsWereEvicted) {
   EXPECT_FALSE(hub.EventsAfter(1).complete);
   EXPECT_TRUE(hub.EventsAfter(3).complete);
   EXPECT_EQ(hub.EventsAfter(3).events.size(), 2u);
+}
+
+// Records what a hub delivers from other threads: the events, the thread
+// that delivered each, and whether seq was increasing.
+class ThreadedListener : public EventListener {
+ public:
+  void OnEvent(const EventPtr& event) override {
+    absl::MutexLock lock(&mu_);
+    if (event->seq() <= last_seq_) out_of_order_ = true;
+    last_seq_ = event->seq();
+    threads_.push_back(std::this_thread::get_id());
+    ++count_;
+  }
+  // Waits (with a deadline) until `n` events have arrived.
+  bool AwaitCount(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
+  }
+  std::vector<std::thread::id> threads() {
+    absl::MutexLock lock(&mu_);
+    return threads_;
+  }
+  bool out_of_order() {
+    absl::MutexLock lock(&mu_);
+    return out_of_order_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  size_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool out_of_order_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(EventHubTest, DeliveryThreadDeliversBroadcastsOffThePublishingThread) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  ThreadedListener a, b;
+  hub.Attach(&a);
+  hub.Attach(&b);
+  hub.Broadcast(StatusEvent("x"));
+  ASSERT_TRUE(a.AwaitCount(1));
+  ASSERT_TRUE(b.AwaitCount(1));
+  EXPECT_NE(a.threads()[0], std::this_thread::get_id());
+  EXPECT_EQ(hub.delivery_stats().by_delivery_thread, 1u);
+}
+
+// A listener may take the hub's lock (here through last_seq): with
+// delivery under the lock this would deadlock.
+TEST(EventHubTest, ListenersAreCalledWithoutTheHubLock) {
+  EventHub hub;
+  struct Reentrant : EventListener {
+    explicit Reentrant(EventHub* hub) : hub(hub) {}
+    void OnEvent(const EventPtr& event) override { seen_last = hub->last_seq(); }
+    EventHub* hub;
+    uint64_t seen_last = 0;
+  } listener(&hub);
+  hub.Attach(&listener);
+  hub.Broadcast(StatusEvent("x"));
+  EXPECT_EQ(listener.seen_last, 1u);
+}
+
+TEST(EventHubTest, ReplyScopeDeliversItsRepliesOnItsOwnThreadAtItsEnd) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  ThreadedListener a;
+  ClientId id = hub.Attach(&a);
+  {
+    EventHub::ReplyScope scope(&hub);
+    hub.Reply(id, StatusEvent("x"));
+  }
+  // Delivered synchronously by the scope, not by the delivery thread.
+  ASSERT_EQ(a.threads().size(), 1u);
+  EXPECT_EQ(a.threads()[0], std::this_thread::get_id());
+  EXPECT_EQ(hub.delivery_stats().by_reply_scope, 1u);
+}
+
+TEST(EventHubTest, ReplyScopeLeavesBroadcastsToTheDeliveryThread) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  ThreadedListener a;
+  ClientId id = hub.Attach(&a);
+  {
+    EventHub::ReplyScope scope(&hub);
+    hub.Broadcast(StatusEvent("b"));
+    hub.Reply(id, StatusEvent("r"));
+  }
+  ASSERT_TRUE(a.AwaitCount(2));
+  EXPECT_FALSE(a.out_of_order());
+  EXPECT_NE(a.threads()[0], std::this_thread::get_id());  // the broadcast
+}
+
+TEST(EventHubTest, EveryClientSeesRepliesAndBroadcastsInSeqOrder) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  constexpr int kClients = 8;
+  constexpr int kPerThread = 512;  // a multiple of kClients
+  std::vector<std::unique_ptr<ThreadedListener>> listeners;
+  std::vector<ClientId> ids;
+  for (int i = 0; i < kClients; ++i) {
+    listeners.push_back(std::make_unique<ThreadedListener>());
+    ids.push_back(hub.Attach(listeners.back().get()));
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&hub, &ids, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        EventHub::ReplyScope scope(&hub);
+        hub.Reply(ids[(t + i) % ids.size()], StatusEvent("r"));
+        if (i % 3 == 0) hub.Broadcast(StatusEvent("b"));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const size_t broadcasts = 4 * ((kPerThread + 2) / 3);
+  const size_t replies_each = 4 * kPerThread / kClients;
+  for (auto& listener : listeners) {
+    ASSERT_TRUE(listener->AwaitCount(broadcasts + replies_each));
+    EXPECT_FALSE(listener->out_of_order());
+  }
+}
+
+TEST(EventHubTest, EncodingsAreMadeOnceAndSharedByEveryListener) {
+  EventHub hub;
+  int encoded = 0;
+  std::vector<const std::string*> seen;
+  struct Encoding : EventListener {
+    Encoding(int* encoded, std::vector<const std::string*>* seen) : encoded(encoded), seen(seen) {}
+    void OnEvent(const EventPtr&) override {}
+    void OnDelivery(const EventPtr& event, const EncodingsPtr& encodings) override {
+      seen->push_back(&encodings->Get(0, [&] {
+        ++*encoded;
+        return std::string("encoded");
+      }));
+    }
+    int* encoded;
+    std::vector<const std::string*>* seen;
+  };
+  std::vector<std::unique_ptr<Encoding>> listeners;
+  for (int i = 0; i < 100; ++i) {
+    listeners.push_back(std::make_unique<Encoding>(&encoded, &seen));
+    hub.Attach(listeners.back().get());
+  }
+  hub.Broadcast(StatusEvent("x"));
+  EXPECT_EQ(encoded, 1);
+  ASSERT_EQ(seen.size(), 100u);
+  for (const std::string* bytes : seen) EXPECT_EQ(bytes, seen[0]);
+  hub.Broadcast(StatusEvent("y"));  // a new event: encoded anew
+  EXPECT_EQ(encoded, 2);
+}
+
+TEST(EventHubTest, ListenerAttachedAfterPublishingDoesNotGetThatBroadcast) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  ThreadedListener early, late;
+  hub.Attach(&early);
+  {
+    EventHub::ReplyScope scope(&hub);  // keeps nothing: broadcasts are queued
+    hub.Broadcast(StatusEvent("1"));
+    hub.Attach(&late);
+    hub.Broadcast(StatusEvent("2"));
+  }
+  ASSERT_TRUE(early.AwaitCount(2));
+  ASSERT_TRUE(late.AwaitCount(1));
+  EXPECT_EQ(late.threads().size(), 1u);
+}
+
+TEST(EventHubTest, DetachWaitsForTheDeliveryInProgress) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  absl::Notification entered, release;
+  std::atomic<bool> returned{false};
+  struct Blocking : EventListener {
+    void OnEvent(const EventPtr&) override {
+      entered->Notify();
+      release->WaitForNotificationWithTimeout(absl::Seconds(10));
+      returned->store(true);
+    }
+    absl::Notification* entered;
+    absl::Notification* release;
+    std::atomic<bool>* returned;
+  } listener;
+  listener.entered = &entered;
+  listener.release = &release;
+  listener.returned = &returned;
+  ClientId id = hub.Attach(&listener);
+  hub.Broadcast(StatusEvent("x"));
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  std::atomic<bool> returned_when_detached{false};
+  std::thread detacher([&] {
+    hub.Detach(id);
+    returned_when_detached = returned.load();
+  });
+  release.Notify();
+  detacher.join();
+  EXPECT_TRUE(returned_when_detached);
 }
 
 }  // namespace
