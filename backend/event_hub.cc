@@ -15,6 +15,10 @@ thread_local EventHub::ReplyScope* current_scope = nullptr;
 // Events taken from the queue per delivery batch: bounds how long a
 // Detach waits for the batch in progress.
 constexpr size_t kMaxBatch = 64;
+
+// A broadcast to at least this many clients is written by two threads
+// (below it, handing half over costs more than it saves; docs/benchmarks.md).
+constexpr size_t kSplitFanOutAt = 256;
 }  // namespace
 
 const std::string& EventEncodings::Get(size_t slot, absl::FunctionRef<std::string()> encode) {
@@ -30,6 +34,11 @@ EventHub::~EventHub() {
     stopping_ = true;
   }
   if (delivery_thread_.joinable()) delivery_thread_.join();
+  {
+    absl::MutexLock lock(&helper_mu_);
+    helper_stopping_ = true;
+  }
+  if (helper_thread_.joinable()) helper_thread_.join();
 }
 
 void EventHub::StartDeliveryThread() {
@@ -38,6 +47,50 @@ void EventHub::StartDeliveryThread() {
   has_delivery_thread_ = true;
   delivery_thread_ = std::thread([this] { DeliveryLoop(); });
   pthread_setname_np(delivery_thread_.native_handle(), "telestra-events");
+  helper_thread_ = std::thread([this] { HelperLoop(); });
+  pthread_setname_np(helper_thread_.native_handle(), "telestra-fanout");
+}
+
+void EventHub::HelperLoop() {
+  for (;;) {
+    HelperJob job;
+    {
+      absl::MutexLock lock(&helper_mu_);
+      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(helper_mu_) {
+        return helper_stopping_ || helper_job_.begin != nullptr;
+      };
+      helper_mu_.Await(absl::Condition(&has_work));
+      if (helper_job_.begin == nullptr) return;  // stopping, nothing handed over
+      job = helper_job_;
+    }
+    const uint64_t seq = job.event->seq();
+    for (const Listener* it = job.begin; it != job.end; ++it) {
+      if (seq >= it->first_seq) it->listener->OnDelivery(job.event, job.encodings);
+    }
+    absl::MutexLock lock(&helper_mu_);
+    helper_job_ = HelperJob{};
+    helper_busy_ = false;
+  }
+}
+
+void EventHub::DeliverToAll(const EventPtr& event, const EncodingsPtr& encodings,
+                            const std::vector<Listener>& listeners, bool split) {
+  const uint64_t seq = event->seq();
+  size_t mine = listeners.size();
+  if (split && listeners.size() >= kSplitFanOutAt) {
+    mine = listeners.size() / 2;
+    absl::MutexLock lock(&helper_mu_);
+    helper_job_ = HelperJob{event, encodings, listeners.data() + mine,
+                            listeners.data() + listeners.size()};
+    helper_busy_ = true;
+  }
+  for (size_t i = 0; i < mine; ++i) {
+    if (seq >= listeners[i].first_seq) listeners[i].listener->OnDelivery(event, encodings);
+  }
+  if (mine == listeners.size()) return;
+  absl::MutexLock lock(&helper_mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(helper_mu_) { return !helper_busy_; };
+  helper_mu_.Await(absl::Condition(&done));
 }
 
 ClientId EventHub::Attach(EventListener* listener) {
@@ -183,10 +236,8 @@ void EventHub::Drain(Drainer drainer) {
         delivery.to->OnDelivery(delivery.event, encodings);
         continue;
       }
-      const uint64_t seq = delivery.event->seq();
-      for (const Listener& listener : everyone) {
-        if (seq >= listener.first_seq) listener.listener->OnDelivery(delivery.event, encodings);
-      }
+      DeliverToAll(delivery.event, encodings, everyone,
+                   /*split=*/drainer == Drainer::kDeliveryThread);
     }
     absl::MutexLock lock(&mu_);
     ++batches_;  // wakes a Detach waiting for this batch

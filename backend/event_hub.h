@@ -171,11 +171,33 @@ class EventHub {
   // broadcast is next). The caller has set draining_.
   void Drain(Drainer drainer) ABSL_LOCKS_EXCLUDED(mu_);
   void DeliveryLoop();
+  // Delivers `event` to `listeners` (a broadcast). A large fan-out is split
+  // in two halves, the second written by the helper thread: the sends to
+  // 1,000 sockets then take both cores, and the SIP thread neither.
+  void DeliverToAll(const EventPtr& event, const EncodingsPtr& encodings,
+                    const std::vector<Listener>& listeners, bool split);
+  void HelperLoop();
   bool DeliveryThreadHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndScope(ReplyScope* scope);
 
   const size_t history_capacity_;
   std::thread delivery_thread_;  // StartDeliveryThread; joined by ~EventHub
+  std::thread helper_thread_;    // the second half of large broadcasts
+
+  // The helper thread's one job at a time (a broadcast's second half), set
+  // by the delivery thread, which waits until it is done before it moves
+  // on: every client still gets the events one after the other, in order.
+  // Lock order: a leaf (listeners are called with it released).
+  struct HelperJob {
+    EventPtr event;
+    EncodingsPtr encodings;
+    const Listener* begin = nullptr;
+    const Listener* end = nullptr;
+  };
+  absl::Mutex helper_mu_;
+  HelperJob helper_job_ ABSL_GUARDED_BY(helper_mu_);
+  bool helper_busy_ ABSL_GUARDED_BY(helper_mu_) = false;
+  bool helper_stopping_ ABSL_GUARDED_BY(helper_mu_) = false;
 
   // Lock order: after the backend's locks (events are published under them);
   // leaf otherwise.
