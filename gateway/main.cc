@@ -117,21 +117,18 @@ int Run() {
       spdlog::critical("--sip_thread_nice={} is outside -20..19", nice);
       return 1;
     }
-    plan.sip.thread_nice = nice;
   }
   if (int busy_poll = absl::GetFlag(FLAGS_sip_busy_poll_us); busy_poll != -1) {
     if (busy_poll < 0 || busy_poll > 100000) {
       spdlog::critical("--sip_busy_poll_us={} is outside 0..100000", busy_poll);
       return 1;
     }
-    plan.sip.busy_poll_us = busy_poll;
   }
   if (int answer_poll = absl::GetFlag(FLAGS_sip_answer_poll_us); answer_poll != -1) {
     if (answer_poll < 0 || answer_poll > 100000) {
       spdlog::critical("--sip_answer_poll_us={} is outside 0..100000", answer_poll);
       return 1;
     }
-    plan.sip.answer_poll_us = answer_poll;
   }
 
   telestra::backend::EventHub hub;

@@ -420,6 +420,7 @@ absl::Status ParseServer(SectionReader& r, Settings* s,
 }
 
 absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
+  int ignored_knob = 0;
   absl::Status status = r.Apply({
       {"bind", [&](const Entry& e) { return r.NonEmpty(e, &sip->bind); }},
       {"port", [&](const Entry& e) { return r.Int(e, 0, 65535, &sip->port); }},
@@ -439,9 +440,11 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip) {
        [&](const Entry& e) { return r.Int(e, 1, 3600, &sip->register_retry_min); }},
       {"register-retry-max",
        [&](const Entry& e) { return r.Int(e, 1, 86400, &sip->register_retry_max); }},
-      {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &sip->thread_nice); }},
-      {"busy-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->busy_poll_us); }},
-      {"answer-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &sip->answer_poll_us); }},
+      // Tuning knobs the SIP thread no longer has: accepted (range still
+      // checked) and ignored.
+      {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &ignored_knob); }},
+      {"busy-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &ignored_knob); }},
+      {"answer-poll-us", [&](const Entry& e) { return r.Int(e, 0, 100000, &ignored_knob); }},
       {"trusted", [&](const Entry& e) { return ParseAllow(r, e, &sip->trusted); }},
       {"ring-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->ring_timeout); }},
       {"invite-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->invite_timeout); }},

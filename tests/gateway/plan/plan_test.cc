@@ -321,10 +321,7 @@ TEST(PlanParserTest, ParsesRegisterRetryBounds) {
 }
 
 TEST(PlanParserTest, ParsesBusyPollWithinItsRange) {
-  EXPECT_EQ(ParseOk(kAccount).sip.busy_poll_us, 0);
-  EXPECT_EQ(
-      ParseOk(absl::StrCat("[sip-settings]\nbusy-poll-us = 2000\n", kAccount)).sip.busy_poll_us,
-      2000);
+  ParseOk(absl::StrCat("[sip-settings]\nbusy-poll-us = 2000\n", kAccount));  // accepted, ignored
   for (const char* bad : {"-1", "100001", "fast"}) {
     auto plan =
         ParsePlan(absl::StrCat("[sip-settings]\nbusy-poll-us = ", bad, "\n", kAccount), "plan.ini");
@@ -336,10 +333,7 @@ TEST(PlanParserTest, ParsesBusyPollWithinItsRange) {
 }
 
 TEST(PlanParserTest, ParsesAnswerPollWithinItsRange) {
-  EXPECT_EQ(ParseOk(kAccount).sip.answer_poll_us, 1000);
-  EXPECT_EQ(
-      ParseOk(absl::StrCat("[sip-settings]\nanswer-poll-us = 0\n", kAccount)).sip.answer_poll_us,
-      0);
+  ParseOk(absl::StrCat("[sip-settings]\nanswer-poll-us = 0\n", kAccount));  // accepted, ignored
   for (const char* bad : {"-1", "100001", "soon"}) {
     auto plan = ParsePlan(absl::StrCat("[sip-settings]\nanswer-poll-us = ", bad, "\n", kAccount),
                           "plan.ini");
@@ -351,11 +345,8 @@ TEST(PlanParserTest, ParsesAnswerPollWithinItsRange) {
 }
 
 TEST(PlanParserTest, ParsesThreadNiceWithinItsRange) {
-  EXPECT_EQ(ParseOk(kAccount).sip.thread_nice, 0);
-  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nthread-nice = -5\n", kAccount)).sip.thread_nice,
-            -5);
-  EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nthread-nice = 19\n", kAccount)).sip.thread_nice,
-            19);
+  ParseOk(absl::StrCat("[sip-settings]\nthread-nice = -5\n", kAccount));  // accepted, ignored
+  ParseOk(absl::StrCat("[sip-settings]\nthread-nice = 19\n", kAccount));
   for (const char* bad : {"-21", "20", "high"}) {
     absl::StatusOr<Plan> plan =
         ParsePlan(absl::StrCat("[sip-settings]\nthread-nice = ", bad, "\n", kAccount), "plan.ini");
