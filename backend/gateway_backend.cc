@@ -158,16 +158,26 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
     call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
     call.state = telestra::v1::CALL_STATE_DIALING;
     call.peer = std::string(number);
-    // The stack starts at once (its thread sends the INVITE while the reply
-    // is written); the reply still comes first: the stack reports through
-    // OnCall*, which wait for this lock.
-    started = stack_->MakeCall(call_id, config, std::string(number));
-    on_call_id(call_id);
   }
+  // No lock held from here: the reply first (so that it precedes every
+  // event of the call), then the stack, which on its own thread sends the
+  // INVITE at once and may report the call's end before it returns.
+  on_call_id(call_id);
+  started = stack_->MakeCall(call_id, config, std::string(number));
   if (!started) {
     OnCallEnded(call_id, 503, "Service shutting down");
     return call_id;
   }
+  bool hung_up_meanwhile;
+  {
+    // A hang-up that came between the record and the stack's call (from
+    // another thread, posted before ours) found no call in the stack: send
+    // it again, now after the call (the stack ignores a second one).
+    absl::MutexLock lock(&mu_);
+    auto it = calls_.find(call_id);
+    hung_up_meanwhile = it != calls_.end() && it->second.hanging_up;
+  }
+  if (hung_up_meanwhile) stack_->HangupCall(call_id);
   spdlog::info("call {}: {} calls {}", call_id, config.name, std::string(number));
   return call_id;
 }

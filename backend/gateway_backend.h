@@ -100,6 +100,13 @@ class GatewayBackend : public Backend, public SipStackListener {
 
   SipStack* const stack_;
   EventHub* const hub_;
+  // The accounts' and calls' state.
+  // Lock order: backend mu_ before hub mu_ (events are published under it,
+  // so that state and events keep one order); nothing else is taken or
+  // called with it held: never the SIP stack (its methods are called after
+  // releasing it), never a socket, never a reply callback (MakeCall's
+  // on_call_id runs without it). Listener methods take it on the SIP thread,
+  // which holds no lock of its own while calling them.
   mutable absl::Mutex mu_;
   std::vector<std::string> order_;  // plan order; immutable after construction
   std::map<std::string, AccountState, std::less<>> accounts_ ABSL_GUARDED_BY(mu_);

@@ -6,12 +6,14 @@
 namespace telestra::backend {
 
 SofiaSipStack::Impl::CallLeg* SofiaSipStack::Impl::FindLeg(int64_t call_id) {
+  TELESTRA_ASSERT_ON(owner_);
   auto it = calls_.find(call_id);
   return it == calls_.end() ? nullptr : it->second.get();
 }
 
 // Drops the call's sofia objects and timers.
 void SofiaSipStack::Impl::ReleaseSip(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   DestroyTimer(leg->cancel_timer);
   DestroyTimer(leg->invite_timer);
   StopRinging(leg);
@@ -32,13 +34,14 @@ void SofiaSipStack::Impl::ReleaseSip(CallLeg* leg) {
 // (sofia may still be using them).
 // `reason` by value: callers pass the leg's own end_reason.
 void SofiaSipStack::Impl::EndLeg(int64_t call_id, int code, std::string reason) {
+  TELESTRA_ASSERT_ON(owner_);
   auto it = calls_.find(call_id);
   bool reported = false;
   if (it != calls_.end()) {
     std::shared_ptr<CallLeg> leg(std::move(it->second));
     calls_.erase(it);
-    reported = leg->end_reported;
-    leg->end_reported = true;
+    reported = leg->state == CallState::kTerminated;
+    Move(leg.get(), CallEvent::kEnd);
     DestroyTimer(leg->cancel_timer);
     DestroyTimer(leg->invite_timer);
     StopRinging(leg.get());
@@ -54,8 +57,9 @@ void SofiaSipStack::Impl::EndLeg(int64_t call_id, int code, std::string reason) 
 // The call was reported ended early (CANCEL unanswered) but its INVITE
 // transaction still runs: it stays in calls_ until the transaction ends.
 void SofiaSipStack::Impl::ReportEnded(CallLeg* leg, int code, const std::string& reason) {
-  if (leg->end_reported) return;
-  leg->end_reported = true;
+  TELESTRA_ASSERT_ON(owner_);
+  if (leg->state == CallState::kTerminated) return;
+  Move(leg, CallEvent::kEnd);
   DestroyTimer(leg->invite_timer);
   StopRinging(leg);
   CloseMedia(leg);
@@ -69,15 +73,16 @@ void SofiaSipStack::Impl::ReportEnded(CallLeg* leg, int code, const std::string&
 void SofiaSipStack::Impl::OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
   DestroyTimer(leg->cancel_timer);
-  if (leg->established || leg->end_reported) return;
+  if (IsEstablished(leg->state) || leg->state == CallState::kTerminated) return;
   spdlog::warn("call {}: no answer to CANCEL in {} s; reported as ended", leg->id,
                absl::ToInt64Seconds(kCancelWait));
   leg->impl->ReportEnded(leg, 487, "No answer to CANCEL");
 }
 
 void SofiaSipStack::Impl::SendBye(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   if (leg->bye != nullptr || leg->leg == nullptr) return;
-  leg->hangup_requested = true;
+  Move(leg, CallEvent::kBye);
   leg->bye = nta_outgoing_tcreate(leg->leg, &Impl::OnByeResponse, Magic<nta_outgoing_magic_t>(leg),
                                   nullptr, SIP_METHOD_BYE, nullptr,
                                   SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
@@ -98,14 +103,18 @@ int SofiaSipStack::Impl::OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing
 }
 
 void SofiaSipStack::Impl::HangupCall(int64_t call_id) {
+  TELESTRA_ASSERT_ON(owner_);
   CallLeg* leg = FindLeg(call_id);
-  if (leg == nullptr || leg->end_reported || leg->hangup_requested) return;
-  leg->hangup_requested = true;
+  if (leg == nullptr || leg->state == CallState::kTerminated || IsHangingUp(leg->state)) return;
   if (leg->end_reason.empty()) leg->end_reason = "Hung up";
-  if (leg->established) {
+  if (IsEstablished(leg->state)) {
     SendBye(leg);
-  } else if (leg->outgoing) {
-    if (leg->invite != nullptr && !leg->far_end_provisional) {
+    return;
+  }
+  const CallState before = leg->state;
+  Move(leg, CallEvent::kHangup);
+  if (leg->outgoing) {
+    if (leg->invite != nullptr && before == CallState::kCalling) {
       // Only the proxy's 100 so far. A CANCEL that reaches a proxy while
       // it is still relaying the far end's 180 can be lost there
       // (Kamailio: answered 200, never relayed; the far end rings on),
@@ -118,7 +127,7 @@ void SofiaSipStack::Impl::HangupCall(int64_t call_id) {
       return;
     }
     SendCancel(leg);
-  } else if (!leg->answering) {
+  } else if (before != CallState::kAnswering) {
     RespondToInvite(leg, 486, "Busy Here");
   }
   // Answered, not yet ACKed: the ACK brings the BYE (OnEstablished).
@@ -127,6 +136,7 @@ void SofiaSipStack::Impl::HangupCall(int64_t call_id) {
 // CANCELs the call's INVITE, if still pending, and gives the far end
 // kCancelWait to answer it.
 void SofiaSipStack::Impl::SendCancel(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   leg->cancel_held = false;
   DestroyTimer(leg->cancel_timer);
   if (leg->invite != nullptr) {
@@ -143,14 +153,15 @@ void SofiaSipStack::Impl::OnCancelHold(su_root_magic_t*, su_timer_t*, su_timer_a
 }
 
 void SofiaSipStack::Impl::OnRtpTimeout(int64_t call_id) {
+  TELESTRA_ASSERT_ON(owner_);
   CallLeg* leg = FindLeg(call_id);
-  if (leg == nullptr || leg->hangup_requested || leg->end_reported) return;
+  if (leg == nullptr || IsHangingUp(leg->state) || leg->state == CallState::kTerminated) return;
   spdlog::warn("call {}: no RTP received for {} s, hanging up", call_id, rtp_.rtp_timeout);
   leg->end_reason = "RTP timeout";
-  leg->hangup_requested = true;
-  if (leg->established) {
+  if (IsEstablished(leg->state)) {
     SendBye(leg);
   } else {
+    Move(leg, CallEvent::kHangup);
     EndLeg(call_id, 0, "RTP timeout");
   }
 }

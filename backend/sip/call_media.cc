@@ -9,6 +9,7 @@ namespace telestra::backend {
 // A whole SDP of ours for the leg: the o= version grows whenever the
 // rest differs from the last SDP the call sent (RFC 3264 8).
 std::string SofiaSipStack::Impl::LocalSdp(CallLeg* leg, std::string body) {
+  TELESTRA_ASSERT_ON(owner_);
   if (body != leg->sdp_body) {
     ++leg->sdp_version;
     leg->sdp_body = std::move(body);
@@ -19,6 +20,7 @@ std::string SofiaSipStack::Impl::LocalSdp(CallLeg* leg, std::string body) {
 
 // Opens the call's RTP ports; false (and the reason in the leg) if none.
 bool SofiaSipStack::Impl::OpenMedia(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   if (leg->local_port != 0) return true;
   MediaOptions options;
   options.account = leg->account.name;
@@ -41,6 +43,7 @@ bool SofiaSipStack::Impl::OpenMedia(CallLeg* leg) {
 
 // Closes the call's RTP ports, if open.
 void SofiaSipStack::Impl::CloseMedia(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   if (leg->local_port == 0) return;
   media_->Close(leg->id);
   leg->local_port = 0;
@@ -48,6 +51,7 @@ void SofiaSipStack::Impl::CloseMedia(CallLeg* leg) {
 
 // Applies a completed offer/answer to the call's media.
 void SofiaSipStack::Impl::ApplyAudio(CallLeg* leg, const AudioSession& session) {
+  TELESTRA_ASSERT_ON(owner_);
   leg->media.remote_address = session.address;
   leg->media.remote_rtp_port = session.port;
   leg->media.payload_type = session.payload_type;
@@ -60,7 +64,7 @@ void SofiaSipStack::Impl::ApplyAudio(CallLeg* leg, const AudioSession& session) 
   // want our audio (we only receive), or sends nothing while we did not
   // ask for hold.
   bool remote_hold = !session.send || (!session.recv && !leg->local_hold);
-  if (leg->established && remote_hold != leg->remote_hold) {
+  if (IsEstablished(leg->state) && remote_hold != leg->remote_hold) {
     leg->remote_hold = remote_hold;
     listener_->OnCallHold(leg->id, leg->local_hold, remote_hold);
   } else {
@@ -70,6 +74,7 @@ void SofiaSipStack::Impl::ApplyAudio(CallLeg* leg, const AudioSession& session) 
 }
 
 void SofiaSipStack::Impl::UpdateMedia(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   leg->media.held = leg->local_hold || leg->remote_hold;
   if (leg->local_port != 0 && leg->media.remote_rtp_port != 0) {
     media_->Update(leg->id, leg->media);
@@ -79,18 +84,23 @@ void SofiaSipStack::Impl::UpdateMedia(CallLeg* leg) {
 // A call that cannot have audio: hung up once it is established (BYE),
 // ended with 488 and `why`, never reported answered.
 void SofiaSipStack::Impl::RefuseMedia(CallLeg* leg, std::string why) {
+  TELESTRA_ASSERT_ON(owner_);
   spdlog::warn("call {}: {}; hanging up", leg->id, why);
   leg->end_code = 488;
   leg->end_reason = std::move(why);
-  leg->hangup_requested = true;
   leg->media_refused = true;
-  if (leg->established) SendBye(leg);
+  if (IsEstablished(leg->state)) {
+    SendBye(leg);
+  } else {
+    Move(leg, CallEvent::kHangup);  // the BYE follows once it is (OnEstablished)
+  }
 }
 
 // The session that the far end's answer `body` (null: none) to our offer
 // makes; `hold`: what the offer asked.
 absl::StatusOr<AudioSession> SofiaSipStack::Impl::SessionFromAnswer(const sip_payload_t* body,
                                                                     bool hold) const {
+  TELESTRA_ASSERT_ON(owner_);
   if (body == nullptr) return absl::FailedPreconditionError("no SDP answer");
   absl::StatusOr<RemoteSdp> answer = ParseBody(body);
   if (!answer.ok()) return answer.status();
@@ -101,10 +111,11 @@ absl::StatusOr<AudioSession> SofiaSipStack::Impl::SessionFromAnswer(const sip_pa
 // the call cannot go on without it (a new call's 2xx or ACK).
 void SofiaSipStack::Impl::OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold,
                                    bool required) {
+  TELESTRA_ASSERT_ON(owner_);
   absl::StatusOr<AudioSession> session = SessionFromAnswer(body, hold);
   if (session.ok()) {
     ApplyAudio(leg, *session);
-  } else if (required && !leg->hangup_requested) {
+  } else if (required && !IsHangingUp(leg->state)) {
     RefuseMedia(leg, absl::StrCat("Unusable SDP answer: ", session.status().message()));
   } else {
     spdlog::warn("call {}: SDP answer ignored: {}", leg->id,
@@ -117,6 +128,7 @@ void SofiaSipStack::Impl::OnAnswer(CallLeg* leg, const sip_payload_t* body, bool
 // ours, whose answer comes in the ACK. An error: `offer` cannot be
 // answered.
 absl::StatusOr<std::string> SofiaSipStack::Impl::ResponseSdp(CallLeg* leg, const RemoteSdp* offer) {
+  TELESTRA_ASSERT_ON(owner_);
   if (offer == nullptr) {
     leg->offered_in_response = true;
     return LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, leg->local_hold));

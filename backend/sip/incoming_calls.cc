@@ -39,6 +39,7 @@ int SofiaSipStack::Impl::OnDefaultRequest(nta_leg_magic_t* magic, nta_leg_t*, nt
 
 int SofiaSipStack::Impl::RefuseUntrusted(nta_incoming_t* irq,
                                          const boost::asio::ip::address& source) {
+  TELESTRA_ASSERT_ON(owner_);
   const uint64_t refused = stats_.untrusted_requests.fetch_add(1, std::memory_order_relaxed) + 1;
   if ((refused & (refused - 1)) == 0) {  // the 1st, 2nd, 4th, 8th ...: a flood logs little
     spdlog::warn(
@@ -51,6 +52,7 @@ int SofiaSipStack::Impl::RefuseUntrusted(nta_incoming_t* irq,
 }
 
 int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip) {
+  TELESTRA_ASSERT_ON(owner_);
   Registration* reg = AccountFor(sip);
   if (reg == nullptr || shutting_down_) {
     return shutting_down_ ? 503 : 404;
@@ -128,6 +130,7 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
 
 // The incoming call is no longer an unanswered one (answered, ended).
 void SofiaSipStack::Impl::StopRinging(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   DestroyTimer(leg->ring_timer);
   if (!leg->counted_ringing) return;
   leg->counted_ringing = false;
@@ -139,7 +142,7 @@ void SofiaSipStack::Impl::OnRingTimeout(su_root_magic_t*, su_timer_t*, su_timer_
   auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
   Impl* self = leg->impl;
   DestroyTimer(leg->ring_timer);
-  if (leg->established || leg->answering || leg->end_reported || leg->irq == nullptr) return;
+  if (leg->state != CallState::kIncoming || leg->irq == nullptr) return;
   self->stats_.ring_timeouts.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("call {}: not answered in {} s; 480", leg->id, self->config_.ring_timeout);
   leg->end_code = 480;
@@ -150,6 +153,7 @@ void SofiaSipStack::Impl::OnRingTimeout(su_root_magic_t*, su_timer_t*, su_timer_
 // A final answer other than 2xx to the far end's INVITE of a call that
 // is not established: the call is over.
 void SofiaSipStack::Impl::RespondToInvite(CallLeg* leg, int status, const char* phrase) {
+  TELESTRA_ASSERT_ON(owner_);
   if (leg->irq != nullptr) {
     nta_incoming_treply(leg->irq, status, phrase, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
     nta_incoming_destroy(leg->irq);
@@ -173,7 +177,7 @@ int SofiaSipStack::Impl::OnAckOrCancel(nta_incoming_magic_t* magic, nta_incoming
     nta_incoming_treply(irq, SIP_487_REQUEST_CANCELLED, SIPTAG_USER_AGENT_STR(kUserAgent),
                         TAG_END());
     nta_incoming_destroy(irq);
-    if (!leg->end_reported) {
+    if (leg->state != CallState::kTerminated) {
       leg->end_code = 487;
       leg->end_reason = "Cancelled by caller";
       self->EndLeg(leg->id, 487, leg->end_reason);
@@ -182,11 +186,11 @@ int SofiaSipStack::Impl::OnAckOrCancel(nta_incoming_magic_t* magic, nta_incoming
   }
   leg->irq = nullptr;
   nta_incoming_destroy(irq);
-  if (leg->end_reported) return 0;
+  if (leg->state == CallState::kTerminated) return 0;
   if (sip == nullptr) {
     spdlog::warn("call {}: no ACK for our 200; hanging up", leg->id);
     if (leg->end_reason.empty()) leg->end_reason = "No ACK";
-    leg->established = true;
+    Move(leg, CallEvent::kConfirm);  // (a re-INVITE's: confirmed already)
     self->SendBye(leg);
     return 0;
   }
@@ -194,16 +198,17 @@ int SofiaSipStack::Impl::OnAckOrCancel(nta_incoming_magic_t* magic, nta_incoming
     // The answer to the offer of our 200 (delayed offer, offerless
     // re-INVITE): required to set up a new call.
     leg->offered_in_response = false;
-    self->OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->established);
+    self->OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!IsEstablished(leg->state));
   }
-  if (!leg->established) self->OnEstablished(leg);  // else a re-INVITE's ACK
+  if (!IsEstablished(leg->state)) self->OnEstablished(leg);  // else a re-INVITE's ACK
   return 0;
 }
 
 // The call is set up (our INVITE's 2xx ACKed, or the ACK of our 2xx).
 void SofiaSipStack::Impl::OnEstablished(CallLeg* leg) {
-  leg->established = true;
-  leg->answering = false;
+  TELESTRA_ASSERT_ON(owner_);
+  const bool hangup_wanted = leg->state == CallState::kHangingUp;
+  Move(leg, CallEvent::kConfirm);
   DestroyTimer(leg->cancel_timer);
   DestroyTimer(leg->invite_timer);
   StopRinging(leg);
@@ -213,7 +218,7 @@ void SofiaSipStack::Impl::OnEstablished(CallLeg* leg) {
   }
   listener_->OnCallEstablished(leg->id);
   if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
-  if (leg->hangup_requested) SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
+  if (hangup_wanted) SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
 }
 
 // Requests in one of our call dialogs.
@@ -223,11 +228,11 @@ int SofiaSipStack::Impl::OnDialogRequest(nta_leg_magic_t* magic, nta_leg_t*, nta
   Impl* self = leg->impl;
   const sip_method_t method = sip->sip_request->rq_method;
   if (method == sip_method_ack) return 200;  // an ACK no transaction took
-  if (leg->end_reported) return method == sip_method_bye ? 200 : 481;
+  if (leg->state == CallState::kTerminated) return method == sip_method_bye ? 200 : 481;
   switch (method) {
     case sip_method_bye:
       nta_incoming_treply(irq, SIP_200_OK, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
-      if (leg->irq != nullptr && !leg->established) {
+      if (leg->irq != nullptr && !IsEstablished(leg->state)) {
         // BYE before the ACK of our 200, or on an early dialog.
         nta_incoming_treply(leg->irq, SIP_487_REQUEST_CANCELLED, TAG_END());
       }
@@ -250,7 +255,8 @@ int SofiaSipStack::Impl::OnDialogRequest(nta_leg_magic_t* magic, nta_leg_t*, nta
 // with our answer or, to an offerless re-INVITE, our offer.
 int SofiaSipStack::Impl::OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip,
                                    bool is_update) {
-  if (!leg->established && !is_update) {
+  TELESTRA_ASSERT_ON(owner_);
+  if (!IsEstablished(leg->state) && !is_update) {
     return 491;  // a re-INVITE before the call is set up
   }
   if (!is_update && leg->irq != nullptr && !leg->offered_in_response) {
@@ -292,12 +298,10 @@ int SofiaSipStack::Impl::OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_
 }
 
 void SofiaSipStack::Impl::AnswerCall(int64_t call_id) {
+  TELESTRA_ASSERT_ON(owner_);
   CallLeg* leg = FindLeg(call_id);
-  if (leg == nullptr || leg->outgoing || leg->established || leg->answering ||
-      leg->hangup_requested || leg->irq == nullptr) {
-    return;
-  }
-  leg->answering = true;
+  if (leg == nullptr || leg->state != CallState::kIncoming || leg->irq == nullptr) return;
+  Move(leg, CallEvent::kAnswer);
   StopRinging(leg);
   absl::StatusOr<std::string> sdp =
       ResponseSdp(leg, leg->offer.has_value() ? &*leg->offer : nullptr);

@@ -11,11 +11,11 @@ void SofiaSipStack::Impl::OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_time
   auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
   Impl* self = leg->impl;
   DestroyTimer(leg->invite_timer);
-  if (leg->established || leg->end_reported || leg->hangup_requested) return;
+  if (leg->state != CallState::kCalling && leg->state != CallState::kEarly) return;
   self->stats_.invite_timeouts.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("call {}: no final answer in {} s; cancelled", leg->id,
                self->config_.invite_timeout);
-  leg->hangup_requested = true;
+  Move(leg, CallEvent::kHangup);
   leg->end_code = 408;
   leg->end_reason = "No answer";
   if (leg->invite == nullptr) {
@@ -27,11 +27,13 @@ void SofiaSipStack::Impl::OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_time
 
 void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account,
                                    const std::string& number) {
+  TELESTRA_ASSERT_ON(owner_);
   auto owned = std::make_unique<CallLeg>(this);
   CallLeg* leg = owned.get();
   leg->id = call_id;
   leg->account = account;
   leg->outgoing = true;
+  leg->state = CallState::kCalling;
   calls_[call_id] = std::move(owned);
   if (shutting_down_) {
     EndLeg(call_id, 503, "Service shutting down");
@@ -75,6 +77,7 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
 // account's registrar/proxy whatever the Request-URI names (outbound
 // proxy), so that credentials only ever reach that proxy.
 bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
+  TELESTRA_ASSERT_ON(owner_);
   su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
   const std::string proxy = ProxyUrl(leg->account);
   // A first INVITE to another domain goes without; after the proxy's
@@ -91,6 +94,7 @@ bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
       TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
   su_home_deinit(scratch);
   if (leg->invite == nullptr) return false;
+  leg->invite_is_reinvite = false;
   AwaitAnswer();
   return true;
 }
@@ -98,6 +102,7 @@ bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
 // The account's cached INVITE challenge, if made with its current
 // credentials.
 DigestCache* SofiaSipStack::Impl::CachedInviteAuth(const AccountConfig& account) {
+  TELESTRA_ASSERT_ON(owner_);
   auto it = invite_auth_.find(account.name);
   if (it == invite_auth_.end()) return nullptr;
   DigestCache* auth = it->second.get();
@@ -110,6 +115,7 @@ DigestCache* SofiaSipStack::Impl::CachedInviteAuth(const AccountConfig& account)
 
 // An ACK for the 2xx of our INVITE `orq`.
 void SofiaSipStack::Impl::SendAck(CallLeg* leg, nta_outgoing_t* orq) {
+  TELESTRA_ASSERT_ON(owner_);
   su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
   sip_cseq_t* cseq = sip_cseq_create(scratch, nta_outgoing_cseq(orq), SIP_METHOD_ACK);
   nta_outgoing_t* ack =
@@ -126,7 +132,7 @@ int SofiaSipStack::Impl::OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgo
   if (orq != leg->invite) return 0;
   Impl* self = leg->impl;
   const int status = StatusOf(orq, sip);
-  if (leg->established) {  // re-INVITEs are sent only then
+  if (leg->invite_is_reinvite) {  // sent only once the call is established
     self->OnReinviteResponse(leg, orq, status, PhraseOf(sip), sip);
   } else {
     self->OnCallInviteResponse(leg, orq, status, PhraseOf(sip), sip);
@@ -136,14 +142,15 @@ int SofiaSipStack::Impl::OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgo
 
 void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status,
                                                const char* phrase, const sip_t* sip) {
+  TELESTRA_ASSERT_ON(owner_);
   if (status < 200) {
     if (sip == nullptr || status < 101) return;
     if (sip->sip_to->a_tag != nullptr && nta_leg_get_rtag(leg->leg) == nullptr) {
       nta_leg_rtag(leg->leg, sip->sip_to->a_tag);  // early dialog
     }
-    leg->far_end_provisional = true;
+    Move(leg, CallEvent::kProvisional);
     if (leg->cancel_held) SendCancel(leg);
-    if (leg->end_reported || status < 180) return;
+    if (leg->state == CallState::kTerminated || status < 180) return;
     if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
       OnAnswer(leg, body, leg->local_hold, /*required=*/false);  // early media
     }
@@ -163,17 +170,17 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
     nta_leg_client_route(leg->leg, sip->sip_record_route, sip->sip_contact);
     SendAck(leg, orq);
     nta_outgoing_destroy(orq);
-    if (leg->end_reported) {  // reported ended (CANCEL unanswered): ACK+BYE
-      leg->established = true;
+    if (leg->state == CallState::kTerminated) {  // reported ended (CANCEL unanswered): ACK+BYE
       SendBye(leg);
       return;
     }
-    OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!leg->hangup_requested);
+    OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!IsHangingUp(leg->state));
     OnEstablished(leg);
     return;
   }
   nta_outgoing_destroy(orq);
-  if ((status == 401 || status == 407) && !leg->hangup_requested && !leg->end_reported) {
+  if ((status == 401 || status == 407) && !IsHangingUp(leg->state) &&
+      leg->state != CallState::kTerminated) {
     const msg_auth_t* challenge = DigestCache::ChallengeOf(status, sip);
     if (challenge != nullptr && !IsRegistrarRealm(leg->account.name, challenge)) {
       // Not the realm the account's registrar challenged with: whoever
@@ -197,7 +204,7 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
     // send again with the next call.
     invite_auth_.erase(leg->account.name);
   }
-  if ((status == 401 || status == 407) && leg->hangup_requested && leg->end_code == 0) {
+  if ((status == 401 || status == 407) && IsHangingUp(leg->state) && leg->end_code == 0) {
     // Hung up while the INVITE was being challenged: the challenge only
     // closed the transaction (not sent again); the hangup ended the call.
     EndLeg(leg->id, 0, leg->end_reason);
@@ -205,12 +212,13 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
   }
   int code = leg->end_code != 0 ? leg->end_code : status;
   std::string reason =
-      leg->hangup_requested && leg->end_reason != "Hung up" ? leg->end_reason : phrase;
+      IsHangingUp(leg->state) && leg->end_reason != "Hung up" ? leg->end_reason : phrase;
   EndLeg(leg->id, code, reason);
 }
 
 void SofiaSipStack::Impl::OnReinviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status,
                                              const char* phrase, const sip_t* sip) {
+  TELESTRA_ASSERT_ON(owner_);
   if (status < 200) return;
   leg->invite = nullptr;
   const bool hold = leg->hold_requests.empty() ? leg->local_hold : leg->hold_requests.front();
@@ -219,7 +227,7 @@ void SofiaSipStack::Impl::OnReinviteResponse(CallLeg* leg, nta_outgoing_t* orq, 
     nta_leg_client_route(leg->leg, nullptr, sip->sip_contact);  // a new remote target
     SendAck(leg, orq);
     nta_outgoing_destroy(orq);
-    if (!leg->end_reported) OnAnswer(leg, SdpOf(sip), hold, /*required=*/false);
+    if (leg->state != CallState::kTerminated) OnAnswer(leg, SdpOf(sip), hold, /*required=*/false);
   } else {
     nta_outgoing_destroy(orq);
     spdlog::warn("call {}: re-INVITE failed: {} {}", leg->id, status, phrase);
@@ -228,7 +236,7 @@ void SofiaSipStack::Impl::OnReinviteResponse(CallLeg* leg, nta_outgoing_t* orq, 
       UpdateMedia(leg);
     }
   }
-  if (leg->end_reported) return;
+  if (leg->state == CallState::kTerminated) return;
   listener_->OnHoldResult(leg->id, hold, status, phrase);
   if (status == 408 || status == 481) {
     // The dialog is gone (RFC 3261 12.2.1.2).
@@ -237,11 +245,12 @@ void SofiaSipStack::Impl::OnReinviteResponse(CallLeg* leg, nta_outgoing_t* orq, 
     SendBye(leg);
     return;
   }
-  if (!leg->hold_requests.empty() && !leg->hangup_requested) SendReinvite(leg);
+  if (!leg->hold_requests.empty() && !IsHangingUp(leg->state)) SendReinvite(leg);
 }
 
 // A re-INVITE for the first queued hold/resume.
 void SofiaSipStack::Impl::SendReinvite(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
   const bool hold = leg->hold_requests.front();
   std::string sdp = LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, hold));
   leg->invite = nta_outgoing_tcreate(
@@ -254,12 +263,14 @@ void SofiaSipStack::Impl::SendReinvite(CallLeg* leg) {
     listener_->OnHoldResult(leg->id, hold, 500, "Cannot send re-INVITE");
     return;
   }
+  leg->invite_is_reinvite = true;
   AwaitAnswer();
 }
 
 void SofiaSipStack::Impl::HoldCall(int64_t call_id, bool hold) {
+  TELESTRA_ASSERT_ON(owner_);
   CallLeg* leg = FindLeg(call_id);
-  if (leg == nullptr || !leg->established || leg->hangup_requested || leg->end_reported) return;
+  if (leg == nullptr || leg->state != CallState::kConfirmed) return;
   leg->local_hold = hold;
   leg->hold_requests.push_back(hold);
   // One INVITE transaction at a time: the others wait for its answer.

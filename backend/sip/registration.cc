@@ -31,6 +31,7 @@ bool SofiaSipStack::Impl::IsPermanentFailure(int status) {
 // ---------------------------------------------------------- registration
 
 void SofiaSipStack::Impl::Register(const AccountConfig& config, uint64_t generation) {
+  TELESTRA_ASSERT_ON(owner_);
   std::unique_ptr<Registration>& slot = registrations_[config.name];
   if (!slot) slot = std::make_unique<Registration>(this);
   Registration* reg = slot.get();
@@ -50,6 +51,7 @@ void SofiaSipStack::Impl::Register(const AccountConfig& config, uint64_t generat
 }
 
 void SofiaSipStack::Impl::Unregister(const std::string& account, uint64_t generation) {
+  TELESTRA_ASSERT_ON(owner_);
   auto it = registrations_.find(account);
   if (it == registrations_.end()) {
     // Never registered: nothing on the wire, just confirm.
@@ -69,6 +71,7 @@ void SofiaSipStack::Impl::Unregister(const std::string& account, uint64_t genera
 }
 
 void SofiaSipStack::Impl::StartRegister(Registration* reg) {
+  TELESTRA_ASSERT_ON(owner_);
   reg->bound = reg->config;
   policy_->SetRegistrar(reg->bound.name, reg->bound.server);
   reg->challenges = 0;
@@ -77,6 +80,7 @@ void SofiaSipStack::Impl::StartRegister(Registration* reg) {
 }
 
 void SofiaSipStack::Impl::StartUnregister(Registration* reg) {
+  TELESTRA_ASSERT_ON(owner_);
   reg->unregistering = true;
   reg->challenges = 0;
   DestroyTimer(reg->refresh);
@@ -87,6 +91,7 @@ void SofiaSipStack::Impl::StartUnregister(Registration* reg) {
 // A REGISTER (Expires: 0 while unregistering) with the credentials of
 // the account's last challenge, if any.
 void SofiaSipStack::Impl::SendRegister(Registration* reg) {
+  TELESTRA_ASSERT_ON(owner_);
   const AccountConfig& c = reg->bound;
   su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
   if (reg->leg == nullptr) {
@@ -124,6 +129,7 @@ void SofiaSipStack::Impl::SendRegister(Registration* reg) {
 // Drops the registration's sofia objects and timers (not its state);
 // the dialog after the current callback.
 void SofiaSipStack::Impl::ReleaseSip(Registration* reg) {
+  TELESTRA_ASSERT_ON(owner_);
   DestroyOutgoing(reg->orq);
   if (reg->leg != nullptr) {
     Defer([leg = reg->leg] { nta_leg_destroy(leg); });
@@ -137,6 +143,7 @@ void SofiaSipStack::Impl::ReleaseSip(Registration* reg) {
 
 // Reports 0 and drops the account's state.
 void SofiaSipStack::Impl::Forget(Registration* reg, const char* reason) {
+  TELESTRA_ASSERT_ON(owner_);
   std::string name = reg->config.name;
   uint64_t generation = reg->generation;
   ReleaseSip(reg);
@@ -148,11 +155,13 @@ void SofiaSipStack::Impl::Forget(Registration* reg, const char* reason) {
 
 void SofiaSipStack::Impl::Report(Registration* reg, int status, const std::string& reason,
                                  bool retrying) {
+  TELESTRA_ASSERT_ON(owner_);
   listener_->OnRegistration(reg->config.name, reg->generation, status, reason, retrying);
 }
 
 void SofiaSipStack::Impl::Fail(Registration* reg, int status, const std::string& reason,
                                bool retry) {
+  TELESTRA_ASSERT_ON(owner_);
   ReleaseSip(reg);
   if (retry && !shutting_down_) {
     ++reg->failures;
@@ -185,6 +194,7 @@ void SofiaSipStack::Impl::OnRefresh(su_root_magic_t*, su_timer_t*, su_timer_arg_
 // The binding's lifetime the registrar granted: our Contact's expires
 // parameter, else the Expires header, else what we asked.
 int SofiaSipStack::Impl::GrantedSeconds(const Registration* reg, const sip_t* sip) const {
+  TELESTRA_ASSERT_ON(owner_);
   int granted = config_.register_expires;
   if (sip->sip_expires != nullptr) granted = static_cast<int>(sip->sip_expires->ex_delta);
   for (const sip_contact_t* m = sip->sip_contact; m != nullptr; m = m->m_next) {
@@ -220,6 +230,7 @@ int SofiaSipStack::Impl::OnRegisterResponse(nta_outgoing_magic_t* magic, nta_out
 
 void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const char* phrase,
                                            const sip_t* sip) {
+  TELESTRA_ASSERT_ON(owner_);
   if (status == 401 || status == 407) {
     const msg_auth_t* challenge = DigestCache::ChallengeOf(status, sip);
     if (reg->challenges == 0 && challenge != nullptr) {
@@ -255,6 +266,7 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
 }
 
 void SofiaSipStack::Impl::OnUnregistered(Registration* reg) {
+  TELESTRA_ASSERT_ON(owner_);
   ReleaseSip(reg);
   if (reg->pending_register && !shutting_down_) {
     reg->pending_register = false;
@@ -269,6 +281,7 @@ void SofiaSipStack::Impl::OnUnregistered(Registration* reg) {
 // never challenged has none to match).
 bool SofiaSipStack::Impl::IsRegistrarRealm(const std::string& account,
                                            const msg_auth_t* challenge) const {
+  TELESTRA_ASSERT_ON(owner_);
   auto it = registrations_.find(account);
   if (it == registrations_.end()) return false;
   const DigestCache* auth = it->second->auth.get();
@@ -279,6 +292,7 @@ bool SofiaSipStack::Impl::IsRegistrarRealm(const std::string& account,
 // The address the answer to `orq` came from is the registrar's.
 // (None for a timeout or error made here: no address to learn.)
 void SofiaSipStack::Impl::LearnRegistrarAddress(Registration* reg, nta_outgoing_t* orq) {
+  TELESTRA_ASSERT_ON(owner_);
   policy_->LearnRegistrar(reg->config.name, SourceOf(nta_outgoing_getresponse(orq)));
 }
 
@@ -288,6 +302,7 @@ void SofiaSipStack::Impl::LearnRegistrarAddress(Registration* reg, nta_outgoing_
 // its 404 then, not the 403 of strangers).
 bool SofiaSipStack::Impl::IsTrustedSource(const sip_t* sip,
                                           const boost::asio::ip::address& source) {
+  TELESTRA_ASSERT_ON(owner_);
   const Registration* reg = AccountFor(sip);
   return policy_->MayStartDialog(source, reg != nullptr ? &reg->config.name : nullptr);
 }
@@ -296,6 +311,7 @@ bool SofiaSipStack::Impl::IsTrustedSource(const sip_t* sip,
 // user is the Request-URI's user (the registrar rewrites it to our
 // contact, which carries the user), else the To user.
 SofiaSipStack::Impl::Registration* SofiaSipStack::Impl::AccountFor(const sip_t* sip) {
+  TELESTRA_ASSERT_ON(owner_);
   std::string ruri_user, to_user;
   if (sip->sip_request && sip->sip_request->rq_url->url_user) {
     ruri_user = sip->sip_request->rq_url->url_user;

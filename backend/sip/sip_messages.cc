@@ -15,6 +15,7 @@ std::string SofiaSipStack::Impl::HostPort(const std::string& host, int port) {
 
 // "<sip:user@host:port>" for an account's requests and responses.
 std::string SofiaSipStack::Impl::ContactFor(const AccountConfig& account) const {
+  TELESTRA_ASSERT_ON(owner_);
   return absl::StrCat("<sip:", account.user, "@", contact_host_port_, ">");
 }
 
@@ -39,6 +40,7 @@ const char* SofiaSipStack::Impl::PhraseOf(const sip_t* sip) {
 // The account's registrar/proxy as a URL: where every request that
 // starts something (REGISTER, a call's INVITE and its CANCEL) is sent.
 std::string SofiaSipStack::Impl::ProxyUrl(const AccountConfig& account) const {
+  TELESTRA_ASSERT_ON(owner_);
   return absl::StrCat("sip:", account.server, ";transport=", config_.transport);
 }
 
@@ -77,6 +79,7 @@ absl::StatusOr<RemoteSdp> SofiaSipStack::Impl::ParseBody(const sip_payload_t* pl
 // A Warning header value (RFC 3261 20.43, code 305: incompatible media
 // format) carrying `status`'s message.
 std::string SofiaSipStack::Impl::WarningFor(const absl::Status& status) const {
+  TELESTRA_ASSERT_ON(owner_);
   std::string text(status.message());
   absl::StrReplaceAll({{"\\", "\\\\"}, {"\"", "\\\""}}, &text);
   return absl::StrCat("305 ", HostPort(config_.bind, port_), " \"", text, "\"");

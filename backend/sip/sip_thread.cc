@@ -136,9 +136,9 @@ void SofiaSipStack::Impl::Unwatch(FdLoop::WatchId id) {
 }
 
 // Thread: any. SipStack::MakeCall. On the SIP thread itself (a native
-// command read there) the INVITE goes out at once, before the caller
-// even answers call-return; the listener calls it leads to wait until
-// the caller is done. Elsewhere it is posted.
+// command read there) the INVITE goes out at once and a call that cannot
+// start is reported ended before this returns (the backend calls with no
+// lock held and has answered call-return already). Elsewhere it is posted.
 bool SofiaSipStack::Impl::StartCall(int64_t call_id, const AccountConfig& account,
                                     const std::string& number) {
   if (std::this_thread::get_id() != sip_thread_.load(std::memory_order_relaxed)) {
@@ -148,18 +148,7 @@ bool SofiaSipStack::Impl::StartCall(int64_t call_id, const AccountConfig& accoun
     absl::MutexLock lock(&mu_);
     if (!accepting_) return false;
   }
-  SipStackListener* const listener = listener_;
-  HeldListener held(listener);
-  listener_ = &held;
   MakeCall(call_id, account, number);
-  listener_ = listener;
-  std::vector<std::function<void(SipStackListener*)>> calls = held.Take();
-  if (!calls.empty()) {
-    // After the caller has returned (and also when the loop stops first).
-    Defer([this, calls = std::move(calls)] {
-      for (const auto& call : calls) call(listener_);
-    });
-  }
   return true;
 }
 
@@ -167,6 +156,7 @@ bool SofiaSipStack::Impl::StartCall(int64_t call_id, const AccountConfig& accoun
 
 void SofiaSipStack::Impl::Run(std::promise<absl::Status>& started) {
   sip_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  owner_.Bind();
   pthread_setname_np(pthread_self(), "telestra-sip");  // for top -H, perf, gdb
   su_init();
   RedirectSofiaLogs();
@@ -228,7 +218,7 @@ void SofiaSipStack::Impl::Run(std::promise<absl::Status>& started) {
   for (auto& [id, leg] : calls_) {
     CloseMedia(leg.get());
     ReleaseSip(leg.get());
-    if (!leg->end_reported) listener_->OnCallEnded(id, 0, "Service stopped");
+    if (leg->state != CallState::kTerminated) listener_->OnCallEnded(id, 0, "Service stopped");
   }
   calls_.clear();
   invite_auth_.clear();
@@ -244,12 +234,14 @@ void SofiaSipStack::Impl::Run(std::promise<absl::Status>& started) {
   su_root_destroy(root_);
   root_ = nullptr;
   su_deinit();
+  owner_.Release();
 }
 
 // su_root_run's loop, except that the thread keeps polling (zero-timeout
 // steps) instead of waiting until answer_poll_until_ after it sent a
 // request (AwaitAnswer). Ends when stopping_ is set.
 void SofiaSipStack::Impl::RunPolling() {
+  TELESTRA_ASSERT_ON(owner_);
   while (!stopping_) {
     // 0: something was done (or a timer is due within the millisecond).
     su_duration_t next = su_root_step(root_, 0);
@@ -271,6 +263,7 @@ int SofiaSipStack::Impl::OnFdReadable(su_root_magic_t*, su_wait_t*, su_wakeup_ar
 
 // Stops waiting for a watch's descriptor and destroys its callback.
 void SofiaSipStack::Impl::EndWatch(FdLoop::WatchId id) {
+  TELESTRA_ASSERT_ON(owner_);
   auto it = watches_.find(id);
   if (it == watches_.end()) return;
   su_root_deregister(root_, it->second->index);
@@ -295,6 +288,7 @@ int SofiaSipStack::Impl::OnWake(su_root_magic_t* magic, su_wait_t*, su_wakeup_ar
 // Shutdown ends every call (BYE, CANCEL, 503) and unregisters every
 // account, then stops the loop, or stops it at the deadline.
 void SofiaSipStack::Impl::BeginShutdown(int64_t deadline_ms) {
+  TELESTRA_ASSERT_ON(owner_);
   {
     absl::MutexLock lock(&mu_);
     accepting_ = false;
@@ -308,8 +302,8 @@ void SofiaSipStack::Impl::BeginShutdown(int64_t deadline_ms) {
   for (auto& [id, leg] : calls_) ids.push_back(id);
   for (int64_t id : ids) {
     CallLeg* leg = FindLeg(id);
-    if (leg == nullptr || leg->end_reported) continue;
-    if (!leg->established && !leg->outgoing && !leg->answering) {
+    if (leg == nullptr || leg->state == CallState::kTerminated) continue;
+    if (leg->state == CallState::kIncoming) {
       leg->end_code = 503;
       leg->end_reason = "Service shutting down";
       RespondToInvite(leg, 503, "Service Unavailable");
@@ -334,10 +328,11 @@ void SofiaSipStack::Impl::BeginShutdown(int64_t deadline_ms) {
 }
 
 void SofiaSipStack::Impl::MaybeFinishShutdown() {
+  TELESTRA_ASSERT_ON(owner_);
   if (!shutting_down_ || stopping_) return;
   if (!registrations_.empty()) return;
   for (auto& [id, leg] : calls_) {
-    if (!leg->end_reported) return;
+    if (leg->state != CallState::kTerminated) return;
   }
   stopping_ = true;
   spdlog::info("SIP user agent shut down");
@@ -355,6 +350,7 @@ void SofiaSipStack::Impl::OnShutdownTimeout(su_root_magic_t*, su_timer_t*, su_ti
 // waits again): sofia objects must not be destroyed from their own
 // callbacks.
 void SofiaSipStack::Impl::Defer(std::function<void()> task) {
+  TELESTRA_ASSERT_ON(owner_);
   deferred_.push_back(std::move(task));
   if (deferred_.size() == 1 && reaper_ != nullptr) {
     su_timer_set_interval(reaper_, &Impl::OnReap, this, 0);
@@ -366,6 +362,7 @@ void SofiaSipStack::Impl::OnReap(su_root_magic_t*, su_timer_t*, su_timer_arg_t* 
 }
 
 void SofiaSipStack::Impl::RunDeferred() {
+  TELESTRA_ASSERT_ON(owner_);
   while (!deferred_.empty()) {
     std::vector<std::function<void()>> tasks;
     tasks.swap(deferred_);
@@ -389,6 +386,7 @@ void SofiaSipStack::Impl::DestroyOutgoing(nta_outgoing_t*& orq) {
 
 // A timer on the SIP thread calling `callback` with `arg` after `ms`.
 su_timer_t* SofiaSipStack::Impl::StartTimer(su_timer_f callback, void* arg, int64_t ms) {
+  TELESTRA_ASSERT_ON(owner_);
   su_timer_t* timer = su_timer_create(su_root_task(root_), 0);
   su_timer_set_interval(timer, callback, static_cast<su_timer_arg_t*>(arg),
                         static_cast<su_duration_t>(std::max<int64_t>(ms, 1)));

@@ -37,6 +37,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/network_list.h"
+#include "backend/sip/call_leg.h"
 #include "backend/sip/dial_target.h"
 #include "backend/sip/digest_cache.h"
 #include "backend/sip/inbound_policy.h"
@@ -59,8 +60,13 @@
 
 namespace telestra::backend {
 
-// Everything below runs on the SIP thread unless a comment says otherwise.
-// Thread: SIP thread, except where a method says "Thread: any".
+// The SIP user agent's parts, one file each (the "---- file" lines below
+// say which): sip_thread.cc (the thread, its queue and loop, FdLoop,
+// deferred work, shutdown), registration.cc, incoming_calls.cc,
+// outgoing_calls.cc, call_ending.cc, call_media.cc, sip_messages.cc. A
+// call's state machine is call_leg.h.
+// Thread: SIP thread only, except the methods marked "Thread: any"
+// (TELESTRA_ASSERT_ON(owner_) checks the others).
 class SofiaSipStack::Impl {
  public:
   static constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
@@ -82,49 +88,9 @@ class SofiaSipStack::Impl {
   // Final REGISTER statuses that retrying cannot fix.
   static bool IsPermanentFailure(int status);
 
-  // Holds back the listener calls made while the stack runs a request
-  // inline for a caller on the SIP thread (StartCall): that caller may hold
-  // its own lock, and the stack never calls the listener from within its
-  // public methods. Take() hands them over, in order, to be made once the
-  // caller is done.
-  class HeldListener : public SipStackListener {
-   public:
-    explicit HeldListener(SipStackListener* target) : target_(target) {}
-    void OnRegistration(const std::string& account, uint64_t generation, int status,
-                        const std::string& reason, bool retrying) override {
-      held_.push_back([=](SipStackListener* l) {
-        l->OnRegistration(account, generation, status, reason, retrying);
-      });
-    }
-    int64_t OnIncomingCall(const std::string& account, const std::string& caller,
-                           const std::string& caller_name) override {
-      return target_->OnIncomingCall(account, caller, caller_name);  // never from MakeCall
-    }
-    void OnCallRinging(int64_t call_id, int code) override {
-      held_.push_back([=](SipStackListener* l) { l->OnCallRinging(call_id, code); });
-    }
-    void OnCallEstablished(int64_t call_id) override {
-      held_.push_back([=](SipStackListener* l) { l->OnCallEstablished(call_id); });
-    }
-    void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override {
-      held_.push_back(
-          [=](SipStackListener* l) { l->OnCallHold(call_id, local_hold, remote_hold); });
-    }
-    void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override {
-      held_.push_back([=](SipStackListener* l) { l->OnHoldResult(call_id, hold, code, reason); });
-    }
-    void OnCallEnded(int64_t call_id, int code, const std::string& reason) override {
-      held_.push_back([=](SipStackListener* l) { l->OnCallEnded(call_id, code, reason); });
-    }
-    std::vector<std::function<void(SipStackListener*)>> Take() { return std::move(held_); }
-
-   private:
-    SipStackListener* const target_;
-    std::vector<std::function<void(SipStackListener*)>> held_;
-  };
-
   // A descriptor the SIP thread waits for on behalf of another part of the
   // service (FdLoop).
+  // Thread: SIP thread only.
   struct FdWatch {
     Impl* self = nullptr;
     FdLoop::WatchId id = 0;
@@ -133,6 +99,7 @@ class SofiaSipStack::Impl {
     std::function<bool()> on_readable;
   };
 
+  // Thread: SIP thread only.
   struct Registration {
     explicit Registration(Impl* owner) : impl(owner) {}
     Impl* const impl;  // for sofia's callbacks
@@ -153,6 +120,7 @@ class SofiaSipStack::Impl {
 
   // One call, incoming or outgoing: a dialog (nta leg) and its
   // transactions.
+  // Thread: SIP thread only.
   struct CallLeg {
     explicit CallLeg(Impl* owner) : impl(owner) {}
     Impl* const impl;  // for sofia's callbacks
@@ -169,12 +137,11 @@ class SofiaSipStack::Impl {
     // after.
     nta_incoming_t* irq = nullptr;
     nta_outgoing_t* bye = nullptr;
+    // Where the call stands (call_leg.h): moved only by Move().
+    CallState state = CallState::kIncoming;
     bool outgoing = false;
-    bool established = false;
-    bool answering = false;  // our 200 is sent; the ACK establishes the call
-    bool hangup_requested = false;
-    bool ringing_reported = false;
-    bool far_end_provisional = false;    // a 101-199 to the call's INVITE came
+    bool invite_is_reinvite = false;     // `invite` is a hold/resume re-INVITE
+    bool ringing_reported = false;       // call-ringing was reported
     bool cancel_held = false;            // hung up; CANCEL waits for it (HangupCall)
     bool counted_ringing = false;        // counted by policy_ (an unanswered incoming call)
     su_timer_t* ring_timer = nullptr;    // incoming: [sip-settings] ring-timeout
@@ -200,7 +167,6 @@ class SofiaSipStack::Impl {
     // Our CANCEL got no final answer in time: call-ended was reported; the
     // INVITE transaction runs out on its own (a late 2xx gets ACK+BYE).
     su_timer_t* cancel_timer = nullptr;
-    bool end_reported = false;
     MediaParams media;
   };
 
@@ -256,6 +222,11 @@ class SofiaSipStack::Impl {
   void ReleaseSip(Registration* reg);
 
   void CancelRetry(Registration* reg) { DestroyTimer(reg->retry); }
+  // Moves the call by `event` (call_leg.h's transitions); a transition the
+  // machine refuses leaves the state as it is.
+  static void Move(CallLeg* leg, CallEvent event) {
+    if (std::optional<CallState> next = NextCallState(leg->state, event)) leg->state = *next;
+  }
   void Forget(Registration* reg, const char* reason);
   void Report(Registration* reg, int status, const std::string& reason, bool retrying);
   void Fail(Registration* reg, int status, const std::string& reason, bool retry);
@@ -369,6 +340,11 @@ class SofiaSipStack::Impl {
   int port_ = 0;
   std::thread thread_;
 
+  // The task queue from other threads (Post) to the SIP thread.
+  // Lock order: leaf. Held only to push or swap the queue and its flags;
+  // nothing is called with it held (no task, no sofia, no listener, no
+  // write to the eventfd). Taken under the backend's mu_ never (the
+  // backend calls the stack without its lock), but harmless if it were.
   absl::Mutex mu_;
   std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
@@ -396,6 +372,9 @@ class SofiaSipStack::Impl {
   absl::BitGen bitgen_;
   std::atomic<FdLoop::WatchId> next_watch_id_{1};
   std::atomic<std::thread::id> sip_thread_{};  // set when the thread starts
+  // The SIP thread, from its start to its end: every method not marked
+  // "Thread: any" asserts that it runs there.
+  ThreadOwner owner_;
 
  public:
   // Thread: written on the SIP thread, read anywhere.

@@ -325,10 +325,11 @@ std::map<std::string, int> ThreadNiceValues(int pid) {
   return values;
 }
 
-TEST(GatewayStartupTest, SipThreadRunsAtThePlansThreadNice) {
+// thread-nice is a retired tuning knob: still accepted, no longer applied.
+TEST(GatewayStartupTest, RetiredThreadNiceIsAcceptedAndIgnored) {
   GatewayOptions options;
   options.accounts = {{"account-1", "3001", "sip3001", "127.0.0.1:9", false}};
-  options.sip_settings = {"thread-nice = 5"};  // lowering priority needs no privilege
+  options.sip_settings = {"thread-nice = 5"};
   auto gateway = GatewayProcess::Start(options);
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   // The API threads name themselves as they start, maybe just after the
@@ -340,9 +341,8 @@ TEST(GatewayStartupTest, SipThreadRunsAtThePlansThreadNice) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_TRUE(nice.count("telestra-sip")) << "no thread named telestra-sip";
-  EXPECT_EQ(nice["telestra-sip"], 5);
+  EXPECT_EQ(nice["telestra-sip"], getpriority(PRIO_PROCESS, 0));
   ASSERT_TRUE(nice.count("telestra-io-0"));
-  EXPECT_EQ(nice["telestra-io-0"], getpriority(PRIO_PROCESS, 0)) << "only the SIP thread";
   ASSERT_TRUE(nice.count("telestra-media"));
 }
 
