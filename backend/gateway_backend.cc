@@ -189,7 +189,7 @@ absl::Status GatewayBackend::AnswerCall(absl::string_view account, int64_t call_
     absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
     if (!call.ok()) return call.status();
     CallRecord& record = **call;
-    if (record.direction != telestra::v1::CALL_DIRECTION_INCOMING || record.established ||
+    if (record.direction != telestra::v1::CALL_DIRECTION_INCOMING || record.Established() ||
         record.hanging_up) {
       return absl::FailedPreconditionError(
           absl::StrCat("Call ", call_id, " is not an unanswered incoming call"));
@@ -211,11 +211,11 @@ absl::Status GatewayBackend::SwitchCall(absl::string_view account, int64_t call_
     if (absl::Status status = CheckAccount(account); !status.ok()) return status;
     absl::StatusOr<CallRecord*> target = FindCall(account, call_id);
     if (!target.ok()) return target.status();
-    if (!(*target)->established || (*target)->hanging_up) {
+    if (!(*target)->Established() || (*target)->hanging_up) {
       return absl::FailedPreconditionError(absl::StrCat("Call ", call_id, " is not established"));
     }
     for (auto& [id, call] : calls_) {
-      if (call.account != account || !call.established || call.hanging_up) continue;
+      if (call.account != account || !call.Established() || call.hanging_up) continue;
       bool hold = id != call_id;
       if (call.hold_wanted == hold) continue;
       // The state (and call-held / call-resumed) changes when the far end
@@ -307,7 +307,7 @@ void GatewayBackend::OnRegistration(const std::string& account, uint64_t generat
 namespace telestra::backend {
 
 void GatewayBackend::UpdateHoldState(CallRecord& call, bool was_locally_held) {
-  if (!call.established) return;
+  if (!call.Established()) return;
   call.state = call.local_hold    ? telestra::v1::CALL_STATE_HELD
                : call.remote_hold ? telestra::v1::CALL_STATE_REMOTE_HELD
                                   : telestra::v1::CALL_STATE_ACTIVE;
@@ -365,9 +365,8 @@ void GatewayBackend::OnCallRinging(int64_t call_id, int code) {
 void GatewayBackend::OnCallEstablished(int64_t call_id) {
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
-  if (it == calls_.end() || it->second.established) return;
+  if (it == calls_.end() || it->second.Established()) return;
   CallRecord& call = it->second;
-  call.established = true;
   call.answering = false;
   call.state = telestra::v1::CALL_STATE_ACTIVE;
   telestra::v1::Event event;

@@ -40,10 +40,10 @@ void SofiaSipStack::Impl::Register(const AccountConfig& config, uint64_t generat
   reg->failures = 0;
   CancelRetry(reg);
   Report(reg, 100, "Registering", false);
-  if (reg->registered || reg->unregistering) {
+  if (IsBound(reg->state)) {
     // Replace the binding: unregister the old one, then register anew.
     reg->pending_register = true;
-    if (!reg->unregistering) StartUnregister(reg);
+    if (reg->state != RegistrationState::kUnregistering) StartUnregister(reg);
     return;
   }
   ReleaseSip(reg);
@@ -62,11 +62,10 @@ void SofiaSipStack::Impl::Unregister(const std::string& account, uint64_t genera
   reg->generation = generation;
   reg->pending_register = false;
   CancelRetry(reg);
-  if (reg->registered) {
-    if (!reg->unregistering) StartUnregister(reg);
+  if (IsBound(reg->state)) {
+    if (reg->state != RegistrationState::kUnregistering) StartUnregister(reg);
     return;
   }
-  if (reg->unregistering) return;
   Forget(reg, "Logged out");
 }
 
@@ -75,13 +74,13 @@ void SofiaSipStack::Impl::StartRegister(Registration* reg) {
   reg->bound = reg->config;
   policy_->SetRegistrar(reg->bound.name, reg->bound.server);
   reg->challenges = 0;
-  reg->registered = false;
+  Move(reg, RegistrationEvent::kRegister);
   SendRegister(reg);
 }
 
 void SofiaSipStack::Impl::StartUnregister(Registration* reg) {
   TELESTRA_ASSERT_ON(owner_);
-  reg->unregistering = true;
+  Move(reg, RegistrationEvent::kUnregister);
   reg->challenges = 0;
   DestroyTimer(reg->refresh);
   DestroyOutgoing(reg->orq);
@@ -102,7 +101,9 @@ void SofiaSipStack::Impl::SendRegister(Registration* reg) {
     if (reg->leg != nullptr) nta_leg_tag(reg->leg, nullptr);
   }
   std::string registrar = absl::StrCat("sip:", c.server, ";transport=", config_.transport);
-  std::string expires = reg->unregistering ? "0" : absl::StrCat(config_.register_expires);
+  std::string expires = reg->state == RegistrationState::kUnregistering
+                            ? "0"
+                            : absl::StrCat(config_.register_expires);
   const sip_header_t* credentials = reg->leg != nullptr && reg->auth != nullptr
                                         ? reg->auth->Credentials(c, "REGISTER", registrar, scratch)
                                         : nullptr;
@@ -119,7 +120,7 @@ void SofiaSipStack::Impl::SendRegister(Registration* reg) {
     AwaitAnswer();
     return;
   }
-  if (reg->unregistering) {
+  if (reg->state == RegistrationState::kUnregistering) {
     OnUnregistered(reg);
   } else {
     Fail(reg, 503, absl::StrCat("Cannot send REGISTER to ", c.server), /*retry=*/true);
@@ -137,8 +138,6 @@ void SofiaSipStack::Impl::ReleaseSip(Registration* reg) {
   }
   DestroyTimer(reg->retry);
   DestroyTimer(reg->refresh);
-  reg->registered = false;
-  reg->unregistering = false;
 }
 
 // Reports 0 and drops the account's state.
@@ -163,12 +162,12 @@ void SofiaSipStack::Impl::Fail(Registration* reg, int status, const std::string&
                                bool retry) {
   TELESTRA_ASSERT_ON(owner_);
   ReleaseSip(reg);
+  Move(reg, retry && !shutting_down_ ? RegistrationEvent::kTransientFailure
+                                     : RegistrationEvent::kFailure);
   if (retry && !shutting_down_) {
     ++reg->failures;
-    double base = std::min<double>(
-        config_.register_retry_max,
-        config_.register_retry_min * std::pow(2.0, std::min(reg->failures - 1, 20)));
-    double delay = base * absl::Uniform(bitgen_, 0.8, 1.2);
+    double delay = RetryDelaySeconds(reg->failures, config_.register_retry_min,
+                                     config_.register_retry_max, absl::Uniform(bitgen_, 0.8, 1.2));
     reg->retry = StartTimer(&Impl::OnRetry, reg, static_cast<int64_t>(delay * 1000));
     spdlog::info("account {}: retrying registration in {:.1f} s", reg->config.name, delay);
   }
@@ -186,7 +185,8 @@ void SofiaSipStack::Impl::OnRetry(su_root_magic_t*, su_timer_t*, su_timer_arg_t*
 void SofiaSipStack::Impl::OnRefresh(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* reg = static_cast<Registration*>(static_cast<void*>(arg));
   DestroyTimer(reg->refresh);
-  if (!reg->registered || reg->unregistering || reg->orq != nullptr) return;
+  if (reg->state != RegistrationState::kRegistered || reg->orq != nullptr) return;
+  Move(reg, RegistrationEvent::kRefresh);
   reg->challenges = 0;
   reg->impl->SendRegister(reg);
 }
@@ -241,7 +241,7 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
         return;
       }
     }
-    if (reg->unregistering) {
+    if (reg->state == RegistrationState::kUnregistering) {
       OnUnregistered(reg);
       return;
     }
@@ -249,12 +249,12 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
     Fail(reg, status, phrase, /*retry=*/false);  // credentials rejected
     return;
   }
-  if (reg->unregistering) {
+  if (reg->state == RegistrationState::kUnregistering) {
     OnUnregistered(reg);
     return;
   }
   if (status < 300) {
-    reg->registered = true;
+    Move(reg, RegistrationEvent::kOk);
     reg->challenges = 0;
     reg->failures = 0;
     DestroyTimer(reg->refresh);
@@ -268,6 +268,7 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
 void SofiaSipStack::Impl::OnUnregistered(Registration* reg) {
   TELESTRA_ASSERT_ON(owner_);
   ReleaseSip(reg);
+  Move(reg, RegistrationEvent::kUnregisterDone);
   if (reg->pending_register && !shutting_down_) {
     reg->pending_register = false;
     StartRegister(reg);
@@ -320,7 +321,7 @@ SofiaSipStack::Impl::Registration* SofiaSipStack::Impl::AccountFor(const sip_t* 
   for (const std::string* user : {&ruri_user, &to_user}) {
     if (user->empty()) continue;
     for (auto& [name, reg] : registrations_) {
-      if (reg->registered && reg->config.user == *user) return reg.get();
+      if (IsBound(reg->state) && reg->config.user == *user) return reg.get();
     }
   }
   return nullptr;

@@ -317,9 +317,10 @@ void SofiaSipStack::Impl::BeginShutdown(int64_t deadline_ms) {
   for (const std::string& name : names) {
     Registration* reg = registrations_[name].get();
     CancelRetry(reg);
-    if (reg->registered && !reg->unregistering) {
+    if (reg->state == RegistrationState::kRegistered ||
+        reg->state == RegistrationState::kRefreshing) {
       StartUnregister(reg);
-    } else if (!reg->unregistering) {
+    } else if (reg->state != RegistrationState::kUnregistering) {
       ReleaseSip(reg);
       registrations_.erase(name);
     }

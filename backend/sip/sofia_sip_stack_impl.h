@@ -41,6 +41,7 @@
 #include "backend/sip/dial_target.h"
 #include "backend/sip/digest_cache.h"
 #include "backend/sip/inbound_policy.h"
+#include "backend/sip/registration_state.h"
 #include "backend/sip/sdp_offer_answer.h"
 #include "backend/sip/sofia_sip_stack.h"
 #include "backend/sip_syntax.h"
@@ -111,8 +112,9 @@ class SofiaSipStack::Impl {
     std::unique_ptr<DigestCache> auth;
     int challenges = 0;  // challenges answered in the current request
     int failures = 0;    // consecutive transient failures (backoff)
-    bool registered = false;
-    bool unregistering = false;
+    // Where the registration stands (registration_state.h): moved only by
+    // Move().
+    RegistrationState state = RegistrationState::kUnregistered;
     bool pending_register = false;  // register again once unregistered
     su_timer_t* retry = nullptr;
     su_timer_t* refresh = nullptr;
@@ -226,6 +228,12 @@ class SofiaSipStack::Impl {
   // machine refuses leaves the state as it is.
   static void Move(CallLeg* leg, CallEvent event) {
     if (std::optional<CallState> next = NextCallState(leg->state, event)) leg->state = *next;
+  }
+  // The same for an account's registration (registration_state.h).
+  static void Move(Registration* reg, RegistrationEvent event) {
+    if (std::optional<RegistrationState> next = NextRegistrationState(reg->state, event)) {
+      reg->state = *next;
+    }
   }
   void Forget(Registration* reg, const char* reason);
   void Report(Registration* reg, int status, const std::string& reason, bool retrying);
