@@ -175,7 +175,7 @@ class SofiaSipStack::Impl {
   Impl(SipConfig config, RtpConfig rtp, MediaEngine* media)
       : config_(std::move(config)), rtp_(std::move(rtp)), media_(media) {}
 
-  // ---- sip_thread.cc
+  // ---- sip_thread.cc: the thread, its queue and loop, FdLoop, deferred work, shutdown
   absl::Status Start(SipStackListener* listener);
   bool Post(std::function<void()> task);
   void Shutdown(absl::Duration deadline);
@@ -208,14 +208,21 @@ class SofiaSipStack::Impl {
   static void DestroyOutgoing(nta_outgoing_t*& orq);
   su_timer_t* StartTimer(su_timer_f callback, void* arg, int64_t ms);
 
-  // ---- sip_messages.cc
+  // ---- sip_messages.cc: pieces of SIP messages
   std::string ContactFor(const AccountConfig& account) const;
   static std::string FromFor(const AccountConfig& account);
   static int StatusOf(nta_outgoing_t* orq, const sip_t* sip);
   static const char* PhraseOf(const sip_t* sip);
   std::string ProxyUrl(const AccountConfig& account) const;
 
-  // ---- registration.cc
+  static boost::asio::ip::address SourceOf(msg_t* message);
+
+  static const sip_payload_t* SdpOf(const sip_t* sip);
+  static absl::StatusOr<RemoteSdp> ParseBody(const sip_payload_t* pl);
+
+  std::string WarningFor(const absl::Status& status) const;
+
+  // ---- registration.cc: accounts: REGISTER, digest, refresh, backoff, unregister
   void Register(const AccountConfig& config, uint64_t generation);
   void Unregister(const std::string& account, uint64_t generation);
   void StartRegister(Registration* reg);
@@ -224,17 +231,6 @@ class SofiaSipStack::Impl {
   void ReleaseSip(Registration* reg);
 
   void CancelRetry(Registration* reg) { DestroyTimer(reg->retry); }
-  // Moves the call by `event` (call_leg.h's transitions); a transition the
-  // machine refuses leaves the state as it is.
-  static void Move(CallLeg* leg, CallEvent event) {
-    if (std::optional<CallState> next = NextCallState(leg->state, event)) leg->state = *next;
-  }
-  // The same for an account's registration (registration_state.h).
-  static void Move(Registration* reg, RegistrationEvent event) {
-    if (std::optional<RegistrationState> next = NextRegistrationState(reg->state, event)) {
-      reg->state = *next;
-    }
-  }
   void Forget(Registration* reg, const char* reason);
   void Report(Registration* reg, int status, const std::string& reason, bool retrying);
   void Fail(Registration* reg, int status, const std::string& reason, bool retry);
@@ -247,29 +243,19 @@ class SofiaSipStack::Impl {
   bool IsRegistrarRealm(const std::string& account, const msg_auth_t* challenge) const;
   void LearnRegistrarAddress(Registration* reg, nta_outgoing_t* orq);
 
-  // ---- sip_messages.cc
-  static boost::asio::ip::address SourceOf(msg_t* message);
-
-  // ---- registration.cc
   bool IsTrustedSource(const sip_t* sip, const boost::asio::ip::address& source);
 
-  // ---- incoming_calls.cc
+  Registration* AccountFor(const sip_t* sip);
+
+  // ---- incoming_calls.cc: new INVITEs, their ACK/CANCEL, answer-call, in-dialog requests
   static int OnDefaultRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
                               const sip_t* sip);
   int RefuseUntrusted(nta_incoming_t* irq, const boost::asio::ip::address& source);
 
-  // ---- registration.cc
-  Registration* AccountFor(const sip_t* sip);
-
-  // ---- incoming_calls.cc
   int OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip);
   void StopRinging(CallLeg* leg);
   static void OnRingTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
 
-  // ---- outgoing_calls.cc
-  static void OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
-
-  // ---- incoming_calls.cc
   void RespondToInvite(CallLeg* leg, int status, const char* phrase);
   static int OnAckOrCancel(nta_incoming_magic_t* magic, nta_incoming_t* irq, const sip_t* sip);
   void OnEstablished(CallLeg* leg);
@@ -277,35 +263,16 @@ class SofiaSipStack::Impl {
                              const sip_t* sip);
   int OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip, bool is_update);
 
-  // ---- call_media.cc
-  std::string LocalSdp(CallLeg* leg, std::string body);
+  void AnswerCall(int64_t call_id);
 
-  // ---- sip_messages.cc
-  static const sip_payload_t* SdpOf(const sip_t* sip);
-  static absl::StatusOr<RemoteSdp> ParseBody(const sip_payload_t* pl);
+  // ---- outgoing_calls.cc: make-call, the INVITE and its answers, hold/resume
+  static void OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
 
-  // ---- call_media.cc
-  bool OpenMedia(CallLeg* leg);
-  void CloseMedia(CallLeg* leg);
-
-  // ---- call_ending.cc
-  CallLeg* FindLeg(int64_t call_id);
-  void ReleaseSip(CallLeg* leg);
-  void EndLeg(int64_t call_id, int code, std::string reason);
-  void ReportEnded(CallLeg* leg, int code, const std::string& reason);
-  static void OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
-
-  // ---- outgoing_calls.cc
   void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number);
   bool SendInvite(CallLeg* leg, const std::string& sdp);
   DigestCache* CachedInviteAuth(const AccountConfig& account);
   void SendAck(CallLeg* leg, nta_outgoing_t* orq);
 
-  // ---- call_ending.cc
-  void SendBye(CallLeg* leg);
-  static int OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
-
-  // ---- outgoing_calls.cc
   static int OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
   void OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status, const char* phrase,
                             const sip_t* sip);
@@ -313,21 +280,30 @@ class SofiaSipStack::Impl {
                           const sip_t* sip);
   void SendReinvite(CallLeg* leg);
 
-  // ---- incoming_calls.cc
-  void AnswerCall(int64_t call_id);
+  void HoldCall(int64_t call_id, bool hold);
 
-  // ---- call_ending.cc
+  // ---- call_ending.cc: hang-up, BYE/CANCEL answers, timeouts, release
+  CallLeg* FindLeg(int64_t call_id);
+  void ReleaseSip(CallLeg* leg);
+  void EndLeg(int64_t call_id, int code, std::string reason);
+  void ReportEnded(CallLeg* leg, int code, const std::string& reason);
+  static void OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+
+  void SendBye(CallLeg* leg);
+  static int OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+
   void HangupCall(int64_t call_id);
   void SendCancel(CallLeg* leg);
   static void OnCancelHold(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
 
-  // ---- outgoing_calls.cc
-  void HoldCall(int64_t call_id, bool hold);
-
-  // ---- call_ending.cc
   void OnRtpTimeout(int64_t call_id);
 
-  // ---- call_media.cc
+  // ---- call_media.cc: SDP and RTP of a call
+  std::string LocalSdp(CallLeg* leg, std::string body);
+
+  bool OpenMedia(CallLeg* leg);
+  void CloseMedia(CallLeg* leg);
+
   void ApplyAudio(CallLeg* leg, const AudioSession& session);
   void UpdateMedia(CallLeg* leg);
   void RefuseMedia(CallLeg* leg, std::string why);
@@ -335,8 +311,18 @@ class SofiaSipStack::Impl {
   void OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required);
   absl::StatusOr<std::string> ResponseSdp(CallLeg* leg, const RemoteSdp* offer);
 
-  // ---- sip_messages.cc
-  std::string WarningFor(const absl::Status& status) const;
+  // ---- state moves (call_leg.h, registration_state.h)
+  // Moves the call by `event` (call_leg.h's transitions); a transition the
+  // machine refuses leaves the state as it is.
+  static void Move(CallLeg* leg, CallEvent event) {
+    if (std::optional<CallState> next = NextCallState(leg->state, event)) leg->state = *next;
+  }
+  // The same for an account's registration (registration_state.h).
+  static void Move(Registration* reg, RegistrationEvent event) {
+    if (std::optional<RegistrationState> next = NextRegistrationState(reg->state, event)) {
+      reg->state = *next;
+    }
+  }
 
   const SipConfig config_;
   const RtpConfig rtp_;
