@@ -42,25 +42,6 @@ struct SipConfig {
   int invite_timeout = 180;
   // Unanswered incoming calls per account; more get 486 Busy Here.
   int max_ringing = 16;
-  // Nice value of the SIP thread (-20..19; 0 = the process's). Every call's
-  // signalling passes through that one thread, so on a busy machine a
-  // negative value keeps it from waiting behind other processes. Below the
-  // process's own value needs CAP_SYS_NICE (root): without it the gateway
-  // logs a warning and runs at the process's priority.
-  int thread_nice = 0;
-  // Microseconds the SIP thread keeps polling its sockets and queue after
-  // a piece of work before it sleeps (0: it sleeps at once). A message that
-  // comes within the window (the proxy's answer to the INVITE just sent,
-  // the next command) is then read without a thread wake-up, which costs
-  // 0.05-0.1 ms on a virtual machine; the price is up to that much CPU
-  // after each burst of work, none while idle.
-  int busy_poll_us = 0;
-  // Microseconds the SIP thread keeps polling after it sent a request
-  // (INVITE, re-INVITE, BYE, CANCEL, REGISTER) before it sleeps (0: it
-  // sleeps at once). The answer of a nearby proxy (Kamailio answers in
-  // about 0.3 ms) is then read without a wake-up. The price is bounded by
-  // the requests sent: at most this much CPU per request, none while idle.
-  int answer_poll_us = 1000;
 };
 
 // RTP port range and codecs (used by calls).

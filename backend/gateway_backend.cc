@@ -158,16 +158,26 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
     call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
     call.state = telestra::v1::CALL_STATE_DIALING;
     call.peer = std::string(number);
-    // The stack starts at once (its thread sends the INVITE while the reply
-    // is written); the reply still comes first: the stack reports through
-    // OnCall*, which wait for this lock.
-    started = stack_->MakeCall(call_id, config, std::string(number));
-    on_call_id(call_id);
   }
+  // No lock held from here: the reply first (so that it precedes every
+  // event of the call), then the stack, which on its own thread sends the
+  // INVITE at once and may report the call's end before it returns.
+  on_call_id(call_id);
+  started = stack_->MakeCall(call_id, config, std::string(number));
   if (!started) {
     OnCallEnded(call_id, 503, "Service shutting down");
     return call_id;
   }
+  bool hung_up_meanwhile;
+  {
+    // A hang-up that came between the record and the stack's call (from
+    // another thread, posted before ours) found no call in the stack: send
+    // it again, now after the call (the stack ignores a second one).
+    absl::MutexLock lock(&mu_);
+    auto it = calls_.find(call_id);
+    hung_up_meanwhile = it != calls_.end() && it->second.hanging_up;
+  }
+  if (hung_up_meanwhile) stack_->HangupCall(call_id);
   spdlog::info("call {}: {} calls {}", call_id, config.name, std::string(number));
   return call_id;
 }
@@ -179,7 +189,7 @@ absl::Status GatewayBackend::AnswerCall(absl::string_view account, int64_t call_
     absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
     if (!call.ok()) return call.status();
     CallRecord& record = **call;
-    if (record.direction != telestra::v1::CALL_DIRECTION_INCOMING || record.established ||
+    if (record.direction != telestra::v1::CALL_DIRECTION_INCOMING || record.Established() ||
         record.hanging_up) {
       return absl::FailedPreconditionError(
           absl::StrCat("Call ", call_id, " is not an unanswered incoming call"));
@@ -201,11 +211,11 @@ absl::Status GatewayBackend::SwitchCall(absl::string_view account, int64_t call_
     if (absl::Status status = CheckAccount(account); !status.ok()) return status;
     absl::StatusOr<CallRecord*> target = FindCall(account, call_id);
     if (!target.ok()) return target.status();
-    if (!(*target)->established || (*target)->hanging_up) {
+    if (!(*target)->Established() || (*target)->hanging_up) {
       return absl::FailedPreconditionError(absl::StrCat("Call ", call_id, " is not established"));
     }
     for (auto& [id, call] : calls_) {
-      if (call.account != account || !call.established || call.hanging_up) continue;
+      if (call.account != account || !call.Established() || call.hanging_up) continue;
       bool hold = id != call_id;
       if (call.hold_wanted == hold) continue;
       // The state (and call-held / call-resumed) changes when the far end
@@ -297,7 +307,7 @@ void GatewayBackend::OnRegistration(const std::string& account, uint64_t generat
 namespace telestra::backend {
 
 void GatewayBackend::UpdateHoldState(CallRecord& call, bool was_locally_held) {
-  if (!call.established) return;
+  if (!call.Established()) return;
   call.state = call.local_hold    ? telestra::v1::CALL_STATE_HELD
                : call.remote_hold ? telestra::v1::CALL_STATE_REMOTE_HELD
                                   : telestra::v1::CALL_STATE_ACTIVE;
@@ -355,9 +365,8 @@ void GatewayBackend::OnCallRinging(int64_t call_id, int code) {
 void GatewayBackend::OnCallEstablished(int64_t call_id) {
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
-  if (it == calls_.end() || it->second.established) return;
+  if (it == calls_.end() || it->second.Established()) return;
   CallRecord& call = it->second;
-  call.established = true;
   call.answering = false;
   call.state = telestra::v1::CALL_STATE_ACTIVE;
   telestra::v1::Event event;

@@ -67,12 +67,22 @@ class GatewayBackend : public Backend, public SipStackListener {
     telestra::v1::CallState state = telestra::v1::CALL_STATE_UNSPECIFIED;
     std::string peer;
     std::string peer_name;
-    bool established = false;
-    bool answering = false;  // answer-call sent, not yet established
-    bool hanging_up = false;  // hangup-call sent, not yet ended
-    bool local_hold = false;  // we hold the far end (its re-INVITE succeeded)
-    bool hold_wanted = false;  // what the last switch-call asked for
+    // What the SIP stack reported: `state` (DIALING/INCOMING, RINGING on
+    // call-ringing, ACTIVE once established, HELD/REMOTE_HELD from the hold
+    // directions below; the call is established exactly when it is one of
+    // the last three: Established()).
+    bool local_hold = false;   // we hold the far end (its re-INVITE succeeded)
     bool remote_hold = false;  // the far end holds us
+    // What the commands asked, not yet confirmed by the stack (backend-side:
+    // a second answer-call or hangup-call is refused or ignored at once).
+    bool answering = false;    // answer-call sent, not yet established
+    bool hanging_up = false;   // hangup-call sent, not yet ended
+    bool hold_wanted = false;  // what the last switch-call asked for
+
+    bool Established() const {
+      return state == telestra::v1::CALL_STATE_ACTIVE || state == telestra::v1::CALL_STATE_HELD ||
+             state == telestra::v1::CALL_STATE_REMOTE_HELD;
+    }
   };
 
   struct AccountState {
@@ -100,6 +110,13 @@ class GatewayBackend : public Backend, public SipStackListener {
 
   SipStack* const stack_;
   EventHub* const hub_;
+  // The accounts' and calls' state.
+  // Lock order: backend mu_ before hub mu_ (events are published under it,
+  // so that state and events keep one order); nothing else is taken or
+  // called with it held: never the SIP stack (its methods are called after
+  // releasing it), never a socket, never a reply callback (MakeCall's
+  // on_call_id runs without it). Listener methods take it on the SIP thread,
+  // which holds no lock of its own while calling them.
   mutable absl::Mutex mu_;
   std::vector<std::string> order_;  // plan order; immutable after construction
   std::map<std::string, AccountState, std::less<>> accounts_ ABSL_GUARDED_BY(mu_);

@@ -74,9 +74,13 @@ class SipStack {
                                    const std::string& number) const = 0;
 
   // Places call `call_id` from `account` to `number` (checked with
-  // CheckNumber: a user at the account's server, or a full URI). Never calls the listener from
-  // within: false when the stack no longer takes calls (stopped), and then
-  // no listener call ever comes for this call (the caller ends it).
+  // CheckNumber: a user at the account's server, or a full URI). From
+  // another thread it only posts; on the stack's own thread the INVITE goes
+  // out at once, and a call that cannot start (no RTP port, shutting down)
+  // is reported ended before it returns: the caller holds no lock of its
+  // own that the listener takes. False when the stack no longer takes calls
+  // (stopped), and then no listener call ever comes for this call (the
+  // caller ends it).
   virtual bool MakeCall(int64_t call_id, const AccountConfig& account,
                         const std::string& number) = 0;
 

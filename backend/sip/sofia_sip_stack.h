@@ -41,6 +41,14 @@ namespace telestra::backend {
 // The SIP thread also serves as an FdLoop: other parts of the service (the
 // native port) may have it wait for their sockets too.
 //
+// Where the code lives (one job per file, the class's private parts in
+// sofia_sip_stack_impl.h): sip_thread.cc (the thread, its task queue and
+// polling loop, FdLoop, shutdown), registration.cc with
+// registration_state.h (an account's states and transitions),
+// incoming_calls.cc, outgoing_calls.cc and call_ending.cc with call_leg.h
+// (a call's states and transitions), call_media.cc, sip_messages.cc,
+// digest_cache.h, sdp_offer_answer.h, inbound_policy.h, dial_target.h.
+//
 // Thread: public methods any thread; listener calls on the SIP thread.
 class SofiaSipStack : public SipStack, public FdLoop {
  public:

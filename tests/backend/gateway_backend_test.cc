@@ -309,6 +309,35 @@ TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAnyEventOfTheCall) {
   EXPECT_EQ(CallOf(id).direction(), telestra::v1::CALL_DIRECTION_OUTGOING);
 }
 
+// The real stack, on its own thread, reports a call that cannot start
+// before MakeCall returns: the backend holds no lock while calling it (a
+// held lock would deadlock here), and call-return still comes first.
+TEST_F(CallTest, MakeCallHoldsNoBackendLockWhileTheStackRuns) {
+  stack_.on_make_call = [&](int64_t call_id) {
+    backend_.OnCallEnded(call_id, 503, "No RTP port available");
+  };
+  int64_t id = Dial("3002");
+  ASSERT_EQ(listener_.events.size(), 2u);
+  EXPECT_TRUE(listener_.events[0].has_call_return());
+  ASSERT_TRUE(listener_.events[1].has_call_ended());
+  EXPECT_EQ(listener_.events[1].call_ended().call_id(), id);
+  EXPECT_EQ(CallOf(id).call_id(), 0) << "no such call any more";
+}
+
+// A hang-up that reaches the backend while the stack is being handed the
+// call (from another thread) is sent to the stack again after the call, so
+// that the stack, which may have seen it first, still ends the call.
+TEST_F(CallTest, AHangupWhileTheStackIsHandedTheCallIsSentAfterTheCall) {
+  stack_.on_make_call = [&](int64_t call_id) {
+    ASSERT_TRUE(backend_.HangupCall("account-1", call_id).ok());
+  };
+  Dial("3002");
+  ASSERT_EQ(stack_.calls.size(), 3u);
+  EXPECT_EQ(stack_.calls[0].op, "make-call:3002");
+  EXPECT_EQ(stack_.calls[1].op, "hangup");
+  EXPECT_EQ(stack_.calls[2].op, "hangup");  // after the make-call returned
+}
+
 TEST_F(CallTest, MakeCallOnAStoppedStackEndsTheCallAfterCallReturn) {
   stack_.accepting = false;
   int64_t id = Dial("3002");

@@ -1,0 +1,384 @@
+#pragma once
+
+// Private to backend/sip/: the parts of SofiaSipStack (one file each, named
+// in the declarations below). Nothing outside this folder includes it.
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/network_list.h"
+#include "backend/sip/call_leg.h"
+#include "backend/sip/dial_target.h"
+#include "backend/sip/digest_cache.h"
+#include "backend/sip/inbound_policy.h"
+#include "backend/sip/registration_state.h"
+#include "backend/sip/sdp_offer_answer.h"
+#include "backend/sip/sofia_sip_stack.h"
+#include "backend/sip_syntax.h"
+#include "backend/thread_owner.h"
+#include "spdlog/spdlog.h"
+
+// sofia-sip: only ever included in backend/sip/.
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_log.h>
+#include <sofia-sip/su_tag.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/url.h>
+
+namespace telestra::backend {
+
+// The SIP user agent's parts, one file each (the "---- file" lines below
+// say which): sip_thread.cc (the thread, its queue and loop, FdLoop,
+// deferred work, shutdown), registration.cc, incoming_calls.cc,
+// outgoing_calls.cc, call_ending.cc, call_media.cc, sip_messages.cc. A
+// call's state machine is call_leg.h.
+// Thread: SIP thread only, except the methods marked "Thread: any"
+// (TELESTRA_ASSERT_ON(owner_) checks the others).
+class SofiaSipStack::Impl {
+ public:
+  static constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
+  static constexpr char kSdpType[] = "application/sdp";
+  static constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+  // How long a cancelled outgoing call waits for the final answer to its
+  // INVITE (normally 487 within milliseconds) before it is reported ended.
+  static constexpr absl::Duration kCancelWait = absl::Seconds(4);
+  // How long a CANCEL waits for the far end's first provisional response
+  // (anything above 100) before it goes anyway: see HangupCall.
+  static constexpr absl::Duration kCancelHold = absl::Milliseconds(500);
+  // After sending a request the SIP thread polls this long for its answer
+  // instead of sleeping (a nearby proxy answers within it):
+  // docs/benchmarks.md.
+  static constexpr absl::Duration kAnswerPoll = absl::Microseconds(1000);
+
+  // "host:port" for a URI; IPv6 literals get brackets.
+  static std::string HostPort(const std::string& host, int port);
+  // Final REGISTER statuses that retrying cannot fix.
+  static bool IsPermanentFailure(int status);
+
+  // A descriptor the SIP thread waits for on behalf of another part of the
+  // service (FdLoop).
+  // Thread: SIP thread only.
+  struct FdWatch {
+    Impl* self = nullptr;
+    FdLoop::WatchId id = 0;
+    su_wait_t wait{};
+    int index = 0;  // su_root's registration
+    std::function<bool()> on_readable;
+  };
+
+  // Thread: SIP thread only.
+  struct Registration {
+    explicit Registration(Impl* owner) : impl(owner) {}
+    Impl* const impl;  // for sofia's callbacks
+    AccountConfig config;
+    AccountConfig bound;  // the account as registered (a new login replaces config)
+    uint64_t generation = 0;
+    nta_leg_t* leg = nullptr;       // Call-ID, tags and CSeq of the REGISTERs
+    nta_outgoing_t* orq = nullptr;  // the REGISTER in flight
+    std::unique_ptr<DigestCache> auth;
+    int challenges = 0;  // challenges answered in the current request
+    int failures = 0;    // consecutive transient failures (backoff)
+    // Where the registration stands (registration_state.h): moved only by
+    // Move().
+    RegistrationState state = RegistrationState::kUnregistered;
+    bool pending_register = false;  // register again once unregistered
+    su_timer_t* retry = nullptr;
+    su_timer_t* refresh = nullptr;
+  };
+
+  // One call, incoming or outgoing: a dialog (nta leg) and its
+  // transactions.
+  // Thread: SIP thread only.
+  struct CallLeg {
+    explicit CallLeg(Impl* owner) : impl(owner) {}
+    Impl* const impl;  // for sofia's callbacks
+    int64_t id = -1;
+    AccountConfig account;
+    nta_leg_t* leg = nullptr;
+    std::string target;             // the Request-URI of an outgoing call
+    bool target_in_domain = false;  // a user at the account's server
+    // Our INVITE until its final answer: the call's before it is
+    // established, a re-INVITE after.
+    nta_outgoing_t* invite = nullptr;
+    // The far end's INVITE until its ACK, or until our final answer when
+    // that is not a 2xx: the call's before it is established, a re-INVITE
+    // after.
+    nta_incoming_t* irq = nullptr;
+    nta_outgoing_t* bye = nullptr;
+    // Where the call stands (call_leg.h): moved only by Move().
+    CallState state = CallState::kIncoming;
+    bool outgoing = false;
+    bool invite_is_reinvite = false;     // `invite` is a hold/resume re-INVITE
+    bool ringing_reported = false;       // call-ringing was reported
+    bool cancel_held = false;            // hung up; CANCEL waits for it (HangupCall)
+    bool counted_ringing = false;        // counted by policy_ (an unanswered incoming call)
+    su_timer_t* ring_timer = nullptr;    // incoming: [sip-settings] ring-timeout
+    su_timer_t* invite_timer = nullptr;  // outgoing: [sip-settings] invite-timeout
+    int challenges = 0;                  // per INVITE transaction
+    int end_code = 0;
+    std::string end_reason;
+    int local_port = 0;  // 0: no media open
+    bool local_hold = false;
+    bool remote_hold = false;
+    std::deque<bool> hold_requests;  // HoldCall re-INVITEs: the first is in flight
+    // The offer of an incoming INVITE, until answer-call answers it; none:
+    // a delayed offer (ours goes in the 200, the answer comes in the ACK).
+    std::optional<RemoteSdp> offer;
+    // Our 200 to an INVITE without SDP carried an offer: the ACK answers.
+    bool offered_in_response = false;
+    // The far end's SDP leaves the call without audio: it is hung up
+    // without ever being reported answered.
+    bool media_refused = false;
+    // Our SDP's o= version and the rest of the last SDP we sent with it.
+    uint64_t sdp_version = 0;
+    std::string sdp_body;
+    // Our CANCEL got no final answer in time: call-ended was reported; the
+    // INVITE transaction runs out on its own (a late 2xx gets ACK+BYE).
+    su_timer_t* cancel_timer = nullptr;
+    MediaParams media;
+  };
+
+  Impl(SipConfig config, RtpConfig rtp, MediaEngine* media)
+      : config_(std::move(config)), rtp_(std::move(rtp)), media_(media) {}
+
+  // ---- sip_thread.cc: the thread, its queue and loop, FdLoop, deferred work, shutdown
+  absl::Status Start(SipStackListener* listener);
+  bool Post(std::function<void()> task);
+  void Shutdown(absl::Duration deadline);
+
+  int port() const { return port_; }
+  FdLoop::WatchId Watch(int fd, std::function<bool()> on_readable);
+  void Unwatch(FdLoop::WatchId id);
+  bool StartCall(int64_t call_id, const AccountConfig& account, const std::string& number);
+  void Run(std::promise<absl::Status>& started);
+  void RunPolling();
+
+  // A request went out: its answer is likely to come soon, so the loop
+  // polls for it for kAnswerPoll rather than sleep.
+  void AwaitAnswer() { answer_poll_until_ = absl::Now() + kAnswerPoll; }
+  static int OnFdReadable(su_root_magic_t*, su_wait_t*, su_wakeup_arg_t* arg);
+  void EndWatch(FdLoop::WatchId id);
+  static int OnWake(su_root_magic_t* magic, su_wait_t*, su_wakeup_arg_t*);
+  void BeginShutdown(int64_t deadline_ms);
+  void MaybeFinishShutdown();
+  static void OnShutdownTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+  void Defer(std::function<void()> task);
+  static void OnReap(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+  void RunDeferred();
+
+  template <typename M, typename T>
+  static M* Magic(T* object) {
+    return reinterpret_cast<M*>(object);
+  }
+  static void DestroyTimer(su_timer_t*& timer);
+  static void DestroyOutgoing(nta_outgoing_t*& orq);
+  su_timer_t* StartTimer(su_timer_f callback, void* arg, int64_t ms);
+
+  // ---- sip_messages.cc: pieces of SIP messages
+  std::string ContactFor(const AccountConfig& account) const;
+  static std::string FromFor(const AccountConfig& account);
+  static int StatusOf(nta_outgoing_t* orq, const sip_t* sip);
+  static const char* PhraseOf(const sip_t* sip);
+  std::string ProxyUrl(const AccountConfig& account) const;
+
+  static boost::asio::ip::address SourceOf(msg_t* message);
+
+  static const sip_payload_t* SdpOf(const sip_t* sip);
+  static absl::StatusOr<RemoteSdp> ParseBody(const sip_payload_t* pl);
+
+  std::string WarningFor(const absl::Status& status) const;
+
+  // ---- registration.cc: accounts: REGISTER, digest, refresh, backoff, unregister
+  void Register(const AccountConfig& config, uint64_t generation);
+  void Unregister(const std::string& account, uint64_t generation);
+  void StartRegister(Registration* reg);
+  void StartUnregister(Registration* reg);
+  void SendRegister(Registration* reg);
+  void ReleaseSip(Registration* reg);
+
+  void CancelRetry(Registration* reg) { DestroyTimer(reg->retry); }
+  void Forget(Registration* reg, const char* reason);
+  void Report(Registration* reg, int status, const std::string& reason, bool retrying);
+  void Fail(Registration* reg, int status, const std::string& reason, bool retry);
+  static void OnRetry(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+  static void OnRefresh(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+  int GrantedSeconds(const Registration* reg, const sip_t* sip) const;
+  static int OnRegisterResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+  void OnRegisterResult(Registration* reg, int status, const char* phrase, const sip_t* sip);
+  void OnUnregistered(Registration* reg);
+  bool IsRegistrarRealm(const std::string& account, const msg_auth_t* challenge) const;
+  void LearnRegistrarAddress(Registration* reg, nta_outgoing_t* orq);
+
+  bool IsTrustedSource(const sip_t* sip, const boost::asio::ip::address& source);
+
+  Registration* AccountFor(const sip_t* sip);
+
+  // ---- incoming_calls.cc: new INVITEs, their ACK/CANCEL, answer-call, in-dialog requests
+  static int OnDefaultRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                              const sip_t* sip);
+  int RefuseUntrusted(nta_incoming_t* irq, const boost::asio::ip::address& source);
+
+  int OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip);
+  void StopRinging(CallLeg* leg);
+  static void OnRingTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+
+  void RespondToInvite(CallLeg* leg, int status, const char* phrase);
+  static int OnAckOrCancel(nta_incoming_magic_t* magic, nta_incoming_t* irq, const sip_t* sip);
+  void OnEstablished(CallLeg* leg);
+  static int OnDialogRequest(nta_leg_magic_t* magic, nta_leg_t*, nta_incoming_t* irq,
+                             const sip_t* sip);
+  int OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip, bool is_update);
+
+  void AnswerCall(int64_t call_id);
+
+  // ---- outgoing_calls.cc: make-call, the INVITE and its answers, hold/resume
+  static void OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+
+  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number);
+  bool SendInvite(CallLeg* leg, const std::string& sdp);
+  DigestCache* CachedInviteAuth(const AccountConfig& account);
+  void SendAck(CallLeg* leg, nta_outgoing_t* orq);
+
+  static int OnInviteResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+  void OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status, const char* phrase,
+                            const sip_t* sip);
+  void OnReinviteResponse(CallLeg* leg, nta_outgoing_t* orq, int status, const char* phrase,
+                          const sip_t* sip);
+  void SendReinvite(CallLeg* leg);
+
+  void HoldCall(int64_t call_id, bool hold);
+
+  // ---- call_ending.cc: hang-up, BYE/CANCEL answers, timeouts, release
+  CallLeg* FindLeg(int64_t call_id);
+  void ReleaseSip(CallLeg* leg);
+  void EndLeg(int64_t call_id, int code, std::string reason);
+  void ReportEnded(CallLeg* leg, int code, const std::string& reason);
+  static void OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+
+  void SendBye(CallLeg* leg);
+  static int OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+
+  void HangupCall(int64_t call_id);
+  void SendCancel(CallLeg* leg);
+  static void OnCancelHold(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+
+  void OnRtpTimeout(int64_t call_id);
+
+  // ---- call_media.cc: SDP and RTP of a call
+  std::string LocalSdp(CallLeg* leg, std::string body);
+
+  bool OpenMedia(CallLeg* leg);
+  void CloseMedia(CallLeg* leg);
+
+  void ApplyAudio(CallLeg* leg, const AudioSession& session);
+  void UpdateMedia(CallLeg* leg);
+  void RefuseMedia(CallLeg* leg, std::string why);
+  absl::StatusOr<AudioSession> SessionFromAnswer(const sip_payload_t* body, bool hold) const;
+  void OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required);
+  absl::StatusOr<std::string> ResponseSdp(CallLeg* leg, const RemoteSdp* offer);
+
+  // ---- state moves (call_leg.h, registration_state.h)
+  // Moves the call by `event` (call_leg.h's transitions); a transition the
+  // machine refuses leaves the state as it is.
+  static void Move(CallLeg* leg, CallEvent event) {
+    if (std::optional<CallState> next = NextCallState(leg->state, event)) leg->state = *next;
+  }
+  // The same for an account's registration (registration_state.h).
+  static void Move(Registration* reg, RegistrationEvent event) {
+    if (std::optional<RegistrationState> next = NextRegistrationState(reg->state, event)) {
+      reg->state = *next;
+    }
+  }
+
+  const SipConfig config_;
+  const RtpConfig rtp_;
+  MediaEngine* const media_;
+  // A call's o= session id is this plus its call id.
+  const uint64_t sdp_session_id_ = absl::Uniform<uint64_t>(absl::BitGen(), 1, 1ull << 40);
+  std::unique_ptr<SdpWriter> sdp_writer_;  // made on the SIP thread's start
+  SipStackListener* listener_ = nullptr;
+  int port_ = 0;
+  std::thread thread_;
+
+  // The task queue from other threads (Post) to the SIP thread.
+  // Lock order: leaf. Held only to push or swap the queue and its flags;
+  // nothing is called with it held (no task, no sofia, no listener, no
+  // write to the eventfd). Taken under the backend's mu_ never (the
+  // backend calls the stack without its lock), but harmless if it were.
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  // The eventfd was signalled and OnWake has not yet taken the queue.
+  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
+  int wake_fd_ = -1;
+
+  // SIP thread only.
+  su_root_t* root_ = nullptr;
+  su_wait_t wait_{};
+  nta_agent_t* agent_ = nullptr;
+  nta_leg_t* default_leg_ = nullptr;
+  std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
+  bool shutting_down_ = false;
+  bool stopping_ = false;                                // the loop was told to stop
+  absl::Time answer_poll_until_ = absl::InfinitePast();  // AwaitAnswer
+  su_timer_t* shutdown_timer_ = nullptr;
+  su_timer_t* reaper_ = nullptr;  // runs deferred_
+  std::vector<std::function<void()>> deferred_;
+  std::map<std::string, std::unique_ptr<Registration>> registrations_;
+  std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
+  std::map<std::string, std::unique_ptr<DigestCache>> invite_auth_;
+  std::unique_ptr<InboundPolicy> policy_;  // made by Start
+  std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
+  absl::BitGen bitgen_;
+  std::atomic<FdLoop::WatchId> next_watch_id_{1};
+  std::atomic<std::thread::id> sip_thread_{};  // set when the thread starts
+  // The SIP thread, from its start to its end: every method not marked
+  // "Thread: any" asserts that it runs there.
+  ThreadOwner owner_;
+
+ public:
+  // Thread: written on the SIP thread, read anywhere.
+  struct Counters {
+    std::atomic<uint64_t> untrusted_requests{0};
+    std::atomic<uint64_t> foreign_realm_challenges{0};
+    std::atomic<uint64_t> ring_timeouts{0};
+    std::atomic<uint64_t> invite_timeouts{0};
+    std::atomic<uint64_t> ringing_refused{0};
+  } stats_;
+};
+
+}  // namespace telestra::backend
