@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::gateway {
 namespace {
@@ -909,8 +910,7 @@ TEST(PlanParserTest, LoadPlanFileReportsMissingFileAsNotFoundNamingPath) {
 }
 
 TEST(PlanParserTest, LoadPlanFileReportsDirectoryAsNotFound) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  ASSERT_NE(tmp, nullptr);
+  const std::string tmp = telestra::testing::TestTempDir();
   absl::StatusOr<Plan> plan = LoadPlanFile(tmp);
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kNotFound);
@@ -918,9 +918,8 @@ TEST(PlanParserTest, LoadPlanFileReportsDirectoryAsNotFound) {
 }
 
 TEST(PlanParserTest, LoadPlanFileNamesItsPathInParseErrors) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  ASSERT_NE(tmp, nullptr);
-  const std::string path = std::string(tmp) + "/bad-plan.ini";
+  const std::string tmp = telestra::testing::TestTempDir();
+  const std::string path = tmp + "/bad-plan.ini";
   std::FILE* file = std::fopen(path.c_str(), "wb");
   ASSERT_NE(file, nullptr);
   const std::string text = "[a]\nuser = 1\nserver = s\nusr = 2\n";
