@@ -633,6 +633,38 @@ void WebServer::OnAccept(tcp::socket socket) {
   }
 }
 
+void WebServer::ExportMetrics(MetricsWriter& out) const {
+  const WebStats stats = context_->stats();
+  out.Gauge("telestra_web_sessions", "WebSocket sessions open", stats.sessions);
+  out.Gauge("telestra_web_http_connections", "HTTP connections open (not upgraded)",
+            stats.http_connections);
+  out.Counter("telestra_web_sessions_refused_total",
+              "WebSocket sessions refused (max-sessions): fail, then close 1013",
+              stats.sessions_refused);
+  out.Counter("telestra_web_http_refused_total",
+              "HTTP connections closed at once: every slot busy with a request",
+              stats.http_refused);
+  out.Counter("telestra_web_http_address_refused_total",
+              "HTTP connections closed at once: too many from that client address",
+              stats.http_address_refused);
+  out.Counter("telestra_web_http_evicted_total",
+              "HTTP connections waiting for a request closed to make room for a new one",
+              stats.http_evicted);
+  out.Counter("telestra_web_http_timeouts_total",
+              "HTTP connections closed because a request did not arrive whole in time",
+              stats.http_timeouts);
+  out.Counter("telestra_web_hosts_refused_total",
+              "HTTP requests and WebSocket upgrades refused for their Host (DNS rebinding)",
+              stats.hosts_refused);
+  out.Counter("telestra_web_unauthorized_total", "Web requests refused for the token",
+              stats.unauthorized);
+  out.Counter("telestra_web_slow_disconnects_total",
+              "WebSocket sessions disconnected for not reading", stats.slow_disconnects);
+  out.Counter("telestra_web_undelivered_events_total",
+              "Events lost with disconnected or shut-down WebSocket sessions",
+              stats.undelivered_events);
+}
+
 void WebServer::Stop() {
   Stop(absl::Now() + absl::FromChrono(context_->options().shutdown_grace));
 }
