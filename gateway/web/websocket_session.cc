@@ -38,7 +38,7 @@ constexpr size_t kShrinkAboveBytes = 16 * 1024;
 // One WebSocket client: JSON commands in (one per text message), JSON events
 // out (one per text message, extended, with "seq").
 //
-// Like NativeSession (gateway/native/native_server.cc): one strand per
+// Like NativeSession (gateway/native/native_session.h): one strand per
 // session, one read and at most one write in flight, a bounded outbound
 // queue. The session lives as long as its pending operations hold it
 // (shared_from_this).
