@@ -1,13 +1,10 @@
 // telestra_gateway: keeps the SIP plan's accounts registered and serves the
 // native API (TCP, null-terminated JSON). See README.md and docs/.
-#include <pthread.h>
-
 #include <csignal>
 #include <cstdio>
 #include <future>
-#include <map>
 #include <memory>
-#include <thread>
+#include <optional>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -15,15 +12,18 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
 #include "backend/gateway_backend.h"
 #include "backend/media/rtp_media_engine.h"
 #include "backend/sip/sofia_sip_stack.h"
-#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
+#include "gateway/front_end_options.h"
 #include "gateway/grpc/grpc_server.h"
+#include "gateway/io_threads.h"
+#include "gateway/metrics/backend_metrics.h"
 #include "gateway/metrics/metrics.h"
 #include "gateway/native/native_server.h"
 #include "gateway/plan/plan.h"
@@ -32,23 +32,7 @@
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
-// jemalloc (the gateway's malloc, gateway/BUILD.bazel):
-// - background_thread: freed memory goes back to the system from jemalloc's
-//   own threads rather than from whichever thread happens to allocate:
-//   otherwise the SIP thread pays an madvise() of about 0.1 ms every few
-//   calls, on the path of call setup.
-// - thp, metadata_thp: its memory is backed by transparent huge pages
-//   where the kernel allows them (madvise(MADV_HUGEPAGE)). sofia-sip keeps
-//   each transaction's messages for up to 32 s (timer D), so a gateway's
-//   heap grows for its first half-minute of calls; in 4 KiB pages that was
-//   about 18 page faults per call on the SIP thread, in call setup
-//   (docs/benchmarks.md, "Huge pages").
-// Read by jemalloc at start-up (MALLOC_CONF in the environment overrides
-// it, e.g. MALLOC_CONF=thp:default); ignored by the sanitizers' allocators.
-extern "C" {
-extern const char* malloc_conf;
-const char* malloc_conf = "background_thread:true,thp:always,metadata_thp:always";
-}
+// jemalloc's settings: malloc_conf.cc.
 
 ABSL_FLAG(std::string, plan, "", "SIP plan file (INI); see docs/configuration.md");
 ABSL_FLAG(int, native_port, -1, "Override [tcp-settings] port (0 = any free port)");
@@ -91,269 +75,157 @@ ABSL_FLAG(int, web_max_connections_per_address, 32,
 
 namespace {
 
+using telestra::backend::CommandDispatcher;
+using telestra::backend::EventHub;
+using telestra::backend::GatewayBackend;
+using telestra::backend::RtpMediaEngine;
+using telestra::backend::SofiaSipStack;
+using telestra::gateway::GrpcOptionsFrom;
+using telestra::gateway::GrpcServer;
+using telestra::gateway::MetricsWriter;
+using telestra::gateway::NativeOptionsFrom;
+using telestra::gateway::NativeServer;
 using telestra::gateway::Plan;
+using telestra::gateway::WebOptionsFrom;
+using telestra::gateway::WebServer;
 
-int Run() {
+// A flag's value, unset when it has its "not given" default.
+std::optional<int> IfSet(int value, int unset = -1) {
+  return value == unset ? std::nullopt : std::optional<int>(value);
+}
+
+// The plan file with the command line's values applied and checked
+// (gateway/plan/plan.h: ApplyCommandLine holds every range).
+absl::StatusOr<Plan> LoadPlan() {
   const std::string plan_path = absl::GetFlag(FLAGS_plan);
-  if (plan_path.empty()) {
-    std::fprintf(stderr, "telestra_gateway: --plan=FILE is required\n");
-    return 2;
-  }
-  absl::StatusOr<Plan> loaded = telestra::gateway::LoadPlanFile(plan_path);
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "telestra_gateway: %s\n", std::string(loaded.status().message()).c_str());
-    return 2;
-  }
-  Plan plan = *std::move(loaded);
-  if (int port = absl::GetFlag(FLAGS_native_port); port >= 0) plan.tcp.port = port;
-  if (std::string bind = absl::GetFlag(FLAGS_native_bind); !bind.empty()) plan.tcp.bind = bind;
-  if (int port = absl::GetFlag(FLAGS_sip_port); port >= 0) plan.sip.port = port;
-  if (int port = absl::GetFlag(FLAGS_grpc_port); port >= 0) plan.grpc.port = port;
-  if (int port = absl::GetFlag(FLAGS_web_port); port >= 0) plan.web.port = port;
-  if (int port = absl::GetFlag(FLAGS_metrics_port); port >= 0) plan.metrics.port = port;
-  for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
+  if (plan_path.empty()) return absl::InvalidArgumentError("--plan=FILE is required");
+  absl::StatusOr<Plan> plan = telestra::gateway::LoadPlanFile(plan_path);
+  if (!plan.ok()) return plan.status();
+  telestra::gateway::CommandLineOverrides flags;
+  flags.native_port = IfSet(absl::GetFlag(FLAGS_native_port));
+  if (std::string bind = absl::GetFlag(FLAGS_native_bind); !bind.empty()) flags.native_bind = bind;
+  flags.sip_port = IfSet(absl::GetFlag(FLAGS_sip_port));
+  flags.grpc_port = IfSet(absl::GetFlag(FLAGS_grpc_port));
+  flags.web_port = IfSet(absl::GetFlag(FLAGS_web_port));
+  flags.metrics_port = IfSet(absl::GetFlag(FLAGS_metrics_port));
+  flags.io_threads = absl::GetFlag(FLAGS_io_threads);
+  flags.shutdown_seconds = absl::GetFlag(FLAGS_shutdown_seconds);
+  flags.grpc_max_queued_events = absl::GetFlag(FLAGS_grpc_max_queued_events);
+  flags.web_max_sessions = absl::GetFlag(FLAGS_web_max_sessions);
+  flags.web_max_message_bytes = absl::GetFlag(FLAGS_web_max_message_bytes);
+  flags.web_max_queued_bytes = absl::GetFlag(FLAGS_web_max_queued_bytes);
+  flags.web_idle_timeout_seconds = absl::GetFlag(FLAGS_web_idle_timeout_seconds);
+  flags.web_header_timeout_seconds = absl::GetFlag(FLAGS_web_header_timeout_seconds);
+  flags.web_max_connections_per_address = absl::GetFlag(FLAGS_web_max_connections_per_address);
+  if (absl::Status status = ApplyCommandLine(flags, &*plan); !status.ok()) return status;
   // The SIP thread's old tuning knobs: accepted so that every command line
   // that worked still starts the gateway, ignored with a warning.
+  using telestra::gateway::DeprecatedKnobWarning;
   if (absl::GetFlag(FLAGS_sip_thread_nice) != 100) {
-    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_thread_nice"));
+    plan->warnings.push_back(DeprecatedKnobWarning("--sip_thread_nice"));
   }
   if (absl::GetFlag(FLAGS_sip_busy_poll_us) != -1) {
-    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_busy_poll_us"));
+    plan->warnings.push_back(DeprecatedKnobWarning("--sip_busy_poll_us"));
   }
   if (absl::GetFlag(FLAGS_sip_answer_poll_us) != -1) {
-    spdlog::warn("{}", telestra::gateway::DeprecatedKnobWarning("--sip_answer_poll_us"));
+    plan->warnings.push_back(DeprecatedKnobWarning("--sip_answer_poll_us"));
   }
+  return plan;
+}
 
-  telestra::backend::EventHub hub;
+// The dashboard's folder: --web_root (which must hold it), else found in the
+// runfiles or ./web, else "" (the WebSocket only, with a warning).
+absl::StatusOr<std::string> DashboardRoot() {
+  const std::string flag = absl::GetFlag(FLAGS_web_root);
+  absl::StatusOr<std::string> root = telestra::gateway::FindWebRoot(flag, "");
+  if (root.ok() || !flag.empty()) return root;
+  spdlog::warn("{}; serving the WebSocket only", std::string(root.status().message()));
+  return std::string();
+}
+
+// Logs why a part did not start; true when it did.
+bool Started(const absl::Status& status) {
+  if (!status.ok()) spdlog::critical("{}", std::string(status.message()));
+  return status.ok();
+}
+
+// Builds the parts, starts them, waits for SIGINT/SIGTERM and stops them in
+// reverse order. An early return stops what was started through the parts'
+// destructors (newest first); the SIP stack last, within a second.
+int Run() {
+  absl::StatusOr<Plan> loaded = LoadPlan();
+  absl::StatusOr<std::string> web_root = loaded.ok() ? DashboardRoot() : "";
+  for (const absl::Status& status : {loaded.status(), web_root.status()}) {
+    if (status.ok()) continue;
+    std::fprintf(stderr, "telestra_gateway: %s\n", std::string(status.message()).c_str());
+    return 2;
+  }
+  const Plan plan = *std::move(loaded);
+  for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
+
+  EventHub hub;
   hub.StartDeliveryThread();  // broadcasts leave the SIP thread at once
-  telestra::backend::RtpMediaEngine media(plan.rtp, plan.sip.bind);
-  if (absl::Status status = media.Start(); !status.ok()) {
-    spdlog::critical("{}", std::string(status.message()));
-    return 1;
-  }
-  telestra::backend::SofiaSipStack stack(plan.sip, plan.rtp, &media);
-  telestra::backend::GatewayBackend backend(plan.accounts, &stack, &hub);
-  telestra::backend::CommandDispatcher dispatcher(&backend, &hub);
-
-  if (absl::Status status = stack.Start(&backend); !status.ok()) {
-    spdlog::critical("{}", std::string(status.message()));
-    return 1;
-  }
-  // From here on an early exit stops the SIP stack within a second; the
-  // parts built after it stop themselves as they go out of scope (their
-  // destructors), newest first, before it.
+  RtpMediaEngine media(plan.rtp, plan.sip.bind);
+  if (!Started(media.Start())) return 1;
+  SofiaSipStack stack(plan.sip, plan.rtp, &media);
+  GatewayBackend backend(plan.accounts, &stack, &hub);
+  CommandDispatcher dispatcher(&backend, &hub);
+  if (!Started(stack.Start(&backend))) return 1;
   struct StopStackOnExit {
-    telestra::backend::SofiaSipStack& stack;
+    SofiaSipStack& stack;
     ~StopStackOnExit() { stack.Shutdown(absl::Seconds(1)); }  // idempotent
   } stop_stack_on_exit{stack};
 
   boost::asio::io_context io;
-  auto work = boost::asio::make_work_guard(io);
-  telestra::gateway::NativeServer::Options native_options;
-  native_options.bind = plan.tcp.bind;
-  native_options.port = plan.tcp.port;
-  native_options.extended_events = plan.tcp.extended_events;
-  native_options.max_clients = plan.tcp.max_clients;
-  native_options.max_message_bytes = plan.tcp.max_message_bytes;
-  native_options.allow = plan.tcp.allow;
-  native_options.token = plan.tcp.token;
-  native_options.cert = plan.tcp.cert;
-  native_options.key = plan.tcp.key;
-  native_options.idle_timeout = std::chrono::seconds(plan.tcp.idle_timeout);
-  if (absl::GetFlag(FLAGS_native_on_sip_thread)) native_options.read_loop = &stack;
-  telestra::gateway::NativeServer native(native_options, io, &dispatcher, &hub);
-  if (absl::Status status = native.Start(); !status.ok()) {
-    spdlog::critical("{}", std::string(status.message()));
-    return 1;
-  }
+  const bool native_on_sip_thread = absl::GetFlag(FLAGS_native_on_sip_thread);
+  NativeServer native(NativeOptionsFrom(plan, native_on_sip_thread ? &stack : nullptr), io,
+                      &dispatcher, &hub);
+  if (!Started(native.Start())) return 1;
+  WebServer web(WebOptionsFrom(plan, *web_root), io, &backend, &dispatcher, &hub);
+  if (!Started(web.Start())) return 1;
+  GrpcServer grpc(GrpcOptionsFrom(plan), &backend, &hub, &dispatcher);
+  if (!Started(grpc.Start())) return 1;
 
-  // Web front end: dashboard + WebSocket (gateway/web/, docs/websocket-api.md).
-  telestra::gateway::WebServer::Options web_options;
-  web_options.bind = plan.web.bind;
-  web_options.port = plan.web.port;
-  web_options.token = plan.web.token;
-  web_options.cert = plan.web.cert;
-  web_options.key = plan.web.key;
-  web_options.max_sessions = std::max(1, absl::GetFlag(FLAGS_web_max_sessions));
-  web_options.max_message_bytes = std::max(256, absl::GetFlag(FLAGS_web_max_message_bytes));
-  web_options.max_queued_bytes = std::max(1024, absl::GetFlag(FLAGS_web_max_queued_bytes));
-  web_options.idle_timeout =
-      std::chrono::seconds(std::max(1, absl::GetFlag(FLAGS_web_idle_timeout_seconds)));
-  web_options.header_timeout =
-      std::chrono::seconds(std::max(1, absl::GetFlag(FLAGS_web_header_timeout_seconds)));
-  web_options.max_connections_per_address =
-      std::max(1, absl::GetFlag(FLAGS_web_max_connections_per_address));
-  web_options.hosts = plan.web.hosts;
-  if (absl::StatusOr<std::string> web_root =
-          telestra::gateway::FindWebRoot(absl::GetFlag(FLAGS_web_root), "");
-      web_root.ok()) {
-    web_options.web_root = *web_root;
-  } else if (!absl::GetFlag(FLAGS_web_root).empty()) {
-    spdlog::critical("{}", std::string(web_root.status().message()));
-    return 2;
-  } else {
-    spdlog::warn("{}; serving the WebSocket only", std::string(web_root.status().message()));
-  }
-  telestra::gateway::WebServer web(web_options, io, &backend, &dispatcher, &hub);
-  if (absl::Status status = web.Start(); !status.ok()) {
-    spdlog::critical("{}", std::string(status.message()));
-    return 1;
-  }
-
-  // gRPC front end (gateway/grpc/, docs/grpc-api.md).
-  telestra::gateway::GrpcServer::Options grpc_options;
-  grpc_options.bind = plan.grpc.bind;
-  grpc_options.port = plan.grpc.port;
-  grpc_options.token = plan.grpc.token;
-  grpc_options.cert_file = plan.grpc.cert;
-  grpc_options.key_file = plan.grpc.key;
-  grpc_options.max_queued_events =
-      static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_grpc_max_queued_events)));
-  grpc_options.max_streams = static_cast<size_t>(plan.grpc.max_streams);
-  telestra::gateway::GrpcServer grpc(grpc_options, &backend, &hub, &dispatcher);
-  if (absl::Status status = grpc.Start(); !status.ok()) {
-    spdlog::critical("{}", std::string(status.message()));
-    return 1;
-  }
-
-  // Metrics (docs/metrics.md): read from the components at scrape time.
+  // Metrics (docs/metrics.md): each part writes its own, read at scrape time.
   auto metrics = std::make_shared<telestra::gateway::MetricsRegistry>();
-  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {
-    out.Counter("telestra_events_total", "Events published (the last seq)", hub.last_seq());
-    out.Counter("telestra_undeliverable_replies_total", "Replies whose client had gone",
-                hub.undeliverable_replies());
-    out.Gauge("telestra_api_clients", "Clients attached to the event hub", hub.client_count());
-    const telestra::backend::EventHub::DeliveryStats delivery = hub.delivery_stats();
-    out.Counter("telestra_event_deliveries_total",
-                "Events handed to their clients, by the thread that delivered them",
-                delivery.by_delivery_thread, {{"by", "delivery_thread"}});
-    out.Counter("telestra_event_deliveries_total",
-                "Events handed to their clients, by the thread that delivered them",
-                delivery.by_reply_scope, {{"by", "command_thread"}});
-    native.ExportMetrics(out);  // its own families (gateway/native/native_server.h)
-    std::map<std::string, int> calls_by_state;
-    for (const telestra::v1::Status& account : backend.ListAccounts()) {
-      out.Gauge("telestra_account_status", "account_status of each account (200 registered)",
-                account.account_status(), {{"account", account.account()}});
-      for (const auto& call : account.calls()) {
-        calls_by_state[telestra::v1::CallState_Name(call.state())]++;
-      }
-    }
-    for (const auto& [state, count] : calls_by_state) {
-      out.Gauge("telestra_calls", "Calls by state", count, {{"state", state}});
-    }
-    out.Counter("telestra_calls_started_total", "Calls placed or received",
-                backend.calls_started());
-    out.Gauge("telestra_media_calls", "Calls with RTP ports open", media.open_calls());
-    telestra::backend::RtpMediaEngine::Counters media_counters = media.counters();
-    out.Counter("telestra_media_discarded_datagrams_total",
-                "Datagrams that arrived on an RTP/RTCP port of no call (read and discarded)",
-                media_counters.datagrams_discarded);
-    out.Counter("telestra_media_foreign_datagrams_total",
-                "RTP/RTCP datagrams of a call from a source other than its far end (discarded)",
-                media_counters.datagrams_foreign);
-    out.Counter("telestra_media_frames_skipped_total",
-                "20 ms media ticks the media thread missed beyond its 3-frame catch-up",
-                media_counters.frames_skipped);
-  });
-  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // SIP user agent
-    telestra::backend::SofiaSipStack::Stats stats = stack.stats();
-    out.Counter("telestra_sip_untrusted_requests_total",
-                "INVITEs from neither a registrar nor a [sip-settings] trusted network "
-                "(answered 403)",
-                stats.untrusted_requests);
-    out.Counter("telestra_sip_foreign_realm_challenges_total",
-                "Calls ended because a challenge came from another realm than the registrar's",
-                stats.foreign_realm_challenges);
-    out.Counter("telestra_sip_ring_timeouts_total",
-                "Incoming calls not answered within ring-timeout (answered 480)",
-                stats.ring_timeouts);
-    out.Counter("telestra_sip_invite_timeouts_total",
-                "Outgoing calls without a final answer within invite-timeout (cancelled)",
-                stats.invite_timeouts);
-    out.Counter("telestra_sip_ringing_refused_total",
-                "Incoming calls refused 486 over max-ringing", stats.ringing_refused);
-  });
-  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // gRPC front end
-    grpc.ExportMetrics(out);  // its own families (gateway/grpc/stream_registry.h)
-  });
-  metrics->AddSource([&](telestra::gateway::MetricsWriter& out) {  // web front end
-    telestra::gateway::WebStats stats = web.stats();
-    out.Gauge("telestra_web_sessions", "WebSocket sessions open", stats.sessions);
-    out.Gauge("telestra_web_http_connections", "HTTP connections open (not upgraded)",
-              stats.http_connections);
-    out.Counter("telestra_web_sessions_refused_total",
-                "WebSocket sessions refused (max-sessions): fail, then close 1013",
-                stats.sessions_refused);
-    out.Counter("telestra_web_http_refused_total",
-                "HTTP connections closed at once: every slot busy with a request",
-                stats.http_refused);
-    out.Counter("telestra_web_http_address_refused_total",
-                "HTTP connections closed at once: too many from that client address",
-                stats.http_address_refused);
-    out.Counter("telestra_web_http_evicted_total",
-                "HTTP connections waiting for a request closed to make room for a new one",
-                stats.http_evicted);
-    out.Counter("telestra_web_http_timeouts_total",
-                "HTTP connections closed because a request did not arrive whole in time",
-                stats.http_timeouts);
-    out.Counter("telestra_web_hosts_refused_total",
-                "HTTP requests and WebSocket upgrades refused for their Host (DNS rebinding)",
-                stats.hosts_refused);
-    out.Counter("telestra_web_unauthorized_total", "Web requests refused for the token",
-                stats.unauthorized);
-    out.Counter("telestra_web_slow_disconnects_total",
-                "WebSocket sessions disconnected for not reading", stats.slow_disconnects);
-    out.Counter("telestra_web_undelivered_events_total",
-                "Events lost with disconnected or shut-down WebSocket sessions",
-                stats.undelivered_events);
+  metrics->AddSource([&](MetricsWriter& out) {
+    telestra::gateway::ExportEventHubMetrics(hub, out);
+    native.ExportMetrics(out);
+    telestra::gateway::ExportBackendMetrics(backend, out);
+    telestra::gateway::ExportMediaMetrics(media, out);
+    telestra::gateway::ExportSipStackMetrics(stack, out);
+    grpc.ExportMetrics(out);
+    web.ExportMetrics(out);
   });
   if (plan.metrics.port > 0) {
-    if (absl::Status status = metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port);
-        !status.ok()) {
-      spdlog::critical("{}", std::string(status.message()));
-      return 1;
-    }
+    if (!Started(metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port))) return 1;
     spdlog::info("metrics on http://{}:{}/metrics", plan.metrics.bind, metrics->port());
   }
 
-  // SIGINT/SIGTERM end the io loop's wait below; the shutdown runs here.
+  // SIGINT/SIGTERM end the wait below; the shutdown runs here.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   std::promise<int> stop_signal;
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) stop_signal.set_value(signal);
   });
-
-  std::vector<std::thread> threads;
-  for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_io_threads)); ++i) {
-    threads.emplace_back([&io, i] {
-      // Thread names for top -H, perf and gdb (at most 15 characters).
-      pthread_setname_np(pthread_self(), absl::StrCat("telestra-io-", i).substr(0, 15).c_str());
-      io.run();
-    });
-  }
+  telestra::gateway::IoThreads io_threads(io, plan.process.io_threads);
   backend.Start();
   spdlog::info("ready: {} accounts, native port {}, SIP port {}", plan.accounts.size(),
                native.port(), stack.port());
 
-  int signal = stop_signal.get_future().get();
+  const int signal = stop_signal.get_future().get();
   spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
   // Unregistering, ending calls and writing out the clients' queued events
   // (their call-ended among them) all end by this deadline.
-  const absl::Time shutdown_deadline =
-      absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds));
-  stack.Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
-  // The events of that (call-ended) reach every session's queue first.
-  hub.AwaitDelivered(shutdown_deadline);
-  // Web front end: its sessions write out their queues meanwhile.
-  web.Stop(shutdown_deadline);
-  grpc.Stop();  // gRPC front end
+  const absl::Duration shutdown_time = absl::Seconds(plan.process.shutdown_seconds);
+  const absl::Time shutdown_deadline = absl::Now() + shutdown_time;
+  stack.Shutdown(shutdown_time);
+  hub.AwaitDelivered(shutdown_deadline);  // call-ended reaches every session's queue
+  web.Stop(shutdown_deadline);            // its sessions write out their queues meanwhile
+  grpc.Stop();
   native.Stop(shutdown_deadline);
   web.WaitForFlush(shutdown_deadline);
-  work.reset();
-  // Let the sessions flush and close, then stop the loop.
-  boost::asio::post(io, [&io] { io.stop(); });
-  for (std::thread& thread : threads) thread.join();
+  io_threads.Stop();
   spdlog::info("stopped");
   return 0;
 }

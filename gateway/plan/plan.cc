@@ -47,6 +47,13 @@ constexpr absl::string_view kMetricsSection = "metrics-settings";
 
 constexpr int64_t kMaxMessageBytesLimit = 16 * 1024 * 1024;
 
+// The one wording of a range error, for plan keys and flags alike:
+// "<name> must be at least <min>, got <value>" or "... must be <min>..<max>, ...".
+std::string RangeProblem(absl::string_view name, int64_t min, int64_t max, int64_t value) {
+  if (max == INT_MAX) return absl::StrFormat("%s must be at least %d, got %d", name, min, value);
+  return absl::StrFormat("%s must be %d..%d, got %d", name, min, max, value);
+}
+
 // One `key = value` line.
 struct Entry {
   std::string key;
@@ -207,12 +214,7 @@ class SectionReader {
     if (!absl::SimpleAtoi(e.value, &value)) {
       return Error(e.line, absl::StrFormat("%s must be an integer, got '%s'", e.key, e.value));
     }
-    if (value < min || value > max) {
-      if (max == INT_MAX) {
-        return Error(e.line, absl::StrFormat("%s must be at least %d, got %d", e.key, min, value));
-      }
-      return Error(e.line, absl::StrFormat("%s must be %d..%d, got %d", e.key, min, max, value));
-    }
+    if (value < min || value > max) return Error(e.line, RangeProblem(e.key, min, max, value));
     *out = static_cast<int>(value);
     return absl::OkStatus();
   }
@@ -668,6 +670,50 @@ absl::StatusOr<Plan> LoadPlanFile(const std::string& path) {
         absl::StrCat("cannot read plan file '", path, "': ", std::strerror(error)));
   }
   return ParsePlan(text, path);
+}
+
+absl::Status ApplyCommandLine(const CommandLineOverrides& overrides, Plan* plan) {
+  Plan result = *plan;
+  absl::Status status;
+  // Sets `*out` from the flag `name` when it is set and within min..max.
+  auto apply = [&status](const char* name, const std::optional<int>& value, int64_t min,
+                         int64_t max, int* out) {
+    if (!status.ok() || !value.has_value()) return;
+    if (*value < min || *value > max) {
+      status = absl::InvalidArgumentError(RangeProblem(absl::StrCat("--", name), min, max, *value));
+      return;
+    }
+    *out = *value;
+  };
+  apply("native_port", overrides.native_port, 0, 65535, &result.tcp.port);
+  apply("sip_port", overrides.sip_port, 0, 65535, &result.sip.port);
+  apply("grpc_port", overrides.grpc_port, 0, 65535, &result.grpc.port);
+  apply("web_port", overrides.web_port, 0, 65535, &result.web.port);
+  apply("metrics_port", overrides.metrics_port, 0, 65535, &result.metrics.port);
+  apply("io_threads", overrides.io_threads, 1, 64, &result.process.io_threads);
+  apply("shutdown_seconds", overrides.shutdown_seconds, 0, 3600, &result.process.shutdown_seconds);
+  apply("grpc_max_queued_events", overrides.grpc_max_queued_events, 1, INT_MAX,
+        &result.grpc.max_queued_events);
+  apply("web_max_sessions", overrides.web_max_sessions, 1, INT_MAX, &result.web.max_sessions);
+  apply("web_max_message_bytes", overrides.web_max_message_bytes, 256, kMaxMessageBytesLimit,
+        &result.web.max_message_bytes);
+  apply("web_max_queued_bytes", overrides.web_max_queued_bytes, 1024, INT_MAX,
+        &result.web.max_queued_bytes);
+  apply("web_idle_timeout_seconds", overrides.web_idle_timeout_seconds, 1, 86400,
+        &result.web.idle_timeout_seconds);
+  apply("web_header_timeout_seconds", overrides.web_header_timeout_seconds, 1, 3600,
+        &result.web.header_timeout_seconds);
+  apply("web_max_connections_per_address", overrides.web_max_connections_per_address, 1, INT_MAX,
+        &result.web.max_connections_per_address);
+  if (!status.ok()) return status;
+  if (overrides.native_bind.has_value()) {
+    if (overrides.native_bind->empty()) {
+      return absl::InvalidArgumentError("--native_bind must not be empty");
+    }
+    result.tcp.bind = *overrides.native_bind;
+  }
+  *plan = std::move(result);
+  return absl::OkStatus();
 }
 
 }  // namespace telestra::gateway

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,14 @@ struct GrpcSettings {
   std::string bind = "127.0.0.1";
   int port = 3551;
   std::string token;  // resolved from token or token-env; "" = none
-  std::string cert;  // TLS certificate file ("" = plaintext)
+  std::string cert;   // TLS certificate file ("" = plaintext)
   std::string key;
   // Subscribe + Session streams open at once (the whole server); one more
   // ends RESOURCE_EXHAUSTED.
   int max_streams = 1024;
+  // Events queued for one stream before it is ended as too slow
+  // (--grpc_max_queued_events; no plan key).
+  int max_queued_events = 8192;
 };
 
 // [web-settings]: dashboard + WebSocket.
@@ -50,6 +54,13 @@ struct WebSettings {
   // `hosts`: host names (lower-case, no port) a request's Host may name
   // besides IP addresses and localhost (DNS-rebinding protection).
   std::vector<std::string> hosts;
+  // Set only on the command line (--web_*; docs/websocket-api.md, "Limits").
+  int max_sessions = 256;
+  int max_message_bytes = 65536;
+  int max_queued_bytes = 4 << 20;
+  int idle_timeout_seconds = 60;
+  int header_timeout_seconds = 10;
+  int max_connections_per_address = 32;
 };
 
 // [metrics-settings]: Prometheus text exposition at http://bind:port/metrics.
@@ -58,12 +69,21 @@ struct MetricsSettings {
   int port = 3553;  // 0: no metrics endpoint
 };
 
+// The process itself; set only on the command line.
+struct ProcessSettings {
+  int io_threads = 1;  // threads serving the API ports
+  // How long shutdown (unregister, end calls, write out the clients' queued
+  // events) may take.
+  int shutdown_seconds = 3;
+};
+
 // A parsed SIP plan (docs/configuration.md). Accounts keep file order.
 struct Plan {
   TcpSettings tcp;
   GrpcSettings grpc;
   WebSettings web;
   MetricsSettings metrics;
+  ProcessSettings process;
   backend::SipConfig sip;
   backend::RtpConfig rtp;
   std::vector<backend::AccountConfig> accounts;
@@ -84,5 +104,31 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_na
 
 // Reads and parses a plan file.
 absl::StatusOr<Plan> LoadPlanFile(const std::string& path);
+
+// The command line's settings (flags defined in main.cc); an unset one
+// leaves the plan's value (or the default) as it is.
+struct CommandLineOverrides {
+  std::optional<int> native_port;  // [tcp-settings] port; 0 = any free port
+  std::optional<std::string> native_bind;
+  std::optional<int> sip_port;
+  std::optional<int> grpc_port;
+  std::optional<int> web_port;
+  std::optional<int> metrics_port;  // 0 = no metrics endpoint
+  std::optional<int> io_threads;
+  std::optional<int> shutdown_seconds;
+  std::optional<int> grpc_max_queued_events;
+  std::optional<int> web_max_sessions;
+  std::optional<int> web_max_message_bytes;
+  std::optional<int> web_max_queued_bytes;
+  std::optional<int> web_idle_timeout_seconds;
+  std::optional<int> web_header_timeout_seconds;
+  std::optional<int> web_max_connections_per_address;
+};
+
+// Applies the set overrides to `plan`, each checked against its range
+// first, with the plan keys' messages naming the flag:
+// "--web_max_sessions must be at least 1, got 0". `plan` is unchanged when
+// one is out of range. Thread: any.
+absl::Status ApplyCommandLine(const CommandLineOverrides& overrides, Plan* plan);
 
 }  // namespace telestra::gateway

@@ -59,16 +59,16 @@ void SessionRegistry::ExportMetrics(MetricsWriter& out) const {
   const Stats s = stats();
   const MetricsWriter::Labels labels = {{"front_end", front_end_}};
   out.Gauge("telestra_sessions", "API sessions open, by front end", s.open, labels);
-  out.Counter("telestra_sessions_admitted_total", "API sessions admitted, by front end",
-              s.admitted, labels);
-  out.Counter("telestra_sessions_refused_total",
-              "API sessions refused because the front end's limit was reached", s.refused,
+  out.Counter("telestra_sessions_admitted_total", "API sessions admitted, by front end", s.admitted,
               labels);
+  out.Counter("telestra_sessions_refused_total",
+              "API sessions refused because the front end's limit was reached", s.refused, labels);
   out.Counter("telestra_slow_disconnects_total",
               "API sessions dropped for not reading their events", s.slow_disconnects, labels);
   out.Counter("telestra_undelivered_events_total",
-              "Events lost with the sessions dropped for not reading", s.undelivered_events,
-              labels);
+              "Events lost with the sessions dropped for not reading (or still queued at the "
+              "shutdown deadline)",
+              s.undelivered_events, labels);
 }
 
 }  // namespace telestra::gateway

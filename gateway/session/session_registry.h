@@ -45,8 +45,8 @@ class SessionRegistry {
   struct Stats {
     uint64_t open = 0;  // now
     uint64_t admitted = 0;
-    uint64_t refused = 0;  // over max_sessions
-    uint64_t slow_disconnects = 0;  // dropped for not reading
+    uint64_t refused = 0;             // over max_sessions
+    uint64_t slow_disconnects = 0;    // dropped for not reading
     uint64_t undelivered_events = 0;  // lost with them
   };
 
@@ -68,6 +68,8 @@ class SessionRegistry {
     slow_disconnects_++;
     undelivered_events_ += undelivered;
   }
+  // Events a session lost otherwise (still queued at the shutdown deadline).
+  void CountUndelivered(uint64_t undelivered) { undelivered_events_ += undelivered; }
 
   size_t max_sessions() const { return max_sessions_; }
   const std::string& front_end() const { return front_end_; }
@@ -82,7 +84,8 @@ class SessionRegistry {
  private:
   const std::string front_end_;
   const size_t max_sessions_;
-  // Lock order: before the sessions' own locks; leaf otherwise.
+  // Lock order: before the sessions' own locks; leaf otherwise (a front
+  // end's own locks, such as WebContext::mu_, are never held with it).
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::set<Session*> sessions_ ABSL_GUARDED_BY(mu_);

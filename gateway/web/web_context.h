@@ -2,6 +2,7 @@
 // gateway/web/; the public API is web_server.h.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "backend/backend.h"
 #include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
+#include "gateway/session/session_registry.h"
 #include "gateway/web/static_files.h"
 
 namespace boost::asio::ssl {
@@ -68,36 +70,55 @@ struct WebOptions {
 };
 
 struct WebStats {
-  uint64_t sessions = 0;          // WebSocket sessions open now
-  uint64_t http_connections = 0;  // plain HTTP connections open now
+  // The WebSocket sessions (the front ends' shared SessionRegistry).
+  uint64_t sessions = 0;  // open now
   uint64_t sessions_accepted = 0;
-  uint64_t sessions_refused = 0;      // over max_sessions
+  uint64_t sessions_refused = 0;    // over max_sessions
+  uint64_t slow_disconnects = 0;    // sessions dropped for not reading
+  uint64_t undelivered_events = 0;  // messages lost with those sessions (and at shutdown)
+  // The web server's own.
+  uint64_t http_connections = 0;      // plain HTTP connections open now
   uint64_t http_refused = 0;          // over max_http_connections, none to evict
   uint64_t http_address_refused = 0;  // over max_connections_per_address
   uint64_t http_evicted = 0;          // waiting connections closed to make room
   uint64_t http_timeouts = 0;         // requests (or TLS handshakes) not complete in time
   uint64_t hosts_refused = 0;         // requests whose Host is not allowed
-  uint64_t slow_disconnects = 0;      // sessions dropped for not reading
-  uint64_t undelivered_events = 0;    // messages lost with those sessions
   uint64_t oversize_closes = 0;       // sessions closed with 1009
   uint64_t idle_timeouts = 0;
   uint64_t unauthorized = 0;  // requests refused for a missing/wrong token
   uint64_t gaps = 0;          // resumes that could not be served (snapshot instead)
 };
 
-// A connection the server can close (at shutdown, or to make room).
-// Thread: Close from any thread.
-class WebSession {
- public:
-  virtual ~WebSession() = default;
-  // Closes the connection. A WebSocket session first writes out what is
-  // queued for it, until `flush_deadline`. Must end in exactly one call of
-  // WebContext::Flushed() when `count_flush` is set (once the queue is
-  // written out, the connection ended, or the deadline passed).
-  virtual void Close(std::chrono::steady_clock::time_point flush_deadline, bool count_flush) = 0;
+// What the web server counts of its own (the WebSocket sessions' admission,
+// slow-client drops and losses are the SessionRegistry's).
+enum class WebCounter {
+  kHttpRefused,
+  kHttpAddressRefused,
+  kHttpEvicted,
+  kHttpTimeout,
+  kHostRefused,
+  kOversizeClose,
+  kIdleTimeout,
+  kUnauthorized,
+  kGap,
 };
 
-// Thread: any.
+// An HTTP connection (not upgraded) the server can close: at shutdown, or
+// to make room for a new one.
+// Thread: Close from any thread (it only posts to the connection's strand).
+class HttpConnection {
+ public:
+  virtual ~HttpConnection() = default;
+  virtual void Close() = 0;
+};
+
+// The web front end's shared state: its options, the WebSocket sessions'
+// registry (SessionRegistry, front_end="websocket": admission against
+// max_sessions, close-all with flushing, slow-client counters) and the
+// HTTP connections' own admission (per address, eviction).
+// Thread: any. Lock order: mu_ is a leaf (HTTP connections are closed
+// outside it); the WebSocket registry has its own lock
+// (gateway/session/session_registry.h).
 class WebContext {
  public:
   WebContext(WebOptions options, backend::Backend* backend, backend::CommandDispatcher* dispatcher,
@@ -114,60 +135,51 @@ class WebContext {
   int port() const { return port_; }
   void set_port(int port) { port_ = port; }
 
-  enum class Kind { kHttp, kWebSocket };
+  // The WebSocket sessions; a session keeps it alive (it may outlive the
+  // server: see WebSocketSession's destructor).
+  const std::shared_ptr<SessionRegistry>& websocket_sessions() const { return websocket_sessions_; }
+
   enum class Admission { kAdmitted, kFull, kAddressFull, kStopped };
-  // Registers a WebSocket session so that CloseAll reaches it; refused when
-  // max_sessions are open or the server stopped. `*key` is set when admitted.
-  Admission RegisterWebSocket(std::weak_ptr<WebSession> session, uint64_t* key);
   // Registers an HTTP connection from `address` (waiting for its first
   // request). Refused (kAddressFull) when that address has
   // max_connections_per_address open; when max_http_connections are open,
   // the one that has waited longest for a request is closed to make room
-  // (counted in http_evicted), or, when none waits, refused (kFull).
-  Admission RegisterHttp(std::weak_ptr<WebSession> session, const std::string& address,
+  // (counted as kHttpEvicted), or, when none waits, refused (kFull).
+  Admission RegisterHttp(std::weak_ptr<HttpConnection> connection, const std::string& address,
                          uint64_t* key);
   // An HTTP connection starts (true) or stops (false) waiting for a request.
   void SetWaiting(uint64_t key, bool waiting);
   // Idempotent.
-  void Unregister(uint64_t key);
-  // Stops admitting and closes every registered session; WebSocket sessions
-  // first write out what is queued for them, until `flush_deadline`.
-  void CloseAll(std::chrono::steady_clock::time_point flush_deadline);
-  // Called by each session CloseAll reached, once (see WebSession::Close).
-  void Flushed();
-  // Waits until every session CloseAll reached is written out (it may still
-  // be closing), or `timeout`; false on timeout. Not on an io_context thread.
-  bool WaitForFlush(absl::Duration timeout);
+  void UnregisterHttp(uint64_t key);
+
+  // Stops admitting; closes every HTTP connection, and has every WebSocket
+  // session write out what is queued for it (until `flush_deadline`) and
+  // close. Does not wait: WaitForFlush.
+  void CloseAll(absl::Time flush_deadline);
+  // Waits until every WebSocket session CloseAll reached has written out
+  // its queue (or ended), or `deadline`; false then. Not on an io_context
+  // thread.
+  bool WaitForFlush(absl::Time deadline);
+
+  // Counts one more; returns the new count (for logs at 1, 2, 4, ...).
+  uint64_t Count(WebCounter counter) { return ++counters_[static_cast<size_t>(counter)]; }
 
   WebStats stats() const;
 
-  // Counters the sessions bump.
-  std::atomic<uint64_t> sessions_accepted{0};
-  std::atomic<uint64_t> sessions_refused{0};
-  std::atomic<uint64_t> http_refused{0};
-  std::atomic<uint64_t> http_address_refused{0};
-  std::atomic<uint64_t> http_evicted{0};
-  std::atomic<uint64_t> http_timeouts{0};
-  std::atomic<uint64_t> hosts_refused{0};
-  std::atomic<uint64_t> slow_disconnects{0};
-  std::atomic<uint64_t> undelivered_events{0};
-  std::atomic<uint64_t> oversize_closes{0};
-  std::atomic<uint64_t> idle_timeouts{0};
-  std::atomic<uint64_t> unauthorized{0};
-  std::atomic<uint64_t> gaps{0};
-
  private:
-  struct Entry {
-    Kind kind;
-    std::weak_ptr<WebSession> session;
-    std::string address;  // HTTP: the client's address
-    // HTTP: when it started waiting for a request (a counter, smaller =
-    // earlier); 0 while a request is being answered.
+  struct HttpEntry {
+    std::weak_ptr<HttpConnection> connection;
+    std::string address;
+    // When it started waiting for a request (a counter, smaller = earlier);
+    // 0 while a request is being answered.
     uint64_t waiting_since = 0;
   };
 
-  // Removes a session and updates the counts.
-  void EraseLocked(std::map<uint64_t, Entry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes a connection and updates the counts.
+  void EraseLocked(std::map<uint64_t, HttpEntry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t counter(WebCounter counter) const {
+    return counters_[static_cast<size_t>(counter)].load();
+  }
 
   const WebOptions options_;
   backend::Backend* const backend_;
@@ -177,16 +189,16 @@ class WebContext {
   const std::string instance_;
   boost::asio::ssl::context* const tls_;
   std::atomic<int> port_{0};
+  const std::shared_ptr<SessionRegistry> websocket_sessions_;
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(WebCounter::kGap) + 1> counters_{};
 
+  // Lock order: a leaf (nothing is called while it is held).
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_key_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<uint64_t, Entry> sessions_ ABSL_GUARDED_BY(mu_);
-  int http_count_ ABSL_GUARDED_BY(mu_) = 0;
-  int websocket_count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, HttpEntry> http_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> http_per_address_ ABSL_GUARDED_BY(mu_);
   uint64_t next_wait_ ABSL_GUARDED_BY(mu_) = 1;
-  int flushes_pending_ ABSL_GUARDED_BY(mu_) = 0;  // CloseAll's sessions not written out yet
 };
 
 }  // namespace telestra::gateway

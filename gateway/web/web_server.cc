@@ -143,18 +143,16 @@ std::string ContentSecurityPolicy(absl::string_view host, bool tls) {
 // it upgrades to a WebSocket (the stream moves to a WebSocket session).
 // Thread: everything runs on the connection's strand; Close posts to it.
 template <class Stream>
-class HttpSession : public WebSession, public std::enable_shared_from_this<HttpSession<Stream>> {
+class HttpSession : public HttpConnection,
+                    public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(WebContext* context, Stream stream, std::string peer)
       : context_(context), stream_(std::move(stream)), peer_(std::move(peer)) {}
 
   // Not a WebSocket: nothing to write out first.
-  void Close(std::chrono::steady_clock::time_point, bool count_flush) override {
+  void Close() override {
     asio::post(beast::get_lowest_layer(stream_).get_executor(),
-               [self = this->shared_from_this(), count_flush] {
-                 self->End();
-                 if (count_flush) self->context_->Flushed();
-               });
+               [self = this->shared_from_this()] { self->End(); });
   }
 
   void Start(uint64_t key) {
@@ -164,7 +162,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
       stream_.async_handshake(
           asio::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
             if (ec) {
-              if (ec == beast::error::timeout) self->context_->http_timeouts++;
+              if (ec == beast::error::timeout) self->context_->Count(WebCounter::kHttpTimeout);
               spdlog::debug("web: TLS handshake with {} failed: {}", self->peer_, ec.message());
               self->End();
               return;
@@ -198,7 +196,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     }
     if (ec) {
       if (ec == beast::error::timeout) {
-        const uint64_t count = ++context_->http_timeouts;
+        const uint64_t count = context_->Count(WebCounter::kHttpTimeout);
         if (ShouldLog(count)) {
           spdlog::info(
               "web: closed a connection from {}: no complete request within {} ms ({} so far)",
@@ -264,7 +262,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
         host == request.end() ? absl::string_view()
                               : absl::string_view(host->value().data(), host->value().size());
     if (HostAllowed(host != request.end(), value, context_->options().hosts)) return false;
-    const uint64_t count = ++context_->hosts_refused;
+    const uint64_t count = context_->Count(WebCounter::kHostRefused);
     const std::string shown = Printable(value);
     if (ShouldLog(count)) {
       spdlog::warn(
@@ -281,7 +279,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   }
 
   StringResponse Unauthorized(const WebHttpRequest& request) {
-    context_->unauthorized++;
+    context_->Count(WebCounter::kUnauthorized);
     StringResponse response =
         ErrorResponse(request, http::status::unauthorized,
                       "this gateway requires its token: open the dashboard as /?token=TOKEN, "
@@ -448,7 +446,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
     }
     start.instance = target->Param("instance").value_or("");
     // From here on the WebSocket session owns the connection.
-    context_->Unregister(key_);
+    context_->UnregisterHttp(key_);
     upgraded_ = true;
     RunWebSocketSession<Stream>(context_, std::move(stream_), std::move(request), std::move(start));
   }
@@ -490,7 +488,7 @@ class HttpSession : public WebSession, public std::enable_shared_from_this<HttpS
   void End() {
     if (upgraded_ || ended_) return;
     ended_ = true;
-    context_->Unregister(key_);
+    context_->UnregisterHttp(key_);
     beast::get_lowest_layer(stream_).close();
   }
 
@@ -605,7 +603,7 @@ void WebServer::OnAccept(tcp::socket socket) {
         session->Start(key);
         return;
       case WebContext::Admission::kFull:
-        if (const uint64_t count = ++context_->http_refused; ShouldLog(count)) {
+        if (const uint64_t count = context_->Count(WebCounter::kHttpRefused); ShouldLog(count)) {
           spdlog::warn(
               "web: refused a connection from {}: {} HTTP connections open, all busy ({} "
               "refused so far)",
@@ -613,7 +611,7 @@ void WebServer::OnAccept(tcp::socket socket) {
         }
         return;  // dropping the session closes the socket
       case WebContext::Admission::kAddressFull:
-        if (const uint64_t count = ++context_->http_address_refused; ShouldLog(count)) {
+        if (const uint64_t count = context_->Count(WebCounter::kHttpAddressRefused); ShouldLog(count)) {
           spdlog::warn(
               "web: refused a connection from {}: {} HTTP connections open from that address "
               "({} refused so far)",
@@ -633,6 +631,39 @@ void WebServer::OnAccept(tcp::socket socket) {
   }
 }
 
+void WebServer::ExportMetrics(MetricsWriter& out) const {
+  context_->websocket_sessions()->ExportMetrics(out);  // front_end="websocket"
+  const WebStats stats = context_->stats();
+  out.Gauge("telestra_web_sessions", "WebSocket sessions open", stats.sessions);
+  out.Gauge("telestra_web_http_connections", "HTTP connections open (not upgraded)",
+            stats.http_connections);
+  out.Counter("telestra_web_sessions_refused_total",
+              "WebSocket sessions refused (max-sessions): fail, then close 1013",
+              stats.sessions_refused);
+  out.Counter("telestra_web_http_refused_total",
+              "HTTP connections closed at once: every slot busy with a request",
+              stats.http_refused);
+  out.Counter("telestra_web_http_address_refused_total",
+              "HTTP connections closed at once: too many from that client address",
+              stats.http_address_refused);
+  out.Counter("telestra_web_http_evicted_total",
+              "HTTP connections waiting for a request closed to make room for a new one",
+              stats.http_evicted);
+  out.Counter("telestra_web_http_timeouts_total",
+              "HTTP connections closed because a request did not arrive whole in time",
+              stats.http_timeouts);
+  out.Counter("telestra_web_hosts_refused_total",
+              "HTTP requests and WebSocket upgrades refused for their Host (DNS rebinding)",
+              stats.hosts_refused);
+  out.Counter("telestra_web_unauthorized_total", "Web requests refused for the token",
+              stats.unauthorized);
+  out.Counter("telestra_web_slow_disconnects_total",
+              "WebSocket sessions disconnected for not reading", stats.slow_disconnects);
+  out.Counter("telestra_web_undelivered_events_total",
+              "Events lost with disconnected or shut-down WebSocket sessions",
+              stats.undelivered_events);
+}
+
 void WebServer::Stop() {
   Stop(absl::Now() + absl::FromChrono(context_->options().shutdown_grace));
 }
@@ -644,14 +675,11 @@ void WebServer::Stop(absl::Time flush_deadline) {
     acceptor_.close(ignored);
     accept_retry_.cancel();
   });
-  const absl::Duration left = std::max(flush_deadline - absl::Now(), absl::ZeroDuration());
-  context_->CloseAll(std::chrono::steady_clock::now() +
-                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                         absl::ToChronoNanoseconds(left)));
+  context_->CloseAll(flush_deadline);
 }
 
 bool WebServer::WaitForFlush(absl::Time deadline) {
-  if (context_->WaitForFlush(std::max(deadline - absl::Now(), absl::ZeroDuration()))) return true;
+  if (context_->WaitForFlush(deadline)) return true;
   spdlog::warn("web: WebSocket sessions had not written out their queued events by the shutdown "
                "deadline: closed");
   return false;

@@ -12,6 +12,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "gateway/metrics/metrics.h"
 #include "gateway/web/web_context.h"
 
 namespace boost::asio::ssl {
@@ -63,6 +64,8 @@ class WebServer {
   // Random per process; reported in the snapshot (see docs/websocket-api.md).
   const std::string& instance() const { return context_->instance(); }
   Stats stats() const { return context_->stats(); }
+  // Its families (docs/metrics.md): telestra_web_* .
+  void ExportMetrics(MetricsWriter& out) const;
 
  private:
   void DoAccept();

@@ -38,7 +38,7 @@ constexpr size_t kShrinkAboveBytes = 16 * 1024;
 // One WebSocket client: JSON commands in (one per text message), JSON events
 // out (one per text message, extended, with "seq").
 //
-// Like NativeSession (gateway/native/native_server.cc): one strand per
+// Like NativeSession (gateway/native/native_session.h): one strand per
 // session, one read and at most one write in flight, a bounded outbound
 // queue. The session lives as long as its pending operations hold it
 // (shared_from_this).
@@ -49,17 +49,22 @@ constexpr size_t kShrinkAboveBytes = 16 * 1024;
 // written by the flush deadline is counted as undelivered and the
 // connection closed.
 //
-// Thread: everything runs on the stream's strand, except OnEvent (any
-// thread: the hub's delivering thread, no lock held) and Close (any thread), which only post
+// Admission, the close-all of shutdown and the slow-client counters are the
+// front ends' shared SessionRegistry's (WebContext::websocket_sessions()).
+//
+// Thread: everything runs on the stream's strand, except OnEvent and
+// OnDelivery (the hub's delivering thread, no lock held) and
+// CloseAfterFlush (any thread, under the registry's lock), which only post
 // to the strand.
 template <class Stream>
-class WebSocketSession : public WebSession,
+class WebSocketSession : public SessionRegistry::Session,
                          public backend::EventListener,
                          public std::enable_shared_from_this<WebSocketSession<Stream>> {
  public:
   WebSocketSession(WebContext* context, Stream stream, WebSocketStart start)
       : context_(context),
         hub_(context->hub()),
+        registry_(context->websocket_sessions()),
         ws_(std::move(stream)),
         start_(std::move(start)),
         flush_timer_(ws_.get_executor()) {}
@@ -67,21 +72,22 @@ class WebSocketSession : public WebSession,
   // May run after the WebServer (and context_) is gone: the io_context
   // destroys pending handlers, and with them the last owners of sessions,
   // only when it is destroyed itself. Touches only the hub, which outlives
-  // the io_context.
-  ~WebSocketSession() override { Detach(); }
+  // the io_context, and the registry, which the session keeps alive.
+  ~WebSocketSession() override {
+    registry_->Remove(this);
+    Detach();
+  }
 
   void Run(WebHttpRequest request) {
     const WebOptions& options = context_->options();
-    switch (context_->RegisterWebSocket(this->weak_from_this(), &key_)) {
-      case WebContext::Admission::kAdmitted:
-        context_->sessions_accepted++;
+    switch (registry_->Add(this)) {
+      case SessionRegistry::Admission::kAdmitted:
         break;
-      case WebContext::Admission::kFull:
-      case WebContext::Admission::kAddressFull: {
+      case SessionRegistry::Admission::kFull: {
         // Refused: a fail, then close code 1013; it holds no slot meanwhile
         // and is closed after handshake_timeout at the latest.
         refused_ = true;
-        const uint64_t count = ++context_->sessions_refused;
+        const uint64_t count = registry_->stats().refused;
         if ((count & (count - 1)) == 0) {  // at 1, 2, 4, 8, ...: no flood
           spdlog::warn(
               "web: refused a WebSocket session from {}: max-sessions ({}) reached ({} refused "
@@ -90,7 +96,7 @@ class WebSocketSession : public WebSession,
         }
         break;
       }
-      case WebContext::Admission::kStopped:
+      case SessionRegistry::Admission::kClosed:
         return;  // shutting down: dropping the stream closes the connection
     }
     // Beast's own timers replace the TCP stream's (which would cut idle
@@ -111,9 +117,17 @@ class WebSocketSession : public WebSession,
                      [self = this->shared_from_this()](error_code ec) { self->OnAccept(ec); });
   }
 
-  void Close(std::chrono::steady_clock::time_point flush_deadline, bool count_flush) override {
-    asio::post(ws_.get_executor(), [self = this->shared_from_this(), flush_deadline, count_flush] {
-      self->Shutdown(flush_deadline, count_flush);
+  // SessionRegistry::Session (shutdown). Thread: any, under the registry's
+  // lock: only posts, and takes no reference here (the last one must never
+  // be dropped under that lock: the destructor removes the session).
+  void CloseAfterFlush(absl::Time deadline) override {
+    const absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
+    const std::chrono::steady_clock::time_point flush_deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            absl::ToChronoNanoseconds(left));
+    asio::post(ws_.get_executor(), [weak = this->weak_from_this(), flush_deadline] {
+      if (auto self = weak.lock()) self->Shutdown(flush_deadline);
     });
   }
 
@@ -179,7 +193,7 @@ class WebSocketSession : public WebSession,
           floor_ = std::max(floor_, event->seq());
         }
       } else {
-        context_->gaps++;
+        context_->Count(WebCounter::kGap);
         how = absl::StrCat("gap after ", after_seq, ": ", plan.gap_reason, "; snapshot");
         Send(GapMessage(after_seq, plan.gap_reason), /*bounded=*/false);
       }
@@ -199,8 +213,8 @@ class WebSocketSession : public WebSession,
 
   // The gateway shuts down: no more events; what is queued is written out
   // until `deadline`, then the session closes with 1001.
-  void Shutdown(std::chrono::steady_clock::time_point deadline, bool count_flush) {
-    count_flush_ = count_flush;
+  void Shutdown(std::chrono::steady_clock::time_point deadline) {
+    shutting_down_ = true;
     const backend::ClientId id = client_;
     Detach();
     if (closed_ || closing_ || refused_) {
@@ -220,7 +234,7 @@ class WebSocketSession : public WebSession,
     flush_timer_.async_wait([self = this->shared_from_this(), id](error_code ec) {
       if (ec || !self->flushing_ || self->closed_) return;
       const uint64_t lost = self->queue_.size();
-      self->context_->undelivered_events += lost;
+      self->registry_->CountUndelivered(lost);
       spdlog::warn(
           "web session {} ({}) still had {} messages ({} bytes) to write at shutdown: closed", id,
           self->start_.peer, lost, self->queued_bytes_);
@@ -228,13 +242,12 @@ class WebSocketSession : public WebSession,
     });
   }
 
-  // Tells CloseAll that this session is written out (once; only when it
-  // asked).
+  // At shutdown: this session is written out (or ended), so it leaves the
+  // registry at once (the registry's AwaitEmpty waits for that, not for
+  // the close handshake).
   void ReportFlushed() {
     flushing_ = false;
-    if (!count_flush_ || flush_reported_) return;
-    flush_reported_ = true;
-    context_->Flushed();
+    if (shutting_down_) registry_->Remove(this);
   }
 
   // The queue is written out: the close that was waiting for it.
@@ -265,11 +278,11 @@ class WebSocketSession : public WebSession,
         spdlog::info("web session {} ({}) closed by the client", client_, start_.peer);
       } else if (ec == websocket::error::message_too_big) {
         // Beast has sent close code 1009 (message too big).
-        context_->oversize_closes++;
+        context_->Count(WebCounter::kOversizeClose);
         spdlog::warn("web session {} ({}) sent a message over {} bytes: closed with 1009", client_,
                      start_.peer, context_->options().max_message_bytes);
       } else if (ec == beast::error::timeout) {
-        context_->idle_timeouts++;
+        context_->Count(WebCounter::kIdleTimeout);
         spdlog::info("web session {} ({}) idle (no pong) for {} ms: closed", client_, start_.peer,
                      context_->options().idle_timeout.count());
       } else if (ec != asio::error::operation_aborted || !closed_) {
@@ -328,8 +341,7 @@ class WebSocketSession : public WebSession,
     if (closed_) return;
     if (bounded && queued_bytes_ > context_->options().max_queued_bytes) {
       const uint64_t lost = queue_.size() + 1;
-      context_->slow_disconnects++;
-      context_->undelivered_events += lost;
+      registry_->CountSlowDisconnect(lost);
       spdlog::warn(
           "web session {} ({}) is not reading: {} messages ({} bytes) undelivered; "
           "disconnecting it",
@@ -384,7 +396,7 @@ class WebSocketSession : public WebSession,
     closed_ = true;
     Detach();
     flush_timer_.cancel();
-    if (key_ != 0) context_->Unregister(key_);
+    registry_->Remove(this);
     ReportFlushed();
     error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -393,9 +405,9 @@ class WebSocketSession : public WebSession,
 
   WebContext* const context_;
   backend::EventHub* const hub_;  // outlives the io_context, unlike context_
+  const std::shared_ptr<SessionRegistry> registry_;  // kept alive by its sessions
   websocket::stream<Stream> ws_;
   const WebSocketStart start_;
-  uint64_t key_ = 0;              // in the context's registry; 0 = not registered
   backend::ClientId client_ = 0;  // in the hub; 0 = detached
   std::optional<JsonCodec> codec_{std::in_place};  // renewed after a large message
   beast::flat_buffer read_buffer_;
@@ -408,8 +420,7 @@ class WebSocketSession : public WebSession,
   std::optional<websocket::close_reason> close_after_flush_;
   asio::steady_timer flush_timer_;  // shutdown: the end of the flush
   bool flushing_ = false;           // shutdown: writing out the queue
-  bool count_flush_ = false;        // shutdown: CloseAll waits for ReportFlushed
-  bool flush_reported_ = false;
+  bool shutting_down_ = false;      // the registry's CloseAll reached it
   bool closing_ = false;  // close handshake started
   bool closed_ = false;   // torn down
 };

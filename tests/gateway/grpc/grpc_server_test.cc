@@ -2,8 +2,6 @@
 // CommandDispatcher, the real GrpcServer on a loopback port, generated stubs.
 #include "gateway/grpc/grpc_server.h"
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -19,6 +17,8 @@
 #include "gtest/gtest.h"
 #include "proto/telestra_service.grpc.pb.h"
 #include "tests/gateway/grpc/grpc_test_client.h"
+#include "tests/support/test_certificate.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::gateway {
 namespace {
@@ -569,7 +569,7 @@ TEST_F(GrpcServerTest, WrongOrMissingTokenIsUnauthenticatedEverywhere) {
 }
 
 TEST_F(GrpcServerTest, TlsServesTlsClientsOnly) {
-  auto cert = telestra::testing::MakeTestCertificate(getenv("TEST_TMPDIR"));
+  auto cert = telestra::testing::MakeSelfSignedCertificate(telestra::testing::TestTempDir());
   ASSERT_TRUE(cert.ok()) << cert.status();
   ServerSetup setup;
   setup.cert_file = cert->cert_path;

@@ -1,12 +1,9 @@
 #include "tests/gateway/grpc/grpc_test_client.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
-#include "tests/support/subprocess.h"
 
 namespace telestra::testing {
 
@@ -208,25 +205,6 @@ absl::StatusOr<std::string> CallRaw(const std::shared_ptr<grpc::Channel>& channe
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
   }
   return response;
-}
-
-absl::StatusOr<TestCertificate> MakeTestCertificate(const std::string& dir) {
-  TestCertificate cert{dir + "/cert.pem", dir + "/key.pem", ""};
-  auto openssl =
-      Subprocess::Start({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", cert.key_path, "-out",
-                         cert.cert_path, "-days", "2", "-subj", "/CN=localhost", "-addext",
-                         "subjectAltName=DNS:localhost,IP:127.0.0.1"},
-                        dir + "/openssl.log");
-  if (!openssl.ok()) return openssl.status();
-  auto exit = (*openssl)->WaitForExit(absl::Now() + absl::Seconds(20));
-  if (!exit.ok()) return exit.status();
-  if (*exit != 0) return absl::InternalError("openssl failed; see " + dir + "/openssl.log");
-  std::ifstream in(cert.cert_path);
-  std::stringstream pem;
-  pem << in.rdbuf();
-  cert.cert_pem = pem.str();
-  return cert;
 }
 
 int WaitForAccountStatus(telestra::v1::Telestra::Stub* stub, const std::string& account, int want,

@@ -113,15 +113,6 @@ class EventStreamReader {
 absl::StatusOr<std::string> CallRaw(const std::shared_ptr<grpc::Channel>& channel,
                                     const std::string& method, const std::string& request);
 
-// A self-signed certificate for "localhost" / 127.0.0.1, made with
-// /usr/bin/openssl in `dir`: {cert_path, key_path}.
-struct TestCertificate {
-  std::string cert_path;
-  std::string key_path;
-  std::string cert_pem;
-};
-absl::StatusOr<TestCertificate> MakeTestCertificate(const std::string& dir);
-
 // Polls GetStatus until account_status == want (or the deadline); returns
 // the last status seen (-1 if none).
 int WaitForAccountStatus(telestra::v1::Telestra::Stub* stub, const std::string& account, int want,

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::gateway {
 namespace {
@@ -909,8 +910,7 @@ TEST(PlanParserTest, LoadPlanFileReportsMissingFileAsNotFoundNamingPath) {
 }
 
 TEST(PlanParserTest, LoadPlanFileReportsDirectoryAsNotFound) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  ASSERT_NE(tmp, nullptr);
+  const std::string tmp = telestra::testing::TestTempDir();
   absl::StatusOr<Plan> plan = LoadPlanFile(tmp);
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kNotFound);
@@ -918,9 +918,8 @@ TEST(PlanParserTest, LoadPlanFileReportsDirectoryAsNotFound) {
 }
 
 TEST(PlanParserTest, LoadPlanFileNamesItsPathInParseErrors) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  ASSERT_NE(tmp, nullptr);
-  const std::string path = std::string(tmp) + "/bad-plan.ini";
+  const std::string tmp = telestra::testing::TestTempDir();
+  const std::string path = tmp + "/bad-plan.ini";
   std::FILE* file = std::fopen(path.c_str(), "wb");
   ASSERT_NE(file, nullptr);
   const std::string text = "[a]\nuser = 1\nserver = s\nusr = 2\n";
@@ -930,6 +929,92 @@ TEST(PlanParserTest, LoadPlanFileNamesItsPathInParseErrors) {
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(plan.status().message(), path + ":4: [a] unknown key 'usr'");
+}
+
+Plan MinimalPlan() {
+  absl::StatusOr<Plan> plan =
+      ParsePlan("[tcp-settings]\nport = 4000\n[a]\nuser = 1\nserver = s\n", "p.ini");
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return *plan;
+}
+
+TEST(CommandLineTest, UnsetOverridesLeaveThePlanAsItIs) {
+  Plan plan = MinimalPlan();
+  ASSERT_TRUE(ApplyCommandLine({}, &plan).ok());
+  EXPECT_EQ(plan.tcp.port, 4000);
+  EXPECT_EQ(plan.tcp.bind, "127.0.0.1");
+  EXPECT_EQ(plan.web.max_sessions, 256);
+  EXPECT_EQ(plan.grpc.max_queued_events, 8192);
+  EXPECT_EQ(plan.process.io_threads, 1);
+  EXPECT_EQ(plan.process.shutdown_seconds, 3);
+}
+
+TEST(CommandLineTest, SetOverridesReplaceThePlansValues) {
+  Plan plan = MinimalPlan();
+  CommandLineOverrides flags;
+  flags.native_port = 0;  // any free port: allowed on the command line
+  flags.native_bind = "0.0.0.0";
+  flags.web_port = 0;
+  flags.metrics_port = 0;
+  flags.web_max_sessions = 2;
+  flags.web_max_message_bytes = 1024;
+  flags.web_idle_timeout_seconds = 1;
+  flags.grpc_max_queued_events = 4;
+  flags.io_threads = 2;
+  flags.shutdown_seconds = 8;
+  ASSERT_TRUE(ApplyCommandLine(flags, &plan).ok());
+  EXPECT_EQ(plan.tcp.port, 0);
+  EXPECT_EQ(plan.tcp.bind, "0.0.0.0");
+  EXPECT_EQ(plan.web.port, 0);
+  EXPECT_EQ(plan.metrics.port, 0);
+  EXPECT_EQ(plan.web.max_sessions, 2);
+  EXPECT_EQ(plan.web.max_message_bytes, 1024);
+  EXPECT_EQ(plan.web.idle_timeout_seconds, 1);
+  EXPECT_EQ(plan.grpc.max_queued_events, 4);
+  EXPECT_EQ(plan.process.io_threads, 2);
+  EXPECT_EQ(plan.process.shutdown_seconds, 8);
+}
+
+TEST(CommandLineTest, OutOfRangeFlagsAreRefusedWithThePlanKeysWording) {
+  struct Case {
+    CommandLineOverrides flags;
+    std::string message;
+  };
+  std::vector<Case> cases(6);
+  cases[0].flags.web_max_sessions = 0;
+  cases[0].message = "--web_max_sessions must be at least 1, got 0";
+  cases[1].flags.native_port = 70000;
+  cases[1].message = "--native_port must be 0..65535, got 70000";
+  cases[2].flags.web_max_message_bytes = 100;
+  cases[2].message = "--web_max_message_bytes must be 256..16777216, got 100";
+  cases[3].flags.io_threads = 0;
+  cases[3].message = "--io_threads must be 1..64, got 0";
+  cases[4].flags.grpc_max_queued_events = -5;
+  cases[4].message = "--grpc_max_queued_events must be at least 1, got -5";
+  cases[5].flags.native_bind = "";
+  cases[5].message = "--native_bind must not be empty";
+  for (const Case& c : cases) {
+    Plan plan = MinimalPlan();
+    absl::Status status = ApplyCommandLine(c.flags, &plan);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_EQ(status.message(), c.message);
+  }
+}
+
+TEST(CommandLineTest, ARefusedOverrideLeavesThePlanUnchanged) {
+  Plan plan = MinimalPlan();
+  CommandLineOverrides flags;
+  flags.native_port = 5000;
+  flags.web_max_sessions = 0;
+  ASSERT_FALSE(ApplyCommandLine(flags, &plan).ok());
+  EXPECT_EQ(plan.tcp.port, 4000);
+}
+
+TEST(CommandLineTest, PlanKeysAndFlagsShareTheRangeWording) {
+  absl::StatusOr<Plan> plan =
+      ParsePlan("[tcp-settings]\nmax-clients = 0\n[a]\nuser = 1\nserver = s\n", "p.ini");
+  ASSERT_FALSE(plan.ok());
+  EXPECT_THAT(std::string(plan.status().message()), HasSubstr("max-clients must be at least 1, got 0"));
 }
 
 }  // namespace

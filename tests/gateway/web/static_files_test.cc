@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::gateway {
 namespace {
@@ -15,7 +16,7 @@ namespace {
 class StaticFilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = std::string(getenv("TEST_TMPDIR")) + "/static.XXXXXX";
+    std::string pattern = telestra::testing::TestTempDir() + "/static.XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     base_ = pattern;
     root_ = base_ + "/web";

@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_files.h"
 
 namespace telestra::gateway {
 namespace {
@@ -22,7 +23,7 @@ TEST(WebRootTest, AnExplicitFolderMustHoldIndexHtml) {
   auto root = FindWebRoot(runfiles_web, "");
   ASSERT_TRUE(root.ok());
   EXPECT_EQ(*root, runfiles_web);
-  auto bad = FindWebRoot(getenv("TEST_TMPDIR"), "");
+  auto bad = FindWebRoot(telestra::testing::TestTempDir(), "");
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(absl::StrContains(bad.status().message(), "is not a folder holding index.html"));
 }

@@ -16,6 +16,8 @@
 #include "backend/event_hub.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
+#include "absl/strings/match.h"
+#include "gateway/metrics/metrics.h"
 #include "gtest/gtest.h"
 #include "tests/integration/web_client.h"
 
@@ -78,13 +80,33 @@ class CountingBackend : public backend::Backend {
 
 class WebServerTest : public ::testing::Test {
  protected:
+  // The server's options (port 0 in any case).
+  virtual WebServer::Options Options() { return {}; }
+
   void SetUp() override {
-    WebServer::Options options;
+    WebServer::Options options = Options();
     options.port = 0;
     server_ = std::make_unique<WebServer>(options, io_, &backend_, &dispatcher_, &hub_);
     ASSERT_TRUE(server_->Start().ok());
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
   }
+  // The value of `family` in the server's metrics, labelled
+  // front_end="websocket" when `front_end` is set (-1: absent).
+  double Metric(const std::string& family, bool front_end) {
+    MetricsWriter out;
+    server_->ExportMetrics(out);
+    for (const prometheus::MetricFamily& f : out.Take()) {
+      if (f.name != family) continue;
+      for (const prometheus::ClientMetric& m : f.metric) {
+        const bool labelled = !m.label.empty() && m.label[0].name == "front_end" &&
+                              m.label[0].value == "websocket";
+        if (labelled != front_end) continue;
+        return f.type == prometheus::MetricType::Gauge ? m.gauge.value : m.counter.value;
+      }
+    }
+    return -1;
+  }
+
   void TearDown() override {
     server_->Stop();
     work_.reset();
@@ -196,6 +218,67 @@ TEST_F(WebServerTest, StopClosesSessionsWithGoingAwayAndRefusesNewOnes) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   EXPECT_EQ(server_->stats().sessions, 0u);
+}
+
+class WebServerTwoSessionsTest : public WebServerTest {
+ protected:
+  WebServer::Options Options() override {
+    WebServer::Options options;
+    options.max_sessions = 2;
+    return options;
+  }
+};
+
+TEST_F(WebServerTwoSessionsTest, AdmitsUpToMaxSessionsOnTheSharedRegistryAndRefusesTheNext) {
+  auto first = WebClient::Connect(server_->port());
+  auto second = WebClient::Connect(server_->port());
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE((*first)->Next().has_value());  // the snapshots: both admitted
+  ASSERT_TRUE((*second)->Next().has_value());
+  auto third = WebClient::Connect(server_->port());
+  ASSERT_TRUE(third.ok());
+  std::optional<NativeEvent> fail = (*third)->Next();
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_TRUE(absl::StrContains(fail->json, "Too many sessions (max-sessions is 2)")) << fail->json;
+  EXPECT_FALSE((*third)->Next().has_value());
+  EXPECT_EQ((*third)->close_code(), 1013);
+  // The registry's families, labelled with the front end, and the web
+  // server's own names for the same figures.
+  EXPECT_EQ(Metric("telestra_sessions", true), 2);
+  EXPECT_EQ(Metric("telestra_sessions_admitted_total", true), 2);
+  EXPECT_EQ(Metric("telestra_sessions_refused_total", true), 1);
+  EXPECT_EQ(Metric("telestra_web_sessions", false), 2);
+  EXPECT_EQ(Metric("telestra_web_sessions_refused_total", false), 1);
+  EXPECT_EQ(server_->stats().sessions_accepted, 2u);
+  // A slot freed by a client that leaves admits the next one.
+  (*first)->Close();
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (server_->stats().sessions != 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  auto fourth = WebClient::Connect(server_->port());
+  ASSERT_TRUE(fourth.ok());
+  std::optional<NativeEvent> snapshot = (*fourth)->Next();
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->Str("event"), "snapshot");
+}
+
+TEST_F(WebServerTest, CloseAllWritesOutQueuedEventsThenEmptiesTheRegistry) {
+  auto client = WebClient::Connect(server_->port());
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE((*client)->Next().has_value());  // the snapshot
+  for (int i = 0; i < 50; ++i) backend_.Bump();
+  hub_.AwaitDelivered(absl::Now() + absl::Seconds(5));
+  server_->Stop(absl::Now() + absl::Seconds(5));
+  EXPECT_TRUE(server_->WaitForFlush(absl::Now() + absl::Seconds(5)));
+  EXPECT_EQ(server_->stats().sessions, 0u);
+  EXPECT_EQ(Metric("telestra_sessions", true), 0);
+  // Every event published before the close-all reached the client, then 1001.
+  int64_t last = 0;
+  while (std::optional<NativeEvent> event = (*client)->Next()) last = event->Int("seq");
+  EXPECT_EQ(last, 50);
+  EXPECT_EQ((*client)->close_code(), 1001);
+  EXPECT_EQ(Metric("telestra_undelivered_events_total", true), 0);
 }
 
 }  // namespace

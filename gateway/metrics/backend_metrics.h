@@ -1,0 +1,32 @@
+// The backend's metrics (docs/metrics.md): the event hub, the accounts and
+// calls, the media engine and the SIP user agent, each written by its own
+// function, read from the component at scrape time. They live here, next to
+// the metrics writer, so that backend/ knows nothing of /metrics.
+#pragma once
+
+#include "backend/event_hub.h"
+#include "backend/gateway_backend.h"
+#include "backend/media/rtp_media_engine.h"
+#include "backend/sip/sofia_sip_stack.h"
+#include "gateway/metrics/metrics.h"
+
+namespace telestra::gateway {
+
+// telestra_events_total, telestra_undeliverable_replies_total,
+// telestra_api_clients, telestra_event_deliveries_total{by}.
+// Thread: any (a scrape).
+void ExportEventHubMetrics(const backend::EventHub& hub, MetricsWriter& out);
+
+// telestra_account_status{account}, telestra_calls{state},
+// telestra_calls_started_total. Thread: any.
+void ExportBackendMetrics(const backend::GatewayBackend& backend, MetricsWriter& out);
+
+// telestra_media_calls, telestra_media_{discarded,foreign}_datagrams_total,
+// telestra_media_frames_skipped_total. Thread: any.
+void ExportMediaMetrics(const backend::RtpMediaEngine& media, MetricsWriter& out);
+
+// telestra_sip_*_total: requests refused, challenges, timeouts of the SIP
+// user agent. Thread: any.
+void ExportSipStackMetrics(const backend::SofiaSipStack& stack, MetricsWriter& out);
+
+}  // namespace telestra::gateway
