@@ -51,6 +51,15 @@ void EventHub::StartDeliveryThread() {
   pthread_setname_np(helper_thread_.native_handle(), "telestra-fanout");
 }
 
+void EventHub::DeliverRange(const EventPtr& event, const EncodingsPtr& encodings,
+                            const Listener* begin, const Listener* end) {
+  const uint64_t seq = event->seq();
+  for (const Listener* it = begin; it != end; ++it) {
+    // A client attached after the event was published does not get it.
+    if (seq >= it->first_seq) it->listener->OnDelivery(event, encodings);
+  }
+}
+
 void EventHub::HelperLoop() {
   for (;;) {
     HelperJob job;
@@ -63,10 +72,7 @@ void EventHub::HelperLoop() {
       if (helper_job_.begin == nullptr) return;  // stopping, nothing handed over
       job = helper_job_;
     }
-    const uint64_t seq = job.event->seq();
-    for (const Listener* it = job.begin; it != job.end; ++it) {
-      if (seq >= it->first_seq) it->listener->OnDelivery(job.event, job.encodings);
-    }
+    DeliverRange(job.event, job.encodings, job.begin, job.end);
     absl::MutexLock lock(&helper_mu_);
     helper_job_ = HelperJob{};
     helper_busy_ = false;
@@ -75,7 +81,6 @@ void EventHub::HelperLoop() {
 
 void EventHub::DeliverToAll(const EventPtr& event, const EncodingsPtr& encodings,
                             const std::vector<Listener>& listeners, bool split) {
-  const uint64_t seq = event->seq();
   size_t mine = listeners.size();
   if (split && listeners.size() >= kSplitFanOutAt) {
     mine = listeners.size() / 2;
@@ -84,9 +89,7 @@ void EventHub::DeliverToAll(const EventPtr& event, const EncodingsPtr& encodings
                             listeners.data() + listeners.size()};
     helper_busy_ = true;
   }
-  for (size_t i = 0; i < mine; ++i) {
-    if (seq >= listeners[i].first_seq) listeners[i].listener->OnDelivery(event, encodings);
-  }
+  DeliverRange(event, encodings, listeners.data(), listeners.data() + mine);
   if (mine == listeners.size()) return;
   absl::MutexLock lock(&helper_mu_);
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(helper_mu_) { return !helper_busy_; };

@@ -177,6 +177,9 @@ class EventHub {
   void DeliverToAll(const EventPtr& event, const EncodingsPtr& encodings,
                     const std::vector<Listener>& listeners, bool split);
   void HelperLoop();
+  // Delivers a broadcast to the listeners in [begin, end) that it is for.
+  static void DeliverRange(const EventPtr& event, const EncodingsPtr& encodings,
+                           const Listener* begin, const Listener* end);
   bool DeliveryThreadHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndScope(ReplyScope* scope);
 
