@@ -190,13 +190,13 @@ class EventHub {
   // The helper thread's one job at a time (a broadcast's second half), set
   // by the delivery thread, which waits until it is done before it moves
   // on: every client still gets the events one after the other, in order.
-  // Lock order: a leaf (listeners are called with it released).
   struct HelperJob {
     EventPtr event;
     EncodingsPtr encodings;
     const Listener* begin = nullptr;
     const Listener* end = nullptr;
   };
+  // Lock order: a leaf (listeners are called with it released).
   absl::Mutex helper_mu_;
   HelperJob helper_job_ ABSL_GUARDED_BY(helper_mu_);
   bool helper_busy_ ABSL_GUARDED_BY(helper_mu_) = false;

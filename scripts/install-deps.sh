@@ -19,6 +19,8 @@ PACKAGES=(
   # web front end: TLS (libssl-dev); its tests: certificates (openssl), the
   # dashboard in headless Chromium driven from Node (tests/e2e)
   libssl-dev openssl chromium nodejs
+  # docs/architecture.svg from its Graphviz source (tests/docs checks it)
+  graphviz
   # gRPC front end: the Python example client and its test (stubs generated
   # with protoc + grpc_python_plugin above; certificates with openssl)
   python3-grpcio python3-protobuf

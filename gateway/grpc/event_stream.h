@@ -183,6 +183,9 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
 
   const StreamEnvironment env_;
   grpc::CallbackServerContext* const context_;
+  // Lock order: a leaf among the gateway's locks (no hub, backend or
+  // registry lock is taken with it held; the hub delivers with its own lock
+  // released).
   absl::Mutex mu_;
 
  private:

@@ -57,6 +57,9 @@ class MetricsRegistry : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  // Lock order: first of all: the sources run with it held (a scrape, on
+  // prometheus-cpp's thread) and take the parts' own locks (backend, hub,
+  // registries). Nothing takes it while holding another lock.
   mutable absl::Mutex mu_;
   std::vector<Source> sources_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<prometheus::Exposer> exposer_;
