@@ -14,8 +14,8 @@ SofiaSipStack::Impl::CallLeg* SofiaSipStack::Impl::FindLeg(int64_t call_id) {
 // Drops the call's sofia objects and timers.
 void SofiaSipStack::Impl::ReleaseSip(CallLeg* leg) {
   TELESTRA_ASSERT_ON(owner_);
-  DestroyTimer(leg->cancel_timer);
-  DestroyTimer(leg->invite_timer);
+  SipThread::DestroyTimer(leg->cancel_timer);
+  SipThread::DestroyTimer(leg->invite_timer);
   StopRinging(leg);
   DestroyOutgoing(leg->invite);
   DestroyOutgoing(leg->bye);
@@ -42,13 +42,13 @@ void SofiaSipStack::Impl::EndLeg(int64_t call_id, int code, std::string reason) 
     calls_.erase(it);
     reported = leg->state == CallState::kTerminated;
     Move(leg.get(), CallEvent::kEnd);
-    DestroyTimer(leg->cancel_timer);
-    DestroyTimer(leg->invite_timer);
+    SipThread::DestroyTimer(leg->cancel_timer);
+    SipThread::DestroyTimer(leg->invite_timer);
     StopRinging(leg.get());
     CloseMedia(leg.get());
     // Released after the current callback (sofia may still be using
     // the dialog); callbacks until then see end_reported.
-    Defer([this, leg] { ReleaseSip(leg.get()); });
+    thread_.Defer([this, leg] { ReleaseSip(leg.get()); });
   }
   if (!reported) listener_->OnCallEnded(call_id, code, reason);
   MaybeFinishShutdown();
@@ -60,7 +60,7 @@ void SofiaSipStack::Impl::ReportEnded(CallLeg* leg, int code, const std::string&
   TELESTRA_ASSERT_ON(owner_);
   if (leg->state == CallState::kTerminated) return;
   Move(leg, CallEvent::kEnd);
-  DestroyTimer(leg->invite_timer);
+  SipThread::DestroyTimer(leg->invite_timer);
   StopRinging(leg);
   CloseMedia(leg);
   listener_->OnCallEnded(leg->id, code, reason);
@@ -72,7 +72,7 @@ void SofiaSipStack::Impl::ReportEnded(CallLeg* leg, int code, const std::string&
 // freed. The transaction runs out on its own (64 x T1).
 void SofiaSipStack::Impl::OnCancelTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
-  DestroyTimer(leg->cancel_timer);
+  SipThread::DestroyTimer(leg->cancel_timer);
   if (IsEstablished(leg->state) || leg->state == CallState::kTerminated) return;
   spdlog::warn("call {}: no answer to CANCEL in {} s; reported as ended", leg->id,
                absl::ToInt64Seconds(kCancelWait));
@@ -90,7 +90,7 @@ void SofiaSipStack::Impl::SendBye(CallLeg* leg) {
     EndLeg(leg->id, leg->end_code, leg->end_reason);
     return;
   }
-  AwaitAnswer();
+  thread_.AwaitAnswer();
 }
 
 int SofiaSipStack::Impl::OnByeResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
@@ -123,7 +123,7 @@ void SofiaSipStack::Impl::HangupCall(int64_t call_id) {
       spdlog::debug("call {}: CANCEL waits for the far end's first provisional response", leg->id);
       leg->cancel_held = true;
       leg->cancel_timer =
-          StartTimer(&Impl::OnCancelHold, leg, absl::ToInt64Milliseconds(kCancelHold));
+          thread_.StartTimer(&Impl::OnCancelHold, leg, absl::ToInt64Milliseconds(kCancelHold));
       return;
     }
     SendCancel(leg);
@@ -138,13 +138,13 @@ void SofiaSipStack::Impl::HangupCall(int64_t call_id) {
 void SofiaSipStack::Impl::SendCancel(CallLeg* leg) {
   TELESTRA_ASSERT_ON(owner_);
   leg->cancel_held = false;
-  DestroyTimer(leg->cancel_timer);
+  SipThread::DestroyTimer(leg->cancel_timer);
   if (leg->invite != nullptr) {
     nta_outgoing_cancel(leg->invite);
-    AwaitAnswer();
+    thread_.AwaitAnswer();
   }
   leg->cancel_timer =
-      StartTimer(&Impl::OnCancelTimeout, leg, absl::ToInt64Milliseconds(kCancelWait));
+      thread_.StartTimer(&Impl::OnCancelTimeout, leg, absl::ToInt64Milliseconds(kCancelWait));
 }
 
 void SofiaSipStack::Impl::OnCancelHold(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {

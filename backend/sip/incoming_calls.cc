@@ -123,7 +123,7 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
   leg->counted_ringing = true;
   policy_->StartRinging(leg->account.name);
   if (config_.ring_timeout > 0) {
-    leg->ring_timer = StartTimer(&Impl::OnRingTimeout, leg, int64_t{config_.ring_timeout} * 1000);
+    leg->ring_timer = thread_.StartTimer(&Impl::OnRingTimeout, leg, int64_t{config_.ring_timeout} * 1000);
   }
   return 0;
 }
@@ -131,7 +131,7 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
 // The incoming call is no longer an unanswered one (answered, ended).
 void SofiaSipStack::Impl::StopRinging(CallLeg* leg) {
   TELESTRA_ASSERT_ON(owner_);
-  DestroyTimer(leg->ring_timer);
+  SipThread::DestroyTimer(leg->ring_timer);
   if (!leg->counted_ringing) return;
   leg->counted_ringing = false;
   policy_->StopRinging(leg->account.name);
@@ -141,7 +141,7 @@ void SofiaSipStack::Impl::StopRinging(CallLeg* leg) {
 void SofiaSipStack::Impl::OnRingTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
   Impl* self = leg->impl;
-  DestroyTimer(leg->ring_timer);
+  SipThread::DestroyTimer(leg->ring_timer);
   if (leg->state != CallState::kIncoming || leg->irq == nullptr) return;
   self->stats_.ring_timeouts.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("call {}: not answered in {} s; 480", leg->id, self->config_.ring_timeout);
@@ -209,8 +209,8 @@ void SofiaSipStack::Impl::OnEstablished(CallLeg* leg) {
   TELESTRA_ASSERT_ON(owner_);
   const bool hangup_wanted = leg->state == CallState::kHangingUp;
   Move(leg, CallEvent::kConfirm);
-  DestroyTimer(leg->cancel_timer);
-  DestroyTimer(leg->invite_timer);
+  SipThread::DestroyTimer(leg->cancel_timer);
+  SipThread::DestroyTimer(leg->invite_timer);
   StopRinging(leg);
   if (leg->media_refused) {
     SendBye(leg);
@@ -316,7 +316,7 @@ void SofiaSipStack::Impl::AnswerCall(int64_t call_id) {
                       SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_ALLOW_STR(kAllow),
                       SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp->c_str()),
                       TAG_END());
-  AwaitAnswer();  // the ACK
+  thread_.AwaitAnswer();  // the ACK
 }
 
 }  // namespace telestra::backend

@@ -10,7 +10,7 @@ namespace telestra::backend {
 void SofiaSipStack::Impl::OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* leg = static_cast<CallLeg*>(static_cast<void*>(arg));
   Impl* self = leg->impl;
-  DestroyTimer(leg->invite_timer);
+  SipThread::DestroyTimer(leg->invite_timer);
   if (leg->state != CallState::kCalling && leg->state != CallState::kEarly) return;
   self->stats_.invite_timeouts.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("call {}: no final answer in {} s; cancelled", leg->id,
@@ -64,7 +64,7 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
   leg->target_in_domain = dialed->in_domain;
   if (config_.invite_timeout > 0) {
     leg->invite_timer =
-        StartTimer(&Impl::OnInviteTimeout, leg, int64_t{config_.invite_timeout} * 1000);
+        thread_.StartTimer(&Impl::OnInviteTimeout, leg, int64_t{config_.invite_timeout} * 1000);
   }
   if (!SendInvite(leg, LocalSdp(leg, sdp_writer_->OfferBody(leg->local_port, false)))) {
     EndLeg(call_id, 400, absl::StrCat("Cannot call ", target));
@@ -95,7 +95,7 @@ bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
   su_home_deinit(scratch);
   if (leg->invite == nullptr) return false;
   leg->invite_is_reinvite = false;
-  AwaitAnswer();
+  thread_.AwaitAnswer();
   return true;
 }
 
@@ -163,7 +163,7 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
   leg->invite = nullptr;
   if (leg->cancel_held) {  // final before the far end rang: nothing to CANCEL
     leg->cancel_held = false;
-    DestroyTimer(leg->cancel_timer);
+    SipThread::DestroyTimer(leg->cancel_timer);
   }
   if (status < 300) {
     nta_leg_rtag(leg->leg, sip->sip_to->a_tag);
@@ -264,7 +264,7 @@ void SofiaSipStack::Impl::SendReinvite(CallLeg* leg) {
     return;
   }
   leg->invite_is_reinvite = true;
-  AwaitAnswer();
+  thread_.AwaitAnswer();
 }
 
 void SofiaSipStack::Impl::HoldCall(int64_t call_id, bool hold) {

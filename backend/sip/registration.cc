@@ -82,7 +82,7 @@ void SofiaSipStack::Impl::StartUnregister(Registration* reg) {
   TELESTRA_ASSERT_ON(owner_);
   Move(reg, RegistrationEvent::kUnregister);
   reg->challenges = 0;
-  DestroyTimer(reg->refresh);
+  SipThread::DestroyTimer(reg->refresh);
   DestroyOutgoing(reg->orq);
   SendRegister(reg);
 }
@@ -117,7 +117,7 @@ void SofiaSipStack::Impl::SendRegister(Registration* reg) {
   }
   su_home_deinit(scratch);
   if (reg->orq != nullptr) {
-    AwaitAnswer();
+    thread_.AwaitAnswer();
     return;
   }
   if (reg->state == RegistrationState::kUnregistering) {
@@ -133,11 +133,11 @@ void SofiaSipStack::Impl::ReleaseSip(Registration* reg) {
   TELESTRA_ASSERT_ON(owner_);
   DestroyOutgoing(reg->orq);
   if (reg->leg != nullptr) {
-    Defer([leg = reg->leg] { nta_leg_destroy(leg); });
+    thread_.Defer([leg = reg->leg] { nta_leg_destroy(leg); });
     reg->leg = nullptr;
   }
-  DestroyTimer(reg->retry);
-  DestroyTimer(reg->refresh);
+  SipThread::DestroyTimer(reg->retry);
+  SipThread::DestroyTimer(reg->refresh);
 }
 
 // Reports 0 and drops the account's state.
@@ -168,7 +168,7 @@ void SofiaSipStack::Impl::Fail(Registration* reg, int status, const std::string&
     ++reg->failures;
     double delay = RetryDelaySeconds(reg->failures, config_.register_retry_min,
                                      config_.register_retry_max, absl::Uniform(bitgen_, 0.8, 1.2));
-    reg->retry = StartTimer(&Impl::OnRetry, reg, static_cast<int64_t>(delay * 1000));
+    reg->retry = thread_.StartTimer(&Impl::OnRetry, reg, static_cast<int64_t>(delay * 1000));
     spdlog::info("account {}: retrying registration in {:.1f} s", reg->config.name, delay);
   }
   Report(reg, status, reason, retry && !shutting_down_);
@@ -184,7 +184,7 @@ void SofiaSipStack::Impl::OnRetry(su_root_magic_t*, su_timer_t*, su_timer_arg_t*
 
 void SofiaSipStack::Impl::OnRefresh(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* reg = static_cast<Registration*>(static_cast<void*>(arg));
-  DestroyTimer(reg->refresh);
+  SipThread::DestroyTimer(reg->refresh);
   if (reg->state != RegistrationState::kRegistered || reg->orq != nullptr) return;
   Move(reg, RegistrationEvent::kRefresh);
   reg->challenges = 0;
@@ -257,8 +257,8 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
     Move(reg, RegistrationEvent::kOk);
     reg->challenges = 0;
     reg->failures = 0;
-    DestroyTimer(reg->refresh);
-    reg->refresh = StartTimer(&Impl::OnRefresh, reg, int64_t{GrantedSeconds(reg, sip)} * 1000 / 2);
+    SipThread::DestroyTimer(reg->refresh);
+    reg->refresh = thread_.StartTimer(&Impl::OnRefresh, reg, int64_t{GrantedSeconds(reg, sip)} * 1000 / 2);
     Report(reg, 200, phrase, false);
     return;
   }

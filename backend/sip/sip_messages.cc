@@ -85,4 +85,12 @@ std::string SofiaSipStack::Impl::WarningFor(const absl::Status& status) const {
   return absl::StrCat("305 ", HostPort(config_.bind, port_), " \"", text, "\"");
 }
 
+// Destroys the transaction `orq` (if any) and clears it.
+void SofiaSipStack::Impl::DestroyOutgoing(nta_outgoing_t*& orq) {
+  if (orq != nullptr) {
+    nta_outgoing_destroy(orq);
+    orq = nullptr;
+  }
+}
+
 }  // namespace telestra::backend

@@ -4,9 +4,6 @@
 // in the declarations below). Nothing outside this folder includes it.
 
 #include <netinet/in.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,7 +17,6 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -43,6 +39,7 @@
 #include "backend/sip/inbound_policy.h"
 #include "backend/sip/registration_state.h"
 #include "backend/sip/sdp_offer_answer.h"
+#include "backend/sip/sip_thread.h"
 #include "backend/sip/sofia_sip_stack.h"
 #include "backend/sip_syntax.h"
 #include "backend/thread_owner.h"
@@ -61,11 +58,11 @@
 
 namespace telestra::backend {
 
-// The SIP user agent's parts, one file each (the "---- file" lines below
-// say which): sip_thread.cc (the thread, its queue and loop, FdLoop,
-// deferred work, shutdown), registration.cc, incoming_calls.cc,
+// The SIP user agent, run by the SIP thread (sip_thread.h). Its parts, one
+// file each (the "---- file" lines below say which): sofia_sip_stack.cc
+// (start and shutdown), registration.cc, incoming_calls.cc,
 // outgoing_calls.cc, call_ending.cc, call_media.cc, sip_messages.cc. A
-// call's state machine is call_leg.h.
+// call's states are call_leg.h, a registration's registration_state.h.
 // Thread: SIP thread only, except the methods marked "Thread: any"
 // (TELESTRA_ASSERT_ON(owner_) checks the others).
 class SofiaSipStack::Impl {
@@ -79,26 +76,11 @@ class SofiaSipStack::Impl {
   // How long a CANCEL waits for the far end's first provisional response
   // (anything above 100) before it goes anyway: see HangupCall.
   static constexpr absl::Duration kCancelHold = absl::Milliseconds(500);
-  // After sending a request the SIP thread polls this long for its answer
-  // instead of sleeping (a nearby proxy answers within it):
-  // docs/benchmarks.md.
-  static constexpr absl::Duration kAnswerPoll = absl::Microseconds(1000);
 
   // "host:port" for a URI; IPv6 literals get brackets.
   static std::string HostPort(const std::string& host, int port);
   // Final REGISTER statuses that retrying cannot fix.
   static bool IsPermanentFailure(int status);
-
-  // A descriptor the SIP thread waits for on behalf of another part of the
-  // service (FdLoop).
-  // Thread: SIP thread only.
-  struct FdWatch {
-    Impl* self = nullptr;
-    FdLoop::WatchId id = 0;
-    su_wait_t wait{};
-    int index = 0;  // su_root's registration
-    std::function<bool()> on_readable;
-  };
 
   // Thread: SIP thread only.
   struct Registration {
@@ -175,38 +157,30 @@ class SofiaSipStack::Impl {
   Impl(SipConfig config, RtpConfig rtp, MediaEngine* media)
       : config_(std::move(config)), rtp_(std::move(rtp)), media_(media) {}
 
-  // ---- sip_thread.cc: the thread, its queue and loop, FdLoop, deferred work, shutdown
+  // ---- sofia_sip_stack.cc: start and shutdown
+  // Thread: any. Starts the SIP thread with the user agent on it.
   absl::Status Start(SipStackListener* listener);
-  bool Post(std::function<void()> task);
+  // Thread: any (not the SIP thread): ends every call, unregisters, stops
+  // the thread (at the latest at `deadline`) and waits for its end.
   void Shutdown(absl::Duration deadline);
-
-  int port() const { return port_; }
-  FdLoop::WatchId Watch(int fd, std::function<bool()> on_readable);
-  void Unwatch(FdLoop::WatchId id);
+  // Thread: any. SipStack::MakeCall (at once on the SIP thread, else
+  // posted).
   bool StartCall(int64_t call_id, const AccountConfig& account, const std::string& number);
-  void Run(std::promise<absl::Status>& started);
-  void RunPolling();
-
-  // A request went out: its answer is likely to come soon, so the loop
-  // polls for it for kAnswerPoll rather than sleep.
-  void AwaitAnswer() { answer_poll_until_ = absl::Now() + kAnswerPoll; }
-  static int OnFdReadable(su_root_magic_t*, su_wait_t*, su_wakeup_arg_t* arg);
-  void EndWatch(FdLoop::WatchId id);
-  static int OnWake(su_root_magic_t* magic, su_wait_t*, su_wakeup_arg_t*);
+  int port() const { return port_; }
+  SipThread& thread() { return thread_; }
+  // The user agent on the SIP thread: made at its start, destroyed at its
+  // end.
+  absl::Status SetUp(su_root_t* root);
+  void TearDown();
   void BeginShutdown(int64_t deadline_ms);
   void MaybeFinishShutdown();
   static void OnShutdownTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
-  void Defer(std::function<void()> task);
-  static void OnReap(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
-  void RunDeferred();
 
   template <typename M, typename T>
   static M* Magic(T* object) {
     return reinterpret_cast<M*>(object);
   }
-  static void DestroyTimer(su_timer_t*& timer);
   static void DestroyOutgoing(nta_outgoing_t*& orq);
-  su_timer_t* StartTimer(su_timer_f callback, void* arg, int64_t ms);
 
   // ---- sip_messages.cc: pieces of SIP messages
   std::string ContactFor(const AccountConfig& account) const;
@@ -230,7 +204,7 @@ class SofiaSipStack::Impl {
   void SendRegister(Registration* reg);
   void ReleaseSip(Registration* reg);
 
-  void CancelRetry(Registration* reg) { DestroyTimer(reg->retry); }
+  void CancelRetry(Registration* reg) { SipThread::DestroyTimer(reg->retry); }
   void Forget(Registration* reg, const char* reason);
   void Report(Registration* reg, int status, const std::string& reason, bool retrying);
   void Fail(Registration* reg, int status, const std::string& reason, bool retry);
@@ -332,43 +306,19 @@ class SofiaSipStack::Impl {
   std::unique_ptr<SdpWriter> sdp_writer_;  // made on the SIP thread's start
   SipStackListener* listener_ = nullptr;
   int port_ = 0;
-  std::thread thread_;
-
-  // The task queue from other threads (Post) to the SIP thread.
-  // Lock order: leaf. Held only to push or swap the queue and its flags;
-  // nothing is called with it held (no task, no sofia, no listener, no
-  // write to the eventfd). Taken under the backend's mu_ never (the
-  // backend calls the stack without its lock), but harmless if it were.
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
-  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
-  // The eventfd was signalled and OnWake has not yet taken the queue.
-  bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
-  int wake_fd_ = -1;
-
   // SIP thread only.
-  su_root_t* root_ = nullptr;
-  su_wait_t wait_{};
+  su_root_t* root_ = nullptr;  // the SIP thread's
   nta_agent_t* agent_ = nullptr;
   nta_leg_t* default_leg_ = nullptr;
   std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
   bool shutting_down_ = false;
-  bool stopping_ = false;                                // the loop was told to stop
-  absl::Time answer_poll_until_ = absl::InfinitePast();  // AwaitAnswer
+  bool stopping_ = false;  // the SIP thread was told to stop
   su_timer_t* shutdown_timer_ = nullptr;
-  su_timer_t* reaper_ = nullptr;  // runs deferred_
-  std::vector<std::function<void()>> deferred_;
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
   std::map<std::string, std::unique_ptr<DigestCache>> invite_auth_;
   std::unique_ptr<InboundPolicy> policy_;  // made by Start
-  std::map<FdLoop::WatchId, std::unique_ptr<FdWatch>> watches_;
   absl::BitGen bitgen_;
-  std::atomic<FdLoop::WatchId> next_watch_id_{1};
-  std::atomic<std::thread::id> sip_thread_{};  // set when the thread starts
-  // The SIP thread, from its start to its end: every method not marked
-  // "Thread: any" asserts that it runs there.
-  ThreadOwner owner_;
 
  public:
   // Thread: written on the SIP thread, read anywhere.
@@ -379,6 +329,13 @@ class SofiaSipStack::Impl {
     std::atomic<uint64_t> invite_timeouts{0};
     std::atomic<uint64_t> ringing_refused{0};
   } stats_;
+
+ private:
+  // The SIP thread; every method not marked "Thread: any" asserts that it
+  // runs there. Declared last: destroyed first, it stops (if Shutdown did
+  // not) while the state its tasks use is still there.
+  SipThread thread_;
+  const ThreadOwner& owner_ = thread_.owner();
 };
 
 }  // namespace telestra::backend
