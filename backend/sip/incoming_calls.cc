@@ -123,7 +123,8 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
   leg->counted_ringing = true;
   policy_->StartRinging(leg->account.name);
   if (config_.ring_timeout > 0) {
-    leg->ring_timer = thread_.StartTimer(&Impl::OnRingTimeout, leg, int64_t{config_.ring_timeout} * 1000);
+    leg->ring_timer =
+        thread_.StartTimer(&Impl::OnRingTimeout, leg, int64_t{config_.ring_timeout} * 1000);
   }
   return 0;
 }

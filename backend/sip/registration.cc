@@ -258,7 +258,8 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
     reg->challenges = 0;
     reg->failures = 0;
     SipThread::DestroyTimer(reg->refresh);
-    reg->refresh = thread_.StartTimer(&Impl::OnRefresh, reg, int64_t{GrantedSeconds(reg, sip)} * 1000 / 2);
+    reg->refresh =
+        thread_.StartTimer(&Impl::OnRefresh, reg, int64_t{GrantedSeconds(reg, sip)} * 1000 / 2);
     Report(reg, 200, phrase, false);
     return;
   }

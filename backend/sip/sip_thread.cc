@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sofia-sip/su_log.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <cstdio>
 
 #include "spdlog/spdlog.h"
-
-#include <sofia-sip/su_log.h>
 
 // sofia's per-module logs (exported by libsofia-sip-ua, not declared in its
 // public headers).
@@ -69,8 +68,7 @@ absl::Status SipThread::Start(const std::string& name,
   return status;
 }
 
-void SipThread::Run(const std::string& name,
-                    const std::function<absl::Status(su_root_t*)>& setup,
+void SipThread::Run(const std::string& name, const std::function<absl::Status(su_root_t*)>& setup,
                     const std::function<void()>& teardown, std::promise<absl::Status>& started) {
   owner_.Bind();
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
@@ -85,8 +83,7 @@ void SipThread::Run(const std::string& name,
   }
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   su_wait_create(&wait_, wake_fd_, SU_WAIT_IN);
-  su_root_register(root_, &wait_, &SipThread::OnWake, reinterpret_cast<su_wakeup_arg_t*>(this),
-                   0);
+  su_root_register(root_, &wait_, &SipThread::OnWake, reinterpret_cast<su_wakeup_arg_t*>(this), 0);
   reaper_ = su_timer_create(su_root_task(root_), 0);
 
   absl::Status status = setup(root_);
@@ -221,8 +218,7 @@ void SipThread::Defer(std::function<void()> task) {
   TELESTRA_ASSERT_ON(owner_);
   deferred_.push_back(std::move(task));
   if (deferred_.size() == 1 && reaper_ != nullptr) {
-    su_timer_set_interval(reaper_, &SipThread::OnReap, reinterpret_cast<su_timer_arg_t*>(this),
-                          0);
+    su_timer_set_interval(reaper_, &SipThread::OnReap, reinterpret_cast<su_timer_arg_t*>(this), 0);
   }
 }
 

@@ -3,6 +3,8 @@
 // The SIP thread: the one thread of the service that touches sofia-sip.
 // Private to backend/sip/ (it exposes sofia's su_root).
 
+#include <sofia-sip/su_wait.h>
+
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -20,8 +22,6 @@
 #include "absl/time/time.h"
 #include "backend/fd_loop.h"
 #include "backend/thread_owner.h"
-
-#include <sofia-sip/su_wait.h>
 
 namespace telestra::backend {
 

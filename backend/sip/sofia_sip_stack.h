@@ -42,8 +42,9 @@ namespace telestra::backend {
 // native port) may have it wait for their sockets too.
 //
 // Where the code lives (one job per file, the class's private parts in
-// sofia_sip_stack_impl.h): sip_thread.cc (the thread, its task queue and
-// polling loop, FdLoop, shutdown), registration.cc with
+// sofia_sip_stack_impl.h): sip_thread.h (the thread, its task queue and
+// polling loop, FdLoop, timers), sofia_sip_stack.cc (start, shutdown),
+// registration.cc with
 // registration_state.h (an account's states and transitions),
 // incoming_calls.cc, outgoing_calls.cc and call_ending.cc with call_leg.h
 // (a call's states and transitions), call_media.cc, sip_messages.cc,

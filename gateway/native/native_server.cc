@@ -49,7 +49,31 @@ NativeServer::NativeServer(Options options, asio::io_context& io,
       registry_(std::make_shared<SessionRegistry>(
           "native", static_cast<size_t>(std::max(0, options_.max_clients)))) {}
 
-NativeServer::~NativeServer() { Stop(); }
+NativeServer::~NativeServer() {
+  Stop();
+  std::map<const NativeSession*, std::shared_ptr<NativeSession>> held;
+  {
+    absl::MutexLock lock(&held_mu_);
+    held.swap(held_);
+  }
+  // `held` goes here, outside the lock: a session whose Shutdown never ran
+  // (the io_context stopped first) is destroyed now.
+}
+
+void NativeServer::Hold(std::shared_ptr<NativeSession> session) {
+  absl::MutexLock lock(&held_mu_);
+  const NativeSession* key = session.get();
+  held_[key] = std::move(session);
+}
+
+std::shared_ptr<NativeSession> NativeServer::Release(const NativeSession* session) {
+  absl::MutexLock lock(&held_mu_);
+  auto it = held_.find(session);
+  if (it == held_.end()) return nullptr;
+  std::shared_ptr<NativeSession> released = std::move(it->second);
+  held_.erase(it);
+  return released;
+}
 
 absl::Status NativeServer::Start() {
   error_code ec;

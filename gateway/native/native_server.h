@@ -114,6 +114,14 @@ class NativeServer {
   // False when `allow` is set and the peer's address is in none of its
   // networks (or cannot be read).
   bool Allowed(const boost::asio::ip::tcp::socket& socket) const;
+  // The sessions the read loop reads (Options::read_loop) are owned here
+  // from their start to their Shutdown: not by the loop's watch, which may
+  // end first (the loop stops before the clients are closed), and not by
+  // themselves, which would leak them when the io_context stops before
+  // their Shutdown runs. ~NativeServer lets go of what is left.
+  void Hold(std::shared_ptr<NativeSession> session);
+  // Returns the held reference (to be dropped outside the lock).
+  std::shared_ptr<NativeSession> Release(const NativeSession* session);
 
   const Options options_;
   boost::asio::io_context& io_;
@@ -133,6 +141,10 @@ class NativeServer {
   // the sessions, which may outlive the server (see ~NativeSession).
   const std::shared_ptr<SessionRegistry> registry_;
   std::atomic<bool> stopped_{false};
+  // Lock order: a leaf (a session is only ever destroyed after it is
+  // released).
+  absl::Mutex held_mu_;
+  std::map<const NativeSession*, std::shared_ptr<NativeSession>> held_ ABSL_GUARDED_BY(held_mu_);
   // Counters of this front end only (the shared ones are registry_'s).
   std::atomic<uint64_t> not_allowed_{0};
   std::atomic<uint64_t> http_closed_{0};

@@ -107,7 +107,7 @@ void NativeSession::Start() {
     // watch: events published before the loop stopped (the call-ended
     // of shutdown) are still delivered and written. Set before the
     // watch starts: the loop may end the connection at once.
-    keep_alive_ = shared_from_this();
+    server_->Hold(shared_from_this());
     // The socket leaves asio for good: asio would wake an API thread for
     // every command the loop reads. Waits for a full socket use a
     // duplicate descriptor (ArmWriteWait).
@@ -115,7 +115,7 @@ void NativeSession::Start() {
     released_ = !ignored;
     watch_ = loop->Watch(raw_fd_, [self = shared_from_this()] { return self->OnReadable(); });
     if (watch_ != 0) return;
-    keep_alive_.reset();
+    server_->Release(this);
     // No watch (the loop has stopped): asio reads after all.
     socket_.assign(protocol_, raw_fd_, ignored);
     released_ = false;
@@ -506,8 +506,9 @@ void NativeSession::Shutdown() {
   }
   registry_->Remove(this);
   spdlog::info("native client {} disconnected", peer_);
-  // Called from a strand handler, which holds its own reference.
-  keep_alive_.reset();
+  // Called from a strand handler, which holds its own reference: the
+  // session outlives the one dropped here.
+  server_->Release(this);
 }
 
 }  // namespace telestra::gateway

@@ -255,8 +255,6 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   bool closing_ = false;  // strand: CloseAfterFlush, waiting for the queue
   std::array<char, 16384> read_buffer_;
   Outbox outbox_;
-  // With a read loop: the session itself, until Shutdown (strand).
-  std::shared_ptr<NativeSession> keep_alive_;
   // Strand: a duplicate of raw_fd_ that waits for room to write.
   std::optional<tcp::socket> write_waiter_;
   std::string tls_out_;  // strand: the TLS write in flight

@@ -1,0 +1,165 @@
+#pragma once
+
+// Fakes for the SIP stack's unit tests: a SIP peer on loopback UDP (a
+// registrar, a proxy, a far end: whatever the test's answers make it), a
+// media engine without sockets, and a listener that records what the stack
+// reports.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "backend/media_engine.h"
+#include "backend/sip_stack.h"
+
+namespace telestra::backend::testing {
+
+// One message the peer received.
+struct SipMessage {
+  std::string text;
+  absl::Time at;
+
+  bool IsRequest() const { return text.rfind("SIP/2.0 ", 0) != 0; }
+  // The request's method, or the response's CSeq method.
+  std::string Method() const;
+  // A response's status code (0 for a request).
+  int Status() const;
+  // The first header `name` (or its compact form), without the name; "" if
+  // absent.
+  std::string Header(const std::string& name) const;
+  std::string Body() const;
+};
+
+// A SIP peer on 127.0.0.1, UDP, any free port. Every message it receives is
+// recorded; a request is answered with what `answer` returns (none for an
+// ACK, or when it returns nothing). The answers echo the request's Via,
+// From, Call-ID and CSeq, add a tag to its To, and carry the peer's
+// Contact.
+class FakeSipPeer {
+ public:
+  struct Response {
+    // "180 Ringing", or "401 Unauthorized\r\nWWW-Authenticate: ..." (extra
+    // headers after the status line).
+    std::string status;
+    std::string sdp;  // a body, sent as application/sdp
+  };
+  // n: how many requests of this method came before this one.
+  using Answer = std::function<std::vector<Response>(int n, const SipMessage& request)>;
+
+  explicit FakeSipPeer(Answer answer);
+  ~FakeSipPeer();
+  FakeSipPeer(const FakeSipPeer&) = delete;
+  FakeSipPeer& operator=(const FakeSipPeer&) = delete;
+
+  int port() const { return port_; }
+  // "127.0.0.1:port".
+  std::string address() const;
+
+  // Waits until `count` requests of `method` (or responses to it, when
+  // `responses`) have come; true if they did within `timeout`.
+  bool WaitFor(const std::string& method, size_t count, bool responses = false,
+               absl::Duration timeout = absl::Seconds(5));
+  // What came so far: requests of `method`, or responses to it.
+  std::vector<SipMessage> Received(const std::string& method, bool responses = false);
+
+  // Sends `text` to 127.0.0.1:`port` from the peer's socket.
+  void Send(const std::string& text, int port);
+  // Sends an in-dialog request `method` of the dialog the INVITE `invite`
+  // (received by the peer) and its answer `to_tag` opened, to the INVITE's
+  // Contact. `cseq` numbers the peer's requests in the dialog.
+  void SendInDialog(const std::string& method, const SipMessage& invite, const std::string& to_tag,
+                    int cseq, int stack_port);
+
+ private:
+  void Serve();
+  std::string AnswerText(const SipMessage& request, const Response& response) const;
+
+  Answer answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  absl::Mutex mu_;  // Lock order: a leaf.
+  std::vector<SipMessage> received_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> requests_by_method_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// The peer's SDP answer/offer: PCMU on 127.0.0.1:`port`.
+std::string PeerSdp(int port, const std::string& direction = "sendrecv");
+
+// A media engine with no sockets: Open hands out ports from 40000 up and
+// records what the stack asks.
+class FakeMedia : public MediaEngine {
+ public:
+  absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) override;
+  void Update(int64_t call_id, const MediaParams& params) override;
+  void Close(int64_t call_id) override;
+  std::optional<MediaStats> Stats(int64_t) const override { return std::nullopt; }
+  void SetTimeoutHandler(std::function<void(int64_t)>) override {}
+  const std::string& local_address() const override { return address_; }
+  size_t open_calls() const override;
+
+  // The last MediaParams given for the call, if any.
+  std::optional<MediaParams> Last(int64_t call_id) const;
+  bool IsOpen(int64_t call_id) const;
+
+ private:
+  std::string address_ = "127.0.0.1";
+  mutable absl::Mutex mu_;  // Lock order: a leaf.
+  int next_port_ ABSL_GUARDED_BY(mu_) = 40000;
+  std::map<int64_t, int> open_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, MediaParams> last_ ABSL_GUARDED_BY(mu_);
+};
+
+// Records every report of the stack, in order, as one line each:
+// "registration 200 OK", "incoming 1 3002", "ringing 1 180",
+// "established 1", "hold 1 local=1 remote=0", "hold-result 1 hold=1 200",
+// "ended 1 486 Busy Here".
+class RecordingListener : public SipStackListener {
+ public:
+  void OnRegistration(const std::string&, uint64_t, int status, const std::string& reason,
+                      bool retrying) override;
+  int64_t OnIncomingCall(const std::string& account, const std::string& caller,
+                         const std::string& caller_name) override;
+  void OnCallRinging(int64_t call_id, int code) override;
+  void OnCallEstablished(int64_t call_id) override;
+  void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
+  void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
+  void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
+
+  // What OnIncomingCall returns next (then one more each time); -1 refuses.
+  void set_next_incoming_id(int64_t id) { next_incoming_id_ = id; }
+
+  // Waits for a report that starts with `prefix`; returns it ("" if none
+  // came within `timeout`).
+  std::string WaitFor(const std::string& prefix, absl::Duration timeout = absl::Seconds(5));
+  std::vector<std::string> reports();
+
+  // Registration reports as the registration tests read them.
+  struct Registration {
+    int status = -1;
+    std::string reason;
+    bool retrying = false;
+  };
+  // The first registration report with `status` ({-1} if none came).
+  Registration WaitForRegistration(int status, absl::Duration timeout = absl::Seconds(5));
+  std::vector<Registration> registrations();
+
+ private:
+  void Add(std::string report);
+
+  std::atomic<int64_t> next_incoming_id_{1};
+  absl::Mutex mu_;  // Lock order: a leaf.
+  std::vector<std::string> reports_ ABSL_GUARDED_BY(mu_);
+  std::vector<Registration> registrations_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace telestra::backend::testing
