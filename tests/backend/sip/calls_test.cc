@@ -29,11 +29,10 @@ class CallsTest : public ::testing::Test {
   // Starts the stack and a peer answering with `answer` (REGISTER always
   // 200).
   void Start(FakeSipPeer::Answer answer, SipConfig config = SipConfig()) {
-    peer_ = std::make_unique<FakeSipPeer>(
-        [answer](int n, const SipMessage& request) -> Responses {
-          if (request.Method() == "REGISTER") return {{"200 OK\r\nExpires: 300", ""}};
-          return answer(n, request);
-        });
+    peer_ = std::make_unique<FakeSipPeer>([answer](int n, const SipMessage& request) -> Responses {
+      if (request.Method() == "REGISTER") return {{"200 OK\r\nExpires: 300", ""}};
+      return answer(n, request);
+    });
     config.port = 0;
     stack_ = std::make_unique<SofiaSipStack>(config, RtpConfig(), &media_);
     ASSERT_TRUE(stack_->Start(&listener_).ok());
@@ -65,14 +64,13 @@ class CallsTest : public ::testing::Test {
   // An INVITE from the peer (the registrar) for 3001, offering PCMU.
   std::string IncomingInvite(const std::string& call_id) {
     std::string sdp = PeerSdp(30000);
-    return absl::StrCat("INVITE sip:3001@127.0.0.1:", stack_->port(), " SIP/2.0\r\n",
-                        "Via: SIP/2.0/UDP ", peer_->address(), ";branch=z9hG4bK-in-", call_id,
-                        "\r\nMax-Forwards: 70\r\n",
-                        "From: \"Alice\" <sip:3002@127.0.0.1>;tag=caller\r\n",
-                        "To: <sip:3001@127.0.0.1>\r\n", "Call-ID: ", call_id, "\r\n",
-                        "CSeq: 1 INVITE\r\n", "Contact: <sip:3002@", peer_->address(), ">\r\n",
-                        "Content-Type: application/sdp\r\n", "Content-Length: ", sdp.size(),
-                        "\r\n\r\n", sdp);
+    return absl::StrCat(
+        "INVITE sip:3001@127.0.0.1:", stack_->port(), " SIP/2.0\r\n", "Via: SIP/2.0/UDP ",
+        peer_->address(), ";branch=z9hG4bK-in-", call_id, "\r\nMax-Forwards: 70\r\n",
+        "From: \"Alice\" <sip:3002@127.0.0.1>;tag=caller\r\n", "To: <sip:3001@127.0.0.1>\r\n",
+        "Call-ID: ", call_id, "\r\n", "CSeq: 1 INVITE\r\n", "Contact: <sip:3002@", peer_->address(),
+        ">\r\n", "Content-Type: application/sdp\r\n", "Content-Length: ", sdp.size(), "\r\n\r\n",
+        sdp);
   }
 
   FakeMedia media_;
@@ -152,11 +150,11 @@ TEST_F(CallsTest, HangingUpWhileRingingCancelsTheInvite) {
   EXPECT_EQ(cancel.Header("Call-ID"), invite.Header("Call-ID"));
   EXPECT_TRUE(peer_->Received("BYE").empty()) << "an unanswered call is cancelled, not BYEd";
   // The INVITE's final answer, as the far end sends it after the CANCEL.
-  std::string terminated = absl::StrCat(
-      "SIP/2.0 487 Request Terminated\r\nVia: ", invite.Header("Via"), "\r\nFrom: ",
-      invite.Header("From"), "\r\nTo: ", invite.Header("To"), ";tag=peer\r\nCall-ID: ",
-      invite.Header("Call-ID"), "\r\nCSeq: ", invite.Header("CSeq"),
-      "\r\nContent-Length: 0\r\n\r\n");
+  std::string terminated =
+      absl::StrCat("SIP/2.0 487 Request Terminated\r\nVia: ", invite.Header("Via"),
+                   "\r\nFrom: ", invite.Header("From"), "\r\nTo: ", invite.Header("To"),
+                   ";tag=peer\r\nCall-ID: ", invite.Header("Call-ID"),
+                   "\r\nCSeq: ", invite.Header("CSeq"), "\r\nContent-Length: 0\r\n\r\n");
   peer_->Send(terminated, stack_->port());
   EXPECT_TRUE(absl::StartsWith(listener_.WaitFor("ended 1"), "ended 1"));
   EXPECT_TRUE(peer_->WaitFor("ACK", 1)) << "the 487 must be ACKed";
@@ -186,12 +184,12 @@ TEST_F(CallsTest, AnIncomingCallRingsIsAnsweredAndConfirmedByTheAck) {
   absl::SleepFor(absl::Milliseconds(100));
   EXPECT_EQ(listener_.WaitFor("established", absl::ZeroDuration()), "");
   std::string to = ok.Header("To");
-  peer_->Send(absl::StrCat("ACK sip:3001@127.0.0.1:", stack_->port(), " SIP/2.0\r\n",
-                           "Via: SIP/2.0/UDP ", peer_->address(), ";branch=z9hG4bK-ack-in-1\r\n",
-                           "Max-Forwards: 70\r\nFrom: \"Alice\" <sip:3002@127.0.0.1>;tag=caller\r\n",
-                           "To: ", to, "\r\nCall-ID: in-1\r\nCSeq: 1 ACK\r\n",
-                           "Content-Length: 0\r\n\r\n"),
-              stack_->port());
+  peer_->Send(
+      absl::StrCat("ACK sip:3001@127.0.0.1:", stack_->port(), " SIP/2.0\r\n", "Via: SIP/2.0/UDP ",
+                   peer_->address(), ";branch=z9hG4bK-ack-in-1\r\n",
+                   "Max-Forwards: 70\r\nFrom: \"Alice\" <sip:3002@127.0.0.1>;tag=caller\r\n",
+                   "To: ", to, "\r\nCall-ID: in-1\r\nCSeq: 1 ACK\r\n", "Content-Length: 0\r\n\r\n"),
+      stack_->port());
   EXPECT_EQ(listener_.WaitFor("established"), "established 7");
   std::optional<MediaParams> media = media_.Last(7);
   ASSERT_TRUE(media.has_value());

@@ -19,8 +19,9 @@ namespace {
 // The compact form of a header name (RFC 3261, 7.3.3), or "".
 std::string CompactOf(const std::string& name) {
   static const std::map<std::string, std::string> kCompact = {
-      {"via", "v"},     {"from", "f"},    {"to", "t"},           {"call-id", "i"},
-      {"contact", "m"}, {"content-type", "c"}, {"content-length", "l"}};
+      {"via", "v"},           {"from", "f"},    {"to", "t"},
+      {"call-id", "i"},       {"contact", "m"}, {"content-type", "c"},
+      {"content-length", "l"}};
   auto it = kCompact.find(absl::AsciiStrToLower(name));
   return it == kCompact.end() ? "" : it->second;
 }
@@ -128,10 +129,9 @@ void FakeSipPeer::SendInDialog(const std::string& method, const SipMessage& invi
                            : contact;
   std::string to = invite.Header("To");
   if (!absl::StrContains(to, ";tag=")) absl::StrAppend(&to, ";tag=", to_tag);
-  Send(absl::StrCat(method, " ", target, " SIP/2.0\r\n",
-                    "Via: SIP/2.0/UDP ", address(), ";branch=z9hG4bK-peer-", method, cseq,
-                    "\r\nMax-Forwards: 70\r\n",
-                    "From: ", to, "\r\n",  // the peer is the INVITE's To
+  Send(absl::StrCat(method, " ", target, " SIP/2.0\r\n", "Via: SIP/2.0/UDP ", address(),
+                    ";branch=z9hG4bK-peer-", method, cseq, "\r\nMax-Forwards: 70\r\n", "From: ", to,
+                    "\r\n",  // the peer is the INVITE's To
                     "To: ", invite.Header("From"), "\r\n", "Call-ID: ", invite.Header("Call-ID"),
                     "\r\nCSeq: ", cseq, " ", method, "\r\nContent-Length: 0\r\n\r\n"),
        stack_port);
@@ -145,8 +145,8 @@ std::string FakeSipPeer::AnswerText(const SipMessage& request, const Response& r
       first = false;
       continue;
     }
-    for (const char* name : {"Via:", "v:", "From:", "f:", "Call-ID:", "i:", "CSeq:",
-                             "Record-Route:"}) {
+    for (const char* name :
+         {"Via:", "v:", "From:", "f:", "Call-ID:", "i:", "CSeq:", "Record-Route:"}) {
       if (absl::StartsWithIgnoreCase(line, name)) absl::StrAppend(&text, line, "\r\n");
     }
     if (absl::StartsWithIgnoreCase(line, "To:") || absl::StartsWithIgnoreCase(line, "t:")) {
@@ -187,8 +187,8 @@ void FakeSipPeer::Serve() {
 
 std::string PeerSdp(int port, const std::string& direction) {
   return absl::StrCat("v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n",
-                      "t=0 0\r\nm=audio ", port, " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=",
-                      direction, "\r\n");
+                      "t=0 0\r\nm=audio ", port,
+                      " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=", direction, "\r\n");
 }
 
 // ---- FakeMedia

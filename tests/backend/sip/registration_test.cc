@@ -24,7 +24,8 @@ using Report = RecordingListener::Registration;
 
 // A registrar that answers the n-th REGISTER (0-based) with `status`'s
 // status line and extra headers.
-FakeSipPeer::Answer Registrar(std::function<std::string(int n, const std::string& request)> status) {
+FakeSipPeer::Answer Registrar(
+    std::function<std::string(int n, const std::string& request)> status) {
   return [status](int n, const SipMessage& request) -> std::vector<FakeSipPeer::Response> {
     if (request.Method() != "REGISTER") return {};
     return {{status(n, request.text), ""}};

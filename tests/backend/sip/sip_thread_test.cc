@@ -252,9 +252,11 @@ TEST_F(SipThreadTest, AClosedQueueRefusesTasksButRunsWhatItHolds) {
 TEST_F(SipThreadTest, TheDestructorStopsARunningThread) {
   std::atomic<bool> torn_down{false};
   auto thread = std::make_unique<SipThread>();
-  ASSERT_TRUE(thread->Start("test-sip", [](su_root_t*) { return absl::OkStatus(); },
-                            [&] { torn_down = true; })
-                  .ok());
+  ASSERT_TRUE(
+      thread
+          ->Start(
+              "test-sip", [](su_root_t*) { return absl::OkStatus(); }, [&] { torn_down = true; })
+          .ok());
   thread.reset();  // would hang if the loop did not notice
   EXPECT_TRUE(torn_down);
 }
