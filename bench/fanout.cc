@@ -36,6 +36,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -51,6 +52,9 @@ ABSL_FLAG(double, max_seconds, 120, "Stop measuring after this long");
 ABSL_FLAG(int, round_timeout_ms, 2000, "A client without the event after this long is lost");
 ABSL_FLAG(std::string, label, "gateway", "Name printed with the figures");
 ABSL_FLAG(std::vector<std::string>, gateway_flags, {}, "More flags for the gateway");
+ABSL_FLAG(std::vector<std::string>, floor_senders, {},
+          "Also measure the floor: the same readers fed one call-incoming frame per round by a "
+          "bare TCP sender in this process with this many threads (e.g. 1,2); empty: skip");
 
 namespace telestra::testing {
 namespace {
@@ -68,6 +72,105 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
 }
+
+// The floor: a plain TCP server in this process that the same Listeners
+// connect to. It answers each client's get-status, then, per round, sends
+// one call-incoming frame to every connection from `senders` threads (each
+// its share of the connections, woken like the gateway's delivery threads).
+// Measured the same way as the gateway: from the round's start until the
+// frame has been read on every connection. No SIP, no JSON, no queues: what
+// the loopback sends and reads alone cost on this machine.
+class FloorServer {
+ public:
+  ~FloorServer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    for (std::thread& t : senders_) t.join();
+    if (acceptor_.joinable()) acceptor_.join();
+    for (int fd : fds_) ::close(fd);
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+  }
+
+  // Listens on 127.0.0.1 (any port) and accepts `count` connections in
+  // the background, answering each one's get-status.
+  bool Listen(int count) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(listen_fd_, count + 16) != 0 ||
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return false;
+    }
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this, count] {
+      const char kReply[] = "{\"event\":\"status\",\"account\":\"account-1\"}";
+      for (int i = 0; i < count; ++i) {
+        int fd = accept(listen_fd_, nullptr, nullptr);
+        if (fd < 0) return;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        char c;
+        while (recv(fd, &c, 1, 0) == 1 && c != '\0') {
+        }
+        send(fd, kReply, sizeof(kReply), MSG_NOSIGNAL);  // with its NUL
+        fds_.push_back(fd);
+      }
+    });
+    return true;
+  }
+  int port() const { return port_; }
+
+  // Once the Listeners are connected: starts `senders` threads.
+  void StartSenders(int senders) {
+    acceptor_.join();
+    for (int t = 0; t < senders; ++t) {
+      const size_t begin = fds_.size() * t / senders, end = fds_.size() * (t + 1) / senders;
+      senders_.emplace_back([this, begin, end] { SendLoop(begin, end); });
+    }
+  }
+
+  // One round: every sender writes the frame to its connections.
+  void Send() {
+    absl::MutexLock lock(&mu_);
+    ++round_;
+  }
+
+ private:
+  void SendLoop(size_t begin, size_t end) {
+    const std::string frame =
+        std::string(
+            "{\"event\":\"call-incoming\",\"account\":\"account-2\",\"call_id\":1234,"
+            "\"caller\":\"3001\",\"caller_name\":\"\"}") +
+        '\0';
+    uint64_t done = 0;
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || round_ > done; };
+        mu_.Await(absl::Condition(&ready));
+        if (stop_) return;
+        done = round_;
+      }
+      for (size_t i = begin; i < end; ++i) {
+        send(fds_[i], frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+    }
+  }
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::vector<int> fds_;  // the acceptor's until StartSenders, then read-only
+  std::thread acceptor_;
+  std::vector<std::thread> senders_;
+  absl::Mutex mu_;  // leaf
+  uint64_t round_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 // The listening clients: one epoll thread reads them all and records, per
 // client, when a call-incoming frame arrived (0: not in this round).
@@ -135,6 +238,19 @@ class Listeners {
   void AwaitAll(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&all_arrived_), timeout);
+  }
+
+  // Waits (sleeping: setup, not measured) until every client has read at
+  // least `frames` frames in all, or `timeout`; false at the timeout.
+  bool AwaitFrames(int frames, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      bool all = true;
+      for (size_t i = 0; i < clients_.size() && all; ++i) all = frames_[i].load() >= frames;
+      if (all) return true;
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(1));
+    }
   }
 
   int arrived() const { return arrived_.load(); }
@@ -219,6 +335,57 @@ class Listeners {
   std::thread thread_;
 };
 
+// Prints one line of figures (fan-out per round, each client's latency).
+void PrintFigures(const std::string& label, int count, const std::vector<double>& round_ms,
+                  const std::vector<double>& client_ms, int64_t lost, int closed, int failures) {
+  std::printf(
+      "%-8s clients %d  rounds %zu  fan-out (all clients): median %.3f ms  p90 %.3f ms  p99 %.3f "
+      "ms  max %.3f ms | per client: median %.3f ms  p99 %.3f ms | lost %lld  closed %d  "
+      "failures %d\n",
+      label.c_str(), count, round_ms.size(), Percentile(round_ms, 0.5), Percentile(round_ms, 0.9),
+      Percentile(round_ms, 0.99),
+      round_ms.empty() ? 0.0 : *std::max_element(round_ms.begin(), round_ms.end()),
+      Percentile(client_ms, 0.5), Percentile(client_ms, 0.99), static_cast<long long>(lost), closed,
+      failures);
+  std::fflush(stdout);
+}
+
+// The floor with `senders` threads (FloorServer); 0 when every frame
+// arrived in every round.
+int RunFloor(int count, int senders, int rounds, int warmup, absl::Duration timeout) {
+  FloorServer server;
+  if (!server.Listen(count)) return 1;
+  Listeners listeners;
+  if (!listeners.Connect(server.port(), count)) return 1;
+  server.StartSenders(senders);
+  std::vector<double> round_ms, client_ms;
+  int64_t lost = 0;
+  for (int round = 0; round < warmup + rounds; ++round) {
+    listeners.Arm();
+    const int64_t start = NowNs();
+    server.Send();
+    listeners.AwaitAll(timeout);
+    if (round >= warmup) {
+      int64_t latest = 0;
+      for (size_t i = 0; i < listeners.size(); ++i) {
+        const int64_t at = listeners.arrival(i);
+        if (at == 0) {
+          ++lost;
+          continue;
+        }
+        latest = std::max(latest, at - start);
+        client_ms.push_back(static_cast<double>(at - start) / 1e6);
+      }
+      round_ms.push_back(static_cast<double>(latest) / 1e6);
+    }
+    // About as far apart as the gateway's rounds (set-up, hang-up).
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  PrintFigures(absl::StrCat("floor-", senders), count, round_ms, client_ms, lost,
+               listeners.closed(), 0);
+  return lost == 0 ? 0 : 1;
+}
+
 int Main() {
   // 1,000 clients need more than the usual 1,024 descriptors, here and in
   // the gateway (which inherits the limit).
@@ -260,8 +427,8 @@ int Main() {
   const int warmup = absl::GetFlag(FLAGS_warmup);
   const auto timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_round_timeout_ms));
   const Clock::time_point stop_at =
-      Clock::now() + std::chrono::microseconds(
-                         static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1e6));
+      Clock::now() +
+      std::chrono::microseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_max_seconds) * 1e6));
   // CPU time of each gateway thread over the measured rounds (utime +
   // stime, clock ticks), to see which thread pays for the fan-out.
   auto cpu_ticks = [&] {
@@ -275,6 +442,7 @@ int Main() {
   std::vector<double> round_ms, client_ms;
   int64_t lost = 0;
   int failures = 0;
+  int unsettled = 0;
   for (int round = 0; round < warmup + rounds && Clock::now() < stop_at; ++round) {
     listeners.Arm();
     const int64_t start = NowNs();
@@ -324,29 +492,39 @@ int Main() {
       ++failures;
       break;
     }
+    // The next round starts once this one's events (call-incoming and the
+    // two call-ended) have reached every client, and the machine has been
+    // quiet for a moment (as in the floor's rounds): each round measures
+    // one broadcast, not the tail of the previous one.
+    if (!listeners.AwaitFrames(1 + 3 * (round + 1), absl::Seconds(2))) ++unsettled;
+    absl::SleepFor(absl::Milliseconds(5));
   }
-  std::printf(
-      "%-8s clients %d  rounds %zu  fan-out (all clients): median %.3f ms  p90 %.3f ms  p99 %.3f "
-      "ms  max %.3f ms | per client: median %.3f ms  p99 %.3f ms | lost %lld  closed %d  "
-      "failures %d\n",
-      absl::GetFlag(FLAGS_label).c_str(), count, round_ms.size(), Percentile(round_ms, 0.5),
-      Percentile(round_ms, 0.9), Percentile(round_ms, 0.99),
-      round_ms.empty() ? 0.0 : *std::max_element(round_ms.begin(), round_ms.end()),
-      Percentile(client_ms, 0.5), Percentile(client_ms, 0.99), static_cast<long long>(lost),
-      listeners.closed(), failures);
+  if (unsettled > 0) std::fprintf(stderr, "%d rounds did not settle in 2 s\n", unsettled);
+  PrintFigures(absl::GetFlag(FLAGS_label), count, round_ms, client_ms, lost, listeners.closed(),
+               failures);
   const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
   std::string cpu;
   for (const auto& [name, ticks] : cpu_ticks()) {
     const int64_t used = ticks - cpu_before[name];
     if (used > 0 && !round_ms.empty()) {
-      absl::StrAppend(&cpu, "  ", name, " ",
-                      absl::StrFormat("%.2f", used * tick_ms / static_cast<double>(round_ms.size())));
+      absl::StrAppend(
+          &cpu, "  ", name, " ",
+          absl::StrFormat("%.2f", used * tick_ms / static_cast<double>(round_ms.size())));
     }
   }
   std::printf("%-8s gateway CPU per round (ms, by thread):%s\n", absl::GetFlag(FLAGS_label).c_str(),
               cpu.c_str());
   std::fflush(stdout);
-  return failures == 0 && lost == 0 ? 0 : 1;
+  int floor_failures = 0;
+  for (const std::string& senders : absl::GetFlag(FLAGS_floor_senders)) {
+    int n = 0;
+    if (!absl::SimpleAtoi(senders, &n) || n < 1 || n > 16) {
+      std::fprintf(stderr, "--floor_senders: %s is not 1..16\n", senders.c_str());
+      return 1;
+    }
+    floor_failures += RunFloor(count, n, rounds, warmup, absl::FromChrono(timeout));
+  }
+  return failures == 0 && lost == 0 && floor_failures == 0 ? 0 : 1;
 }
 
 }  // namespace
