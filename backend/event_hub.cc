@@ -144,8 +144,10 @@ void EventHub::Publish(ClientId to, telestra::v1::Event event) {
   {
     absl::MutexLock lock(&mu_);
     const bool broadcast = to == 0;
-    pending_.push_back(Pending{Stamp(std::move(event), broadcast), to});
-    if (scope != nullptr && !broadcast) {
+    const bool held =
+        scope != nullptr && (!broadcast || listeners_.size() <= kInlineBroadcastUpTo);
+    pending_.push_back(Pending{Stamp(std::move(event), broadcast), to, held});
+    if (held) {
       ++held_;  // the scope delivers it at its end
       ++scope->held_;
       return;
@@ -159,9 +161,12 @@ void EventHub::Publish(ClientId to, telestra::v1::Event event) {
   Drain(Drainer::kPublisher);
 }
 
-EventHub::ReplyScope::ReplyScope(EventHub* hub) : hub_(hub) { current_scope = this; }
+EventHub::ReplyScope::ReplyScope(EventHub* hub) : hub_(hub), nested_(current_scope != nullptr) {
+  if (!nested_) current_scope = this;
+}
 
 EventHub::ReplyScope::~ReplyScope() {
+  if (nested_) return;
   current_scope = nullptr;
   hub_->EndScope(this);
 }
@@ -172,9 +177,9 @@ void EventHub::EndScope(ReplyScope* scope) {
     absl::MutexLock lock(&mu_);
     held_ -= std::min(held_, scope->held_);
     if (draining_ || pending_.empty()) return;  // the thread delivering takes them
-    // A broadcast first: the delivery thread (woken as mu_ is released)
-    // delivers it and what follows, in order.
-    if (has_delivery_thread_ && pending_.front().to == 0) return;
+    // A broadcast for the delivery thread first: it (woken as mu_ is
+    // released) delivers it and what follows, in order.
+    if (has_delivery_thread_ && !pending_.front().held) return;
     draining_ = true;
     drainer_ = std::this_thread::get_id();
   }
@@ -193,14 +198,15 @@ void EventHub::Drain(Drainer drainer) {
     everyone.clear();
     {
       absl::MutexLock lock(&mu_);
-      // Replies first delivered by a scope; a broadcast stops a scope's
-      // drain (broadcasts are the delivery thread's, when there is one).
-      const bool replies_only = drainer == Drainer::kReplyScope && has_delivery_thread_;
+      // A scope delivers replies and the broadcasts held for it; any other
+      // broadcast stops its drain (those are the delivery thread's, when
+      // there is one).
+      const bool scope_with_thread = drainer == Drainer::kReplyScope && has_delivery_thread_;
       bool any_broadcast = false;
       while (!pending_.empty() && batch.size() < kMaxBatch) {
         Pending& next = pending_.front();
         if (next.to == 0) {
-          if (replies_only) break;
+          if (scope_with_thread && !next.held) break;
           any_broadcast = true;
           batch.push_back(Delivery{std::move(next.event), nullptr});
         } else if (auto it = listeners_.find(next.to); it != listeners_.end()) {

@@ -72,8 +72,14 @@ class EventListener {
 //     command) delivers the replies that the command caused itself, at the
 //     end of the scope, when nothing but replies is queued and no other
 //     thread is delivering: a get-status answer then reaches its client
-//     without a thread hand-over. Broadcasts always go to the delivery
-//     thread;
+//     without a thread hand-over. A broadcast published in the scope is
+//     delivered there too when at most kInlineBroadcastUpTo clients are
+//     attached (waking the delivery thread would cost more than those few
+//     writes, and it delays the event by a thread hand-over); larger ones
+//     go to the delivery thread. The SIP thread's callbacks into the
+//     backend hold a scope, so a call-incoming to a few clients leaves
+//     without a hand-over, and a broadcast to many costs it nothing per
+//     client;
 //   - without a delivery thread (unit tests, tools), the publisher delivers
 //     after it has released the lock, unless another thread is delivering
 //     already (that thread then delivers this event too).
@@ -113,7 +119,8 @@ class EventHub {
 
   // While one exists on a thread, the replies published on that thread are
   // delivered by that thread when the scope ends (see the class comment).
-  // Scopes do not nest. Thread: the one that made it.
+  // A scope made while another is active on the thread does nothing (the
+  // outer one delivers). Thread: the one that made it.
   class ReplyScope {
    public:
     explicit ReplyScope(EventHub* hub);
@@ -124,8 +131,13 @@ class EventHub {
    private:
     friend class EventHub;
     EventHub* const hub_;
-    size_t held_ = 0;  // replies published in the scope, not yet handed over
+    const bool nested_;
+    size_t held_ = 0;  // events published in the scope, not yet handed over
   };
+
+  // A broadcast published in a ReplyScope while at most this many clients
+  // are attached is delivered by the scope's thread (see above).
+  static constexpr size_t kInlineBroadcastUpTo = 8;
 
   // Waits until every event published before the call has been handed to
   // its listeners (at shutdown, before the front ends close their clients:
@@ -157,6 +169,8 @@ class EventHub {
   struct Pending {
     EventPtr event;
     ClientId to = 0;  // 0: broadcast
+    // A ReplyScope delivers it (a reply, or a broadcast to a few clients).
+    bool held = false;
   };
   struct Listener {
     EventListener* listener = nullptr;
@@ -213,7 +227,7 @@ class EventHub {
   uint64_t undeliverable_replies_ ABSL_GUARDED_BY(mu_) = 0;
   // Published, not yet delivered, in seq order.
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
-  // Of pending_: replies that a ReplyScope will deliver (the delivery
+  // Of pending_: events that a ReplyScope will deliver (the delivery
   // thread is not woken for them).
   size_t held_ ABSL_GUARDED_BY(mu_) = 0;
   // A thread is delivering (only one at a time: that keeps seq order).

@@ -280,6 +280,7 @@ std::vector<telestra::v1::Status> GatewayBackend::ListAccounts() const {
 
 void GatewayBackend::OnRegistration(const std::string& account, uint64_t generation, int status,
                                     const std::string& reason, bool retrying) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(account);
   if (it == accounts_.end()) return;
@@ -325,6 +326,7 @@ void GatewayBackend::UpdateHoldState(CallRecord& call, bool was_locally_held) {
 
 int64_t GatewayBackend::OnIncomingCall(const std::string& account, const std::string& caller,
                                        const std::string& caller_name) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(account);
   if (it == accounts_.end() || it->second.status != 200) return -1;
@@ -348,6 +350,7 @@ int64_t GatewayBackend::OnIncomingCall(const std::string& account, const std::st
 }
 
 void GatewayBackend::OnCallRinging(int64_t call_id, int code) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;
@@ -363,6 +366,7 @@ void GatewayBackend::OnCallRinging(int64_t call_id, int code) {
 }
 
 void GatewayBackend::OnCallEstablished(int64_t call_id) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
   if (it == calls_.end() || it->second.Established()) return;
@@ -377,6 +381,7 @@ void GatewayBackend::OnCallEstablished(int64_t call_id) {
 }
 
 void GatewayBackend::OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;
@@ -389,6 +394,7 @@ void GatewayBackend::OnCallHold(int64_t call_id, bool local_hold, bool remote_ho
 }
 
 void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;
@@ -408,6 +414,7 @@ void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code, const st
 }
 
 void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& reason) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;

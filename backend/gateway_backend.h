@@ -23,6 +23,10 @@ namespace telestra::backend {
 // thread. State is guarded by mu_; the lock is never held while calling the
 // SIP stack (which only posts) — it is held while publishing to the hub so
 // that events and state stay in the same order.
+// The SipStackListener methods open an EventHub::ReplyScope before they take
+// mu_: a broadcast to a few clients is then written by the SIP thread as
+// the method returns, after mu_ is released, without a hand-over to the
+// hub's thread (a larger one goes to that thread).
 class GatewayBackend : public Backend, public SipStackListener {
  public:
   GatewayBackend(std::vector<AccountConfig> accounts, SipStack* stack,

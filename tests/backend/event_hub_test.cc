@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
@@ -194,19 +195,73 @@ TEST(EventHubTest, ReplyScopeDeliversItsRepliesOnItsOwnThreadAtItsEnd) {
   EXPECT_EQ(hub.delivery_stats().by_reply_scope, 1u);
 }
 
-TEST(EventHubTest, ReplyScopeLeavesBroadcastsToTheDeliveryThread) {
+TEST(EventHubTest, ReplyScopeDeliversABroadcastToAFewClientsItselfWhenItEnds) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  std::vector<std::unique_ptr<ThreadedListener>> listeners;
+  for (size_t i = 0; i < EventHub::kInlineBroadcastUpTo; ++i) {
+    listeners.push_back(std::make_unique<ThreadedListener>());
+    hub.Attach(listeners.back().get());
+  }
+  ClientId first = 1;
+  {
+    EventHub::ReplyScope scope(&hub);
+    hub.Broadcast(StatusEvent("b"));
+    hub.Reply(first, StatusEvent("r"));
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(listeners[0]->threads().size(), 0u) << "delivered before the scope ended";
+  }
+  for (auto& listener : listeners) {
+    ASSERT_TRUE(listener->AwaitCount(1));
+    for (std::thread::id thread : listener->threads()) {
+      EXPECT_EQ(thread, std::this_thread::get_id()) << "handed over to another thread";
+    }
+  }
+  ASSERT_TRUE(listeners[0]->AwaitCount(2));
+  EXPECT_FALSE(listeners[0]->out_of_order());
+  EXPECT_EQ(hub.delivery_stats().by_delivery_thread, 0u);
+  EXPECT_EQ(hub.delivery_stats().by_reply_scope, 2u);
+}
+
+TEST(EventHubTest, ReplyScopeLeavesABroadcastToManyClientsToTheDeliveryThread) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  std::vector<std::unique_ptr<ThreadedListener>> listeners;
+  for (size_t i = 0; i < EventHub::kInlineBroadcastUpTo + 1; ++i) {
+    listeners.push_back(std::make_unique<ThreadedListener>());
+    hub.Attach(listeners.back().get());
+  }
+  {
+    EventHub::ReplyScope scope(&hub);
+    hub.Broadcast(StatusEvent("b"));
+    hub.Reply(1, StatusEvent("r"));
+  }
+  for (auto& listener : listeners) {
+    ASSERT_TRUE(listener->AwaitCount(1));
+    EXPECT_NE(listener->threads()[0], std::this_thread::get_id());  // the broadcast
+  }
+  ASSERT_TRUE(listeners[0]->AwaitCount(2));
+  EXPECT_FALSE(listeners[0]->out_of_order());
+}
+
+TEST(EventHubTest, ANestedReplyScopeLeavesTheDeliveryToTheOuterOne) {
   EventHub hub;
   hub.StartDeliveryThread();
   ThreadedListener a;
   ClientId id = hub.Attach(&a);
   {
-    EventHub::ReplyScope scope(&hub);
+    EventHub::ReplyScope outer(&hub);
+    {
+      EventHub::ReplyScope inner(&hub);
+      hub.Reply(id, StatusEvent("r"));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(a.threads().size(), 0u) << "the inner scope delivered";
     hub.Broadcast(StatusEvent("b"));
-    hub.Reply(id, StatusEvent("r"));
   }
   ASSERT_TRUE(a.AwaitCount(2));
   EXPECT_FALSE(a.out_of_order());
-  EXPECT_NE(a.threads()[0], std::this_thread::get_id());  // the broadcast
+  for (std::thread::id thread : a.threads()) EXPECT_EQ(thread, std::this_thread::get_id());
 }
 
 TEST(EventHubTest, EveryClientSeesRepliesAndBroadcastsInSeqOrder) {
