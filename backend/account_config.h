@@ -42,6 +42,8 @@ struct SipConfig {
   int invite_timeout = 180;
   // Unanswered incoming calls per account; more get 486 Busy Here.
   int max_ringing = 16;
+  // The SIP thread's nice value; 0: the process's priority.
+  int thread_nice = 0;
 };
 
 // RTP port range and codecs (used by calls).

@@ -45,9 +45,10 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, off"
 ABSL_FLAG(int, io_threads, 1, "Threads serving the API ports");
 ABSL_FLAG(bool, mutex_deadlock_detection, false,
           "Abseil's Mutex deadlock detection (lock-order checks on every lock; for debugging)");
+ABSL_FLAG(int, sip_thread_nice, 100,
+          "Override [sip-settings] thread-nice: the SIP thread's nice value, -20..19");
 // Deprecated and ignored (a warning is logged): kept so that old command
 // lines still start the gateway.
-ABSL_FLAG(int, sip_thread_nice, 100, "Deprecated and ignored");
 ABSL_FLAG(int, sip_busy_poll_us, -1, "Deprecated and ignored");
 ABSL_FLAG(bool, native_on_sip_thread, true,
           "Read and run the native port's commands on the SIP thread (one thread wake-up "
@@ -105,6 +106,7 @@ absl::StatusOr<Plan> LoadPlan() {
   flags.native_port = IfSet(absl::GetFlag(FLAGS_native_port));
   if (std::string bind = absl::GetFlag(FLAGS_native_bind); !bind.empty()) flags.native_bind = bind;
   flags.sip_port = IfSet(absl::GetFlag(FLAGS_sip_port));
+  if (int nice = absl::GetFlag(FLAGS_sip_thread_nice); nice != 100) flags.sip_thread_nice = nice;
   flags.grpc_port = IfSet(absl::GetFlag(FLAGS_grpc_port));
   flags.web_port = IfSet(absl::GetFlag(FLAGS_web_port));
   flags.metrics_port = IfSet(absl::GetFlag(FLAGS_metrics_port));
@@ -121,9 +123,6 @@ absl::StatusOr<Plan> LoadPlan() {
   // The SIP thread's old tuning knobs: accepted so that every command line
   // that worked still starts the gateway, ignored with a warning.
   using telestra::gateway::DeprecatedKnobWarning;
-  if (absl::GetFlag(FLAGS_sip_thread_nice) != 100) {
-    plan->warnings.push_back(DeprecatedKnobWarning("--sip_thread_nice"));
-  }
   if (absl::GetFlag(FLAGS_sip_busy_poll_us) != -1) {
     plan->warnings.push_back(DeprecatedKnobWarning("--sip_busy_poll_us"));
   }

@@ -4,11 +4,14 @@
 #include <sched.h>
 #include <sofia-sip/su_log.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 #include "spdlog/spdlog.h"
 
@@ -58,20 +61,25 @@ SipThread::~SipThread() {
 
 absl::Status SipThread::Start(const std::string& name,
                               std::function<absl::Status(su_root_t*)> setup,
-                              std::function<void()> teardown) {
+                              std::function<void()> teardown, int nice) {
   std::promise<absl::Status> started;
   std::future<absl::Status> result = started.get_future();
-  thread_ = std::thread([this, name, setup = std::move(setup), teardown = std::move(teardown),
-                         &started] { Run(name, setup, teardown, started); });
+  thread_ = std::thread([this, name, nice, setup = std::move(setup), teardown = std::move(teardown),
+                         &started] { Run(name, nice, setup, teardown, started); });
   absl::Status status = result.get();
   if (!status.ok()) thread_.join();
   return status;
 }
 
-void SipThread::Run(const std::string& name, const std::function<absl::Status(su_root_t*)>& setup,
+void SipThread::Run(const std::string& name, int nice,
+                    const std::function<absl::Status(su_root_t*)>& setup,
                     const std::function<void()>& teardown, std::promise<absl::Status>& started) {
   owner_.Bind();
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  if (nice != 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
+    spdlog::warn("{}: cannot set nice {} ({}); running at the process's priority", name, nice,
+                 std::strerror(errno));
+  }
   su_init();
   RedirectSofiaLogs();
   root_ = su_root_create(static_cast<su_root_magic_t*>(nullptr));

@@ -59,8 +59,11 @@ class SipThread : public FdLoop {
   // run; on an error the thread has ended. When the loop stops (Stop),
   // `teardown` runs on the thread, then the watches end, the deferred work
   // runs and the su_root is destroyed.
+  // `nice`: the thread's nice value (0: the process's priority); one it
+  // may not take (a negative one without CAP_SYS_NICE) is logged and the
+  // thread runs at the process's priority.
   absl::Status Start(const std::string& name, std::function<absl::Status(su_root_t*)> setup,
-                     std::function<void()> teardown);
+                     std::function<void()> teardown, int nice = 0);
 
   // Runs `task` on the SIP thread, after the tasks posted before it; false
   // (and `task` is dropped) once the queue is closed.
@@ -106,7 +109,7 @@ class SipThread : public FdLoop {
     std::function<bool()> on_readable;
   };
 
-  void Run(const std::string& name, const std::function<absl::Status(su_root_t*)>& setup,
+  void Run(const std::string& name, int nice, const std::function<absl::Status(su_root_t*)>& setup,
            const std::function<void()>& teardown, std::promise<absl::Status>& started);
   // su_root_run's loop, polling instead of sleeping until
   // answer_poll_until_; ends once stopping_ is set.

@@ -113,7 +113,8 @@ absl::Status SofiaSipStack::Impl::Start(SipStackListener* listener) {
     port_ = config_.port;
   }
   return thread_.Start(
-      "telestra-sip", [this](su_root_t* root) { return SetUp(root); }, [this] { TearDown(); });
+      "telestra-sip", [this](su_root_t* root) { return SetUp(root); }, [this] { TearDown(); },
+      config_.thread_nice);
 }
 
 // The user agent on the SIP thread's su_root.

@@ -460,7 +460,7 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip,
        [&](const Entry& e) { return r.Int(e, 1, 3600, &sip->register_retry_min); }},
       {"register-retry-max",
        [&](const Entry& e) { return r.Int(e, 1, 86400, &sip->register_retry_max); }},
-      {"thread-nice", [&](const Entry& e) { return Deprecated(r, e, -20, 19, warnings); }},
+      {"thread-nice", [&](const Entry& e) { return r.Int(e, -20, 19, &sip->thread_nice); }},
       {"busy-poll-us", [&](const Entry& e) { return Deprecated(r, e, 0, 100000, warnings); }},
       {"answer-poll-us", [&](const Entry& e) { return Deprecated(r, e, 0, 100000, warnings); }},
       {"trusted", [&](const Entry& e) { return ParseAllow(r, e, &sip->trusted); }},
@@ -687,6 +687,7 @@ absl::Status ApplyCommandLine(const CommandLineOverrides& overrides, Plan* plan)
   };
   apply("native_port", overrides.native_port, 0, 65535, &result.tcp.port);
   apply("sip_port", overrides.sip_port, 0, 65535, &result.sip.port);
+  apply("sip_thread_nice", overrides.sip_thread_nice, -20, 19, &result.sip.thread_nice);
   apply("grpc_port", overrides.grpc_port, 0, 65535, &result.grpc.port);
   apply("web_port", overrides.web_port, 0, 65535, &result.web.port);
   apply("metrics_port", overrides.metrics_port, 0, 65535, &result.metrics.port);

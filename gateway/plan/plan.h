@@ -111,6 +111,7 @@ struct CommandLineOverrides {
   std::optional<int> native_port;  // [tcp-settings] port; 0 = any free port
   std::optional<std::string> native_bind;
   std::optional<int> sip_port;
+  std::optional<int> sip_thread_nice;  // [sip-settings] thread-nice
   std::optional<int> grpc_port;
   std::optional<int> web_port;
   std::optional<int> metrics_port;  // 0 = no metrics endpoint

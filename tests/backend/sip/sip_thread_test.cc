@@ -4,6 +4,7 @@
 #include "backend/sip/sip_thread.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -259,6 +260,25 @@ TEST_F(SipThreadTest, TheDestructorStopsARunningThread) {
           .ok());
   thread.reset();  // would hang if the loop did not notice
   EXPECT_TRUE(torn_down);
+}
+
+TEST_F(SipThreadTest, TheThreadTakesItsNiceValueAndOnlyIt) {
+  thread_.reset();
+  SipThread nice;
+  std::atomic<int> seen{-100};
+  ASSERT_TRUE(nice.Start(
+                      "test-sip",
+                      [&](su_root_t*) {
+                        seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+                        return absl::OkStatus();
+                      },
+                      [] {}, /*nice=*/getpriority(PRIO_PROCESS, 0) + 3)
+                  .ok());
+  EXPECT_EQ(seen.load(), getpriority(PRIO_PROCESS, 0) + 3);
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())), getpriority(PRIO_PROCESS, 0))
+      << "the starting thread changed too";
+  nice.Post([&] { nice.Stop(); });
+  nice.Join();
 }
 
 // ---- FdLoop

@@ -321,23 +321,23 @@ TEST(PlanParserTest, ParsesRegisterRetryBounds) {
   EXPECT_EQ(ParseOk(kAccount).sip.register_retry_max, 120);
 }
 
-// The SIP thread's tuning knobs are gone from SipConfig: a plan that sets
+// The SIP thread's wake-up knobs are gone from SipConfig: a plan that sets
 // them still loads (values checked as before), and each one set is reported
-// as deprecated and ignored.
+// as deprecated and ignored. thread-nice is a setting (the thread's nice
+// value), not deprecated.
 TEST(PlanParserTest, AcceptsDeprecatedSipKnobsWithAWarning) {
   EXPECT_TRUE(ParseOk(kAccount).warnings.empty());
+  EXPECT_EQ(ParseOk(kAccount).sip.thread_nice, 0);
   Plan plan = ParseOk(absl::StrCat(
       "[sip-settings]\nthread-nice = -5\nbusy-poll-us = 2000\nanswer-poll-us = 0\n", kAccount));
-  ASSERT_EQ(plan.warnings.size(), 3u);
+  EXPECT_EQ(plan.sip.thread_nice, -5);
+  ASSERT_EQ(plan.warnings.size(), 2u);
   EXPECT_TRUE(absl::StartsWith(plan.warnings[0],
-                               "[sip-settings] thread-nice is deprecated and ignored: "))
+                               "[sip-settings] busy-poll-us is deprecated and ignored: "))
       << plan.warnings[0];
   EXPECT_TRUE(absl::StartsWith(plan.warnings[1],
-                               "[sip-settings] busy-poll-us is deprecated and ignored: "))
-      << plan.warnings[1];
-  EXPECT_TRUE(absl::StartsWith(plan.warnings[2],
                                "[sip-settings] answer-poll-us is deprecated and ignored: "))
-      << plan.warnings[2];
+      << plan.warnings[1];
 }
 
 TEST(PlanParserTest, DeprecatedSipKnobsStillRejectValuesOutsideTheirOldRange) {
@@ -962,7 +962,9 @@ TEST(CommandLineTest, SetOverridesReplaceThePlansValues) {
   flags.grpc_max_queued_events = 4;
   flags.io_threads = 2;
   flags.shutdown_seconds = 8;
+  flags.sip_thread_nice = -3;
   ASSERT_TRUE(ApplyCommandLine(flags, &plan).ok());
+  EXPECT_EQ(plan.sip.thread_nice, -3);
   EXPECT_EQ(plan.tcp.port, 0);
   EXPECT_EQ(plan.tcp.bind, "0.0.0.0");
   EXPECT_EQ(plan.web.port, 0);
@@ -980,7 +982,9 @@ TEST(CommandLineTest, OutOfRangeFlagsAreRefusedWithThePlanKeysWording) {
     CommandLineOverrides flags;
     std::string message;
   };
-  std::vector<Case> cases(6);
+  std::vector<Case> cases(7);
+  cases[6].flags.sip_thread_nice = 20;
+  cases[6].message = "--sip_thread_nice must be -20..19, got 20";
   cases[0].flags.web_max_sessions = 0;
   cases[0].message = "--web_max_sessions must be at least 1, got 0";
   cases[1].flags.native_port = 70000;
