@@ -253,6 +253,24 @@ class Listeners {
     }
   }
 
+  // Adds a round that started at `start` (NowNs): its fan-out time (the
+  // latest arrival) to `round_ms`, each client's latency to `client_ms`,
+  // the clients without the event to `lost`.
+  void Collect(int64_t start, std::vector<double>* round_ms, std::vector<double>* client_ms,
+               int64_t* lost) const {
+    int64_t latest = 0;
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      const int64_t at = arrival_[i].load();
+      if (at == 0) {
+        ++*lost;
+        continue;
+      }
+      latest = std::max(latest, at - start);
+      client_ms->push_back(static_cast<double>(at - start) / 1e6);
+    }
+    round_ms->push_back(static_cast<double>(latest) / 1e6);
+  }
+
   int arrived() const { return arrived_.load(); }
   int64_t arrival(size_t i) const { return arrival_[i].load(); }
   size_t size() const { return clients_.size(); }
@@ -366,17 +384,7 @@ int RunFloor(int count, int senders, int rounds, int warmup, absl::Duration time
     server.Send();
     listeners.AwaitAll(timeout);
     if (round >= warmup) {
-      int64_t latest = 0;
-      for (size_t i = 0; i < listeners.size(); ++i) {
-        const int64_t at = listeners.arrival(i);
-        if (at == 0) {
-          ++lost;
-          continue;
-        }
-        latest = std::max(latest, at - start);
-        client_ms.push_back(static_cast<double>(at - start) / 1e6);
-      }
-      round_ms.push_back(static_cast<double>(latest) / 1e6);
+      listeners.Collect(start, &round_ms, &client_ms, &lost);
     }
     // About as far apart as the gateway's rounds (set-up, hang-up).
     absl::SleepFor(absl::Milliseconds(5));
@@ -461,17 +469,7 @@ int Main() {
     const int64_t callee_id = incoming->Int("call_id");
     if (round == warmup) cpu_before = cpu_ticks();
     if (round >= warmup) {
-      int64_t latest = 0;
-      for (size_t i = 0; i < listeners.size(); ++i) {
-        const int64_t at = listeners.arrival(i);
-        if (at == 0) {
-          ++lost;
-          continue;
-        }
-        latest = std::max(latest, at - start);
-        client_ms.push_back(static_cast<double>(at - start) / 1e6);
-      }
-      round_ms.push_back(static_cast<double>(latest) / 1e6);
+      listeners.Collect(start, &round_ms, &client_ms, &lost);
     }
     if (!a.WaitFor([&](const NativeEvent& e) {
           return e.event() == "call-ringing" && e.Int("call_id") == caller_id;

@@ -17,33 +17,21 @@
 namespace telestra::backend {
 namespace {
 
-using testing::FakeMedia;
 using testing::FakeSipPeer;
 using testing::PeerSdp;
 using testing::RecordingListener;
 using testing::SipMessage;
 using Responses = std::vector<FakeSipPeer::Response>;
 
-class CallsTest : public ::testing::Test {
+class CallsTest : public testing::StackTest {
  protected:
   // Starts the stack and a peer answering with `answer` (REGISTER always
   // 200).
-  void Start(FakeSipPeer::Answer answer, SipConfig config = SipConfig()) {
-    peer_ = std::make_unique<FakeSipPeer>([answer](int n, const SipMessage& request) -> Responses {
+  void Start(FakeSipPeer::Answer answer) {
+    StartStack([answer](int n, const SipMessage& request) -> Responses {
       if (request.Method() == "REGISTER") return {{"200 OK\r\nExpires: 300", ""}};
       return answer(n, request);
     });
-    config.port = 0;
-    stack_ = std::make_unique<SofiaSipStack>(config, RtpConfig(), &media_);
-    ASSERT_TRUE(stack_->Start(&listener_).ok());
-    account_.name = "account-1";
-    account_.user = "3001";
-    account_.password = "secret";
-    account_.server = peer_->address();
-  }
-  void TearDown() override {
-    stack_.reset();  // before the peer: shutdown hangs up and unregisters
-    peer_.reset();
   }
 
   // Calls 3002 as call 1 and waits for the peer to get the INVITE.
@@ -72,12 +60,6 @@ class CallsTest : public ::testing::Test {
         ">\r\n", "Content-Type: application/sdp\r\n", "Content-Length: ", sdp.size(), "\r\n\r\n",
         sdp);
   }
-
-  FakeMedia media_;
-  RecordingListener listener_;
-  AccountConfig account_;
-  std::unique_ptr<FakeSipPeer> peer_;
-  std::unique_ptr<SofiaSipStack> stack_;
 };
 
 TEST_F(CallsTest, AnOutgoingCallRingsIsAnsweredAndHungUpWithBye) {

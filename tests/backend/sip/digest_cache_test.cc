@@ -1,11 +1,11 @@
 #include "backend/sip/digest_cache.h"
 
+#include <sofia-sip/sip_header.h>
+
 #include <string>
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
-
-#include <sofia-sip/sip_header.h>
 
 namespace telestra::backend {
 namespace {

@@ -311,4 +311,22 @@ std::vector<RecordingListener::Registration> RecordingListener::registrations() 
   return registrations_;
 }
 
+// ---- StackTest
+
+void StackTest::StartStack(FakeSipPeer::Answer answer, SipConfig config) {
+  peer_ = std::make_unique<FakeSipPeer>(std::move(answer));
+  config.port = 0;
+  stack_ = std::make_unique<SofiaSipStack>(config, RtpConfig(), &media_);
+  ASSERT_TRUE(stack_->Start(&listener_).ok());
+  account_.name = "account-1";
+  account_.user = "3001";
+  account_.password = "secret";
+  account_.server = peer_->address();
+}
+
+void StackTest::TearDown() {
+  stack_.reset();  // before the peer: shutdown hangs up and unregisters
+  peer_.reset();
+}
+
 }  // namespace telestra::backend::testing

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -18,7 +19,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backend/media_engine.h"
+#include "backend/sip/sofia_sip_stack.h"
 #include "backend/sip_stack.h"
+#include "gtest/gtest.h"
 
 namespace telestra::backend::testing {
 
@@ -160,6 +163,21 @@ class RecordingListener : public SipStackListener {
   absl::Mutex mu_;  // Lock order: a leaf.
   std::vector<std::string> reports_ ABSL_GUARDED_BY(mu_);
   std::vector<Registration> registrations_ ABSL_GUARDED_BY(mu_);
+};
+
+// A SofiaSipStack on loopback (any port) against a FakeSipPeer, with
+// account-1 = user 3001 (password "secret") at the peer: the fixture of the
+// stack's tests.
+class StackTest : public ::testing::Test {
+ protected:
+  void StartStack(FakeSipPeer::Answer answer, SipConfig config = SipConfig());
+  void TearDown() override;
+
+  FakeMedia media_;
+  RecordingListener listener_;
+  AccountConfig account_;
+  std::unique_ptr<FakeSipPeer> peer_;
+  std::unique_ptr<SofiaSipStack> stack_;
 };
 
 }  // namespace telestra::backend::testing

@@ -16,7 +16,6 @@
 namespace telestra::backend {
 namespace {
 
-using testing::FakeMedia;
 using testing::FakeSipPeer;
 using testing::RecordingListener;
 using testing::SipMessage;
@@ -42,30 +41,15 @@ bool HasAuthorization(const std::string& request) {
          absl::StrContains(request, "realm=\"test\"");
 }
 
-class RegistrationTest : public ::testing::Test {
+class RegistrationTest : public testing::StackTest {
  protected:
+  // Starts the stack against a registrar answering with `answer`, and
+  // registers account-1 there.
   void Start(std::function<std::string(int n, const std::string& request)> answer,
              SipConfig config = SipConfig()) {
-    registrar_ = std::make_unique<FakeSipPeer>(Registrar(std::move(answer)));
-    config.port = 0;
-    stack_ = std::make_unique<SofiaSipStack>(config, RtpConfig(), &media_);
-    ASSERT_TRUE(stack_->Start(&listener_).ok());
-    account_.name = "account-1";
-    account_.user = "3001";
-    account_.password = "secret";
-    account_.server = absl::StrCat("127.0.0.1:", registrar_->port());
+    StartStack(Registrar(std::move(answer)), config);
     stack_->Register(account_, 1);
   }
-  void TearDown() override {
-    stack_.reset();  // before the registrar: shutdown unregisters
-    registrar_.reset();
-  }
-
-  FakeMedia media_;
-  RecordingListener listener_;
-  AccountConfig account_;
-  std::unique_ptr<FakeSipPeer> registrar_;
-  std::unique_ptr<SofiaSipStack> stack_;
 };
 
 TEST_F(RegistrationTest, AChallengeIsAnsweredOnceThenTheAccountIsRegistered) {
@@ -74,7 +58,7 @@ TEST_F(RegistrationTest, AChallengeIsAnsweredOnceThenTheAccountIsRegistered) {
   });
   Report ok = listener_.WaitForRegistration(200);
   ASSERT_EQ(ok.status, 200);
-  std::vector<SipMessage> requests = registrar_->Received("REGISTER");
+  std::vector<SipMessage> requests = peer_->Received("REGISTER");
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_FALSE(HasAuthorization(requests[0].text));
   EXPECT_TRUE(HasAuthorization(requests[1].text));
@@ -87,13 +71,13 @@ TEST_F(RegistrationTest, ASecondChallengeIsReportedAndNotRetried) {
   ASSERT_EQ(failed.status, 401);
   EXPECT_FALSE(failed.retrying);
   absl::SleepFor(absl::Milliseconds(500));  // nothing more may come
-  EXPECT_EQ(registrar_->Received("REGISTER").size(), 2u);
+  EXPECT_EQ(peer_->Received("REGISTER").size(), 2u);
 }
 
 TEST_F(RegistrationTest, TheBindingIsRefreshedAtHalfItsGrantedLifetime) {
   Start([](int, const std::string&) { return std::string("200 OK\r\nExpires: 2"); });
-  ASSERT_TRUE(registrar_->WaitFor("REGISTER", 2, false, absl::Seconds(4)));
-  std::vector<SipMessage> requests = registrar_->Received("REGISTER");
+  ASSERT_TRUE(peer_->WaitFor("REGISTER", 2, false, absl::Seconds(4)));
+  std::vector<SipMessage> requests = peer_->Received("REGISTER");
   absl::Duration gap = requests[1].at - requests[0].at;
   EXPECT_GE(gap, absl::Milliseconds(900));
   EXPECT_LE(gap, absl::Milliseconds(1600));
@@ -111,7 +95,7 @@ TEST_F(RegistrationTest, ATransientFailureIsRetriedAfterTheBackoff) {
   ASSERT_EQ(failed.status, 503);
   EXPECT_TRUE(failed.retrying);
   ASSERT_EQ(listener_.WaitForRegistration(200).status, 200);
-  std::vector<SipMessage> requests = registrar_->Received("REGISTER");
+  std::vector<SipMessage> requests = peer_->Received("REGISTER");
   ASSERT_GE(requests.size(), 2u);
   absl::Duration gap = requests[1].at - requests[0].at;
   EXPECT_GE(gap, absl::Milliseconds(750));   // 1 s -20%
@@ -125,7 +109,7 @@ TEST_F(RegistrationTest, UnregisterSendsExpiresZeroAndReportsLoggedOut) {
   Report out = listener_.WaitForRegistration(0);
   ASSERT_EQ(out.status, 0);
   EXPECT_EQ(out.reason, "Logged out");
-  std::vector<SipMessage> requests = registrar_->Received("REGISTER");
+  std::vector<SipMessage> requests = peer_->Received("REGISTER");
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_TRUE(absl::StrContains(requests[1].text, "\r\nExpires: 0\r\n"));
 }
