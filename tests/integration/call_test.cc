@@ -38,6 +38,10 @@ class CallTest : public GatewayTest {
     StartGateway(options);
     if (HasFatalFailure()) return;
     b_ = ConnectNative(*gateway_);
+    // Attached once it has a reply: a broadcast published before that
+    // (the test's first call-incoming) would not be its.
+    ASSERT_NE(b_, nullptr);
+    ASSERT_EQ(WaitForAccountStatus(*b_, "account-2", 200), 200);
   }
 
   // On a fresh gateway (both accounts registered): account-1 calls
