@@ -98,14 +98,15 @@ void SipThread::Run(const std::string& name, int nice,
   if (status.ok()) {
     started.set_value(absl::OkStatus());
     Loop();
-    teardown();
   }
-  // Stopped: no more posts are accepted; what was left is dropped.
+  // Stopped: no more posts are accepted; what was left is dropped, before
+  // teardown releases what the tasks would use.
   {
     absl::MutexLock lock(&mu_);
     accepting_ = false;
     posted_.clear();
   }
+  if (status.ok()) teardown();
   while (!watches_.empty()) EndWatch(watches_.begin()->first);
   RunDeferred();
   DestroyTimer(reaper_);

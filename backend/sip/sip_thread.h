@@ -57,8 +57,9 @@ class SipThread : public FdLoop {
   // Starts the thread (named `name` for top -H, perf and gdb) and its
   // su_root, runs `setup` on it, and returns setup's status once it has
   // run; on an error the thread has ended. When the loop stops (Stop),
-  // `teardown` runs on the thread, then the watches end, the deferred work
-  // runs and the su_root is destroyed.
+  // the queue is closed (what it holds is dropped), `teardown` runs on the
+  // thread, then the watches end, the deferred work runs and the su_root
+  // is destroyed.
   // `nice`: the thread's nice value (0: the process's priority); one it
   // may not take (a negative one without CAP_SYS_NICE) is logged and the
   // thread runs at the process's priority.
@@ -88,6 +89,8 @@ class SipThread : public FdLoop {
   su_root_t* root() const { return root_; }
   // The loop ends once the current callback returns.
   void Stop();
+  // Stop was called (or the destructor is stopping the thread).
+  bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   // A request went out: poll for its answer for kAnswerPoll.
   void AwaitAnswer() { answer_poll_until_ = absl::Now() + kAnswerPoll; }
   // Runs `task` once the current callback has returned, before the loop

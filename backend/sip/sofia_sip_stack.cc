@@ -156,7 +156,6 @@ absl::Status SofiaSipStack::Impl::SetUp(su_root_t* root) {
 // reported ended).
 void SofiaSipStack::Impl::TearDown() {
   TELESTRA_ASSERT_ON(owner_);
-  thread_.CloseQueue();
   for (auto& [name, reg] : registrations_) ReleaseSip(reg.get());
   registrations_.clear();
   for (auto& [id, leg] : calls_) {
@@ -237,12 +236,11 @@ void SofiaSipStack::Impl::BeginShutdown(int64_t deadline_ms) {
 // Stops the thread once no account is registered and no call is left.
 void SofiaSipStack::Impl::MaybeFinishShutdown() {
   TELESTRA_ASSERT_ON(owner_);
-  if (!shutting_down_ || stopping_) return;
+  if (!shutting_down_ || thread_.stopping()) return;
   if (!registrations_.empty()) return;
   for (auto& [id, leg] : calls_) {
     if (leg->state != CallState::kTerminated) return;
   }
-  stopping_ = true;
   spdlog::info("SIP user agent shut down");
   thread_.Stop();
 }
@@ -250,7 +248,6 @@ void SofiaSipStack::Impl::MaybeFinishShutdown() {
 void SofiaSipStack::Impl::OnShutdownTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
   auto* self = static_cast<Impl*>(static_cast<void*>(arg));
   spdlog::warn("SIP shutdown did not finish in time; stopping anyway");
-  self->stopping_ = true;
   self->thread_.Stop();
 }
 

@@ -312,7 +312,6 @@ class SofiaSipStack::Impl {
   nta_leg_t* default_leg_ = nullptr;
   std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
   bool shutting_down_ = false;
-  bool stopping_ = false;  // the SIP thread was told to stop
   su_timer_t* shutdown_timer_ = nullptr;
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;

@@ -272,18 +272,27 @@ void RecordingListener::Add(std::string report) {
   reports_.push_back(std::move(report));
 }
 
-std::string RecordingListener::WaitFor(const std::string& prefix, absl::Duration timeout) {
+template <typename T, typename Match>
+std::optional<T> RecordingListener::AwaitFirst(const std::vector<T>& list, Match match,
+                                               absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto find = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> const std::string* {
-    for (const std::string& r : reports_) {
-      if (absl::StartsWith(r, prefix)) return &r;
+  auto find = [&]() -> const T* {
+    for (const T& entry : list) {
+      if (match(entry)) return &entry;
     }
     return nullptr;
   };
-  auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return find() != nullptr; };
+  auto seen = [&] { return find() != nullptr; };
   mu_.AwaitWithTimeout(absl::Condition(&seen), timeout);
-  const std::string* found = find();
-  return found != nullptr ? *found : "";
+  const T* found = find();
+  if (found == nullptr) return std::nullopt;
+  return *found;
+}
+
+std::string RecordingListener::WaitFor(const std::string& prefix, absl::Duration timeout) {
+  return AwaitFirst(
+             reports_, [&](const std::string& r) { return absl::StartsWith(r, prefix); }, timeout)
+      .value_or("");
 }
 
 std::vector<std::string> RecordingListener::reports() {
@@ -293,17 +302,9 @@ std::vector<std::string> RecordingListener::reports() {
 
 RecordingListener::Registration RecordingListener::WaitForRegistration(int status,
                                                                        absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto find = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> const Registration* {
-    for (const Registration& r : registrations_) {
-      if (r.status == status) return &r;
-    }
-    return nullptr;
-  };
-  auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return find() != nullptr; };
-  mu_.AwaitWithTimeout(absl::Condition(&seen), timeout);
-  const Registration* found = find();
-  return found != nullptr ? *found : Registration{};
+  return AwaitFirst(
+             registrations_, [&](const Registration& r) { return r.status == status; }, timeout)
+      .value_or(Registration{});
 }
 
 std::vector<RecordingListener::Registration> RecordingListener::registrations() {

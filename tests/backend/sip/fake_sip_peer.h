@@ -158,6 +158,10 @@ class RecordingListener : public SipStackListener {
 
  private:
   void Add(std::string report);
+  // Waits until `list` holds an entry that `match` accepts; the first one,
+  // if any came within `timeout`.
+  template <typename T, typename Match>
+  std::optional<T> AwaitFirst(const std::vector<T>& list, Match match, absl::Duration timeout);
 
   std::atomic<int64_t> next_incoming_id_{1};
   absl::Mutex mu_;  // Lock order: a leaf.
