@@ -299,6 +299,13 @@ TEST(SlowClientTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheGateway) {
   // The connected client is still served; after the crowd leaves and the
   // limit is restored, new clients are accepted again.
   EXPECT_LT(RoundTrip(*first), absl::Seconds(5));
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' vptr check opens a pipe to probe a vtable it has not
+  // seen yet; with no descriptor free it reports every such object as
+  // invalid (a false "does not point to an object of type"). Under them the
+  // limit comes back before the crowd's sessions are destroyed.
+  ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0) << strerror(errno);
+#endif
   for (auto& connection : crowd) connection->Reset();
   crowd.clear();
   ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0) << strerror(errno);
