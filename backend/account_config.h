@@ -17,6 +17,10 @@ struct AccountConfig {
   // "file:<path.wav>" (see media_engine.h ParseAudioSource).
   std::string audio = "silence";
   std::string record_dir;  // "" = no recording
+  // Plan key `dtmf`: false (rfc4733) sends DTMF as RFC 4733 telephone-events
+  // when the far end negotiated them, else as SIP INFO; true (info) always
+  // as SIP INFO.
+  bool dtmf_info = false;
 };
 
 // The service's own SIP user agent.

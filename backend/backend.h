@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,18 @@ class Backend {
   virtual absl::Status AnswerCall(absl::string_view account, int64_t call_id) = 0;
   virtual absl::Status SwitchCall(absl::string_view account, int64_t call_id) = 0;
   virtual absl::Status HangupCall(absl::string_view account, int64_t call_id) = 0;
+
+  // What becomes of a SendDtmf once it was queued: OK with the digits sent
+  // (normalized: a-d as A-D), or Unavailable "DTMF to call N failed: ...".
+  // Runs once, on the SIP thread, without the backend's lock; never if the
+  // call ends first.
+  using DtmfDone = std::function<void(const absl::Status& result, const std::string& digits)>;
+
+  // Queues `digits` (1..64 of 0-9 * # A-D, a-d taken as A-D), each lasting
+  // `duration_ms` (0: 100; else 40..2000), on an established call.
+  // `on_done` may be empty.
+  virtual absl::Status SendDtmf(absl::string_view account, int64_t call_id,
+                                absl::string_view digits, int duration_ms, DtmfDone on_done) = 0;
 
   virtual absl::StatusOr<telestra::v1::Status> GetStatus(
       absl::string_view account) const = 0;

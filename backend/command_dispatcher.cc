@@ -44,6 +44,7 @@ const std::string& AccountOf(const Command& command) {
     case Command::kGetStatus: return command.get_status().account();
     case Command::kHangupCall: return command.hangup_call().account();
     case Command::kLogout: return command.logout().account();
+    case Command::kSendDtmf: return command.send_dtmf().account();
     default: return kNoAccount;
   }
 }
@@ -100,6 +101,25 @@ absl::Status CommandDispatcher::Run(ClientId from, const Command& command) {
     case Command::kHangupCall:
       return backend_->HangupCall(command.hangup_call().account(),
                                   command.hangup_call().call_id());
+    case Command::kSendDtmf: {
+      const auto& send = command.send_dtmf();
+      return backend_->SendDtmf(
+          send.account(), send.call_id(), send.digits(), send.duration_ms(),
+          [hub = hub_, from, token = command.token(), account = send.account(),
+           call_id = send.call_id()](const absl::Status& result, const std::string& digits) {
+            if (!result.ok()) {
+              hub->Reply(from, FailEvent(account, result, token));
+              return;
+            }
+            Event reply;
+            reply.set_token(token);
+            auto* sent = reply.mutable_dtmf_sent();
+            sent->set_account(account);
+            sent->set_call_id(call_id);
+            sent->set_digits(digits);
+            hub->Reply(from, std::move(reply));
+          });
+    }
     case Command::kGetStatus: {
       absl::StatusOr<telestra::v1::Status> status =
           backend_->GetStatus(command.get_status().account());

@@ -241,6 +241,29 @@ absl::Status GatewayBackend::HangupCall(absl::string_view account, int64_t call_
   return absl::OkStatus();
 }
 
+absl::Status GatewayBackend::SendDtmf(absl::string_view account, int64_t call_id,
+                                      absl::string_view digits, int duration_ms,
+                                      DtmfDone on_done) {
+  absl::StatusOr<std::string> normalized = NormalizeDtmfDigits(digits);
+  if (!normalized.ok()) return normalized.status();
+  absl::StatusOr<int> duration = CheckDtmfDuration(duration_ms);
+  if (!duration.ok()) return duration.status();
+  uint64_t request;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
+    if (!call.ok()) return call.status();
+    if (!(*call)->Established() || (*call)->hanging_up) {
+      return absl::FailedPreconditionError(absl::StrCat("Call ", call_id, " is not established"));
+    }
+    request = next_dtmf_request_++;
+    dtmf_requests_[request] = DtmfRequest{call_id, *normalized, std::move(on_done)};
+  }
+  stack_->SendDtmf(call_id, request, *normalized, *duration);
+  return absl::OkStatus();
+}
+
 telestra::v1::Status GatewayBackend::StatusOf(const AccountState& state) const {
   telestra::v1::Status status;
   status.set_account(state.config.name);
@@ -413,6 +436,43 @@ void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code, const st
   hub_->Broadcast(FailEvent(call.account, std::move(error), telestra::v1::FAIL_KIND_UNAVAILABLE));
 }
 
+void GatewayBackend::OnDtmfReceived(int64_t call_id, char digit, int duration_ms,
+                                    DtmfMethod method) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  telestra::v1::Event event;
+  auto* dtmf = event.mutable_dtmf();
+  dtmf->set_account(it->second.account);
+  dtmf->set_call_id(call_id);
+  dtmf->set_digit(std::string(1, digit));
+  dtmf->set_duration_ms(duration_ms);
+  dtmf->set_method(DtmfMethodName(method));
+  hub_->Broadcast(std::move(event));
+}
+
+void GatewayBackend::OnDtmfSent(int64_t call_id, uint64_t request, int code,
+                                const std::string& reason) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
+  DtmfRequest done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = dtmf_requests_.find(request);
+    if (it == dtmf_requests_.end() || it->second.call_id != call_id) return;
+    done = std::move(it->second);
+    dtmf_requests_.erase(it);
+  }
+  absl::Status result;
+  if (code < 200 || code >= 300) {
+    std::string error = absl::StrCat("DTMF to call ", call_id, " failed: ");
+    absl::StrAppend(&error, code > 0 ? absl::StrCat(code, " ", reason) : reason);
+    spdlog::warn("{}", error);
+    result = absl::UnavailableError(std::move(error));
+  }
+  if (done.on_done) done.on_done(result, done.digits);
+}
+
 void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& reason) {
   EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
@@ -420,6 +480,10 @@ void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& r
   if (it == calls_.end()) return;
   std::string account = it->second.account;
   calls_.erase(it);
+  // Its digits still queued will never be sent: call-ended says so.
+  for (auto request = dtmf_requests_.begin(); request != dtmf_requests_.end();) {
+    request = request->second.call_id == call_id ? dtmf_requests_.erase(request) : ++request;
+  }
   telestra::v1::Event event;
   auto* ended = event.mutable_call_ended();
   ended->set_account(account);

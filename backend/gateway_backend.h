@@ -44,6 +44,8 @@ class GatewayBackend : public Backend, public SipStackListener {
   absl::Status AnswerCall(absl::string_view account, int64_t call_id) override;
   absl::Status SwitchCall(absl::string_view account, int64_t call_id) override;
   absl::Status HangupCall(absl::string_view account, int64_t call_id) override;
+  absl::Status SendDtmf(absl::string_view account, int64_t call_id, absl::string_view digits,
+                        int duration_ms, DtmfDone on_done) override;
   absl::StatusOr<telestra::v1::Status> GetStatus(
       absl::string_view account) const override;
   std::vector<telestra::v1::Status> ListAccounts() const override;
@@ -61,9 +63,18 @@ class GatewayBackend : public Backend, public SipStackListener {
   void OnCallEstablished(int64_t call_id) override;
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
+  void OnDtmfReceived(int64_t call_id, char digit, int duration_ms, DtmfMethod method) override;
+  void OnDtmfSent(int64_t call_id, uint64_t request, int code, const std::string& reason) override;
   void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
 
  private:
+  // A send-dtmf queued in the SIP stack, until OnDtmfSent or the call's end.
+  struct DtmfRequest {
+    int64_t call_id = 0;
+    std::string digits;
+    DtmfDone on_done;
+  };
+
   struct CallRecord {
     int64_t id = 0;
     std::string account;
@@ -127,6 +138,8 @@ class GatewayBackend : public Backend, public SipStackListener {
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_call_id_ ABSL_GUARDED_BY(mu_) = 0;  // service-wide, never reused
   std::map<int64_t, CallRecord> calls_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_dtmf_request_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, DtmfRequest> dtmf_requests_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace telestra::backend

@@ -92,6 +92,28 @@ class MediaEngine {
   // It is called once per call; set before the first Open.
   virtual void SetTimeoutHandler(std::function<void(int64_t call_id)> handler) = 0;
 
+  // Queues `digits` (valid DTMF, backend/dtmf.h), each `duration_ms` long,
+  // as RFC 4733 telephone-events on the call (its audio is muted while a
+  // digit plays); `request` comes back through DtmfHandlers::sent when the
+  // last digit's end is out. FailedPrecondition when the call sends no
+  // telephone-events (none negotiated, or its direction sends nothing):
+  // the caller uses SIP INFO then. NotFound for an unknown call;
+  // ResourceExhausted when more than kMaxQueuedDtmf digits would wait.
+  virtual absl::Status SendDtmf(int64_t call_id, const std::string& digits, int duration_ms,
+                                uint64_t request) = 0;
+
+  static constexpr size_t kMaxQueuedDtmf = 256;
+
+  // What the engine reports of DTMF, on a media thread without its lock:
+  // `received` once per digit the far end sent as RFC 4733 (duration as the
+  // far end reported it); `sent` once per SendDtmf whose digits are all out
+  // (never for a call closed first). Set before the first Open.
+  struct DtmfHandlers {
+    std::function<void(int64_t call_id, char digit, int duration_ms)> received;
+    std::function<void(int64_t call_id, uint64_t request)> sent;
+  };
+  virtual void SetDtmfHandlers(DtmfHandlers handlers) = 0;
+
   // The address put into SDP c= lines.
   virtual const std::string& local_address() const = 0;
 

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "backend/account_config.h"
+#include "backend/dtmf.h"
 
 namespace telestra::backend {
 
@@ -43,6 +44,18 @@ class SipStackListener {
   // accepted the hold (`hold`) or resume, else the failure (the call goes
   // on as it was). One per HoldCall on a call that is still up.
   virtual void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) = 0;
+
+  // The far end of call `call_id` sent a DTMF digit (0-9 * # A-D), as RFC
+  // 4733 telephone-events or in a SIP INFO; `duration_ms` as it reported
+  // (0 if it did not). Once per digit.
+  virtual void OnDtmfReceived(int64_t call_id, char digit, int duration_ms,
+                              DtmfMethod method) = 0;
+
+  // The digits of SendDtmf `request` are out (`code` 200), or sending
+  // failed (`code` the SIP status of the refused INFO, or 0, and `reason`).
+  // Once per request on a call that is still up; never after OnCallEnded.
+  virtual void OnDtmfSent(int64_t call_id, uint64_t request, int code,
+                          const std::string& reason) = 0;
 
   // The call is over; exactly once per call id the stack ever reported or
   // was asked to make. `code` is the SIP status that ended it (0 if none).
@@ -93,6 +106,15 @@ class SipStack {
 
   // Holds (re-INVITE a=sendonly) or resumes (a=sendrecv) an established call.
   virtual void HoldCall(int64_t call_id, bool hold) = 0;
+
+  // Sends `digits` (valid DTMF, backend/dtmf.h; each `duration_ms` long)
+  // on an established call: RFC 4733 telephone-events when the far end
+  // negotiated them and the account's plan does not say `dtmf = info`,
+  // else one SIP INFO (application/dtmf-relay) per digit, each after the
+  // previous one's answer. OnDtmfSent(request) follows once, unless the
+  // call ends first.
+  virtual void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
+                        int duration_ms) = 0;
 
   // Unregisters every account and stops the stack, waiting at most
   // `deadline`. Blocks. After it returns no listener call is made.

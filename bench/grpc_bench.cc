@@ -140,6 +140,9 @@ class StaticBackend : public telestra::backend::Backend {
   absl::Status AnswerCall(absl::string_view, int64_t) override { return absl::OkStatus(); }
   absl::Status SwitchCall(absl::string_view, int64_t) override { return absl::OkStatus(); }
   absl::Status HangupCall(absl::string_view, int64_t) override { return absl::OkStatus(); }
+  absl::Status SendDtmf(absl::string_view, int64_t, absl::string_view, int, DtmfDone) override {
+    return absl::OkStatus();
+  }
   absl::StatusOr<telestra::v1::Status> GetStatus(absl::string_view) const override {
     return Status();
   }

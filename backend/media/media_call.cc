@@ -129,10 +129,24 @@ bool MediaCall::OnTick(int64_t now_ns, absl::BitGenRef rng) {
   }
   if (sending()) {
     source_.Next(sent);
-    SendRtp(sent);
+    std::optional<uint64_t> done;
+    std::optional<DtmfSender::Packet> event = dtmf_sender_.Tick(timestamp_, &done);
+    if (event) {
+      SendTelephoneEvent(*event);
+      std::memset(sent, 0, sizeof(sent));  // the audio is muted while a digit plays
+      marker_pending_ = true;              // and starts a new talkspurt after it
+    } else {
+      SendRtp(sent);
+    }
+    if (done) dtmf_notices_.push_back(DtmfNotice{id_, /*sent=*/true, *done, 0, 0});
   } else {
     std::memset(sent, 0, sizeof(sent));
   }
+  dtmf_receiver_.OnTick(now_ns, &digits_received_);
+  for (const DtmfReceiver::Digit& digit : digits_received_) {
+    dtmf_notices_.push_back(DtmfNotice{id_, /*sent=*/false, 0, digit.digit, digit.duration_ms});
+  }
+  digits_received_.clear();
   timestamp_ += kFrameSamples;  // the media clock runs while on hold too
   if (recorder_ != nullptr) recorder_->Append(received, sent);
 
@@ -164,19 +178,57 @@ void MediaCall::SendRtp(int16_t* frame) {
   WriteRtpHeader(header, packet);
   uint8_t* payload = packet + kRtpHeaderSize;
   G711Encode(payload_type_, absl::MakeConstSpan(frame, kFrameSamples), payload);
-  const SocketAddress* destination = rtp_destination();
-  ssize_t sent = sendto(sockets_.rtp_fd(), packet, sizeof(packet), MSG_DONTWAIT, destination->get(),
-                        destination->length);
-  if (sent == static_cast<ssize_t>(sizeof(packet))) {
-    ++packets_sent_;
-    octets_sent_ += kFrameSamples;
-  } else {
-    ++send_errors_;  // counted; the sequence number still advances (a loss)
-  }
+  TransmitRtp(packet, sizeof(packet), kFrameSamples);
   // What went on the wire, for the recording's right channel.
   if (recorder_ != nullptr) {
     G711Decode(payload_type_, absl::MakeConstSpan(payload, kFrameSamples), frame);
   }
+}
+
+void MediaCall::SendTelephoneEvent(const DtmfSender::Packet& event) {
+  uint8_t packet[kRtpHeaderSize + kTelephoneEventSize];
+  RtpHeader header;
+  header.marker = event.marker;
+  header.payload_type = static_cast<uint8_t>(telephone_event_payload_type_);
+  header.sequence = sequence_++;
+  header.timestamp = event.timestamp;
+  header.ssrc = ssrc_;
+  WriteRtpHeader(header, packet);
+  WriteTelephoneEvent(event.payload, packet + kRtpHeaderSize);
+  TransmitRtp(packet, sizeof(packet), kTelephoneEventSize);
+  ++telephone_events_sent_;
+}
+
+void MediaCall::TransmitRtp(const uint8_t* packet, size_t size, size_t payload_size) {
+  const SocketAddress* destination = rtp_destination();
+  ssize_t sent =
+      sendto(sockets_.rtp_fd(), packet, size, MSG_DONTWAIT, destination->get(), destination->length);
+  if (sent == static_cast<ssize_t>(size)) {
+    ++packets_sent_;
+    octets_sent_ += payload_size;
+  } else {
+    ++send_errors_;  // counted; the sequence number still advances (a loss)
+  }
+}
+
+absl::Status MediaCall::QueueDtmf(const std::string& digits, int duration_ms, uint64_t request) {
+  if (telephone_event_payload_type_ < 0) {
+    return absl::FailedPreconditionError("the far end did not negotiate telephone-event");
+  }
+  if (!sending()) return absl::FailedPreconditionError("the call sends no audio");
+  if (dtmf_sender_.pending() + digits.size() > MediaEngine::kMaxQueuedDtmf) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "Too many DTMF digits queued on call ", id_, " (at most ", MediaEngine::kMaxQueuedDtmf,
+        ")"));
+  }
+  dtmf_sender_.Queue(digits, duration_ms, request);
+  return absl::OkStatus();
+}
+
+void MediaCall::TakeDtmf(std::vector<DtmfNotice>* out) {
+  if (dtmf_notices_.empty()) return;
+  out->insert(out->end(), dtmf_notices_.begin(), dtmf_notices_.end());
+  dtmf_notices_.clear();
 }
 
 void MediaCall::ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng) {
@@ -290,7 +342,17 @@ bool MediaCall::OnRtp(absl::Span<const uint8_t> datagram, const SocketAddress& s
   last_source_packet_ns_ = now_ns;
   last_payload_type_ = header.payload_type;
   if (header.payload_type == telephone_event_payload_type_) {
-    ++telephone_events_received_;  // DTMF is counted, not played
+    ++telephone_events_received_;  // DTMF is reported, not played
+    if (std::optional<TelephoneEvent> event = ParseTelephoneEvent(packet->payload)) {
+      dtmf_receiver_.OnPacket(*event, header.timestamp, now_ns, &digits_received_);
+      for (const DtmfReceiver::Digit& digit : digits_received_) {
+        dtmf_notices_.push_back(
+            DtmfNotice{id_, /*sent=*/false, 0, digit.digit, digit.duration_ms});
+      }
+      digits_received_.clear();
+    } else {
+      ++packets_ignored_;
+    }
     return true;
   }
   if (!IsG711(header.payload_type) || packet->payload.size() > kMaxPayload) {
@@ -356,6 +418,8 @@ MediaCallDiagnostics MediaCall::diagnostics() const {
   MediaCallDiagnostics d;
   d.rtp_port = sockets_.rtp_port();
   d.telephone_events_received = telephone_events_received_;
+  d.telephone_events_sent = telephone_events_sent_;
+  d.telephone_events_ignored = dtmf_receiver_.ignored();
   d.packets_ignored = packets_ignored_;
   d.send_errors = send_errors_;
   d.rtcp_malformed = rtcp_malformed_;

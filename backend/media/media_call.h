@@ -4,8 +4,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/random/bit_gen_ref.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "backend/media/audio_generator.h"
@@ -14,6 +16,7 @@
 #include "backend/media/rtp_receive_stats.h"
 #include "backend/media/rtp_socket_pair.h"
 #include "backend/media/socket_address.h"
+#include "backend/media/telephone_event.h"
 #include "backend/media/wav_recorder.h"
 #include "backend/media_engine.h"
 
@@ -28,9 +31,20 @@ struct MediaCallSettings {
 };
 
 // What RtpMediaEngine::Diagnostics reports beyond MediaStats.
+// A DTMF happening of a call for the engine to report (MediaCall::TakeDtmf).
+struct DtmfNotice {
+  int64_t call_id = 0;
+  bool sent = false;     // true: `request` is out; false: `digit` arrived
+  uint64_t request = 0;
+  char digit = 0;
+  int duration_ms = 0;
+};
+
 struct MediaCallDiagnostics {
   int rtp_port = 0;
   uint64_t telephone_events_received = 0;  // RTP packets of the telephone-event type
+  uint64_t telephone_events_sent = 0;
+  uint64_t telephone_events_ignored = 0;   // not DTMF, repeated ends, late
   uint64_t packets_ignored = 0;            // not receiving, malformed, other payload, other SSRC
   uint64_t send_errors = 0;                // sendto refused (socket buffer full, ...)
   uint64_t rtcp_malformed = 0;
@@ -80,6 +94,12 @@ class MediaCall {
   // call's RTP timeout expires.
   bool OnTick(int64_t now_ns, absl::BitGenRef rng);
 
+  // Queues RFC 4733 digits (see MediaEngine::SendDtmf for the errors).
+  absl::Status QueueDtmf(const std::string& digits, int duration_ms, uint64_t request);
+
+  // Moves the DTMF notices since the last call to `out`.
+  void TakeDtmf(std::vector<DtmfNotice>* out);
+
   // Advances the send clock by `frames` without sending anything (the media
   // thread missed ticks), so timestamps keep following real time.
   void SkipFrames(int frames);
@@ -107,6 +127,9 @@ class MediaCall {
   bool sending() const;
   bool receiving() const;
   void SendRtp(int16_t* frame);
+  void SendTelephoneEvent(const DtmfSender::Packet& event);
+  // Sends one RTP packet to the far end; counts it or the error.
+  void TransmitRtp(const uint8_t* packet, size_t size, size_t payload_size);
   void SendRtcp(int64_t now_ns, bool bye);
   void ScheduleRtcp(int64_t now_ns, absl::BitGenRef rng);
   // Where RTP / RTCP go: the latched source, else the SDP's; null: nowhere.
@@ -146,6 +169,8 @@ class MediaCall {
   uint64_t packets_sent_ = 0;
   uint64_t octets_sent_ = 0;
   uint64_t send_errors_ = 0;
+  DtmfSender dtmf_sender_;
+  uint64_t telephone_events_sent_ = 0;
 
   // Receiving.
   RtpReceiveStats receive_stats_;
@@ -153,6 +178,9 @@ class MediaCall {
   uint64_t packets_received_ = 0;
   uint64_t packets_ignored_ = 0;
   uint64_t telephone_events_received_ = 0;
+  DtmfReceiver dtmf_receiver_;
+  std::vector<DtmfReceiver::Digit> digits_received_;  // scratch of OnRtp/OnTick
+  std::vector<DtmfNotice> dtmf_notices_;              // for TakeDtmf
   int last_payload_type_ = -1;
   int64_t last_rtp_ns_ = 0;            // last RTP (or start of receiving), for the timeout
   int64_t last_source_packet_ns_ = 0;  // last packet of the current source

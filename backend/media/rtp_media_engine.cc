@@ -448,6 +448,37 @@ void RtpMediaEngine::SetTimeoutHandler(std::function<void(int64_t call_id)> hand
   timeout_handler_ = std::move(handler);
 }
 
+absl::Status RtpMediaEngine::SendDtmf(int64_t call_id, const std::string& digits,
+                                      int duration_ms, uint64_t request) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return absl::NotFoundError(absl::StrCat("No media for call ", call_id));
+  return it->second->QueueDtmf(digits, duration_ms, request);
+}
+
+void RtpMediaEngine::SetDtmfHandlers(DtmfHandlers handlers) {
+  absl::MutexLock lock(&mu_);
+  dtmf_handlers_ = std::move(handlers);
+}
+
+void RtpMediaEngine::ReportDtmf() {
+  TELESTRA_ASSERT_ON(media_thread_);
+  if (dtmf_notices_.empty()) return;
+  DtmfHandlers handlers;
+  {
+    absl::MutexLock lock(&mu_);
+    handlers = dtmf_handlers_;
+  }
+  for (const DtmfNotice& notice : dtmf_notices_) {
+    if (notice.sent) {
+      if (handlers.sent) handlers.sent(notice.call_id, notice.request);
+    } else if (handlers.received) {
+      handlers.received(notice.call_id, notice.digit, notice.duration_ms);
+    }
+  }
+  dtmf_notices_.clear();
+}
+
 size_t RtpMediaEngine::open_calls() const {
   absl::MutexLock lock(&mu_);
   return calls_.size();
@@ -505,6 +536,7 @@ void RtpMediaEngine::Run() {
         ReadSocket(key);
       }
     }
+    ReportDtmf();
     if (!timed_out.empty()) {
       std::function<void(int64_t)> handler;
       {
@@ -556,6 +588,7 @@ void RtpMediaEngine::ReadSocket(uint64_t port) {
       bool taken = rtcp ? call->OnRtcp(datagram, source, now) : call->OnRtp(datagram, source, now);
       if (!taken) ++counters_.datagrams_foreign;
     }
+    call->TakeDtmf(&dtmf_notices_);
     if (received < kRecvBatch) return;
   }
 }
@@ -579,6 +612,7 @@ void RtpMediaEngine::RunTicks(uint64_t expirations, std::vector<int64_t>* timed_
         if (call == nullptr) continue;
         if (skipped > 0 && frame == 0) call->SkipFrames(skipped);
         if (call->OnTick(now, rng_)) timed_out->push_back(call->id());
+        call->TakeDtmf(&dtmf_notices_);
       }
     }
   }

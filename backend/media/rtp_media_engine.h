@@ -119,6 +119,9 @@ class RtpMediaEngine final : public MediaEngine {
   void Close(int64_t call_id) override;
   std::optional<MediaStats> Stats(int64_t call_id) const override;
   void SetTimeoutHandler(std::function<void(int64_t call_id)> handler) override;
+  absl::Status SendDtmf(int64_t call_id, const std::string& digits, int duration_ms,
+                        uint64_t request) override;
+  void SetDtmfHandlers(DtmfHandlers handlers) override;
   const std::string& local_address() const override { return bind_address_; }
   size_t open_calls() const override;
 
@@ -151,6 +154,8 @@ class RtpMediaEngine final : public MediaEngine {
   void ReadSocket(uint64_t port);
   // Runs the ticks for `expirations` timer expirations. Takes the lock.
   void RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out);
+  // Reports the DTMF notices collected (without the lock).
+  void ReportDtmf();
   void CloseLocked(int64_t call_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tears down the calls Close left to the media thread.
   void FinishClosingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -189,6 +194,9 @@ class RtpMediaEngine final : public MediaEngine {
   std::vector<SocketAddress> recv_sources_;
   std::vector<iovec> recv_vectors_;
   std::vector<mmsghdr> recv_messages_;
+  // What the calls reported of DTMF during the current round (collected
+  // under the lock, reported after it).
+  std::vector<DtmfNotice> dtmf_notices_;
 
   // Lock order: a leaf. Taken by the SIP thread (Open/Start/Close of a
   // call's media) and the media thread; nothing is called with it held: the
@@ -217,6 +225,7 @@ class RtpMediaEngine final : public MediaEngine {
   bool keep_sockets_ ABSL_GUARDED_BY(mu_) = false;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
   std::function<void(int64_t)> timeout_handler_ ABSL_GUARDED_BY(mu_);
+  DtmfHandlers dtmf_handlers_ ABSL_GUARDED_BY(mu_);
   Counters counters_ ABSL_GUARDED_BY(mu_);
   std::optional<clockid_t> media_thread_clock_ ABSL_GUARDED_BY(mu_);
 };

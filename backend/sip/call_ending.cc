@@ -19,6 +19,8 @@ void SofiaSipStack::Impl::ReleaseSip(CallLeg* leg) {
   StopRinging(leg);
   DestroyOutgoing(leg->invite);
   DestroyOutgoing(leg->bye);
+  DestroyOutgoing(leg->info);
+  leg->info_digits.clear();
   if (leg->irq != nullptr) {
     nta_incoming_destroy(leg->irq);
     leg->irq = nullptr;

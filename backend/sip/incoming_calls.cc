@@ -244,6 +244,7 @@ int SofiaSipStack::Impl::OnDialogRequest(nta_leg_magic_t* magic, nta_leg_t*, nta
     case sip_method_update:
       return self->OnReoffer(leg, irq, sip, method == sip_method_update);
     case sip_method_info:
+      return self->OnInfo(leg, irq, sip);
     case sip_method_options:
       return 200;
     default:

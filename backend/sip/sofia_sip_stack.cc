@@ -85,6 +85,13 @@ void SofiaSipStack::HoldCall(int64_t call_id, bool hold) {
   impl_->thread().Post([impl = impl_.get(), call_id, hold] { impl->HoldCall(call_id, hold); });
 }
 
+void SofiaSipStack::SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
+                             int duration_ms) {
+  impl_->thread().Post([impl = impl_.get(), call_id, request, digits, duration_ms] {
+    impl->SendDtmf(call_id, request, digits, duration_ms);
+  });
+}
+
 void SofiaSipStack::Shutdown(absl::Duration deadline) { impl_->Shutdown(deadline); }
 
 int SofiaSipStack::port() const { return impl_->port(); }
@@ -149,6 +156,16 @@ absl::Status SofiaSipStack::Impl::SetUp(su_root_t* root) {
   spdlog::info("SIP user agent listening on {}", url);
   media_->SetTimeoutHandler(
       [this](int64_t call_id) { thread_.Post([this, call_id] { OnRtpTimeout(call_id); }); });
+  MediaEngine::DtmfHandlers dtmf;
+  dtmf.received = [this](int64_t call_id, char digit, int duration_ms) {
+    thread_.Post([this, call_id, digit, duration_ms] {
+      OnDtmfReceived(call_id, digit, duration_ms, DtmfMethod::kRfc4733);
+    });
+  };
+  dtmf.sent = [this](int64_t call_id, uint64_t request) {
+    thread_.Post([this, call_id, request] { OnRtpDtmfSent(call_id, request); });
+  };
+  media_->SetDtmfHandlers(std::move(dtmf));
   return absl::OkStatus();
 }
 

@@ -47,7 +47,8 @@ namespace telestra::backend {
 // registration.cc with
 // registration_state.h (an account's states and transitions),
 // incoming_calls.cc, outgoing_calls.cc and call_ending.cc with call_leg.h
-// (a call's states and transitions), call_media.cc, sip_messages.cc,
+// (a call's states and transitions), call_media.cc, dtmf_calls.cc (DTMF
+// both ways, dtmf_info.h for INFO bodies), sip_messages.cc,
 // digest_cache.h, sdp_offer_answer.h, inbound_policy.h, dial_target.h.
 //
 // Thread: public methods any thread; listener calls on the SIP thread.
@@ -66,6 +67,8 @@ class SofiaSipStack : public SipStack, public FdLoop {
   void AnswerCall(int64_t call_id) override;
   void HangupCall(int64_t call_id) override;
   void HoldCall(int64_t call_id, bool hold) override;
+  void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
+                int duration_ms) override;
   void Shutdown(absl::Duration deadline) override;
   int port() const override;
 

@@ -69,7 +69,7 @@ class SofiaSipStack::Impl {
  public:
   static constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
   static constexpr char kSdpType[] = "application/sdp";
-  static constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE";
+  static constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
   // How long a cancelled outgoing call waits for the final answer to its
   // INVITE (normally 487 within milliseconds) before it is reported ended.
   static constexpr absl::Duration kCancelWait = absl::Seconds(4);
@@ -121,6 +121,16 @@ class SofiaSipStack::Impl {
     // after.
     nta_incoming_t* irq = nullptr;
     nta_outgoing_t* bye = nullptr;
+    // DTMF sent as SIP INFO, one digit per INFO: `info` is the one in
+    // flight, `info_digits` what follows (the front is in flight).
+    nta_outgoing_t* info = nullptr;
+    struct InfoDigit {
+      char digit = 0;
+      int duration_ms = 0;
+      uint64_t request = 0;
+      bool last_of_request = false;
+    };
+    std::deque<InfoDigit> info_digits;
     // Where the call stands (call_leg.h): moved only by Move().
     CallState state = CallState::kIncoming;
     bool outgoing = false;
@@ -271,6 +281,14 @@ class SofiaSipStack::Impl {
   static void OnCancelHold(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
 
   void OnRtpTimeout(int64_t call_id);
+
+  // ---- dtmf_calls.cc: DTMF both ways (RFC 4733 through the media, SIP INFO)
+  void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits, int duration_ms);
+  void SendNextInfo(CallLeg* leg);
+  static int OnInfoResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+  int OnInfo(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip);
+  void OnDtmfReceived(int64_t call_id, char digit, int duration_ms, DtmfMethod method);
+  void OnRtpDtmfSent(int64_t call_id, uint64_t request);
 
   // ---- call_media.cc: SDP and RTP of a call
   std::string LocalSdp(CallLeg* leg, std::string body);

@@ -53,6 +53,13 @@ absl::Status ValidateHangupCall(const telestra::v1::HangupCallCommand& command) 
   return RequireCall(command.account(), command.call_id());
 }
 
+absl::Status ValidateSendDtmf(const telestra::v1::SendDtmfCommand& command) {
+  if (absl::Status status = RequireCall(command.account(), command.call_id()); !status.ok()) {
+    return status;
+  }
+  return Require(command.digits(), "digits");
+}
+
 absl::Status ValidateGetStatus(const telestra::v1::GetStatusCommand& command) {
   return Require(command.account(), "account");
 }
@@ -74,6 +81,8 @@ absl::Status ValidateCommand(const telestra::v1::Command& command) {
       return ValidateHangupCall(command.hangup_call());
     case Command::kGetStatus:
       return ValidateGetStatus(command.get_status());
+    case Command::kSendDtmf:
+      return ValidateSendDtmf(command.send_dtmf());
     case Command::kSubscribe:
       return absl::OkStatus();
     case Command::KIND_NOT_SET:

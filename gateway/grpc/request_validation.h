@@ -17,6 +17,8 @@ absl::Status ValidateMakeCall(const telestra::v1::MakeCallCommand& command);
 absl::Status ValidateAnswerCall(const telestra::v1::AnswerCallCommand& command);
 absl::Status ValidateSwitchCall(const telestra::v1::SwitchCallCommand& command);
 absl::Status ValidateHangupCall(const telestra::v1::HangupCallCommand& command);
+// The fields' presence; the digits and duration are the backend's to check.
+absl::Status ValidateSendDtmf(const telestra::v1::SendDtmfCommand& command);
 absl::Status ValidateGetStatus(const telestra::v1::GetStatusCommand& command);
 
 // The check of whichever command `command` holds ("Missing field: cmd" when

@@ -45,6 +45,10 @@ const std::string& AccountOfEvent(const Event& event) {
       return event.call_resumed().account();
     case Event::kAccountStatus:
       return event.account_status().account();
+    case Event::kDtmf:
+      return event.dtmf().account();
+    case Event::kDtmfSent:
+      return event.dtmf_sent().account();
     case Event::KIND_NOT_SET:
       break;
   }

@@ -97,6 +97,18 @@ grpc::ServerUnaryReactor* TelestraService::HangupCall(
   });
 }
 
+grpc::ServerUnaryReactor* TelestraService::SendDtmf(grpc::CallbackServerContext* context,
+                                                    const telestra::v1::SendDtmfCommand* request,
+                                                    telestra::v1::SendDtmfResponse*) {
+  return Unary(context, "SendDtmf", [&] {
+    absl::Status valid = ValidateSendDtmf(*request);
+    // Returns once queued: no reply stream to tell when the digits are out.
+    return valid.ok() ? env_.backend->SendDtmf(request->account(), request->call_id(),
+                                               request->digits(), request->duration_ms(), nullptr)
+                      : valid;
+  });
+}
+
 grpc::ServerUnaryReactor* TelestraService::GetStatus(grpc::CallbackServerContext* context,
                                                      const telestra::v1::GetStatusCommand* request,
                                                      telestra::v1::Status* response) {

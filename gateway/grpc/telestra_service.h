@@ -24,11 +24,12 @@ using TelestraCallbackBase = telestra::v1::Telestra::WithCallbackMethod_Login<
             telestra::v1::Telestra::WithCallbackMethod_AnswerCall<
                 telestra::v1::Telestra::WithCallbackMethod_SwitchCall<
                     telestra::v1::Telestra::WithCallbackMethod_HangupCall<
-                        telestra::v1::Telestra::WithCallbackMethod_GetStatus<
-                            telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
-                                telestra::v1::Telestra::WithCallbackMethod_Subscribe<
-                                    telestra::v1::Telestra::WithRawCallbackMethod_Session<
-                                        telestra::v1::Telestra::Service>>>>>>>>>>;
+                        telestra::v1::Telestra::WithCallbackMethod_SendDtmf<
+                            telestra::v1::Telestra::WithCallbackMethod_GetStatus<
+                                telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
+                                    telestra::v1::Telestra::WithCallbackMethod_Subscribe<
+                                        telestra::v1::Telestra::WithRawCallbackMethod_Session<
+                                            telestra::v1::Telestra::Service>>>>>>>>>>>;
 
 class TelestraService final : public TelestraCallbackBase {
  public:
@@ -53,6 +54,9 @@ class TelestraService final : public TelestraCallbackBase {
   grpc::ServerUnaryReactor* HangupCall(grpc::CallbackServerContext* context,
                                        const telestra::v1::HangupCallCommand* request,
                                        telestra::v1::HangupCallResponse* response) override;
+  grpc::ServerUnaryReactor* SendDtmf(grpc::CallbackServerContext* context,
+                                     const telestra::v1::SendDtmfCommand* request,
+                                     telestra::v1::SendDtmfResponse* response) override;
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const telestra::v1::GetStatusCommand* request,
                                       telestra::v1::Status* response) override;

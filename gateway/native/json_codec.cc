@@ -46,8 +46,8 @@ struct BoolField {
 // Every field any command may carry. String views point into the parser's
 // string buffer and stay valid until the next iterate().
 struct Fields {
-  StringField cmd, account, user, pass, server, num, token, secret;
-  IntField call_id;
+  StringField cmd, account, user, pass, server, num, token, secret, digits;
+  IntField call_id, duration_ms;
   BoolField extended;
 };
 
@@ -223,6 +223,36 @@ error_code ReadCallId(od::value& value, IntField* field) {
   return SUCCESS;
 }
 
+// A plain JSON integer (no string form), any int64; -1 .. 2^31 fit the
+// fields that use it, the rest is out of range.
+error_code ReadInt(od::value& value, IntField* field) {
+  od::json_type type;
+  error_code error = value.type().get(type);
+  if (error) return error;
+  if (type != od::json_type::number) {
+    field->slot = Slot::kWrongType;
+    return ConsumeValue(value, 1);
+  }
+  od::number_type number_type;
+  error = value.get_number_type().get(number_type);
+  if (error) return error;
+  if (number_type == od::number_type::signed_integer) {
+    int64_t n;
+    error = value.get_int64().get(n);
+    if (!error) {
+      field->value = n;
+      field->slot = (n < INT32_MIN || n > INT32_MAX) ? Slot::kOutOfRange : Slot::kOk;
+      return SUCCESS;
+    }
+    if (error != simdjson::INCORRECT_TYPE) return error;
+  }
+  error = ConsumeNumber(value);
+  if (error) return error;
+  field->slot =
+      number_type == od::number_type::floating_point_number ? Slot::kWrongType : Slot::kOutOfRange;
+  return SUCCESS;
+}
+
 // Reads the fields of the top-level object into `fields`, validating every
 // value. Returns the first JSON error.
 error_code ReadFields(od::object& object, Fields* fields) {
@@ -254,6 +284,10 @@ error_code ReadFields(od::object& object, Fields* fields) {
       error = ReadBool(value, &fields->extended);
     } else if (key == "secret") {
       error = ReadString(value, &fields->secret);
+    } else if (key == "digits") {
+      error = ReadString(value, &fields->digits);
+    } else if (key == "duration_ms") {
+      error = ReadInt(value, &fields->duration_ms);
     } else {
       error = ConsumeValue(value, 1);  // unknown fields are ignored
     }
@@ -332,6 +366,31 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f, telestra::v1::C
     int64_t call_id = 0;
     if (status.ok()) status = RequireCallId(f.call_id, &call_id);
     c->set_call_id(call_id);
+  } else if (cmd == "send-dtmf") {
+    auto* c = command->mutable_send_dtmf();
+    status = RequireString(f.account, "account", c->mutable_account());
+    int64_t call_id = 0;
+    if (status.ok()) status = RequireCallId(f.call_id, &call_id);
+    c->set_call_id(call_id);
+    if (status.ok()) status = RequireString(f.digits, "digits", c->mutable_digits());
+    if (status.ok()) {
+      switch (f.duration_ms.slot) {
+        case Slot::kAbsent:
+          break;  // the default
+        case Slot::kOk:
+          if (f.duration_ms.value == 0) {
+            status = absl::InvalidArgumentError("Field duration_ms out of range: 0 (40..2000)");
+          } else {
+            c->set_duration_ms(static_cast<int32_t>(f.duration_ms.value));
+          }
+          break;
+        case Slot::kOutOfRange:
+          status = absl::InvalidArgumentError("Field duration_ms out of range (40..2000)");
+          break;
+        default:
+          status = absl::InvalidArgumentError("Field duration_ms must be an integer");
+      }
+    }
   } else if (cmd == "get-status") {
     status = RequireString(f.account, "account", command->mutable_get_status()->mutable_account());
   } else if (cmd == "logout") {
@@ -719,6 +778,22 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       w.String("reason", e.reason());
       break;
     }
+    case E::kDtmf: {
+      const auto& e = event.dtmf();
+      w.Begin("dtmf");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.String("digit", e.digit());
+      w.Int("duration_ms", e.duration_ms());
+      w.String("method", e.method());
+      break;
+    }
+    case E::kDtmfSent: {
+      const auto& e = event.dtmf_sent();
+      w.Begin("dtmf-sent");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.String("digits", e.digits());
+      break;
+    }
     case E::KIND_NOT_SET:
       // Nothing to report; still a well-formed object.
       w.Begin("unknown");
@@ -749,6 +824,8 @@ bool JsonCodec::IsExtendedOnly(const telestra::v1::Event& event) {
     case telestra::v1::Event::kCallHeld:
     case telestra::v1::Event::kCallResumed:
     case telestra::v1::Event::kAccountStatus:
+    case telestra::v1::Event::kDtmf:
+    case telestra::v1::Event::kDtmfSent:
       return true;
     default:
       return false;

@@ -597,6 +597,15 @@ absl::Status ParseAccount(SectionReader& r, const Section& section,
          account->record_dir = e.value;
          return absl::OkStatus();
        }},
+      {"dtmf",
+       [&](const Entry& e) {
+         if (e.value != "rfc4733" && e.value != "info") {
+           return r.Error(e.line, absl::StrCat("dtmf: '", e.value,
+                                               "' is not one of rfc4733, info"));
+         }
+         account->dtmf_info = e.value == "info";
+         return absl::OkStatus();
+       }},
   });
   if (!status.ok()) return status;
   if (r.LineOf("user") == 0) return r.HeaderError("missing required key 'user'");

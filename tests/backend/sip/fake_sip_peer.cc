@@ -212,6 +212,35 @@ void FakeMedia::Close(int64_t call_id) {
   open_.erase(call_id);
 }
 
+absl::Status FakeMedia::SendDtmf(int64_t call_id, const std::string& digits, int duration_ms,
+                                 uint64_t request) {
+  absl::MutexLock lock(&mu_);
+  auto it = last_.find(call_id);
+  if (open_.count(call_id) == 0 || it == last_.end()) return absl::NotFoundError("no media");
+  if (it->second.telephone_event_payload_type < 0 ||
+      it->second.direction == MediaDirection::kRecvOnly ||
+      it->second.direction == MediaDirection::kInactive) {
+    return absl::FailedPreconditionError("no telephone-event");
+  }
+  dtmf_queued_.push_back(absl::StrCat(call_id, " ", digits, " ", duration_ms, " ", request));
+  return absl::OkStatus();
+}
+
+void FakeMedia::SetDtmfHandlers(DtmfHandlers handlers) {
+  absl::MutexLock lock(&mu_);
+  handlers_ = std::move(handlers);
+}
+
+std::vector<std::string> FakeMedia::dtmf_queued() const {
+  absl::MutexLock lock(&mu_);
+  return dtmf_queued_;
+}
+
+MediaEngine::DtmfHandlers FakeMedia::handlers() const {
+  absl::MutexLock lock(&mu_);
+  return handlers_;
+}
+
 size_t FakeMedia::open_calls() const {
   absl::MutexLock lock(&mu_);
   return open_.size();
@@ -261,6 +290,17 @@ void RecordingListener::OnCallHold(int64_t call_id, bool local_hold, bool remote
 void RecordingListener::OnHoldResult(int64_t call_id, bool hold, int code,
                                      const std::string& reason) {
   Add(absl::StrCat("hold-result ", call_id, " hold=", hold, " ", code, " ", reason));
+}
+
+void RecordingListener::OnDtmfReceived(int64_t call_id, char digit, int duration_ms,
+                                       DtmfMethod method) {
+  Add(absl::StrCat("dtmf ", call_id, " ", std::string(1, digit), " ", duration_ms, " ",
+                   DtmfMethodName(method)));
+}
+
+void RecordingListener::OnDtmfSent(int64_t call_id, uint64_t request, int code,
+                                   const std::string& reason) {
+  Add(absl::StrCat("dtmf-sent ", call_id, " ", request, " ", code, " ", reason));
 }
 
 void RecordingListener::OnCallEnded(int64_t call_id, int code, const std::string& reason) {

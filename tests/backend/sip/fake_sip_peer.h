@@ -107,8 +107,18 @@ class FakeMedia : public MediaEngine {
   void Close(int64_t call_id) override;
   std::optional<MediaStats> Stats(int64_t) const override { return std::nullopt; }
   void SetTimeoutHandler(std::function<void(int64_t)>) override {}
+  // Queues (records) the digits when the call's last MediaParams negotiated
+  // telephone-event and send; FailedPrecondition otherwise, as the engine.
+  absl::Status SendDtmf(int64_t call_id, const std::string& digits, int duration_ms,
+                        uint64_t request) override;
+  void SetDtmfHandlers(DtmfHandlers handlers) override;
   const std::string& local_address() const override { return address_; }
   size_t open_calls() const override;
+
+  // "call digits duration request" of every SendDtmf queued, in order.
+  std::vector<std::string> dtmf_queued() const;
+  // What the engine would report, as from its media thread.
+  DtmfHandlers handlers() const;
 
   // The last MediaParams given for the call, if any.
   std::optional<MediaParams> Last(int64_t call_id) const;
@@ -120,12 +130,14 @@ class FakeMedia : public MediaEngine {
   int next_port_ ABSL_GUARDED_BY(mu_) = 40000;
   std::map<int64_t, int> open_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, MediaParams> last_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> dtmf_queued_ ABSL_GUARDED_BY(mu_);
+  DtmfHandlers handlers_ ABSL_GUARDED_BY(mu_);
 };
 
 // Records every report of the stack, in order, as one line each:
 // "registration 200 OK", "incoming 1 3002", "ringing 1 180",
 // "established 1", "hold 1 local=1 remote=0", "hold-result 1 hold=1 200",
-// "ended 1 486 Busy Here".
+// "dtmf 1 5 160 info", "dtmf-sent 1 7 200 OK", "ended 1 486 Busy Here".
 class RecordingListener : public SipStackListener {
  public:
   void OnRegistration(const std::string&, uint64_t, int status, const std::string& reason,
@@ -136,6 +148,8 @@ class RecordingListener : public SipStackListener {
   void OnCallEstablished(int64_t call_id) override;
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
+  void OnDtmfReceived(int64_t call_id, char digit, int duration_ms, DtmfMethod method) override;
+  void OnDtmfSent(int64_t call_id, uint64_t request, int code, const std::string& reason) override;
   void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
 
   // What OnIncomingCall returns next (then one more each time); -1 refuses.

@@ -78,6 +78,20 @@ class FakeBackend : public backend::Backend {
     calls_.erase(call_id);
     return absl::OkStatus();
   }
+  // Queued at once; "done" digits are sent, others fail after queuing.
+  absl::Status SendDtmf(absl::string_view account, int64_t call_id, absl::string_view digits,
+                        int, DtmfDone on_done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (absl::Status s = CheckCall(account, call_id); !s.ok()) return s;
+    }
+    if (on_done) {
+      on_done(digits == "done" ? absl::OkStatus()
+                               : absl::UnavailableError("DTMF to call failed: 405 Not Allowed"),
+              std::string(digits));
+    }
+    return absl::OkStatus();
+  }
   absl::StatusOr<telestra::v1::Status> GetStatus(absl::string_view account) const override {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Check(account); !s.ok()) return s;

@@ -60,6 +60,9 @@ class CountingBackend : public backend::Backend {
   absl::Status HangupCall(absl::string_view, int64_t) override {
     return absl::UnimplementedError("no");
   }
+  absl::Status SendDtmf(absl::string_view, int64_t, absl::string_view, int, DtmfDone) override {
+    return absl::UnimplementedError("no");
+  }
   absl::StatusOr<telestra::v1::Status> GetStatus(absl::string_view account) const override {
     if (account != "counter") return absl::NotFoundError("Unknown account: x");
     return ListAccounts()[0];
