@@ -120,7 +120,8 @@ void FakeSipPeer::Send(const std::string& text, int port) {
 }
 
 void FakeSipPeer::SendInDialog(const std::string& method, const SipMessage& invite,
-                               const std::string& to_tag, int cseq, int stack_port) {
+                               const std::string& to_tag, int cseq, int stack_port,
+                               const std::string& content_type, const std::string& body) {
   // The INVITE's Contact: <sip:user@host:port...>.
   std::string contact = invite.Header("Contact");
   size_t open = contact.find('<'), close_at = contact.find('>');
@@ -133,7 +134,9 @@ void FakeSipPeer::SendInDialog(const std::string& method, const SipMessage& invi
                     ";branch=z9hG4bK-peer-", method, cseq, "\r\nMax-Forwards: 70\r\n", "From: ", to,
                     "\r\n",  // the peer is the INVITE's To
                     "To: ", invite.Header("From"), "\r\n", "Call-ID: ", invite.Header("Call-ID"),
-                    "\r\nCSeq: ", cseq, " ", method, "\r\nContent-Length: 0\r\n\r\n"),
+                    "\r\nCSeq: ", cseq, " ", method, "\r\n",
+                    content_type.empty() ? "" : absl::StrCat("Content-Type: ", content_type, "\r\n"),
+                    "Content-Length: ", body.size(), "\r\n\r\n", body),
        stack_port);
 }
 

@@ -77,9 +77,11 @@ class FakeSipPeer {
   void Send(const std::string& text, int port);
   // Sends an in-dialog request `method` of the dialog the INVITE `invite`
   // (received by the peer) and its answer `to_tag` opened, to the INVITE's
-  // Contact. `cseq` numbers the peer's requests in the dialog.
+  // Contact. `cseq` numbers the peer's requests in the dialog; a
+  // `content_type` comes with `body`.
   void SendInDialog(const std::string& method, const SipMessage& invite, const std::string& to_tag,
-                    int cseq, int stack_port);
+                    int cseq, int stack_port, const std::string& content_type = "",
+                    const std::string& body = "");
 
  private:
   void Serve();
