@@ -47,6 +47,35 @@ export const CALL_STATE_LABELS = Object.freeze({
   'remote-held': 'Held by the far end',
 });
 
+// A call's DTMF keypad: 12 + 4 keys, row by row.
+export const KEYPAD_ROWS = Object.freeze(['123A', '456B', '789C', '*0#D']);
+
+// How many digits a call keeps of those sent and of those received.
+export const DTMF_KEEP = 32;
+
+const DTMF_METHOD_LABELS = { rfc4733: 'RFC 4733', info: 'SIP INFO' };
+
+// "RFC 4733" / "SIP INFO" for an event's method.
+export function dtmfMethodLabel(method) {
+  return DTMF_METHOD_LABELS[method] || method || 'unknown method';
+}
+
+// The DTMF digit a key of the keyboard stands for (a-d as A-D), or null.
+export function dtmfDigitOfKey(key) {
+  if (typeof key !== 'string' || key.length !== 1) return null;
+  const digit = key.toUpperCase();
+  return /^[0-9*#A-D]$/.test(digit) ? digit : null;
+}
+
+// Established calls (they talk or are held) are the ones that take DTMF.
+export function isEstablished(state) {
+  return state === 'active' || state === 'held' || state === 'remote-held';
+}
+
+export function offersKeypad(call) {
+  return isEstablished(call.state);
+}
+
 export function createState() {
   return {
     instance: '', // the gateway process the state came from
@@ -75,30 +104,42 @@ function accountOf(state, name) {
   return account;
 }
 
+function newDtmf() {
+  return {
+    sent: '', // the newest DTMF_KEEP digits dtmf-sent confirmed
+    sending: new Map(), // token of this page's send-dtmf -> its digits, until answered
+    received: [], // the newest DTMF_KEEP {digit, method, durationMs}
+    receivedTotal: 0, // digits ever received: tells a new digit from a repeat
+  };
+}
+
+function newCall(id, { direction, peer, peerName, state, since }) {
+  return { id, direction, peer, peerName, state, since, activeSince: null, dtmf: newDtmf() };
+}
+
 // Calls of a `status` (or snapshot entry) replace the account's, keeping what
-// the page already knew about calls that continue (when they became active).
+// the page already knew about calls that continue (when they became active,
+// their digits).
 function replaceCalls(account, calls, now) {
   const next = new Map();
   for (const info of calls || []) {
     const id = Number(info.call_id);
     const known = account.calls.get(id);
-    const call = {
-      id,
+    const call = newCall(id, {
       direction: info.direction || (known && known.direction) || 'unknown',
       peer: info.peer || (known && known.peer) || '',
       peerName: info.peer_name || (known && known.peerName) || '',
       state: info.state || 'unknown',
       since: known ? known.since : now,
-      activeSince: known ? known.activeSince : null,
-    };
-    if (call.activeSince === null && isTalking(call.state)) call.activeSince = now;
+    });
+    if (known) {
+      call.activeSince = known.activeSince;
+      call.dtmf = known.dtmf;
+    }
+    if (call.activeSince === null && isEstablished(call.state)) call.activeSince = now;
     next.set(id, call);
   }
   account.calls = next;
-}
-
-function isTalking(state) {
-  return state === 'active' || state === 'held' || state === 'remote-held';
 }
 
 function applyStatus(account, status, now) {
@@ -112,7 +153,7 @@ function setCallState(account, id, state, now) {
   const call = account.calls.get(id);
   if (!call) return false;
   call.state = state;
-  if (call.activeSince === null && isTalking(state)) call.activeSince = now;
+  if (call.activeSince === null && isEstablished(state)) call.activeSince = now;
   return true;
 }
 
@@ -139,11 +180,13 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
       state.accounts.set(account.name, account);
     }
     state.lastSeq = Number(msg.seq) || 0;
+    forgetDtmfRequests(state);
     changed.all = true;
     return changed;
   }
   if (event === 'resumed') {
     state.instance = msg.instance;
+    for (const name of forgetDtmfRequests(state)) changed.accounts.add(name);
     return changed;
   }
   if (event === 'gap') return changed; // a snapshot follows
@@ -155,6 +198,10 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
       return changed;
     }
     state.lastSeq = seq;
+  }
+  if (event === 'fail' && msg.token !== undefined) {
+    const name = endDtmfRequest(state, msg.token);
+    if (name !== undefined) changed.accounts.add(name);
   }
   const name = msg.account;
   if (!name) return changed;
@@ -176,30 +223,32 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
       const account = accountOf(state, name);
       if (!account.calls.has(id)) {
         const dialled = dial(msg.token) || {};
-        account.calls.set(id, {
+        account.calls.set(
           id,
-          direction: 'outgoing',
-          peer: dialled.num || '',
-          peerName: '',
-          state: 'dialing',
-          since: now,
-          activeSince: null,
-        });
+          newCall(id, {
+            direction: 'outgoing',
+            peer: dialled.num || '',
+            peerName: '',
+            state: 'dialing',
+            since: now,
+          }),
+        );
       }
       touch();
       break;
     }
     case 'call-incoming': {
       const account = accountOf(state, name);
-      account.calls.set(id, {
+      account.calls.set(
         id,
-        direction: 'incoming',
-        peer: msg.caller || '',
-        peerName: msg.caller_name || '',
-        state: 'incoming',
-        since: now,
-        activeSince: null,
-      });
+        newCall(id, {
+          direction: 'incoming',
+          peer: msg.caller || '',
+          peerName: msg.caller_name || '',
+          state: 'incoming',
+          since: now,
+        }),
+      );
       touch();
       break;
     }
@@ -216,10 +265,74 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
     case 'call-ended':
       if (accountOf(state, name).calls.delete(id)) touch();
       break;
+    case 'dtmf': {
+      const call = accountOf(state, name).calls.get(id);
+      if (!call) break;
+      const received = call.dtmf.received;
+      received.push({
+        digit: String(msg.digit || '?'),
+        method: msg.method || '',
+        durationMs: Number(msg.duration_ms) || 0,
+      });
+      if (received.length > DTMF_KEEP) received.splice(0, received.length - DTMF_KEEP);
+      call.dtmf.receivedTotal += 1;
+      touch();
+      break;
+    }
+    case 'dtmf-sent': {
+      const call = accountOf(state, name).calls.get(id);
+      if (!call) break;
+      call.dtmf.sending.delete(msg.token);
+      call.dtmf.sent = (call.dtmf.sent + (msg.digits || '')).slice(-DTMF_KEEP);
+      touch();
+      break;
+    }
     default:
-      break; // fail and anything new: nothing to keep
+      break; // fail and anything new: nothing (more) to keep
   }
   return changed;
+}
+
+// This page sent send-dtmf `digits` with `token` on a call: they show as
+// being sent until dtmf-sent or a fail with that token answers. False for a
+// call the state does not know.
+export function noteDtmfRequest(state, accountName, callId, token, digits) {
+  const account = state.accounts.get(accountName);
+  const call = account && account.calls.get(Number(callId));
+  if (!call) return false;
+  call.dtmf.sending.set(token, digits);
+  return true;
+}
+
+// The digits of this page's send-dtmf requests on `call` not answered yet,
+// oldest first.
+export function dtmfSending(call) {
+  return [...call.dtmf.sending.values()].join('');
+}
+
+// Forgets the send-dtmf request of `token`; the name of its account, or
+// undefined when no call waits for it.
+function endDtmfRequest(state, token) {
+  for (const account of state.accounts.values()) {
+    for (const call of account.calls.values()) {
+      if (call.dtmf.sending.delete(token)) return account.name;
+    }
+  }
+  return undefined;
+}
+
+// A new session never gets the replies meant for the one before it: the
+// requests still waiting are forgotten. The names of the accounts touched.
+function forgetDtmfRequests(state) {
+  const names = [];
+  for (const account of state.accounts.values()) {
+    for (const call of account.calls.values()) {
+      if (call.dtmf.sending.size === 0) continue;
+      call.dtmf.sending.clear();
+      names.push(account.name);
+    }
+  }
+  return names;
 }
 
 // What a message is, for the log's filters.
@@ -229,6 +342,8 @@ export function categoryOf(msg) {
       return 'registration';
     case 'fail':
       return 'error';
+    case 'dtmf':
+      return 'call';
     case 'status':
     case 'call-return':
       return 'reply';
@@ -277,6 +392,12 @@ export function describe(msg) {
       return `resumed${call}`;
     case 'call-ended':
       return `ended${call}${msg.code ? ` (${msg.code} ${msg.reason || ''})` : ''}`.trim();
+    case 'dtmf': {
+      const duration = msg.duration_ms ? `, ${msg.duration_ms} ms` : '';
+      return `DTMF ${msg.digit} received${call} (${dtmfMethodLabel(msg.method)}${duration})`;
+    }
+    case 'dtmf-sent':
+      return `DTMF ${msg.digits} sent${call}`;
     default:
       return msg.event || 'message';
   }

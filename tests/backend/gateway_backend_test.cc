@@ -506,3 +506,115 @@ TEST_F(GatewayBackendTest, ListAccountsKeepsPlanOrder) {
 
 }  // namespace
 }  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+class DtmfTest : public CallTest {
+ protected:
+  // An established outgoing call.
+  int64_t Established() {
+    int64_t id = Dial("3002");
+    backend_.OnCallEstablished(id);
+    stack_.calls.clear();
+    listener_.events.clear();
+    return id;
+  }
+  void SendDtmf(int64_t call_id, const std::string& digits, int duration_ms = 0) {
+    telestra::v1::Command command;
+    command.set_token("t");
+    auto* send = command.mutable_send_dtmf();
+    send->set_account("account-1");
+    send->set_call_id(call_id);
+    send->set_digits(digits);
+    send->set_duration_ms(duration_ms);
+    dispatcher_.Execute(client_, command);
+  }
+  std::string LastFail() {
+    for (auto it = listener_.events.rbegin(); it != listener_.events.rend(); ++it) {
+      if (it->has_fail()) return it->fail().error();
+    }
+    return "";
+  }
+};
+
+TEST_F(DtmfTest, DigitsGoToTheStackAndDtmfSentRepliesToTheRequester) {
+  int64_t id = Established();
+  RecordingListener other;
+  hub_.Attach(&other);
+  SendDtmf(id, "12ab", 250);
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "dtmf:12AB:250:1");
+  EXPECT_EQ(stack_.calls[0].generation, static_cast<uint64_t>(id));  // the call id
+  EXPECT_TRUE(listener_.events.empty()) << "nothing until the digits are out";
+  backend_.OnDtmfSent(id, 1, 200, "OK");
+  ASSERT_EQ(listener_.events.size(), 1u);
+  const telestra::v1::Event& sent = listener_.events[0];
+  ASSERT_TRUE(sent.has_dtmf_sent());
+  EXPECT_EQ(sent.token(), "t");
+  EXPECT_EQ(sent.dtmf_sent().account(), "account-1");
+  EXPECT_EQ(sent.dtmf_sent().call_id(), id);
+  EXPECT_EQ(sent.dtmf_sent().digits(), "12AB");
+  EXPECT_TRUE(other.events.empty()) << "dtmf-sent goes to the requester only";
+  // A second report of the same request is ignored.
+  backend_.OnDtmfSent(id, 1, 200, "OK");
+  EXPECT_EQ(listener_.events.size(), 1u);
+}
+
+TEST_F(DtmfTest, TheDefaultDurationIs100Ms) {
+  int64_t id = Established();
+  SendDtmf(id, "#");
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "dtmf:#:100:1");
+}
+
+TEST_F(DtmfTest, AFailedSendIsAFailToTheRequester) {
+  int64_t id = Established();
+  SendDtmf(id, "1");
+  backend_.OnDtmfSent(id, 1, 405, "Method Not Allowed");
+  EXPECT_EQ(LastFail(), "DTMF to call " + std::to_string(id) + " failed: 405 Method Not Allowed");
+  EXPECT_EQ(listener_.events.back().token(), "t");
+  EXPECT_EQ(listener_.events.back().fail().kind(), telestra::v1::FAIL_KIND_UNAVAILABLE);
+}
+
+TEST_F(DtmfTest, BadRequestsFailWithClearTexts) {
+  int64_t id = Established();
+  SendDtmf(id, "12x");
+  EXPECT_EQ(LastFail(), "Invalid DTMF digit: 'x'");
+  SendDtmf(id, "");
+  EXPECT_EQ(LastFail(), "Field digits must not be empty");
+  SendDtmf(id, std::string(65, '1'));
+  EXPECT_EQ(LastFail(), "Too many DTMF digits: 65 (at most 64)");
+  SendDtmf(id, "1", 39);
+  EXPECT_EQ(LastFail(), "Field duration_ms out of range: 39 (40..2000)");
+  SendDtmf(id + 100, "1");
+  EXPECT_EQ(LastFail(), "Unknown call id " + std::to_string(id + 100) + " for account: account-1");
+  int64_t ringing = Dial("3003");
+  SendDtmf(ringing, "1");
+  EXPECT_EQ(LastFail(), "Call " + std::to_string(ringing) + " is not established");
+  EXPECT_TRUE(stack_.calls.size() == 1u && stack_.calls[0].op == "make-call:3003")
+      << "no bad request reached the stack";
+}
+
+TEST_F(DtmfTest, ReceivedDigitsAreBroadcastAndEndedCallsForgetTheirRequests) {
+  int64_t id = Established();
+  RecordingListener other;
+  hub_.Attach(&other);
+  backend_.OnDtmfReceived(id, '5', 160, DtmfMethod::kInfo);
+  ASSERT_EQ(other.Count(telestra::v1::Event::kDtmf), 1);
+  const telestra::v1::Dtmf& dtmf = other.events.back().dtmf();
+  EXPECT_EQ(dtmf.account(), "account-1");
+  EXPECT_EQ(dtmf.call_id(), id);
+  EXPECT_EQ(dtmf.digit(), "5");
+  EXPECT_EQ(dtmf.duration_ms(), 160);
+  EXPECT_EQ(dtmf.method(), "info");
+  SendDtmf(id, "9");
+  backend_.OnCallEnded(id, 0, "Remote hangup");
+  backend_.OnDtmfSent(id, 1, 200, "OK");  // too late: the call is gone
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kDtmfSent), 0);
+  backend_.OnDtmfReceived(id, '1', 100, DtmfMethod::kRfc4733);  // unknown call: ignored
+  EXPECT_EQ(other.Count(telestra::v1::Event::kDtmf), 1);
+}
+
+}  // namespace
+}  // namespace telestra::backend

@@ -88,6 +88,9 @@ const std::vector<CommandSpec>& AllCommands() {
        {{"account", "\"account-3\""}},
        R"(logout { account: "account-3" })"},
       {"subscribe", {{"extended", "true"}}, R"(subscribe { extended: true })"},
+      {"send-dtmf",
+       {{"account", "\"account-1\""}, {"call_id", "3"}, {"digits", "\"12*#\""}},
+       R"(send_dtmf { account: "account-1" call_id: 3 digits: "12*#" })"},
   };
   return *specs;
 }
@@ -110,6 +113,30 @@ TEST(JsonCodecDecodeTest, DecodesEveryCommandWithAllFields) {
     EXPECT_EQ(d.token, "");
     EXPECT_EQ(d.command->token(), "");
   }
+}
+
+TEST(JsonCodecDecodeTest, SendDtmfTakesAnOptionalIntegerDuration) {
+  JsonCodec codec;
+  DecodedCommand d = codec.Decode(
+      R"({"cmd":"send-dtmf","account":"a","call_id":1,"digits":"5","duration_ms":250})");
+  ASSERT_TRUE(d.command.ok()) << d.command.status();
+  EXPECT_EQ(d.command->send_dtmf().duration_ms(), 250);
+  // Negative and too long values reach the backend's range check.
+  d = codec.Decode(R"({"cmd":"send-dtmf","account":"a","call_id":1,"digits":"5","duration_ms":-3})");
+  ASSERT_TRUE(d.command.ok());
+  EXPECT_EQ(d.command->send_dtmf().duration_ms(), -3);
+  const std::string prefix = R"({"cmd":"send-dtmf","account":"a","call_id":1,"digits":"5",)";
+  EXPECT_EQ(ErrorOf(codec, prefix + R"("duration_ms":0})"),
+            "Field duration_ms out of range: 0 (40..2000)");
+  EXPECT_EQ(ErrorOf(codec, prefix + R"("duration_ms":99999999999})"),
+            "Field duration_ms out of range (40..2000)");
+  for (const char* bad : {"\"100\"", "1.5", "true", "null", "[100]"}) {
+    EXPECT_EQ(ErrorOf(codec, prefix + R"("duration_ms":)" + bad + "}"),
+              "Field duration_ms must be an integer")
+        << bad;
+  }
+  EXPECT_TRUE(JsonCodec::IsExtendedOnly(ParseEvent(R"(dtmf { call_id: 1 })")));
+  EXPECT_TRUE(JsonCodec::IsExtendedOnly(ParseEvent(R"(dtmf_sent { call_id: 1 })")));
 }
 
 TEST(JsonCodecDecodeTest, DecodesFieldsInAnyOrderAndIgnoresUnknownFields) {
@@ -498,6 +525,17 @@ TEST(JsonCodecEncodeTest, RendersEveryEventKind) {
        R"({"event":"call-resumed","account":"account-1","call_id":4})",
        R"({"event":"call-resumed","account":"account-1","call_id":4,)"
        R"("seq":15})"},
+      {R"(seq: 16 dtmf { account: "account-1" call_id: 4 digit: "#" duration_ms: 160
+             method: "rfc4733" })",
+       R"({"event":"dtmf","account":"account-1","call_id":4,"digit":"#",)"
+       R"("duration_ms":160,"method":"rfc4733"})",
+       R"({"event":"dtmf","account":"account-1","call_id":4,"digit":"#",)"
+       R"("duration_ms":160,"method":"rfc4733","seq":16})"},
+      {R"(seq: 17 token: "t1" dtmf_sent { account: "account-1" call_id: 4 digits: "12" })",
+       R"({"event":"dtmf-sent","account":"account-1","call_id":4,"digits":"12",)"
+       R"("token":"t1"})",
+       R"({"event":"dtmf-sent","account":"account-1","call_id":4,"digits":"12",)"
+       R"("token":"t1","seq":17})"},
       {R"(seq: 18446744073709551615 account_status { account: "account-1"
              account_status: 403 reason: "Forbidden" })",
        R"({"event":"account-status","account":"account-1",)"
