@@ -4,11 +4,19 @@
 import { CONNECTION, GatewayConnection } from './connection.js';
 import {
   CALL_STATE_LABELS,
+  DTMF_KEEP,
+  KEYPAD_ROWS,
   applyMessage,
   categoryOf,
   createState,
   describe,
+  dtmfDigitOfKey,
+  dtmfMethodLabel,
+  dtmfSending,
   formatDuration,
+  isEstablished,
+  noteDtmfRequest,
+  offersKeypad,
   registrationOf,
 } from './model.js';
 
@@ -32,6 +40,8 @@ if (new URLSearchParams(location.search).has('token')) {
 
 // ------------------------------------------------------------- commands
 
+// Sends a command with a token of its own; the token, or false when not
+// connected (then the account shows why, unless `quiet`).
 function send(command, { account, num, quiet = false } = {}) {
   const token = `w${nextToken++}`;
   const ok = connection.send({ ...command, token });
@@ -43,11 +53,20 @@ function send(command, { account, num, quiet = false } = {}) {
   }
   pending.set(token, { account, cmd: command.cmd, num, quiet });
   if (pending.size > PENDING_LIMIT) pending.delete(pending.keys().next().value);
-  if (quiet) return true;
+  if (quiet) return token;
   const shown = { ...command };
   if ('pass' in shown) shown.pass = '••••';
   addLog({ category: 'sent', account, text: `→ ${command.cmd}`, raw: JSON.stringify(shown) });
-  return true;
+  return token;
+}
+
+// One key of a call's keypad: the digit shows as being sent until dtmf-sent
+// (or a fail) answers.
+function sendDtmf(name, callId, digit) {
+  clearAccountError(name);
+  const command = { cmd: 'send-dtmf', account: name, call_id: callId, digits: digit };
+  const token = send(command, { account: name });
+  if (token && noteDtmfRequest(state, name, callId, token, digit)) renderAccount(name);
 }
 
 // Asks for the accounts' status after call events (250 ms later, once for a
@@ -186,6 +205,10 @@ function cardFor(name) {
     const row = event.target.closest('.call');
     if (!button || !row) return;
     const callId = Number(row.dataset.callId);
+    if (button.dataset.digit) {
+      sendDtmf(name, callId, button.dataset.digit);
+      return;
+    }
     const cmd = button.classList.contains('call-answer')
       ? 'answer-call'
       : button.classList.contains('call-switch')
@@ -196,6 +219,34 @@ function cardFor(name) {
     if (!cmd) return;
     clearAccountError(name);
     send({ cmd, account: name, call_id: callId }, { account: name });
+  });
+  // The keypad is one stop for Tab: the arrows move between its keys, and
+  // the digits typed while it has the focus are sent.
+  q('.calls').addEventListener('keydown', (event) => {
+    const key = event.target.closest('.key');
+    if (!key || event.ctrlKey || event.metaKey || event.altKey) return;
+    const keys = [...key.parentElement.children];
+    const move = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -4, ArrowDown: 4 }[event.key];
+    if (move !== undefined) {
+      event.preventDefault();
+      const next = keys[keys.indexOf(key) + move];
+      if (next) next.focus();
+      return;
+    }
+    const digit = dtmfDigitOfKey(event.key);
+    if (!digit) return;
+    event.preventDefault();
+    if (event.repeat) return; // a key held down sends its digit once
+    const pressed = keys.find((k) => k.dataset.digit === digit);
+    pressed.focus();
+    pressed.classList.add('pressed');
+    setTimeout(() => pressed.classList.remove('pressed'), 150);
+    sendDtmf(name, Number(key.closest('.call').dataset.callId), digit);
+  });
+  q('.calls').addEventListener('focusin', (event) => {
+    const key = event.target.closest('.key');
+    if (!key) return;
+    for (const other of key.parentElement.children) other.tabIndex = other === key ? 0 : -1;
   });
 
   card = { root, q, rows: new Map() };
@@ -252,8 +303,7 @@ function renderCalls(card, account) {
   for (const call of account.calls.values()) {
     let row = card.rows.get(call.id);
     if (!row) {
-      row = $('call-template').content.firstElementChild.cloneNode(true);
-      row.dataset.callId = String(call.id);
+      row = newCallRow(call.id);
       card.rows.set(call.id, row);
     }
     list.appendChild(row); // call order
@@ -271,9 +321,11 @@ function renderCalls(card, account) {
     const switchButton = row.querySelector('.call-switch');
     switchButton.hidden = !canSwitchTo(account, call);
     switchButton.textContent = 'Switch to';
+    const dtmf = row.querySelector('.call-dtmf');
+    dtmf.hidden = !offersKeypad(call);
     // A keyboard user who just answered keeps the focus in the row.
-    for (const button of [answer, switchButton]) {
-      if (button.hidden && button === document.activeElement) {
+    for (const element of [answer, switchButton, dtmf]) {
+      if (element.hidden && element.contains(document.activeElement)) {
         row.querySelector('.call-hangup').focus();
       }
     }
@@ -281,18 +333,62 @@ function renderCalls(card, account) {
     answer.setAttribute('aria-label', `Answer call from ${peer}`);
     switchButton.setAttribute('aria-label', `${switchButton.textContent} call with ${peer}`);
     row.querySelector('.call-hangup').setAttribute('aria-label', `Hang up call with ${peer}`);
+    row.querySelector('.keypad').setAttribute('aria-label', `Keypad: DTMF to ${peer}`);
+    if (!dtmf.hidden) renderDtmf(row, call);
     updateDuration(row, call);
   }
   card.q('.calls-empty').hidden = account.calls.size > 0;
 }
 
-const ESTABLISHED = ['active', 'held', 'remote-held'];
+function newCallRow(id) {
+  const row = $('call-template').content.firstElementChild.cloneNode(true);
+  row.dataset.callId = String(id);
+  const keypad = row.querySelector('.keypad');
+  for (const digit of KEYPAD_ROWS.join('')) {
+    const key = document.createElement('button');
+    key.type = 'button';
+    key.className = /[A-D]/.test(digit) ? 'key letter' : 'key';
+    key.dataset.digit = digit;
+    key.textContent = digit;
+    key.tabIndex = keypad.childElementCount === 0 ? 0 : -1;
+    keypad.append(key);
+  }
+  return row;
+}
+
+// The digits sent (then those still being sent) and received on a call.
+// Received digits are appended, never rewritten, so that a screen reader
+// announces each new one once.
+function renderDtmf(row, call) {
+  const sending = dtmfSending(call);
+  row.querySelector('.dtmf-sent-digits').textContent = call.dtmf.sent;
+  row.querySelector('.dtmf-sending').textContent = sending;
+  row.querySelector('.dtmf-sent').dataset.empty = call.dtmf.sent || sending ? 'no' : 'yes';
+
+  const list = row.querySelector('.dtmf-received');
+  const shown = Number(list.dataset.total || 0);
+  const fresh = Math.min(call.dtmf.receivedTotal - shown, call.dtmf.received.length);
+  if (fresh <= 0) return;
+  for (const { digit, method, durationMs } of call.dtmf.received.slice(-fresh)) {
+    const item = document.createElement('span');
+    item.className = 'digit';
+    item.dataset.method = method;
+    item.textContent = digit;
+    item.title = `${dtmfMethodLabel(method)}${durationMs ? `, ${durationMs} ms` : ''}`;
+    list.append(item);
+  }
+  while (list.childElementCount > DTMF_KEEP) list.firstElementChild.remove();
+  list.dataset.total = String(call.dtmf.receivedTotal);
+  list.dataset.empty = 'no';
+  const newest = call.dtmf.received.at(-1);
+  row.querySelector('.dtmf-method').textContent = `last by ${dtmfMethodLabel(newest.method)}`;
+}
 
 function canSwitchTo(account, call) {
-  if (!ESTABLISHED.includes(call.state)) return false;
+  if (!isEstablished(call.state)) return false;
   if (call.state === 'held') return true;
   for (const other of account.calls.values()) {
-    if (other.id !== call.id && ESTABLISHED.includes(other.state) && other.state !== 'held') {
+    if (other.id !== call.id && isEstablished(other.state) && other.state !== 'held') {
       return true; // another call is not held: switching to this one holds it
     }
   }

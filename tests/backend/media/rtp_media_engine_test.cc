@@ -20,6 +20,7 @@
 #include "backend/media/g711.h"
 #include "backend/media/rtcp.h"
 #include "backend/media/rtp_packet.h"
+#include "backend/media/telephone_event.h"
 #include "gtest/gtest.h"
 #include "tests/backend/media/media_test_support.h"
 
@@ -596,6 +597,140 @@ TEST(RtpMediaEngineTest, TelephoneEventsAreCountedNotPlayed) {
   EXPECT_EQ(engine->Diagnostics(1)->telephone_events_received, 3u);
   EXPECT_EQ(engine->Stats(1)->packets_lost, 0u);
   EXPECT_EQ(engine->Stats(1)->payload_type, 101);
+}
+
+// A telephone-event packet of the far end.
+std::vector<uint8_t> EventPacket(uint16_t sequence, uint32_t timestamp, uint8_t event,
+                                 uint16_t duration, bool end, bool marker = false) {
+  std::vector<uint8_t> packet(kRtpHeaderSize + kTelephoneEventSize);
+  RtpHeader header;
+  header.payload_type = 101;
+  header.sequence = sequence;
+  header.timestamp = timestamp;
+  header.ssrc = 9;
+  header.marker = marker;
+  WriteRtpHeader(header, packet.data());
+  TelephoneEvent payload;
+  payload.event = event;
+  payload.end = end;
+  payload.duration = duration;
+  WriteTelephoneEvent(payload, packet.data() + kRtpHeaderSize);
+  return packet;
+}
+
+// What the DTMF handlers of an engine reported, in order.
+struct DtmfReports {
+  absl::Mutex mu;
+  std::vector<std::string> lines ABSL_GUARDED_BY(mu);
+  MediaEngine::DtmfHandlers Handlers() {
+    MediaEngine::DtmfHandlers handlers;
+    handlers.received = [this](int64_t call_id, char digit, int duration_ms) {
+      absl::MutexLock lock(&mu);
+      lines.push_back(absl::StrCat("received ", call_id, " ", std::string(1, digit), " ",
+                                   duration_ms));
+    };
+    handlers.sent = [this](int64_t call_id, uint64_t request) {
+      absl::MutexLock lock(&mu);
+      lines.push_back(absl::StrCat("sent ", call_id, " ", request));
+    };
+    return handlers;
+  }
+  std::vector<std::string> Lines() {
+    absl::MutexLock lock(&mu);
+    return lines;
+  }
+};
+
+TEST(RtpMediaEngineTest, DtmfGoesOutAsRfc4733EventsThatMuteTheAudio) {
+  auto engine = StartEngine();
+  DtmfReports reports;
+  engine->SetDtmfHandlers(reports.Handlers());
+  UdpPeer peer;
+  ASSERT_TRUE(engine->Open(1, Source("tone:1000")).ok());
+  MediaParams params = SendTo(peer.port(), MediaDirection::kSendRecv);
+  // Without telephone-event the engine refuses: the SIP side uses INFO.
+  engine->Update(1, params);
+  EXPECT_EQ(engine->SendDtmf(1, "1", 100, 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(engine->SendDtmf(2, "1", 100, 1).code(), absl::StatusCode::kNotFound);
+  params.telephone_event_payload_type = 101;
+  engine->Update(1, params);
+  ASSERT_TRUE(peer.Receive(absl::Seconds(1)).has_value());
+  ASSERT_TRUE(engine->SendDtmf(1, "5#", 60, 42).ok());
+  // Audio, then 5 (60 ms: 160, 320, 480 end x3), a pause of audio, then #.
+  std::vector<RtpHeader> headers;
+  std::vector<std::optional<TelephoneEvent>> events;
+  int ends_of_hash = 0;
+  for (int i = 0; i < 60 && ends_of_hash < 3; ++i) {
+    std::optional<std::vector<uint8_t>> datagram = peer.Receive(absl::Seconds(1));
+    ASSERT_TRUE(datagram.has_value()) << i;
+    std::optional<RtpPacketView> packet = ParseRtpPacket(*datagram);
+    ASSERT_TRUE(packet.has_value());
+    headers.push_back(packet->header);
+    if (packet->header.payload_type == 101) {
+      events.push_back(ParseTelephoneEvent(packet->payload));
+      ASSERT_TRUE(events.back().has_value());
+      if (events.back()->event == 11 && events.back()->end) ++ends_of_hash;
+    } else {
+      EXPECT_EQ(packet->header.payload_type, kPayloadTypePcmu);
+      EXPECT_EQ(packet->payload.size(), static_cast<size_t>(kFrameSamples));
+      events.push_back(std::nullopt);
+    }
+  }
+  ASSERT_EQ(ends_of_hash, 3);
+  // One stream: consecutive sequence numbers over audio and events alike.
+  for (size_t i = 1; i < headers.size(); ++i) {
+    EXPECT_EQ(headers[i].sequence, static_cast<uint16_t>(headers[i - 1].sequence + 1)) << i;
+    EXPECT_EQ(headers[i].ssrc, headers[0].ssrc);
+  }
+  std::vector<std::string> shape;  // "a" audio, "5:160", "5:480E" ...
+  uint32_t event_timestamp[2] = {0, 0};
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (!events[i]) {
+      if (shape.empty() || shape.back() != "a") shape.push_back("a");
+      continue;
+    }
+    const char digit = events[i]->event == 5 ? '5' : '#';
+    shape.push_back(absl::StrCat(std::string(1, digit), ":", events[i]->duration,
+                                 events[i]->end ? "E" : "", headers[i].marker ? "M" : ""));
+    event_timestamp[digit == '5' ? 0 : 1] = headers[i].timestamp;
+    // Every packet of an event carries the event's start timestamp.
+    EXPECT_EQ(headers[i].timestamp, event_timestamp[digit == '5' ? 0 : 1]) << i;
+  }
+  if (!shape.empty() && shape.front() == "a") shape.erase(shape.begin());  // before the 5
+  EXPECT_EQ(shape, (std::vector<std::string>{"5:160M", "5:320", "5:480E", "5:480E", "5:480E", "a",
+                                             "#:160M", "#:320", "#:480E", "#:480E", "#:480E"}));
+  // The # starts on the media clock: 5 event ticks and 3 of pause after the 5.
+  EXPECT_EQ(event_timestamp[1] - event_timestamp[0],
+            (5u + DtmfSender::kPauseTicks) * kFrameSamples);
+  ASSERT_TRUE(WaitFor([&] { return !reports.Lines().empty(); }, kDeadline));
+  EXPECT_EQ(reports.Lines(), (std::vector<std::string>{"sent 1 42"}));
+  EXPECT_EQ(engine->Diagnostics(1)->telephone_events_sent, 10u);
+}
+
+TEST(RtpMediaEngineTest, ReceivedRfc4733DigitsAreReportedOnceEach) {
+  auto engine = StartEngine();
+  DtmfReports reports;
+  engine->SetDtmfHandlers(reports.Handlers());
+  UdpPeer peer;
+  absl::StatusOr<int> port = engine->Open(1, Source("silence"));
+  ASSERT_TRUE(port.ok());
+  MediaParams params = SendTo(peer.port(), MediaDirection::kSendRecv);
+  params.telephone_event_payload_type = 101;
+  engine->Update(1, params);
+  uint16_t sequence = 0;
+  // 7 for 100 ms with its end sent three times.
+  ASSERT_TRUE(peer.SendTo(*port, EventPacket(sequence++, 1000, 7, 160, false, true)));
+  ASSERT_TRUE(peer.SendTo(*port, EventPacket(sequence++, 1000, 7, 480, false)));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(peer.SendTo(*port, EventPacket(sequence++, 1000, 7, 800, true)));
+  }
+  // * whose end packets are all lost: reported after the timeout.
+  ASSERT_TRUE(peer.SendTo(*port, EventPacket(sequence++, 3000, 10, 160, false, true)));
+  ASSERT_TRUE(WaitFor([&] { return reports.Lines().size() == 2; }, kDeadline));
+  EXPECT_EQ(reports.Lines(), (std::vector<std::string>{"received 1 7 100", "received 1 * 20"}));
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_EQ(reports.Lines().size(), 2u) << "a digit was reported twice";
+  EXPECT_EQ(engine->Diagnostics(1)->telephone_events_ignored, 2u);  // the repeated ends
 }
 
 // ---------------------------------------------------------------- RTCP
