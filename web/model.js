@@ -394,10 +394,10 @@ export function describe(msg) {
       return `ended${call}${msg.code ? ` (${msg.code} ${msg.reason || ''})` : ''}`.trim();
     case 'dtmf': {
       const duration = msg.duration_ms ? `, ${msg.duration_ms} ms` : '';
-      return `DTMF ${msg.digit} received${call} (${dtmfMethodLabel(msg.method)}${duration})`;
+      return `DTMF ${msg.digit} received${call ? ` on${call}` : ''} (${dtmfMethodLabel(msg.method)}${duration})`;
     }
     case 'dtmf-sent':
-      return `DTMF ${msg.digits} sent${call}`;
+      return `DTMF ${msg.digits} sent${call ? ` on${call}` : ''}`;
     default:
       return msg.event || 'message';
   }

@@ -149,6 +149,162 @@ test('log categories and texts', () => {
   assert.equal(formatDuration(3723000), '1:02:03');
 });
 
+// account-1 with an outgoing call 7 in `callState`.
+function stateWithCall(callState) {
+  const state = createState();
+  applyMessage(state, snapshot, { now: 1 });
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 11,
+    calls: [{ call_id: 7, state: callState, direction: 'outgoing', peer: '3002', peer_name: '' }],
+  });
+  return state;
+}
+
+test('the keypad is offered for established calls only', () => {
+  for (const callState of ['active', 'held', 'remote-held']) {
+    const call = stateWithCall(callState).accounts.get('account-1').calls.get(7);
+    assert.equal(model.offersKeypad(call), true, callState);
+  }
+  for (const callState of ['dialing', 'ringing', 'incoming', 'unknown']) {
+    const call = stateWithCall(callState).accounts.get('account-1').calls.get(7);
+    assert.equal(model.offersKeypad(call), false, callState);
+  }
+  // An incoming call gets it once answered.
+  const state = createState();
+  applyMessage(state, snapshot);
+  applyMessage(state, { event: 'call-incoming', account: 'account-1', call_id: 9, caller: '3002', seq: 11 });
+  const call = state.accounts.get('account-1').calls.get(9);
+  assert.equal(model.offersKeypad(call), false);
+  applyMessage(state, { event: 'call-answered', account: 'account-1', call_id: 9, seq: 12 });
+  assert.equal(model.offersKeypad(call), true);
+});
+
+test('the keypad has the 16 DTMF digits, and keys of the keyboard map onto them', () => {
+  assert.deepEqual(model.KEYPAD_ROWS, ['123A', '456B', '789C', '*0#D']);
+  assert.equal(new Set(model.KEYPAD_ROWS.join('')).size, 16);
+  for (const digit of model.KEYPAD_ROWS.join('')) assert.equal(model.dtmfDigitOfKey(digit), digit);
+  assert.equal(model.dtmfDigitOfKey('b'), 'B');
+  for (const key of ['e', 'E', '+', ' ', 'Enter', 'ArrowUp', '', undefined]) {
+    assert.equal(model.dtmfDigitOfKey(key), null, String(key));
+  }
+});
+
+test('digits received are kept per call with their method, the newest 32', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  let seq = 12;
+  const changed = applyMessage(state, {
+    event: 'dtmf', account: 'account-1', call_id: 7, digit: '5', duration_ms: 160, method: 'rfc4733', seq: seq++,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  applyMessage(state, {
+    event: 'dtmf', account: 'account-1', call_id: 7, digit: '#', duration_ms: 0, method: 'info', seq: seq++,
+  });
+  assert.deepEqual(call.dtmf.received, [
+    { digit: '5', method: 'rfc4733', durationMs: 160 },
+    { digit: '#', method: 'info', durationMs: 0 },
+  ]);
+  assert.equal(call.dtmf.receivedTotal, 2);
+  // A duplicate (seq already applied) and a digit for an unknown call change nothing.
+  applyMessage(state, { event: 'dtmf', account: 'account-1', call_id: 7, digit: '1', method: 'info', seq: 13 });
+  const unknown = applyMessage(state, {
+    event: 'dtmf', account: 'account-1', call_id: 8, digit: '1', method: 'info', seq: seq++,
+  });
+  assert.equal(unknown.accounts.size, 0);
+  assert.equal(call.dtmf.receivedTotal, 2);
+  // A status (the 3 s sync) keeps them.
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: seq++,
+    calls: [{ call_id: 7, state: 'held', direction: 'outgoing', peer: '3002', peer_name: '' }],
+  });
+  const same = state.accounts.get('account-1').calls.get(7);
+  assert.equal(same.dtmf.received.map((d) => d.digit).join(''), '5#');
+  for (let i = 0; i < 40; i++) {
+    applyMessage(state, {
+      event: 'dtmf', account: 'account-1', call_id: 7, digit: String(i % 10), method: 'rfc4733', seq: seq++,
+    });
+  }
+  assert.equal(same.dtmf.received.length, model.DTMF_KEEP);
+  assert.equal(same.dtmf.receivedTotal, 42);
+  assert.equal(same.dtmf.received.at(-1).digit, '9');
+  assert.equal(same.dtmf.received[0].digit, '8'); // digit 8 of the 40
+});
+
+test('digits sent show as being sent until dtmf-sent confirms them', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  assert.equal(model.noteDtmfRequest(state, 'account-1', 7, 'w1', '1'), true);
+  assert.equal(model.noteDtmfRequest(state, 'account-1', 7, 'w2', '2'), true);
+  assert.equal(model.noteDtmfRequest(state, 'account-1', 8, 'w3', '3'), false); // no such call
+  assert.equal(model.noteDtmfRequest(state, 'nobody', 7, 'w4', '4'), false);
+  assert.equal(model.dtmfSending(call), '12');
+  assert.equal(call.dtmf.sent, '');
+  const changed = applyMessage(state, {
+    event: 'dtmf-sent', account: 'account-1', call_id: 7, digits: '1', token: 'w1', seq: 12,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(call.dtmf.sent, '1');
+  assert.equal(model.dtmfSending(call), '2');
+  applyMessage(state, { event: 'dtmf-sent', account: 'account-1', call_id: 7, digits: '2', token: 'w2', seq: 13 });
+  assert.equal(call.dtmf.sent, '12');
+  assert.equal(model.dtmfSending(call), '');
+  // Digits confirmed without a request noted (the call was not known yet) count too.
+  applyMessage(state, { event: 'dtmf-sent', account: 'account-1', call_id: 7, digits: '*#', seq: 14 });
+  assert.equal(call.dtmf.sent, '12*#');
+  // The newest 32 are kept.
+  applyMessage(state, {
+    event: 'dtmf-sent', account: 'account-1', call_id: 7, digits: '0123456789'.repeat(4), seq: 15,
+  });
+  assert.equal(call.dtmf.sent, '0123456789'.repeat(4).slice(-32));
+});
+
+test('a refused send-dtmf is no longer shown as being sent', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  model.noteDtmfRequest(state, 'account-1', 7, 'w1', '1');
+  model.noteDtmfRequest(state, 'account-1', 7, 'w2', '2');
+  const changed = applyMessage(state, {
+    event: 'fail', account: 'account-1', error: 'DTMF to call 7 failed: 415 Unsupported Media Type',
+    kind: 'unavailable', token: 'w1', seq: 12,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(model.dtmfSending(call), '2');
+  assert.equal(call.dtmf.sent, '');
+  // A fail of another request leaves it alone.
+  applyMessage(state, { event: 'fail', account: 'account-1', error: 'x', token: 'w9', seq: 13 });
+  assert.equal(model.dtmfSending(call), '2');
+});
+
+test('a new session forgets the send-dtmf requests of the one before', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  model.noteDtmfRequest(state, 'account-1', 7, 'w1', '1');
+  const changed = applyMessage(state, { event: 'resumed', instance: 'abc', after_seq: 11, replayed: 0 });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(model.dtmfSending(call), '');
+  model.noteDtmfRequest(state, 'account-1', 7, 'w2', '2');
+  applyMessage(state, {
+    ...snapshot,
+    seq: 20,
+    accounts: [{
+      event: 'status', account: 'account-1', account_status: 200, seq: 20,
+      calls: [{ call_id: 7, state: 'active', direction: 'outgoing', peer: '3002', peer_name: '' }],
+    }],
+  });
+  assert.equal(model.dtmfSending(state.accounts.get('account-1').calls.get(7)), '');
+});
+
+test('DTMF in the log', () => {
+  const received = { event: 'dtmf', call_id: 7, digit: '5', duration_ms: 160, method: 'rfc4733' };
+  assert.equal(categoryOf(received), 'call');
+  assert.equal(describe(received), 'DTMF 5 received on call 7 (RFC 4733, 160 ms)');
+  assert.equal(describe({ event: 'dtmf', call_id: 7, digit: '#', duration_ms: 0, method: 'info' }),
+    'DTMF # received on call 7 (SIP INFO)');
+  const sent = { event: 'dtmf-sent', call_id: 7, digits: '12*#' };
+  assert.equal(categoryOf(sent), 'reply');
+  assert.equal(describe(sent), 'DTMF 12*# sent on call 7');
+});
+
 test('the socket URL resumes only with an instance and a seq', () => {
   const http = { protocol: 'http:', host: '127.0.0.1:3552' };
   assert.equal(connection.socketUrl(http, null), 'ws://127.0.0.1:3552/ws');

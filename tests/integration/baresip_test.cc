@@ -154,5 +154,45 @@ TEST_F(BaresipTest, BaresipCallsTheGatewayWhichAnswersAndHearsIt) {
   ExpectBaresipHeardTheGateway();
 }
 
+// Issue 20: DTMF both ways as RFC 4733 telephone-events (baresip offers
+// and answers telephone-event/8000): our digits reach baresip (its ctrl_tcp
+// CALL_DTMF_START events), baresip's (its `sndcode` command) reach the
+// native client as dtmf events.
+TEST_F(BaresipTest, DigitsGoBothWaysAsTelephoneEvents) {
+  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3006"})");
+  auto call_return =
+      client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
+  ASSERT_TRUE(call_return.has_value());
+  int64_t id = call_return->Int("call_id");
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+
+  client_->Send(absl::StrCat(R"({"cmd":"send-dtmf","account":"account-1","call_id":)", id,
+                             R"(,"digits":"19#*","duration_ms":80,"token":"d1"})"));
+  std::string heard;
+  for (int i = 0; i < 4; ++i) {
+    std::optional<std::string> event = baresip_->WaitEvent("CALL_DTMF_START");
+    ASSERT_TRUE(event.has_value()) << "baresip heard only '" << heard << "'";
+    heard += JsonField(*event, "param");
+  }
+  EXPECT_EQ(heard, "19#*");
+  auto sent = client_->WaitFor([](const NativeEvent& e) { return e.event() == "dtmf-sent"; });
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->Str("digits"), "19#*") << sent->json;
+  EXPECT_EQ(sent->Str("token"), "d1") << sent->json;
+  EXPECT_EQ(sent->Int("call_id"), id);
+
+  for (const char* digit : {"5", "D"}) {
+    ASSERT_TRUE(baresip_->Command("sndcode", digit).ok());
+    auto dtmf = client_->WaitFor([](const NativeEvent& e) { return e.event() == "dtmf"; });
+    ASSERT_TRUE(dtmf.has_value()) << "no dtmf event for " << digit;
+    EXPECT_EQ(dtmf->Str("digit"), digit) << dtmf->json;
+    EXPECT_EQ(dtmf->Str("method"), "rfc4733") << dtmf->json;
+    EXPECT_EQ(dtmf->Int("call_id"), id);
+  }
+  Command("hangup-call", id);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", id)).has_value());
+}
+
 }  // namespace
 }  // namespace telestra::testing
