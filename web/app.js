@@ -300,13 +300,17 @@ function renderCalls(card, account) {
       card.rows.delete(id);
     }
   }
+  let position = 0;
   for (const call of account.calls.values()) {
     let row = card.rows.get(call.id);
     if (!row) {
       row = newCallRow(call.id);
       card.rows.set(call.id, row);
     }
-    list.appendChild(row); // call order
+    // In call order; moved only when out of place (a move takes the focus
+    // away from the key just pressed).
+    const here = list.children[position++] || null;
+    if (here !== row) list.insertBefore(row, here);
     row.dataset.state = call.state;
     const incoming = call.direction === 'incoming';
     row.querySelector('.call-direction').textContent = incoming ? '↙ from' : '↗ to';

@@ -8,7 +8,8 @@
 //
 // Scenarios: `registration` (both accounts registered; log out, log in by
 // keyboard, a wrong password, resume after a disconnect, phone width) and
-// `calls` (dial, incoming, answer, switch between two calls, hang up).
+// `calls` (dial, incoming, answer, DTMF from the keypad both ways, switch
+// between two calls, hang up).
 // Exit status: 0 passed, 1 failed, 77 skipped (calls not supported yet).
 // Every step prints one line; screenshots go to --out.
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -201,8 +202,70 @@ async function waitForCallState(page, name, callId, state) {
     .waitFor({ timeout: TIMEOUT });
 }
 
+const callRow = (page, name, callId) => account(page, name).locator(`li.call[data-call-id="${callId}"]`);
+const key = (row, digit) => row.locator(`.keypad .key[data-digit="${digit}"]`);
+
+// The page's WebSocket messages, both ways, parsed.
+function recordFrames(page) {
+  const frames = { sent: [], received: [] };
+  page.on('websocket', (socket) => {
+    socket.on('framesent', ({ payload }) => frames.sent.push(JSON.parse(payload)));
+    socket.on('framereceived', ({ payload }) => frames.received.push(JSON.parse(payload)));
+  });
+  return frames;
+}
+
+// Polls `condition` (which may be async) until it holds; `what` (a string,
+// or a function that describes the last state seen) names it in the error.
+async function waitUntil(condition, what) {
+  const deadline = Date.now() + TIMEOUT;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(typeof what === 'function' ? what() : `timed out waiting for ${what}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function expectText(locator, text, what) {
+  let shown;
+  await waitUntil(
+    async () => (shown = await locator.textContent()) === text,
+    () => `${what}: "${shown}", not "${text}"`,
+  );
+}
+
+// The send-dtmf commands the page sent for `digits` on a call, one per
+// digit, each answered by dtmf-sent.
+async function expectDtmfSent(frames, name, callId, digits) {
+  const commands = () =>
+    frames.sent.filter((c) => c.cmd === 'send-dtmf' && c.account === name && c.call_id === Number(callId));
+  await waitUntil(() => commands().length >= digits.length, `${digits.length} send-dtmf`);
+  const sent = commands().slice(-digits.length);
+  const asked = sent.map((c) => c.digits).join('');
+  if (asked !== digits) throw new Error(`send-dtmf asked for "${asked}", not "${digits}"`);
+  for (const command of sent) {
+    await waitUntil(
+      () => frames.received.some((e) => e.event === 'dtmf-sent' && e.token === command.token),
+      `dtmf-sent for ${JSON.stringify(command)}`,
+    );
+    const reply = frames.received.find((e) => e.token === command.token);
+    if (reply.event !== 'dtmf-sent' || reply.digits !== command.digits || reply.call_id !== Number(callId)) {
+      throw new Error(`send-dtmf ${JSON.stringify(command)} answered ${JSON.stringify(reply)}`);
+    }
+  }
+}
+
+// The digits a call's row shows as received, and the method of each.
+async function receivedDigits(row) {
+  return row.locator('.dtmf-received .digit').evaluateAll((items) =>
+    items.map((item) => ({ digit: item.textContent, method: item.dataset.method, title: item.title })),
+  );
+}
+
 async function calls(context) {
   const page = await context.newPage();
+  const frames = recordFrames(page);
   step('load the dashboard');
   await page.goto(url);
   await waitForConnected(page);
@@ -233,6 +296,9 @@ async function calls(context) {
   const firstIn = await incoming.getAttribute('data-call-id');
   await waitForCallState(page, 'account-1', firstOut, 'active');
   await waitForCallState(page, 'account-2', firstIn, 'active');
+  for (const [name, id] of [['account-1', firstOut], ['account-2', firstIn]]) {
+    await callRow(page, name, id).locator('.keypad').waitFor({ state: 'visible' });
+  }
   // The duration runs.
   await page.waitForFunction(
     (id) => {
@@ -243,13 +309,42 @@ async function calls(context) {
     { timeout: TIMEOUT },
   );
 
-  step('a second call, answered too');
+  step('keypad keys clicked and typed send DTMF; the far end shows the digits');
+  const out = callRow(page, 'account-1', firstOut);
+  for (const digit of ['1', '2', '#']) await key(out, digit).click();
+  await page.keyboard.type('4*d'); // the keypad has the focus; d is D
+  await expectText(out.locator('.dtmf-sent-digits'), '12#4*D', 'digits sent shown');
+  await expectText(out.locator('.dtmf-sending'), '', 'digits still being sent');
+  await expectDtmfSent(frames, 'account-1', firstOut, '12#4*D');
+  const far = callRow(page, 'account-2', firstIn);
+  await expectText(far.locator('.dtmf-received'), '12#4*D', 'digits received by account-2');
+  const received = await receivedDigits(far);
+  if (received.some((d) => d.method !== 'rfc4733' || !d.title.startsWith('RFC 4733'))) {
+    throw new Error(`digits received ${JSON.stringify(received)}: not all by RFC 4733`);
+  }
+  await expectText(far.locator('.dtmf-method'), 'last by RFC 4733', 'method of the newest digit');
+  await expectText(out.locator('.dtmf-received'), '', 'digits received by account-1');
+  await assertLogHas(page, `DTMF D received on call ${firstIn}`);
+  await shot(page, '02-dtmf');
+
+  step('a second call: no keypad while it rings; DTMF to it fails');
   await dial(page, 'account-1', '3002');
   await waitForCalls(page, 'account-1', 2);
   await waitForCalls(page, 'account-2', 2);
   const secondIn = await callRows(page, 'account-2')
     .locator(':scope[data-state="incoming"]')
     .getAttribute('data-call-id');
+  const ringing = callRow(page, 'account-2', secondIn);
+  if (await ringing.locator('.call-dtmf').isVisible()) throw new Error('a keypad on a ringing call');
+  // A key that is not offered, pressed anyway: the gateway's fail is shown.
+  await key(ringing, '5').evaluate((button) => button.click());
+  await account(page, 'account-2')
+    .locator('.account-error', { hasText: `Call ${secondIn} is not established` })
+    .waitFor({ timeout: TIMEOUT });
+  await assertLogHas(page, `Call ${secondIn} is not established`);
+  await expectText(ringing.locator('.dtmf-sending'), '', 'a refused digit still being sent');
+
+  step('the second call answered');
   await account(page, 'account-2')
     .locator(`li.call[data-call-id="${secondIn}"]`)
     .getByRole('button', { name: /^Answer/ })
@@ -267,7 +362,23 @@ async function calls(context) {
   await waitForCallState(page, 'account-1', firstOut, 'held');
   await waitForCallState(page, 'account-1', secondOut, 'active');
   await waitForCallState(page, 'account-2', firstIn, 'remote-held');
-  await shot(page, '02-switched');
+  if (!(await account(page, 'account-2').locator('.account-error').isHidden())) {
+    throw new Error('the fail of the refused digit is still shown after the answer');
+  }
+
+  step('DTMF on held calls: the held far end sends by SIP INFO');
+  for (const [name, id] of [['account-1', firstOut], ['account-2', firstIn]]) {
+    await callRow(page, name, id).locator('.keypad').waitFor({ state: 'visible' });
+  }
+  await key(far, '9').click();
+  await expectDtmfSent(frames, 'account-2', firstIn, '9');
+  await expectText(far.locator('.dtmf-sent-digits'), '9', 'digits sent by account-2');
+  await expectText(out.locator('.dtmf-received'), '9', 'digits received by account-1');
+  const [byInfo] = await receivedDigits(out);
+  if (byInfo.method !== 'info' || !byInfo.title.startsWith('SIP INFO')) {
+    throw new Error(`digit received on the held call ${JSON.stringify(byInfo)}: not by SIP INFO`);
+  }
+  await shot(page, '03-switched');
 
   step('switch back');
   await account(page, 'account-1')
@@ -287,7 +398,7 @@ async function calls(context) {
   await waitForCalls(page, 'account-1', 0);
   await waitForCalls(page, 'account-2', 0);
   await assertLogHas(page, 'ended');
-  await shot(page, '03-ended');
+  await shot(page, '04-ended');
 }
 
 // -------------------------------------------------------------------- main

@@ -7,6 +7,11 @@
 // tests/support/sipp/register.xml, then listens on it. Scenarios:
 // tests/integration/sipp/*.xml; each checks what it receives and exits
 // non-zero on anything unexpected.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -555,6 +560,116 @@ TEST_F(SippCallTest, RtpTimeoutHangsUpASilentCallButNotOneWithAudio) {
   EXPECT_EQ(ended->Str("reason"), "RTP timeout") << ended->json;
   EXPECT_GE(absl::Now() - answered, absl::Milliseconds(900));
   ExpectSippSucceeds(*silent);  // it got the BYE it waits for
+}
+
+// A UDP socket on 127.0.0.1 standing in for a far end's RTP port.
+class RtpSink {
+ public:
+  explicit RtpSink(int port) {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~RtpSink() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool ok() const { return fd_ >= 0; }
+  // The next datagram, or nullopt after `timeout`.
+  std::optional<std::string> Receive(absl::Duration timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) <= 0) return std::nullopt;
+    char buffer[2048];
+    ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    if (n < 0) return std::nullopt;
+    return std::string(buffer, static_cast<size_t>(n));
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Issue 20: a sipp UAS that negotiates telephone-event plays the digit 1
+// (sipp's RFC 4733 capture): reported once as a dtmf event. Our digits go
+// to the SDP's port, a socket of the test: RFC 4733 packets with the
+// event's timestamp on each, growing durations, the end bit three times.
+TEST_F(SippCallTest, Rfc4733DigitsBothWaysWithASippFarEnd) {
+  StartTwoAccounts();
+  int rtp_port = PickFreeMediaPort();
+  ASSERT_NE(rtp_port, 0);
+  RtpSink sink(rtp_port);
+  ASSERT_TRUE(sink.ok());
+  SippProcess* sipp = StartUas("uas_dtmf_rfc4733.xml", {"-set", "rtp_port", absl::StrCat(rtp_port)});
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  auto dtmf = client_->WaitFor(IsCallEvent("dtmf", "account-1", id));
+  ASSERT_TRUE(dtmf.has_value()) << sipp->Describe();
+  EXPECT_EQ(dtmf->Str("digit"), "1") << dtmf->json;
+  EXPECT_EQ(dtmf->Str("method"), "rfc4733");
+  EXPECT_EQ(dtmf->Int("duration_ms"), 280) << "2240 samples";
+  EXPECT_FALSE(client_->WaitFor(IsCallEvent("dtmf", "account-1", id), absl::Milliseconds(500))
+                   .has_value())
+      << "the digit was reported twice";
+
+  client_->Send(absl::StrCat(R"({"cmd":"send-dtmf","account":"account-1","call_id":)", id,
+                             R"(,"digits":"7","duration_ms":60})"));
+  std::vector<std::string> events;  // RTP packets of PT 101
+  for (int i = 0; i < 200 && events.size() < 5; ++i) {
+    std::optional<std::string> packet = sink.Receive(absl::Seconds(2));
+    ASSERT_TRUE(packet.has_value()) << "no RTP from the gateway";
+    if (packet->size() == 16 && (static_cast<uint8_t>((*packet)[1]) & 0x7f) == 101) {
+      events.push_back(*packet);
+    }
+  }
+  ASSERT_EQ(events.size(), 5u);
+  auto u8 = [](const std::string& p, int i) { return static_cast<uint8_t>(p[i]); };
+  const uint32_t timestamp = (u8(events[0], 4) << 24) | (u8(events[0], 5) << 16) |
+                             (u8(events[0], 6) << 8) | u8(events[0], 7);
+  const int durations[] = {160, 320, 480, 480, 480};
+  for (int i = 0; i < 5; ++i) {
+    const std::string& p = events[i];
+    EXPECT_EQ((u8(p, 1) & 0x80) != 0, i == 0) << "marker on the first packet only, " << i;
+    EXPECT_EQ((u8(p, 4) << 24) | (u8(p, 5) << 16) | (u8(p, 6) << 8) | u8(p, 7), timestamp) << i;
+    EXPECT_EQ(u8(p, 12), 7) << "event";
+    EXPECT_EQ((u8(p, 13) & 0x80) != 0, i >= 2) << "end bit, " << i;
+    EXPECT_EQ((u8(p, 14) << 8) | u8(p, 15), durations[i]) << i;
+  }
+  auto sent = client_->WaitFor(IsCallEvent("dtmf-sent", "account-1", id));
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->Str("digits"), "7");
+  Command("hangup-call", "account-1", id);
+  ASSERT_TRUE(WaitEnded("account-1", id).has_value());
+  ExpectSippSucceeds(*sipp);
+}
+
+// Issue 20: a far end without telephone-event: its INFO digit is reported
+// (method info), ours go as INFO (application/dtmf-relay), one digit each;
+// the scenario checks their bodies.
+TEST_F(SippCallTest, InfoDigitsBothWaysWithASippFarEnd) {
+  StartTwoAccounts();
+  SippProcess* sipp = StartUas("uas_dtmf_info.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  auto dtmf = client_->WaitFor(IsCallEvent("dtmf", "account-1", id));
+  ASSERT_TRUE(dtmf.has_value()) << sipp->Describe();
+  EXPECT_EQ(dtmf->Str("digit"), "5") << dtmf->json;
+  EXPECT_EQ(dtmf->Str("method"), "info");
+  EXPECT_EQ(dtmf->Int("duration_ms"), 160);
+  client_->Send(absl::StrCat(R"({"cmd":"send-dtmf","account":"account-1","call_id":)", id,
+                             R"(,"digits":"4#","duration_ms":120,"token":"x"})"));
+  auto sent = client_->WaitFor(IsCallEvent("dtmf-sent", "account-1", id));
+  ASSERT_TRUE(sent.has_value()) << sipp->Describe();
+  EXPECT_EQ(sent->Str("digits"), "4#");
+  EXPECT_EQ(sent->Str("token"), "x");
+  ExpectSippHangsUp(id);
+  ExpectSippSucceeds(*sipp);
 }
 
 }  // namespace
