@@ -526,6 +526,73 @@ TEST_F(GrpcServerTest, SessionRepliesGoToTheSenderWithItsTokenBroadcastsToAll) {
   EXPECT_TRUE(a->WaitFor([](const Event& e) { return e.has_account_status(); }).has_value());
 }
 
+TEST_F(GrpcServerTest, SendDtmfIsUnaryAndOnSessionsRepliesDtmfSentOrFailToTheSender) {
+  Start();
+  auto a = EventStreamReader::Session(stub_.get());
+  auto b = EventStreamReader::Session(stub_.get());
+  telestra::v1::Command make_call;
+  make_call.mutable_make_call()->set_account("account-1");
+  make_call.mutable_make_call()->set_num("3002");
+  ASSERT_TRUE(a->Send(make_call));
+  auto call_return = a->WaitFor([](const Event& e) { return e.has_call_return(); });
+  ASSERT_TRUE(call_return.has_value());
+  const int64_t id = call_return->call_return().call_id();
+
+  telestra::v1::Command send;
+  send.set_token("d1");
+  send.mutable_send_dtmf()->set_account("account-1");
+  send.mutable_send_dtmf()->set_call_id(id);
+  send.mutable_send_dtmf()->set_digits("done");  // the fake backend: sent
+  ASSERT_TRUE(a->Send(send));
+  auto sent = a->WaitFor([](const Event& e) { return e.has_dtmf_sent(); });
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->token(), "d1");
+  EXPECT_EQ(sent->dtmf_sent().call_id(), id);
+  EXPECT_EQ(sent->dtmf_sent().digits(), "done");
+  send.mutable_send_dtmf()->set_digits("12");  // the fake backend: refused after queuing
+  ASSERT_TRUE(a->Send(send));
+  auto fail = a->WaitFor([](const Event& e) { return e.has_fail(); });
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->fail().error(), "DTMF to call failed: 405 Not Allowed");
+  EXPECT_EQ(fail->fail().kind(), telestra::v1::FAIL_KIND_UNAVAILABLE);
+  send.mutable_send_dtmf()->set_digits("");
+  ASSERT_TRUE(a->Send(send));
+  fail = a->WaitFor([](const Event& e) { return e.has_fail(); });
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->fail().error(), "Missing field: digits");
+  // b saw none of a's replies.
+  EXPECT_FALSE(b->WaitFor([](const Event& e) { return e.has_dtmf_sent() || e.has_fail(); },
+                          absl::Milliseconds(200))
+                   .has_value());
+
+  {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::SendDtmfResponse response;
+    grpc::Status status = stub_->SendDtmf(&context, send.send_dtmf(), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), "Missing field: digits");
+  }
+  {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::SendDtmfCommand request = send.send_dtmf();
+    request.set_digits("5");
+    telestra::v1::SendDtmfResponse response;
+    EXPECT_TRUE(stub_->SendDtmf(&context, request, &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::SendDtmfCommand request = send.send_dtmf();
+    request.set_digits("5");
+    request.set_call_id(id + 1000);
+    telestra::v1::SendDtmfResponse response;
+    EXPECT_EQ(stub_->SendDtmf(&context, request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+}
+
 TEST_F(GrpcServerTest, SessionCanOptOutOfExtendedEvents) {
   Start();
   auto session = EventStreamReader::Session(stub_.get());
