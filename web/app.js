@@ -107,7 +107,9 @@ function onMessage(msg, raw) {
   if (msg.event === 'fail') {
     const account = (request && request.account) || msg.account;
     if (account && cards.has(account)) showAccountError(account, msg.error);
-  } else if (request && request.account && msg.event !== 'status') {
+  } else if (request && request.account && msg.event !== 'status' && msg.event !== 'dtmf-sent') {
+    // (Digits go out one request per key: the next one's dtmf-sent must not
+    // hide the fail of the one before.)
     clearAccountError(request.account);
   }
   if (msg.event === 'account-status' && msg.account_status === 200) clearAccountError(msg.account);
@@ -385,7 +387,9 @@ function renderDtmf(row, call) {
   list.dataset.total = String(call.dtmf.receivedTotal);
   list.dataset.empty = 'no';
   const newest = call.dtmf.received.at(-1);
-  row.querySelector('.dtmf-method').textContent = `last by ${dtmfMethodLabel(newest.method)}`;
+  // "RFC 4733" stays on one line.
+  const method = dtmfMethodLabel(newest.method).replace(' ', '\u00a0');
+  row.querySelector('.dtmf-method').textContent = `via ${method}`;
 }
 
 function canSwitchTo(account, call) {

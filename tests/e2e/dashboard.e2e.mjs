@@ -76,6 +76,17 @@ async function loginByKeyboard(page, name, user, pass) {
   await page.keyboard.press('Enter');
 }
 
+// At 390 px the page must not scroll sideways; a screenshot of it.
+async function atPhoneWidth(page, name) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(100); // one layout pass
+  const overflow = await page.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
+  if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px at 390px`);
+  await shot(page, name);
+}
+
 async function assertLogHas(page, text) {
   await page
     .locator('#log .log-entry', { hasText: text })
@@ -168,13 +179,7 @@ async function registration(context) {
   await assertLogHas(page, 'connected (resumed)');
 
   step('phone width');
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.waitForTimeout(100); // one layout pass
-  const overflow = await page.evaluate(
-    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
-  );
-  if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px at 390px`);
-  await shot(page, '03-phone');
+  await atPhoneWidth(page, '03-phone');
 }
 
 // ------------------------------------------------------------------- calls
@@ -322,7 +327,7 @@ async function calls(context) {
   if (received.some((d) => d.method !== 'rfc4733' || !d.title.startsWith('RFC 4733'))) {
     throw new Error(`digits received ${JSON.stringify(received)}: not all by RFC 4733`);
   }
-  await expectText(far.locator('.dtmf-method'), 'last by RFC 4733', 'method of the newest digit');
+  await expectText(far.locator('.dtmf-method'), 'via RFC\u00a04733', 'method of the newest digit');
   await expectText(out.locator('.dtmf-received'), '', 'digits received by account-1');
   await assertLogHas(page, `DTMF D received on call ${firstIn}`);
   await shot(page, '02-dtmf');
@@ -380,6 +385,10 @@ async function calls(context) {
   }
   await shot(page, '03-switched');
 
+  step('phone width with calls and keypads');
+  await atPhoneWidth(page, '04-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   step('switch back');
   await account(page, 'account-1')
     .locator(`li.call[data-call-id="${firstOut}"]`)
@@ -398,7 +407,7 @@ async function calls(context) {
   await waitForCalls(page, 'account-1', 0);
   await waitForCalls(page, 'account-2', 0);
   await assertLogHas(page, 'ended');
-  await shot(page, '04-ended');
+  await shot(page, '05-ended');
 }
 
 // -------------------------------------------------------------------- main
