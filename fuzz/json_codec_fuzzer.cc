@@ -105,6 +105,16 @@ std::string ToJson(const Command& c) {
       field("cmd", "\"subscribe\"");
       field("extended", c.subscribe().extended() ? "true" : "false");
       break;
+    case Command::kSendDtmf:
+      field("cmd", "\"send-dtmf\"");
+      field("account", Quote(c.send_dtmf().account()));
+      field("call_id", absl::StrCat(c.send_dtmf().call_id()));
+      field("digits", Quote(c.send_dtmf().digits()));
+      // 0 is the default: absent on the wire (an explicit 0 is refused).
+      if (c.send_dtmf().duration_ms() != 0) {
+        field("duration_ms", absl::StrCat(c.send_dtmf().duration_ms()));
+      }
+      break;
     case Command::KIND_NOT_SET:
       Check(false, "a decoded command has a kind");
   }
@@ -113,7 +123,8 @@ std::string ToJson(const Command& c) {
 }
 
 bool IsDocumentedError(absl::string_view error) {
-  for (absl::string_view prefix : {"Malformed JSON: ", "Missing field: ", "Unknown command: "}) {
+  for (absl::string_view prefix : {"Malformed JSON: ", "Missing field: ", "Unknown command: ",
+                                   "Field duration_ms out of range"}) {
     if (absl::StartsWith(error, prefix)) return true;
   }
   for (absl::string_view text :
@@ -121,7 +132,8 @@ bool IsDocumentedError(absl::string_view error) {
         "Field user must be a string", "Field pass must be a string",
         "Field server must be a string", "Field num must be a string",
         "Field token must be a string", "Field call_id must be an integer",
-        "Field call_id is out of range", "Field extended must be a boolean"}) {
+        "Field call_id is out of range", "Field extended must be a boolean",
+        "Field digits must be a string", "Field duration_ms must be an integer"}) {
     if (error == text) return true;
   }
   return false;

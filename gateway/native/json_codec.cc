@@ -169,6 +169,31 @@ error_code ReadBool(od::value& value, BoolField* field) {
   return SUCCESS;
 }
 
+// A JSON number that must be an integer in [min, max]: kOk, kOutOfRange
+// (an integer outside, however many digits) or kWrongType (a fraction or
+// an exponent).
+error_code ReadIntegerNumber(od::value& value, int64_t min, int64_t max, IntField* field) {
+  od::number_type number_type;
+  error_code error = value.get_number_type().get(number_type);
+  if (error) return error;
+  if (number_type == od::number_type::signed_integer) {
+    int64_t n;
+    error = value.get_int64().get(n);
+    if (!error) {
+      field->value = n;
+      field->slot = (n < min || n > max) ? Slot::kOutOfRange : Slot::kOk;
+      return SUCCESS;
+    }
+    if (error != simdjson::INCORRECT_TYPE) return error;
+    // More digits than an int64 holds: out of range if it is valid JSON.
+  }
+  error = ConsumeNumber(value);
+  if (error) return error;
+  field->slot =
+      number_type == od::number_type::floating_point_number ? Slot::kWrongType : Slot::kOutOfRange;
+  return SUCCESS;
+}
+
 // call_id: a JSON integer or a string of decimal digits, 0 .. 2^53.
 error_code ReadCallId(od::value& value, IntField* field) {
   od::json_type type;
@@ -202,29 +227,10 @@ error_code ReadCallId(od::value& value, IntField* field) {
     field->slot = Slot::kWrongType;
     return ConsumeValue(value, 1);
   }
-  od::number_type number_type;
-  error = value.get_number_type().get(number_type);
-  if (error) return error;
-  if (number_type == od::number_type::signed_integer) {
-    int64_t id;
-    error = value.get_int64().get(id);
-    if (!error) {
-      field->value = id;
-      field->slot = (id < 0 || id > kMaxCallId) ? Slot::kOutOfRange : Slot::kOk;
-      return SUCCESS;
-    }
-    if (error != simdjson::INCORRECT_TYPE) return error;
-    // More digits than an int64 holds: out of range if it is valid JSON.
-  }
-  error = ConsumeNumber(value);
-  if (error) return error;
-  field->slot =
-      number_type == od::number_type::floating_point_number ? Slot::kWrongType : Slot::kOutOfRange;
-  return SUCCESS;
+  return ReadIntegerNumber(value, 0, kMaxCallId, field);
 }
 
-// A plain JSON integer (no string form), any int64; -1 .. 2^31 fit the
-// fields that use it, the rest is out of range.
+// A plain JSON integer (no string form) that fits an int32.
 error_code ReadInt(od::value& value, IntField* field) {
   od::json_type type;
   error_code error = value.type().get(type);
@@ -233,24 +239,7 @@ error_code ReadInt(od::value& value, IntField* field) {
     field->slot = Slot::kWrongType;
     return ConsumeValue(value, 1);
   }
-  od::number_type number_type;
-  error = value.get_number_type().get(number_type);
-  if (error) return error;
-  if (number_type == od::number_type::signed_integer) {
-    int64_t n;
-    error = value.get_int64().get(n);
-    if (!error) {
-      field->value = n;
-      field->slot = (n < INT32_MIN || n > INT32_MAX) ? Slot::kOutOfRange : Slot::kOk;
-      return SUCCESS;
-    }
-    if (error != simdjson::INCORRECT_TYPE) return error;
-  }
-  error = ConsumeNumber(value);
-  if (error) return error;
-  field->slot =
-      number_type == od::number_type::floating_point_number ? Slot::kWrongType : Slot::kOutOfRange;
-  return SUCCESS;
+  return ReadIntegerNumber(value, INT32_MIN, INT32_MAX, field);
 }
 
 // Reads the fields of the top-level object into `fields`, validating every

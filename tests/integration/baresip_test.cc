@@ -71,6 +71,17 @@ class BaresipTest : public GatewayTest {
     return baresip_ ? "baresip log:\n" + baresip_->Log() : "";
   }
 
+  // account-1 calls baresip, which answers; `*id` is the call.
+  void CallBaresip(int64_t* id) {
+    client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3006"})");
+    auto call_return =
+        client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
+    ASSERT_TRUE(call_return.has_value());
+    *id = call_return->Int("call_id");
+    ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", *id)).has_value());
+    ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+  }
+
   void Command(const std::string& cmd, int64_t id) {
     client_->Send(
         absl::StrCat(R"({"cmd":")", cmd, R"(","account":"account-1","call_id":)", id, "}"));
@@ -113,13 +124,8 @@ class BaresipTest : public GatewayTest {
 };
 
 TEST_F(BaresipTest, GatewayCallsBaresipAndEachSideHearsTheOthersTone) {
-  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3006"})");
-  auto call_return =
-      client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
-  ASSERT_TRUE(call_return.has_value());
-  int64_t id = call_return->Int("call_id");
-  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
-  ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+  int64_t id = -1;
+  ASSERT_NO_FATAL_FAILURE(CallBaresip(&id));
   absl::SleepFor(kTalk);  // the call's length, not a wait for a condition
   Command("hangup-call", id);
   auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
@@ -159,13 +165,8 @@ TEST_F(BaresipTest, BaresipCallsTheGatewayWhichAnswersAndHearsIt) {
 // CALL_DTMF_START events), baresip's (its `sndcode` command) reach the
 // native client as dtmf events.
 TEST_F(BaresipTest, DigitsGoBothWaysAsTelephoneEvents) {
-  client_->Send(R"({"cmd":"make-call","account":"account-1","num":"3006"})");
-  auto call_return =
-      client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
-  ASSERT_TRUE(call_return.has_value());
-  int64_t id = call_return->Int("call_id");
-  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
-  ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+  int64_t id = -1;
+  ASSERT_NO_FATAL_FAILURE(CallBaresip(&id));
 
   client_->Send(absl::StrCat(R"({"cmd":"send-dtmf","account":"account-1","call_id":)", id,
                              R"(,"digits":"19#*","duration_ms":80,"token":"d1"})"));
