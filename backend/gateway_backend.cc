@@ -372,19 +372,30 @@ int64_t GatewayBackend::OnIncomingCall(const std::string& account, const std::st
   return call_id;
 }
 
-void GatewayBackend::OnCallRinging(int64_t call_id, int code) {
+void GatewayBackend::OnCallProgress(int64_t call_id, int code, bool early_media) {
   EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
-  if (it == calls_.end()) return;
+  if (it == calls_.end() || it->second.Established()) return;
   CallRecord& call = it->second;
-  if (call.state != telestra::v1::CALL_STATE_DIALING) return;  // one event per call
-  call.state = telestra::v1::CALL_STATE_RINGING;
+  if (call.state == telestra::v1::CALL_STATE_DIALING) {  // call-ringing: once per call
+    call.state = telestra::v1::CALL_STATE_RINGING;
+    telestra::v1::Event event;
+    auto* ringing = event.mutable_call_ringing();
+    ringing->set_account(call.account);
+    ringing->set_call_id(call_id);
+    ringing->set_code(code);
+    hub_->Broadcast(std::move(event));
+  }
+  if (code == call.progress_code && early_media == call.early_media) return;  // nothing new
+  call.progress_code = code;
+  call.early_media = early_media;
   telestra::v1::Event event;
-  auto* ringing = event.mutable_call_ringing();
-  ringing->set_account(call.account);
-  ringing->set_call_id(call_id);
-  ringing->set_code(code);
+  auto* progress = event.mutable_call_progress();
+  progress->set_account(call.account);
+  progress->set_call_id(call_id);
+  progress->set_code(code);
+  progress->set_early_media(early_media);
   hub_->Broadcast(std::move(event));
 }
 

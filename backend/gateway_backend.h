@@ -59,7 +59,7 @@ class GatewayBackend : public Backend, public SipStackListener {
                       bool retrying) override;
   int64_t OnIncomingCall(const std::string& account, const std::string& caller,
                          const std::string& caller_name) override;
-  void OnCallRinging(int64_t call_id, int code) override;
+  void OnCallProgress(int64_t call_id, int code, bool early_media) override;
   void OnCallEstablished(int64_t call_id) override;
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
@@ -93,6 +93,9 @@ class GatewayBackend : public Backend, public SipStackListener {
     bool answering = false;    // answer-call sent, not yet established
     bool hanging_up = false;   // hangup-call sent, not yet ended
     bool hold_wanted = false;  // what the last switch-call asked for
+    // The last call-progress reported (code 0: none yet).
+    int progress_code = 0;
+    bool early_media = false;
 
     bool Established() const {
       return state == telestra::v1::CALL_STATE_ACTIVE || state == telestra::v1::CALL_STATE_HELD ||

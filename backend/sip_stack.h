@@ -30,8 +30,10 @@ class SipStackListener {
   virtual int64_t OnIncomingCall(const std::string& account, const std::string& caller,
                                  const std::string& caller_name) = 0;
 
-  // The far end of an outgoing call is alerting (180/183).
-  virtual void OnCallRinging(int64_t call_id, int code) = 0;
+  // A provisional answer (180-199) to an outgoing call's INVITE; once per
+  // such answer. `early_media`: it carried an SDP answer that the call's
+  // media now uses (the far end's audio flows before the call is answered).
+  virtual void OnCallProgress(int64_t call_id, int code, bool early_media) = 0;
 
   // The call is established (2xx + ACK), once per call.
   virtual void OnCallEstablished(int64_t call_id) = 0;

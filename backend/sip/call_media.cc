@@ -109,18 +109,21 @@ absl::StatusOr<AudioSession> SofiaSipStack::Impl::SessionFromAnswer(const sip_pa
 
 // The far end's answer to our offer (in a 18x/2xx or an ACK). `required`:
 // the call cannot go on without it (a new call's 2xx or ACK).
-void SofiaSipStack::Impl::OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold,
+bool SofiaSipStack::Impl::OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold,
                                    bool required) {
   TELESTRA_ASSERT_ON(owner_);
   absl::StatusOr<AudioSession> session = SessionFromAnswer(body, hold);
   if (session.ok()) {
     ApplyAudio(leg, *session);
-  } else if (required && !IsHangingUp(leg->state)) {
+    return true;
+  }
+  if (required && !IsHangingUp(leg->state)) {
     RefuseMedia(leg, absl::StrCat("Unusable SDP answer: ", session.status().message()));
   } else {
     spdlog::warn("call {}: SDP answer ignored: {}", leg->id,
                  std::string(session.status().message()));
   }
+  return false;
 }
 
 // Our SDP for a 2xx to an INVITE carrying `offer` (or to an UPDATE): our

@@ -151,13 +151,11 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
     Move(leg, CallEvent::kProvisional);
     if (leg->cancel_held) SendCancel(leg);
     if (leg->state == CallState::kTerminated || status < 180) return;
+    bool early_media = false;
     if (const sip_payload_t* body = SdpOf(sip); body != nullptr) {
-      OnAnswer(leg, body, leg->local_hold, /*required=*/false);  // early media
+      early_media = OnAnswer(leg, body, leg->local_hold, /*required=*/false);
     }
-    if (!leg->ringing_reported) {
-      leg->ringing_reported = true;
-      listener_->OnCallRinging(leg->id, status);
-    }
+    listener_->OnCallProgress(leg->id, status, early_media);
     return;
   }
   leg->invite = nullptr;

@@ -135,7 +135,6 @@ class SofiaSipStack::Impl {
     CallState state = CallState::kIncoming;
     bool outgoing = false;
     bool invite_is_reinvite = false;     // `invite` is a hold/resume re-INVITE
-    bool ringing_reported = false;       // call-ringing was reported
     bool cancel_held = false;            // hung up; CANCEL waits for it (HangupCall)
     bool counted_ringing = false;        // counted by policy_ (an unanswered incoming call)
     su_timer_t* ring_timer = nullptr;    // incoming: [sip-settings] ring-timeout
@@ -300,7 +299,8 @@ class SofiaSipStack::Impl {
   void UpdateMedia(CallLeg* leg);
   void RefuseMedia(CallLeg* leg, std::string why);
   absl::StatusOr<AudioSession> SessionFromAnswer(const sip_payload_t* body, bool hold) const;
-  void OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required);
+  // True when the answer was applied to the call's media.
+  bool OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required);
   absl::StatusOr<std::string> ResponseSdp(CallLeg* leg, const RemoteSdp* offer);
 
   // ---- state moves (call_leg.h, registration_state.h)

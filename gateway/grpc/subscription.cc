@@ -47,6 +47,8 @@ const std::string& AccountOfEvent(const Event& event) {
       return event.account_status().account();
     case Event::kDtmf:
       return event.dtmf().account();
+    case Event::kCallProgress:
+      return event.call_progress().account();
     case Event::kDtmfSent:
       return event.dtmf_sent().account();
     case Event::KIND_NOT_SET:
@@ -61,6 +63,7 @@ bool IsExtendedOnlyEvent(const Event& event) {
     case Event::kCallHeld:
     case Event::kCallResumed:
     case Event::kAccountStatus:
+    case Event::kCallProgress:
       return true;
     default:
       return false;

@@ -525,6 +525,14 @@ class Writer {
     Key(key);
     f_.number(value);
   }
+  void Bool(const char* key, bool value) {
+    Key(key);
+    if (value) {
+      f_.true_atom();
+    } else {
+      f_.false_atom();
+    }
+  }
   void Key(const char* key) {
     f_.comma();
     f_.key(key);
@@ -767,6 +775,14 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       w.String("reason", e.reason());
       break;
     }
+    case E::kCallProgress: {
+      const auto& e = event.call_progress();
+      w.Begin("call-progress");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.Int("code", e.code());
+      w.Bool("early_media", e.early_media());
+      break;
+    }
     case E::kDtmf: {
       const auto& e = event.dtmf();
       w.Begin("dtmf");
@@ -815,6 +831,7 @@ bool JsonCodec::IsExtendedOnly(const telestra::v1::Event& event) {
     case telestra::v1::Event::kAccountStatus:
     case telestra::v1::Event::kDtmf:
     case telestra::v1::Event::kDtmfSent:
+    case telestra::v1::Event::kCallProgress:
       return true;
     default:
       return false;

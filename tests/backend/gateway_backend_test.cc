@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "backend/command_dispatcher.h"
 #include "gtest/gtest.h"
@@ -294,7 +295,7 @@ TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAnyEventOfTheCall) {
   // being handled: its event must still come after call-return.
   std::thread stack_thread;
   stack_.on_make_call = [&](int64_t call_id) {
-    stack_thread = std::thread([this, call_id] { backend_.OnCallRinging(call_id, 180); });
+    stack_thread = std::thread([this, call_id] { backend_.OnCallProgress(call_id, 180, false); });
     absl::SleepFor(absl::Milliseconds(20));  // it reports while MakeCall runs
   };
   telestra::v1::Command command;
@@ -302,11 +303,12 @@ TEST_F(CallTest, MakeCallRepliesCallReturnBeforeAnyEventOfTheCall) {
   command.mutable_make_call()->set_num("3002");
   dispatcher_.Execute(client_, command);
   stack_thread.join();  // before reading what the listener got
-  ASSERT_EQ(listener_.events.size(), 2u);
+  ASSERT_EQ(listener_.events.size(), 3u);
   ASSERT_TRUE(listener_.events[0].has_call_return());
   const int64_t id = listener_.events[0].call_return().call_id();
   EXPECT_EQ(id, 0);
   EXPECT_TRUE(listener_.events[1].has_call_ringing());
+  EXPECT_TRUE(listener_.events[2].has_call_progress());
   ASSERT_EQ(stack_.calls.size(), 1u);
   EXPECT_EQ(stack_.calls[0].op, "make-call:3002");
   EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_RINGING);
@@ -362,7 +364,7 @@ TEST_F(CallTest, CallIdsAreOneServiceWideCounter) {
 
 TEST_F(CallTest, OutgoingCallProgressesThroughRingingActiveAndEnded) {
   int64_t id = Dial("3002");
-  backend_.OnCallRinging(id, 180);
+  backend_.OnCallProgress(id, 180, false);
   EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_RINGING);
   backend_.OnCallEstablished(id);
   EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_ACTIVE);
@@ -614,6 +616,39 @@ TEST_F(DtmfTest, ReceivedDigitsAreBroadcastAndEndedCallsForgetTheirRequests) {
   EXPECT_EQ(listener_.Count(telestra::v1::Event::kDtmfSent), 0);
   backend_.OnDtmfReceived(id, '1', 100, DtmfMethod::kRfc4733);  // unknown call: ignored
   EXPECT_EQ(other.Count(telestra::v1::Event::kDtmf), 1);
+}
+
+}  // namespace
+}  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+TEST_F(CallTest, ProvisionalAnswersRingOnceAndReportEachChangeAsCallProgress) {
+  int64_t id = Dial("3002");
+  listener_.events.clear();
+  backend_.OnCallProgress(id, 180, false);
+  backend_.OnCallProgress(id, 180, false);  // nothing new
+  backend_.OnCallProgress(id, 183, true);   // early media
+  backend_.OnCallProgress(id, 183, true);   // nothing new
+  backend_.OnCallProgress(id, 180, true);   // another code
+  std::vector<std::string> seen;
+  for (const telestra::v1::Event& e : listener_.events) {
+    if (e.has_call_ringing()) seen.push_back(absl::StrCat("ringing ", e.call_ringing().code()));
+    if (e.has_call_progress()) {
+      seen.push_back(absl::StrCat("progress ", e.call_progress().code(),
+                                  e.call_progress().early_media() ? " early" : ""));
+      EXPECT_EQ(e.call_progress().account(), "account-1");
+      EXPECT_EQ(e.call_progress().call_id(), id);
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"ringing 180", "progress 180", "progress 183 early",
+                                            "progress 180 early"}));
+  EXPECT_EQ(CallOf(id).state(), telestra::v1::CALL_STATE_RINGING);
+  backend_.OnCallEstablished(id);
+  listener_.events.clear();
+  backend_.OnCallProgress(id, 183, false);  // after the answer: ignored
+  EXPECT_TRUE(listener_.events.empty());
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <utility>
@@ -670,6 +671,43 @@ TEST_F(SippCallTest, InfoDigitsBothWaysWithASippFarEnd) {
   EXPECT_EQ(sent->Str("token"), "x");
   ExpectSippHangsUp(id);
   ExpectSippSucceeds(*sipp);
+}
+
+// Issue 20: a 183 with SDP starts the media at once: the far end's audio
+// before its 200 reaches the recording; call-progress reports the 183 with
+// early media (after call-ringing), and call-answered follows the 200.
+TEST_F(SippCallTest, EarlyMediaOfA183IsRecordedBeforeTheAnswer) {
+  std::string record_dir = MakeTempDir("record");
+  GatewayOptions options;
+  options.account_settings["account-1"] = {absl::StrCat("record = ", record_dir)};
+  StartTwoAccounts(options);
+  SippProcess* sipp = StartUas("uas_early_media.xml");
+  ASSERT_NE(sipp, nullptr);
+  const absl::Time dialed = absl::Now();
+  int64_t id = MakeCall("account-1", kSippUser);
+  auto progress = client_->WaitFor(IsCallEvent("call-progress", "account-1", id));
+  ASSERT_TRUE(progress.has_value()) << sipp->Describe();
+  EXPECT_EQ(progress->Int("code"), 183) << progress->json;
+  EXPECT_NE(progress->json.find("\"early_media\":true"), std::string::npos) << progress->json;
+  auto answered = client_->WaitFor(IsCallEvent("call-answered", "account-1", id));
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_GE(absl::Now() - dialed, absl::Milliseconds(1400)) << "answered before sipp's 200";
+  EXPECT_EQ(CallState(*client_, "account-1", id), "active");
+  Command("hangup-call", "account-1", id);
+  ASSERT_TRUE(WaitEnded("account-1", id).has_value());
+  ExpectSippSucceeds(*sipp);
+
+  std::string path = absl::StrCat(record_dir, "/", id, "-account-1.wav");
+  absl::StatusOr<WavAudio> wav = ReadWav(path);
+  ASSERT_TRUE(wav.ok()) << wav.status();
+  ASSERT_EQ(wav->channels.size(), 2u);
+  // The recording starts with the media, at the 183: its first 1.25 s are
+  // before the 200 (sent 1.5 s after the 183) and hold sipp's speech, whose
+  // peaks are far above the PCMA silence (0.0002) of a call without it.
+  ASSERT_GT(wav->frames(), 10000u);
+  double peak = 0;
+  for (size_t i = 0; i < 10000; ++i) peak = std::max(peak, std::abs(wav->channels[0][i]));
+  EXPECT_GT(peak, 0.05) << "no early media in the recording";
 }
 
 }  // namespace

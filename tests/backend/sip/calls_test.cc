@@ -91,6 +91,24 @@ TEST_F(CallsTest, AnOutgoingCallRingsIsAnsweredAndHungUpWithBye) {
                                                            listener_.WaitFor("ended 1")}));
 }
 
+TEST_F(CallsTest, EarlyMediaStartsWithA183sSdpAndEachProvisionalAnswerIsReported) {
+  Start([](int, const SipMessage& request) -> Responses {
+    if (request.Method() == "INVITE") {
+      return {{"180 Ringing", ""}, {"183 Session Progress", PeerSdp(30002)},
+              {"200 OK", PeerSdp(30002)}};
+    }
+    return {};
+  });
+  Dial();
+  EXPECT_EQ(listener_.WaitFor("established 1"), "established 1");
+  EXPECT_EQ(listener_.reports(), (std::vector<std::string>{"ringing 1 180",
+                                                           "progress 1 183 early-media",
+                                                           "established 1"}));
+  std::optional<MediaParams> media = media_.Last(1);
+  ASSERT_TRUE(media.has_value());
+  EXPECT_EQ(media->remote_rtp_port, 30002);
+}
+
 TEST_F(CallsTest, TheFarEndsByeEndsTheCall) {
   Start([](int, const SipMessage& request) -> Responses {
     if (request.Method() == "INVITE") return {{"200 OK", PeerSdp(30000)}};

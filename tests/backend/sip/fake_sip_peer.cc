@@ -278,7 +278,11 @@ int64_t RecordingListener::OnIncomingCall(const std::string&, const std::string&
   return id;
 }
 
-void RecordingListener::OnCallRinging(int64_t call_id, int code) {
+void RecordingListener::OnCallProgress(int64_t call_id, int code, bool early_media) {
+  if (early_media) {
+    Add(absl::StrCat("progress ", call_id, " ", code, " early-media"));
+    return;
+  }
   Add(absl::StrCat("ringing ", call_id, " ", code));
 }
 

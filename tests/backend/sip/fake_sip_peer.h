@@ -146,7 +146,7 @@ class RecordingListener : public SipStackListener {
                       bool retrying) override;
   int64_t OnIncomingCall(const std::string& account, const std::string& caller,
                          const std::string& caller_name) override;
-  void OnCallRinging(int64_t call_id, int code) override;
+  void OnCallProgress(int64_t call_id, int code, bool early_media) override;
   void OnCallEstablished(int64_t call_id) override;
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;

@@ -525,6 +525,16 @@ TEST(JsonCodecEncodeTest, RendersEveryEventKind) {
        R"({"event":"call-resumed","account":"account-1","call_id":4})",
        R"({"event":"call-resumed","account":"account-1","call_id":4,)"
        R"("seq":15})"},
+      {R"(seq: 19 call_progress { account: "account-1" call_id: 2 code: 183 early_media: true })",
+       R"({"event":"call-progress","account":"account-1","call_id":2,"code":183,)"
+       R"("early_media":true})",
+       R"({"event":"call-progress","account":"account-1","call_id":2,"code":183,)"
+       R"("early_media":true,"seq":19})"},
+      {R"(seq: 20 call_progress { account: "account-1" call_id: 2 code: 180 })",
+       R"({"event":"call-progress","account":"account-1","call_id":2,"code":180,)"
+       R"("early_media":false})",
+       R"({"event":"call-progress","account":"account-1","call_id":2,"code":180,)"
+       R"("early_media":false,"seq":20})"},
       {R"(seq: 16 dtmf { account: "account-1" call_id: 4 digit: "#" duration_ms: 160
              method: "rfc4733" })",
        R"({"event":"dtmf","account":"account-1","call_id":4,"digit":"#",)"
