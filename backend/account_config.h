@@ -21,6 +21,10 @@ struct AccountConfig {
   // when the far end negotiated them, else as SIP INFO; true (info) always
   // as SIP INFO.
   bool dtmf_info = false;
+  // Plan key `accept-refer`: a REFER from the far end of one of the
+  // account's calls makes the account call the Refer-To target; false: the
+  // REFER is declined (603).
+  bool accept_refer = true;
 };
 
 // The service's own SIP user agent.

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,14 @@ class Backend {
   // `on_done` may be empty.
   virtual absl::Status SendDtmf(absl::string_view account, int64_t call_id,
                                 absl::string_view digits, int duration_ms, DtmfDone on_done) = 0;
+
+  // Transfers an established call: blind to `number` (checked as
+  // make-call's num) or, with `to_call_id`, attended to the far end of the
+  // account's other established call. InvalidArgument when both or neither
+  // are given.
+  virtual absl::Status TransferCall(absl::string_view account, int64_t call_id,
+                                    absl::string_view number,
+                                    std::optional<int64_t> to_call_id) = 0;
 
   virtual absl::StatusOr<telestra::v1::Status> GetStatus(
       absl::string_view account) const = 0;

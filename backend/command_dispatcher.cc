@@ -45,6 +45,7 @@ const std::string& AccountOf(const Command& command) {
     case Command::kHangupCall: return command.hangup_call().account();
     case Command::kLogout: return command.logout().account();
     case Command::kSendDtmf: return command.send_dtmf().account();
+    case Command::kTransferCall: return command.transfer_call().account();
     default: return kNoAccount;
   }
 }
@@ -119,6 +120,12 @@ absl::Status CommandDispatcher::Run(ClientId from, const Command& command) {
             sent->set_digits(digits);
             hub->Reply(from, std::move(reply));
           });
+    }
+    case Command::kTransferCall: {
+      const auto& transfer = command.transfer_call();
+      return backend_->TransferCall(
+          transfer.account(), transfer.call_id(), transfer.num(),
+          transfer.has_to_call_id() ? std::optional<int64_t>(transfer.to_call_id()) : std::nullopt);
     }
     case Command::kGetStatus: {
       absl::StatusOr<telestra::v1::Status> status =

@@ -264,6 +264,48 @@ absl::Status GatewayBackend::SendDtmf(absl::string_view account, int64_t call_id
   return absl::OkStatus();
 }
 
+absl::Status GatewayBackend::TransferCall(absl::string_view account, int64_t call_id,
+                                          absl::string_view number,
+                                          std::optional<int64_t> to_call_id) {
+  if (!number.empty() && to_call_id.has_value()) {
+    return absl::InvalidArgumentError("Give either num or to_call_id, not both");
+  }
+  if (number.empty() && !to_call_id.has_value()) return absl::InvalidArgumentError("Missing field: num");
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
+    if (!call.ok()) return call.status();
+    if (!(*call)->Established() || (*call)->hanging_up) {
+      return absl::FailedPreconditionError(absl::StrCat("Call ", call_id, " is not established"));
+    }
+    if ((*call)->transferring) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Call ", call_id, " is already being transferred"));
+    }
+    if (to_call_id.has_value()) {
+      if (*to_call_id == call_id) {
+        return absl::InvalidArgumentError("A call cannot be transferred to itself");
+      }
+      absl::StatusOr<CallRecord*> other = FindCall(account, *to_call_id);
+      if (!other.ok()) return other.status();
+      if (!(*other)->Established() || (*other)->hanging_up) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("Call ", *to_call_id, " is not established"));
+      }
+    } else if (absl::Status valid = stack_->CheckNumber(accounts_.find(account)->second.config,
+                                                         std::string(number));
+               !valid.ok()) {
+      return valid;
+    }
+    (*call)->transferring = true;
+  }
+  spdlog::info("call {}: transfer to {}", call_id,
+               to_call_id.has_value() ? absl::StrCat("call ", *to_call_id) : std::string(number));
+  stack_->TransferCall(call_id, std::string(number), to_call_id.value_or(-1));
+  return absl::OkStatus();
+}
+
 telestra::v1::Status GatewayBackend::StatusOf(const AccountState& state) const {
   telestra::v1::Status status;
   status.set_account(state.config.name);
@@ -461,6 +503,58 @@ void GatewayBackend::OnDtmfReceived(int64_t call_id, char digit, int duration_ms
   dtmf->set_duration_ms(duration_ms);
   dtmf->set_method(DtmfMethodName(method));
   hub_->Broadcast(std::move(event));
+}
+
+void GatewayBackend::OnTransferProgress(int64_t call_id, int code) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  telestra::v1::Event event;
+  auto* progress = event.mutable_transfer_progress();
+  progress->set_account(it->second.account);
+  progress->set_call_id(call_id);
+  progress->set_code(code);
+  hub_->Broadcast(std::move(event));
+}
+
+void GatewayBackend::OnTransferFailed(int64_t call_id, int code, const std::string& reason) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  it->second.transferring = false;
+  std::string error = absl::StrCat("Transfer of call ", call_id, " failed: ");
+  absl::StrAppend(&error, code > 0 ? absl::StrCat(code, " ", reason) : reason);
+  spdlog::warn("{}", error);
+  hub_->Broadcast(FailEvent(it->second.account, std::move(error),
+                            telestra::v1::FAIL_KIND_UNAVAILABLE));
+}
+
+int64_t GatewayBackend::OnTransferRequested(int64_t call_id, const std::string& num) {
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return -1;
+  const std::string account = it->second.account;
+  if (accounts_.find(account)->second.status != 200) return -1;
+  const int64_t id = next_call_id_++;
+  CallRecord& call = calls_[id];
+  call.id = id;
+  call.account = account;
+  call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
+  call.state = telestra::v1::CALL_STATE_DIALING;
+  call.peer = num;
+  telestra::v1::Event event;
+  auto* started = event.mutable_call_started();
+  started->set_account(account);
+  started->set_call_id(id);
+  started->set_num(num);
+  started->set_transferred_from(call_id);
+  hub_->Broadcast(std::move(event));
+  spdlog::info("call {}: {} calls {}, transferred by the far end of call {}", id, account, num,
+               call_id);
+  return id;
 }
 
 void GatewayBackend::OnDtmfSent(int64_t call_id, uint64_t request, int code,

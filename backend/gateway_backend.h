@@ -46,6 +46,8 @@ class GatewayBackend : public Backend, public SipStackListener {
   absl::Status HangupCall(absl::string_view account, int64_t call_id) override;
   absl::Status SendDtmf(absl::string_view account, int64_t call_id, absl::string_view digits,
                         int duration_ms, DtmfDone on_done) override;
+  absl::Status TransferCall(absl::string_view account, int64_t call_id, absl::string_view number,
+                            std::optional<int64_t> to_call_id) override;
   absl::StatusOr<telestra::v1::Status> GetStatus(
       absl::string_view account) const override;
   std::vector<telestra::v1::Status> ListAccounts() const override;
@@ -64,6 +66,9 @@ class GatewayBackend : public Backend, public SipStackListener {
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
   void OnDtmfReceived(int64_t call_id, char digit, int duration_ms, DtmfMethod method) override;
+  void OnTransferProgress(int64_t call_id, int code) override;
+  void OnTransferFailed(int64_t call_id, int code, const std::string& reason) override;
+  int64_t OnTransferRequested(int64_t call_id, const std::string& num) override;
   void OnDtmfSent(int64_t call_id, uint64_t request, int code, const std::string& reason) override;
   void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
 
@@ -93,6 +98,7 @@ class GatewayBackend : public Backend, public SipStackListener {
     bool answering = false;    // answer-call sent, not yet established
     bool hanging_up = false;   // hangup-call sent, not yet ended
     bool hold_wanted = false;  // what the last switch-call asked for
+    bool transferring = false;  // transfer-call sent, no result yet
     // The last call-progress reported (code 0: none yet).
     int progress_code = 0;
     bool early_media = false;

@@ -59,6 +59,21 @@ class SipStackListener {
   virtual void OnDtmfSent(int64_t call_id, uint64_t request, int code,
                           const std::string& reason) = 0;
 
+  // The far end of call `call_id`, which we transfer, reports `code` (the
+  // status line of a NOTIFY's message/sipfrag).
+  virtual void OnTransferProgress(int64_t call_id, int code) = 0;
+
+  // The transfer of `call_id` failed (`code` >= 300 or 0, `reason`): the
+  // REFER was refused, the final NOTIFY reported a failure, or none came in
+  // time. The call stays up. (On success the stack ends the call itself,
+  // reason "Transferred".)
+  virtual void OnTransferFailed(int64_t call_id, int code, const std::string& reason) = 0;
+
+  // The far end of call `call_id` asks us (REFER) to call `num` (the user at
+  // the account's server, or a whole URI). Returns the new call's id (the
+  // backend broadcasts call-started), or -1 to decline (the REFER gets 603).
+  virtual int64_t OnTransferRequested(int64_t call_id, const std::string& num) = 0;
+
   // The call is over; exactly once per call id the stack ever reported or
   // was asked to make. `code` is the SIP status that ended it (0 if none).
   virtual void OnCallEnded(int64_t call_id, int code, const std::string& reason) = 0;
@@ -117,6 +132,13 @@ class SipStack {
   // call ends first.
   virtual void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
                         int duration_ms) = 0;
+
+  // Transfers an established call with REFER: to `number` (blind; as
+  // MakeCall's) or, when `to_call_id` >= 0, to the far end of that call
+  // (attended: Refer-To with Replaces). OnTransferProgress follows for
+  // each NOTIFY, then either the call's end (reason "Transferred") or
+  // OnTransferFailed.
+  virtual void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) = 0;
 
   // Unregisters every account and stops the stack, waiting at most
   // `deadline`. Blocks. After it returns no listener call is made.

@@ -140,6 +140,10 @@ class StaticBackend : public telestra::backend::Backend {
   absl::Status AnswerCall(absl::string_view, int64_t) override { return absl::OkStatus(); }
   absl::Status SwitchCall(absl::string_view, int64_t) override { return absl::OkStatus(); }
   absl::Status HangupCall(absl::string_view, int64_t) override { return absl::OkStatus(); }
+  absl::Status TransferCall(absl::string_view, int64_t, absl::string_view,
+                            std::optional<int64_t>) override {
+    return absl::UnimplementedError("no");
+  }
   absl::Status SendDtmf(absl::string_view, int64_t, absl::string_view, int, DtmfDone) override {
     return absl::OkStatus();
   }

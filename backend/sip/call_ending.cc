@@ -21,6 +21,8 @@ void SofiaSipStack::Impl::ReleaseSip(CallLeg* leg) {
   DestroyOutgoing(leg->bye);
   DestroyOutgoing(leg->info);
   leg->info_digits.clear();
+  DestroyOutgoing(leg->refer);
+  SipThread::DestroyTimer(leg->transfer_timer);
   if (leg->irq != nullptr) {
     nta_incoming_destroy(leg->irq);
     leg->irq = nullptr;
@@ -46,6 +48,10 @@ void SofiaSipStack::Impl::EndLeg(int64_t call_id, int code, std::string reason) 
     Move(leg.get(), CallEvent::kEnd);
     SipThread::DestroyTimer(leg->cancel_timer);
     SipThread::DestroyTimer(leg->invite_timer);
+    SipThread::DestroyTimer(leg->transfer_timer);
+    leg->transferring = false;
+    // A call a REFER asked for that never got up: the referrer hears how.
+    NotifyReferrer(leg.get(), code >= 300 ? code : 487, code >= 300 ? reason : "Request Terminated");
     StopRinging(leg.get());
     CloseMedia(leg.get());
     // Released after the current callback (sofia may still be using

@@ -97,6 +97,11 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
   leg->id = call_id;
   leg->account = reg->config;
   leg->offer = std::move(offer);
+  if (sip->sip_from != nullptr) {
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    if (char* from = url_as_string(scratch, sip->sip_from->a_url)) leg->remote_aor = from;
+    su_home_deinit(scratch);
+  }
   calls_[call_id] = std::move(owned);
   leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
                              SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
@@ -218,6 +223,7 @@ void SofiaSipStack::Impl::OnEstablished(CallLeg* leg) {
     return;
   }
   listener_->OnCallEstablished(leg->id);
+  NotifyReferrer(leg, 200, "OK");
   if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
   if (hangup_wanted) SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
 }
@@ -245,6 +251,10 @@ int SofiaSipStack::Impl::OnDialogRequest(nta_leg_magic_t* magic, nta_leg_t*, nta
       return self->OnReoffer(leg, irq, sip, method == sip_method_update);
     case sip_method_info:
       return self->OnInfo(leg, irq, sip);
+    case sip_method_notify:
+      return self->OnNotify(leg, irq, sip);
+    case sip_method_refer:
+      return self->OnRefer(leg, irq, sip);
     case sip_method_options:
       return 200;
     default:

@@ -26,7 +26,8 @@ void SofiaSipStack::Impl::OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_time
 }
 
 void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account,
-                                   const std::string& number) {
+                                   const std::string& number, const std::string& replaces,
+                                   const std::string& referred_by, int64_t referred_from) {
   TELESTRA_ASSERT_ON(owner_);
   auto owned = std::make_unique<CallLeg>(this);
   CallLeg* leg = owned.get();
@@ -34,6 +35,9 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
   leg->account = account;
   leg->outgoing = true;
   leg->state = CallState::kCalling;
+  leg->replaces = replaces;
+  leg->referred_by = referred_by;
+  leg->referred_from = referred_from;
   calls_[call_id] = std::move(owned);
   if (shutting_down_) {
     EndLeg(call_id, 503, "Service shutting down");
@@ -61,6 +65,7 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
   }
   nta_leg_tag(leg->leg, nullptr);
   leg->target = target;
+  leg->remote_aor = target;
   leg->target_in_domain = dialed->in_domain;
   if (config_.invite_timeout > 0) {
     leg->invite_timer =
@@ -91,6 +96,8 @@ bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
       URL_STRING_MAKE(proxy.c_str()), SIP_METHOD_INVITE, URL_STRING_MAKE(leg->target.c_str()),
       SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()), SIPTAG_USER_AGENT_STR(kUserAgent),
       SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
+      TAG_IF(!leg->replaces.empty(), SIPTAG_REPLACES_STR(leg->replaces.c_str())),
+      TAG_IF(!leg->referred_by.empty(), SIPTAG_REFERRED_BY_STR(leg->referred_by.c_str())),
       TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
   su_home_deinit(scratch);
   if (leg->invite == nullptr) return false;
@@ -156,6 +163,7 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
       early_media = OnAnswer(leg, body, leg->local_hold, /*required=*/false);
     }
     listener_->OnCallProgress(leg->id, status, early_media);
+    NotifyReferrer(leg, status, phrase);
     return;
   }
   leg->invite = nullptr;

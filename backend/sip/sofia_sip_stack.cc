@@ -92,6 +92,13 @@ void SofiaSipStack::SendDtmf(int64_t call_id, uint64_t request, const std::strin
   });
 }
 
+void SofiaSipStack::TransferCall(int64_t call_id, const std::string& number,
+                                 int64_t to_call_id) {
+  impl_->thread().Post([impl = impl_.get(), call_id, number, to_call_id] {
+    impl->TransferCall(call_id, number, to_call_id);
+  });
+}
+
 void SofiaSipStack::Shutdown(absl::Duration deadline) { impl_->Shutdown(deadline); }
 
 int SofiaSipStack::port() const { return impl_->port(); }

@@ -48,7 +48,8 @@ namespace telestra::backend {
 // registration_state.h (an account's states and transitions),
 // incoming_calls.cc, outgoing_calls.cc and call_ending.cc with call_leg.h
 // (a call's states and transitions), call_media.cc, dtmf_calls.cc (DTMF
-// both ways, dtmf_info.h for INFO bodies), sip_messages.cc,
+// both ways, dtmf_info.h for INFO bodies), transfers.cc (REFER both ways,
+// refer_syntax.h), sip_messages.cc,
 // digest_cache.h, sdp_offer_answer.h, inbound_policy.h, dial_target.h.
 //
 // Thread: public methods any thread; listener calls on the SIP thread.
@@ -69,6 +70,7 @@ class SofiaSipStack : public SipStack, public FdLoop {
   void HoldCall(int64_t call_id, bool hold) override;
   void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
                 int duration_ms) override;
+  void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) override;
   void Shutdown(absl::Duration deadline) override;
   int port() const override;
 

@@ -69,7 +69,7 @@ class SofiaSipStack::Impl {
  public:
   static constexpr char kUserAgent[] = "Telestra-SIP-Gateway/0.1";
   static constexpr char kSdpType[] = "application/sdp";
-  static constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
+  static constexpr char kAllow[] = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
   // How long a cancelled outgoing call waits for the final answer to its
   // INVITE (normally 487 within milliseconds) before it is reported ended.
   static constexpr absl::Duration kCancelWait = absl::Seconds(4);
@@ -131,6 +131,22 @@ class SofiaSipStack::Impl {
       bool last_of_request = false;
     };
     std::deque<InfoDigit> info_digits;
+    // The far end's URI (our INVITE's target, or their INVITE's From): what
+    // an attended transfer to this call refers to.
+    std::string remote_aor;
+    // We transfer this call: the REFER until its answer, then its NOTIFYs
+    // until the final one (or kTransferTimeout).
+    nta_outgoing_t* refer = nullptr;
+    bool transferring = false;
+    int64_t transfer_to_call = -1;  // attended: the call whose far end is the target
+    su_timer_t* transfer_timer = nullptr;
+    // The far end transferred us: on its call, the call we started for it
+    // (its progress goes back in NOTIFYs); on that new call, the call that
+    // was REFERred, and the headers of its INVITE.
+    int64_t referred_call = -1;
+    int64_t referred_from = -1;
+    std::string replaces;
+    std::string referred_by;
     // Where the call stands (call_leg.h): moved only by Move().
     CallState state = CallState::kIncoming;
     bool outgoing = false;
@@ -251,7 +267,11 @@ class SofiaSipStack::Impl {
   // ---- outgoing_calls.cc: make-call, the INVITE and its answers, hold/resume
   static void OnInviteTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
 
-  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number);
+  // `replaces`, `referred_by`: headers for a call a REFER asked for (from
+  // call `referred_from`).
+  void MakeCall(int64_t call_id, const AccountConfig& account, const std::string& number,
+                const std::string& replaces = "", const std::string& referred_by = "",
+                int64_t referred_from = -1);
   bool SendInvite(CallLeg* leg, const std::string& sdp);
   DigestCache* CachedInviteAuth(const AccountConfig& account);
   void SendAck(CallLeg* leg, nta_outgoing_t* orq);
@@ -288,6 +308,17 @@ class SofiaSipStack::Impl {
   int OnInfo(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip);
   void OnDtmfReceived(int64_t call_id, char digit, int duration_ms, DtmfMethod method);
   void OnRtpDtmfSent(int64_t call_id, uint64_t request);
+
+  // ---- transfers.cc: REFER both ways
+  static constexpr absl::Duration kTransferTimeout = absl::Seconds(60);
+  void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id);
+  static int OnReferResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+  static void OnTransferTimeout(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+  int OnNotify(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip);
+  void FinishTransfer(CallLeg* leg, int code, const std::string& reason);
+  int OnRefer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip);
+  void NotifyReferrer(CallLeg* leg, int code, const std::string& reason);
+  void SendNotify(CallLeg* leg, int code, const std::string& reason, bool final);
 
   // ---- call_media.cc: SDP and RTP of a call
   std::string LocalSdp(CallLeg* leg, std::string body);

@@ -60,6 +60,16 @@ absl::Status ValidateSendDtmf(const telestra::v1::SendDtmfCommand& command) {
   return Require(command.digits(), "digits");
 }
 
+absl::Status ValidateTransferCall(const telestra::v1::TransferCallCommand& command) {
+  if (absl::Status status = RequireCall(command.account(), command.call_id()); !status.ok()) {
+    return status;
+  }
+  if (command.has_to_call_id() && (command.to_call_id() < 0 || command.to_call_id() > kMaxCallId)) {
+    return absl::InvalidArgumentError("Field to_call_id is out of range");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateGetStatus(const telestra::v1::GetStatusCommand& command) {
   return Require(command.account(), "account");
 }
@@ -83,6 +93,8 @@ absl::Status ValidateCommand(const telestra::v1::Command& command) {
       return ValidateGetStatus(command.get_status());
     case Command::kSendDtmf:
       return ValidateSendDtmf(command.send_dtmf());
+    case Command::kTransferCall:
+      return ValidateTransferCall(command.transfer_call());
     case Command::kSubscribe:
       return absl::OkStatus();
     case Command::KIND_NOT_SET:

@@ -19,6 +19,8 @@ absl::Status ValidateSwitchCall(const telestra::v1::SwitchCallCommand& command);
 absl::Status ValidateHangupCall(const telestra::v1::HangupCallCommand& command);
 // The fields' presence; the digits and duration are the backend's to check.
 absl::Status ValidateSendDtmf(const telestra::v1::SendDtmfCommand& command);
+// The call ids' range; num versus to_call_id is the backend's to check.
+absl::Status ValidateTransferCall(const telestra::v1::TransferCallCommand& command);
 absl::Status ValidateGetStatus(const telestra::v1::GetStatusCommand& command);
 
 // The check of whichever command `command` holds ("Missing field: cmd" when

@@ -49,6 +49,10 @@ const std::string& AccountOfEvent(const Event& event) {
       return event.dtmf().account();
     case Event::kCallProgress:
       return event.call_progress().account();
+    case Event::kTransferProgress:
+      return event.transfer_progress().account();
+    case Event::kCallStarted:
+      return event.call_started().account();
     case Event::kDtmfSent:
       return event.dtmf_sent().account();
     case Event::KIND_NOT_SET:
@@ -64,6 +68,8 @@ bool IsExtendedOnlyEvent(const Event& event) {
     case Event::kCallResumed:
     case Event::kAccountStatus:
     case Event::kCallProgress:
+    case Event::kTransferProgress:
+    case Event::kCallStarted:
       return true;
     default:
       return false;

@@ -109,6 +109,20 @@ grpc::ServerUnaryReactor* TelestraService::SendDtmf(grpc::CallbackServerContext*
   });
 }
 
+grpc::ServerUnaryReactor* TelestraService::TransferCall(
+    grpc::CallbackServerContext* context, const telestra::v1::TransferCallCommand* request,
+    telestra::v1::TransferCallResponse*) {
+  return Unary(context, "TransferCall", [&] {
+    absl::Status valid = ValidateTransferCall(*request);
+    return valid.ok() ? env_.backend->TransferCall(
+                            request->account(), request->call_id(), request->num(),
+                            request->has_to_call_id()
+                                ? std::optional<int64_t>(request->to_call_id())
+                                : std::nullopt)
+                      : valid;
+  });
+}
+
 grpc::ServerUnaryReactor* TelestraService::GetStatus(grpc::CallbackServerContext* context,
                                                      const telestra::v1::GetStatusCommand* request,
                                                      telestra::v1::Status* response) {

@@ -25,11 +25,12 @@ using TelestraCallbackBase = telestra::v1::Telestra::WithCallbackMethod_Login<
                 telestra::v1::Telestra::WithCallbackMethod_SwitchCall<
                     telestra::v1::Telestra::WithCallbackMethod_HangupCall<
                         telestra::v1::Telestra::WithCallbackMethod_SendDtmf<
-                            telestra::v1::Telestra::WithCallbackMethod_GetStatus<
-                                telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
-                                    telestra::v1::Telestra::WithCallbackMethod_Subscribe<
-                                        telestra::v1::Telestra::WithRawCallbackMethod_Session<
-                                            telestra::v1::Telestra::Service>>>>>>>>>>>;
+                            telestra::v1::Telestra::WithCallbackMethod_TransferCall<
+                                telestra::v1::Telestra::WithCallbackMethod_GetStatus<
+                                    telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
+                                        telestra::v1::Telestra::WithCallbackMethod_Subscribe<
+                                            telestra::v1::Telestra::WithRawCallbackMethod_Session<
+                                                telestra::v1::Telestra::Service>>>>>>>>>>>>;
 
 class TelestraService final : public TelestraCallbackBase {
  public:
@@ -57,6 +58,9 @@ class TelestraService final : public TelestraCallbackBase {
   grpc::ServerUnaryReactor* SendDtmf(grpc::CallbackServerContext* context,
                                      const telestra::v1::SendDtmfCommand* request,
                                      telestra::v1::SendDtmfResponse* response) override;
+  grpc::ServerUnaryReactor* TransferCall(grpc::CallbackServerContext* context,
+                                         const telestra::v1::TransferCallCommand* request,
+                                         telestra::v1::TransferCallResponse* response) override;
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const telestra::v1::GetStatusCommand* request,
                                       telestra::v1::Status* response) override;

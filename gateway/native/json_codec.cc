@@ -47,7 +47,7 @@ struct BoolField {
 // string buffer and stay valid until the next iterate().
 struct Fields {
   StringField cmd, account, user, pass, server, num, token, secret, digits;
-  IntField call_id, duration_ms;
+  IntField call_id, duration_ms, to_call_id;
   BoolField extended;
 };
 
@@ -273,6 +273,8 @@ error_code ReadFields(od::object& object, Fields* fields) {
       error = ReadBool(value, &fields->extended);
     } else if (key == "secret") {
       error = ReadString(value, &fields->secret);
+    } else if (key == "to_call_id") {
+      error = ReadCallId(value, &fields->to_call_id);
     } else if (key == "digits") {
       error = ReadString(value, &fields->digits);
     } else if (key == "duration_ms") {
@@ -307,17 +309,18 @@ absl::Status RequireString(const StringField& field, absl::string_view name, std
   }
 }
 
-absl::Status RequireCallId(const IntField& field, int64_t* out) {
+absl::Status RequireCallId(const IntField& field, int64_t* out,
+                           absl::string_view name = "call_id") {
   switch (field.slot) {
     case Slot::kOk:
       *out = field.value;
       return absl::OkStatus();
     case Slot::kAbsent:
-      return Missing("call_id");
+      return Missing(name);
     case Slot::kOutOfRange:
-      return absl::InvalidArgumentError("Field call_id is out of range");
+      return absl::InvalidArgumentError(absl::StrCat("Field ", name, " is out of range"));
     default:
-      return absl::InvalidArgumentError("Field call_id must be an integer");
+      return absl::InvalidArgumentError(absl::StrCat("Field ", name, " must be an integer"));
   }
 }
 
@@ -379,6 +382,21 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f, telestra::v1::C
         default:
           status = absl::InvalidArgumentError("Field duration_ms must be an integer");
       }
+    }
+  } else if (cmd == "transfer-call") {
+    auto* c = command->mutable_transfer_call();
+    status = RequireString(f.account, "account", c->mutable_account());
+    int64_t call_id = 0;
+    if (status.ok()) status = RequireCallId(f.call_id, &call_id);
+    c->set_call_id(call_id);
+    // num and to_call_id are both optional here; the backend wants one.
+    if (status.ok() && f.num.slot != Slot::kAbsent) {
+      status = RequireString(f.num, "num", c->mutable_num());
+    }
+    if (status.ok() && f.to_call_id.slot != Slot::kAbsent) {
+      int64_t to_call_id = 0;
+      status = RequireCallId(f.to_call_id, &to_call_id, "to_call_id");
+      c->set_to_call_id(to_call_id);
     }
   } else if (cmd == "get-status") {
     status = RequireString(f.account, "account", command->mutable_get_status()->mutable_account());
@@ -783,6 +801,21 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       w.Bool("early_media", e.early_media());
       break;
     }
+    case E::kTransferProgress: {
+      const auto& e = event.transfer_progress();
+      w.Begin("transfer-progress");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.Int("code", e.code());
+      break;
+    }
+    case E::kCallStarted: {
+      const auto& e = event.call_started();
+      w.Begin("call-started");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.String("num", e.num());
+      w.Int("transferred_from", e.transferred_from());
+      break;
+    }
     case E::kDtmf: {
       const auto& e = event.dtmf();
       w.Begin("dtmf");
@@ -832,6 +865,8 @@ bool JsonCodec::IsExtendedOnly(const telestra::v1::Event& event) {
     case telestra::v1::Event::kDtmf:
     case telestra::v1::Event::kDtmfSent:
     case telestra::v1::Event::kCallProgress:
+    case telestra::v1::Event::kTransferProgress:
+    case telestra::v1::Event::kCallStarted:
       return true;
     default:
       return false;

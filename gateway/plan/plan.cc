@@ -597,6 +597,7 @@ absl::Status ParseAccount(SectionReader& r, const Section& section,
          account->record_dir = e.value;
          return absl::OkStatus();
        }},
+      {"accept-refer", [&](const Entry& e) { return r.Bool(e, &account->accept_refer); }},
       {"dtmf",
        [&](const Entry& e) {
          if (e.value != "rfc4733" && e.value != "info") {

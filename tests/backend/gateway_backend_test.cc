@@ -45,6 +45,9 @@ class FakeSipStack : public SipStack {
   void AnswerCall(int64_t call_id) override { Record("answer", call_id); }
   void HangupCall(int64_t call_id) override { Record("hangup", call_id); }
   void HoldCall(int64_t call_id, bool hold) override { Record(hold ? "hold" : "resume", call_id); }
+  void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) override {
+    Record(absl::StrCat("transfer:", number, ":", to_call_id), call_id);
+  }
   void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
                 int duration_ms) override {
     Record(absl::StrCat("dtmf:", digits, ":", duration_ms, ":", request), call_id);

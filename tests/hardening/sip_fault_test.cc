@@ -171,7 +171,7 @@ TEST(SipFaultTest, RequestsOutsideOurCallsGetTheirSipAnswers) {
 
   std::string options_reply = SipExchange(sip, Request("OPTIONS", ""));
   EXPECT_TRUE(absl::StartsWith(options_reply, "SIP/2.0 200")) << options_reply;
-  EXPECT_TRUE(absl::StrContains(options_reply, "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"))
+  EXPECT_TRUE(absl::StrContains(options_reply, "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY"))
       << options_reply;
   std::string message_reply = SipExchange(sip, Request("MESSAGE", ""));
   EXPECT_TRUE(absl::StartsWith(message_reply, "SIP/2.0 405")) << message_reply;

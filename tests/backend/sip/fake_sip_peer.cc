@@ -121,7 +121,8 @@ void FakeSipPeer::Send(const std::string& text, int port) {
 
 void FakeSipPeer::SendInDialog(const std::string& method, const SipMessage& invite,
                                const std::string& to_tag, int cseq, int stack_port,
-                               const std::string& content_type, const std::string& body) {
+                               const std::string& content_type, const std::string& body,
+                               const std::string& headers) {
   // The INVITE's Contact: <sip:user@host:port...>.
   std::string contact = invite.Header("Contact");
   size_t open = contact.find('<'), close_at = contact.find('>');
@@ -134,7 +135,7 @@ void FakeSipPeer::SendInDialog(const std::string& method, const SipMessage& invi
                     ";branch=z9hG4bK-peer-", method, cseq, "\r\nMax-Forwards: 70\r\n", "From: ", to,
                     "\r\n",  // the peer is the INVITE's To
                     "To: ", invite.Header("From"), "\r\n", "Call-ID: ", invite.Header("Call-ID"),
-                    "\r\nCSeq: ", cseq, " ", method, "\r\n",
+                    "\r\nCSeq: ", cseq, " ", method, "\r\n", headers,
                     content_type.empty() ? "" : absl::StrCat("Content-Type: ", content_type, "\r\n"),
                     "Content-Length: ", body.size(), "\r\n\r\n", body),
        stack_port);
@@ -308,6 +309,20 @@ void RecordingListener::OnDtmfReceived(int64_t call_id, char digit, int duration
 void RecordingListener::OnDtmfSent(int64_t call_id, uint64_t request, int code,
                                    const std::string& reason) {
   Add(absl::StrCat("dtmf-sent ", call_id, " ", request, " ", code, " ", reason));
+}
+
+void RecordingListener::OnTransferProgress(int64_t call_id, int code) {
+  Add(absl::StrCat("transfer-progress ", call_id, " ", code));
+}
+
+void RecordingListener::OnTransferFailed(int64_t call_id, int code, const std::string& reason) {
+  Add(absl::StrCat("transfer-failed ", call_id, " ", code, " ", reason));
+}
+
+int64_t RecordingListener::OnTransferRequested(int64_t call_id, const std::string& num) {
+  int64_t id = next_incoming_id_.fetch_add(1);
+  Add(absl::StrCat("referred ", call_id, " ", num, " -> ", id));
+  return id;
 }
 
 void RecordingListener::OnCallEnded(int64_t call_id, int code, const std::string& reason) {

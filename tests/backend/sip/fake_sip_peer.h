@@ -78,10 +78,11 @@ class FakeSipPeer {
   // Sends an in-dialog request `method` of the dialog the INVITE `invite`
   // (received by the peer) and its answer `to_tag` opened, to the INVITE's
   // Contact. `cseq` numbers the peer's requests in the dialog; a
-  // `content_type` comes with `body`.
+  // `content_type` comes with `body`; `headers` are more header lines (each
+  // ending in CRLF).
   void SendInDialog(const std::string& method, const SipMessage& invite, const std::string& to_tag,
                     int cseq, int stack_port, const std::string& content_type = "",
-                    const std::string& body = "");
+                    const std::string& body = "", const std::string& headers = "");
 
  private:
   void Serve();
@@ -139,7 +140,9 @@ class FakeMedia : public MediaEngine {
 // Records every report of the stack, in order, as one line each:
 // "registration 200 OK", "incoming 1 3002", "ringing 1 180",
 // "established 1", "hold 1 local=1 remote=0", "hold-result 1 hold=1 200",
-// "dtmf 1 5 160 info", "dtmf-sent 1 7 200 OK", "ended 1 486 Busy Here".
+// "dtmf 1 5 160 info", "dtmf-sent 1 7 200 OK", "transfer-progress 1 180",
+// "transfer-failed 1 603 Decline", "referred 1 3003 -> 2",
+// "ended 1 486 Busy Here".
 class RecordingListener : public SipStackListener {
  public:
   void OnRegistration(const std::string&, uint64_t, int status, const std::string& reason,
@@ -152,6 +155,10 @@ class RecordingListener : public SipStackListener {
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
   void OnDtmfReceived(int64_t call_id, char digit, int duration_ms, DtmfMethod method) override;
   void OnDtmfSent(int64_t call_id, uint64_t request, int code, const std::string& reason) override;
+  void OnTransferProgress(int64_t call_id, int code) override;
+  void OnTransferFailed(int64_t call_id, int code, const std::string& reason) override;
+  // Returns the next incoming id (as OnIncomingCall does).
+  int64_t OnTransferRequested(int64_t call_id, const std::string& num) override;
   void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
 
   // What OnIncomingCall returns next (then one more each time); -1 refuses.

@@ -78,6 +78,17 @@ class FakeBackend : public backend::Backend {
     calls_.erase(call_id);
     return absl::OkStatus();
   }
+  // "3003" is accepted; anything else fails at once (as a backend would).
+  absl::Status TransferCall(absl::string_view account, int64_t call_id, absl::string_view number,
+                            std::optional<int64_t> to_call_id) override {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = CheckCall(account, call_id); !s.ok()) return s;
+    if (!number.empty() && to_call_id) {
+      return absl::InvalidArgumentError("Give either num or to_call_id, not both");
+    }
+    if (to_call_id) return CheckCall(account, *to_call_id);
+    return number == "3003" ? absl::OkStatus() : absl::InvalidArgumentError("Invalid number: x");
+  }
   // Queued at once; "done" digits are sent, others fail after queuing.
   absl::Status SendDtmf(absl::string_view account, int64_t call_id, absl::string_view digits,
                         int, DtmfDone on_done) override {

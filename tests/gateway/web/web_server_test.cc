@@ -60,6 +60,10 @@ class CountingBackend : public backend::Backend {
   absl::Status HangupCall(absl::string_view, int64_t) override {
     return absl::UnimplementedError("no");
   }
+  absl::Status TransferCall(absl::string_view, int64_t, absl::string_view,
+                            std::optional<int64_t>) override {
+    return absl::UnimplementedError("no");
+  }
   absl::Status SendDtmf(absl::string_view, int64_t, absl::string_view, int, DtmfDone) override {
     return absl::UnimplementedError("no");
   }
