@@ -115,6 +115,15 @@ std::string ToJson(const Command& c) {
         field("duration_ms", absl::StrCat(c.send_dtmf().duration_ms()));
       }
       break;
+    case Command::kTransferCall:
+      field("cmd", "\"transfer-call\"");
+      field("account", Quote(c.transfer_call().account()));
+      field("call_id", absl::StrCat(c.transfer_call().call_id()));
+      field("num", Quote(c.transfer_call().num()));
+      if (c.transfer_call().has_to_call_id()) {
+        field("to_call_id", absl::StrCat(c.transfer_call().to_call_id()));
+      }
+      break;
     case Command::KIND_NOT_SET:
       Check(false, "a decoded command has a kind");
   }
@@ -133,7 +142,8 @@ bool IsDocumentedError(absl::string_view error) {
         "Field server must be a string", "Field num must be a string",
         "Field token must be a string", "Field call_id must be an integer",
         "Field call_id is out of range", "Field extended must be a boolean",
-        "Field digits must be a string", "Field duration_ms must be an integer"}) {
+        "Field digits must be a string", "Field duration_ms must be an integer",
+        "Field to_call_id must be an integer", "Field to_call_id is out of range"}) {
     if (error == text) return true;
   }
   return false;

@@ -656,3 +656,84 @@ TEST_F(CallTest, ProvisionalAnswersRingOnceAndReportEachChangeAsCallProgress) {
 
 }  // namespace
 }  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+class TransferTest : public DtmfTest {
+ protected:
+  void Transfer(int64_t call_id, const std::string& num, std::optional<int64_t> to = std::nullopt) {
+    telestra::v1::Command command;
+    auto* transfer = command.mutable_transfer_call();
+    transfer->set_account("account-1");
+    transfer->set_call_id(call_id);
+    transfer->set_num(num);
+    if (to) transfer->set_to_call_id(*to);
+    dispatcher_.Execute(client_, command);
+  }
+};
+
+TEST_F(TransferTest, BlindAndAttendedTransfersGoToTheStackOnce) {
+  int64_t a = Established();
+  Transfer(a, "3003");
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "transfer:3003:-1");
+  Transfer(a, "3004");
+  EXPECT_EQ(LastFail(), "Call " + std::to_string(a) + " is already being transferred");
+  // A failure ends that; the next transfer may go.
+  backend_.OnTransferFailed(a, 486, "Busy Here");
+  EXPECT_EQ(LastFail(), "Transfer of call " + std::to_string(a) + " failed: 486 Busy Here");
+  EXPECT_EQ(listener_.events.back().fail().kind(), telestra::v1::FAIL_KIND_UNAVAILABLE);
+  int64_t b = Established();
+  Transfer(a, "", b);
+  ASSERT_EQ(stack_.calls.size(), 1u);
+  EXPECT_EQ(stack_.calls[0].op, "transfer::" + std::to_string(b));
+}
+
+TEST_F(TransferTest, BadTransfersFailWithClearTexts) {
+  int64_t a = Established();
+  int64_t b = Established();
+  Transfer(a, "3003", b);
+  EXPECT_EQ(LastFail(), "Give either num or to_call_id, not both");
+  Transfer(a, "");
+  EXPECT_EQ(LastFail(), "Missing field: num");
+  Transfer(a, "", a);
+  EXPECT_EQ(LastFail(), "A call cannot be transferred to itself");
+  Transfer(a, "bad");
+  EXPECT_EQ(LastFail(), "Invalid number: bad");
+  Transfer(a, "", b + 100);
+  EXPECT_EQ(LastFail(), "Unknown call id " + std::to_string(b + 100) + " for account: account-1");
+  int64_t ringing = Dial("3005");
+  Transfer(a, "", ringing);
+  EXPECT_EQ(LastFail(), "Call " + std::to_string(ringing) + " is not established");
+  Transfer(ringing, "3003");
+  EXPECT_EQ(LastFail(), "Call " + std::to_string(ringing) + " is not established");
+  for (const auto& call : stack_.calls) EXPECT_NE(call.op.rfind("transfer", 0), 0u) << call.op;
+}
+
+TEST_F(TransferTest, ProgressIsBroadcastAndAReferredCallIsStartedWithItsOrigin) {
+  int64_t a = Established();
+  RecordingListener other;
+  hub_.Attach(&other);
+  backend_.OnTransferProgress(a, 180);
+  ASSERT_EQ(other.Count(telestra::v1::Event::kTransferProgress), 1);
+  EXPECT_EQ(other.events.back().transfer_progress().code(), 180);
+  EXPECT_EQ(other.events.back().transfer_progress().call_id(), a);
+  int64_t started = backend_.OnTransferRequested(a, "3003");
+  ASSERT_GT(started, a);
+  ASSERT_TRUE(other.events.back().has_call_started());
+  const telestra::v1::CallStarted& event = other.events.back().call_started();
+  EXPECT_EQ(event.account(), "account-1");
+  EXPECT_EQ(event.call_id(), started);
+  EXPECT_EQ(event.num(), "3003");
+  EXPECT_EQ(event.transferred_from(), a);
+  EXPECT_EQ(CallOf(started).state(), telestra::v1::CALL_STATE_DIALING);
+  EXPECT_EQ(CallOf(started).direction(), telestra::v1::CALL_DIRECTION_OUTGOING);
+  EXPECT_EQ(CallOf(started).peer(), "3003");
+  EXPECT_EQ(backend_.OnTransferRequested(a + 1000, "3003"), -1) << "an unknown call";
+  backend_.Logout("account-1");
+  EXPECT_EQ(backend_.OnTransferRequested(a, "3003"), -1) << "a logged-out account";
+}
+
+}  // namespace
+}  // namespace telestra::backend

@@ -604,6 +604,40 @@ TEST_F(GrpcServerTest, SendDtmfIsUnaryAndOnSessionsRepliesDtmfSentOrFailToTheSen
   }
 }
 
+TEST_F(GrpcServerTest, TransferCallIsUnaryWithCanonicalCodes) {
+  Start();
+  auto session = EventStreamReader::Session(stub_.get());
+  telestra::v1::Command make_call;
+  make_call.mutable_make_call()->set_account("account-1");
+  make_call.mutable_make_call()->set_num("3002");
+  ASSERT_TRUE(session->Send(make_call));
+  auto call_return = session->WaitFor([](const Event& e) { return e.has_call_return(); });
+  ASSERT_TRUE(call_return.has_value());
+  const int64_t id = call_return->call_return().call_id();
+  auto transfer = [&](const telestra::v1::TransferCallCommand& request) {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::TransferCallResponse response;
+    return stub_->TransferCall(&context, request, &response);
+  };
+  telestra::v1::TransferCallCommand request;
+  request.set_account("account-1");
+  request.set_call_id(id);
+  request.set_num("3003");
+  EXPECT_TRUE(transfer(request).ok());
+  request.set_to_call_id(id);
+  grpc::Status both = transfer(request);
+  EXPECT_EQ(both.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(both.error_message(), "Give either num or to_call_id, not both");
+  request.clear_num();
+  request.set_to_call_id(-1);
+  grpc::Status range = transfer(request);
+  EXPECT_EQ(range.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(range.error_message(), "Field to_call_id is out of range");
+  request.set_to_call_id(id + 1000);
+  EXPECT_EQ(transfer(request).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(GrpcServerTest, SessionCanOptOutOfExtendedEvents) {
   Start();
   auto session = EventStreamReader::Session(stub_.get());

@@ -139,6 +139,31 @@ TEST(JsonCodecDecodeTest, SendDtmfTakesAnOptionalIntegerDuration) {
   EXPECT_TRUE(JsonCodec::IsExtendedOnly(ParseEvent(R"(dtmf_sent { call_id: 1 })")));
 }
 
+TEST(JsonCodecDecodeTest, TransferCallTakesNumOrToCallId) {
+  JsonCodec codec;
+  DecodedCommand d =
+      codec.Decode(R"({"cmd":"transfer-call","account":"a","call_id":1,"num":"3003"})");
+  ASSERT_TRUE(d.command.ok()) << d.command.status();
+  EXPECT_EQ(d.command->ShortDebugString(),
+            R"(transfer_call { account: "a" call_id: 1 num: "3003" })");
+  d = codec.Decode(R"({"cmd":"transfer-call","account":"a","call_id":1,"to_call_id":"0"})");
+  ASSERT_TRUE(d.command.ok()) << d.command.status();
+  EXPECT_TRUE(d.command->transfer_call().has_to_call_id());
+  EXPECT_EQ(d.command->transfer_call().to_call_id(), 0);
+  // Both or neither reach the backend, which names the problem.
+  d = codec.Decode(R"({"cmd":"transfer-call","account":"a","call_id":1})");
+  ASSERT_TRUE(d.command.ok());
+  EXPECT_FALSE(d.command->transfer_call().has_to_call_id());
+  EXPECT_EQ(ErrorOf(codec, R"({"cmd":"transfer-call","account":"a","call_id":1,"to_call_id":-1})"),
+            "Field to_call_id is out of range");
+  EXPECT_EQ(ErrorOf(codec, R"({"cmd":"transfer-call","account":"a","call_id":1,"to_call_id":1.5})"),
+            "Field to_call_id must be an integer");
+  EXPECT_EQ(ErrorOf(codec, R"({"cmd":"transfer-call","account":"a","call_id":1,"num":7})"),
+            "Field num must be a string");
+  EXPECT_EQ(ErrorOf(codec, R"({"cmd":"transfer-call","account":"a","num":"1"})"),
+            "Missing field: call_id");
+}
+
 TEST(JsonCodecDecodeTest, DecodesFieldsInAnyOrderAndIgnoresUnknownFields) {
   JsonCodec codec;
   DecodedCommand d = codec.Decode(
@@ -535,6 +560,16 @@ TEST(JsonCodecEncodeTest, RendersEveryEventKind) {
        R"("early_media":false})",
        R"({"event":"call-progress","account":"account-1","call_id":2,"code":180,)"
        R"("early_media":false,"seq":20})"},
+      {R"(seq: 21 transfer_progress { account: "account-1" call_id: 2 code: 180 })",
+       R"({"event":"transfer-progress","account":"account-1","call_id":2,"code":180})",
+       R"({"event":"transfer-progress","account":"account-1","call_id":2,"code":180,)"
+       R"("seq":21})"},
+      {R"(seq: 22 call_started { account: "account-2" call_id: 5 num: "3003"
+             transferred_from: 2 })",
+       R"({"event":"call-started","account":"account-2","call_id":5,"num":"3003",)"
+       R"("transferred_from":2})",
+       R"({"event":"call-started","account":"account-2","call_id":5,"num":"3003",)"
+       R"("transferred_from":2,"seq":22})"},
       {R"(seq: 16 dtmf { account: "account-1" call_id: 4 digit: "#" duration_ms: 160
              method: "rfc4733" })",
        R"({"event":"dtmf","account":"account-1","call_id":4,"digit":"#",)"
