@@ -49,11 +49,12 @@ class BaresipTest : public GatewayTest {
     record_dir_ = MakeTempDir("record");
     ASSERT_FALSE(record_dir_.empty());
     GatewayOptions options;
-    options.accounts = {Account("account-1", 3001)};
+    // account-2 (3002): where transfers lead.
+    options.accounts = {Account("account-1", 3001), Account("account-2", 3002)};
     options.tcp_settings = {"extended-events = true"};
     options.account_settings["account-1"] = {absl::StrCat("audio = tone:", kGatewayHz),
                                              absl::StrCat("record = ", record_dir_)};
-    StartGateway(options, {"account-1"});
+    StartGateway(options, {"account-1", "account-2"});
     if (HasFatalFailure()) return;
 
     BaresipProcess::Options peer;
@@ -193,6 +194,69 @@ TEST_F(BaresipTest, DigitsGoBothWaysAsTelephoneEvents) {
   }
   Command("hangup-call", id);
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", id)).has_value());
+}
+
+// Issue 20: baresip as the transferee: our REFER (blind, to account-2's
+// 3002) makes it call 3002; account-2 answers; baresip's NOTIFY 200 ends
+// our call "Transferred".
+TEST_F(BaresipTest, BaresipFollowsOurBlindTransfer) {
+  int64_t id = -1;
+  ASSERT_NO_FATAL_FAILURE(CallBaresip(&id));
+  client_->Send(absl::StrCat(R"({"cmd":"transfer-call","account":"account-1","call_id":)", id,
+                             R"(,"num":"3002"})"));
+  auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming.has_value()) << "baresip did not call 3002";
+  EXPECT_EQ(incoming->Str("caller"), "3006");
+  const int64_t leg2 = incoming->Int("call_id");
+  client_->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)", leg2,
+                             "}"));
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Transferred") << ended->json;
+  EXPECT_EQ(ended->Int("code"), 0);
+  bool final_progress = false;
+  for (const NativeEvent& e : client_->skipped()) {
+    if (e.event() == "transfer-progress" && e.Int("call_id") == id && e.Int("code") == 200) {
+      final_progress = true;
+    }
+  }
+  EXPECT_TRUE(final_progress) << "no transfer-progress 200";
+  EXPECT_EQ(CallState(*client_, "account-2", leg2), "active");
+  client_->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-2","call_id":)", leg2,
+                             "}"));
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-2", leg2)).has_value());
+}
+
+// Issue 20: baresip as the referrer (its `transfer` command): account-1
+// calls 3002 by itself (call-started with transferred_from), NOTIFYs
+// baresip, which then hangs up the first call.
+TEST_F(BaresipTest, BaresipTransfersUsToAccount2) {
+  ASSERT_TRUE(baresip_->Command("dial", absl::StrCat("sip:3001@", kamailio().server())).ok());
+  auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value());
+  const int64_t id = incoming->Int("call_id");
+  Command("answer-call", id);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
+  ASSERT_TRUE(baresip_->Command("transfer", absl::StrCat("sip:3002@", kamailio().server())).ok());
+  auto started = client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-started"; });
+  ASSERT_TRUE(started.has_value()) << baresip_->Log();
+  EXPECT_EQ(started->Str("account"), "account-1");
+  EXPECT_EQ(started->Str("num"), "3002");
+  EXPECT_EQ(started->Int("transferred_from"), id);
+  const int64_t new_call = started->Int("call_id");
+  auto incoming2 = client_->WaitFor(IsEventOf("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming2.has_value());
+  EXPECT_EQ(incoming2->Str("caller"), "3001");
+  client_->Send(absl::StrCat(R"({"cmd":"answer-call","account":"account-2","call_id":)",
+                             incoming2->Int("call_id"), "}"));
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", new_call)).has_value());
+  // baresip got our NOTIFY 200 and ends the transferred call.
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
+  ASSERT_TRUE(ended.has_value()) << baresip_->Log();
+  EXPECT_EQ(ended->Str("reason"), "Remote hangup") << ended->json;
+  Command("hangup-call", new_call);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", new_call)).has_value());
 }
 
 }  // namespace
