@@ -710,5 +710,98 @@ TEST_F(SippCallTest, EarlyMediaOfA183IsRecordedBeforeTheAnswer) {
   EXPECT_GT(peak, 0.05) << "no early media in the recording";
 }
 
+// Issue 20: we transfer a sipp far end blind: the scenario checks the
+// REFER (Refer-To 3003 without Replaces, Referred-By 3001) and sends NOTIFY
+// 100 and 200; our call ends "Transferred" with BYE.
+TEST_F(SippCallTest, BlindTransferOfASippFarEnd) {
+  StartTwoAccounts();
+  SippProcess* sipp = StartUas("uas_refer_blind.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  client_->Send(absl::StrCat(R"({"cmd":"transfer-call","account":"account-1","call_id":)", id,
+                             R"(,"num":"3003"})"));
+  auto progress = client_->WaitFor(IsCallEvent("transfer-progress", "account-1", id));
+  ASSERT_TRUE(progress.has_value()) << sipp->Describe();
+  EXPECT_EQ(progress->Int("code"), 100);
+  progress = client_->WaitFor(IsCallEvent("transfer-progress", "account-1", id));
+  ASSERT_TRUE(progress.has_value());
+  EXPECT_EQ(progress->Int("code"), 200);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Transferred") << ended->json;
+  EXPECT_EQ(ended->Int("code"), 0);
+  ExpectSippSucceeds(*sipp);
+}
+
+// Issue 20: a transfer whose final NOTIFY is 486: a fail to everyone, the
+// call stays up and active until we hang up.
+TEST_F(SippCallTest, AFailedTransferLeavesTheCallUpAndActive) {
+  StartTwoAccounts();
+  SippProcess* sipp = StartUas("uas_refer_fail.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  client_->Send(absl::StrCat(R"({"cmd":"transfer-call","account":"account-1","call_id":)", id,
+                             R"(,"num":"3003"})"));
+  auto fail = client_->WaitFor(IsEventOf("fail", "account-1"));
+  ASSERT_TRUE(fail.has_value()) << sipp->Describe();
+  EXPECT_EQ(fail->Str("error"), absl::StrCat("Transfer of call ", id, " failed: 486 Busy Here"));
+  EXPECT_EQ(CallState(*client_, "account-1", id), "active");
+  Command("hangup-call", "account-1", id);
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Hung up");
+  ExpectSippSucceeds(*sipp);
+}
+
+// Issue 20: attended: account-1 has a call with account-2 and one with
+// sipp; it transfers sipp to account-2's call: the REFER carries Replaces
+// (checked by the scenario), and on sipp's NOTIFY 200 both of account-1's
+// calls end "Transferred".
+TEST_F(SippCallTest, AttendedTransferOfASippFarEndToAnotherCall) {
+  StartTwoAccounts();
+  int64_t to_account2 = -1;
+  ASSERT_NO_FATAL_FAILURE(CallAccount2AndAnswer(&to_account2));
+  SippProcess* sipp = StartUas("uas_refer_attended.xml");
+  ASSERT_NE(sipp, nullptr);
+  int64_t id = MakeCall("account-1", kSippUser);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  client_->Send(absl::StrCat(R"({"cmd":"transfer-call","account":"account-1","call_id":)", id,
+                             R"(,"to_call_id":)", to_account2, "}"));
+  auto ended = WaitEnded("account-1", id);
+  ASSERT_TRUE(ended.has_value()) << sipp->Describe();
+  EXPECT_EQ(ended->Str("reason"), "Transferred") << ended->json;
+  auto other = WaitEnded("account-1", to_account2);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->Str("reason"), "Transferred") << other->json;
+  ExpectSippSucceeds(*sipp);
+}
+
+// Issue 20: sipp transfers us (REFER to 3002): account-1 starts a call to
+// account-2 (call-started with transferred_from) and NOTIFYs sipp 100,
+// 180, 200 (checked by the scenario), after which sipp hangs up.
+TEST_F(SippCallTest, ASippFarEndTransfersUsToAccount2) {
+  StartTwoAccounts();
+  SippProcess* sipp = nullptr;
+  int64_t id = SippCallsAccount1("uac_refer.xml", &sipp);
+  ASSERT_GE(id, 0);
+  Command("answer-call", "account-1", id);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
+  auto started = client_->WaitFor(IsEventOf("call-started", "account-1"));
+  ASSERT_TRUE(started.has_value()) << sipp->Describe();
+  EXPECT_EQ(started->Str("num"), "3002");
+  EXPECT_EQ(started->Int("transferred_from"), id);
+  const int64_t new_call = started->Int("call_id");
+  auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming.has_value());
+  absl::SleepFor(absl::Milliseconds(200));  // account-2 rings: the 180 is NOTIFYed first
+  Command("answer-call", "account-2", incoming->Int("call_id"));
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", new_call)).has_value());
+  ExpectSippHangsUp(id);
+  ExpectSippSucceeds(*sipp);
+  EXPECT_EQ(CallState(*client_, "account-1", new_call), "active");
+}
+
 }  // namespace
 }  // namespace telestra::testing
