@@ -52,6 +52,11 @@ struct SipConfig {
   int max_ringing = 16;
   // The SIP thread's nice value; 0: the process's priority.
   int thread_nice = 0;
+  // RFC 4028 session timers: the Session-Expires we ask for and offer
+  // (seconds; 0: off, no timers on our calls), and the smallest one we take
+  // from a peer (422 below it; RFC 4028's 90, lowered by tests only).
+  int session_expires = 1800;
+  int session_min_se = 90;
 };
 
 // RTP port range and codecs (used by calls).

@@ -23,6 +23,8 @@ void SofiaSipStack::Impl::ReleaseSip(CallLeg* leg) {
   leg->info_digits.clear();
   DestroyOutgoing(leg->refer);
   SipThread::DestroyTimer(leg->transfer_timer);
+  DestroyOutgoing(leg->refresh);
+  SipThread::DestroyTimer(leg->session_timer);
   if (leg->irq != nullptr) {
     nta_incoming_destroy(leg->irq);
     leg->irq = nullptr;
@@ -49,6 +51,7 @@ void SofiaSipStack::Impl::EndLeg(int64_t call_id, int code, std::string reason) 
     SipThread::DestroyTimer(leg->cancel_timer);
     SipThread::DestroyTimer(leg->invite_timer);
     SipThread::DestroyTimer(leg->transfer_timer);
+    SipThread::DestroyTimer(leg->session_timer);
     leg->transferring = false;
     // A call a REFER asked for that never got up: the referrer hears how.
     NotifyReferrer(leg.get(), code >= 300 ? code : 487, code >= 300 ? reason : "Request Terminated");

@@ -90,6 +90,8 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
       }
     }
   }
+  const TimerAnswer timer = TimerFor(sip);
+  if (timer.too_small) return RefuseTooSmall(irq, timer);
   int64_t call_id = listener_->OnIncomingCall(reg->config.name, caller, caller_name);
   if (call_id < 0) return 480;
   auto owned = std::make_unique<CallLeg>(this);
@@ -97,6 +99,10 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
   leg->id = call_id;
   leg->account = reg->config;
   leg->offer = std::move(offer);
+  leg->incoming_timer = timer;
+  leg->pending_timer = timer.timer;
+  leg->peer_allows_update =
+      sip->sip_allow != nullptr && sip_is_allowed(sip->sip_allow, sip_method_update, "UPDATE");
   if (sip->sip_from != nullptr) {
     su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
     if (char* from = url_as_string(scratch, sip->sip_from->a_url)) leg->remote_aor = from;
@@ -224,6 +230,7 @@ void SofiaSipStack::Impl::OnEstablished(CallLeg* leg) {
   }
   listener_->OnCallEstablished(leg->id);
   NotifyReferrer(leg, 200, "OK");
+  StartSessionTimer(leg, leg->pending_timer);
   if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
   if (hangup_wanted) SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
 }
@@ -283,10 +290,15 @@ int SofiaSipStack::Impl::OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_
   if (!is_update && (leg->irq != nullptr || leg->invite != nullptr)) {
     return 491;  // glare: one INVITE transaction at a time (RFC 3261 14.2)
   }
+  const TimerAnswer timer = TimerFor(sip);
+  if (timer.too_small) return RefuseTooSmall(irq, timer);
   nta_leg_server_route(leg->leg, nullptr, sip->sip_contact);  // a new remote target
   const sip_payload_t* body = SdpOf(sip);
-  if (body == nullptr && is_update) {
-    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
+  if (body == nullptr && is_update) {  // a session refresh
+    nta_incoming_treply(irq, SIP_200_OK, SIPTAG_USER_AGENT_STR(kUserAgent),
+                        TAG_IF(!timer.header.empty(), SIPTAG_SESSION_EXPIRES_STR(timer.header.c_str())),
+                        TAG_IF(timer.require_timer, SIPTAG_REQUIRE_STR("timer")), TAG_END());
+    if (IsEstablished(leg->state)) StartSessionTimer(leg, timer.timer);
     return 200;
   }
   absl::StatusOr<RemoteSdp> offer = body != nullptr ? ParseBody(body) : RemoteSdp();
@@ -302,7 +314,10 @@ int SofiaSipStack::Impl::OnReoffer(CallLeg* leg, nta_incoming_t* irq, const sip_
   }
   nta_incoming_treply(irq, SIP_200_OK, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
                       SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_CONTENT_TYPE_STR(kSdpType),
+                      TAG_IF(!timer.header.empty(), SIPTAG_SESSION_EXPIRES_STR(timer.header.c_str())),
+                      TAG_IF(timer.require_timer, SIPTAG_REQUIRE_STR("timer")),
                       SIPTAG_PAYLOAD_STR(sdp->c_str()), TAG_END());
+  if (IsEstablished(leg->state)) StartSessionTimer(leg, timer.timer);
   if (is_update) return 200;
   leg->irq = irq;  // until its ACK
   nta_incoming_bind(irq, &Impl::OnAckOrCancel, Magic<nta_incoming_magic_t>(leg));
@@ -326,6 +341,10 @@ void SofiaSipStack::Impl::AnswerCall(int64_t call_id) {
   }
   nta_incoming_treply(leg->irq, SIP_200_OK, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
                       SIPTAG_USER_AGENT_STR(kUserAgent), SIPTAG_ALLOW_STR(kAllow),
+                      TAG_IF(config_.session_expires > 0, SIPTAG_SUPPORTED_STR("timer")),
+                      TAG_IF(!leg->incoming_timer.header.empty(),
+                             SIPTAG_SESSION_EXPIRES_STR(leg->incoming_timer.header.c_str())),
+                      TAG_IF(leg->incoming_timer.require_timer, SIPTAG_REQUIRE_STR("timer")),
                       SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp->c_str()),
                       TAG_END());
   thread_.AwaitAnswer();  // the ACK

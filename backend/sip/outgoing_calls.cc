@@ -67,6 +67,7 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
   leg->target = target;
   leg->remote_aor = target;
   leg->target_in_domain = dialed->in_domain;
+  leg->requested_se = config_.session_expires;
   if (config_.invite_timeout > 0) {
     leg->invite_timer =
         thread_.StartTimer(&Impl::OnInviteTimeout, leg, int64_t{config_.invite_timeout} * 1000);
@@ -96,6 +97,10 @@ bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
       URL_STRING_MAKE(proxy.c_str()), SIP_METHOD_INVITE, URL_STRING_MAKE(leg->target.c_str()),
       SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()), SIPTAG_USER_AGENT_STR(kUserAgent),
       SIPTAG_ALLOW_STR(kAllow), SIPTAG_CONTENT_TYPE_STR(kSdpType), SIPTAG_PAYLOAD_STR(sdp.c_str()),
+      TAG_IF(leg->requested_se > 0, SIPTAG_SUPPORTED_STR("timer")),
+      TAG_IF(leg->requested_se > 0, SIPTAG_SESSION_EXPIRES_STR(std::to_string(leg->requested_se).c_str())),
+      TAG_IF(leg->requested_min_se > 0,
+             SIPTAG_MIN_SE_STR(std::to_string(leg->requested_min_se).c_str())),
       TAG_IF(!leg->replaces.empty(), SIPTAG_REPLACES_STR(leg->replaces.c_str())),
       TAG_IF(!leg->referred_by.empty(), SIPTAG_REFERRED_BY_STR(leg->referred_by.c_str())),
       TAG_IF(credentials != nullptr, SIPTAG_HEADER(credentials)), TAG_END());
@@ -181,10 +186,29 @@ void SofiaSipStack::Impl::OnCallInviteResponse(CallLeg* leg, nta_outgoing_t* orq
       return;
     }
     OnAnswer(leg, SdpOf(sip), leg->local_hold, /*required=*/!IsHangingUp(leg->state));
+    if (leg->requested_se > 0) {
+      const sip_session_expires_t* se = sip->sip_session_expires;
+      leg->pending_timer = TimerFromAnswer(se != nullptr, se != nullptr ? se->x_delta : 0,
+                                           se != nullptr && se->x_refresher != nullptr
+                                               ? se->x_refresher
+                                               : "");
+    }
+    leg->peer_allows_update =
+        sip->sip_allow != nullptr && sip_is_allowed(sip->sip_allow, sip_method_update, "UPDATE");
     OnEstablished(leg);
     return;
   }
   nta_outgoing_destroy(orq);
+  if (status == 422 && !leg->retried_422 && leg->requested_se > 0 && sip != nullptr &&
+      sip->sip_min_se != nullptr && !IsHangingUp(leg->state) &&
+      leg->state != CallState::kTerminated) {
+    // Our Session-Expires is below the far end's Min-SE: once more with it.
+    leg->retried_422 = true;
+    leg->requested_min_se = static_cast<int>(std::min<unsigned long>(sip->sip_min_se->min_delta, 86400));
+    leg->requested_se = std::max(leg->requested_se, leg->requested_min_se);
+    spdlog::info("call {}: 422: Session-Expires {} again", leg->id, leg->requested_se);
+    if (SendInvite(leg, LocalSdp(leg, leg->sdp_body))) return;
+  }
   if ((status == 401 || status == 407) && !IsHangingUp(leg->state) &&
       leg->state != CallState::kTerminated) {
     const msg_auth_t* challenge = DigestCache::ChallengeOf(status, sip);

@@ -39,6 +39,7 @@
 #include "backend/sip/inbound_policy.h"
 #include "backend/sip/registration_state.h"
 #include "backend/sip/sdp_offer_answer.h"
+#include "backend/sip/session_timer.h"
 #include "backend/sip/sip_thread.h"
 #include "backend/sip/sofia_sip_stack.h"
 #include "backend/sip_syntax.h"
@@ -147,6 +148,20 @@ class SofiaSipStack::Impl {
     int64_t referred_from = -1;
     std::string replaces;
     std::string referred_by;
+    // Session timer (RFC 4028): what our first INVITE asks (after a 422:
+    // the peer's Min-SE), what the call starts with once established
+    // (from the 2xx, or our 2xx to their INVITE), what runs, and our
+    // refresh in flight.
+    int requested_se = 0;
+    int requested_min_se = 0;
+    bool retried_422 = false;
+    TimerAnswer incoming_timer;
+    SessionTimer pending_timer;
+    SessionTimer session;
+    su_timer_t* session_timer = nullptr;
+    nta_outgoing_t* refresh = nullptr;
+    bool refresh_is_invite = false;
+    bool peer_allows_update = false;
     // Where the call stands (call_leg.h): moved only by Move().
     CallState state = CallState::kIncoming;
     bool outgoing = false;
@@ -319,6 +334,15 @@ class SofiaSipStack::Impl {
   int OnRefer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip);
   void NotifyReferrer(CallLeg* leg, int code, const std::string& reason);
   void SendNotify(CallLeg* leg, int code, const std::string& reason, bool final);
+
+  // ---- session_timers.cc: RFC 4028
+  void StartSessionTimer(CallLeg* leg, SessionTimer timer);
+  static void OnSessionTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
+  void SendRefresh(CallLeg* leg);
+  static int OnRefreshResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
+  // What a request of the far end asks of the session timer, as we answer it.
+  TimerAnswer TimerFor(const sip_t* sip) const;
+  int RefuseTooSmall(nta_incoming_t* irq, const TimerAnswer& timer);
 
   // ---- call_media.cc: SDP and RTP of a call
   std::string LocalSdp(CallLeg* leg, std::string body);

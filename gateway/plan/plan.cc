@@ -465,6 +465,14 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip,
       {"answer-poll-us", [&](const Entry& e) { return Deprecated(r, e, 0, 100000, warnings); }},
       {"trusted", [&](const Entry& e) { return ParseAllow(r, e, &sip->trusted); }},
       {"ring-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->ring_timeout); }},
+      {"session-expires",
+       [&](const Entry& e) {
+         absl::Status status = r.Int(e, 0, 86400, &sip->session_expires);
+         if (status.ok() && sip->session_expires != 0 && sip->session_expires < 90) {
+           return r.Error(e.line, "session-expires must be 0 (off) or 90..86400 (RFC 4028)");
+         }
+         return status;
+       }},
       {"invite-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->invite_timeout); }},
       {"max-ringing", [&](const Entry& e) { return r.Int(e, 1, 10000, &sip->max_ringing); }},
   });

@@ -731,7 +731,7 @@ TEST_F(TransferTest, ProgressIsBroadcastAndAReferredCallIsStartedWithItsOrigin) 
   EXPECT_EQ(CallOf(started).direction(), telestra::v1::CALL_DIRECTION_OUTGOING);
   EXPECT_EQ(CallOf(started).peer(), "3003");
   EXPECT_EQ(backend_.OnTransferRequested(a + 1000, "3003"), -1) << "an unknown call";
-  backend_.Logout("account-1");
+  ASSERT_TRUE(backend_.Logout("account-1").ok());
   EXPECT_EQ(backend_.OnTransferRequested(a, "3003"), -1) << "a logged-out account";
 }
 
