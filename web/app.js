@@ -14,10 +14,17 @@ import {
   dtmfMethodLabel,
   dtmfSending,
   formatDuration,
+  hasEarlyMedia,
   isEstablished,
   noteDtmfRequest,
+  noteTransferRequest,
   offersKeypad,
+  offersTransfer,
   registrationOf,
+  sipStatusLabel,
+  transferOutcome,
+  transferTargets,
+  transferText,
 } from './model.js';
 
 const LOG_LIMIT = 500;
@@ -67,6 +74,20 @@ function sendDtmf(name, callId, digit) {
   const command = { cmd: 'send-dtmf', account: name, call_id: callId, digits: digit };
   const token = send(command, { account: name });
   if (token && noteDtmfRequest(state, name, callId, token, digit)) renderAccount(name);
+}
+
+// Transfers a call: blind to `num`, or attended to the far end of the
+// account's call `toCallId`. The call shows how it goes (transfer-progress)
+// until it ends "Transferred" or the transfer fails.
+function sendTransfer(name, callId, { num = '', toCallId = null }) {
+  clearAccountError(name);
+  const command = { cmd: 'transfer-call', account: name, call_id: callId };
+  if (toCallId !== null) command.to_call_id = toCallId;
+  else command.num = num;
+  const token = send(command, { account: name });
+  if (!token) return false;
+  if (noteTransferRequest(state, name, callId, token, { num, toCallId })) renderAccount(name);
+  return true;
 }
 
 // Asks for the accounts' status after call events (250 ms later, once for a
@@ -211,6 +232,21 @@ function cardFor(name) {
       sendDtmf(name, callId, button.dataset.digit);
       return;
     }
+    if (button.classList.contains('call-transfer')) {
+      if (button.getAttribute('aria-disabled') === 'true') return;
+      setTransferFormOpen(row, row.querySelector('.transfer-form').hidden);
+      return;
+    }
+    if (button.classList.contains('transfer-cancel')) {
+      setTransferFormOpen(row, false);
+      return;
+    }
+    if (button.dataset.toCallId) {
+      if (sendTransfer(name, callId, { toCallId: Number(button.dataset.toCallId) })) {
+        setTransferFormOpen(row, false);
+      }
+      return;
+    }
     const cmd = button.classList.contains('call-answer')
       ? 'answer-call'
       : button.classList.contains('call-switch')
@@ -222,9 +258,29 @@ function cardFor(name) {
     clearAccountError(name);
     send({ cmd, account: name, call_id: callId }, { account: name });
   });
+  // A call's transfer form: to a number (blind).
+  q('.calls').addEventListener('submit', (event) => {
+    const form = event.target.closest('.transfer-form');
+    if (!form) return;
+    event.preventDefault();
+    const row = form.closest('.call');
+    const input = form.querySelector('.transfer-number');
+    const num = input.value.trim();
+    if (!num) return;
+    if (sendTransfer(name, Number(row.dataset.callId), { num })) {
+      input.value = '';
+      setTransferFormOpen(row, false);
+    }
+  });
   // The keypad is one stop for Tab: the arrows move between its keys, and
   // the digits typed while it has the focus are sent.
   q('.calls').addEventListener('keydown', (event) => {
+    // Escape closes a transfer form.
+    if (event.key === 'Escape' && event.target.closest('.transfer-form')) {
+      event.preventDefault();
+      setTransferFormOpen(event.target.closest('.call'), false);
+      return;
+    }
     const key = event.target.closest('.key');
     if (!key || event.ctrlKey || event.metaKey || event.altKey) return;
     const keys = [...key.parentElement.children];
@@ -251,7 +307,7 @@ function cardFor(name) {
     for (const other of key.parentElement.children) other.tabIndex = other === key ? 0 : -1;
   });
 
-  card = { root, q, rows: new Map() };
+  card = { root, q, id, rows: new Map() };
   cards.set(name, card);
   return card;
 }
@@ -306,7 +362,7 @@ function renderCalls(card, account) {
   for (const call of account.calls.values()) {
     let row = card.rows.get(call.id);
     if (!row) {
-      row = newCallRow(call.id);
+      row = newCallRow(card, call.id);
       card.rows.set(call.id, row);
     }
     // In call order; moved only when out of place (a move takes the focus
@@ -329,8 +385,17 @@ function renderCalls(card, account) {
     switchButton.textContent = 'Switch to';
     const dtmf = row.querySelector('.call-dtmf');
     dtmf.hidden = !offersKeypad(call);
+    // One transfer at a time: while one is under way the button stays (and
+    // keeps the focus of a keyboard user who just sent it) but does nothing.
+    const transferButton = row.querySelector('.call-transfer');
+    const transferable = offersTransfer(call);
+    transferButton.hidden = !isEstablished(call.state);
+    transferButton.setAttribute('aria-disabled', String(!transferable));
+    transferButton.title = transferable || transferButton.hidden ? '' : 'A transfer of this call is under way';
+    const form = row.querySelector('.transfer-form');
+    if (!transferable) setTransferFormOpen(row, false);
     // A keyboard user who just answered keeps the focus in the row.
-    for (const element of [answer, switchButton, dtmf]) {
+    for (const element of [answer, switchButton, dtmf, transferButton, form]) {
       if (element.hidden && element.contains(document.activeElement)) {
         row.querySelector('.call-hangup').focus();
       }
@@ -338,17 +403,29 @@ function renderCalls(card, account) {
     const peer = call.peer || 'call';
     answer.setAttribute('aria-label', `Answer call from ${peer}`);
     switchButton.setAttribute('aria-label', `${switchButton.textContent} call with ${peer}`);
+    transferButton.setAttribute('aria-label', `Transfer call with ${peer}`);
+    row.querySelector('.transfer-number-label').textContent = `Transfer call with ${peer} to number`;
     row.querySelector('.call-hangup').setAttribute('aria-label', `Hang up call with ${peer}`);
     row.querySelector('.keypad').setAttribute('aria-label', `Keypad: DTMF to ${peer}`);
     if (!dtmf.hidden) renderDtmf(row, call);
+    if (!transferButton.hidden) renderTransferTargets(row, account, call);
+    renderCallNotes(row, account, call);
     updateDuration(row, call);
   }
   card.q('.calls-empty').hidden = account.calls.size > 0;
 }
 
-function newCallRow(id) {
+function newCallRow(card, id) {
   const row = $('call-template').content.firstElementChild.cloneNode(true);
   row.dataset.callId = String(id);
+  const prefix = `${card.id}-call-${id}`;
+  const form = row.querySelector('.transfer-form');
+  form.id = `${prefix}-transfer`;
+  row.querySelector('.call-transfer').setAttribute('aria-controls', form.id);
+  row.querySelector('.transfer-number-label').htmlFor = `${prefix}-transfer-number`;
+  row.querySelector('.transfer-number').id = `${prefix}-transfer-number`;
+  row.querySelector('.transfer-calls-label').id = `${prefix}-transfer-calls`;
+  row.querySelector('.transfer-targets').setAttribute('aria-labelledby', `${prefix}-transfer-calls`);
   const keypad = row.querySelector('.keypad');
   for (const digit of KEYPAD_ROWS.join('')) {
     const key = document.createElement('button');
@@ -390,6 +467,73 @@ function renderDtmf(row, call) {
   // "RFC 4733" stays on one line.
   const method = dtmfMethodLabel(newest.method).replace(' ', '\u00a0');
   row.querySelector('.dtmf-method').textContent = `via ${method}`;
+}
+
+// Opens or closes a call's transfer form; opening puts the focus in its
+// number field, closing a form that had it back on the Transfer button.
+function setTransferFormOpen(row, open) {
+  const form = row.querySelector('.transfer-form');
+  const button = row.querySelector('.call-transfer');
+  if (form.hidden === !open) return;
+  const hadFocus = form.contains(document.activeElement);
+  form.hidden = !open;
+  button.setAttribute('aria-expanded', String(open));
+  if (open) {
+    row.querySelector('.transfer-number').focus();
+  } else if (hadFocus && !button.hidden) {
+    button.focus();
+  }
+}
+
+// One button per other established call of the account (attended
+// transfer); rebuilt only when those calls change, so the focus stays.
+function renderTransferTargets(row, account, call) {
+  const targets = transferTargets(account, call);
+  const box = row.querySelector('.transfer-targets');
+  const key = targets.map((t) => `${t.id}:${t.peer}`).join(',');
+  if (box.dataset.key === key) return;
+  const hadFocus = box.contains(document.activeElement);
+  box.dataset.key = key;
+  const peer = call.peer || 'call';
+  box.replaceChildren(
+    ...targets.map((target) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'secondary small transfer-to-call';
+      button.dataset.toCallId = String(target.id);
+      button.textContent = `To ${target.peer || '?'} (call ${target.id})`;
+      button.setAttribute(
+        'aria-label',
+        `Transfer call with ${peer} to the call with ${target.peer || '?'} (call ${target.id})`,
+      );
+      return button;
+    }),
+  );
+  row.querySelector('.transfer-calls').hidden = targets.length === 0;
+  if (hadFocus) row.querySelector('.transfer-number').focus();
+}
+
+// What else a call's row says: where a call the far end transferred us
+// came from, where we are being transferred, our transfer's progress and
+// early media while it rings.
+function renderCallNotes(row, account, call) {
+  const from = row.querySelector('.call-transferred-from');
+  from.hidden = call.transferredFrom === null;
+  from.textContent = from.hidden ? '' : `transferred from call ${call.transferredFrom}`;
+  const to = row.querySelector('.call-referred-to');
+  const referred = call.referredTo && account.calls.get(call.referredTo.callId);
+  to.hidden = !referred;
+  to.textContent = referred
+    ? `the far end transfers us to ${call.referredTo.num || '?'} (call ${call.referredTo.callId})`
+    : '';
+  const status = row.querySelector('.call-transfer-status');
+  const text = transferText(call);
+  // Written only when it changes: a screen reader announces each change once.
+  if (status.textContent !== text) status.textContent = text;
+  status.dataset.outcome = transferOutcome(call);
+  const early = row.querySelector('.call-early-media');
+  early.hidden = !hasEarlyMedia(call);
+  early.title = early.hidden ? '' : `The far end's audio before the answer (${sipStatusLabel(call.progress.code)})`;
 }
 
 function canSwitchTo(account, call) {

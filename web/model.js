@@ -10,17 +10,34 @@ export const REGISTRATION = Object.freeze({
 });
 
 const SIP_REASONS = {
+  100: 'Trying',
+  180: 'Ringing',
+  181: 'Call Is Being Forwarded',
+  182: 'Queued',
+  183: 'Session Progress',
+  200: 'OK',
+  202: 'Accepted',
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   407: 'Proxy Authentication Required',
   408: 'Request Timeout',
   480: 'Temporarily Unavailable',
+  481: 'Call/Transaction Does Not Exist',
+  486: 'Busy Here',
+  487: 'Request Terminated',
   500: 'Server Internal Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Server Time-out',
+  603: 'Decline',
 };
+
+// "180 Ringing" for a SIP status code ("599" for one without a phrase here).
+export function sipStatusLabel(code) {
+  const reason = SIP_REASONS[code];
+  return reason ? `${code} ${reason}` : String(code);
+}
 
 // How an account_status value reads: {kind, label, code}.
 export function registrationOf(code) {
@@ -76,6 +93,29 @@ export function offersKeypad(call) {
   return isEstablished(call.state);
 }
 
+// An established call can be transferred, unless a transfer of it is under
+// way (the gateway refuses a second one).
+export function offersTransfer(call) {
+  return isEstablished(call.state) && !transferUnderWay(call);
+}
+
+function transferUnderWay(call) {
+  return call.transfer !== null && !call.transfer.failed;
+}
+
+// The account's other established calls: the targets of an attended
+// transfer of `call` (its far end is connected to theirs).
+export function transferTargets(account, call) {
+  return [...account.calls.values()].filter((other) => other.id !== call.id && isEstablished(other.state));
+}
+
+// Whether a call still ringing gets the far end's audio (its newest
+// provisional answer brought early media).
+export function hasEarlyMedia(call) {
+  const ringing = call.state === 'dialing' || call.state === 'ringing';
+  return ringing && call.progress !== null && call.progress.earlyMedia;
+}
+
 export function createState() {
   return {
     instance: '', // the gateway process the state came from
@@ -113,8 +153,31 @@ function newDtmf() {
   };
 }
 
-function newCall(id, { direction, peer, peerName, state, since }) {
-  return { id, direction, peer, peerName, state, since, activeSince: null, dtmf: newDtmf() };
+function newCall(id, { direction, peer, peerName, state, since, transferredFrom = null }) {
+  return {
+    id,
+    direction,
+    peer,
+    peerName,
+    state,
+    since,
+    activeSince: null,
+    dtmf: newDtmf(),
+    // Our transfer of the call: null, or {num, toCallId, toPeer (what this
+    // page asked for: blind to num, or attended to call toCallId with
+    // toPeer; '', null and '' when unknown), token (of this page's
+    // transfer-call until it is refused or the session ends), code (the
+    // newest transfer-progress, null before), failed ('' or why it failed)}.
+    transfer: null,
+    // The far end of call `transferredFrom` transferred us: this call is the
+    // one the account started for it (call-started).
+    transferredFrom,
+    // The far end of this call transferred us: {callId, num} of the call the
+    // account started for it.
+    referredTo: null,
+    // The newest call-progress of a call still ringing: {code, earlyMedia}.
+    progress: null,
+  };
 }
 
 // Calls of a `status` (or snapshot entry) replace the account's, keeping what
@@ -135,6 +198,10 @@ function replaceCalls(account, calls, now) {
     if (known) {
       call.activeSince = known.activeSince;
       call.dtmf = known.dtmf;
+      call.transfer = known.transfer;
+      call.transferredFrom = known.transferredFrom;
+      call.referredTo = known.referredTo;
+      call.progress = known.progress;
     }
     if (call.activeSince === null && isEstablished(call.state)) call.activeSince = now;
     next.set(id, call);
@@ -180,13 +247,13 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
       state.accounts.set(account.name, account);
     }
     state.lastSeq = Number(msg.seq) || 0;
-    forgetDtmfRequests(state);
+    forgetRequests(state);
     changed.all = true;
     return changed;
   }
   if (event === 'resumed') {
     state.instance = msg.instance;
-    for (const name of forgetDtmfRequests(state)) changed.accounts.add(name);
+    for (const name of forgetRequests(state)) changed.accounts.add(name);
     return changed;
   }
   if (event === 'gap') return changed; // a snapshot follows
@@ -200,8 +267,11 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
     state.lastSeq = seq;
   }
   if (event === 'fail' && msg.token !== undefined) {
-    const name = endDtmfRequest(state, msg.token);
+    const name = endRequest(state, msg.token);
     if (name !== undefined) changed.accounts.add(name);
+  }
+  if (event === 'fail' && msg.account && failTransfer(state, msg.account, msg.error)) {
+    changed.accounts.add(msg.account);
   }
   const name = msg.account;
   if (!name) return changed;
@@ -252,9 +322,50 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
       touch();
       break;
     }
+    case 'call-started': {
+      // The far end of call transferred_from transferred us: the account
+      // calls num by itself.
+      const account = accountOf(state, name);
+      const from = Number(msg.transferred_from);
+      if (!account.calls.has(id)) {
+        account.calls.set(
+          id,
+          newCall(id, {
+            direction: 'outgoing',
+            peer: msg.num || '',
+            peerName: '',
+            state: 'dialing',
+            since: now,
+            transferredFrom: from,
+          }),
+        );
+      } else {
+        account.calls.get(id).transferredFrom = from;
+      }
+      const referring = account.calls.get(from);
+      if (referring) referring.referredTo = { callId: id, num: msg.num || '' };
+      touch();
+      break;
+    }
     case 'call-ringing':
       if (setCallState(accountOf(state, name), id, 'ringing', now)) touch();
       break;
+    case 'call-progress': {
+      const call = accountOf(state, name).calls.get(id);
+      if (!call) break;
+      call.progress = { code: Number(msg.code) || 0, earlyMedia: msg.early_media === true };
+      touch();
+      break;
+    }
+    case 'transfer-progress': {
+      const call = accountOf(state, name).calls.get(id);
+      if (!call) break;
+      // A transfer another client asked for shows too.
+      if (call.transfer === null || call.transfer.failed) call.transfer = newTransfer({});
+      call.transfer.code = Number(msg.code) || 0;
+      touch();
+      break;
+    }
     case 'call-answered':
     case 'call-resumed':
       if (setCallState(accountOf(state, name), id, 'active', now)) touch();
@@ -293,6 +404,66 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
   return changed;
 }
 
+function newTransfer({ num = '', toCallId = null, toPeer = '', token = undefined }) {
+  return { num, toCallId, toPeer, token, code: null, failed: '' };
+}
+
+// A broadcast fail "Transfer of call N failed: <why>" marks that call's
+// transfer failed (the call stays up). Whether it named a call of `name`.
+function failTransfer(state, name, error) {
+  const match = /^Transfer of call (\d+) failed: (.*)$/s.exec(error || '');
+  if (!match) return false;
+  const account = state.accounts.get(name);
+  const call = account && account.calls.get(Number(match[1]));
+  if (!call) return false;
+  if (call.transfer === null) call.transfer = newTransfer({});
+  call.transfer.token = undefined;
+  call.transfer.failed = match[2] || 'failed';
+  return true;
+}
+
+// This page sent transfer-call with `token` for a call, to `num` (blind) or
+// to the far end of call `toCallId` (attended): the call shows the transfer
+// from now on. False for a call the state does not know.
+export function noteTransferRequest(state, accountName, callId, token, { num = '', toCallId = null }) {
+  const account = state.accounts.get(accountName);
+  const call = account && account.calls.get(Number(callId));
+  if (!call) return false;
+  const other = toCallId === null ? undefined : account.calls.get(Number(toCallId));
+  call.transfer = newTransfer({
+    num,
+    toCallId: toCallId === null ? null : Number(toCallId),
+    toPeer: other ? other.peer : '',
+    token,
+  });
+  return true;
+}
+
+// How a call's transfer goes, in one line ('' when there is none):
+// "Transfer to 3003: requested…", "Transfer to 3003: 180 Ringing",
+// "Transfer to 3004 (call 5) failed: 486 Busy Here".
+export function transferText(call) {
+  const transfer = call.transfer;
+  if (transfer === null) return '';
+  let target = '';
+  if (transfer.num) {
+    target = ` to ${transfer.num}`;
+  } else if (transfer.toCallId !== null) {
+    target = transfer.toPeer
+      ? ` to ${transfer.toPeer} (call ${transfer.toCallId})`
+      : ` to call ${transfer.toCallId}`;
+  }
+  if (transfer.failed) return `Transfer${target} failed: ${transfer.failed}`;
+  if (transfer.code === null) return `Transfer${target}: requested…`;
+  return `Transfer${target}: ${sipStatusLabel(transfer.code)}`;
+}
+
+// 'progress', 'failed' or '' (no transfer): for the page's colours.
+export function transferOutcome(call) {
+  if (call.transfer === null) return '';
+  return call.transfer.failed ? 'failed' : 'progress';
+}
+
 // This page sent send-dtmf `digits` with `token` on a call: they show as
 // being sent until dtmf-sent or a fail with that token answers. False for a
 // call the state does not know.
@@ -310,29 +481,38 @@ export function dtmfSending(call) {
   return [...call.dtmf.sending.values()].join('');
 }
 
-// Forgets the send-dtmf request of `token`; the name of its account, or
-// undefined when no call waits for it.
-function endDtmfRequest(state, token) {
+// The gateway refused the request of `token` (fail): a send-dtmf's digits
+// are no longer being sent, a transfer-call's transfer is no longer shown
+// (the account shows the fail). The name of its account, or undefined when
+// no call waits for it.
+function endRequest(state, token) {
   for (const account of state.accounts.values()) {
     for (const call of account.calls.values()) {
       if (call.dtmf.sending.delete(token)) return account.name;
+      if (call.transfer !== null && call.transfer.token === token) {
+        call.transfer = null;
+        return account.name;
+      }
     }
   }
   return undefined;
 }
 
 // A new session never gets the replies meant for the one before it: the
-// requests still waiting are forgotten. The names of the accounts touched.
-function forgetDtmfRequests(state) {
-  const names = [];
+// requests still waiting are forgotten (a transfer the gateway took stays:
+// its progress and outcome are broadcasts, replayed on resume). The names of
+// the accounts touched.
+function forgetRequests(state) {
+  const names = new Set();
   for (const account of state.accounts.values()) {
     for (const call of account.calls.values()) {
+      if (call.transfer !== null) call.transfer.token = undefined;
       if (call.dtmf.sending.size === 0) continue;
       call.dtmf.sending.clear();
-      names.push(account.name);
+      names.add(account.name);
     }
   }
-  return names;
+  return [...names];
 }
 
 // What a message is, for the log's filters.
@@ -343,6 +523,7 @@ export function categoryOf(msg) {
     case 'fail':
       return 'error';
     case 'dtmf':
+    case 'transfer-progress':
       return 'call';
     case 'status':
     case 'call-return':
@@ -390,8 +571,17 @@ export function describe(msg) {
       return `held${call}`;
     case 'call-resumed':
       return `resumed${call}`;
-    case 'call-ended':
-      return `ended${call}${msg.code ? ` (${msg.code} ${msg.reason || ''})` : ''}`.trim();
+    case 'call-ended': {
+      // "(487 Request Terminated)", "(Transferred)", "(Hung up)".
+      const why = [msg.code ? String(msg.code) : '', msg.reason || ''].filter(Boolean).join(' ');
+      return `ended${call}${why ? ` (${why})` : ''}`;
+    }
+    case 'call-started':
+      return `calling ${msg.num || '?'} on${call}: transferred from call ${msg.transferred_from}`;
+    case 'call-progress':
+      return `progress${call}: ${sipStatusLabel(msg.code)}${msg.early_media ? ', early media' : ''}`;
+    case 'transfer-progress':
+      return `transfer of${call}: ${sipStatusLabel(msg.code)}`;
     case 'dtmf': {
       const duration = msg.duration_ms ? `, ${msg.duration_ms} ms` : '';
       return `DTMF ${msg.digit} received${call ? ` on${call}` : ''} (${dtmfMethodLabel(msg.method)}${duration})`;

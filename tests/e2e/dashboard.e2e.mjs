@@ -7,9 +7,10 @@
 //     --server=127.0.0.1:5060
 //
 // Scenarios: `registration` (both accounts registered; log out, log in by
-// keyboard, a wrong password, resume after a disconnect, phone width) and
+// keyboard, a wrong password, resume after a disconnect, phone width),
 // `calls` (dial, incoming, answer, DTMF from the keypad both ways, switch
-// between two calls, hang up).
+// between two calls, hang up) and `transfer` (three accounts: a failed
+// blind transfer, a blind one, an attended one).
 // Exit status: 0 passed, 1 failed, 77 skipped (calls not supported yet).
 // Every step prints one line; screenshots go to --out.
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -410,9 +411,206 @@ async function calls(context) {
   await shot(page, '05-ended');
 }
 
+// ---------------------------------------------------------------- transfer
+
+// Dials `number` from `from` (Skip when the gateway has no calls yet); the
+// id of the new call.
+async function dialNewCall(page, from, number) {
+  const before = await callRows(page, from).evaluateAll((rows) => rows.map((r) => r.dataset.callId));
+  await dial(page, from, number);
+  const fresh = account(page, from).locator(
+    before.length ? `li.call${before.map((id) => `:not([data-call-id="${id}"])`).join('')}` : 'li.call',
+  );
+  const notSupported = account(page, from).locator('.account-error', {
+    hasText: 'Calls are not supported yet',
+  });
+  await Promise.race([
+    fresh.waitFor({ timeout: TIMEOUT }),
+    notSupported.waitFor({ timeout: TIMEOUT }).then(() => {
+      throw new Skip('make-call: Calls are not supported yet');
+    }),
+  ]);
+  return fresh.getAttribute('data-call-id');
+}
+
+// Answers the one incoming call of `name` (from `caller`); its id.
+async function answerIncoming(page, name, caller) {
+  const row = callRows(page, name).locator(':scope[data-state="incoming"]');
+  await row.waitFor({ timeout: TIMEOUT });
+  const peer = await row.locator('.call-peer').textContent();
+  if (!peer.includes(caller)) throw new Error(`${name}: incoming call from "${peer}", not ${caller}`);
+  const id = await row.getAttribute('data-call-id');
+  await row.getByRole('button', { name: /^Answer/ }).click();
+  await waitForCallState(page, name, id, 'active');
+  return id;
+}
+
+// The ids of the calls an account's card shows.
+async function callIds(page, name) {
+  return callRows(page, name).evaluateAll((rows) => rows.map((r) => r.dataset.callId));
+}
+
+async function transfer(context) {
+  const page = await context.newPage();
+  const frames = recordFrames(page);
+  step('load the dashboard');
+  await page.goto(url);
+  await waitForConnected(page);
+  for (const name of ['account-1', 'account-2', 'account-3']) {
+    await waitForRegistration(page, name, 'registered');
+  }
+
+  step('account-1 calls account-2');
+  const a1 = await dialNewCall(page, 'account-1', '3002');
+  const a2 = await answerIncoming(page, 'account-2', '3001');
+  await waitForCallState(page, 'account-1', a1, 'active');
+
+  step('the Transfer form: a number, no other call to transfer to');
+  const row1 = callRow(page, 'account-1', a1);
+  const toggle = row1.getByRole('button', { name: 'Transfer call with 3002' });
+  if ((await toggle.getAttribute('aria-expanded')) !== 'false') throw new Error('transfer form open at first');
+  await toggle.click();
+  if ((await toggle.getAttribute('aria-expanded')) !== 'true') throw new Error('aria-expanded not set');
+  const number = row1.getByLabel('Transfer call with 3002 to number');
+  await number.waitFor({ state: 'visible' });
+  if (!(await number.evaluate((input) => input === document.activeElement))) {
+    throw new Error('the number field does not have the focus when the form opens');
+  }
+  if (await row1.locator('.transfer-calls').isVisible()) throw new Error('attended choice without another call');
+  // Escape closes it, the focus back on the toggle.
+  await page.keyboard.press('Escape');
+  await row1.locator('.transfer-form').waitFor({ state: 'hidden' });
+  if (!(await toggle.evaluate((button) => button === document.activeElement))) {
+    throw new Error('the focus is not back on Transfer after Escape');
+  }
+
+  step('a blind transfer to a number nobody registered fails; the call stays');
+  await page.keyboard.press('Enter'); // opens the form again
+  await number.fill('3007');
+  await number.press('Enter');
+  // Sent: the form closes, the focus back on Transfer (which does nothing
+  // while the transfer is under way).
+  await row1.locator('.transfer-form').waitFor({ state: 'hidden' });
+  if (!(await toggle.evaluate((button) => button === document.activeElement))) {
+    throw new Error('the focus is not on Transfer after sending it');
+  }
+  const failure = account(page, 'account-1').locator('.account-error', {
+    hasText: new RegExp(`^Transfer of call ${a1} failed: (480|404) `),
+  });
+  await failure.waitFor({ timeout: TIMEOUT });
+  await expectText(
+    row1.locator('.call-transfer-status'),
+    (await failure.textContent()).replace(`Transfer of call ${a1} failed`, 'Transfer to 3007 failed'),
+    'the failed transfer on the call',
+  );
+  await assertLogHas(page, `Transfer of call ${a1} failed`);
+  // The transferee tried: it started a call to 3007 for call a2, which failed.
+  const started = frames.received.find((e) => e.event === 'call-started' && e.account === 'account-2');
+  if (!started || started.num !== '3007' || started.transferred_from !== Number(a2)) {
+    throw new Error(`call-started for 3007: ${JSON.stringify(started)}`);
+  }
+  const refer = frames.sent.find((c) => c.cmd === 'transfer-call');
+  if (refer.account !== 'account-1' || refer.call_id !== Number(a1) || refer.num !== '3007' || 'to_call_id' in refer) {
+    throw new Error(`transfer-call sent as ${JSON.stringify(refer)}`);
+  }
+  await waitForCalls(page, 'account-2', 1);
+  await waitForCallState(page, 'account-1', a1, 'active');
+  await waitForCallState(page, 'account-2', a2, 'active');
+  await shot(page, '01-transfer-failed');
+
+  step('a blind transfer to account-3: it rings there, the call shows the progress');
+  await toggle.click();
+  await number.fill('3003');
+  await row1.getByRole('button', { name: 'Transfer', exact: true }).click();
+  // account-2 (the transferee) calls 3003 by itself...
+  const transferee = account(page, 'account-2').locator('li.call', { hasText: `transferred from call ${a2}` });
+  await transferee.waitFor({ timeout: TIMEOUT });
+  const a2to3 = await transferee.getAttribute('data-call-id');
+  if ((await transferee.locator('.call-peer').textContent()) !== '3003') throw new Error('transferee calls the wrong number');
+  await expectText(
+    callRow(page, 'account-2', a2).locator('.call-referred-to'),
+    `the far end transfers us to 3003 (call ${a2to3})`,
+    'the transferred call on account-2',
+  );
+  // ... account-3 rings, and account-1's call says so.
+  await callRows(page, 'account-3').locator(':scope[data-state="incoming"]').waitFor({ timeout: TIMEOUT });
+  await expectText(row1.locator('.call-transfer-status'), 'Transfer to 3003: 180 Ringing', 'transfer progress');
+  if ((await toggle.getAttribute('aria-disabled')) !== 'true') throw new Error('Transfer offered while one is under way');
+  if (!(await account(page, 'account-1').locator('.account-error').isHidden())) {
+    throw new Error('the earlier fail is still shown after a new transfer');
+  }
+  await shot(page, '02-transfer-ringing');
+
+  step('account-3 answers: account-1\'s call ends Transferred, account-2 talks to account-3');
+  const a3 = await answerIncoming(page, 'account-3', '3002');
+  await waitForCallState(page, 'account-2', a2to3, 'active');
+  await waitForCalls(page, 'account-1', 0);
+  await assertLogHas(page, `ended call ${a1} (Transferred)`);
+  await waitForCalls(page, 'account-2', 1);
+  await waitForCalls(page, 'account-3', 1);
+  const codes = frames.received
+    .filter((e) => e.event === 'transfer-progress' && e.call_id === Number(a1))
+    .map((e) => e.code);
+  if (!codes.includes(180) || codes.at(-1) !== 200) throw new Error(`transfer-progress codes ${codes}`);
+  const ended = frames.received.find((e) => e.event === 'call-ended' && e.call_id === Number(a1));
+  if (ended.code !== 0 || ended.reason !== 'Transferred') throw new Error(`call-ended ${JSON.stringify(ended)}`);
+  await shot(page, '03-transferred');
+
+  step('account-2 calls account-1 too and transfers account-3 to it (attended)');
+  const b2 = await dialNewCall(page, 'account-2', '3001');
+  await answerIncoming(page, 'account-1', '3002');
+  await waitForCallState(page, 'account-2', b2, 'active');
+  const row2 = callRow(page, 'account-2', a2to3);
+  await row2.getByRole('button', { name: 'Transfer call with 3003' }).click();
+  const attended = row2.getByRole('button', {
+    name: `Transfer call with 3003 to the call with 3001 (call ${b2})`,
+  });
+  await attended.waitFor({ state: 'visible' });
+  if ((await row2.locator('.transfer-to-call').count()) !== 1) throw new Error('not one call to transfer to');
+  await shot(page, '04-attended-form');
+  await attended.click();
+  const attendedCommand = frames.sent.filter((c) => c.cmd === 'transfer-call').at(-1);
+  if (attendedCommand.to_call_id !== Number(b2) || 'num' in attendedCommand || attendedCommand.call_id !== Number(a2to3)) {
+    throw new Error(`attended transfer-call sent as ${JSON.stringify(attendedCommand)}`);
+  }
+  // account-3 (the transferee) calls account-1, which answers.
+  const c3 = account(page, 'account-3').locator('li.call', { hasText: `transferred from call ${a3}` });
+  await c3.waitFor({ timeout: TIMEOUT });
+  await expectText(
+    row2.locator('.call-transfer-status'),
+    `Transfer to 3001 (call ${b2}): 180 Ringing`,
+    'attended transfer progress',
+  );
+  await shot(page, '05-attended-ringing');
+  const c1 = await answerIncoming(page, 'account-1', '3003');
+
+  step('both calls of account-2 end Transferred; account-3 talks to account-1');
+  await waitForCalls(page, 'account-2', 0);
+  for (const id of [a2to3, b2]) await assertLogHas(page, `ended call ${id} (Transferred)`);
+  await waitForCalls(page, 'account-1', 1);
+  await waitForCalls(page, 'account-3', 1);
+  await waitForCallState(page, 'account-1', c1, 'active');
+  const c3id = await c3.getAttribute('data-call-id');
+  await waitForCallState(page, 'account-3', c3id, 'active');
+  if ((await callIds(page, 'account-1')).join() !== c1 || (await callIds(page, 'account-3')).join() !== c3id) {
+    throw new Error('other calls left over');
+  }
+  await shot(page, '06-attended-transferred');
+
+  step('phone width with a transfer form open');
+  await callRow(page, 'account-1', c1).getByRole('button', { name: /^Transfer call with/ }).click();
+  await atPhoneWidth(page, '07-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  step('hang up');
+  await callRow(page, 'account-1', c1).getByRole('button', { name: /^Hang up/ }).click();
+  await waitForCalls(page, 'account-1', 0);
+  await waitForCalls(page, 'account-3', 0);
+}
+
 // -------------------------------------------------------------------- main
 
-const scenarios = { registration, calls };
+const scenarios = { registration, calls, transfer };
 if (!scenarios[scenario]) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);

@@ -54,11 +54,15 @@ class DashboardE2eTest : public GatewayTest {
         << "Debian's chromium is not installed (scripts/install-deps.sh installs it)";
   }
 
-  // Runs one scenario of dashboard.e2e.mjs against a fresh gateway; returns
-  // its exit status (0 passed, 77 skipped) and fails the test with its output
-  // and the gateway's log otherwise.
-  int RunScenario(const std::string& scenario) {
-    auto gateway = StartWebGateway({{Account("account-1", 3001), Account("account-2", 3002)}});
+  // Runs one scenario of dashboard.e2e.mjs against a fresh gateway with
+  // account-1 (3001), account-2 (3002) and, with `third_account`, account-3
+  // (3003); returns its exit status (0 passed, 77 skipped) and fails the test
+  // with its output and the gateway's log otherwise.
+  int RunScenario(const std::string& scenario, bool third_account = false) {
+    GatewayOptions options;
+    options.accounts = {Account("account-1", 3001), Account("account-2", 3002)};
+    if (third_account) options.accounts.push_back(Account("account-3", 3003));
+    auto gateway = StartWebGateway(options);
     if (gateway == nullptr) return -1;
     const std::string log = absl::StrCat(TestTempDir(), "/", scenario, ".node.log");
     auto node = Subprocess::Start(
@@ -94,6 +98,14 @@ TEST_F(DashboardE2eTest, RegistrationLoginLogoutResumeAndPhoneWidth) {
 
 TEST_F(DashboardE2eTest, DialAnswerSwitchAndHangUp) {
   int status = RunScenario("calls");
+  if (status == kSkipped) GTEST_SKIP() << "make-call: Calls are not supported yet";
+  EXPECT_EQ(status, 0);
+}
+
+// Blind transfer (through the gateway's own accounts: the transferee calls
+// the target), a failed one (the call stays), attended transfer.
+TEST_F(DashboardE2eTest, TransferBlindFailedAndAttended) {
+  int status = RunScenario("transfer", /*third_account=*/true);
   if (status == kSkipped) GTEST_SKIP() << "make-call: Calls are not supported yet";
   EXPECT_EQ(status, 0);
 }

@@ -305,6 +305,221 @@ test('DTMF in the log', () => {
   assert.equal(describe(sent), 'DTMF 12*# sent on call 7');
 });
 
+// ------------------------------------------------------------- transfer
+
+test('an established call offers a transfer; not while one is under way', () => {
+  for (const callState of ['active', 'held', 'remote-held']) {
+    const call = stateWithCall(callState).accounts.get('account-1').calls.get(7);
+    assert.equal(model.offersTransfer(call), true, callState);
+  }
+  for (const callState of ['dialing', 'ringing', 'incoming']) {
+    const call = stateWithCall(callState).accounts.get('account-1').calls.get(7);
+    assert.equal(model.offersTransfer(call), false, callState);
+  }
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  assert.equal(model.transferText(call), '');
+  assert.equal(model.noteTransferRequest(state, 'account-1', 7, 'w1', { num: '3003' }), true);
+  assert.equal(model.noteTransferRequest(state, 'account-1', 8, 'w2', { num: '3003' }), false);
+  assert.equal(model.offersTransfer(call), false);
+});
+
+test('a blind transfer shows its progress until the call ends Transferred', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  model.noteTransferRequest(state, 'account-1', 7, 'w1', { num: '3003' });
+  assert.equal(model.transferText(call), 'Transfer to 3003: requested…');
+  assert.equal(model.transferOutcome(call), 'progress');
+  let changed = applyMessage(state, {
+    event: 'transfer-progress', account: 'account-1', call_id: 7, code: 100, seq: 12,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(model.transferText(call), 'Transfer to 3003: 100 Trying');
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 180, seq: 13 });
+  assert.equal(model.transferText(call), 'Transfer to 3003: 180 Ringing');
+  // The 3 s status keeps it.
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 14,
+    calls: [{ call_id: 7, state: 'active', direction: 'outgoing', peer: '3002', peer_name: '' }],
+  });
+  const same = state.accounts.get('account-1').calls.get(7);
+  assert.equal(model.transferText(same), 'Transfer to 3003: 180 Ringing');
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 200, seq: 15 });
+  assert.equal(model.transferText(same), 'Transfer to 3003: 200 OK');
+  const ended = { event: 'call-ended', account: 'account-1', call_id: 7, code: 0, reason: 'Transferred', seq: 16 };
+  changed = applyMessage(state, ended);
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(state.accounts.get('account-1').calls.size, 0);
+  assert.equal(describe(ended), 'ended call 7 (Transferred)');
+  assert.equal(categoryOf(ended), 'call');
+});
+
+test('a failed transfer shows on the call, which stays and can be transferred again', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  model.noteTransferRequest(state, 'account-1', 7, 'w1', { num: '3007' });
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 100, seq: 12 });
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 404, seq: 13 });
+  const changed = applyMessage(state, {
+    event: 'fail', account: 'account-1', error: 'Transfer of call 7 failed: 404 Not Found', seq: 14,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(call.state, 'active');
+  assert.equal(model.transferText(call), 'Transfer to 3007 failed: 404 Not Found');
+  assert.equal(model.transferOutcome(call), 'failed');
+  assert.equal(model.offersTransfer(call), true);
+  // Another attempt replaces the failed one.
+  model.noteTransferRequest(state, 'account-1', 7, 'w2', { toCallId: 9 });
+  assert.equal(model.transferText(call), 'Transfer to call 9: requested…');
+  // A failed transfer of a call the page does not know, or another account's, changes nothing.
+  for (const msg of [
+    { event: 'fail', account: 'account-1', error: 'Transfer of call 8 failed: 486 Busy Here', seq: 15 },
+    { event: 'fail', account: 'account-2', error: 'Transfer of call 7 failed: 486 Busy Here', seq: 16 },
+    { event: 'fail', account: 'account-1', error: 'Call 7 is not established', seq: 17 },
+  ]) {
+    assert.equal(applyMessage(state, msg).accounts.size, 0, msg.error);
+  }
+  assert.equal(model.transferText(call), 'Transfer to call 9: requested…');
+});
+
+test('a transfer-call the gateway refuses at once is no longer shown (the account shows the fail)', () => {
+  const state = stateWithCall('active');
+  const call = state.accounts.get('account-1').calls.get(7);
+  model.noteTransferRequest(state, 'account-1', 7, 'w1', { num: 'bad number' });
+  const changed = applyMessage(state, {
+    event: 'fail', account: 'account-1', error: 'Invalid number: bad number', token: 'w1', seq: 12,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(call.transfer, null);
+  assert.equal(model.offersTransfer(call), true);
+});
+
+test('a transfer another client asked for shows its progress too', () => {
+  const state = stateWithCall('held');
+  const call = state.accounts.get('account-1').calls.get(7);
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 180, seq: 12 });
+  assert.equal(model.transferText(call), 'Transfer: 180 Ringing');
+  assert.equal(model.offersTransfer(call), false);
+  // A code without a phrase here.
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 199, seq: 13 });
+  assert.equal(model.transferText(call), 'Transfer: 199');
+  // For a call the page does not know: nothing.
+  assert.equal(applyMessage(state, {
+    event: 'transfer-progress', account: 'account-1', call_id: 8, code: 180, seq: 14,
+  }).accounts.size, 0);
+});
+
+test('a new session keeps the transfer the gateway took, but not the token of its request', () => {
+  const state = stateWithCall('active');
+  model.noteTransferRequest(state, 'account-1', 7, 'w1', { num: '3003' });
+  applyMessage(state, { event: 'resumed', instance: 'abc', after_seq: 11, replayed: 0 });
+  const call = state.accounts.get('account-1').calls.get(7);
+  assert.equal(model.transferText(call), 'Transfer to 3003: requested…');
+  // A fail with the old token (another session's) does not end it.
+  applyMessage(state, { event: 'fail', account: 'account-1', error: 'x', token: 'w1', seq: 12 });
+  assert.equal(model.transferText(call), 'Transfer to 3003: requested…');
+});
+
+test('the targets of an attended transfer are the account\'s other established calls', () => {
+  const state = createState();
+  applyMessage(state, snapshot);
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 11,
+    calls: [
+      { call_id: 1, state: 'active', direction: 'outgoing', peer: '3002', peer_name: '' },
+      { call_id: 2, state: 'held', direction: 'outgoing', peer: '3003', peer_name: '' },
+      { call_id: 3, state: 'ringing', direction: 'outgoing', peer: '3004', peer_name: '' },
+      { call_id: 4, state: 'remote-held', direction: 'incoming', peer: '3005', peer_name: '' },
+    ],
+  });
+  const account = state.accounts.get('account-1');
+  const ids = (call) => model.transferTargets(account, call).map((c) => c.id);
+  assert.deepEqual(ids(account.calls.get(1)), [2, 4]);
+  assert.deepEqual(ids(account.calls.get(2)), [1, 4]);
+  // Attended: the call shows the far end it goes to.
+  model.noteTransferRequest(state, 'account-1', 1, 'w1', { toCallId: 2 });
+  assert.equal(model.transferText(account.calls.get(1)), 'Transfer to 3003 (call 2): requested…');
+  applyMessage(state, { event: 'transfer-progress', account: 'account-1', call_id: 1, code: 180, seq: 12 });
+  assert.equal(model.transferText(account.calls.get(1)), 'Transfer to 3003 (call 2): 180 Ringing');
+  applyMessage(state, { event: 'call-ended', account: 'account-1', call_id: 2, code: 0, reason: 'Hung up', seq: 13 });
+  assert.deepEqual(ids(account.calls.get(1)), [4]);
+});
+
+test('call-started: the far end transferred us and the account calls by itself', () => {
+  const state = stateWithCall('active'); // account-1's call 7 with 3002
+  const started = {
+    event: 'call-started', account: 'account-1', call_id: 12, num: '3003', transferred_from: 7, seq: 12,
+  };
+  const changed = applyMessage(state, started, { now: 40 });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  const account = state.accounts.get('account-1');
+  const call = account.calls.get(12);
+  assert.deepEqual(
+    [call.direction, call.peer, call.state, call.transferredFrom, call.since],
+    ['outgoing', '3003', 'dialing', 7, 40],
+  );
+  assert.deepEqual(account.calls.get(7).referredTo, { callId: 12, num: '3003' });
+  // Then the events of an outgoing call; a status keeps where it came from.
+  applyMessage(state, { event: 'call-ringing', account: 'account-1', call_id: 12, code: 180, seq: 13 });
+  assert.equal(call.state, 'ringing');
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 14,
+    calls: [
+      { call_id: 7, state: 'active', direction: 'outgoing', peer: '3002', peer_name: '' },
+      { call_id: 12, state: 'ringing', direction: 'outgoing', peer: '3003', peer_name: '' },
+    ],
+  });
+  assert.equal(account.calls.get(12).transferredFrom, 7);
+  assert.deepEqual(account.calls.get(7).referredTo, { callId: 12, num: '3003' });
+  applyMessage(state, { event: 'call-answered', account: 'account-1', call_id: 12, seq: 15 });
+  assert.equal(account.calls.get(12).state, 'active');
+  assert.equal(categoryOf(started), 'call');
+  assert.equal(describe(started), 'calling 3003 on call 12: transferred from call 7');
+});
+
+test('call-progress: early media while the call rings', () => {
+  const state = stateWithCall('dialing');
+  const call = state.accounts.get('account-1').calls.get(7);
+  assert.equal(model.hasEarlyMedia(call), false);
+  applyMessage(state, { event: 'call-ringing', account: 'account-1', call_id: 7, code: 180, seq: 12 });
+  const ringing = { event: 'call-progress', account: 'account-1', call_id: 7, code: 180, early_media: false, seq: 13 };
+  applyMessage(state, ringing);
+  assert.deepEqual(call.progress, { code: 180, earlyMedia: false });
+  assert.equal(model.hasEarlyMedia(call), false);
+  const early = { event: 'call-progress', account: 'account-1', call_id: 7, code: 183, early_media: true, seq: 14 };
+  const changed = applyMessage(state, early);
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(model.hasEarlyMedia(call), true);
+  // The 3 s status keeps it.
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 15,
+    calls: [{ call_id: 7, state: 'ringing', direction: 'outgoing', peer: '3002', peer_name: '' }],
+  });
+  const same = state.accounts.get('account-1').calls.get(7);
+  assert.equal(model.hasEarlyMedia(same), true);
+  // Answered: a call that talks has no early media.
+  applyMessage(state, { event: 'call-answered', account: 'account-1', call_id: 7, seq: 16 });
+  assert.equal(model.hasEarlyMedia(same), false);
+  assert.equal(describe(early), 'progress call 7: 183 Session Progress, early media');
+  assert.equal(describe(ringing), 'progress call 7: 180 Ringing');
+  assert.equal(categoryOf(early), 'call');
+  // Early media that stops.
+  const other = stateWithCall('ringing');
+  const again = other.accounts.get('account-1').calls.get(7);
+  applyMessage(other, { ...early, seq: 12 });
+  applyMessage(other, { ...ringing, seq: 13 });
+  assert.equal(model.hasEarlyMedia(again), false);
+});
+
+test('transfer progress and call ends in the log', () => {
+  const progress = { event: 'transfer-progress', account: 'account-1', call_id: 7, code: 180 };
+  assert.equal(categoryOf(progress), 'call');
+  assert.equal(describe(progress), 'transfer of call 7: 180 Ringing');
+  assert.equal(describe({ event: 'call-ended', call_id: 3, code: 0, reason: 'Hung up' }), 'ended call 3 (Hung up)');
+  assert.equal(describe({ event: 'call-ended', call_id: 3 }), 'ended call 3');
+  assert.equal(model.sipStatusLabel(486), '486 Busy Here');
+});
+
 test('the socket URL resumes only with an instance and a seq', () => {
   const http = { protocol: 'http:', host: '127.0.0.1:3552' };
   assert.equal(connection.socketUrl(http, null), 'ws://127.0.0.1:3552/ws');
