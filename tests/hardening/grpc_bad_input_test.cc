@@ -1328,6 +1328,9 @@ TEST_F(GrpcBadInputTest, SwitchToAndAnswerACallThatIsNotEstablished) {
       case Event::kCallRinging:
         of_that_call = e.call_ringing().call_id() == outgoing;
         break;
+      case Event::kCallProgress:
+        of_that_call = e.call_progress().call_id() == outgoing;
+        break;
       case Event::kCallEnded:
         of_that_call = e.call_ended().call_id() == ringing || e.call_ended().call_id() == outgoing;
         break;
