@@ -1,5 +1,7 @@
 #include "tests/integration/gateway_fixture.h"
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <iostream>
 #include <utility>
@@ -191,6 +193,34 @@ void SipPeerTest::StartTwoAccounts(GatewayOptions options) {
   options = TwoAccounts(kamailio().server(), std::move(options));
   options.tcp_settings.push_back("extended-events = true");
   StartGateway(options);
+}
+
+SippProcess* SipPeerTest::StartUas(const std::string& scenario, std::vector<std::string> args) {
+  int port = PickFreePort(SOCK_DGRAM);
+  EXPECT_TRUE(SippRegister(kamailio().server(), kSippUser, port));
+  SippProcess::Options options;
+  options.scenario = SippProcess::Scenario(scenario);
+  options.port = port;
+  options.args = {"-s", kSippUser};
+  options.args.insert(options.args.end(), args.begin(), args.end());
+  SippProcess* sipp = Track(SippProcess::Start(options));
+  // Calls must not reach the port before sipp listens on it.
+  if (sipp != nullptr) {
+    EXPECT_TRUE(sipp->WaitUntilListening(absl::Seconds(5)));
+  }
+  return sipp;
+}
+
+SippProcess* SipPeerTest::StartUac(const std::string& scenario, const std::string& user,
+                                   std::vector<std::string> args) {
+  SippProcess::Options options;
+  options.scenario = SippProcess::Scenario(scenario);
+  options.args = {"-s",      user,      "-key",
+                  "caller",  kSippUser, "-au",
+                  kSippUser, "-ap",     absl::StrCat("sip", kSippUser)};
+  options.args.insert(options.args.end(), args.begin(), args.end());
+  options.remote = kamailio().server();
+  return Track(SippProcess::Start(options));
 }
 
 SippProcess* SipPeerTest::Track(absl::StatusOr<std::unique_ptr<SippProcess>> sipp) {

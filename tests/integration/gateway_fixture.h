@@ -153,6 +153,18 @@ class SipPeerTest : public GatewayTest {
   // sipp's scenario ends (25 s) with exit status 0.
   static void ExpectSippSucceeds(SippProcess& sipp);
 
+  // sipp's own SIP user (password sip3005).
+  static constexpr char kSippUser[] = "3005";
+
+  // A sipp UAS for kSippUser running `scenario` (more sipp `args`):
+  // registered first, then started on that port and listening.
+  SippProcess* StartUas(const std::string& scenario, std::vector<std::string> args = {});
+
+  // A sipp UAC running `scenario`, calling `user` through Kamailio as
+  // kSippUser (its 407 answered).
+  SippProcess* StartUac(const std::string& scenario, const std::string& user,
+                        std::vector<std::string> args = {});
+
   std::vector<std::unique_ptr<SippProcess>> sipps_;
 };
 

@@ -34,40 +34,8 @@
 namespace telestra::testing {
 namespace {
 
-constexpr char kSippUser[] = "3005";
-
 class SippCallTest : public SipPeerTest {
  protected:
-  // A sipp UAS for user 3005: registered first, then started on that port.
-  SippProcess* StartUas(const std::string& scenario, std::vector<std::string> args = {}) {
-    int port = PickFreePort(SOCK_DGRAM);
-    EXPECT_TRUE(SippRegister(kamailio().server(), kSippUser, port));
-    SippProcess::Options options;
-    options.scenario = SippProcess::Scenario(scenario);
-    options.port = port;
-    options.args = {"-s", kSippUser};
-    options.args.insert(options.args.end(), args.begin(), args.end());
-    SippProcess* sipp = Track(SippProcess::Start(options));
-    // Calls must not reach the port before sipp listens on it.
-    if (sipp != nullptr) {
-      EXPECT_TRUE(sipp->WaitUntilListening(absl::Seconds(5)));
-    }
-    return sipp;
-  }
-
-  // A sipp UAC calling `user` through Kamailio as 3005 (407 answered).
-  SippProcess* StartUac(const std::string& scenario, const std::string& user,
-                        std::vector<std::string> args = {}) {
-    SippProcess::Options options;
-    options.scenario = SippProcess::Scenario(scenario);
-    options.args = {"-s",      user,      "-key",
-                    "caller",  kSippUser, "-au",
-                    kSippUser, "-ap",     absl::StrCat("sip", kSippUser)};
-    options.args.insert(options.args.end(), args.begin(), args.end());
-    options.remote = kamailio().server();
-    return Track(SippProcess::Start(options));
-  }
-
   // A sipp UAC running `scenario` calls account-1; returns the id of the
   // call's call-incoming (-1, with a test failure, if none came).
   int64_t SippCallsAccount1(const std::string& scenario, SippProcess** sipp,
