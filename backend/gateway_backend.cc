@@ -46,6 +46,22 @@ void GatewayBackend::Start() {
   for (auto& [config, generation] : to_register) stack_->Register(config, generation);
 }
 
+GatewayBackend::CallRecord& GatewayBackend::AddCall(const std::string& account,
+                                                    telestra::v1::CallDirection direction,
+                                                    std::string peer, std::string peer_name) {
+  const int64_t id = next_call_id_++;
+  CallRecord& call = calls_[id];
+  call.id = id;
+  call.account = account;
+  call.direction = direction;
+  call.state = direction == telestra::v1::CALL_DIRECTION_INCOMING
+                   ? telestra::v1::CALL_STATE_INCOMING
+                   : telestra::v1::CALL_STATE_DIALING;
+  call.peer = std::move(peer);
+  call.peer_name = std::move(peer_name);
+  return call;
+}
+
 absl::Status GatewayBackend::CheckAccount(absl::string_view account) const {
   if (accounts_.find(account) == accounts_.end()) {
     return absl::NotFoundError(absl::StrCat("Unknown account: ", account));
@@ -151,13 +167,9 @@ absl::StatusOr<int64_t> GatewayBackend::MakeCall(absl::string_view account,
       return absl::FailedPreconditionError(absl::StrCat("Account is not registered: ", account));
     }
     config = state.config;
-    call_id = next_call_id_++;
-    CallRecord& call = calls_[call_id];
-    call.id = call_id;
-    call.account = std::string(account);
-    call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
-    call.state = telestra::v1::CALL_STATE_DIALING;
-    call.peer = std::string(number);
+    call_id = AddCall(std::string(account), telestra::v1::CALL_DIRECTION_OUTGOING,
+                      std::string(number))
+                  .id;
   }
   // No lock held from here: the reply first (so that it precedes every
   // event of the call), then the stack, which on its own thread sends the
@@ -395,14 +407,8 @@ int64_t GatewayBackend::OnIncomingCall(const std::string& account, const std::st
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(account);
   if (it == accounts_.end() || it->second.status != 200) return -1;
-  int64_t call_id = next_call_id_++;
-  CallRecord& call = calls_[call_id];
-  call.id = call_id;
-  call.account = account;
-  call.direction = telestra::v1::CALL_DIRECTION_INCOMING;
-  call.state = telestra::v1::CALL_STATE_INCOMING;
-  call.peer = caller;
-  call.peer_name = caller_name;
+  const int64_t call_id =
+      AddCall(account, telestra::v1::CALL_DIRECTION_INCOMING, caller, caller_name).id;
   telestra::v1::Event event;
   auto* incoming = event.mutable_call_incoming();
   incoming->set_account(account);
@@ -538,13 +544,7 @@ int64_t GatewayBackend::OnTransferRequested(int64_t call_id, const std::string& 
   if (it == calls_.end()) return -1;
   const std::string account = it->second.account;
   if (accounts_.find(account)->second.status != 200) return -1;
-  const int64_t id = next_call_id_++;
-  CallRecord& call = calls_[id];
-  call.id = id;
-  call.account = account;
-  call.direction = telestra::v1::CALL_DIRECTION_OUTGOING;
-  call.state = telestra::v1::CALL_STATE_DIALING;
-  call.peer = num;
+  const int64_t id = AddCall(account, telestra::v1::CALL_DIRECTION_OUTGOING, num).id;
   telestra::v1::Event event;
   auto* started = event.mutable_call_started();
   started->set_account(account);

@@ -116,6 +116,12 @@ class GatewayBackend : public Backend, public SipStackListener {
     uint64_t generation = 0;  // bumped by every login/logout
   };
 
+  // A new call of `account` with the next id: incoming calls start
+  // INCOMING, outgoing ones DIALING.
+  CallRecord& AddCall(const std::string& account, telestra::v1::CallDirection direction,
+                      std::string peer, std::string peer_name = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Sets the status and broadcasts account-status if it changed.
   void SetStatus(AccountState& state, int status, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
