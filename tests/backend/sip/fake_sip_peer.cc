@@ -69,11 +69,12 @@ std::string SipMessage::Body() const {
   return end == std::string::npos ? "" : text.substr(end + 4);
 }
 
-FakeSipPeer::FakeSipPeer(Answer answer) : answer_(std::move(answer)) {
+FakeSipPeer::FakeSipPeer(Answer answer, const std::string& ip)
+    : answer_(std::move(answer)), ip_(ip) {
   fd_ = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
   socklen_t len = sizeof(addr);
   bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -87,7 +88,7 @@ FakeSipPeer::~FakeSipPeer() {
   close(fd_);
 }
 
-std::string FakeSipPeer::address() const { return absl::StrCat("127.0.0.1:", port_); }
+std::string FakeSipPeer::address() const { return absl::StrCat(ip_, ":", port_); }
 
 bool FakeSipPeer::WaitFor(const std::string& method, size_t count, bool responses,
                           absl::Duration timeout) {

@@ -57,7 +57,8 @@ class FakeSipPeer {
   // n: how many requests of this method came before this one.
   using Answer = std::function<std::vector<Response>(int n, const SipMessage& request)>;
 
-  explicit FakeSipPeer(Answer answer);
+  // Bound to `ip` (a loopback address), any port.
+  explicit FakeSipPeer(Answer answer, const std::string& ip = "127.0.0.1");
   ~FakeSipPeer();
   FakeSipPeer(const FakeSipPeer&) = delete;
   FakeSipPeer& operator=(const FakeSipPeer&) = delete;
@@ -89,6 +90,7 @@ class FakeSipPeer {
   std::string AnswerText(const SipMessage& request, const Response& response) const;
 
   Answer answer_;
+  const std::string ip_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

@@ -191,6 +191,19 @@ TEST_F(TransfersTest, AReferIsDeclinedWhenThePlanSaysSoOrItIsBroken) {
   EXPECT_EQ(peer_->Received("INVITE").size(), 1u) << "no call was started";
 }
 
+TEST_F(TransfersTest, AReferFromAStrangerIs403AndStartsNoCall) {
+  Start();
+  SipMessage invite = Establish(1);
+  // The dialog's identifiers, sent from 127.0.0.2: not the account's proxy.
+  FakeSipPeer stranger([](int, const SipMessage&) { return Responses{}; }, "127.0.0.2");
+  stranger.SendInDialog("REFER", invite, "peer", 1, stack_->port(), "", "",
+                        absl::StrCat("Refer-To: <sip:0900123@", peer_->address(), ">\r\n"));
+  ASSERT_TRUE(stranger.WaitFor("REFER", 1, /*responses=*/true));
+  EXPECT_EQ(stranger.Received("REFER", true).front().Status(), 403);
+  for (const std::string& r : listener_.reports()) EXPECT_FALSE(absl::StartsWith(r, "referred"));
+  EXPECT_EQ(peer_->Received("INVITE").size(), 1u) << "a call was started";
+}
+
 TEST_F(TransfersTest, AReferWithoutReferToOrWithABadTargetIs400) {
   Start();
   SipMessage invite = Establish(1);
