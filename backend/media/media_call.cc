@@ -143,10 +143,7 @@ bool MediaCall::OnTick(int64_t now_ns, absl::BitGenRef rng) {
     std::memset(sent, 0, sizeof(sent));
   }
   dtmf_receiver_.OnTick(now_ns, &digits_received_);
-  for (const DtmfReceiver::Digit& digit : digits_received_) {
-    dtmf_notices_.push_back(DtmfNotice{id_, /*sent=*/false, 0, digit.digit, digit.duration_ms});
-  }
-  digits_received_.clear();
+  NoteReceivedDigits();
   timestamp_ += kFrameSamples;  // the media clock runs while on hold too
   if (recorder_ != nullptr) recorder_->Append(received, sent);
 
@@ -223,6 +220,13 @@ absl::Status MediaCall::QueueDtmf(const std::string& digits, int duration_ms, ui
   }
   dtmf_sender_.Queue(digits, duration_ms, request);
   return absl::OkStatus();
+}
+
+void MediaCall::NoteReceivedDigits() {
+  for (const DtmfReceiver::Digit& digit : digits_received_) {
+    dtmf_notices_.push_back(DtmfNotice{id_, /*sent=*/false, 0, digit.digit, digit.duration_ms});
+  }
+  digits_received_.clear();
 }
 
 void MediaCall::TakeDtmf(std::vector<DtmfNotice>* out) {
@@ -345,11 +349,7 @@ bool MediaCall::OnRtp(absl::Span<const uint8_t> datagram, const SocketAddress& s
     ++telephone_events_received_;  // DTMF is reported, not played
     if (std::optional<TelephoneEvent> event = ParseTelephoneEvent(packet->payload)) {
       dtmf_receiver_.OnPacket(*event, header.timestamp, now_ns, &digits_received_);
-      for (const DtmfReceiver::Digit& digit : digits_received_) {
-        dtmf_notices_.push_back(
-            DtmfNotice{id_, /*sent=*/false, 0, digit.digit, digit.duration_ms});
-      }
-      digits_received_.clear();
+      NoteReceivedDigits();
     } else {
       ++packets_ignored_;
     }

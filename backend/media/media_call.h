@@ -128,6 +128,8 @@ class MediaCall {
   bool receiving() const;
   void SendRtp(int16_t* frame);
   void SendTelephoneEvent(const DtmfSender::Packet& event);
+  // Moves the digits the receiver reported (digits_received_) to the notices.
+  void NoteReceivedDigits();
   // Sends one RTP packet to the far end; counts it or the error.
   void TransmitRtp(const uint8_t* packet, size_t size, size_t payload_size);
   void SendRtcp(int64_t now_ns, bool bye);
