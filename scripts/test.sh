@@ -28,26 +28,35 @@ fuzz_seconds=${TELESTRA_FUZZ_SECONDS:-30}
 total_passed=0
 total_failed=0
 timings=()
+# Every failed case or target, "phase label case", listed again at the end
+# so that the last lines of a long log name what failed.
+failures_file=$(mktemp "${TMPDIR:-/tmp}/telestra-failures.XXXXXX")
+trap 'rm -f "$failures_file"' EXIT
 
 # Counts test cases from the JUnit XML files of TARGETS under TESTLOGS;
 # prints "passed failed".
 count_cases() {
-  TESTLOGS="$1" TARGETS="$2" python3 - <<'PY'
+  TESTLOGS="$1" TARGETS="$2" PHASE="$3" FAILURES="$failures_file" python3 - <<'PY'
 import os, sys
 import xml.etree.ElementTree as ET
 passed = failed = 0
+failures = open(os.environ["FAILURES"], "a")
+def note(label, what):
+    failures.write(f"{os.environ['PHASE']} {label} {what}\n")
 root = os.path.realpath(os.environ["TESTLOGS"])
 for label in os.environ["TARGETS"].split():
     package, name = label.lstrip("/").split(":")
     path = os.path.join(root, package, name, "test.xml")
     if not os.path.exists(path):
         failed += 1
+        note(label, "(no result)")
         print(f"no result for {label}", file=sys.stderr)
         continue
     try:
         tree = ET.parse(path)
     except ET.ParseError:
         failed += 1
+        note(label, "(unreadable result)")
         print(f"unreadable result: {path}", file=sys.stderr)
         continue
     cases = tree.getroot().iter("testcase")
@@ -56,6 +65,7 @@ for label in os.environ["TARGETS"].split():
         found = True
         if case.find("failure") is not None or case.find("error") is not None:
             failed += 1
+            note(label, f"{case.get('classname', '')}.{case.get('name', '')}")
         elif case.get("status", "run") == "notrun" or case.find("skipped") is not None:
             continue
         else:
@@ -66,6 +76,7 @@ for label in os.environ["TARGETS"].split():
         errors = sum(int(s.get("errors", 0)) + int(s.get("failures", 0)) for s in suites)
         if errors:
             failed += 1
+            note(label, "(crashed before any case)")
 print(f"{passed} {failed}")
 PY
 }
@@ -87,10 +98,11 @@ add_phase() {
 # Sanitizer reports written by any process of a phase (log_path=DIR/...):
 # each one is a failure. Prints them; echoes the count.
 count_reports() {
-  local dir=$1 count=0 report
+  local dir=$1 phase=$2 count=0 report
   for report in "$dir"/*; do
     [[ -f $report ]] || continue
     count=$((count + 1))
+    echo "$phase sanitizer-report $(basename "$report"): $(grep -m1 -E 'ERROR|WARNING|runtime error' "$report" | cut -c1-160)" >>"$failures_file"
     echo "---- sanitizer report $report" >&2
     head -n 60 "$report" >&2
   done
@@ -121,8 +133,8 @@ run_sanitizer_phase() {
   bazel test --config="$config" --symlink_prefix=/ "${env[@]}" $targets "$@"
   status=$?
   testlogs=$(bazel info --config="$config" bazel-testlogs 2>/dev/null)
-  summary=$(count_cases "$testlogs" "$targets")
-  found=$(count_reports "$reports")
+  summary=$(count_cases "$testlogs" "$targets" "$config")
+  found=$(count_reports "$reports" "$config")
   if [[ $found -gt 0 ]]; then
     read -r p f <<<"$summary"
     summary="$p $((f + found))"
@@ -148,7 +160,7 @@ for phase in $phases; do
       bazel_status=$?
       # Count test cases from the JUnit XML files of this workspace's test targets.
       targets=$(bazel query 'tests(//...)' 2>/dev/null)
-      add_phase suite "$bazel_status" "$(count_cases bazel-testlogs "$targets")" \
+      add_phase suite "$bazel_status" "$(count_cases bazel-testlogs "$targets" suite)" \
         $(($(date +%s) - start))
       ;;
     asan)
@@ -172,6 +184,9 @@ for phase in $phases; do
   esac
 done
 
+if [[ -s $failures_file ]]; then
+  sed 's/^/failed: /' "$failures_file"
+fi
 printf 'phase %s\n' "${timings[@]}"
 echo "${total_passed} passed, ${total_failed} failed"
 if [[ $total_failed -ne 0 ]]; then exit 1; fi
