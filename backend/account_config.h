@@ -74,6 +74,8 @@ struct RtpConfig {
   // port) seen after the answer, and then only from it; media is sent back
   // to it.
   bool latch = false;
+  // Applications' audio streams (CallAudio, /ws/audio) one call may have.
+  int max_streams_per_call = 4;
 };
 
 }  // namespace telestra::backend

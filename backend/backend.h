@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backend/call_audio_tap.h"
 #include "proto/telestra.pb.h"
 
 namespace telestra::backend {
@@ -55,6 +57,15 @@ class Backend {
   virtual absl::Status TransferCall(absl::string_view account, int64_t call_id,
                                     absl::string_view number,
                                     std::optional<int64_t> to_call_id) = 0;
+
+  // Attaches an application's audio stream to a call of `account`, in any
+  // state (docs/audio.md): NotFound for an unknown account or call (or a
+  // call of another account), ResourceExhausted "Too many audio streams on
+  // call N (max-streams-per-call is M)". The rest reaches the tap later,
+  // through its wakeup: attached (with the codec), or stopped ("Call
+  // ended" when the call ended meanwhile or ends later).
+  virtual absl::Status OpenCallAudio(absl::string_view account, int64_t call_id,
+                                     std::shared_ptr<CallAudioTap> tap) = 0;
 
   virtual absl::StatusOr<telestra::v1::Status> GetStatus(
       absl::string_view account) const = 0;

@@ -1,5 +1,6 @@
 #include "backend/gateway_backend.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -276,6 +277,28 @@ absl::Status GatewayBackend::SendDtmf(absl::string_view account, int64_t call_id
   return absl::OkStatus();
 }
 
+absl::Status GatewayBackend::OpenCallAudio(absl::string_view account, int64_t call_id,
+                                           std::shared_ptr<CallAudioTap> tap) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status status = CheckAccount(account); !status.ok()) return status;
+    absl::StatusOr<CallRecord*> call = FindCall(account, call_id);
+    if (!call.ok()) return call.status();
+    std::vector<std::shared_ptr<CallAudioTap>>& taps = (*call)->audio_taps;
+    taps.erase(std::remove_if(taps.begin(), taps.end(),
+                              [](const std::shared_ptr<CallAudioTap>& t) { return t->stopped(); }),
+               taps.end());
+    if (static_cast<int>(taps.size()) >= max_audio_streams_per_call_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("Too many audio streams on call ", call_id, " (max-streams-per-call is ",
+                       max_audio_streams_per_call_, ")"));
+    }
+    taps.push_back(tap);
+  }
+  stack_->AttachAudio(call_id, std::move(tap));
+  return absl::OkStatus();
+}
+
 absl::Status GatewayBackend::TransferCall(absl::string_view account, int64_t call_id,
                                           absl::string_view number,
                                           std::optional<int64_t> to_call_id) {
@@ -497,6 +520,14 @@ void GatewayBackend::OnHoldResult(int64_t call_id, bool hold, int code, const st
 
 void GatewayBackend::OnDtmfReceived(int64_t call_id, char digit, int duration_ms,
                                     DtmfMethod method) {
+  // The audio streams to wake, after the lock (declared first: destroyed last).
+  std::vector<std::shared_ptr<CallAudioTap>> wake;
+  struct WakeAfterUnlock {
+    std::vector<std::shared_ptr<CallAudioTap>>* taps;
+    ~WakeAfterUnlock() {
+      for (const std::shared_ptr<CallAudioTap>& tap : *taps) tap->RunWakeup();
+    }
+  } wake_after_unlock{&wake};
   EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(call_id);
@@ -509,6 +540,9 @@ void GatewayBackend::OnDtmfReceived(int64_t call_id, char digit, int duration_ms
   dtmf->set_duration_ms(duration_ms);
   dtmf->set_method(DtmfMethodName(method));
   hub_->Broadcast(std::move(event));
+  for (const std::shared_ptr<CallAudioTap>& tap : it->second.audio_taps) {
+    if (tap->OnDtmf(digit, duration_ms)) wake.push_back(tap);
+  }
 }
 
 void GatewayBackend::OnTransferProgress(int64_t call_id, int code) {

@@ -35,6 +35,10 @@ class GatewayBackend : public Backend, public SipStackListener {
   // Registers every account whose plan says register = true.
   void Start();
 
+  // Audio streams one call may have (`[rtp-settings] max-streams-per-call`);
+  // set before Start.
+  void set_max_audio_streams_per_call(int max) { max_audio_streams_per_call_ = max; }
+
   // Backend:
   absl::Status Login(const telestra::v1::LoginCommand& login) override;
   absl::Status Logout(absl::string_view account) override;
@@ -48,6 +52,8 @@ class GatewayBackend : public Backend, public SipStackListener {
                         int duration_ms, DtmfDone on_done) override;
   absl::Status TransferCall(absl::string_view account, int64_t call_id, absl::string_view number,
                             std::optional<int64_t> to_call_id) override;
+  absl::Status OpenCallAudio(absl::string_view account, int64_t call_id,
+                             std::shared_ptr<CallAudioTap> tap) override;
   absl::StatusOr<telestra::v1::Status> GetStatus(
       absl::string_view account) const override;
   std::vector<telestra::v1::Status> ListAccounts() const override;
@@ -102,6 +108,9 @@ class GatewayBackend : public Backend, public SipStackListener {
     // The last call-progress reported (code 0: none yet).
     int progress_code = 0;
     bool early_media = false;
+    // Applications' audio streams (the stopped ones are let go whenever the
+    // list is looked at); DTMF the far end sends is told to them.
+    std::vector<std::shared_ptr<CallAudioTap>> audio_taps;
 
     bool Established() const {
       return state == telestra::v1::CALL_STATE_ACTIVE || state == telestra::v1::CALL_STATE_HELD ||
@@ -142,8 +151,8 @@ class GatewayBackend : public Backend, public SipStackListener {
   EventHub* const hub_;
   // The accounts' and calls' state.
   // Lock order: backend mu_ before hub mu_ (events are published under it,
-  // so that state and events keep one order); nothing else is taken or
-  // called with it held: never the SIP stack (its methods are called after
+  // so that state and events keep one order) and before an audio tap's
+  // own lock (a leaf); nothing else is taken or called with it held: never the SIP stack (its methods are called after
   // releasing it), never a socket, never a reply callback (MakeCall's
   // on_call_id runs without it). Listener methods take it on the SIP thread,
   // which holds no lock of its own while calling them.
@@ -155,6 +164,7 @@ class GatewayBackend : public Backend, public SipStackListener {
   std::map<int64_t, CallRecord> calls_ ABSL_GUARDED_BY(mu_);
   uint64_t next_dtmf_request_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, DtmfRequest> dtmf_requests_ ABSL_GUARDED_BY(mu_);
+  int max_audio_streams_per_call_ = 4;  // fixed before Start
 };
 
 }  // namespace telestra::backend

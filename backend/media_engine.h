@@ -2,11 +2,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backend/call_audio_tap.h"
 
 namespace telestra::backend {
 
@@ -113,6 +115,15 @@ class MediaEngine {
     std::function<void(int64_t call_id, uint64_t request)> sent;
   };
   virtual void SetDtmfHandlers(DtmfHandlers handlers) = 0;
+
+  // Attaches an application's audio stream to an open call: from the next
+  // tick on it hears the call (what the far end sends, after the jitter
+  // buffer; silence while the call receives nothing or is held) and what it
+  // says replaces the account's audio source (several speaking taps are
+  // mixed; silence when all run dry). The tap is told (OnAttached) with the
+  // call's codec. NotFound when the call is not open: the tap is stopped
+  // then. When the call closes, its taps stop with "Call ended".
+  virtual absl::Status AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) = 0;
 
   // The address put into SDP c= lines.
   virtual const std::string& local_address() const = 0;

@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "backend/account_config.h"
+#include "backend/call_audio_tap.h"
 #include "backend/dtmf.h"
 
 namespace telestra::backend {
@@ -132,6 +134,11 @@ class SipStack {
   // call ends first.
   virtual void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
                         int duration_ms) = 0;
+
+  // Attaches an application's audio stream to the call's media (on the SIP
+  // thread, after whatever was asked before): MediaEngine::AttachAudio. A
+  // call that has ended (or has no media) stops the tap with "Call ended".
+  virtual void AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) = 0;
 
   // Transfers an established call with REFER: to `number` (blind; as
   // MakeCall's) or, when `to_call_id` >= 0, to the far end of that call

@@ -144,6 +144,10 @@ class StaticBackend : public telestra::backend::Backend {
                             std::optional<int64_t>) override {
     return absl::UnimplementedError("no");
   }
+  absl::Status OpenCallAudio(absl::string_view, int64_t,
+                             std::shared_ptr<telestra::backend::CallAudioTap>) override {
+    return absl::UnimplementedError("no");
+  }
   absl::Status SendDtmf(absl::string_view, int64_t, absl::string_view, int, DtmfDone) override {
     return absl::OkStatus();
   }

@@ -20,6 +20,8 @@
 #include "backend/sip/sofia_sip_stack.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
+#include "gateway/audio/call_audio_metrics.h"
+#include "gateway/audio/call_audio_session.h"
 #include "gateway/front_end_options.h"
 #include "gateway/grpc/grpc_server.h"
 #include "gateway/io_threads.h"
@@ -168,6 +170,7 @@ int Run() {
   if (!Started(media.Start())) return 1;
   SofiaSipStack stack(plan.sip, plan.rtp, &media);
   GatewayBackend backend(plan.accounts, &stack, &hub);
+  backend.set_max_audio_streams_per_call(plan.rtp.max_streams_per_call);
   CommandDispatcher dispatcher(&backend, &hub);
   if (!Started(stack.Start(&backend))) return 1;
   struct StopStackOnExit {
@@ -175,14 +178,19 @@ int Run() {
     ~StopStackOnExit() { stack.Shutdown(absl::Seconds(1)); }  // idempotent
   } stop_stack_on_exit{stack};
 
+  telestra::gateway::CallAudioStats call_audio_stats;  // gRPC CallAudio and /ws/audio
   boost::asio::io_context io;
   const bool native_on_sip_thread = absl::GetFlag(FLAGS_native_on_sip_thread);
   NativeServer native(NativeOptionsFrom(plan, native_on_sip_thread ? &stack : nullptr), io,
                       &dispatcher, &hub);
   if (!Started(native.Start())) return 1;
-  WebServer web(WebOptionsFrom(plan, *web_root), io, &backend, &dispatcher, &hub);
+  WebServer::Options web_options = WebOptionsFrom(plan, *web_root);
+  web_options.call_audio_stats = &call_audio_stats;
+  WebServer web(std::move(web_options), io, &backend, &dispatcher, &hub);
   if (!Started(web.Start())) return 1;
-  GrpcServer grpc(GrpcOptionsFrom(plan), &backend, &hub, &dispatcher);
+  GrpcServer::Options grpc_options = GrpcOptionsFrom(plan);
+  grpc_options.call_audio_stats = &call_audio_stats;
+  GrpcServer grpc(std::move(grpc_options), &backend, &hub, &dispatcher);
   if (!Started(grpc.Start())) return 1;
 
   // Metrics (docs/metrics.md): each part writes its own, read at scrape time.
@@ -192,6 +200,7 @@ int Run() {
     native.ExportMetrics(out);
     telestra::gateway::ExportBackendMetrics(backend, out);
     telestra::gateway::ExportMediaMetrics(media, out);
+    telestra::gateway::ExportCallAudioMetrics(call_audio_stats, out);
     telestra::gateway::ExportSipStackMetrics(stack, out);
     grpc.ExportMetrics(out);
     web.ExportMetrics(out);

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -118,17 +119,31 @@ void MediaCall::Update(const MediaParams& params, int64_t now_ns, absl::BitGenRe
 }
 
 bool MediaCall::OnTick(int64_t now_ns, absl::BitGenRef rng) {
-  if (!started_) return false;
   int16_t received[kFrameSamples];
   int16_t sent[kFrameSamples];
+  if (!started_) {
+    // No media yet (dialing, ringing without early media): the taps keep
+    // their clock with silence.
+    if (!taps_.empty()) {
+      std::memset(received, 0, sizeof(received));
+      ExchangeWithTaps(received, sent);
+    }
+    return false;
+  }
   bool receive = receiving();
   if (receive) {
     jitter_buffer_.Get(received);
   } else {
     std::memset(received, 0, sizeof(received));
   }
+  bool spoken = false;
+  if (!taps_.empty()) {
+    // A held call's listeners hear silence, whatever arrives.
+    static const int16_t kSilence[kFrameSamples] = {};
+    spoken = ExchangeWithTaps(held_ ? kSilence : received, sent);
+  }
   if (sending()) {
-    source_.Next(sent);
+    if (!spoken) source_.Next(sent);
     std::optional<uint64_t> done;
     std::optional<DtmfSender::Packet> event = dtmf_sender_.Tick(timestamp_, &done);
     if (event) {
@@ -157,6 +172,58 @@ bool MediaCall::OnTick(int64_t now_ns, absl::BitGenRef rng) {
     return true;
   }
   return false;
+}
+
+bool MediaCall::ExchangeWithTaps(const int16_t* heard, int16_t* sent) {
+  bool speaking = false;
+  int32_t mix[kFrameSamples];
+  int16_t frame[kFrameSamples];
+  size_t kept = 0;
+  for (size_t i = 0; i < taps_.size(); ++i) {
+    std::shared_ptr<CallAudioTap>& tap = taps_[i];
+    if (tap->stopped()) continue;  // let go (the application has its stop)
+    if (tap->listens()) NoteWakeup(tap, tap->OnHeard(heard));
+    if (tap->speaks()) {
+      if (!speaking) {
+        speaking = true;
+        std::memset(mix, 0, sizeof(mix));
+      }
+      bool wake = false;
+      if (tap->TakeSpoken(frame, &wake)) {
+        for (int s = 0; s < kFrameSamples; ++s) mix[s] += frame[s];
+      }
+      NoteWakeup(tap, wake);
+    }
+    if (kept != i) taps_[kept] = std::move(tap);
+    ++kept;
+  }
+  taps_.resize(kept);
+  if (!speaking) return false;
+  for (int s = 0; s < kFrameSamples; ++s) {
+    sent[s] = static_cast<int16_t>(std::clamp<int32_t>(mix[s], INT16_MIN, INT16_MAX));
+  }
+  return true;
+}
+
+void MediaCall::NoteWakeup(const std::shared_ptr<CallAudioTap>& tap, bool due) {
+  if (due) wakeups_.push_back(tap);
+}
+
+void MediaCall::AttachTap(std::shared_ptr<CallAudioTap> tap) {
+  std::string codec = payload_type_ == 0 ? "PCMU" : payload_type_ == 8 ? "PCMA" : "";
+  NoteWakeup(tap, tap->OnAttached(codec));
+  taps_.push_back(std::move(tap));
+}
+
+void MediaCall::StopTaps(const std::string& reason) {
+  for (std::shared_ptr<CallAudioTap>& tap : taps_) NoteWakeup(tap, tap->OnStopped(reason));
+  taps_.clear();
+}
+
+void MediaCall::TakeWakeups(std::vector<std::shared_ptr<CallAudioTap>>* out) {
+  if (wakeups_.empty()) return;
+  for (std::shared_ptr<CallAudioTap>& tap : wakeups_) out->push_back(std::move(tap));
+  wakeups_.clear();
 }
 
 void MediaCall::SkipFrames(int frames) {

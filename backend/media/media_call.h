@@ -18,6 +18,7 @@
 #include "backend/media/socket_address.h"
 #include "backend/media/telephone_event.h"
 #include "backend/media/wav_recorder.h"
+#include "backend/call_audio_tap.h"
 #include "backend/media_engine.h"
 
 namespace telestra::backend {
@@ -100,6 +101,14 @@ class MediaCall {
   // Moves the DTMF notices since the last call to `out`.
   void TakeDtmf(std::vector<DtmfNotice>* out);
 
+  // Attaches an application's audio stream (MediaEngine::AttachAudio).
+  void AttachTap(std::shared_ptr<CallAudioTap> tap);
+  // Stops every attached tap with `reason` (the call is closing).
+  void StopTaps(const std::string& reason);
+  // Moves the taps whose wakeup is due to `out` (the engine runs them once
+  // its lock is released).
+  void TakeWakeups(std::vector<std::shared_ptr<CallAudioTap>>* out);
+
   // Advances the send clock by `frames` without sending anything (the media
   // thread missed ticks), so timestamps keep following real time.
   void SkipFrames(int frames);
@@ -127,6 +136,11 @@ class MediaCall {
   bool sending() const;
   bool receiving() const;
   void SendRtp(int16_t* frame);
+  // One tick of the attached taps: the listeners get `heard`; when any tap
+  // speaks, `sent` becomes their mix (silence where they ran dry) and true
+  // is returned. Stopped taps are let go.
+  bool ExchangeWithTaps(const int16_t* heard, int16_t* sent);
+  void NoteWakeup(const std::shared_ptr<CallAudioTap>& tap, bool due);
   void SendTelephoneEvent(const DtmfSender::Packet& event);
   // Moves the digits the receiver reported (digits_received_) to the notices.
   void NoteReceivedDigits();
@@ -187,6 +201,10 @@ class MediaCall {
   int64_t last_rtp_ns_ = 0;            // last RTP (or start of receiving), for the timeout
   int64_t last_source_packet_ns_ = 0;  // last packet of the current source
   bool timeout_reported_ = false;
+
+  // Applications' audio streams, and those whose wakeup is due.
+  std::vector<std::shared_ptr<CallAudioTap>> taps_;
+  std::vector<std::shared_ptr<CallAudioTap>> wakeups_;
 
   // RTCP.
   int64_t next_rtcp_ns_ = 0;

@@ -138,16 +138,22 @@ RtpMediaEngine::~RtpMediaEngine() {
     (void)ignored;
     thread_.join();
   }
+  std::vector<std::shared_ptr<CallAudioTap>> stopped;
   {
     absl::MutexLock lock(&mu_);
     std::vector<int64_t> ids;
     ids.reserve(calls_.size());
-    for (const auto& [id, call] : calls_) ids.push_back(id);
+    for (const auto& [id, call] : calls_) {
+      ids.push_back(id);
+      call->StopTaps("Gateway shutting down");
+      call->TakeWakeups(&stopped);
+    }
     for (int64_t id : ids) CloseLocked(id);
     FinishClosingLocked();
     spares_.clear();  // closes their sockets
     parked_.clear();
   }
+  for (const std::shared_ptr<CallAudioTap>& tap : stopped) tap->RunWakeup();
   for (int fd : {epoll_fd_, timer_fd_, wake_fd_}) {
     if (fd >= 0) close(fd);
   }
@@ -267,14 +273,48 @@ void RtpMediaEngine::Update(int64_t call_id, const MediaParams& params) {
 }
 
 void RtpMediaEngine::Close(int64_t call_id) {
-  absl::MutexLock lock(&mu_);
-  CloseLocked(call_id);
+  std::vector<std::shared_ptr<CallAudioTap>> stopped;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = calls_.find(call_id);
+    if (it != calls_.end()) {
+      it->second->StopTaps("Call ended");
+      it->second->TakeWakeups(&stopped);
+    }
+    CloseLocked(call_id);
+  }
+  for (const std::shared_ptr<CallAudioTap>& tap : stopped) tap->RunWakeup();
+}
+
+absl::Status RtpMediaEngine::AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) {
+  std::vector<std::shared_ptr<CallAudioTap>> wake;
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = calls_.find(call_id);
+    if (it == calls_.end() || stopping_) {
+      status = absl::NotFoundError(absl::StrCat("Unknown call ", call_id));
+      if (tap->OnStopped("Call ended")) wake.push_back(tap);
+    } else {
+      it->second->AttachTap(tap);
+      it->second->TakeWakeups(&wake);
+    }
+  }
+  for (const std::shared_ptr<CallAudioTap>& woken : wake) woken->RunWakeup();
+  return status;
+}
+
+void RtpMediaEngine::RunWakeups() {
+  TELESTRA_ASSERT_ON(media_thread_);
+  for (const std::shared_ptr<CallAudioTap>& tap : wakeups_) tap->RunWakeup();
+  wakeups_.clear();
 }
 
 void RtpMediaEngine::CloseLocked(int64_t call_id) {
   auto it = calls_.find(call_id);
   if (it == calls_.end()) return;
   std::unique_ptr<MediaCall> call = std::move(it->second);
+  call->StopTaps("Call ended");  // (Close ran their wakeups already)
   calls_.erase(it);
   calls_by_port_[ports_.IndexOf(call->rtp_port())] = nullptr;
   SetIdleLocked(call->rtp_port(), call->rtp_fd(), call->rtcp_fd());
@@ -537,6 +577,7 @@ void RtpMediaEngine::Run() {
       }
     }
     ReportDtmf();
+    RunWakeups();
     if (!timed_out.empty()) {
       std::function<void(int64_t)> handler;
       {
@@ -613,6 +654,7 @@ void RtpMediaEngine::RunTicks(uint64_t expirations, std::vector<int64_t>* timed_
         if (skipped > 0 && frame == 0) call->SkipFrames(skipped);
         if (call->OnTick(now, rng_)) timed_out->push_back(call->id());
         call->TakeDtmf(&dtmf_notices_);
+        call->TakeWakeups(&wakeups_);
       }
     }
   }

@@ -122,6 +122,7 @@ class RtpMediaEngine final : public MediaEngine {
   absl::Status SendDtmf(int64_t call_id, const std::string& digits, int duration_ms,
                         uint64_t request) override;
   void SetDtmfHandlers(DtmfHandlers handlers) override;
+  absl::Status AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) override;
   const std::string& local_address() const override { return bind_address_; }
   size_t open_calls() const override;
 
@@ -156,6 +157,8 @@ class RtpMediaEngine final : public MediaEngine {
   void RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out);
   // Reports the DTMF notices collected (without the lock).
   void ReportDtmf();
+  // Runs the taps' wakeups collected (without the lock).
+  void RunWakeups();
   void CloseLocked(int64_t call_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tears down the calls Close left to the media thread.
   void FinishClosingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -197,6 +200,9 @@ class RtpMediaEngine final : public MediaEngine {
   // What the calls reported of DTMF during the current round (collected
   // under the lock, reported after it).
   std::vector<DtmfNotice> dtmf_notices_;
+  // The audio taps whose wakeup is due (collected under the lock, run after
+  // it).
+  std::vector<std::shared_ptr<CallAudioTap>> wakeups_;
 
   // Lock order: a leaf. Taken by the SIP thread (Open/Start/Close of a
   // call's media) and the media thread; nothing is called with it held: the

@@ -41,6 +41,17 @@ bool SofiaSipStack::Impl::OpenMedia(CallLeg* leg) {
   return true;
 }
 
+// Attaches an application's audio stream to the call's media, if open.
+void SofiaSipStack::Impl::AttachAudio(int64_t call_id, const std::shared_ptr<CallAudioTap>& tap) {
+  TELESTRA_ASSERT_ON(owner_);
+  CallLeg* leg = FindLeg(call_id);
+  if (leg == nullptr || leg->local_port == 0) {
+    if (tap->OnStopped("Call ended")) tap->RunWakeup();
+    return;
+  }
+  media_->AttachAudio(call_id, tap);  // stops the tap itself if it fails
+}
+
 // Closes the call's RTP ports, if open.
 void SofiaSipStack::Impl::CloseMedia(CallLeg* leg) {
   TELESTRA_ASSERT_ON(owner_);

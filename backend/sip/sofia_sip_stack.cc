@@ -92,6 +92,13 @@ void SofiaSipStack::SendDtmf(int64_t call_id, uint64_t request, const std::strin
   });
 }
 
+void SofiaSipStack::AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) {
+  bool posted = impl_->thread().Post([impl = impl_.get(), call_id, tap] {
+    impl->AttachAudio(call_id, tap);
+  });
+  if (!posted && tap->OnStopped("Gateway shutting down")) tap->RunWakeup();
+}
+
 void SofiaSipStack::TransferCall(int64_t call_id, const std::string& number,
                                  int64_t to_call_id) {
   impl_->thread().Post([impl = impl_.get(), call_id, number, to_call_id] {

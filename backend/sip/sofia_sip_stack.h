@@ -68,6 +68,7 @@ class SofiaSipStack : public SipStack, public FdLoop {
   void AnswerCall(int64_t call_id) override;
   void HangupCall(int64_t call_id) override;
   void HoldCall(int64_t call_id, bool hold) override;
+  void AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) override;
   void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
                 int duration_ms) override;
   void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) override;

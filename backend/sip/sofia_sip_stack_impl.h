@@ -318,6 +318,7 @@ class SofiaSipStack::Impl {
 
   // ---- dtmf_calls.cc: DTMF both ways (RFC 4733 through the media, SIP INFO)
   void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits, int duration_ms);
+  void AttachAudio(int64_t call_id, const std::shared_ptr<CallAudioTap>& tap);
   void SendNextInfo(CallLeg* leg);
   static int OnInfoResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq, const sip_t* sip);
   int OnInfo(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip);

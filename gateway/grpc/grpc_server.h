@@ -16,6 +16,8 @@ class Server;
 
 namespace telestra::gateway {
 
+struct CallAudioStats;  // gateway/audio/call_audio_session.h
+
 class TelestraService;
 
 // The gRPC front end (docs/grpc-api.md): service telestra.v1.Telestra, the
@@ -43,6 +45,8 @@ class GrpcServer {
     int max_message_bytes = 65536;
     // How long Stop() lets streams flush before cancelling them.
     absl::Duration shutdown_grace = absl::Seconds(1);
+    // The gateway's call audio counters (shared with /ws/audio); may be null.
+    CallAudioStats* call_audio_stats = nullptr;
   };
 
   GrpcServer(Options options, backend::Backend* backend, backend::EventHub* hub,

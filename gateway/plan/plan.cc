@@ -516,6 +516,8 @@ absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
       {"jitter-buffer-ms",
        [&](const Entry& e) { return r.Int(e, 20, 1000, &rtp->jitter_buffer_ms); }},
       {"latch", [&](const Entry& e) { return r.Bool(e, &rtp->latch); }},
+      {"max-streams-per-call",
+       [&](const Entry& e) { return r.Int(e, 1, 64, &rtp->max_streams_per_call); }},
   });
   if (!status.ok()) return status;
   // Range errors are reported on the port-max line (else port-min's).

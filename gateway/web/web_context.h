@@ -26,6 +26,8 @@ class context;
 
 namespace telestra::gateway {
 
+struct CallAudioStats;  // gateway/audio/call_audio_session.h
+
 // Settings of the web front end ([web-settings] plus the --web_* flags).
 struct WebOptions {
   std::string bind = "127.0.0.1";
@@ -67,6 +69,9 @@ struct WebOptions {
   // WebSocket sessions may take to write out the events already queued for
   // them before they are closed regardless.
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(1)};
+  // The gateway's call audio counters (shared with gRPC CallAudio); may be
+  // null.
+  CallAudioStats* call_audio_stats = nullptr;
 };
 
 struct WebStats {

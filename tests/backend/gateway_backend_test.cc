@@ -48,6 +48,11 @@ class FakeSipStack : public SipStack {
   void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) override {
     Record(absl::StrCat("transfer:", number, ":", to_call_id), call_id);
   }
+  void AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) override {
+    Record("audio", call_id);
+    taps.push_back(std::move(tap));
+  }
+  std::vector<std::shared_ptr<CallAudioTap>> taps;
   void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
                 int duration_ms) override {
     Record(absl::StrCat("dtmf:", digits, ":", duration_ms, ":", request), call_id);

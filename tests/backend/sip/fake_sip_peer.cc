@@ -236,6 +236,13 @@ void FakeMedia::SetDtmfHandlers(DtmfHandlers handlers) {
   handlers_ = std::move(handlers);
 }
 
+absl::Status FakeMedia::AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) {
+  bool open = IsOpen(call_id);
+  bool wake = open ? tap->OnAttached("PCMU") : tap->OnStopped("Call ended");
+  if (wake) tap->RunWakeup();
+  return open ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("Unknown call ", call_id));
+}
+
 std::vector<std::string> FakeMedia::dtmf_queued() const {
   absl::MutexLock lock(&mu_);
   return dtmf_queued_;

@@ -117,6 +117,9 @@ class FakeMedia : public MediaEngine {
   absl::Status SendDtmf(int64_t call_id, const std::string& digits, int duration_ms,
                         uint64_t request) override;
   void SetDtmfHandlers(DtmfHandlers handlers) override;
+  // Attaches (and tells the tap "PCMU") when the call is open; NotFound and
+  // a stopped tap otherwise, as the engine.
+  absl::Status AttachAudio(int64_t call_id, std::shared_ptr<CallAudioTap> tap) override;
   const std::string& local_address() const override { return address_; }
   size_t open_calls() const override;
 

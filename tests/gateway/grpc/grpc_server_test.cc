@@ -78,6 +78,10 @@ class FakeBackend : public backend::Backend {
     calls_.erase(call_id);
     return absl::OkStatus();
   }
+  absl::Status OpenCallAudio(absl::string_view, int64_t,
+                             std::shared_ptr<backend::CallAudioTap>) override {
+    return absl::UnimplementedError("no");
+  }
   // "3003" is accepted; anything else fails at once (as a backend would).
   absl::Status TransferCall(absl::string_view account, int64_t call_id, absl::string_view number,
                             std::optional<int64_t> to_call_id) override {

@@ -64,6 +64,10 @@ class CountingBackend : public backend::Backend {
                             std::optional<int64_t>) override {
     return absl::UnimplementedError("no");
   }
+  absl::Status OpenCallAudio(absl::string_view, int64_t,
+                             std::shared_ptr<backend::CallAudioTap>) override {
+    return absl::UnimplementedError("no");
+  }
   absl::Status SendDtmf(absl::string_view, int64_t, absl::string_view, int, DtmfDone) override {
     return absl::UnimplementedError("no");
   }
