@@ -22,6 +22,7 @@
 #include "backend/media/rtp_packet.h"
 #include "backend/media/telephone_event.h"
 #include "gtest/gtest.h"
+#include "tests/backend/media/engine_test_support.h"
 #include "tests/backend/media/media_test_support.h"
 
 namespace telestra::backend {
@@ -38,68 +39,16 @@ using testing::UdpPeer;
 using testing::UdpPeerPair;
 using testing::WaitFor;
 
+using testing::EngineSetup;
+using testing::Pairs;
+using testing::RtcpEvery;
+using testing::RtpPacket;
+using testing::RtpTimeout;
+using testing::SendTo;
+using testing::Source;
+using testing::StartEngine;
+
 constexpr absl::Duration kDeadline = absl::Seconds(3);
-
-struct EngineSetup {
-  int pairs = 8;
-  int rtp_timeout = 0;
-  int jitter_buffer_ms = 60;
-  absl::Duration rtcp_interval = absl::Seconds(5);
-};
-
-EngineSetup Pairs(int pairs) {
-  EngineSetup setup;
-  setup.pairs = pairs;
-  return setup;
-}
-
-EngineSetup RtcpEvery(absl::Duration interval) {
-  EngineSetup setup;
-  setup.rtcp_interval = interval;
-  return setup;
-}
-
-EngineSetup RtpTimeout(int seconds) {
-  EngineSetup setup;
-  setup.rtp_timeout = seconds;
-  return setup;
-}
-
-std::unique_ptr<RtpMediaEngine> StartEngine(const EngineSetup& setup = EngineSetup()) {
-  PortRange range = PickFreeRtpRange(setup.pairs);
-  EXPECT_NE(range.min, 0) << "no free port range";
-  RtpConfig config;
-  config.port_min = range.min;
-  config.port_max = range.max;
-  config.rtp_timeout = setup.rtp_timeout;
-  config.jitter_buffer_ms = setup.jitter_buffer_ms;
-  RtpMediaEngine::Options options;
-  options.rtcp_interval = setup.rtcp_interval;
-  auto engine = std::make_unique<RtpMediaEngine>(config, "127.0.0.1", options);
-  absl::Status started = engine->Start();
-  EXPECT_TRUE(started.ok()) << started;
-  return engine;
-}
-
-MediaOptions Source(const std::string& text, const std::string& account = "alice",
-                    const std::string& record_dir = "") {
-  MediaOptions options;
-  options.account = account;
-  absl::StatusOr<AudioSource> source = ParseAudioSource(text);
-  EXPECT_TRUE(source.ok()) << source.status();
-  if (source.ok()) options.source = *source;
-  options.record_dir = record_dir;
-  return options;
-}
-
-MediaParams SendTo(int port, MediaDirection direction, int payload_type = kPayloadTypePcmu) {
-  MediaParams params;
-  params.remote_address = "127.0.0.1";
-  params.remote_rtp_port = port;
-  params.payload_type = payload_type;
-  params.direction = direction;
-  return params;
-}
 
 bool UdpPortBindable(int port) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -110,23 +59,6 @@ bool UdpPortBindable(int port) {
   bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
   return ok;
-}
-
-// A G.711 packet as a far end would send it.
-std::vector<uint8_t> RtpPacket(uint16_t sequence, uint32_t timestamp, uint32_t ssrc,
-                               int payload_type = kPayloadTypePcmu, int16_t level = 1000) {
-  std::vector<uint8_t> packet(kRtpHeaderSize + kFrameSamples);
-  RtpHeader header;
-  header.payload_type = static_cast<uint8_t>(payload_type);
-  header.sequence = sequence;
-  header.timestamp = timestamp;
-  header.ssrc = ssrc;
-  WriteRtpHeader(header, packet.data());
-  std::vector<int16_t> samples(kFrameSamples, level);
-  if (IsG711(payload_type)) {
-    G711Encode(payload_type, samples, packet.data() + kRtpHeaderSize);
-  }
-  return packet;
 }
 
 uint64_t Received(const RtpMediaEngine& engine, int64_t call_id) {
