@@ -742,3 +742,76 @@ TEST_F(TransferTest, ProgressIsBroadcastAndAReferredCallIsStartedWithItsOrigin) 
 
 }  // namespace
 }  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+using CallAudioBackendTest = DtmfTest;
+
+std::shared_ptr<CallAudioTap> NewTap(CallAudioTap::Direction direction =
+                                         CallAudioTap::Direction::kBoth) {
+  return std::make_shared<CallAudioTap>(direction);
+}
+
+TEST_F(CallAudioBackendTest, AStreamOpensOnACallInAnyStateAndGoesToTheStack) {
+  int64_t dialing = Dial("3003");
+  std::shared_ptr<CallAudioTap> tap = NewTap();
+  ASSERT_TRUE(backend_.OpenCallAudio("account-1", dialing, tap).ok());
+  ASSERT_FALSE(stack_.taps.empty());
+  EXPECT_EQ(stack_.taps.back(), tap);
+  EXPECT_EQ(stack_.calls.back().op, "audio");
+  EXPECT_EQ(stack_.calls.back().generation, static_cast<uint64_t>(dialing));
+}
+
+TEST_F(CallAudioBackendTest, UnknownAccountsAndCallsAndOtherAccountsCallsAreNotFound) {
+  int64_t id = Established();
+  absl::Status status = backend_.OpenCallAudio("nobody", id, NewTap());
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(), "Unknown account: nobody");
+  status = backend_.OpenCallAudio("account-2", id, NewTap());
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(),
+            "Unknown call id " + std::to_string(id) + " for account: account-2");
+  backend_.OnCallEnded(id, 0, "Remote hangup");
+  EXPECT_EQ(backend_.OpenCallAudio("account-1", id, NewTap()).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(stack_.taps.empty()) << "no refused stream reached the stack";
+}
+
+TEST_F(CallAudioBackendTest, AtMostMaxStreamsPerCallAndStoppedOnesMakeRoom) {
+  backend_.set_max_audio_streams_per_call(2);
+  int64_t id = Established();
+  std::shared_ptr<CallAudioTap> first = NewTap();
+  ASSERT_TRUE(backend_.OpenCallAudio("account-1", id, first).ok());
+  ASSERT_TRUE(backend_.OpenCallAudio("account-1", id, NewTap()).ok());
+  absl::Status third = backend_.OpenCallAudio("account-1", id, NewTap());
+  EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(third.message(), "Too many audio streams on call " + std::to_string(id) +
+                                 " (max-streams-per-call is 2)");
+  first->Detach("Client went away");
+  EXPECT_TRUE(backend_.OpenCallAudio("account-1", id, NewTap()).ok());
+}
+
+TEST_F(CallAudioBackendTest, ReceivedDigitsReachTheCallsListeningStreamsAndWakeThem) {
+  int64_t id = Established();
+  std::shared_ptr<CallAudioTap> listener = NewTap(CallAudioTap::Direction::kListen);
+  std::shared_ptr<CallAudioTap> speaker = NewTap(CallAudioTap::Direction::kSpeak);
+  int wakeups = 0;
+  listener->SetWakeup([&] { ++wakeups; });
+  ASSERT_TRUE(backend_.OpenCallAudio("account-1", id, listener).ok());
+  ASSERT_TRUE(backend_.OpenCallAudio("account-1", id, speaker).ok());
+  backend_.OnDtmfReceived(id, '7', 100, DtmfMethod::kInfo);
+  backend_.OnDtmfReceived(id, '#', 80, DtmfMethod::kRfc4733);
+  CallAudioTap::Notice notice;
+  ASSERT_TRUE(listener->TakeNotice(&notice));
+  EXPECT_EQ(notice.digit, '7');
+  EXPECT_EQ(notice.duration_ms, 100);
+  ASSERT_TRUE(listener->TakeNotice(&notice));
+  EXPECT_EQ(notice.digit, '#');
+  EXPECT_GE(wakeups, 1);
+  EXPECT_FALSE(speaker->TakeNotice(&notice)) << "a speaking-only stream hears no digits";
+  listener->Detach("Test over");
+}
+
+}  // namespace
+}  // namespace telestra::backend
