@@ -52,9 +52,10 @@ absl::StatusOr<std::unique_ptr<CallAudioSession>> CallAudioSession::Open(
   absl::Status valid;
   if (start.account().empty()) {
     valid = absl::InvalidArgumentError("Missing account");
-  } else if (start.call_id() < 1) {
+  } else if (start.call_id() < 0) {
+    // Call ids start at 0 (GatewayBackend's first call is 0).
     valid = absl::InvalidArgumentError(
-        absl::StrCat("Bad call_id ", start.call_id(), ": a call id is 1 or more"));
+        absl::StrCat("Bad call_id ", start.call_id(), ": a call id is 0 or more"));
   } else if (start.sample_rate() != 8000 && start.sample_rate() != 16000) {
     valid = absl::InvalidArgumentError(absl::StrCat(
         "Unsupported sample rate ", start.sample_rate(), ": use 8000 or 16000"));

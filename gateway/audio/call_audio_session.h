@@ -50,7 +50,7 @@ struct CallAudioStats {
 class CallAudioSession {
  public:
   // Checks `start` (InvalidArgument: rate not 8000/16000, no direction, no
-  // account, call_id < 1) and opens the stream (the backend's NotFound /
+  // account, call_id < 0) and opens the stream (the backend's NotFound /
   // ResourceExhausted). `wakeup` is called when Next() may have something
   // or ReadyForInput() may have become true. `stats` may be null.
   static absl::StatusOr<std::unique_ptr<CallAudioSession>> Open(
