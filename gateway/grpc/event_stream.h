@@ -21,6 +21,8 @@
 
 namespace telestra::gateway {
 
+struct CallAudioStats;  // gateway/audio/call_audio_session.h
+
 // What every stream of the service shares.
 struct StreamEnvironment {
   backend::Backend* backend = nullptr;
@@ -32,6 +34,8 @@ struct StreamEnvironment {
   // Events one stream may have queued (beyond the snapshot and replay it
   // starts with) before it counts as not keeping up.
   size_t max_queued_events = 8192;
+  // The gateway's call audio counters (CallAudio streams); may be null.
+  CallAudioStats* call_audio_stats = nullptr;
 };
 
 // The outbound half of an RPC that streams Events, shared by Subscribe
@@ -101,28 +105,13 @@ class EventStream : public Reactor, public backend::EventListener, public Closab
   // is shutting down (UNAVAILABLE) or max-streams are open
   // (RESOURCE_EXHAUSTED).
   bool Open() {
-    switch (env_.registry->Add(this)) {
-      case StreamRegistry::Admission::kAdmitted:
-        registered_ = true;
-        break;
-      case StreamRegistry::Admission::kFull: {
-        const uint64_t refused = env_.registry->stats().streams_refused;
-        if ((refused & (refused - 1)) == 0) {  // at 1, 2, 4, 8, ...: no flood
-          spdlog::warn("gRPC {} stream from {} refused: max-streams ({}) open ({} refused so far)",
-                       rpc_, peer_, env_.registry->max_streams(), refused);
-        }
-        absl::MutexLock lock(&mu_);
-        FinishLocked(grpc::Status(
-            grpc::StatusCode::RESOURCE_EXHAUSTED,
-            absl::StrCat("Too many streams (max-streams is ", env_.registry->max_streams(), ")")));
-        return false;
-      }
-      case StreamRegistry::Admission::kClosed: {
-        absl::MutexLock lock(&mu_);
-        FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "Gateway shutting down"));
-        return false;
-      }
+    grpc::Status admitted = env_.registry->Admit(this, rpc_, peer_);
+    if (!admitted.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(admitted);
+      return false;
     }
+    registered_ = true;
     client_ = env_.hub->Attach(this);
     spdlog::info("gRPC {} stream {} opened by {}", rpc_, client_.load(), peer_);
     return true;

@@ -71,6 +71,7 @@ absl::Status GrpcServer::Start() {
   env.registry = &registry_;
   env.epoch = epoch_;
   env.max_queued_events = options_.max_queued_events;
+  env.call_audio_stats = options_.call_audio_stats;
   service_ = std::make_unique<TelestraService>(env, BearerAuth(options_.token));
 
   // Both are process-wide switches; they take effect for servers built after.

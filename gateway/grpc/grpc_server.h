@@ -38,7 +38,7 @@ class GrpcServer {
     // Per stream: events queued beyond its initial snapshot and replay
     // before it counts as too slow (RESOURCE_EXHAUSTED).
     size_t max_queued_events = 8192;
-    // Subscribe + Session streams open at once, for the whole server; one
+    // Subscribe, Session and CallAudio streams open at once, for the whole server; one
     // more ends RESOURCE_EXHAUSTED ([grpc-settings] max-streams).
     size_t max_streams = 1024;
     // Largest request accepted (commands are tiny).

@@ -1,6 +1,29 @@
 #include "gateway/grpc/stream_registry.h"
 
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
 namespace telestra::gateway {
+
+grpc::Status StreamRegistry::Admit(ClosableStream* stream, const char* rpc,
+                                   const std::string& peer) {
+  switch (Add(stream)) {
+    case Admission::kAdmitted:
+      return grpc::Status::OK;
+    case Admission::kFull: {
+      const uint64_t refused = stats().streams_refused;
+      if ((refused & (refused - 1)) == 0) {  // at 1, 2, 4, 8, ...: no flood
+        spdlog::warn("gRPC {} stream from {} refused: max-streams ({}) open ({} refused so far)",
+                     rpc, peer, max_streams(), refused);
+      }
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("Too many streams (max-streams is ", max_streams(), ")"));
+    }
+    case Admission::kClosed:
+      break;
+  }
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "Gateway shutting down");
+}
 
 GrpcStats StreamRegistry::stats() const {
   const SessionRegistry::Stats shared = sessions_.stats();

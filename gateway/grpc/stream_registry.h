@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -27,7 +28,7 @@ class ClosableStream : public SessionRegistry::Session {
 
 // Counters of the gRPC front end (all since start).
 struct GrpcStats {
-  uint64_t streams = 0;  // Subscribe + Session streams open now
+  uint64_t streams = 0;  // Subscribe + Session + CallAudio streams open now
   uint64_t streams_opened = 0;
   uint64_t streams_refused = 0;     // over max-streams: RESOURCE_EXHAUSTED
   uint64_t slow_stream_drops = 0;   // streams ended RESOURCE_EXHAUSTED
@@ -49,6 +50,12 @@ class StreamRegistry {
 
   using Admission = SessionRegistry::Admission;
   Admission Add(ClosableStream* stream) { return sessions_.Add(stream); }
+  // Add() as every stream RPC does it: OK when `stream` (of RPC `rpc`, from
+  // `peer`) is admitted (it calls Remove() before it is destroyed), else
+  // the status to finish it with at once: RESOURCE_EXHAUSTED "Too many
+  // streams (max-streams is N)" (logged at the 1st, 2nd, 4th ... refusal)
+  // or UNAVAILABLE "Gateway shutting down".
+  grpc::Status Admit(ClosableStream* stream, const char* rpc, const std::string& peer);
   size_t max_streams() const { return sessions_.max_sessions(); }
   void Remove(ClosableStream* stream) { sessions_.Remove(stream); }
 

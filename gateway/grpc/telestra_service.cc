@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "gateway/grpc/call_audio_stream.h"
 #include "gateway/grpc/request_validation.h"
 #include "gateway/grpc/session_stream.h"
 #include "gateway/grpc/status_mapping.h"
@@ -154,6 +155,11 @@ grpc::ServerWriteReactor<Event>* TelestraService::Subscribe(
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TelestraService::Session(
     grpc::CallbackServerContext* context) {
   return new SessionStream(env_, context, Admit(context));
+}
+
+grpc::ServerBidiReactor<telestra::v1::CallAudioRequest, telestra::v1::CallAudioResponse>*
+TelestraService::CallAudio(grpc::CallbackServerContext* context) {
+  return new CallAudioStream(env_, context, Admit(context));
 }
 
 }  // namespace telestra::gateway

@@ -10,7 +10,7 @@ namespace telestra::gateway {
 // telestra.v1.Telestra (proto/telestra_service.proto) over the backend, with
 // gRPC's callback API. Unary RPCs call the backend's typed methods (which
 // never block) on gRPC's thread and map their absl::Status to the same gRPC
-// code; streams are SubscribeStream and SessionStream.
+// code; streams are SubscribeStream, SessionStream and CallAudioStream.
 //
 // Every RPC first checks the bearer token (BearerAuth); a refused call ends
 // with UNAUTHENTICATED and is counted.
@@ -30,7 +30,8 @@ using TelestraCallbackBase = telestra::v1::Telestra::WithCallbackMethod_Login<
                                     telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
                                         telestra::v1::Telestra::WithCallbackMethod_Subscribe<
                                             telestra::v1::Telestra::WithRawCallbackMethod_Session<
-                                                telestra::v1::Telestra::Service>>>>>>>>>>>>;
+                                                telestra::v1::Telestra::WithCallbackMethod_CallAudio<
+                                                    telestra::v1::Telestra::Service>>>>>>>>>>>>>;
 
 class TelestraService final : public TelestraCallbackBase {
  public:
@@ -72,6 +73,8 @@ class TelestraService final : public TelestraCallbackBase {
       grpc::CallbackServerContext* context, const telestra::v1::SubscribeRequest* request) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<telestra::v1::CallAudioRequest, telestra::v1::CallAudioResponse>*
+  CallAudio(grpc::CallbackServerContext* context) override;
 
  private:
   // The bearer-token check, counted when it fails.
