@@ -662,6 +662,17 @@ TEST(PlanParserTest, RtpLatchIsOffByDefaultAndParsedAsABoolean) {
               HasSubstr("plan.ini:2: [rtp-settings] latch must be a boolean"));
 }
 
+TEST(PlanParserTest, MaxStreamsPerCallIsFourByDefaultAndBounded) {
+  EXPECT_EQ(ParseOk(kAccount).rtp.max_streams_per_call, 4);
+  EXPECT_EQ(ParseOk(absl::StrCat("[rtp-settings]\nmax-streams-per-call = 1\n", kAccount))
+                .rtp.max_streams_per_call,
+            1);
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nmax-streams-per-call = 0\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] max-streams-per-call"));
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nmax-streams-per-call = 65\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] max-streams-per-call"));
+}
+
 TEST(PlanParserTest, WebHostsAreLowerCaseNamesAndOnlyAWebKey) {
   EXPECT_TRUE(ParseOk(kAccount).web.hosts.empty());
   Plan plan = ParseOk(absl::StrCat(
