@@ -1,6 +1,8 @@
 // The dashboard's page: renders the state (model.js) that the WebSocket
 // (connection.js) keeps up to date, and sends the commands of its buttons and
 // forms. docs/websocket-api.md describes the messages.
+import { LISTEN, SPEAK } from './audio-socket.js';
+import { CallAudio } from './call-audio.js';
 import { CONNECTION, GatewayConnection } from './connection.js';
 import {
   CALL_STATE_LABELS,
@@ -18,6 +20,7 @@ import {
   isEstablished,
   noteDtmfRequest,
   noteTransferRequest,
+  offersAudio,
   offersKeypad,
   offersTransfer,
   registrationOf,
@@ -38,6 +41,9 @@ const log = []; // newest last
 let nextLogId = 1;
 
 const $ = (id) => document.getElementById(id);
+
+// Listen and Talk on established calls (call-audio.js).
+const phone = new CallAudio({ location, onChange: renderAudioOf });
 
 // A token from the page's own URL (?token=) was turned into a cookie by the
 // gateway; keep it out of the address bar, history and screenshots.
@@ -158,6 +164,7 @@ function renderAllAccounts() {
   const grid = $('accounts');
   for (const [name, card] of cards) {
     if (!state.accounts.has(name)) {
+      for (const id of card.rows.keys()) phone.forgetCall(name, id);
       card.root.remove();
       cards.delete(name);
     }
@@ -228,6 +235,10 @@ function cardFor(name) {
     const row = event.target.closest('.call');
     if (!button || !row) return;
     const callId = Number(row.dataset.callId);
+    if (button.classList.contains('call-listen') || button.classList.contains('call-talk')) {
+      phone.toggle(name, callId, button.classList.contains('call-listen') ? LISTEN : SPEAK);
+      return;
+    }
     if (button.dataset.digit) {
       sendDtmf(name, callId, button.dataset.digit);
       return;
@@ -356,6 +367,7 @@ function renderCalls(card, account) {
       if (row.contains(document.activeElement)) card.q('.dial-number').focus();
       row.remove();
       card.rows.delete(id);
+      phone.forgetCall(account.name, id);
     }
   }
   let position = 0;
@@ -394,8 +406,10 @@ function renderCalls(card, account) {
     transferButton.title = transferable || transferButton.hidden ? '' : 'A transfer of this call is under way';
     const form = row.querySelector('.transfer-form');
     if (!transferable) setTransferFormOpen(row, false);
+    const audio = row.querySelector('.call-audio');
+    audio.hidden = !offersAudio(call);
     // A keyboard user who just answered keeps the focus in the row.
-    for (const element of [answer, switchButton, dtmf, transferButton, form]) {
+    for (const element of [answer, switchButton, dtmf, transferButton, form, audio]) {
       if (element.hidden && element.contains(document.activeElement)) {
         row.querySelector('.call-hangup').focus();
       }
@@ -407,6 +421,11 @@ function renderCalls(card, account) {
     row.querySelector('.transfer-number-label').textContent = `Transfer call with ${peer} to number`;
     row.querySelector('.call-hangup').setAttribute('aria-label', `Hang up call with ${peer}`);
     row.querySelector('.keypad').setAttribute('aria-label', `Keypad: DTMF to ${peer}`);
+    row.querySelector('.call-listen').setAttribute('aria-label', `Listen to call with ${peer}`);
+    row.querySelector('.call-talk').setAttribute('aria-label', `Talk on call with ${peer}`);
+    row.querySelector('[data-direction="listen"] .audio-level').setAttribute('aria-label', `Level heard from ${peer}`);
+    row.querySelector('[data-direction="speak"] .audio-level').setAttribute('aria-label', `Level of your microphone to ${peer}`);
+    renderAudio(row, account.name, call.id);
     if (!dtmf.hidden) renderDtmf(row, call);
     if (!transferButton.hidden) renderTransferTargets(row, account, call);
     renderCallNotes(row, account, call);
@@ -437,6 +456,48 @@ function newCallRow(card, id) {
     keypad.append(key);
   }
   return row;
+}
+
+// A call's Listen and Talk: each button pressed while its stream runs, the
+// stream's state in words (written only when it changes: a screen reader
+// announces each change once); the meters are drawn by drawLevels.
+function renderAudio(row, name, callId) {
+  for (const part of row.querySelectorAll('.audio-direction')) {
+    const view = phone.view(name, callId, part.dataset.direction);
+    part.querySelector('button').setAttribute('aria-pressed', String(Boolean(view && view.active)));
+    part.dataset.state = view ? view.state : '';
+    const status = part.querySelector('.audio-status');
+    const text = view ? view.text : '';
+    if (status.textContent !== text) status.textContent = text;
+    if (!(view && view.active)) part.querySelector('.audio-level').value = 0;
+  }
+  scheduleLevels();
+}
+
+// call-audio.js says a stream of a call changed.
+function renderAudioOf(name, callId) {
+  const card = cards.get(name);
+  const row = card && card.rows.get(Number(callId));
+  if (row) renderAudio(row, name, Number(callId));
+}
+
+// The level meters of running streams, once per animation frame while any
+// runs.
+let levelsFrame = null;
+function scheduleLevels() {
+  if (levelsFrame === null && phone.anyActive()) levelsFrame = requestAnimationFrame(drawLevels);
+}
+
+function drawLevels() {
+  levelsFrame = null;
+  for (const [name, card] of cards) {
+    for (const [id, row] of card.rows) {
+      for (const part of row.querySelectorAll('.audio-direction[data-state="started"], .audio-direction[data-state="connecting"]')) {
+        part.querySelector('.audio-level').value = phone.level(name, id, part.dataset.direction);
+      }
+    }
+  }
+  scheduleLevels();
 }
 
 // The digits sent (then those still being sent) and received on a call.
@@ -737,11 +798,14 @@ const connection = new GatewayConnection({
   $('connection').after(retry);
 }
 
-window.addEventListener('pagehide', () => connection.stop());
+window.addEventListener('pagehide', () => {
+  connection.stop();
+  phone.stopAll();
+});
 window.addEventListener('pageshow', (event) => {
   if (event.persisted) connection.start(); // back from the back/forward cache
 });
 connection.start();
 
 // For tests and curious users: the live state in the console.
-window.telestra = { state, connection };
+window.telestra = { state, connection, audio: phone };

@@ -93,6 +93,11 @@ export function offersKeypad(call) {
   return isEstablished(call.state);
 }
 
+// Listen and Talk (call-audio.js) on the same calls.
+export function offersAudio(call) {
+  return isEstablished(call.state);
+}
+
 // An established call can be transferred, unless a transfer of it is under
 // way (the gateway refuses a second one).
 export function offersTransfer(call) {

@@ -179,6 +179,17 @@ test('the keypad is offered for established calls only', () => {
   assert.equal(model.offersKeypad(call), true);
 });
 
+test('Listen and Talk are offered on established calls only', () => {
+  for (const callState of ['active', 'held', 'remote-held']) {
+    const call = stateWithCall(callState).accounts.get('account-1').calls.get(7);
+    assert.equal(model.offersAudio(call), true, callState);
+  }
+  for (const callState of ['dialing', 'ringing', 'incoming', 'unknown']) {
+    const call = stateWithCall(callState).accounts.get('account-1').calls.get(7);
+    assert.equal(model.offersAudio(call), false, callState);
+  }
+});
+
 test('the keypad has the 16 DTMF digits, and keys of the keyboard map onto them', () => {
   assert.deepEqual(model.KEYPAD_ROWS, ['123A', '456B', '789C', '*0#D']);
   assert.equal(new Set(model.KEYPAD_ROWS.join('')).size, 16);

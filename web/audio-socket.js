@@ -1,0 +1,242 @@
+// One /ws/audio stream of a call (docs/websocket-api.md, "/ws/audio"):
+// binary messages are 20 ms frames of 16-bit little-endian mono PCM both
+// ways, text messages JSON events. No DOM and no WebAudio: the page
+// (call-audio.js) plays and captures the frames; tests/e2e/audio_test.mjs
+// drives this with a stand-in WebSocket.
+// Thread: the page's main thread.
+
+import { frameBytes } from './audio-dsp.js';
+
+// The rate the dashboard asks for: the gateway resamples the call's 8 kHz
+// to it with speexdsp, the page resamples it to the AudioContext's rate.
+export const DASHBOARD_RATE = 16000;
+
+// The two directions the dashboard opens (one stream each): the far end's
+// audio to the page, the microphone to the far end.
+export const LISTEN = 'listen';
+export const SPEAK = 'speak';
+
+export const AUDIO_STATE = Object.freeze({
+  CONNECTING: 'connecting', // until audio-started
+  STARTED: 'started',
+  STOPPED: 'stopped', // audio-stopped, the socket closed, or stop()
+  FAILED: 'failed', // never started: refused, unreachable, no microphone
+});
+
+// At most this much audio waits in the socket's send buffer; frames beyond
+// it are dropped (counted): a stalled connection never grows the delay.
+export const SEND_BACKLOG_MS = 200;
+
+// ws://host/ws/audio?account=A&call_id=N&rate=R&direction=D (wss: on https).
+// The token travels as for /ws: in the cookie the page got from ?token=.
+export function audioSocketUrl(location, { account, callId, rate = DASHBOARD_RATE, direction }) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const params = new URLSearchParams({
+    account,
+    call_id: String(callId),
+    rate: String(rate),
+    direction,
+  });
+  return `${scheme}//${location.host}/ws/audio?${params}`;
+}
+
+// Why the gateway refused the handshake, from the HTTP status of the same
+// request made without the upgrade and the text it answered with.
+export function refusalText(status, body = '') {
+  const said = String(body || '').trim().split('\n')[0].slice(0, 160);
+  switch (status) {
+    case 0:
+      return 'the gateway cannot be reached';
+    case 401:
+      return 'not authorized: open the dashboard as /?token=…';
+    case 404:
+      return said || 'the gateway does not know this call';
+    case 429:
+      return 'too many audio streams on this call';
+    default:
+      return said ? `${said} (HTTP ${status})` : `refused (HTTP ${status})`;
+  }
+}
+
+// One line for a stream's state, e.g. "Listening: PCMU, 16 kHz",
+// "Talk stopped: Call ended", "Listen failed: too many audio streams on
+// this call".
+export function audioStatusText(direction, state, detail = {}) {
+  const name = direction === SPEAK ? 'Talk' : 'Listen';
+  switch (state) {
+    case AUDIO_STATE.CONNECTING:
+      return detail.text || `${name}: connecting…`;
+    case AUDIO_STATE.STARTED: {
+      const doing = direction === SPEAK ? 'Talking' : 'Listening';
+      const what = [detail.codec, detail.sampleRate ? `${detail.sampleRate / 1000} kHz` : '']
+        .filter(Boolean)
+        .join(', ');
+      return what ? `${doing}: ${what}` : doing;
+    }
+    case AUDIO_STATE.STOPPED:
+      return detail.reason ? `${name} stopped: ${detail.reason}` : `${name} stopped`;
+    case AUDIO_STATE.FAILED:
+      return `${name} failed: ${detail.error || 'unknown error'}`;
+    default:
+      return '';
+  }
+}
+
+export class AudioSocket {
+  // options:
+  //   location: window.location (or a stand-in)
+  //   account, callId, direction (LISTEN or SPEAK), rate (DASHBOARD_RATE)
+  //   onState(state, detail): CONNECTING, then STARTED {codec, sampleRate},
+  //     then STOPPED {reason} or FAILED {error}; nothing after stop()
+  //   onFrame(ArrayBuffer): a frame heard (LISTEN)
+  //   WebSocket, fetch: injectable for tests
+  constructor(options) {
+    this.options = options;
+    this.rate = options.rate || DASHBOARD_RATE;
+    this.WebSocket = options.WebSocket || globalThis.WebSocket;
+    this.fetch = options.fetch || ((...args) => globalThis.fetch(...args));
+    this.url = audioSocketUrl(options.location, { ...options, rate: this.rate });
+    this.socket = null;
+    this.state = null;
+    this.detail = {};
+    this.framesHeard = 0;
+    this.framesSent = 0;
+    this.framesDropped = 0; // not sent: the send buffer was full
+  }
+
+  start() {
+    if (this.state !== null) return;
+    this.setState(AUDIO_STATE.CONNECTING, {});
+    let socket;
+    try {
+      socket = new this.WebSocket(this.url);
+    } catch (error) {
+      this.setState(AUDIO_STATE.FAILED, { error: String(error.message || error) });
+      return;
+    }
+    socket.binaryType = 'arraybuffer';
+    this.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+    };
+    socket.onmessage = (message) => {
+      if (socket !== this.socket) return;
+      if (typeof message.data !== 'string') {
+        this.framesHeard += 1;
+        if (this.options.onFrame) this.options.onFrame(message.data);
+        return;
+      }
+      let msg;
+      try {
+        msg = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      this.onEvent(msg);
+    };
+    socket.onclose = (close) => {
+      if (socket !== this.socket) return;
+      this.socket = null;
+      if (this.state === AUDIO_STATE.STARTED) {
+        this.setState(AUDIO_STATE.STOPPED, {
+          reason: close.reason || `connection closed (${close.code})`,
+        });
+      } else if (this.state === AUDIO_STATE.CONNECTING && opened) {
+        this.setState(AUDIO_STATE.FAILED, {
+          error: close.reason || `closed before the audio started (${close.code})`,
+        });
+      } else if (this.state === AUDIO_STATE.CONNECTING) {
+        // Refused at the handshake: ask again without the upgrade to learn why.
+        this.probe().then((error) => {
+          if (this.state === AUDIO_STATE.CONNECTING) this.setState(AUDIO_STATE.FAILED, { error });
+        });
+      }
+    };
+    socket.onerror = () => {}; // onclose follows and handles it
+  }
+
+  onEvent(msg) {
+    switch (msg.event) {
+      case 'audio-started':
+        if (this.state !== AUDIO_STATE.CONNECTING) return;
+        this.setState(AUDIO_STATE.STARTED, {
+          codec: msg.codec || '',
+          sampleRate: Number(msg.sample_rate) || this.rate,
+        });
+        break;
+      case 'audio-stopped': {
+        const reason = msg.reason || '';
+        if (this.state === AUDIO_STATE.CONNECTING) {
+          this.setState(AUDIO_STATE.FAILED, { error: reason || 'stopped before it started' });
+        } else if (this.state === AUDIO_STATE.STARTED) {
+          this.setState(AUDIO_STATE.STOPPED, { reason });
+        }
+        this.closeSocket(1000, 'stopped');
+        break;
+      }
+      default:
+        break; // mark, dtmf: the dashboard asks for neither
+    }
+  }
+
+  // Sends one frame of the stream's size; false (and counted when started)
+  // when it is not sent.
+  sendFrame(pcm) {
+    if (this.state !== AUDIO_STATE.STARTED || !this.socket || this.socket.readyState !== 1) {
+      return false;
+    }
+    const backlog = (frameBytes(this.rate) * SEND_BACKLOG_MS) / 20;
+    if (this.socket.bufferedAmount > backlog) {
+      this.framesDropped += 1;
+      return false;
+    }
+    this.socket.send(pcm);
+    this.framesSent += 1;
+    return true;
+  }
+
+  // Ends the stream from this side (the gateway detaches it); STOPPED,
+  // without a callback.
+  stop() {
+    this.closeSocket(1000, 'stopped by the user');
+    if (this.state === AUDIO_STATE.CONNECTING || this.state === AUDIO_STATE.STARTED) {
+      this.state = AUDIO_STATE.STOPPED;
+      this.detail = { reason: 'stopped' };
+    }
+    this.options.onState = null;
+  }
+
+  // Ends it with an error of the page's own (no microphone): FAILED.
+  fail(error) {
+    this.closeSocket(1000, 'failed');
+    if (this.state === AUDIO_STATE.CONNECTING || this.state === AUDIO_STATE.STARTED) {
+      this.setState(AUDIO_STATE.FAILED, { error });
+    }
+  }
+
+  closeSocket(code, reason) {
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.close(code, reason);
+  }
+
+  async probe() {
+    const http = this.url.replace(/^ws/, 'http');
+    try {
+      const response = await this.fetch(http, { cache: 'no-store', credentials: 'same-origin' });
+      const body = response.text ? await response.text().catch(() => '') : '';
+      // The handshake failed, so a 2xx here means the upgrade itself did.
+      if (response.status >= 200 && response.status < 300) return 'the connection was refused';
+      return refusalText(response.status, body);
+    } catch {
+      return refusalText(0);
+    }
+  }
+
+  setState(state, detail) {
+    this.state = state;
+    this.detail = detail;
+    if (this.options.onState) this.options.onState(state, detail);
+  }
+}
