@@ -51,6 +51,11 @@ export function refusalText(status, body = '') {
       return 'not authorized: open the dashboard as /?token=…';
     case 404:
       return said || 'the gateway does not know this call';
+    case 426:
+      // Asked without the upgrade, the gateway only says that /ws/audio is
+      // a WebSocket: the handshake's own status (404, 400, 429) stays with
+      // the browser.
+      return 'the gateway refused the stream (has the call ended, or does it have too many streams?)';
     case 429:
       return 'too many audio streams on this call';
     default:
@@ -102,6 +107,7 @@ export class AudioSocket {
     this.framesHeard = 0;
     this.framesSent = 0;
     this.framesDropped = 0; // not sent: the send buffer was full
+    this.failure = ''; // the gateway's newest fail, said before it closes
   }
 
   start() {
@@ -140,11 +146,11 @@ export class AudioSocket {
       this.socket = null;
       if (this.state === AUDIO_STATE.STARTED) {
         this.setState(AUDIO_STATE.STOPPED, {
-          reason: close.reason || `connection closed (${close.code})`,
+          reason: this.failure || close.reason || `connection closed (${close.code})`,
         });
       } else if (this.state === AUDIO_STATE.CONNECTING && opened) {
         this.setState(AUDIO_STATE.FAILED, {
-          error: close.reason || `closed before the audio started (${close.code})`,
+          error: this.failure || close.reason || `closed before the audio started (${close.code})`,
         });
       } else if (this.state === AUDIO_STATE.CONNECTING) {
         // Refused at the handshake: ask again without the upgrade to learn why.
@@ -175,6 +181,11 @@ export class AudioSocket {
         this.closeSocket(1000, 'stopped');
         break;
       }
+      case 'fail':
+        // The gateway refuses something (a bad frame, too many sessions)
+        // and closes next.
+        this.failure = String(msg.error || 'failed');
+        break;
       default:
         break; // mark, dtmf: the dashboard asks for neither
     }

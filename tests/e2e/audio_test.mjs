@@ -293,6 +293,7 @@ test('status lines and refusals in words', () => {
   assert.equal(refusalText(404, ''), 'the gateway does not know this call');
   assert.equal(refusalText(429, 'whatever'), 'too many audio streams on this call');
   assert.equal(refusalText(400, 'rate must be 8000 or 16000'), 'rate must be 8000 or 16000 (HTTP 400)');
+  assert.match(refusalText(426, '/ws/audio is a WebSocket endpoint'), /^the gateway refused the stream/);
   assert.equal(refusalText(503), 'refused (HTTP 503)');
 });
 
@@ -423,6 +424,24 @@ test('a stream the gateway ends before it started has failed, with the reason', 
   FakeAudioSocket.last.open();
   FakeAudioSocket.last.drop(1008, 'bad frame size');
   assert.deepEqual(closed.states.at(-1), ['failed', { error: 'bad frame size' }]);
+
+  // A fail before the close says why better than the close does.
+  const busy = newStream('listen');
+  busy.stream.start();
+  FakeAudioSocket.last.open();
+  FakeAudioSocket.last.receive({ event: 'fail', error: 'Too many WebSocket sessions (64)' });
+  FakeAudioSocket.last.drop(1013, 'too many sessions');
+  assert.deepEqual(busy.states.at(-1), ['failed', { error: 'Too many WebSocket sessions (64)' }]);
+});
+
+test('a fail during the stream is the reason it stopped', () => {
+  const { stream, states } = newStream('speak');
+  stream.start();
+  FakeAudioSocket.last.open();
+  FakeAudioSocket.last.receive({ event: 'audio-started', sample_rate: 16000, codec: 'PCMU' });
+  FakeAudioSocket.last.receive({ event: 'fail', error: 'Audio must be whole frames of 640 bytes' });
+  FakeAudioSocket.last.drop(1003, 'bad audio');
+  assert.deepEqual(states.at(-1), ['stopped', { reason: 'Audio must be whole frames of 640 bytes' }]);
 });
 
 test('stop() closes the socket and reports nothing more', () => {

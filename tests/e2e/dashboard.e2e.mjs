@@ -9,11 +9,15 @@
 // Scenarios: `registration` (both accounts registered; log out, log in by
 // keyboard, a wrong password, resume after a disconnect, phone width),
 // `calls` (dial, incoming, answer, DTMF from the keypad both ways, switch
-// between two calls, hang up) and `transfer` (three accounts: a failed
-// blind transfer, a blind one, an attended one).
+// between two calls, hang up), `transfer` (three accounts: a failed
+// blind transfer, a blind one, an attended one) and `audio` (Listen and
+// Talk: Chromium's fake microphone plays a 700 Hz tone, generated here,
+// into account-1's call; account-2 sends `audio = tone:440`, which the
+// page's AnalyserNode finds, and records with `record = --record`, where
+// the 700 Hz tone must be).
 // Exit status: 0 passed, 1 failed, 77 skipped (calls not supported yet).
 // Every step prints one line; screenshots go to --out.
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,10 +215,12 @@ async function waitForCallState(page, name, callId, state) {
 const callRow = (page, name, callId) => account(page, name).locator(`li.call[data-call-id="${callId}"]`);
 const key = (row, digit) => row.locator(`.keypad .key[data-digit="${digit}"]`);
 
-// The page's WebSocket messages, both ways, parsed.
+// The page's WebSocket messages (of /ws; /ws/audio streams are not JSON),
+// both ways, parsed.
 function recordFrames(page) {
   const frames = { sent: [], received: [] };
   page.on('websocket', (socket) => {
+    if (new URL(socket.url()).pathname !== '/ws') return;
     socket.on('framesent', ({ payload }) => frames.sent.push(JSON.parse(payload)));
     socket.on('framereceived', ({ payload }) => frames.received.push(JSON.parse(payload)));
   });
@@ -608,15 +614,272 @@ async function transfer(context) {
   await waitForCalls(page, 'account-3', 0);
 }
 
+
+// ------------------------------------------------------------------- audio
+
+const MIC_HZ = 700; // the fake microphone's tone (generated below)
+const FAR_HZ = 440; // account-2's `audio = tone:440`
+
+// A mono 16-bit WAV of `seconds` of a `hz` tone at -10 dBFS: Chromium's fake
+// microphone plays it in a loop.
+function writeToneWav(path, hz, rate = 48000, seconds = 2) {
+  const count = rate * seconds;
+  const wav = Buffer.alloc(44 + count * 2);
+  wav.write('RIFF', 0, 'ascii');
+  wav.writeUInt32LE(36 + count * 2, 4);
+  wav.write('WAVEfmt ', 8, 'ascii');
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20); // PCM
+  wav.writeUInt16LE(1, 22); // mono
+  wav.writeUInt32LE(rate, 24);
+  wav.writeUInt32LE(rate * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write('data', 36, 'ascii');
+  wav.writeUInt32LE(count * 2, 40);
+  for (let i = 0; i < count; i++) {
+    wav.writeInt16LE(Math.round(10362 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
+  }
+  writeFileSync(path, wav);
+}
+
+// The channels of a 16-bit PCM WAV file, as floats.
+function readWav(path) {
+  const wav = readFileSync(path);
+  if (wav.toString('ascii', 0, 4) !== 'RIFF' || wav.toString('ascii', 8, 12) !== 'WAVE') {
+    throw new Error(`${path} is not a WAV file`);
+  }
+  let format = null;
+  for (let offset = 12; offset + 8 <= wav.length;) {
+    const id = wav.toString('ascii', offset, offset + 4);
+    const size = wav.readUInt32LE(offset + 4);
+    const body = offset + 8;
+    if (id === 'fmt ') {
+      format = { channels: wav.readUInt16LE(body + 2), rate: wav.readUInt32LE(body + 4), bits: wav.readUInt16LE(body + 14) };
+    } else if (id === 'data' && format) {
+      if (format.bits !== 16) throw new Error(`${path}: ${format.bits}-bit samples`);
+      const end = Math.min(wav.length, body + size);
+      const frames = Math.floor((end - body) / (2 * format.channels));
+      const channels = Array.from({ length: format.channels }, () => new Float64Array(frames));
+      for (let i = 0; i < frames; i++) {
+        for (let c = 0; c < format.channels; c++) {
+          channels[c][i] = wav.readInt16LE(body + (i * format.channels + c) * 2) / 32768;
+        }
+      }
+      return { rate: format.rate, channels };
+    }
+    offset = body + size + (size & 1);
+  }
+  throw new Error(`${path} has no audio`);
+}
+
+// The share (0..1) of the signal's energy at `hz` (Goertzel), and its RMS.
+function toneShare(samples, rate, hz) {
+  const coeff = 2 * Math.cos((2 * Math.PI * hz) / rate);
+  let s1 = 0;
+  let s2 = 0;
+  let energy = 0;
+  for (const x of samples) {
+    const s0 = x + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+    energy += x * x;
+  }
+  const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+  return { share: energy > 0 ? (2 * power) / (samples.length * energy) : 0, rms: Math.sqrt(energy / samples.length) };
+}
+
+// The /ws/audio streams the page opens: their URL, JSON events, binary
+// frames counted each way, and whether they closed.
+function recordAudioSockets(page) {
+  const sockets = [];
+  page.on('websocket', (socket) => {
+    const url = new URL(socket.url());
+    if (url.pathname !== '/ws/audio') return;
+    const entry = {
+      params: Object.fromEntries(url.searchParams),
+      events: [],
+      framesIn: [], // their sizes
+      framesOut: 0,
+      badFramesOut: 0, // not 640 bytes (20 ms at 16 kHz)
+      closed: false,
+    };
+    sockets.push(entry);
+    socket.on('framereceived', ({ payload }) => {
+      if (typeof payload === 'string') entry.events.push(JSON.parse(payload));
+      else entry.framesIn.push(payload.length);
+    });
+    socket.on('framesent', ({ payload }) => {
+      if (typeof payload !== 'string') {
+        entry.framesOut += 1;
+        if (payload.length !== 640) entry.badFramesOut += 1;
+      }
+    });
+    socket.on('close', () => {
+      entry.closed = true;
+    });
+  });
+  return sockets;
+}
+
+const audioPart = (row, direction) => row.locator(`.audio-direction[data-direction="${direction}"]`);
+
+async function meterValue(row, direction) {
+  return audioPart(row, direction).locator('meter').evaluate((meter) => meter.value);
+}
+
+// The strongest frequency the page's AnalyserNode sees in what a call's
+// Listen plays, and how far (dB) it stands above the median bin.
+async function heardPeak(page, name, callId) {
+  return page.evaluate(
+    ([n, id]) => {
+      const analyser = window.telestra.audio.analyserOf(n, id);
+      if (!analyser) return null;
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      analyser.getFloatFrequencyData(bins);
+      let peak = 1;
+      for (let i = 1; i < bins.length; i++) if (bins[i] > bins[peak]) peak = i;
+      const sorted = [...bins].filter(Number.isFinite).sort((a, b) => a - b);
+      const median = sorted.length ? sorted[sorted.length >> 1] : -Infinity;
+      return {
+        hz: (peak * analyser.context.sampleRate) / analyser.fftSize,
+        binHz: analyser.context.sampleRate / analyser.fftSize,
+        aboveMedianDb: bins[peak] - median,
+      };
+    },
+    [name, Number(callId)],
+  );
+}
+
+async function audio(context) {
+  if (!args['fake-mic']) throw new Error('the audio scenario needs --fake-mic=WAV (written by this script)');
+  const page = await context.newPage();
+  const streams = recordAudioSockets(page);
+  step('load the dashboard');
+  await page.goto(url);
+  await waitForConnected(page);
+  for (const name of ['account-1', 'account-2']) await waitForRegistration(page, name, 'registered');
+  if (!(await page.evaluate(() => window.isSecureContext))) throw new Error('the page is not a secure context');
+
+  step('account-1 calls account-2: no Listen or Talk while it rings');
+  const out = await dialNewCall(page, 'account-1', '3002');
+  const ringing = callRows(page, 'account-2').locator(':scope[data-state="incoming"]');
+  await ringing.waitFor({ timeout: TIMEOUT });
+  if (await ringing.locator('.call-audio').isVisible()) throw new Error('Listen and Talk on a ringing call');
+  const far = await answerIncoming(page, 'account-2', '3001');
+  await waitForCallState(page, 'account-1', out, 'active');
+  const row = callRow(page, 'account-1', out);
+  const talk = row.getByRole('button', { name: 'Talk on call with 3002' });
+  const listen = row.getByRole('button', { name: 'Listen to call with 3002' });
+  await talk.waitFor({ state: 'visible' });
+  for (const button of [talk, listen]) {
+    if ((await button.getAttribute('aria-pressed')) !== 'false') throw new Error('a stream pressed at first');
+  }
+
+  step('Talk: the fake microphone goes out as 640-byte frames; its meter moves');
+  await talk.click();
+  await audioPart(row, 'speak').locator(':scope[data-state="started"]').waitFor({ timeout: TIMEOUT });
+  if ((await talk.getAttribute('aria-pressed')) !== 'true') throw new Error('Talk not shown pressed');
+  await expectText(audioPart(row, 'speak').locator('.audio-status'), 'Talking: PCMU, 16 kHz', 'Talk status');
+  let level = 0;
+  await waitUntil(async () => (level = await meterValue(row, 'speak')) > 0.5, () => `microphone meter at ${level}`);
+  const speak = streams.find((s) => s.params.direction === 'speak');
+  if (!speak || speak.params.account !== 'account-1' || speak.params.call_id !== out || speak.params.rate !== '16000') {
+    throw new Error(`Talk opened ${JSON.stringify(speak && speak.params)}`);
+  }
+  const started = speak.events.find((e) => e.event === 'audio-started');
+  if (!started || started.sample_rate !== 16000 || started.direction !== 'speak') {
+    throw new Error(`Talk started with ${JSON.stringify(started)}`);
+  }
+  await waitUntil(() => speak.framesOut >= 100, () => `${speak.framesOut} frames sent`);
+  if (speak.badFramesOut) throw new Error(`${speak.badFramesOut} frames sent were not 640 bytes`);
+
+  step('Listen: the page plays account-2\'s 440 Hz; its meter and an AnalyserNode find it');
+  await listen.click();
+  await audioPart(row, 'listen').locator(':scope[data-state="started"]').waitFor({ timeout: TIMEOUT });
+  await expectText(audioPart(row, 'listen').locator('.audio-status'), 'Listening: PCMU, 16 kHz', 'Listen status');
+  await waitUntil(async () => (level = await meterValue(row, 'listen')) > 0.5, () => `Listen meter at ${level}`);
+  let peak = null;
+  await waitUntil(
+    async () => {
+      peak = await heardPeak(page, 'account-1', out);
+      return peak && Math.abs(peak.hz - FAR_HZ) <= 2 * peak.binHz && peak.aboveMedianDb > 30;
+    },
+    () => `the analyser's peak: ${JSON.stringify(peak)}, not ${FAR_HZ} Hz`,
+  );
+  console.log(`  heard ${peak.hz.toFixed(1)} Hz, ${peak.aboveMedianDb.toFixed(0)} dB above the median bin`);
+  const heard = streams.find((s) => s.params.direction === 'listen');
+  await waitUntil(() => heard.framesIn.length >= 50, () => `${heard.framesIn.length} frames heard`);
+  if (heard.framesIn.some((bytes) => bytes !== 640)) throw new Error('a heard frame is not 640 bytes');
+  const stats = await page.evaluate((id) => window.telestra.audio.stats('account-1', id, 'listen'), Number(out));
+  console.log(`  Listen: ${JSON.stringify(stats)}`);
+  await shot(page, '01-listen-talk');
+
+  step('phone width with Listen and Talk on');
+  await atPhoneWidth(page, '02-phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  step('Listen off and on again');
+  await listen.click();
+  await audioPart(row, 'listen').locator(':scope[data-state="stopped"]').waitFor({ timeout: TIMEOUT });
+  await expectText(audioPart(row, 'listen').locator('.audio-status'), 'Listen stopped', 'Listen status');
+  if ((await listen.getAttribute('aria-pressed')) !== 'false') throw new Error('Listen still pressed');
+  if ((await meterValue(row, 'listen')) !== 0) throw new Error('the meter of a stopped Listen shows a level');
+  await waitUntil(() => heard.closed, 'the Listen stream to close');
+  await listen.click();
+  await audioPart(row, 'listen').locator(':scope[data-state="started"]').waitFor({ timeout: TIMEOUT });
+  if (streams.filter((s) => s.params.direction === 'listen').length !== 2) throw new Error('not a second Listen stream');
+
+  step('account-2 hangs up: the streams stop by themselves, the buttons go with the call');
+  // The far end has heard the tone for a few seconds by now.
+  await callRow(page, 'account-2', far).getByRole('button', { name: /^Hang up/ }).click();
+  await waitForCalls(page, 'account-1', 0);
+  await waitUntil(() => streams.every((s) => s.closed), () => `streams still open: ${JSON.stringify(streams.filter((s) => !s.closed).map((s) => s.params))}`);
+  for (const stream of streams.filter((s) => s !== heard)) {
+    const stopped = stream.events.find((e) => e.event === 'audio-stopped');
+    if (!stopped) throw new Error(`no audio-stopped on ${JSON.stringify(stream.params)}: ${JSON.stringify(stream.events)}`);
+  }
+  if (await page.evaluate(() => window.telestra.audio.anyActive())) throw new Error('a stream still runs');
+
+  if (!args.record) {
+    console.log('  (no --record: the far end\'s recording is not checked)');
+    return;
+  }
+  step(`account-2's recording holds the microphone's ${MIC_HZ} Hz (left channel: received)`);
+  const path = join(args.record, `${far}-account-2.wav`);
+  let found = null;
+  await waitUntil(
+    () => {
+      if (!existsSync(path)) return false;
+      const wav = readWav(path);
+      found = toneShare(wav.channels[0], wav.rate, MIC_HZ);
+      return found.share > 0.8 && found.rms > 0.02;
+    },
+    () => `${path} (of ${readdirSync(args.record).join(', ')}): ${JSON.stringify(found)}`,
+  );
+  console.log(`  recording: ${MIC_HZ} Hz share ${found.share.toFixed(3)}, RMS ${found.rms.toFixed(3)}`);
+}
+
 // -------------------------------------------------------------------- main
 
-const scenarios = { registration, calls, transfer };
+const scenarios = { registration, calls, transfer, audio };
 if (!scenarios[scenario]) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);
 }
 mkdirSync(out, { recursive: true });
 const profile = mkdtempSync(join(tmpdir(), 'telestra-chromium-'));
+// --fake-mic=PATH: Chromium's microphone plays a tone written to PATH
+// (granted without asking).
+const media = [];
+if (args['fake-mic']) {
+  writeToneWav(args['fake-mic'], MIC_HZ);
+  media.push(
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${args['fake-mic']}`,
+  );
+}
 let context;
 let status = 0;
 try {
@@ -633,6 +896,7 @@ try {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...media,
     ],
     timeout: 60000,
   });
