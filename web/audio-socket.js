@@ -27,6 +27,16 @@ export const AUDIO_STATE = Object.freeze({
 // it are dropped (counted): a stalled connection never grows the delay.
 export const SEND_BACKLOG_MS = 200;
 
+// Talk's delay: the gateway queues what a speaking stream sends (up to 5 s)
+// and plays a frame per 20 ms of its own clock. A page whose clock runs a
+// little fast would build that queue up over a long call, so Talk sends a
+// mark every SPEAK_MARK_EVERY frames; when one comes back more than
+// SPEAK_MAX_DELAY_MS after it was sent, the queue is cleared (a moment of
+// silence, counted in `clears`).
+export const SPEAK_MARK_EVERY = 50;
+export const SPEAK_MAX_DELAY_MS = 300;
+const SPEAK_MARKS_KEPT = 16;
+
 // ws://host/ws/audio?account=A&call_id=N&rate=R&direction=D (wss: on https).
 // The token travels as for /ws: in the cookie the page got from ?token=.
 export function audioSocketUrl(location, { account, callId, rate = DASHBOARD_RATE, direction }) {
@@ -94,12 +104,13 @@ export class AudioSocket {
   //   onState(state, detail): CONNECTING, then STARTED {codec, sampleRate},
   //     then STOPPED {reason} or FAILED {error}; nothing after stop()
   //   onFrame(ArrayBuffer): a frame heard (LISTEN)
-  //   WebSocket, fetch: injectable for tests
+  //   WebSocket, fetch, now (ms): injectable for tests
   constructor(options) {
     this.options = options;
     this.rate = options.rate || DASHBOARD_RATE;
     this.WebSocket = options.WebSocket || globalThis.WebSocket;
     this.fetch = options.fetch || ((...args) => globalThis.fetch(...args));
+    this.now = options.now || (() => performance.now());
     this.url = audioSocketUrl(options.location, { ...options, rate: this.rate });
     this.socket = null;
     this.state = null;
@@ -108,6 +119,9 @@ export class AudioSocket {
     this.framesSent = 0;
     this.framesDropped = 0; // not sent: the send buffer was full
     this.failure = ''; // the gateway's newest fail, said before it closes
+    this.marks = new Map(); // Talk: name of a mark waiting -> when it was sent
+    this.speakDelayMs = null; // Talk: the newest mark's round trip
+    this.clears = 0; // Talk: queues cleared for being too long
   }
 
   start() {
@@ -181,6 +195,9 @@ export class AudioSocket {
         this.closeSocket(1000, 'stopped');
         break;
       }
+      case 'mark':
+        this.onMark(String(msg.name));
+        break;
       case 'fail':
         // The gateway refuses something (a bad frame, too many sessions)
         // and closes next.
@@ -204,7 +221,25 @@ export class AudioSocket {
     }
     this.socket.send(pcm);
     this.framesSent += 1;
+    if (this.options.direction === SPEAK && this.framesSent % SPEAK_MARK_EVERY === 0) {
+      const name = `delay-${this.framesSent}`;
+      this.marks.set(name, this.now());
+      if (this.marks.size > SPEAK_MARKS_KEPT) this.marks.delete(this.marks.keys().next().value);
+      this.socket.send(JSON.stringify({ cmd: 'mark', name }));
+    }
     return true;
+  }
+
+  // One of Talk's marks came back: the audio sent before it has gone out.
+  onMark(name) {
+    const sentAt = this.marks.get(name);
+    if (sentAt === undefined) return;
+    this.marks.delete(name);
+    this.speakDelayMs = Math.round(this.now() - sentAt);
+    if (this.speakDelayMs <= SPEAK_MAX_DELAY_MS || !this.socket) return;
+    this.socket.send(JSON.stringify({ cmd: 'clear' }));
+    this.clears += 1;
+    this.marks.clear(); // those come back at once now, telling nothing
   }
 
   // Ends the stream from this side (the gateway detaches it); STOPPED,

@@ -173,7 +173,9 @@ export class CallAudio {
       framesHeard: socket.framesHeard || 0,
       framesSent: socket.framesSent || 0,
       framesDropped: socket.framesDropped || 0,
-      ...(direction === LISTEN ? stream.playout : {}),
+      ...(direction === LISTEN
+        ? stream.playout
+        : { delayMs: socket.speakDelayMs === undefined ? null : socket.speakDelayMs, clears: socket.clears || 0 }),
     };
   }
 

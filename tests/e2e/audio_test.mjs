@@ -444,6 +444,41 @@ test('a fail during the stream is the reason it stopped', () => {
   assert.deepEqual(states.at(-1), ['stopped', { reason: 'Audio must be whole frames of 640 bytes' }]);
 });
 
+test('Talk sends a mark a second and clears the gateway\'s queue when it comes back late', () => {
+  let now = 1000;
+  const { stream } = newStream('speak', { now: () => now });
+  stream.start();
+  const socket = FakeAudioSocket.last;
+  socket.open();
+  socket.receive({ event: 'audio-started', sample_rate: 16000, codec: 'PCMU' });
+  const frame = new ArrayBuffer(640);
+  const sendFrames = (n) => {
+    for (let i = 0; i < n; i++) stream.sendFrame(frame);
+  };
+  sendFrames(49);
+  assert.equal(socket.sent.filter((m) => typeof m === 'string').length, 0);
+  sendFrames(1);
+  assert.deepEqual(JSON.parse(socket.sent.at(-1)), { cmd: 'mark', name: 'delay-50' });
+  now += 60;
+  socket.receive({ event: 'mark', name: 'delay-50' });
+  assert.equal(stream.speakDelayMs, 60);
+  assert.equal(stream.clears, 0);
+  socket.receive({ event: 'mark', name: 'not-ours' }); // another client's: ignored
+  sendFrames(50);
+  now += 400;
+  socket.receive({ event: 'mark', name: 'delay-100' });
+  assert.equal(stream.speakDelayMs, 400);
+  assert.deepEqual(JSON.parse(socket.sent.at(-1)), { cmd: 'clear' });
+  assert.equal(stream.clears, 1);
+  // A Listen stream sends no marks.
+  const listen = newStream('listen');
+  listen.stream.start();
+  FakeAudioSocket.last.open();
+  FakeAudioSocket.last.receive({ event: 'audio-started', sample_rate: 16000, codec: 'PCMU' });
+  for (let i = 0; i < 100; i++) listen.stream.sendFrame(frame);
+  assert.ok(FakeAudioSocket.last.sent.every((m) => typeof m !== 'string'));
+});
+
 test('stop() closes the socket and reports nothing more', () => {
   const { stream, states } = newStream('speak');
   stream.start();
