@@ -16,6 +16,7 @@
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
 #include "boost/beast/websocket/rfc6455.hpp"
+#include "gateway/web/audio_socket_session.h"
 #include "gateway/web/http_util.h"
 #include "gateway/web/websocket_session.h"
 #include "spdlog/spdlog.h"
@@ -32,6 +33,7 @@ namespace {
 
 constexpr char kServerName[] = "telestra-gateway";
 constexpr char kWebSocketPath[] = "/ws";
+constexpr char kAudioSocketPath[] = "/ws/audio";
 constexpr char kHealthPath[] = "/healthz";
 // Requests are GETs: headers are small and bodies are not expected.
 constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
@@ -313,9 +315,9 @@ class HttpSession : public HttpConnection,
       Send(Unauthorized(request));
       return;
     }
-    if (target->path == kWebSocketPath) {
-      StringResponse response =
-          ErrorResponse(request, http::status::upgrade_required, "/ws is a WebSocket endpoint");
+    if (target->path == kWebSocketPath || target->path == kAudioSocketPath) {
+      StringResponse response = ErrorResponse(request, http::status::upgrade_required,
+                                              absl::StrCat(target->path, " is a WebSocket endpoint"));
       response.set(http::field::upgrade, "websocket");
       Send(std::move(response));
       return;
@@ -410,8 +412,9 @@ class HttpSession : public HttpConnection,
       Send(ErrorResponse(request, http::status::bad_request, target.status().message()));
       return;
     }
-    if (target->path != kWebSocketPath) {
-      Send(ErrorResponse(request, http::status::not_found, "the WebSocket is at /ws"));
+    if (target->path != kWebSocketPath && target->path != kAudioSocketPath) {
+      Send(ErrorResponse(request, http::status::not_found,
+                         "the WebSockets are at /ws and /ws/audio"));
       return;
     }
     if (RefuseHost(request)) return;
@@ -434,6 +437,10 @@ class HttpSession : public HttpConnection,
                          "cross-origin WebSocket requests are refused"));
       return;
     }
+    if (target->path == kAudioSocketPath) {
+      UpgradeAudio(std::move(request), *target);
+      return;
+    }
     WebSocketStart start;
     start.peer = peer_;
     if (std::optional<std::string> after_seq = target->Param("after_seq")) {
@@ -449,6 +456,25 @@ class HttpSession : public HttpConnection,
     context_->UnregisterHttp(key_);
     upgraded_ = true;
     RunWebSocketSession<Stream>(context_, std::move(stream_), std::move(request), std::move(start));
+  }
+
+  // /ws/audio, admitted like /ws: the call's stream is opened before the
+  // upgrade, so that a bad parameter gets 400, an unknown call 404 and a
+  // call with max-streams-per-call streams 429 (docs/websocket-api.md).
+  void UpgradeAudio(WebHttpRequest request, const RequestTarget& target) {
+    absl::StatusOr<OpenedCallAudio> opened = OpenCallAudioForSocket(
+        context_, beast::get_lowest_layer(stream_).get_executor(), target);
+    if (!opened.ok()) {
+      spdlog::info("web: refused a /ws/audio stream from {}: {}", peer_,
+                   Printable(opened.status().message()));
+      Send(ErrorResponse(request, AudioRefusalStatus(opened.status()), opened.status().message()));
+      return;
+    }
+    // From here on the audio session owns the connection.
+    context_->UnregisterHttp(key_);
+    upgraded_ = true;
+    RunAudioSocketSession<Stream>(context_, std::move(stream_), std::move(request), peer_,
+                                  *std::move(opened));
   }
 
   template <class Body>

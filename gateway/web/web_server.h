@@ -27,6 +27,8 @@ namespace telestra::gateway {
 //   GET /ws      WebSocket: the native port's JSON commands and events, one
 //                per text message, extended, opening with a snapshot (or a
 //                replay when the client resumes after a seq)
+//   GET /ws/audio WebSocket: one call's audio both ways (binary PCM frames,
+//                JSON events), opened before the upgrade (400/404/429)
 // With a token configured every other request needs it (?token=, an
 // `Authorization: Bearer` header, or the cookie the page gets); with cert and
 // key, everything is served over TLS. Every request but /healthz must name

@@ -17,6 +17,7 @@
 #include "boost/beast/websocket/ssl.hpp"
 #include "gateway/native/json_codec.h"
 #include "gateway/session/wire_slots.h"
+#include "gateway/web/websocket_options.h"
 #include "gateway/web/ws_messages.h"
 #include "spdlog/spdlog.h"
 
@@ -29,7 +30,6 @@ using boost::system::error_code;
 
 namespace {
 
-constexpr char kServerName[] = "telestra-gateway";
 // After a message over this size the session gives back what it grew to
 // read and parse it (its read buffer and its JSON codec's buffers), so that
 // one large message does not keep ~6 times its size allocated per session.
@@ -99,19 +99,7 @@ class WebSocketSession : public SessionRegistry::Session,
       case SessionRegistry::Admission::kClosed:
         return;  // shutting down: dropping the stream closes the connection
     }
-    // Beast's own timers replace the TCP stream's (which would cut idle
-    // but healthy sessions).
-    beast::get_lowest_layer(ws_).expires_never();
-    websocket::stream_base::timeout timeout{};
-    timeout.handshake_timeout = options.handshake_timeout;
-    timeout.idle_timeout = options.idle_timeout;
-    timeout.keep_alive_pings = true;
-    ws_.set_option(timeout);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
-      response.set(beast::http::field::server, kServerName);
-    }));
-    ws_.read_message_max(options.max_message_bytes);
-    ws_.auto_fragment(false);
+    ApplyWebSocketOptions(ws_, options);
     ws_.text(true);
     ws_.async_accept(request,
                      [self = this->shared_from_this()](error_code ec) { self->OnAccept(ec); });
