@@ -245,7 +245,14 @@ class AudioSocketSession : public SessionRegistry::Session,
     if (!refused_) {
       if (!accepted_ || close_after_write_) return;
       if (!control_.empty()) return;  // a fail waits to be written first
-      if (audio_ && !audio_->ReadyForInput()) return;  // the wakeup resumes
+      if (audio_ && !audio_->ReadyForInput()) {
+        // Back-pressure: the wakeup resumes. No operation is pending
+        // meanwhile, so the session keeps itself (the call's media takes
+        // a frame every 20 ms, so this lasts at most a few seconds, or
+        // until the stream stops).
+        paused_self_ = this->shared_from_this();
+        return;
+      }
     }
     DoRead();
   }
@@ -256,6 +263,7 @@ class AudioSocketSession : public SessionRegistry::Session,
     ws_.async_read(read_buffer_, [self = this->shared_from_this()](error_code ec, size_t n) {
       self->OnRead(ec, n);
     });
+    paused_self_.reset();  // the read holds the session now
   }
 
   void OnRead(error_code ec, size_t n) {
@@ -360,6 +368,7 @@ class AudioSocketSession : public SessionRegistry::Session,
     audio_.reset();
     flush_timer_.cancel();
     ws_.async_close(reason, [self = this->shared_from_this()](error_code) { self->Teardown(); });
+    paused_self_.reset();  // the close holds the session now
     ReportFlushed();
   }
 
@@ -371,6 +380,9 @@ class AudioSocketSession : public SessionRegistry::Session,
     audio_.reset();
     flush_timer_.cancel();
     registry_->Remove(this);
+    // Every entry point (a handler, the wakeup's post) holds a reference
+    // of its own: this is never the last one.
+    paused_self_.reset();
     error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).close();
@@ -390,6 +402,9 @@ class AudioSocketSession : public SessionRegistry::Session,
   // The close to start once what is before it has been written.
   std::optional<websocket::close_reason> close_after_write_;
   asio::steady_timer flush_timer_;  // shutdown: the end of the flush
+  // Set while reading is paused for back-pressure, when no operation holds
+  // the session (the wakeup only has a weak reference).
+  std::shared_ptr<AudioSocketSession> paused_self_;
   int marks_waiting_ = 0;
   bool accepted_ = false;  // the handshake is done and the stream admitted
   bool refused_ = false;   // over max_sessions: a fail, then close 1013

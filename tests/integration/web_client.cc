@@ -40,6 +40,8 @@ struct WebClient::Impl {
   std::unique_ptr<websocket::stream<beast::ssl_stream<beast::tcp_stream>>> tls;
   beast::flat_buffer buffer;
   std::deque<NativeEvent> received;
+  bool keep_binary = false;
+  std::deque<WebMessage> messages;  // with keep_binary, instead of `received`
   std::vector<NativeEvent> skipped;
   bool reading = false;
   bool paused = false;
@@ -65,7 +67,11 @@ struct WebClient::Impl {
           close_code = ws.reason().code;
           return;
         }
-        if (ws.got_text()) received.push_back(NativeEvent{beast::buffers_to_string(buffer.data())});
+        if (keep_binary) {
+          messages.push_back(WebMessage{ws.got_text(), beast::buffers_to_string(buffer.data())});
+        } else if (ws.got_text()) {
+          received.push_back(NativeEvent{beast::buffers_to_string(buffer.data())});
+        }
         buffer.consume(buffer.size());
         StartRead();
       });
@@ -101,6 +107,7 @@ WebClient::~WebClient() {
 absl::StatusOr<std::unique_ptr<WebClient>> WebClient::Connect(int port,
                                                               const WebClientOptions& options) {
   auto impl = std::make_unique<Impl>();
+  impl->keep_binary = options.keep_binary;
   tcp::socket socket(impl->io);
   error_code ec;
   socket.open(tcp::v4(), ec);
@@ -197,6 +204,13 @@ bool WebClient::SendBinary(const std::string& bytes, absl::Duration timeout) {
 }
 
 std::optional<NativeEvent> WebClient::Next(absl::Duration timeout) {
+  if (impl_->keep_binary) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (std::optional<WebMessage> message = NextMessage(deadline - absl::Now())) {
+      if (message->text) return NativeEvent{std::move(message->data)};
+    }
+    return std::nullopt;
+  }
   impl_->StartRead();
   impl_->RunUntil([&] { return !impl_->received.empty() || impl_->closed; }, absl::Now() + timeout);
   if (impl_->received.empty()) return std::nullopt;
@@ -218,6 +232,16 @@ std::optional<NativeEvent> WebClient::WaitFor(const std::function<bool(const Nat
     impl_->skipped.push_back(*std::move(event));
   }
   return std::nullopt;
+}
+
+std::optional<WebMessage> WebClient::NextMessage(absl::Duration timeout) {
+  impl_->StartRead();
+  impl_->RunUntil([&] { return !impl_->messages.empty() || impl_->closed; },
+                  absl::Now() + timeout);
+  if (impl_->messages.empty()) return std::nullopt;
+  WebMessage message = std::move(impl_->messages.front());
+  impl_->messages.pop_front();
+  return message;
 }
 
 void WebClient::PauseReading() { impl_->paused = true; }

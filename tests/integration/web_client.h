@@ -21,6 +21,14 @@ struct WebClientOptions {
   bool tls = false;                            // wss://, certificate not verified
   int receive_buffer_bytes = 0;                // SO_RCVBUF before connecting (0: default)
   absl::Duration timeout = absl::Seconds(10);  // connect + handshake
+  // Keep binary messages too (NextMessage); otherwise they are dropped.
+  bool keep_binary = false;
+};
+
+// One WebSocket message, text or binary.
+struct WebMessage {
+  bool text = false;
+  std::string data;
 };
 
 // A WebSocket client that reads in the background of its own calls: messages
@@ -45,6 +53,9 @@ class WebClient {
   std::optional<NativeEvent> Next(absl::Duration timeout = absl::Seconds(5));
   std::optional<NativeEvent> WaitFor(const std::function<bool(const NativeEvent&)>& match,
                                      absl::Duration timeout = absl::Seconds(10));
+  // With keep_binary: the next message, text or binary, in the order they
+  // came (Next then drops the binary messages before the next text).
+  std::optional<WebMessage> NextMessage(absl::Duration timeout = absl::Seconds(5));
 
   // Stops reading: the server's messages pile up in the kernel buffers.
   void PauseReading();
