@@ -28,12 +28,15 @@
 //  - speak latency: from the client's StartWrite of the SPEAK frame until
 //    its RTP packet reached the far end's socket (the kernel's receive
 //    time);
-//  - glitches: frames lost (never arrived), late (more than --late_ms after
-//    the median latency of their stream and direction: a listener with one
-//    frame of slack would have had to skip them), and, speaking, underruns
-//    (silence the gateway sent between a stream's frames because the
-//    spoken frame was not there at the tick). The run passes when the
-//    glitches are under --max_glitch_percent of the frames (0.1 %).
+//  - glitches: frames lost (never arrived); listening, frames late (more
+//    than --late_ms after the median latency of their stream: a listener
+//    with one frame of slack would have had to skip them); speaking,
+//    underruns (silence the gateway sent between a stream's frames because
+//    the spoken frame was not there at its tick: the frame goes out at the
+//    next tick and the stream stays that frame behind, on time on the wire
+//    but with 20 ms more latency, which the first and last 5 s medians
+//    show). The run passes when the glitches are under
+//    --max_glitch_percent of the frames (0.1 %).
 //  - where the CPU went over the window: each thread of the gateway and of
 //    this process (by name), and the rest of the machine.
 #include <pthread.h>
@@ -47,6 +50,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +101,7 @@ constexpr int kSlots = backend::kFrameMs;  // milliseconds of a frame
 // Frames a client may be behind with its writes (one in flight at a time)
 // before it skips a frame (counted): 1 s.
 constexpr uint32_t kMaxWriteBacklog = 50;
+constexpr size_t kMaxUnderrunTimes = 65536;
 const absl::Duration kSetupTimeout = absl::Seconds(60);
 
 // Microseconds since the benchmark started (CLOCK_REALTIME), never 0: the
@@ -143,6 +148,9 @@ class FrameTimes {
     uint64_t lost = 0;
     uint64_t late = 0;
     std::vector<int32_t> latency_us;  // of the frames that arrived
+    std::vector<int32_t> sent_us;     // when those were sent
+    std::vector<int32_t> lost_at_us;  // when the lost frames were sent
+    std::vector<int32_t> late_at_us;  // and the late ones
   };
   // The frames sent in the window; late: more than `late_us` after the
   // median of this stream's latencies.
@@ -156,15 +164,21 @@ class FrameTimes {
       const int32_t arrived = arrived_[frame].load();
       if (arrived == 0) {
         ++result.lost;
+        result.lost_at_us.push_back(sent);
       } else {
         result.latency_us.push_back(arrived - sent);
+        result.sent_us.push_back(sent);
       }
     }
     if (!result.latency_us.empty()) {
       std::vector<int32_t> sorted = result.latency_us;
       std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
       const int32_t median = sorted[sorted.size() / 2];
-      for (int32_t latency : result.latency_us) result.late += latency > median + late_us ? 1 : 0;
+      for (size_t i = 0; i < result.latency_us.size(); ++i) {
+        if (result.latency_us[i] <= median + late_us) continue;
+        ++result.late;
+        result.late_at_us.push_back(result.sent_us[i]);
+      }
     }
     return result;
   }
@@ -208,8 +222,11 @@ struct CallUnderTest {
   FrameTimes listen;  // far end -> gateway -> LISTEN frame at the client
   FrameTimes speak;   // client's SPEAK frame -> gateway -> RTP at the far end
   // Far end thread only (read once it stopped).
-  bool speak_flowing = false;    // a numbered frame came already
-  uint64_t speak_underruns = 0;  // unnumbered (silence) packets in the window after that
+  bool speak_flowing = false;  // a numbered frame came already
+  // Unnumbered (silence) packets in the window after that: when they came
+  // (at most kMaxUnderrunTimes kept).
+  uint64_t speak_underruns = 0;
+  std::vector<int32_t> underrun_at_us;
 };
 
 // The far ends' audio: numbered frames out, numbers read back.
@@ -231,6 +248,9 @@ class FarEndAudio final : public RtpFarEnd::Handler {
       call.speak.Arrived(*frame, realtime_ns);
     } else if (call.speak_flowing && InWindow(SinceEpochUs(realtime_ns))) {
       ++call.speak_underruns;
+      if (call.underrun_at_us.size() < kMaxUnderrunTimes) {
+        call.underrun_at_us.push_back(SinceEpochUs(realtime_ns));
+      }
     }
   }
 
@@ -493,12 +513,25 @@ struct DirectionTotals {
   uint64_t lost = 0;
   uint64_t late = 0;
   std::vector<int32_t> latency_us;
+  std::vector<int32_t> early_us;  // latencies of frames sent in the window's first 5 s
+  std::vector<int32_t> late_us;   // and in its last 5 s
+  std::vector<int32_t> glitch_at_us;
 
-  void Add(FrameTimes::Result&& result) {
+  // Lost frames are glitches; late ones too when `late_is_glitch`.
+  void Add(FrameTimes::Result&& result, bool late_is_glitch) {
     frames += result.frames;
     lost += result.lost;
     late += result.late;
     latency_us.insert(latency_us.end(), result.latency_us.begin(), result.latency_us.end());
+    const int32_t start = g_window_start_us.load(), end = g_window_end_us.load();
+    for (size_t i = 0; i < result.sent_us.size(); ++i) {
+      if (result.sent_us[i] < start + 5'000'000) early_us.push_back(result.latency_us[i]);
+      if (result.sent_us[i] >= end - 5'000'000) late_us.push_back(result.latency_us[i]);
+    }
+    glitch_at_us.insert(glitch_at_us.end(), result.lost_at_us.begin(), result.lost_at_us.end());
+    if (late_is_glitch) {
+      glitch_at_us.insert(glitch_at_us.end(), result.late_at_us.begin(), result.late_at_us.end());
+    }
   }
   std::string Latency() {
     if (latency_us.empty()) return "no frame arrived";
@@ -507,7 +540,29 @@ struct DirectionTotals {
                            Percentile(latency_us, 0.999), Percentile(latency_us, 0),
                            Percentile(latency_us, 1));
   }
+  // Whether the latency crept up over the window.
+  std::string Drift() {
+    return absl::StrFormat("median of the first 5 s %.1f ms, of the last 5 s %.1f ms",
+                           Percentile(early_us, 0.5), Percentile(late_us, 0.5));
+  }
 };
+
+// Glitches by second of the window: "4 of 60 s; 17: 120, 3: 65, ..." (the
+// busiest seconds first). A few stalls that hit every stream at once look
+// different from a steady trickle.
+std::string GlitchSeconds(const std::vector<int32_t>& at_us, int seconds) {
+  std::map<int, uint64_t> by_second;
+  const int32_t start = g_window_start_us.load();
+  for (int32_t us : at_us) ++by_second[(us - start) / 1'000'000];
+  std::vector<std::pair<int, uint64_t>> busiest(by_second.begin(), by_second.end());
+  std::sort(busiest.begin(), busiest.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string out = absl::StrCat(busiest.size(), " of ", seconds, " s");
+  for (size_t i = 0; i < busiest.size() && i < 8; ++i) {
+    absl::StrAppend(&out, i == 0 ? "; " : ", ", busiest[i].first, ": ", busiest[i].second);
+  }
+  return out;
+}
 
 int Run() {
   const int calls = std::clamp(absl::GetFlag(FLAGS_calls), 1, 2000);
@@ -635,7 +690,9 @@ int Run() {
   getloadavg(load, 3);
   const auto gateway_before = ThreadCpuByName(gateway_pid);
   const auto bench_before = ThreadCpuByName(0);
-  const MachineCpu machine_before = MachineCpuNow();
+  const double idle_before = MachineIdleSeconds();
+  OtherProcessesCpu others({getpid(), gateway_pid});
+  others.Start();
   const absl::Time window_start = absl::Now();
   g_window_start_us.store(SinceEpochUs(RealtimeNs()));
   absl::SleepFor(absl::Seconds(seconds));
@@ -643,7 +700,8 @@ int Run() {
   const double window = absl::ToDoubleSeconds(absl::Now() - window_start);
   const auto gateway_cpu = Subtract(ThreadCpuByName(gateway_pid), gateway_before);
   const auto bench_cpu = Subtract(ThreadCpuByName(0), bench_before);
-  const MachineCpu machine_after = MachineCpuNow();
+  const double idle = MachineIdleSeconds() - idle_before;
+  others.Stop();
   const RtpFarEnd::Counters far_counters = far_end.counters();
 
   // The frames of the window's last moment arrive (listening: after the
@@ -670,9 +728,13 @@ int Run() {
   uint32_t max_backlog = 0;
   int failed_streams = 0;
   for (int i = 0; i < calls; ++i) {
-    listen.Add(under_test[i]->listen.Collect(late_us));
-    speak.Add(under_test[i]->speak.Collect(late_us));
+    listen.Add(under_test[i]->listen.Collect(late_us), /*late_is_glitch=*/true);
+    // A spoken frame that misses its tick is an underrun (counted below);
+    // the frames after it follow a frame later, on time on the wire.
+    speak.Add(under_test[i]->speak.Collect(late_us), /*late_is_glitch=*/false);
     speak_underruns += under_test[i]->speak_underruns;
+    speak.glitch_at_us.insert(speak.glitch_at_us.end(), under_test[i]->underrun_at_us.begin(),
+                              under_test[i]->underrun_at_us.end());
     if (!all_done) continue;  // the reports are written by gRPC's threads
     AudioClient::Report report = clients[i]->report();
     listen_silences += report.silences;
@@ -687,16 +749,15 @@ int Run() {
   }
   const uint64_t frames = listen.frames + speak.frames;
   const uint64_t glitches =
-      listen.lost + listen.late + speak.lost + speak.late + speak_underruns + client_skipped;
+      listen.lost + listen.late + speak.lost + speak_underruns + client_skipped;
   const double glitch_percent = frames > 0 ? 100.0 * glitches / frames : 100.0;
   const bool pass = frames > 0 && glitch_percent < absl::GetFlag(FLAGS_max_glitch_percent) &&
                     all_done && failed_streams == 0;
 
   const ThreadGroupCpu gateway_total = Total(gateway_cpu);
   const ThreadGroupCpu bench_total = Total(bench_cpu);
-  const double machine_busy = machine_after.busy_seconds - machine_before.busy_seconds;
-  const double machine_all = machine_after.total_seconds - machine_before.total_seconds;
-  const double cores = machine_all / window;
+  const int cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+  const double machine_busy = std::max(0.0, cores * window - idle);
   std::printf(
       "call_audio calls=%d seconds=%.1f warmup=%d channels=%d: %s (glitches %.4f%% of %llu "
       "frames; bound %.2f%%)\n",
@@ -706,18 +767,22 @@ int Run() {
               static_cast<unsigned long long>(listen.frames), listen.Latency().c_str());
   std::printf(
       "    lost %llu, late %llu (> %d ms after the stream's median); silence frames %llu, "
-      "sequence gaps %llu\n",
+      "sequence gaps %llu; %s\n",
       static_cast<unsigned long long>(listen.lost), static_cast<unsigned long long>(listen.late),
       late_us / 1000, static_cast<unsigned long long>(listen_silences),
-      static_cast<unsigned long long>(sequence_gaps));
+      static_cast<unsigned long long>(sequence_gaps), listen.Drift().c_str());
   std::printf("  speak (client's StartWrite -> RTP at the far end's socket): %llu frames, %s\n",
               static_cast<unsigned long long>(speak.frames), speak.Latency().c_str());
   std::printf(
-      "    lost %llu, late %llu, underruns on the wire %llu; client skipped %llu, max "
-      "write backlog %u frames\n",
-      static_cast<unsigned long long>(speak.lost), static_cast<unsigned long long>(speak.late),
-      static_cast<unsigned long long>(speak_underruns),
-      static_cast<unsigned long long>(client_skipped), max_backlog);
+      "    lost %llu, underruns on the wire %llu, client skipped %llu (max write backlog %u "
+      "frames); more than %d ms behind the stream's median %llu; %s\n",
+      static_cast<unsigned long long>(speak.lost), static_cast<unsigned long long>(speak_underruns),
+      static_cast<unsigned long long>(client_skipped), max_backlog, late_us / 1000,
+      static_cast<unsigned long long>(speak.late), speak.Drift().c_str());
+  std::vector<int32_t> glitch_at_us = listen.glitch_at_us;
+  glitch_at_us.insert(glitch_at_us.end(), speak.glitch_at_us.begin(), speak.glitch_at_us.end());
+  std::printf("  glitches by second of the window (second: count): %s\n",
+              GlitchSeconds(glitch_at_us, seconds).c_str());
   std::printf(
       "  gateway's stopped (whole streams): frames_sent %llu, frames_dropped %llu, "
       "frames_spoken %llu, underruns %llu; streams done %d/%d, failed %d\n",
@@ -725,13 +790,15 @@ int Run() {
       static_cast<unsigned long long>(frames_spoken), static_cast<unsigned long long>(underruns),
       done.count(), calls, failed_streams);
   std::printf(
-      "  cpu over the window (%% of one core; %.0f cores): machine busy %.1f%% = gateway %.1f%% + "
-      "bench %.1f%% + other processes %.1f%%; load average before %.2f\n",
+      "  cpu over the window (%% of one core; %d cores): machine busy %.1f%% = gateway %.1f%% + "
+      "bench %.1f%% + the rest %.1f%%; load average before %.2f\n",
       cores, 100 * machine_busy / window, 100 * gateway_total.cpu_seconds / window,
       100 * bench_total.cpu_seconds / window,
       100 * std::max(0.0, machine_busy - gateway_total.cpu_seconds - bench_total.cpu_seconds) /
           window,
       load[0]);
+  std::printf("  other processes (sampled every second): %s\n",
+              FormatProcessCpu(others.seconds_by_name(), window).c_str());
   std::printf("  gateway threads (%%cpu, threads, waited for a cpu): %s\n",
               FormatThreadCpu(gateway_cpu, window).c_str());
   std::printf("  bench threads: %s\n", FormatThreadCpu(bench_cpu, window).c_str());
