@@ -27,6 +27,13 @@ export const AUDIO_STATE = Object.freeze({
 // it are dropped (counted): a stalled connection never grows the delay.
 export const SEND_BACKLOG_MS = 200;
 
+// Talk's lead: the gateway plays a speaking stream's frames on its own
+// 20 ms tick and sends silence when none is queued, so Talk holds its first
+// frames back and sends them at once: the queue starts that much ahead and
+// absorbs a page that delivers a frame late (a busy main thread), instead
+// of a gap in the far end's audio.
+export const SPEAK_LEAD_FRAMES = 3;
+
 // Talk's delay: the gateway queues what a speaking stream sends (up to 5 s)
 // and plays a frame per 20 ms of its own clock. A page whose clock runs a
 // little fast would build that queue up over a long call, so Talk sends a
@@ -122,6 +129,7 @@ export class AudioSocket {
     this.marks = new Map(); // Talk: name of a mark waiting -> when it was sent
     this.speakDelayMs = null; // Talk: the newest mark's round trip
     this.clears = 0; // Talk: queues cleared for being too long
+    this.lead = []; // Talk: the first frames, held back until there are SPEAK_LEAD_FRAMES
   }
 
   start() {
@@ -219,6 +227,19 @@ export class AudioSocket {
       this.framesDropped += 1;
       return false;
     }
+    if (this.options.direction === SPEAK && this.framesSent === 0) {
+      this.lead.push(pcm);
+      if (this.lead.length < SPEAK_LEAD_FRAMES) return true;
+      const lead = this.lead;
+      this.lead = [];
+      for (const frame of lead) this.sendNow(frame);
+      return true;
+    }
+    this.sendNow(pcm);
+    return true;
+  }
+
+  sendNow(pcm) {
     this.socket.send(pcm);
     this.framesSent += 1;
     if (this.options.direction === SPEAK && this.framesSent % SPEAK_MARK_EVERY === 0) {
@@ -227,7 +248,6 @@ export class AudioSocket {
       if (this.marks.size > SPEAK_MARKS_KEPT) this.marks.delete(this.marks.keys().next().value);
       this.socket.send(JSON.stringify({ cmd: 'mark', name }));
     }
-    return true;
   }
 
   // One of Talk's marks came back: the audio sent before it has gone out.

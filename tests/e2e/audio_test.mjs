@@ -455,7 +455,13 @@ test('Talk sends a mark a second and clears the gateway\'s queue when it comes b
   const sendFrames = (n) => {
     for (let i = 0; i < n; i++) stream.sendFrame(frame);
   };
-  sendFrames(49);
+  // The first three frames go together, when the third is there.
+  sendFrames(2);
+  assert.equal(socket.sent.length, 0);
+  sendFrames(1);
+  assert.equal(socket.sent.length, 3);
+  sendFrames(46);
+  assert.equal(socket.sent.length, 49);
   assert.equal(socket.sent.filter((m) => typeof m === 'string').length, 0);
   sendFrames(1);
   assert.deepEqual(JSON.parse(socket.sent.at(-1)), { cmd: 'mark', name: 'delay-50' });

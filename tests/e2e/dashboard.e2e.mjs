@@ -17,7 +17,7 @@
 // the 700 Hz tone must be).
 // Exit status: 0 passed, 1 failed, 77 skipped (calls not supported yet).
 // Every step prints one line; screenshots go to --out.
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -673,20 +673,44 @@ function readWav(path) {
   throw new Error(`${path} has no audio`);
 }
 
-// The share (0..1) of the signal's energy at `hz` (Goertzel), and its RMS.
-function toneShare(samples, rate, hz) {
+// The share (0..1) of the energy at `hz` (Goertzel) of the windows of
+// 100 ms that hold sound (over -50 dBFS; the first, where it starts, left
+// out), how many seconds those are and their RMS. Window by window, because
+// the microphone's level changes (the browser's gain control and noise
+// suppression work on it), and a Goertzel filter as long as the whole
+// recording would count a tone whose level changes as partly something
+// else.
+function toneInWindows(samples, rate, hz) {
   const coeff = 2 * Math.cos((2 * Math.PI * hz) / rate);
-  let s1 = 0;
-  let s2 = 0;
+  const size = rate / 10;
+  let power = 0;
   let energy = 0;
-  for (const x of samples) {
-    const s0 = x + coeff * s1 - s2;
-    s2 = s1;
-    s1 = s0;
-    energy += x * x;
+  let windows = 0;
+  let onset = true;
+  for (let start = 0; start + size <= samples.length; start += size) {
+    let s1 = 0;
+    let s2 = 0;
+    let e = 0;
+    for (let i = start; i < start + size; i++) {
+      const s0 = samples[i] + coeff * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+      e += samples[i] * samples[i];
+    }
+    if (Math.sqrt(e / size) < 0.003) continue;
+    if (onset) {
+      onset = false;
+      continue;
+    }
+    power += (2 * (s1 * s1 + s2 * s2 - coeff * s1 * s2)) / size;
+    energy += e;
+    windows += 1;
   }
-  const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-  return { share: energy > 0 ? (2 * power) / (samples.length * energy) : 0, rms: Math.sqrt(energy / samples.length) };
+  return {
+    share: energy > 0 ? power / energy : 0,
+    seconds: windows / 10,
+    rms: windows ? Math.sqrt(energy / (windows * size)) : 0,
+  };
 }
 
 // The /ws/audio streams the page opens: their URL, JSON events, binary
@@ -762,13 +786,13 @@ async function audio(context) {
   if (!(await page.evaluate(() => window.isSecureContext))) throw new Error('the page is not a secure context');
 
   step('account-1 calls account-2: no Listen or Talk while it rings');
-  const out = await dialNewCall(page, 'account-1', '3002');
+  const mine = await dialNewCall(page, 'account-1', '3002');
   const ringing = callRows(page, 'account-2').locator(':scope[data-state="incoming"]');
   await ringing.waitFor({ timeout: TIMEOUT });
   if (await ringing.locator('.call-audio').isVisible()) throw new Error('Listen and Talk on a ringing call');
   const far = await answerIncoming(page, 'account-2', '3001');
-  await waitForCallState(page, 'account-1', out, 'active');
-  const row = callRow(page, 'account-1', out);
+  await waitForCallState(page, 'account-1', mine, 'active');
+  const row = callRow(page, 'account-1', mine);
   const talk = row.getByRole('button', { name: 'Talk on call with 3002' });
   const listen = row.getByRole('button', { name: 'Listen to call with 3002' });
   await talk.waitFor({ state: 'visible' });
@@ -784,7 +808,7 @@ async function audio(context) {
   let level = 0;
   await waitUntil(async () => (level = await meterValue(row, 'speak')) > 0.5, () => `microphone meter at ${level}`);
   const speak = streams.find((s) => s.params.direction === 'speak');
-  if (!speak || speak.params.account !== 'account-1' || speak.params.call_id !== out || speak.params.rate !== '16000') {
+  if (!speak || speak.params.account !== 'account-1' || speak.params.call_id !== mine || speak.params.rate !== '16000') {
     throw new Error(`Talk opened ${JSON.stringify(speak && speak.params)}`);
   }
   const started = speak.events.find((e) => e.event === 'audio-started');
@@ -802,7 +826,7 @@ async function audio(context) {
   let peak = null;
   await waitUntil(
     async () => {
-      peak = await heardPeak(page, 'account-1', out);
+      peak = await heardPeak(page, 'account-1', mine);
       return peak && Math.abs(peak.hz - FAR_HZ) <= 2 * peak.binHz && peak.aboveMedianDb > 30;
     },
     () => `the analyser's peak: ${JSON.stringify(peak)}, not ${FAR_HZ} Hz`,
@@ -811,7 +835,7 @@ async function audio(context) {
   const heard = streams.find((s) => s.params.direction === 'listen');
   await waitUntil(() => heard.framesIn.length >= 50, () => `${heard.framesIn.length} frames heard`);
   if (heard.framesIn.some((bytes) => bytes !== 640)) throw new Error('a heard frame is not 640 bytes');
-  const stats = await page.evaluate((id) => window.telestra.audio.stats('account-1', id, 'listen'), Number(out));
+  const stats = await page.evaluate((id) => window.telestra.audio.stats('account-1', id, 'listen'), Number(mine));
   console.log(`  Listen: ${JSON.stringify(stats)}`);
   await shot(page, '01-listen-talk');
 
@@ -848,16 +872,22 @@ async function audio(context) {
   step(`account-2's recording holds the microphone's ${MIC_HZ} Hz (left channel: received)`);
   const path = join(args.record, `${far}-account-2.wav`);
   let found = null;
-  await waitUntil(
-    () => {
-      if (!existsSync(path)) return false;
-      const wav = readWav(path);
-      found = toneShare(wav.channels[0], wav.rate, MIC_HZ);
-      return found.share > 0.8 && found.rms > 0.02;
-    },
-    () => `${path} (of ${readdirSync(args.record).join(', ')}): ${JSON.stringify(found)}`,
+  try {
+    await waitUntil(
+      () => {
+        if (!existsSync(path)) return false;
+        const wav = readWav(path);
+        found = toneInWindows(wav.channels[0], wav.rate, MIC_HZ);
+        return found.share > 0.9 && found.seconds >= 2;
+      },
+      () => `${path} (of ${readdirSync(args.record).join(', ')}): ${JSON.stringify(found)}`,
+    );
+  } finally {
+    if (existsSync(path)) copyFileSync(path, join(out, `${scenario}-recording.wav`));
+  }
+  console.log(
+    `  recording: ${found.seconds} s of sound, ${MIC_HZ} Hz share ${found.share.toFixed(3)}, RMS ${found.rms.toFixed(3)}`,
   );
-  console.log(`  recording: ${MIC_HZ} Hz share ${found.share.toFixed(3)}, RMS ${found.rms.toFixed(3)}`);
 }
 
 // -------------------------------------------------------------------- main

@@ -35,6 +35,14 @@ std::string OutputDir() {
   return dir != nullptr ? dir : TestTempDir();
 }
 
+// What a scenario needs beyond account-1 and account-2.
+struct Scenario {
+  bool third_account = false;  // account-3 (3003) too
+  // Extra key lines per account (e.g. "audio = tone:440").
+  std::map<std::string, std::vector<std::string>> account_settings;
+  std::vector<std::string> args;  // more for dashboard.e2e.mjs
+};
+
 class DashboardE2eTest : public GatewayTest {
  protected:
   static void SetUpTestSuite() {
@@ -57,13 +65,6 @@ class DashboardE2eTest : public GatewayTest {
         << "Debian's chromium is not installed (scripts/install-deps.sh installs it)";
   }
 
-  struct Scenario {
-    bool third_account = false;  // account-3 (3003) too
-    // Extra key lines per account (e.g. "audio = tone:440").
-    std::map<std::string, std::vector<std::string>> account_settings;
-    std::vector<std::string> args;  // more for dashboard.e2e.mjs
-  };
-
   // Runs one scenario of dashboard.e2e.mjs against a fresh gateway with
   // account-1 (3001), account-2 (3002) and, with `third_account`, account-3
   // (3003); returns its exit status (0 passed, 77 skipped) and fails the test
@@ -73,6 +74,10 @@ class DashboardE2eTest : public GatewayTest {
     options.accounts = {Account("account-1", 3001), Account("account-2", 3002)};
     if (how.third_account) options.accounts.push_back(Account("account-3", 3003));
     options.account_settings = how.account_settings;
+    // This test's own copy of web/: the gateway binary's runfiles folder,
+    // which it would look in first, is as old as the last `bazel build` of
+    // the gateway and may lack a file added since.
+    options.extra_args = {"--web_root=" + Runfile("web")};
     auto gateway = StartWebGateway(options);
     if (gateway == nullptr) return -1;
     const std::string log = absl::StrCat(TestTempDir(), "/", scenario, ".node.log");
