@@ -73,6 +73,7 @@
 #include "proto/telestra_service.grpc.pb.h"
 #include "tests/backend/sip/fake_sip_peer.h"
 #include "tests/integration/gateway_process.h"
+#include "tests/support/loopback_socket.h"
 #include "tests/support/ports.h"
 
 ABSL_FLAG(int, calls, 100, "calls, each with one BOTH stream (1..2000)");
@@ -501,6 +502,40 @@ int AudioPortOf(const std::string& sdp) {
   return absl::SimpleAtoi(sdp.substr(m + 8, end - m - 8), &port) ? port : 0;
 }
 
+// The gateway's /metrics counters that say whether it kept up: media ticks
+// missed beyond the catch-up (the far ends heard a gap), heard frames
+// dropped for slow clients, underruns of speaking streams. -1 when the page
+// could not be read.
+struct GatewayCounters {
+  double frames_skipped = -1;
+  double frames_dropped = -1;
+  double underruns = -1;
+};
+GatewayCounters ReadGatewayCounters(int metrics_port) {
+  GatewayCounters counters;
+  absl::StatusOr<int> fd = telestra::testing::ConnectLoopback(metrics_port);
+  if (!fd.ok()) return counters;
+  std::string page;
+  if (telestra::testing::SendAll(*fd, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    while (telestra::testing::ReadSome(*fd, deadline, &page) ==
+           telestra::testing::ReadResult::kData) {
+    }
+  }
+  close(*fd);
+  auto value = [&page](const std::string& name) {
+    const size_t at = page.find("\n" + name + " ");
+    double v = -1;
+    if (at == std::string::npos) return v;
+    const size_t start = at + name.size() + 2;
+    return absl::SimpleAtod(page.substr(start, page.find('\n', start) - start), &v) ? v : -1;
+  };
+  counters.frames_skipped = value("telestra_media_frames_skipped_total");
+  counters.frames_dropped = value("telestra_call_audio_frames_dropped_total");
+  counters.underruns = value("telestra_call_audio_underruns_total");
+  return counters;
+}
+
 double Percentile(std::vector<int32_t>& values, double p) {
   if (values.empty()) return 0;
   size_t index = std::min(values.size() - 1, static_cast<size_t>(p * (values.size() - 1) + 0.5));
@@ -690,6 +725,7 @@ int Run() {
   getloadavg(load, 3);
   const auto gateway_before = ThreadCpuByName(gateway_pid);
   const auto bench_before = ThreadCpuByName(0);
+  const GatewayCounters counters_before = ReadGatewayCounters((*gateway)->metrics_port());
   const double idle_before = MachineIdleSeconds();
   OtherProcessesCpu others({getpid(), gateway_pid});
   others.Start();
@@ -703,6 +739,7 @@ int Run() {
   const double idle = MachineIdleSeconds() - idle_before;
   others.Stop();
   const RtpFarEnd::Counters far_counters = far_end.counters();
+  const GatewayCounters counters_after = ReadGatewayCounters((*gateway)->metrics_port());
 
   // The frames of the window's last moment arrive (listening: after the
   // jitter buffer), then everything stops: the calls' end stops the streams.
@@ -789,6 +826,12 @@ int Run() {
       static_cast<unsigned long long>(frames_sent), static_cast<unsigned long long>(dropped),
       static_cast<unsigned long long>(frames_spoken), static_cast<unsigned long long>(underruns),
       done.count(), calls, failed_streams);
+  std::printf(
+      "  gateway's /metrics over the window: media ticks skipped %.0f, heard frames dropped %.0f "
+      "(the gateway adds the streams' drops and underruns every 50 frames), underruns %.0f\n",
+      counters_after.frames_skipped - counters_before.frames_skipped,
+      counters_after.frames_dropped - counters_before.frames_dropped,
+      counters_after.underruns - counters_before.underruns);
   std::printf(
       "  cpu over the window (%% of one core; %d cores): machine busy %.1f%% = gateway %.1f%% + "
       "bench %.1f%% + the rest %.1f%%; load average before %.2f\n",
