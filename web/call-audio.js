@@ -26,7 +26,7 @@ class CallAudioStream {
     this.meter = new LevelMeter();
     this.node = null; // the playout or capture AudioWorkletNode
     this.analyser = null; // Listen: what is played
-    this.usesMicrophone = false;
+    this.microphone = null; // Talk: the page's microphone it holds
     this.state = AUDIO_STATE.CONNECTING;
     this.detail = {};
     this.playout = { underruns: 0, droppedMs: 0, queuedMs: 0 }; // Listen
@@ -46,7 +46,7 @@ export class CallAudio {
     this.calls = new Map(); // keyOf(account, callId) -> {listen, speak}: CallAudioStream or null
     this.context = null;
     this.workletReady = null; // promise
-    this.microphone = null; // {promise, stream, source, users}
+    this.microphone = null; // while a Talk holds it: acquireMicrophone
   }
 
   // Why a direction cannot work in this page ('' when it can): AudioWorklet
@@ -144,9 +144,11 @@ export class CallAudio {
       if (stream && stream.active) {
         if (stream.socket) stream.socket.stop();
         this.release(stream);
+        stream.state = AUDIO_STATE.STOPPED;
       }
     }
     this.calls.delete(keyOf(account, callId));
+    this.restIfIdle();
   }
 
   stopAll() {
@@ -230,8 +232,8 @@ export class CallAudio {
 
   // Talk: the microphone into the capture node, whose frames go out.
   async prepareTalk(stream) {
-    stream.usesMicrophone = true;
-    const [microphone] = await Promise.all([this.acquireMicrophone(), this.loadWorklet()]);
+    stream.microphone = this.acquireMicrophone();
+    await Promise.all([stream.microphone.ready, this.loadWorklet()]);
     if (!stream.active) return;
     const node = new AudioWorkletNode(this.context, 'telestra-capture', {
       numberOfInputs: 1,
@@ -246,7 +248,7 @@ export class CallAudio {
       stream.meter.add(data.rms);
       if (stream.socket) stream.socket.sendFrame(data.pcm);
     };
-    microphone.source.connect(node);
+    stream.microphone.source.connect(node);
     node.connect(this.context.destination); // silence: keeps it pulled
     stream.node = node;
   }
@@ -285,6 +287,7 @@ export class CallAudio {
     stream.state = state;
     stream.detail = detail;
     stream.meter.reset();
+    this.restIfIdle();
     this.changed(account, callId);
   }
 
@@ -299,20 +302,30 @@ export class CallAudio {
       stream.analyser.disconnect();
       stream.analyser = null;
     }
-    if (stream.usesMicrophone) {
-      stream.usesMicrophone = false;
-      this.releaseMicrophone();
+    if (stream.microphone) {
+      this.releaseMicrophone(stream.microphone);
+      stream.microphone = null;
+    }
+  }
+
+  // Nothing plays or captures any more: the audio thread rests until the
+  // next start resumes it.
+  restIfIdle() {
+    if (this.context !== null && this.context.state === 'running' && !this.anyActive()) {
+      this.context.suspend().catch(() => {});
     }
   }
 
   // One microphone for every Talk of the page, opened by the first and
-  // closed (the browser's recording indicator goes off) after the last.
+  // closed (the browser's recording indicator goes off) after the last:
+  // {ready (a promise), stream, source, users}, held by each Talk until
+  // releaseMicrophone.
   acquireMicrophone() {
     if (this.microphone === null) {
-      const microphone = { stream: null, source: null, users: 0, promise: null };
-      microphone.promise = navigator.mediaDevices.getUserMedia(MICROPHONE).then((media) => {
+      const microphone = { ready: null, stream: null, source: null, users: 0 };
+      microphone.ready = navigator.mediaDevices.getUserMedia(MICROPHONE).then((media) => {
         microphone.stream = media;
-        if (this.microphone !== microphone) {
+        if (microphone.users === 0) {
           stopTracks(media); // every Talk stopped while the browser asked
           throw new Error('stopped');
         }
@@ -320,33 +333,30 @@ export class CallAudio {
         for (const track of media.getAudioTracks()) {
           track.addEventListener('ended', () => this.microphoneLost(microphone));
         }
-        return microphone;
       });
-      microphone.promise.catch(() => {
+      // A refusal is not kept: the next Talk asks again.
+      microphone.ready.catch(() => {
         if (this.microphone === microphone) this.microphone = null;
       });
       this.microphone = microphone;
     }
     this.microphone.users += 1;
-    return this.microphone.promise;
+    return this.microphone;
   }
 
-  releaseMicrophone() {
-    const microphone = this.microphone;
-    if (microphone === null) return;
+  releaseMicrophone(microphone) {
     microphone.users -= 1;
     if (microphone.users > 0) return;
-    this.microphone = null;
+    if (this.microphone === microphone) this.microphone = null;
     if (microphone.source) microphone.source.disconnect();
     if (microphone.stream) stopTracks(microphone.stream);
   }
 
   // The device went away or the permission was taken back: every Talk fails.
   microphoneLost(microphone) {
-    if (this.microphone !== microphone) return;
     for (const [key, streams] of this.calls) {
       const stream = streams[SPEAK];
-      if (!stream || !stream.active) continue;
+      if (!stream || stream.microphone !== microphone) continue;
       const [account, callId] = key.split('\n');
       this.end(account, Number(callId), stream, AUDIO_STATE.FAILED, { error: 'the microphone stopped' });
     }
