@@ -577,8 +577,11 @@ struct DirectionTotals {
   }
   // Whether the latency crept up over the window.
   std::string Drift() {
-    return absl::StrFormat("median of the first 5 s %.1f ms, of the last 5 s %.1f ms",
-                           Percentile(early_us, 0.5), Percentile(late_us, 0.5));
+    return absl::StrFormat(
+        "first 5 s of the window: median %.1f ms, p99 %.1f ms; last 5 s: median %.1f ms, p99 %.1f "
+        "ms",
+        Percentile(early_us, 0.5), Percentile(early_us, 0.99), Percentile(late_us, 0.5),
+        Percentile(late_us, 0.99));
   }
 };
 
