@@ -603,7 +603,8 @@ TEST_F(CallAudioStreamTest, BackendLimitPerCallIsResourceExhausted) {
   setup.max_per_call = 2;
   Start(setup);
   auto one = Open(8000, AUDIO_DIRECTION_LISTEN);
-  auto two = Open(8000, AUDIO_DIRECTION_LISTEN);
+  ASSERT_NE(backend_->WaitForTap(0), nullptr);
+  auto two = Open(8000, AUDIO_DIRECTION_LISTEN);  // tap 1
   ASSERT_NE(backend_->WaitForTap(1), nullptr);
   auto three = Open(8000, AUDIO_DIRECTION_LISTEN);
   grpc::Status end = EndOf(*three);
