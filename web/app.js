@@ -423,8 +423,9 @@ function renderCalls(card, account) {
     row.querySelector('.keypad').setAttribute('aria-label', `Keypad: DTMF to ${peer}`);
     row.querySelector('.call-listen').setAttribute('aria-label', `Listen to call with ${peer}`);
     row.querySelector('.call-talk').setAttribute('aria-label', `Talk on call with ${peer}`);
-    row.querySelector('[data-direction="listen"] .audio-level').setAttribute('aria-label', `Level heard from ${peer}`);
-    row.querySelector('[data-direction="speak"] .audio-level').setAttribute('aria-label', `Level of your microphone to ${peer}`);
+    const level = (direction) => row.querySelector(`[data-direction="${direction}"] .audio-level`);
+    level('listen').setAttribute('aria-label', `Level heard from ${peer}`);
+    level('speak').setAttribute('aria-label', `Level of your microphone to ${peer}`);
     renderAudio(row, account.name, call.id);
     if (!dtmf.hidden) renderDtmf(row, call);
     if (!transferButton.hidden) renderTransferTargets(row, account, call);
@@ -492,7 +493,10 @@ function drawLevels() {
   levelsFrame = null;
   for (const [name, card] of cards) {
     for (const [id, row] of card.rows) {
-      for (const part of row.querySelectorAll('.audio-direction[data-state="started"], .audio-direction[data-state="connecting"]')) {
+      const running = row.querySelectorAll(
+        '.audio-direction[data-state="started"], .audio-direction[data-state="connecting"]',
+      );
+      for (const part of running) {
         part.querySelector('.audio-level').value = phone.level(name, id, part.dataset.direction);
       }
     }

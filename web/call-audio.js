@@ -177,7 +177,10 @@ export class CallAudio {
       framesDropped: socket.framesDropped || 0,
       ...(direction === LISTEN
         ? stream.playout
-        : { delayMs: socket.speakDelayMs === undefined ? null : socket.speakDelayMs, clears: socket.clears || 0 }),
+        : {
+            delayMs: socket.speakDelayMs === undefined ? null : socket.speakDelayMs,
+            clears: socket.clears || 0,
+          }),
     };
   }
 

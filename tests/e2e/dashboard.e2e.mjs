@@ -17,7 +17,16 @@
 // the 700 Hz tone must be).
 // Exit status: 0 passed, 1 failed, 77 skipped (calls not supported yet).
 // Every step prints one line; screenshots go to --out.
-import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -853,6 +862,10 @@ async function audio(context) {
   await listen.click();
   await audioPart(row, 'listen').locator(':scope[data-state="started"]').waitFor({ timeout: TIMEOUT });
   if (streams.filter((s) => s.params.direction === 'listen').length !== 2) throw new Error('not a second Listen stream');
+
+  const spoken = await page.evaluate((id) => window.telestra.audio.stats('account-1', id, 'speak'), Number(mine));
+  console.log(`  Talk: ${JSON.stringify(spoken)}`);
+  if (spoken.framesDropped > 0) throw new Error(`Talk dropped frames: ${JSON.stringify(spoken)}`);
 
   step('account-2 hangs up: the streams stop by themselves, the buttons go with the call');
   // The far end has heard the tone for a few seconds by now.
