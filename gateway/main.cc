@@ -29,6 +29,7 @@
 #include "gateway/metrics/metrics.h"
 #include "gateway/native/native_server.h"
 #include "gateway/plan/plan.h"
+#include "gateway/systemd_notify.h"
 #include "gateway/web/web_root.h"
 #include "gateway/web/web_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -220,9 +221,11 @@ int Run() {
   backend.Start();
   spdlog::info("ready: {} accounts, native port {}, SIP port {}", plan.accounts.size(),
                native.port(), stack.port());
+  telestra::gateway::NotifyReady();  // systemd (Type=notify); nothing without it
 
   const int signal = stop_signal.get_future().get();
   spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
+  telestra::gateway::NotifyStopping();
   // Unregistering, ending calls and writing out the clients' queued events
   // (their call-ended among them) all end by this deadline.
   const absl::Duration shutdown_time = absl::Seconds(plan.process.shutdown_seconds);

@@ -24,6 +24,10 @@ PACKAGES=(
   # gRPC front end: the Python example client and its test (stubs generated
   # with protoc + grpc_python_plugin above; certificates with openssl)
   python3-grpcio python3-protobuf
+  # the service package (scripts/package.sh, tests/package): readiness with
+  # sd_notify (libsystemd-dev); dpkg-deb, dpkg-shlibdeps (dpkg-dev);
+  # systemd-analyze verify of the unit (systemd); strip (binutils)
+  libsystemd-dev dpkg-dev systemd binutils
 )
 
 missing=()
