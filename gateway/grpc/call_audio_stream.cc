@@ -53,8 +53,8 @@ void CallAudioStream::OnReadDone(bool ok) {
       if (!ok || !request_.has_start()) {
         // Nothing yet, or not a start: nothing was opened.
         if (env_.call_audio_stats != nullptr) ++env_.call_audio_stats->streams_refused;
-        FinishLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                  "The first request must be start"));
+        FinishLocked(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "The first request must be start"));
         return;
       }
     } else if (!ok) {

@@ -49,10 +49,9 @@ namespace telestra::gateway {
 // by one thread at a time; the wakeup takes only mu_. The session is
 // destroyed in OnDone without mu_ (its destructor waits for a running
 // wakeup).
-class CallAudioStream final
-    : public grpc::ServerBidiReactor<telestra::v1::CallAudioRequest,
-                                     telestra::v1::CallAudioResponse>,
-      public ClosableStream {
+class CallAudioStream final : public grpc::ServerBidiReactor<telestra::v1::CallAudioRequest,
+                                                             telestra::v1::CallAudioResponse>,
+                              public ClosableStream {
  public:
   // `admission` is the result of the token check: when not OK the RPC
   // finishes with it at once.

@@ -41,8 +41,9 @@ GrpcStats StreamRegistry::stats() const {
 void StreamRegistry::ExportMetrics(MetricsWriter& out) const {
   sessions_.ExportMetrics(out);
   const GrpcStats stats = this->stats();
-  out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session streams open", stats.streams);
-  out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session streams opened",
+  out.Gauge("telestra_grpc_streams", "gRPC Subscribe/Session/CallAudio streams open",
+            stats.streams);
+  out.Counter("telestra_grpc_streams_total", "gRPC Subscribe/Session/CallAudio streams opened",
               stats.streams_opened);
   out.Counter("telestra_grpc_streams_refused_total",
               "gRPC streams ended RESOURCE_EXHAUSTED because max-streams were open",

@@ -18,20 +18,18 @@ namespace telestra::gateway {
 // Thread: any (gRPC's callback threads).
 // The callback service with Session read and written as raw bytes (see
 // SessionStream); every other method typed.
-using TelestraCallbackBase = telestra::v1::Telestra::WithCallbackMethod_Login<
-    telestra::v1::Telestra::WithCallbackMethod_Logout<
-        telestra::v1::Telestra::WithCallbackMethod_MakeCall<
-            telestra::v1::Telestra::WithCallbackMethod_AnswerCall<
-                telestra::v1::Telestra::WithCallbackMethod_SwitchCall<
-                    telestra::v1::Telestra::WithCallbackMethod_HangupCall<
-                        telestra::v1::Telestra::WithCallbackMethod_SendDtmf<
-                            telestra::v1::Telestra::WithCallbackMethod_TransferCall<
-                                telestra::v1::Telestra::WithCallbackMethod_GetStatus<
-                                    telestra::v1::Telestra::WithCallbackMethod_ListAccounts<
-                                        telestra::v1::Telestra::WithCallbackMethod_Subscribe<
-                                            telestra::v1::Telestra::WithRawCallbackMethod_Session<
-                                                telestra::v1::Telestra::WithCallbackMethod_CallAudio<
-                                                    telestra::v1::Telestra::Service>>>>>>>>>>>>>;
+using TelestraGrpc = telestra::v1::Telestra;
+using TelestraCallbackBase = TelestraGrpc::WithCallbackMethod_Login<
+    TelestraGrpc::WithCallbackMethod_Logout<TelestraGrpc::WithCallbackMethod_MakeCall<
+        TelestraGrpc::WithCallbackMethod_AnswerCall<TelestraGrpc::WithCallbackMethod_SwitchCall<
+            TelestraGrpc::WithCallbackMethod_HangupCall<TelestraGrpc::WithCallbackMethod_SendDtmf<
+                TelestraGrpc::WithCallbackMethod_TransferCall<
+                    TelestraGrpc::WithCallbackMethod_GetStatus<
+                        TelestraGrpc::WithCallbackMethod_ListAccounts<
+                            TelestraGrpc::WithCallbackMethod_Subscribe<
+                                TelestraGrpc::WithRawCallbackMethod_Session<
+                                    TelestraGrpc::WithCallbackMethod_CallAudio<
+                                        TelestraGrpc::Service>>>>>>>>>>>>>;
 
 class TelestraService final : public TelestraCallbackBase {
  public:

@@ -36,7 +36,7 @@ struct GrpcSettings {
   std::string token;  // resolved from token or token-env; "" = none
   std::string cert;   // TLS certificate file ("" = plaintext)
   std::string key;
-  // Subscribe + Session streams open at once (the whole server); one more
+  // Subscribe + Session + CallAudio streams open at once (the whole server); one more
   // ends RESOURCE_EXHAUSTED.
   int max_streams = 1024;
   // Events queued for one stream before it is ended as too slow

@@ -149,15 +149,15 @@ class CallAudioGrpcTest : public GatewayTest {
   }
 
   void Command(const std::string& cmd, const std::string& account, int64_t id) {
-    client_->Send(absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account,
-                               R"(","call_id":)", id, "}"));
+    client_->Send(
+        absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
   }
 
   // account-1 calls `number`, which answers (baresip by itself; account-2
   // when told): `*id` is account-1's call, `*other` account-2's (or -1).
   void Call(const std::string& number, int64_t* id, int64_t* other = nullptr) {
-    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":")", number,
-                               R"("})"));
+    client_->Send(
+        absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":")", number, R"("})"));
     auto call_return =
         client_->WaitFor([](const NativeEvent& e) { return e.event() == "call-return"; });
     ASSERT_TRUE(call_return.has_value());
@@ -472,7 +472,8 @@ TEST_F(CallAudioGrpcTest, RefusedAndFailedStreamsLeaveTheCallAlone) {
   // max-streams-per-call is 4.
   std::vector<std::unique_ptr<CallAudioClient>> four;
   for (int i = 0; i < 4; ++i) {
-    four.push_back(Open("account-1", id, 8000, i == 0 ? AUDIO_DIRECTION_LISTEN : AUDIO_DIRECTION_BOTH));
+    four.push_back(
+        Open("account-1", id, 8000, i == 0 ? AUDIO_DIRECTION_LISTEN : AUDIO_DIRECTION_BOTH));
     ASSERT_NO_FATAL_FAILURE(ExpectStarted(*four.back(), 8000));
   }
   auto fifth = Open("account-1", id, 8000, AUDIO_DIRECTION_LISTEN);
@@ -495,9 +496,8 @@ TEST_F(CallAudioGrpcTest, RefusedAndFailedStreamsLeaveTheCallAlone) {
   const std::vector<Case> cases = {
       {"rate 44100", AudioStart("account-1", id, 44100, AUDIO_DIRECTION_LISTEN), std::nullopt,
        grpc::StatusCode::INVALID_ARGUMENT},
-      {"no direction",
-       AudioStart("account-1", id, 8000, telestra::v1::AUDIO_DIRECTION_UNSPECIFIED), std::nullopt,
-       grpc::StatusCode::INVALID_ARGUMENT},
+      {"no direction", AudioStart("account-1", id, 8000, telestra::v1::AUDIO_DIRECTION_UNSPECIFIED),
+       std::nullopt, grpc::StatusCode::INVALID_ARGUMENT},
       {"audio before start", AudioPcm(TonePcm(kSpeakHz, 1)), std::nullopt,
        grpc::StatusCode::INVALID_ARGUMENT},
       {"frame of the wrong size", AudioStart("account-1", id, 8000, AUDIO_DIRECTION_SPEAK),

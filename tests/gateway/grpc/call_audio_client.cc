@@ -69,9 +69,10 @@ std::vector<int16_t> Sine(double hz, int rate, size_t samples, size_t offset, do
   return out;
 }
 
-std::unique_ptr<CallAudioClient> CallAudioClient::Open(
-    telestra::v1::Telestra::Stub* stub, const std::optional<CallAudioRequest>& first,
-    const std::string& token, bool paused, absl::Duration timeout) {
+std::unique_ptr<CallAudioClient> CallAudioClient::Open(telestra::v1::Telestra::Stub* stub,
+                                                       const std::optional<CallAudioRequest>& first,
+                                                       const std::string& token, bool paused,
+                                                       absl::Duration timeout) {
   std::unique_ptr<CallAudioClient> client(new CallAudioClient());
   if (!token.empty()) client->context_.AddMetadata("authorization", absl::StrCat("Bearer ", token));
   client->context_.set_deadline(std::chrono::system_clock::now() +
@@ -153,9 +154,8 @@ size_t CallAudioClient::frame_count() const {
 
 bool CallAudioClient::WaitForFrames(size_t n, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return frames_ >= n || end_.has_value();
-  };
+  auto enough = [this, n]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return frames_ >= n || end_.has_value(); };
   mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
   return frames_ >= n;
 }

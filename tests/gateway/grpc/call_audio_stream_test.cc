@@ -65,9 +65,9 @@ class AudioBackend : public backend::Backend {
     int open = 0;
     for (const auto& [id, t] : taps_) open += id == call_id && !t->stopped();
     if (open >= max_per_call_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("Too many audio streams on call ", call_id, " (max-streams-per-call is ",
-                       max_per_call_, ")"));
+      return absl::ResourceExhaustedError(absl::StrCat("Too many audio streams on call ", call_id,
+                                                       " (max-streams-per-call is ", max_per_call_,
+                                                       ")"));
     }
     taps_.emplace_back(call_id, std::move(tap));
     return absl::OkStatus();
@@ -158,8 +158,7 @@ void Stop(CallAudioTap& tap, const std::string& reason = "Call ended") {
 }
 
 // Polls `condition` (every millisecond) until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(10)) {
+bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(10)) {
   const absl::Time deadline = absl::Now() + timeout;
   while (!condition()) {
     if (absl::Now() >= deadline) return false;
@@ -222,8 +221,8 @@ class CallAudioStreamTest : public ::testing::Test {
 
   // Opens a stream, attaches its tap (the n-th) and checks `started`.
   std::unique_ptr<CallAudioClient> OpenStarted(uint32_t rate,
-                                               telestra::v1::AudioDirection direction,
-                                               size_t n, std::shared_ptr<CallAudioTap>* tap) {
+                                               telestra::v1::AudioDirection direction, size_t n,
+                                               std::shared_ptr<CallAudioTap>* tap) {
     auto client = Open(rate, direction);
     *tap = backend_->WaitForTap(n);
     EXPECT_NE(*tap, nullptr);
@@ -327,7 +326,8 @@ TEST_F(CallAudioStreamTest, SixteenKilohertzStreamsCarry640ByteFramesBothWays) {
     EXPECT_EQ(frames[i].timestamp(), uint64_t{i} * 320);
     ASSERT_EQ(frames[i].pcm().size(), 640u);
     std::vector<int16_t> samples = PcmSamples(frames[i].pcm());
-    if (i >= 2) heard.insert(heard.end(), samples.begin(), samples.end());  // past the filter's start
+    if (i >= 2)
+      heard.insert(heard.end(), samples.begin(), samples.end());  // past the filter's start
   }
   EXPECT_GT(ToneShare(heard, 1000, 16000), 0.8);
 
@@ -457,9 +457,9 @@ TEST_F(CallAudioStreamTest, StalledClientLosesTheOldestFramesAndLearnsHowManyWit
   ChannelOptions small;
   small.small_window = true;
   auto stalled_stub = telestra::v1::Telestra::NewStub(MakeChannel(server_->port(), small));
-  auto stalled = CallAudioClient::Open(
-      stalled_stub.get(), AudioStart("account-1", 1, 8000, AUDIO_DIRECTION_LISTEN), "",
-      /*paused=*/true);
+  auto stalled = CallAudioClient::Open(stalled_stub.get(),
+                                       AudioStart("account-1", 1, 8000, AUDIO_DIRECTION_LISTEN), "",
+                                       /*paused=*/true);
   auto fast = Open(8000, AUDIO_DIRECTION_LISTEN);
   std::shared_ptr<CallAudioTap> first = backend_->WaitForTap(0);
   std::shared_ptr<CallAudioTap> second = backend_->WaitForTap(1);
@@ -647,6 +647,8 @@ TEST_F(CallAudioStreamTest, MessageOverTheReceiveLimitIsResourceExhaustedFromGrp
   client->Send(AudioPcm(std::string(16 << 20, '\0')));
   grpc::Status end = EndOf(*client);
   EXPECT_EQ(end.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << end.error_message();
+  // The request's own 10 bytes around the audio (docs/grpc-api.md).
+  EXPECT_EQ(end.error_message(), "Received message larger than max (16777226 vs. 65536)");
   EXPECT_TRUE(WaitUntil([&] { return tap->stopped(); }));
   EXPECT_EQ(tap->counters().frames_spoken, 0u);
   EXPECT_EQ(tap->spoken_queued(), 0u);
