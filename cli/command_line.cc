@@ -47,6 +47,10 @@ constexpr FlagSpec kFlags[] = {
     {"record", true, "FILE.wav"},
     {"play", true, "FILE.wav"},
     {"rate", true, "8000|16000"},
+    // Refused (kPasswordRefused); known here so that their value is not
+    // taken for the command.
+    {"password", true, "PASSWORD"},
+    {"pass", true, "PASSWORD"},
 };
 
 constexpr const char* kGlobalFlags[] = {"address", "token", "ca", "timeout", "json", "help"};
