@@ -273,16 +273,16 @@ class AudioClient final : public grpc::ClientBidiReactor<CallAudioRequest, CallA
 
   void Begin(telestra::v1::Telestra::Stub* stub) {
     stub->async()->CallAudio(&context_, this);
-    auto* start = request_.mutable_start();
-    start->set_account(kAccount);
-    start->set_call_id(call_->call_id);
-    start->set_sample_rate(8000);
-    start->set_direction(telestra::v1::AUDIO_DIRECTION_BOTH);
     {
       absl::MutexLock lock(&mu_);
+      auto* start = request_.mutable_start();
+      start->set_account(kAccount);
+      start->set_call_id(call_->call_id);
+      start->set_sample_rate(8000);
+      start->set_direction(telestra::v1::AUDIO_DIRECTION_BOTH);
       writing_ = true;
+      StartWrite(&request_);  // sent once the call starts
     }
-    StartWrite(&request_);
     StartRead(&response_);
     AddHold();  // the pacer writes from outside the reactions
     StartCall();
