@@ -1,5 +1,6 @@
 #include "cli/audio_command.h"
 
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -128,6 +129,7 @@ absl::Status RunAudio(const AudioRequest& request, bool json, GatewayConnection&
   stream->Write(start);  // a failure shows in Read and Finish
 
   std::thread sender;
+  bool started = false;   // the gateway attached the stream to the call
   bool played = false;    // our mark came back
   bool finished = false;  // we ended the stream ourselves: all is done
   absl::Status local;     // a failure on our side (the recording)
@@ -149,6 +151,7 @@ absl::Status RunAudio(const AudioRequest& request, bool json, GatewayConnection&
     } else {
       out << ResponseLine(response) << "\n" << std::flush;
     }
+    started = started || response.has_started();
     if (response.has_started() && !request.play_path.empty() && !sender.joinable()) {
       sender = std::thread(SendFile, std::ref(*stream), std::move(play), rate);
     }
@@ -162,7 +165,11 @@ absl::Status RunAudio(const AudioRequest& request, bool json, GatewayConnection&
   grpc::Status end = stream->Finish();
   interrupts.OnInterrupt(nullptr);  // before `context` goes
 
-  if (recorder != nullptr && !json) {
+  if (recorder != nullptr && !started) {
+    // Refused (no such call ...): leave no empty recording behind.
+    recorder.reset();
+    std::remove(request.record_path.c_str());
+  } else if (recorder != nullptr && !json) {
     out << "recorded " << Seconds(recorder->samples(), rate) << " to " << request.record_path
         << "\n"
         << std::flush;
