@@ -217,6 +217,8 @@ class Progress {
 
 // One call under test: its two directions' frame tables and what the far
 // end saw of the gateway's RTP.
+// Thread: the tables any (FrameTimes); the rest the far end's thread, read
+// by the main thread once the far end stopped.
 struct CallUnderTest {
   explicit CallUnderTest(uint32_t capacity) : listen(capacity), speak(capacity) {}
   int64_t call_id = -1;
@@ -231,6 +233,7 @@ struct CallUnderTest {
 };
 
 // The far ends' audio: numbered frames out, numbers read back.
+// Thread: the far end's (RtpFarEnd::Handler).
 class FarEndAudio final : public RtpFarEnd::Handler {
  public:
   explicit FarEndAudio(std::vector<std::unique_ptr<CallUnderTest>>* calls) : calls_(calls) {}
@@ -543,6 +546,8 @@ double Percentile(std::vector<int32_t>& values, double p) {
   return values[index] / 1000.0;
 }
 
+// One direction's frames over all calls, for the report.
+// Thread: the main thread, once everything stopped.
 struct DirectionTotals {
   uint64_t frames = 0;
   uint64_t lost = 0;
