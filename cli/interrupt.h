@@ -37,9 +37,9 @@ class InterruptWatcher {
  private:
   void Watch();
 
-  mutable absl::Mutex mu_;
   // Lock order: held while the callback runs (gRPC's TryCancel takes only
-  // gRPC's own locks).
+  // gRPC's own locks); nothing else is called under it.
+  mutable absl::Mutex mu_;
   std::function<void()> callback_ ABSL_GUARDED_BY(mu_);
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

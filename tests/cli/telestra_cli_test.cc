@@ -281,7 +281,8 @@ TEST_F(TelestraCliTest, LoginTakesThePasswordFromTheEnvironmentOrStdinNeverFromA
   ASSERT_EQ(logout.exit_code, 0) << logout.Describe();
   EXPECT_EQ(logout.out, "account-2: logged out\n");
   CliResult status = Cli({"status", "account-2"});
-  EXPECT_EQ(status.out, "account-2: logged out (0), no calls\n") << status.Describe();
+  EXPECT_TRUE(absl::StartsWith(status.out, "account-2: logged out (0)")) << status.Describe();
+  EXPECT_TRUE(absl::EndsWith(status.out, ", no calls\n")) << status.Describe();
 
   CliResult from_stdin = Cli(login, {}, "sip3002\n");
   ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.Describe();
