@@ -25,7 +25,8 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using boost::system::error_code;
 
-// What a stream's wakeup reaches: the session, on its strand.
+// What a stream's wakeup reaches: the session.
+// Thread: the session's strand.
 class AudioSocketTarget {
  public:
   virtual ~AudioSocketTarget() = default;
@@ -37,6 +38,7 @@ class AudioSocketTarget {
 // only by the handlers the wakeup posts to that strand. A wakeup that comes
 // before the session is set is not lost: the session pulls everything once
 // its handshake is done.
+// Thread: the connection's strand only.
 struct AudioSocketRelay {
   std::weak_ptr<AudioSocketTarget> session;
 };

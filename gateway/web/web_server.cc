@@ -465,8 +465,10 @@ class HttpSession : public HttpConnection,
     absl::StatusOr<OpenedCallAudio> opened = OpenCallAudioForSocket(
         context_, beast::get_lowest_layer(stream_).get_executor(), target);
     if (!opened.ok()) {
-      spdlog::info("web: refused a /ws/audio stream from {}: {}", peer_,
-                   Printable(opened.status().message()));
+      // Counted (telestra_call_audio_streams_refused_total); logged only at
+      // debug level, like the access log, so that refusals cannot flood it.
+      spdlog::debug("web: refused a /ws/audio stream from {}: {}", peer_,
+                    Printable(opened.status().message()));
       Send(ErrorResponse(request, AudioRefusalStatus(opened.status()), opened.status().message()));
       return;
     }
