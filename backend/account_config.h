@@ -27,6 +27,16 @@ struct AccountConfig {
   bool accept_refer = true;
 };
 
+// Every field (a plan reload compares an account's sections with it).
+inline bool operator==(const AccountConfig& a, const AccountConfig& b) {
+  return a.name == b.name && a.user == b.user && a.password == b.password &&
+         a.server == b.server && a.display_name == b.display_name &&
+         a.register_on_start == b.register_on_start && a.audio == b.audio &&
+         a.record_dir == b.record_dir && a.dtmf_info == b.dtmf_info &&
+         a.accept_refer == b.accept_refer;
+}
+inline bool operator!=(const AccountConfig& a, const AccountConfig& b) { return !(a == b); }
+
 // The service's own SIP user agent.
 struct SipConfig {
   std::string bind = "127.0.0.1";

@@ -35,6 +35,23 @@ class GatewayBackend : public Backend, public SipStackListener {
   // Registers every account whose plan says register = true.
   void Start();
 
+  // What Reload did, account names in plan order.
+  struct ReloadSummary {
+    std::vector<std::string> added;
+    std::vector<std::string> removed;
+    std::vector<std::string> changed;
+    std::vector<std::string> unchanged;
+  };
+
+  // Applies a re-read plan's accounts (SIGHUP; docs/configuration.md,
+  // "Reloading the plan"): an account new to the plan is added (and
+  // registers if its plan says register = true); one no longer in it ends
+  // its calls, unregisters and is forgotten (account-status 0 "Removed from
+  // the plan"); one whose section changed logs in again with it (a login
+  // made by a client is replaced; its calls go on); an unchanged one is left
+  // alone, calls, login and all. The plan order becomes the new one.
+  ReloadSummary Reload(std::vector<AccountConfig> accounts);
+
   // Audio streams one call may have (`[rtp-settings] max-streams-per-call`);
   // set before Start.
   void set_max_audio_streams_per_call(int max) { max_audio_streams_per_call_ = max; }
@@ -119,7 +136,8 @@ class GatewayBackend : public Backend, public SipStackListener {
   };
 
   struct AccountState {
-    AccountConfig config;
+    AccountConfig config;  // as used now (a login changes user, password, server)
+    AccountConfig plan;    // as the plan last said (what Reload compares)
     int status = 0;  // account_status as the API reports it
     std::string reason;
     uint64_t generation = 0;  // bumped by every login/logout
@@ -157,7 +175,7 @@ class GatewayBackend : public Backend, public SipStackListener {
   // on_call_id runs without it). Listener methods take it on the SIP thread,
   // which holds no lock of its own while calling them.
   mutable absl::Mutex mu_;
-  std::vector<std::string> order_;  // plan order; immutable after construction
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);  // plan order
   std::map<std::string, AccountState, std::less<>> accounts_ ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_call_id_ ABSL_GUARDED_BY(mu_) = 0;  // service-wide, never reused

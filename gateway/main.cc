@@ -2,6 +2,7 @@
 // native API (TCP, null-terminated JSON). See README.md and docs/.
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backend/command_dispatcher.h"
@@ -145,6 +147,27 @@ absl::StatusOr<std::string> DashboardRoot() {
   return std::string();
 }
 
+// SIGHUP: reads the plan again and applies its accounts (GatewayBackend::
+// Reload); settings sections that changed need a restart and are named in
+// a warning. A plan that does not parse changes nothing.
+void ReloadPlan(const Plan& running, GatewayBackend& backend) {
+  absl::StatusOr<Plan> reloaded = LoadPlan();
+  if (!reloaded.ok()) {
+    spdlog::error("reload: {}; the running plan stays", std::string(reloaded.status().message()));
+    return;
+  }
+  std::vector<std::string> changed = telestra::gateway::ChangedSettingsSections(running, *reloaded);
+  if (!changed.empty()) {
+    spdlog::warn("reload: [{}] changed; these settings apply at the next restart",
+                 absl::StrJoin(changed, "], ["));
+  }
+  GatewayBackend::ReloadSummary summary = backend.Reload(reloaded->accounts);
+  spdlog::info("reload: {} accounts added ({}), {} removed ({}), {} changed ({}), {} unchanged",
+               summary.added.size(), absl::StrJoin(summary.added, ", "), summary.removed.size(),
+               absl::StrJoin(summary.removed, ", "), summary.changed.size(),
+               absl::StrJoin(summary.changed, ", "), summary.unchanged.size());
+}
+
 // Logs why a part did not start; true when it did.
 bool Started(const absl::Status& status) {
   if (!status.ok()) spdlog::critical("{}", std::string(status.message()));
@@ -172,6 +195,7 @@ int Run() {
   SofiaSipStack stack(plan.sip, plan.rtp, &media);
   GatewayBackend backend(plan.accounts, &stack, &hub);
   backend.set_max_audio_streams_per_call(plan.rtp.max_streams_per_call);
+  backend.set_media(&media);  // live call quality in get-status
   CommandDispatcher dispatcher(&backend, &hub);
   if (!Started(stack.Start(&backend))) return 1;
   struct StopStackOnExit {
@@ -213,6 +237,16 @@ int Run() {
 
   // SIGINT/SIGTERM end the wait below; the shutdown runs here.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  // SIGHUP (systemctl reload) re-reads the plan's accounts.
+  boost::asio::signal_set reload_signal(io, SIGHUP);
+  std::function<void()> wait_for_reload = [&] {
+    reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;  // cancelled: shutting down
+      ReloadPlan(plan, backend);
+      wait_for_reload();
+    });
+  };
+  wait_for_reload();
   std::promise<int> stop_signal;
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) stop_signal.set_value(signal);
@@ -224,6 +258,7 @@ int Run() {
   telestra::gateway::NotifyReady();  // systemd (Type=notify); nothing without it
 
   const int signal = stop_signal.get_future().get();
+  reload_signal.cancel();
   spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
   telestra::gateway::NotifyStopping();
   // Unregistering, ending calls and writing out the clients' queued events

@@ -19,6 +19,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "backend/media_engine.h"
@@ -518,6 +519,8 @@ absl::Status ParseRtp(SectionReader& r, backend::RtpConfig* rtp) {
       {"latch", [&](const Entry& e) { return r.Bool(e, &rtp->latch); }},
       {"max-streams-per-call",
        [&](const Entry& e) { return r.Int(e, 1, 64, &rtp->max_streams_per_call); }},
+      {"quality-interval",
+       [&](const Entry& e) { return r.Int(e, 0, 3600, &rtp->quality_interval); }},
   });
   if (!status.ok()) return status;
   // Range errors are reported on the port-max line (else port-min's).
@@ -638,6 +641,14 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_na
   for (const Section& section : sections) {
     SectionReader reader(file_name, section);
     absl::Status status;
+    if (IsSettingsName(section.name)) {
+      std::vector<std::string> lines;
+      for (const Entry& entry : section.entries) {
+        lines.push_back(absl::StrCat(entry.key, " = ", entry.value));
+      }
+      std::sort(lines.begin(), lines.end());
+      plan.settings_text[section.name] += absl::StrJoin(lines, "\n");
+    }
     if (section.name == kTcpSection) {
       status = ParseTcp(reader, &plan.tcp);
     } else if (section.name == kGrpcSection) {
@@ -668,6 +679,19 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_na
                      "[name] not ending in -settings) with user and server");
   }
   return plan;
+}
+
+std::vector<std::string> ChangedSettingsSections(const Plan& before, const Plan& after) {
+  std::vector<std::string> changed;
+  for (const auto& [name, text] : before.settings_text) {
+    auto it = after.settings_text.find(name);
+    if (it == after.settings_text.end() || it->second != text) changed.push_back(name);
+  }
+  for (const auto& [name, text] : after.settings_text) {
+    if (before.settings_text.count(name) == 0) changed.push_back(name);
+  }
+  std::sort(changed.begin(), changed.end());
+  return changed;
 }
 
 absl::StatusOr<Plan> LoadPlanFile(const std::string& path) {

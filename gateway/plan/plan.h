@@ -1,6 +1,7 @@
 #pragma once
 
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,9 @@ struct Plan {
   backend::SipConfig sip;
   backend::RtpConfig rtp;
   std::vector<backend::AccountConfig> accounts;
+  // Each [*-settings] section as written (its entries "key = value", one a
+  // line, sorted), for telling which settings a reload would change.
+  std::map<std::string, std::string> settings_text;
   // What the parser accepted but the gateway ignores (deprecated keys), one
   // message each, for the caller to log.
   std::vector<std::string> warnings;
@@ -101,6 +105,10 @@ std::string DeprecatedKnobWarning(absl::string_view knob);
 // name file, line and key, e.g. "plan.ini:12: [account-1] unknown key 'usr'".
 // Thread: any.
 absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_name);
+
+// The [*-settings] sections that differ between two plans (added, removed or
+// changed), in name order: what a reload cannot apply without a restart.
+std::vector<std::string> ChangedSettingsSections(const Plan& before, const Plan& after);
 
 // Reads and parses a plan file.
 absl::StatusOr<Plan> LoadPlanFile(const std::string& path);

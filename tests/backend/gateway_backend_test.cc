@@ -815,3 +815,94 @@ TEST_F(CallAudioBackendTest, ReceivedDigitsReachTheCallsListeningStreamsAndWakeT
 
 }  // namespace
 }  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+using ReloadTest = DtmfTest;
+
+std::vector<std::string> Ops(const std::vector<FakeSipStack::Call>& calls, size_t from) {
+  std::vector<std::string> ops;
+  for (size_t i = from; i < calls.size(); ++i) {
+    ops.push_back(calls[i].op + ":" + (calls[i].op == "hangup" ? std::to_string(calls[i].generation)
+                                                               : calls[i].account.name));
+  }
+  return ops;
+}
+
+TEST_F(ReloadTest, AddedRemovedChangedAndUnchangedAccountsEachGetWhatTheyNeed) {
+  int64_t kept_call = Established();  // account-1's
+  std::vector<AccountConfig> plan = TwoAccounts();
+  // account-1 unchanged; account-2 removed; account-3 added.
+  AccountConfig third = plan[0];
+  third.name = "account-3";
+  third.user = "3003";
+  std::vector<AccountConfig> reloaded = {plan[0], third};
+  const size_t before = stack_.calls.size();
+  GatewayBackend::ReloadSummary summary = backend_.Reload(reloaded);
+  EXPECT_EQ(summary.added, std::vector<std::string>{"account-3"});
+  EXPECT_EQ(summary.removed, std::vector<std::string>{"account-2"});
+  EXPECT_TRUE(summary.changed.empty());
+  EXPECT_EQ(summary.unchanged, std::vector<std::string>{"account-1"});
+  EXPECT_EQ(Ops(stack_.calls, before),
+            (std::vector<std::string>{"unregister:account-2", "register:account-3"}));
+  EXPECT_EQ(backend_.GetStatus("account-2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(StatusOf("account-3"), 100);
+  ASSERT_EQ(backend_.ListAccounts().size(), 2u);
+  EXPECT_EQ(backend_.ListAccounts()[1].account(), "account-3");
+  // account-1's call goes on.
+  EXPECT_EQ(CallOf(kept_call).state(), telestra::v1::CALL_STATE_ACTIVE);
+}
+
+TEST_F(ReloadTest, ARemovedAccountsCallsEndAndItsLateReportsAreIgnored) {
+  int64_t call = Established();  // account-1's
+  std::vector<AccountConfig> plan = TwoAccounts();
+  RecordingListener other;
+  hub_.Attach(&other);
+  const size_t before = stack_.calls.size();
+  backend_.Reload({plan[1]});
+  EXPECT_EQ(Ops(stack_.calls, before),
+            (std::vector<std::string>{"hangup:" + std::to_string(call), "unregister:account-1"}));
+  ASSERT_GE(other.Count(telestra::v1::Event::kAccountStatus), 1);
+  for (const auto& e : other.events) {
+    if (e.has_account_status() && e.account_status().account() == "account-1") {
+      EXPECT_EQ(e.account_status().account_status(), 0);
+      EXPECT_EQ(e.account_status().reason(), "Removed from the plan");
+    }
+  }
+  backend_.OnCallEnded(call, 0, "Local hangup");  // still reported as the call ends
+  EXPECT_GE(other.Count(telestra::v1::Event::kCallEnded), 1);
+  backend_.OnRegistration("account-1", 1, 200, "OK", false);  // too late: ignored
+  EXPECT_EQ(backend_.OnIncomingCall("account-1", "3002", ""), -1);
+  EXPECT_EQ(backend_.OnTransferRequested(call, "3003"), -1);
+}
+
+TEST_F(ReloadTest, AChangedSectionLogsInAgainAndReplacesAClientsLogin) {
+  int64_t call = Established();
+  telestra::v1::LoginCommand login;
+  login.set_account("account-1");
+  login.set_user("4001");
+  login.set_pass("secret");
+  login.set_server("127.0.0.1:5062");
+  ASSERT_TRUE(backend_.Login(login).ok());
+  std::vector<AccountConfig> plan = TwoAccounts();
+  // The same plan: the client's login stays.
+  size_t before = stack_.calls.size();
+  GatewayBackend::ReloadSummary same = backend_.Reload(plan);
+  EXPECT_EQ(same.unchanged.size(), 2u);
+  EXPECT_EQ(stack_.calls.size(), before) << "nothing re-registers";
+  EXPECT_EQ(stack_.calls.back().account.user, "4001");
+  // A changed section: registers again with the plan's settings.
+  plan[0].audio = "tone:440";
+  GatewayBackend::ReloadSummary changed = backend_.Reload(plan);
+  EXPECT_EQ(changed.changed, std::vector<std::string>{"account-1"});
+  ASSERT_EQ(stack_.calls.size(), before + 1);
+  EXPECT_EQ(stack_.calls.back().op, "register");
+  EXPECT_EQ(stack_.calls.back().account.user, "3001");
+  EXPECT_EQ(stack_.calls.back().account.audio, "tone:440");
+  EXPECT_EQ(StatusOf("account-1"), 100);
+  EXPECT_EQ(CallOf(call).state(), telestra::v1::CALL_STATE_ACTIVE) << "its calls go on";
+}
+
+}  // namespace
+}  // namespace telestra::backend
