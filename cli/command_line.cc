@@ -67,44 +67,82 @@ struct CommandSpec {
 
 const std::vector<CommandSpec>& Commands() {
   static const auto* commands = new std::vector<CommandSpec>{
-      {Verb::kAccounts, "accounts", "", "Every account of the plan: status, user, server, calls.",
-       {}, 0, 0},
+      {Verb::kAccounts,
+       "accounts",
+       "",
+       "Every account of the plan: status, user, server, calls.",
+       {},
+       0,
+       0},
       {Verb::kStatus, "status", "ACCOUNT", "One account's registration and its calls.", {}, 1, 1},
-      {Verb::kCall, "call", "ACCOUNT NUM",
+      {Verb::kCall,
+       "call",
+       "ACCOUNT NUM",
        "Places a call from ACCOUNT to NUM (an extension, or a sip:/tel: URI); prints the "
        "call's id.",
-       {}, 2, 2},
+       {},
+       2,
+       2},
       {Verb::kAnswer, "answer", "ACCOUNT CALL_ID", "Answers an incoming call.", {}, 2, 2},
-      {Verb::kSwitch, "switch", "ACCOUNT CALL_ID",
-       "Makes the call ACCOUNT's active one: its other established calls are held.", {}, 2, 2},
-      {Verb::kHangup, "hangup", "ACCOUNT CALL_ID",
-       "Ends a call (cancels it while ringing, declines it while incoming).", {}, 2, 2},
-      {Verb::kLogin, "login", "ACCOUNT --user USER --server HOST[:PORT]",
+      {Verb::kSwitch,
+       "switch",
+       "ACCOUNT CALL_ID",
+       "Makes the call ACCOUNT's active one: its other established calls are held.",
+       {},
+       2,
+       2},
+      {Verb::kHangup,
+       "hangup",
+       "ACCOUNT CALL_ID",
+       "Ends a call (cancels it while ringing, declines it while incoming).",
+       {},
+       2,
+       2},
+      {Verb::kLogin,
+       "login",
+       "ACCOUNT --user USER --server HOST[:PORT]",
        "Logs ACCOUNT in with new credentials (kept in the gateway's memory). The password "
        "comes from TELESTRA_PASSWORD, else a prompt without echo when stdin is a terminal, "
        "else one line of stdin; never from the command line. The outcome follows as events.",
-       {"user", "server"}, 1, 1},
+       {"user", "server"},
+       1,
+       1},
       {Verb::kLogout, "logout", "ACCOUNT", "Unregisters ACCOUNT; its calls end.", {}, 1, 1},
-      {Verb::kDtmf, "dtmf", "ACCOUNT CALL_ID DIGITS [--duration-ms N]",
+      {Verb::kDtmf,
+       "dtmf",
+       "ACCOUNT CALL_ID DIGITS [--duration-ms N]",
        "Sends DTMF digits (0-9 * # A-D) on an established call; each lasts N ms "
        "(40..2000, default 100).",
-       {"duration-ms"}, 3, 3},
-      {Verb::kTransfer, "transfer", "ACCOUNT CALL_ID (NUM | --to-call-id M)",
+       {"duration-ms"},
+       3,
+       3},
+      {Verb::kTransfer,
+       "transfer",
+       "ACCOUNT CALL_ID (NUM | --to-call-id M)",
        "Transfers a call: blind to NUM, or attended to the far end of ACCOUNT's call M.",
-       {"to-call-id"}, 2, 3},
-      {Verb::kEvents, "events", "[--account A]... [--follow] [--after-seq N]",
+       {"to-call-id"},
+       2,
+       3},
+      {Verb::kEvents,
+       "events",
+       "[--account A]... [--follow] [--after-seq N]",
        "Prints the accounts' state (one status each), after the events since seq N when "
        "--after-seq is given; with --follow, then every event as it happens until "
        "interrupted (Ctrl-C).",
-       {"account", "follow", "after-seq"}, 0, 0},
-      {Verb::kAudio, "audio", "ACCOUNT CALL_ID [--record FILE.wav] [--play FILE.wav] [--rate R]",
+       {"account", "follow", "after-seq"},
+       0,
+       0},
+      {Verb::kAudio,
+       "audio",
+       "ACCOUNT CALL_ID [--record FILE.wav] [--play FILE.wav] [--rate R]",
        "The call's live audio. --record writes what the call hears to a WAV file until the "
        "call ends or Ctrl-C; --play sends a sound file (any format libsndfile reads) into the "
        "call and exits once it has been sent, unless --record is also given. R is the "
        "stream's rate: 8000 (default) or 16000.",
-       {"record", "play", "rate"}, 2, 2},
-      {Verb::kHelp, "help", "[COMMAND]", "Prints the usage of every command, or of one.", {}, 0,
-       1},
+       {"record", "play", "rate"},
+       2,
+       2},
+      {Verb::kHelp, "help", "[COMMAND]", "Prints the usage of every command, or of one.", {}, 0, 1},
   };
   return *commands;
 }
@@ -284,8 +322,7 @@ absl::Status BuildRequest(const CommandSpec& spec, const std::vector<std::string
         const std::string& text = flags.values.at("duration-ms");
         if (!absl::SimpleAtoi(text, &duration) || duration <= 0) {
           return UsageError(
-              absl::StrCat("--duration-ms is a number of milliseconds, not '", text, "'"),
-              command);
+              absl::StrCat("--duration-ms is a number of milliseconds, not '", text, "'"), command);
         }
         dtmf->set_duration_ms(duration);
       }
@@ -305,8 +342,8 @@ absl::Status BuildRequest(const CommandSpec& spec, const std::vector<std::string
       if (to_number) {
         transfer->set_num(args[2]);
       } else {
-        absl::StatusOr<int64_t> to = ParseCallId(flags.values.at("to-call-id"), "--to-call-id",
-                                                 command);
+        absl::StatusOr<int64_t> to =
+            ParseCallId(flags.values.at("to-call-id"), "--to-call-id", command);
         if (!to.ok()) return to.status();
         transfer->set_to_call_id(*to);
       }
@@ -320,9 +357,9 @@ absl::Status BuildRequest(const CommandSpec& spec, const std::vector<std::string
         uint64_t seq = 0;
         const std::string& text = flags.values.at("after-seq");
         if (!absl::SimpleAtoi(text, &seq)) {
-          return UsageError(absl::StrCat("--after-seq is an event's seq (a number from 0), not '",
-                                         text, "'"),
-                            command);
+          return UsageError(
+              absl::StrCat("--after-seq is an event's seq (a number from 0), not '", text, "'"),
+              command);
         }
         events.subscribe.set_after_seq(seq);
       }
@@ -437,8 +474,8 @@ absl::StatusOr<Invocation> ParseCommandLine(const std::vector<std::string>& args
     }
     if (!IsGlobalFlag(flag.name) && spec != nullptr &&
         std::find(spec->flags.begin(), spec->flags.end(), flag.name) == spec->flags.end()) {
-      return UsageError(
-          absl::StrCat("telestra ", spec->name, " does not take --", flag.name), topic);
+      return UsageError(absl::StrCat("telestra ", spec->name, " does not take --", flag.name),
+                        topic);
     }
     if (!flag_spec->takes_value) {  // --help, --json, --follow
       absl::StatusOr<bool> on = ParseBool(flag, topic);

@@ -16,9 +16,9 @@ namespace telestra::cli {
 
 // Where the gateway is and how to talk to it.
 struct ConnectionOptions {
-  std::string address = "127.0.0.1:3551";  // host:port
-  std::string token;                       // bearer token; "" sends none
-  std::string ca_path;                     // PEM file: TLS trusting it; "" plaintext
+  std::string address = "127.0.0.1:3551";     // host:port
+  std::string token;                          // bearer token; "" sends none
+  std::string ca_path;                        // PEM file: TLS trusting it; "" plaintext
   absl::Duration timeout = absl::Seconds(5);  // per unary call (and to connect)
 };
 

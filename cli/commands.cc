@@ -74,7 +74,8 @@ absl::Status RunUnaryCommand(const Invocation& invocation, GatewayConnection& co
     }
     case Verb::kStatus: {
       telestra::v1::Status reply;
-      absl::Status status = Call(connection, &Telestra::Stub::GetStatus, command.get_status(), &reply);
+      absl::Status status =
+          Call(connection, &Telestra::Stub::GetStatus, command.get_status(), &reply);
       if (!status.ok()) return status;
       if (json) {
         PrintJsonLine(out, StatusEvent(reply));
@@ -85,7 +86,8 @@ absl::Status RunUnaryCommand(const Invocation& invocation, GatewayConnection& co
     }
     case Verb::kCall: {
       telestra::v1::CallReturn reply;
-      absl::Status status = Call(connection, &Telestra::Stub::MakeCall, command.make_call(), &reply);
+      absl::Status status =
+          Call(connection, &Telestra::Stub::MakeCall, command.make_call(), &reply);
       if (!status.ok()) return status;
       if (json) {
         PrintJsonLine(out, CallReturnEvent(reply));
@@ -112,8 +114,8 @@ absl::Status RunUnaryCommand(const Invocation& invocation, GatewayConnection& co
       absl::Status status = Call(connection, &Telestra::Stub::SwitchCall, request, &reply);
       if (status.ok()) {
         Confirm(json, out,
-                absl::StrCat(Printable(request.account()), ": switching to call ", request.call_id(),
-                             " (its other calls are held)"));
+                absl::StrCat(Printable(request.account()), ": switching to call ",
+                             request.call_id(), " (its other calls are held)"));
       }
       return status;
     }
@@ -143,7 +145,8 @@ absl::Status RunUnaryCommand(const Invocation& invocation, GatewayConnection& co
       const auto& request = command.logout();
       telestra::v1::LogoutResponse reply;
       absl::Status status = Call(connection, &Telestra::Stub::Logout, request, &reply);
-      if (status.ok()) Confirm(json, out, absl::StrCat(Printable(request.account()), ": logged out"));
+      if (status.ok())
+        Confirm(json, out, absl::StrCat(Printable(request.account()), ": logged out"));
       return status;
     }
     case Verb::kDtmf: {

@@ -73,9 +73,9 @@ absl::Status GatewayConnection::Failure(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   const bool connected = channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    return UnreachableError(absl::StrCat(
-        connected ? "no answer from the gateway at " : "cannot reach the gateway at ",
-        options_.address, " within ", absl::FormatDuration(options_.timeout)));
+    return UnreachableError(
+        absl::StrCat(connected ? "no answer from the gateway at " : "cannot reach the gateway at ",
+                     options_.address, " within ", absl::FormatDuration(options_.timeout)));
   }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !connected) {
     return UnreachableError(absl::StrCat("cannot reach the gateway at ", options_.address, ": ",

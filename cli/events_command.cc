@@ -1,6 +1,5 @@
 #include "cli/events_command.h"
 
-#include <chrono>
 #include <memory>
 #include <set>
 #include <string>

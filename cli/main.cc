@@ -37,8 +37,7 @@ int Report(const absl::Status& status) {
     case kExitOk:
       break;
     case kExitUsage:
-      std::cerr << "telestra: " << status.message() << "\n\n"
-                << UsageText(UsageCommandOf(status));
+      std::cerr << "telestra: " << status.message() << "\n\n" << UsageText(UsageCommandOf(status));
       break;
     case kExitUnreachable:
       std::cerr << "telestra: " << status.message() << "\n";

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "gateway/native/json_codec.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -79,6 +80,18 @@ std::string OfCall(const std::string& account, int64_t call_id) {
   return absl::StrCat(Printable(account), " call ", call_id);
 }
 
+// An event of a kind this client has no words for (a newer gateway's):
+// its native name and its fields as protobuf text.
+std::string GenericDetails(const Event& event) {
+  const google::protobuf::OneofDescriptor* kind = Event::descriptor()->FindOneofByName("kind");
+  const google::protobuf::Reflection* reflection = event.GetReflection();
+  const google::protobuf::FieldDescriptor* field =
+      kind != nullptr ? reflection->GetOneofFieldDescriptor(event, kind) : nullptr;
+  if (field == nullptr || field->message_type() == nullptr) return "unknown event";
+  return absl::StrCat(absl::StrReplaceAll(field->name(), {{"_", "-"}}), " ",
+                      Printable(reflection->GetMessage(event, field).ShortDebugString()));
+}
+
 std::string EventDetails(const Event& event) {
   switch (event.kind_case()) {
     case Event::kCallReturn:
@@ -90,8 +103,8 @@ std::string EventDetails(const Event& event) {
                           PartyText(e.caller(), e.caller_name()));
     }
     case Event::kCallAnswered:
-      return absl::StrCat(
-          "call-answered ", OfCall(event.call_answered().account(), event.call_answered().call_id()));
+      return absl::StrCat("call-answered ",
+                          OfCall(event.call_answered().account(), event.call_answered().call_id()));
     case Event::kCallEnded: {
       const auto& e = event.call_ended();
       std::string text = absl::StrCat("call-ended ", OfCall(e.account(), e.call_id()));
@@ -101,9 +114,9 @@ std::string EventDetails(const Event& event) {
     }
     case Event::kStatus: {
       const auto& e = event.status();
-      std::string text = absl::StrCat("status ", Printable(e.account()), " ",
-                                      RegistrationText(e.account_status()), ", ",
-                                      CallsText(e.calls_size()));
+      std::string text =
+          absl::StrCat("status ", Printable(e.account()), " ", RegistrationText(e.account_status()),
+                       ", ", CallsText(e.calls_size()));
       for (const auto& call : e.calls()) {
         absl::StrAppend(&text, "; call ", call.call_id(), " ", CallStateText(call.state()), " ",
                         DirectionText(call.direction()), " ",
@@ -163,9 +176,11 @@ std::string EventDetails(const Event& event) {
                           ")");
     }
     case Event::KIND_NOT_SET:
+      return "unknown event";
+    default:  // a kind newer than this client
       break;
   }
-  return "unknown event";
+  return GenericDetails(event);
 }
 
 }  // namespace
@@ -251,8 +266,8 @@ std::string StatusText(const telestra::v1::Status& status) {
 std::string EventLine(const Event& event, absl::TimeZone zone) {
   std::string when = "--:--:--.---";
   if (event.has_time()) {
-    absl::Time time = absl::FromUnixSeconds(event.time().seconds()) +
-                      absl::Nanoseconds(event.time().nanos());
+    absl::Time time =
+        absl::FromUnixSeconds(event.time().seconds()) + absl::Nanoseconds(event.time().nanos());
     when = absl::FormatTime("%H:%M:%E3S", time, zone);
   }
   return absl::StrCat(when, " #", event.seq(), " ", EventDetails(event));

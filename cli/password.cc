@@ -27,7 +27,8 @@ absl::StatusOr<std::string> Prompt(const std::string& account) {
   if (tcgetattr(STDIN_FILENO, &saved_terminal) != 0) return ReadPasswordLine(std::cin);
   struct sigaction restore {};
   restore.sa_handler = RestoreTerminalAndDie;
-  struct sigaction old_int {}, old_term {}, old_quit {};
+  struct sigaction old_int {
+  }, old_term{}, old_quit{};
   sigaction(SIGINT, &restore, &old_int);
   sigaction(SIGTERM, &restore, &old_term);
   sigaction(SIGQUIT, &restore, &old_quit);

@@ -74,8 +74,8 @@ absl::StatusOr<std::vector<int16_t>> LoadMonoPcm(const std::string& path, int ra
                                          static_cast<spx_uint32_t>(rate),
                                          SPEEX_RESAMPLER_QUALITY_DEFAULT, &error));
     if (resampler == nullptr) {
-      return Invalid(path, absl::StrCat("cannot resample from ", info.samplerate, " Hz: ",
-                                        speex_resampler_strerror(error)));
+      return Invalid(path, absl::StrCat("cannot resample from ", info.samplerate,
+                                        " Hz: ", speex_resampler_strerror(error)));
     }
     speex_resampler_skip_zeros(resampler.get());  // no leading filter delay
   }
@@ -106,7 +106,7 @@ absl::StatusOr<std::vector<int16_t>> LoadMonoPcm(const std::string& path, int ra
 }
 
 absl::StatusOr<std::unique_ptr<WavRecorder>> WavRecorder::Create(const std::string& path,
-                                                                  int rate) {
+                                                                 int rate) {
   SF_INFO info{};
   info.samplerate = rate;
   info.channels = 1;

@@ -35,9 +35,9 @@ std::string CliResult::Describe() const {
   return absl::StrCat("exit ", exit_code, "\n--- stdout:\n", out, "--- stderr:\n", err);
 }
 
-absl::StatusOr<std::unique_ptr<CliProcess>> CliProcess::Start(
-    const std::vector<std::string>& args, const Subprocess::Environment& env,
-    const std::string& input) {
+absl::StatusOr<std::unique_ptr<CliProcess>> CliProcess::Start(const std::vector<std::string>& args,
+                                                              const Subprocess::Environment& env,
+                                                              const std::string& input) {
   static std::atomic<int> runs{0};
   const std::string base = absl::StrCat(TestTempDir(), "/telestra-", getpid(), "-", runs++);
   std::unique_ptr<CliProcess> cli(new CliProcess());

@@ -30,9 +30,9 @@ class CliProcess {
  public:
   // Starts telestra with `args` and `env` added to the environment; `input`
   // is its stdin (empty: /dev/null).
-  static absl::StatusOr<std::unique_ptr<CliProcess>> Start(
-      const std::vector<std::string>& args, const Subprocess::Environment& env = {},
-      const std::string& input = "");
+  static absl::StatusOr<std::unique_ptr<CliProcess>> Start(const std::vector<std::string>& args,
+                                                           const Subprocess::Environment& env = {},
+                                                           const std::string& input = "");
 
   std::string Out() const;
   std::string Err() const;

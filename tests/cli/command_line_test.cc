@@ -10,7 +10,8 @@
 namespace telestra::cli {
 namespace {
 
-absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args, const Environment& env = {}) {
+absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args,
+                                 const Environment& env = {}) {
   return ParseCommandLine(args, env);
 }
 
@@ -44,9 +45,9 @@ TEST(CommandLineTest, FlagsWinOverTheEnvironmentWhichWinsOverDefaults) {
   EXPECT_EQ(from_env->connection.token, "env-token");
   EXPECT_EQ(from_env->connection.ca_path, "/env/ca.pem");
 
-  auto from_flags = Parse({"--address", "other:2", "accounts", "--token=flag-token", "--ca",
-                           "/flag/ca.pem", "--json"},
-                          env);
+  auto from_flags = Parse(
+      {"--address", "other:2", "accounts", "--token=flag-token", "--ca", "/flag/ca.pem", "--json"},
+      env);
   ASSERT_TRUE(from_flags.ok()) << from_flags.status();
   EXPECT_EQ(from_flags->verb, Verb::kAccounts);
   EXPECT_EQ(from_flags->connection.address, "other:2");
@@ -102,8 +103,8 @@ TEST(CommandLineTest, CallCommandsBuildTheModelsCommands) {
                                 "CALL_ID is a call id"));
   EXPECT_EQ(command, "answer");
   EXPECT_TRUE(absl::StrContains(UsageMessage({"hangup", "account-2", "-1"}), "unknown flag --1"));
-  EXPECT_TRUE(absl::StrContains(UsageMessage({"hangup", "account-2", "--", "-1"}),
-                                "CALL_ID is a call id"));
+  EXPECT_TRUE(
+      absl::StrContains(UsageMessage({"hangup", "account-2", "--", "-1"}), "CALL_ID is a call id"));
 }
 
 TEST(CommandLineTest, LoginNeedsUserAndServerAndNeverTakesAPassword) {

@@ -50,8 +50,8 @@ std::string WithoutSeq(std::string json) {
 }
 
 // A predicate for WaitForLines: some JSON line is `event` of `account`.
-std::function<bool(const Lines&)> HasJsonEvent(const std::string& event,
-                                               const std::string& account, int64_t call_id = -1) {
+std::function<bool(const Lines&)> HasJsonEvent(const std::string& event, const std::string& account,
+                                               int64_t call_id = -1) {
   return [=](const Lines& lines) {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& line) {
       NativeEvent e = Event(line);
@@ -210,10 +210,9 @@ TEST_F(TelestraCliTest, CallAnswerAndHangupWithTheEventsAFollowerSaw) {
   CliResult state = Cli({"events"});
   ASSERT_EQ(state.exit_code, 0) << state.Describe();
   ASSERT_EQ(state.OutLines().size(), 2u) << state.Describe();
-  EXPECT_TRUE(absl::StrContains(
-      state.OutLines()[0],
-      absl::StrCat("status account-1 registered (200), 1 call; call ", outgoing,
-                   " active outgoing 3002")))
+  EXPECT_TRUE(absl::StrContains(state.OutLines()[0],
+                                absl::StrCat("status account-1 registered (200), 1 call; call ",
+                                             outgoing, " active outgoing 3002")))
       << state.out;
   CliResult one_account = Cli({"events", "--json", "--account", "account-2"});
   ASSERT_EQ(one_account.exit_code, 0) << one_account.Describe();
@@ -231,8 +230,8 @@ TEST_F(TelestraCliTest, CallAnswerAndHangupWithTheEventsAFollowerSaw) {
   EXPECT_EQ(hangup.out, absl::StrCat("account-1: hung up call ", outgoing, "\n"));
   ASSERT_TRUE(json_events->WaitForLines(HasJsonEvent("call-ended", "account-1", outgoing)));
   ASSERT_TRUE(json_events->WaitForLines(HasJsonEvent("call-ended", "account-2", incoming)));
-  ASSERT_TRUE(text_events->WaitForLines(HasLineContaining(
-      absl::StrCat("call-incoming account-2 call ", incoming, " from 3001"))))
+  ASSERT_TRUE(text_events->WaitForLines(
+      HasLineContaining(absl::StrCat("call-incoming account-2 call ", incoming, " from 3001"))))
       << text_events->Out();
   ASSERT_TRUE(text_events->WaitForLines(
       HasLineContaining(absl::StrCat("call-ended account-1 call ", outgoing))))
@@ -254,10 +253,9 @@ TEST_F(TelestraCliTest, CallAnswerAndHangupWithTheEventsAFollowerSaw) {
 }
 
 TEST_F(TelestraCliTest, LoginTakesThePasswordFromTheEnvironmentOrStdinNeverFromArgv) {
-  StartCliGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}},
-                  {"account-1"});
-  const std::vector<std::string> login = {"login", "account-2", "--user", "3002", "--server",
-                                          kamailio().server()};
+  StartCliGateway({{Account("account-1", 3001), Account("account-2", 3002, false)}}, {"account-1"});
+  const std::vector<std::string> login = {"login", "account-2", "--user",
+                                          "3002",  "--server",  kamailio().server()};
   std::vector<std::string> with_flag = login;
   with_flag.insert(with_flag.end(), {"--password", "sip3002"});
   CliResult refused = Cli(with_flag);
@@ -350,12 +348,12 @@ TEST_F(TelestraCliTest, UsageErrorsExitTwoWithTheCommandsUsage) {
 TEST_F(TelestraCliTest, AnUnreachableGatewayExitsThreeNamingTheAddress) {
   const std::string address = GrpcAddress(PickFreePort(SOCK_STREAM));  // nobody listens
   const std::string record = TestTempDir() + "/unreachable.wav";
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"accounts"},
-           {"call", "account-1", "3002"},
-           {"events"},
-           {"events", "--follow"},
-           {"audio", "account-1", "0", "--record", record}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"accounts"},
+                                             {"call", "account-1", "3002"},
+                                             {"events"},
+                                             {"events", "--follow"},
+                                             {"audio", "account-1", "0", "--record", record}}) {
     const absl::Time start = absl::Now();
     CliResult result = RunCli(args, {{"TELESTRA_ADDRESS", address}});
     EXPECT_EQ(result.exit_code, 3) << args[0] << "\n" << result.Describe();
@@ -421,8 +419,8 @@ TEST_F(TelestraCliTest, AudioRecordsWhatTheCallHearsAndPlaysAFileIntoIt) {
   std::unique_ptr<CliProcess> recorder =
       StartCli({"audio", "account-2", incoming, "--record", heard});
   ASSERT_NE(recorder, nullptr);
-  ASSERT_TRUE(recorder->WaitForLines(HasLineContaining(
-      absl::StrCat("audio of account-2 call ", incoming, ": "))))
+  ASSERT_TRUE(recorder->WaitForLines(
+      HasLineContaining(absl::StrCat("audio of account-2 call ", incoming, ": "))))
       << recorder->Out() << recorder->Err();
   EXPECT_TRUE(absl::StrContains(recorder->Out(), ", 8000 Hz, listening"))
       << recorder->Out() << recorder->Err();
