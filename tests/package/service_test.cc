@@ -1,0 +1,339 @@
+// The packaged service: systemd-analyze verify accepts the unit, the unit is
+// a hardened notify service of its own user, and the packaged gateway,
+// started as the unit starts it from the packaged plan (its ports moved to
+// free loopback ones), tells a fake NOTIFY_SOCKET READY=1 once every port is
+// open and STOPPING=1 after SIGTERM. Without a running systemd: what systemd
+// itself does with the unit (the user, the sandbox, reload) is not run here
+// (docs/deployment.md).
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/native_client.h"
+#include "tests/package/deb_support.h"
+#include "tests/support/loopback_socket.h"
+#include "tests/support/ports.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_files.h"
+
+namespace telestra::testing {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+constexpr char kUnit[] = "/lib/systemd/system/telestra.service";
+constexpr char kPlan[] = "/etc/telestra/plan.ini";
+
+// An INI-style file's "key = value" lines by section (comments dropped).
+using Sections = std::map<std::string, std::multimap<std::string, std::string>>;
+
+Sections ParseSections(const std::string& text) {
+  Sections sections;
+  std::string section;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == ';' || line[0] == '#') continue;
+    for (absl::string_view marker : {" ;", " #", "\t;", "\t#"}) {
+      line = absl::StripAsciiWhitespace(line.substr(0, line.find(marker)));
+    }
+    if (absl::ConsumePrefix(&line, "[")) {
+      section = std::string(absl::StripSuffix(line, "]"));
+      continue;
+    }
+    std::pair<std::string, std::string> pair = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    sections[section].emplace(std::string(absl::StripAsciiWhitespace(pair.first)),
+                              std::string(absl::StripAsciiWhitespace(pair.second)));
+  }
+  return sections;
+}
+
+// The one value of `key` in `section`; "(absent)" or "(repeated)" otherwise.
+std::string Value(const Sections& sections, const std::string& section, const std::string& key) {
+  auto found = sections.find(section);
+  if (found == sections.end() || found->second.count(key) == 0) return "(absent)";
+  if (found->second.count(key) > 1) return "(repeated)";
+  return found->second.find(key)->second;
+}
+
+// `plan` with the value of each [section] key in `values` replaced (the
+// whole line rewritten); an error names a key the plan does not set.
+absl::StatusOr<std::string> WithValues(
+    const std::string& plan, std::map<std::string, std::map<std::string, std::string>> values) {
+  std::vector<std::string> lines;
+  std::string section;
+  for (absl::string_view line : absl::StrSplit(plan, '\n')) {
+    absl::string_view content = absl::StripAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&content, "[")) {
+      section = std::string(absl::StripAsciiWhitespace(content.substr(0, content.find(']'))));
+    } else if (values.count(section) != 0 && !content.empty() && content[0] != ';' &&
+               content[0] != '#') {
+      const std::string key(absl::StripAsciiWhitespace(content.substr(0, content.find('='))));
+      auto value = values[section].find(key);
+      if (value != values[section].end()) {
+        lines.push_back(absl::StrCat(key, " = ", value->second));
+        values[section].erase(value);
+        continue;
+      }
+    }
+    lines.emplace_back(line);
+  }
+  for (const auto& [name, left] : values) {
+    for (const auto& [key, value] : left) {
+      return absl::NotFoundError(absl::StrCat("the plan sets no [", name, "] ", key));
+    }
+  }
+  return absl::StrJoin(lines, "\n");
+}
+
+// A Unix datagram socket standing in for systemd's NOTIFY_SOCKET.
+class FakeNotifySocket {
+ public:
+  FakeNotifySocket() {
+    char pattern[] = "/tmp/telestra-notify.XXXXXX";  // sun_path is short: not under TEST_TMPDIR
+    if (mkdtemp(pattern) == nullptr) return;
+    dir_ = pattern;
+    path_ = dir_ + "/notify";
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path_.copy(address.sun_path, sizeof(address.sun_path) - 1);
+    if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~FakeNotifySocket() {
+    if (fd_ >= 0) close(fd_);
+    if (!path_.empty()) unlink(path_.c_str());
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+
+  bool ok() const { return fd_ >= 0; }
+  const std::string& path() const { return path_; }
+
+  // Waits until a message holding the line `state` arrives (true), the
+  // deadline passes or `alive` says the sender has gone (false). Every
+  // message read is kept in messages().
+  bool WaitFor(const std::string& state, absl::Time deadline,
+               const std::function<bool()>& alive = [] { return true; }) {
+    for (;;) {
+      for (const std::string& message : messages_) {
+        std::vector<std::string> lines = absl::StrSplit(message, '\n');
+        if (std::find(lines.begin(), lines.end(), state) != lines.end()) return true;
+      }
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration() || !alive()) return false;
+      pollfd readable{fd_, POLLIN, 0};
+      if (poll(&readable, 1, static_cast<int>(std::min(left, absl::Milliseconds(100)) /
+                                              absl::Milliseconds(1)) + 1) == 1) {
+        char buffer[4096];
+        ssize_t size = recv(fd_, buffer, sizeof(buffer), 0);
+        if (size > 0) messages_.emplace_back(buffer, size);
+      }
+    }
+  }
+  const std::vector<std::string>& messages() const { return messages_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+  int fd_ = -1;
+  std::vector<std::string> messages_;
+};
+
+// The response to one HTTP/1.1 GET on 127.0.0.1:port ("" if none).
+std::string HttpGet(int port, const std::string& target) {
+  absl::StatusOr<int> fd = ConnectLoopback(port);
+  if (!fd.ok()) return "";
+  SendAll(*fd, absl::StrCat("GET ", target,
+                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+  std::string response;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (ReadSome(*fd, deadline, &response) == ReadResult::kData) {
+  }
+  close(*fd);
+  return response;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<ScratchRoot> root = ScratchRoot::Create();
+    ASSERT_TRUE(root.ok()) << root.status();
+    root_.emplace(*std::move(root));
+    CommandResult install = root_->Install(TestDebPath());
+    ASSERT_EQ(install.status, 0) << install.output;
+    unit_text_ = ReadFileText(root_->Path(kUnit));
+    unit_ = ParseSections(unit_text_);
+    ASSERT_THAT(unit_text_, HasSubstr("[Service]"));
+  }
+
+  // The unit's ExecStart, its paths moved into the scratch root, and the
+  // plan's into `plan`.
+  std::vector<std::string> ExecStart(const std::string& plan) const {
+    std::vector<std::string> argv =
+        absl::StrSplit(Value(unit_, "Service", "ExecStart"), ' ', absl::SkipEmpty());
+    for (std::string& arg : argv) {
+      const size_t equals = arg.find('=');
+      const size_t path = equals == std::string::npos ? 0 : equals + 1;
+      if (arg.compare(path, std::string::npos, kPlan) == 0) {
+        arg = arg.substr(0, path) + plan;
+      } else if (arg.compare(path, 1, "/") == 0) {
+        arg = arg.substr(0, path) + root_->Path(arg.substr(path));
+      }
+    }
+    return argv;
+  }
+
+  std::optional<ScratchRoot> root_;
+  std::string unit_text_;
+  Sections unit_;
+};
+
+// systemd's own parser, with every executable the unit names checked. It
+// reports problems (an unknown key, a bad value) as warnings with a zero
+// exit status: anything it prints is a failure.
+TEST_F(ServiceTest, SystemdAnalyzeVerifyAcceptsTheUnit) {
+  const std::string dir = MakeTempDir("unit");
+  const std::string binary = root_->Path("/usr/sbin/telestra_gateway");
+  std::ofstream(dir + "/telestra.service")
+      << absl::StrReplaceAll(unit_text_, {{"/usr/sbin/telestra_gateway", binary}});
+  CommandResult verify = RunCommand({"systemd-analyze", "verify", dir + "/telestra.service"});
+  EXPECT_EQ(verify.status, 0) << verify.output;
+  EXPECT_EQ(verify.output, "");
+}
+
+TEST_F(ServiceTest, TheUnitIsAHardenedNotifyServiceOfItsOwnUser) {
+  const std::map<std::string, std::string> expected = {
+      {"Type", "notify"},
+      {"User", "telestra"},
+      {"Group", "telestra"},
+      {"ExecReload", "/bin/kill -HUP $MAINPID"},
+      {"Restart", "on-failure"},
+      {"StateDirectory", "telestra"},
+      {"ProtectSystem", "strict"},
+      {"ProtectHome", "yes"},
+      {"NoNewPrivileges", "yes"},
+      {"PrivateTmp", "yes"},
+      {"PrivateDevices", "yes"},
+      {"ProtectKernelTunables", "yes"},
+      {"ProtectControlGroups", "yes"},
+      {"RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX AF_NETLINK"},
+      {"CapabilityBoundingSet", ""},
+      {"AmbientCapabilities", ""},
+  };
+  for (const auto& [key, value] : expected) {
+    EXPECT_EQ(Value(unit_, "Service", key), value) << key;
+  }
+  EXPECT_EQ(Value(unit_, "Install", "WantedBy"), "multi-user.target");
+  // ExecStart reads the packaged plan and serves the packaged dashboard.
+  const std::vector<std::string> argv = ExecStart("PLAN");
+  EXPECT_EQ(argv[0], root_->Path("/usr/sbin/telestra_gateway"));
+  EXPECT_THAT(argv, Contains("--plan=PLAN"));
+  EXPECT_THAT(argv, Contains("--web_root=" + root_->Path("/usr/share/telestra/web")));
+
+  const Sections plan = ParseSections(ReadFileText(root_->Path(kPlan)));
+  // No capability, so no port below 1024 in the default plan.
+  for (const char* section :
+       {"tcp-settings", "grpc-settings", "web-settings", "metrics-settings", "sip-settings"}) {
+    int port = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(Value(plan, section, "port"), &port)) << section;
+    EXPECT_GE(port, 1024) << section;
+  }
+  // Descriptors: a socket per RTP and RTCP port, and the API clients on top.
+  int port_min = 0, port_max = 0, limit = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(Value(plan, "rtp-settings", "port-min"), &port_min));
+  ASSERT_TRUE(absl::SimpleAtoi(Value(plan, "rtp-settings", "port-max"), &port_max));
+  ASSERT_TRUE(absl::SimpleAtoi(Value(unit_, "Service", "LimitNOFILE"), &limit));
+  EXPECT_GE(limit, (port_max - port_min + 1) + 4096);
+}
+
+TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndSignalsReadiness) {
+  // The packaged plan with its ports moved to free loopback ones.
+  const int sip_port = PickFreeUdpTcpPort();
+  const std::vector<int> ports = PickFreeTcpPorts(4, {sip_port});
+  const int rtp_min = PickFreeUdpRun(4);
+  ASSERT_TRUE(sip_port != 0 && ports.size() == 4 && rtp_min != 0) << "no free loopback ports";
+  const int native_port = ports[0], grpc_port = ports[1], web_port = ports[2],
+            metrics_port = ports[3];
+  absl::StatusOr<std::string> plan = WithValues(
+      ReadFileText(root_->Path(kPlan)),
+      {{"tcp-settings", {{"port", absl::StrCat(native_port)}}},
+       {"grpc-settings", {{"port", absl::StrCat(grpc_port)}}},
+       {"web-settings", {{"port", absl::StrCat(web_port)}}},
+       {"metrics-settings", {{"port", absl::StrCat(metrics_port)}}},
+       {"sip-settings", {{"port", absl::StrCat(sip_port)}}},
+       {"rtp-settings", {{"port-min", absl::StrCat(rtp_min)}, {"port-max", absl::StrCat(rtp_min + 3)}}}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const std::string dir = MakeTempDir("service");
+  const std::string plan_path = dir + "/plan.ini";
+  std::ofstream(plan_path) << *plan;
+
+  FakeNotifySocket notify;
+  ASSERT_TRUE(notify.ok());
+  absl::StatusOr<std::unique_ptr<Subprocess>> gateway =
+      Subprocess::Start(ExecStart(plan_path), dir + "/gateway.log",
+                        {{"NOTIFY_SOCKET", notify.path()}});
+  ASSERT_TRUE(gateway.ok()) << gateway.status();
+  Subprocess& process = **gateway;
+  ASSERT_TRUE(notify.WaitFor("READY=1", absl::Now() + absl::Seconds(30),
+                             [&] { return process.IsRunning(); }))
+      << "no READY=1; messages: " << absl::StrJoin(notify.messages(), " | ") << "\nlog:\n"
+      << ReadFileText(process.log_path());
+
+  // READY=1 came once every port was open: each accepts at once.
+  for (int port : ports) {
+    absl::StatusOr<int> fd = ConnectLoopback(port);
+    ASSERT_TRUE(fd.ok()) << "port " << port << " is not open at READY=1: " << fd.status();
+    close(*fd);
+  }
+  EXPECT_THAT(HttpGet(web_port, "/healthz"), HasSubstr("200 OK"));
+  // The dashboard comes from the packaged web root.
+  const std::string page = HttpGet(web_port, "/");
+  EXPECT_THAT(page, HasSubstr("200 OK"));
+  EXPECT_THAT(page, HasSubstr("<title>Telestra SIP Gateway</title>"));
+  EXPECT_THAT(HttpGet(metrics_port, "/metrics"), HasSubstr("telestra_"));
+  absl::StatusOr<std::unique_ptr<NativeClient>> client = NativeClient::Connect(native_port);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->Send(R"({"cmd":"get-status","account":"example"})"));
+  std::optional<NativeEvent> status = (*client)->Next(absl::Seconds(5));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->event(), "status") << status->json;
+  EXPECT_EQ(status->Str("account"), "example");
+  client->reset();
+
+  // SIGTERM: STOPPING=1, then a clean exit.
+  absl::StatusOr<int> exit_status = process.Terminate(absl::Seconds(15));
+  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
+  EXPECT_EQ(*exit_status, 0) << ReadFileText(process.log_path());
+  EXPECT_TRUE(notify.WaitFor("STOPPING=1", absl::Now() + absl::Seconds(5)))
+      << absl::StrJoin(notify.messages(), " | ");
+  ASSERT_THAT(notify.messages(), ::testing::SizeIs(::testing::Ge(2)));
+  EXPECT_THAT(notify.messages().front(), HasSubstr("READY=1"));
+  EXPECT_THAT(notify.messages().back(), HasSubstr("STOPPING=1"));
+}
+
+}  // namespace
+}  // namespace telestra::testing
