@@ -242,7 +242,9 @@ int Run() {
   std::function<void()> wait_for_reload = [&] {
     reload_signal.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;  // cancelled: shutting down
+      telestra::gateway::NotifyReloading();  // systemd: "reloading" until the READY=1
       ReloadPlan(plan, backend);
+      telestra::gateway::NotifyReady();
       wait_for_reload();
     });
   };

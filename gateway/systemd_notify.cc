@@ -1,8 +1,11 @@
 #include "gateway/systemd_notify.h"
 
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
+#include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "spdlog/spdlog.h"
 
@@ -23,7 +26,14 @@ void Send(const char* state) {
 
 void NotifyReady() { Send("READY=1\nSTATUS=Ready"); }
 
-void NotifyReloading() { Send("RELOADING=1\nSTATUS=Reloading the plan"); }
+// MONOTONIC_USEC: when the reload began (systemd 253's Type=notify-reload
+// asks for it; older ones ignore it).
+void NotifyReloading() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const uint64_t usec = static_cast<uint64_t>(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
+  Send(("RELOADING=1\nSTATUS=Reloading the plan\nMONOTONIC_USEC=" + std::to_string(usec)).c_str());
+}
 
 void NotifyStopping() { Send("STOPPING=1\nSTATUS=Shutting down"); }
 

@@ -2,10 +2,13 @@
 // a hardened notify service of its own user, and the packaged gateway,
 // started as the unit starts it from the packaged plan (its ports moved to
 // free loopback ones), tells a fake NOTIFY_SOCKET READY=1 once every port is
-// open and STOPPING=1 after SIGTERM. Without a running systemd: what systemd
-// itself does with the unit (the user, the sandbox, reload) is not run here
-// (docs/deployment.md).
+// open (the packaged `telestra` client reaches it), RELOADING=1 and READY=1
+// around a reload (SIGHUP, the unit's ExecReload) and STOPPING=1 after
+// SIGTERM. What only a running systemd
+// does (the user switch, the sandbox in effect, the reload job) is not run
+// here (docs/deployment.md).
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -133,14 +136,14 @@ class FakeNotifySocket {
   bool ok() const { return fd_ >= 0; }
   const std::string& path() const { return path_; }
 
-  // Waits until a message holding the line `state` arrives (true), the
-  // deadline passes or `alive` says the sender has gone (false). Every
-  // message read is kept in messages().
+  // Waits until a message holding the line `state` has arrived, from the
+  // `first`-th message on (true), the deadline passes or `alive` says the
+  // sender has gone (false). Every message read is kept in messages().
   bool WaitFor(const std::string& state, absl::Time deadline,
-               const std::function<bool()>& alive = [] { return true; }) {
+               const std::function<bool()>& alive = [] { return true; }, size_t first = 0) {
     for (;;) {
-      for (const std::string& message : messages_) {
-        std::vector<std::string> lines = absl::StrSplit(message, '\n');
+      for (size_t i = first; i < messages_.size(); ++i) {
+        std::vector<std::string> lines = absl::StrSplit(messages_[i], '\n');
         if (std::find(lines.begin(), lines.end(), state) != lines.end()) return true;
       }
       const absl::Duration left = deadline - absl::Now();
@@ -270,7 +273,7 @@ TEST_F(ServiceTest, TheUnitIsAHardenedNotifyServiceOfItsOwnUser) {
   EXPECT_GE(limit, (port_max - port_min + 1) + 4096);
 }
 
-TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndSignalsReadiness) {
+TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates) {
   // The packaged plan with its ports moved to free loopback ones.
   const int sip_port = PickFreeUdpTcpPort();
   const std::vector<int> ports = PickFreeTcpPorts(4, {sip_port});
@@ -322,6 +325,28 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndSignalsReadiness)
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->event(), "status") << status->json;
   EXPECT_EQ(status->Str("account"), "example");
+
+  // The packaged command-line client reaches the gateway's gRPC port.
+  CommandResult accounts = RunCommand({root_->Path("/usr/bin/telestra"), "accounts", "--json",
+                                       absl::StrCat("--address=127.0.0.1:", grpc_port)});
+  EXPECT_EQ(accounts.status, 0) << accounts.output;
+  EXPECT_THAT(accounts.output, HasSubstr(R"("account":"example")"));
+
+  // SIGHUP (systemctl reload): RELOADING=1, the plan's new account, READY=1.
+  std::ofstream(plan_path, std::ios::app)
+      << "\n[reloaded]\nuser = 1001\nserver = pbx.example.invalid\nregister = false\n";
+  const size_t before_reload = notify.messages().size();
+  ASSERT_EQ(kill(process.pid(), SIGHUP), 0);
+  auto alive = [&] { return process.IsRunning(); };
+  ASSERT_TRUE(notify.WaitFor("READY=1", absl::Now() + absl::Seconds(10), alive, before_reload))
+      << absl::StrJoin(notify.messages(), " | ") << "\nlog:\n" << ReadFileText(process.log_path());
+  ASSERT_EQ(notify.messages().size(), before_reload + 2) << absl::StrJoin(notify.messages(), " | ");
+  EXPECT_THAT(notify.messages()[before_reload], HasSubstr("RELOADING=1\n"));
+  ASSERT_TRUE((*client)->Send(R"({"cmd":"get-status","account":"reloaded"})"));
+  status = (*client)->Next(absl::Seconds(5));
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->event(), "status") << status->json;
+  EXPECT_EQ(status->Str("account"), "reloaded");
   client->reset();
 
   // SIGTERM: STOPPING=1, then a clean exit.
@@ -330,7 +355,7 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndSignalsReadiness)
   EXPECT_EQ(*exit_status, 0) << ReadFileText(process.log_path());
   EXPECT_TRUE(notify.WaitFor("STOPPING=1", absl::Now() + absl::Seconds(5)))
       << absl::StrJoin(notify.messages(), " | ");
-  ASSERT_THAT(notify.messages(), ::testing::SizeIs(::testing::Ge(2)));
+  ASSERT_THAT(notify.messages(), ::testing::SizeIs(4));
   EXPECT_THAT(notify.messages().front(), HasSubstr("READY=1"));
   EXPECT_THAT(notify.messages().back(), HasSubstr("STOPPING=1"));
 }
