@@ -86,6 +86,8 @@ struct RtpConfig {
   bool latch = false;
   // Applications' audio streams (CallAudio, /ws/audio) one call may have.
   int max_streams_per_call = 4;
+  // Seconds between two call-quality events of an established call; 0: none.
+  int quality_interval = 5;
 };
 
 }  // namespace telestra::backend

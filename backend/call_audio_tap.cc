@@ -88,12 +88,14 @@ size_t CallAudioTap::Speak(absl::Span<const int16_t> samples) {
   return taken * kFrameSamples;
 }
 
-void CallAudioTap::Mark(std::string name) {
+bool CallAudioTap::Mark(std::string name) {
   absl::MutexLock lock(&mu_);
+  if (marks_.size() >= kMaxPendingMarks) return false;
   marks_.push_back(PendingMark{frames_queued_total_, std::move(name)});
   // Nothing queued before it: it is due now (the next tick would add no
   // information); the application sees it on its next TakeNotice.
   ReleaseMarksLocked();
+  return true;
 }
 
 void CallAudioTap::Clear() {
@@ -101,6 +103,8 @@ void CallAudioTap::Clear() {
   spoken_head_ = 0;
   spoken_count_ = 0;
   frames_played_total_ = frames_queued_total_;
+  late_ticks_ = 0;  // what comes next starts afresh
+  silent_ticks_ = kPauseTicks;
   ReleaseMarksLocked();
 }
 
@@ -178,7 +182,20 @@ bool CallAudioTap::TakeSpoken(int16_t* frame, bool* wake) {
   if (state_ == State::kStopped || !speaks()) return false;
   if (spoken_count_ == 0) {
     ++counters_.underruns;
+    if (silent_ticks_ == 0) ++late_ticks_;  // the stream was talking: a late frame
+    if (silent_ticks_ < kPauseTicks) ++silent_ticks_;
+    if (silent_ticks_ >= kPauseTicks) late_ticks_ = 0;  // a pause: forgiven
     return false;
+  }
+  silent_ticks_ = 0;
+  // A deep queue: the client is ahead (a prompt, back-pressure), not late.
+  if (spoken_count_ > kCatchUpQueued) late_ticks_ = 0;
+  if (late_ticks_ > 0 && spoken_count_ >= 2) {  // catch up: skip the older frame
+    --late_ticks_;
+    spoken_head_ = (spoken_head_ + 1) % spoken_.size();
+    --spoken_count_;
+    ++frames_played_total_;
+    ++counters_.frames_skipped;
   }
   std::memcpy(frame, spoken_[spoken_head_].data(), sizeof(Frame));
   spoken_head_ = (spoken_head_ + 1) % spoken_.size();

@@ -48,6 +48,12 @@ class CallAudioTap {
   static constexpr size_t kHeardCapacity = 50;    // frames: 1 s
   static constexpr size_t kSpokenCapacity = 250;  // frames: 5 s
   static constexpr size_t kNoticeCapacity = 256;
+  static constexpr size_t kMaxPendingMarks = 256;  // marks waiting for their audio
+  // Silent ticks after which a speaking stream counts as having paused
+  // (its lateness is forgiven: the next frame starts a new talkspurt).
+  static constexpr int kPauseTicks = 5;
+  // More frames than this waiting: the client sends ahead, nothing is owed.
+  static constexpr size_t kCatchUpQueued = 3;
 
   using Frame = std::array<int16_t, kFrameSamples>;
   struct Heard {
@@ -66,6 +72,7 @@ class CallAudioTap {
     uint64_t frames_dropped = 0;  // heard frames dropped (the application was slow)
     uint64_t frames_spoken = 0;   // spoken frames taken by the media thread
     uint64_t underruns = 0;       // ticks with nothing to say (speaking directions)
+    uint64_t frames_skipped = 0;  // spoken frames skipped to catch up after a late one
     uint64_t notices_dropped = 0;
   };
 
@@ -105,8 +112,9 @@ class CallAudioTap {
   size_t Speak(absl::Span<const int16_t> samples);
   // A mark after the audio queued so far: it comes back as a notice once
   // that audio has been sent (or cleared). With nothing queued it is due at
-  // once: look at TakeNotice after Mark (and after Clear).
-  void Mark(std::string name);
+  // once: look at TakeNotice after Mark (and after Clear). False (and no
+  // mark) when kMaxPendingMarks are already waiting.
+  bool Mark(std::string name);
   // Drops the queued spoken audio (barge-in); the marks waiting for it come
   // back at once (as notices, in order).
   void Clear();
@@ -123,6 +131,13 @@ class CallAudioTap {
   // Writes the next spoken frame to `frame`; false (an underrun, counted)
   // when none is queued: `frame` is untouched then. `wake` is set when the
   // application waits for room and there is some now, or a mark came due.
+  // Late frames: a tick that finds nothing while the stream is talking (a
+  // frame arrived late) would delay every later frame by a tick for good;
+  // instead such a tick is remembered, and the next time two (up to
+  // kCatchUpQueued) frames wait, the older is skipped (frames_skipped) to
+  // catch up. A pause of kPauseTicks, or more than kCatchUpQueued frames
+  // waiting (the client sends ahead: a prompt, back-pressure), forgives what
+  // was owed: audio sent ahead is never skipped.
   bool TakeSpoken(int16_t* frame, bool* wake);
   // A DTMF digit the far end sent (any method).
   bool OnDtmf(char digit, int duration_ms);
@@ -159,6 +174,9 @@ class CallAudioTap {
   size_t spoken_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t frames_queued_total_ ABSL_GUARDED_BY(mu_) = 0;  // ever queued (or cleared)
   uint64_t frames_played_total_ ABSL_GUARDED_BY(mu_) = 0;  // taken by the media thread (or cleared)
+  // Late-frame catch-up (TakeSpoken).
+  int late_ticks_ ABSL_GUARDED_BY(mu_) = 0;    // ticks owed
+  int silent_ticks_ ABSL_GUARDED_BY(mu_) = kPauseTicks;  // consecutive underruns (capped)
   struct PendingMark {
     uint64_t after_frames = 0;  // reported once frames_played_total_ reaches it
     std::string name;

@@ -306,8 +306,7 @@ absl::Status RtpMediaEngine::AttachAudio(int64_t call_id, std::shared_ptr<CallAu
 
 void RtpMediaEngine::RunWakeups() {
   TELESTRA_ASSERT_ON(media_thread_);
-  for (const std::shared_ptr<CallAudioTap>& tap : wakeups_) tap->RunWakeup();
-  wakeups_.clear();
+  wakeup_thread_.Post(&wakeups_);
 }
 
 void RtpMediaEngine::CloseLocked(int64_t call_id) {

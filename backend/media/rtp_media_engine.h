@@ -24,6 +24,7 @@
 #include "backend/media/audio_clip.h"
 #include "backend/media/media_call.h"
 #include "backend/media/rtp_port_allocator.h"
+#include "backend/media/tap_wakeup_thread.h"
 #include "backend/media/socket_address.h"
 #include "backend/media_engine.h"
 #include "backend/thread_owner.h"
@@ -66,6 +67,10 @@ namespace telestra::backend {
 //    recording is torn down inside Close, so its file is complete when
 //    Close returns. Sockets that belong to no call (spares, calls being torn
 //    down) are still read, and what arrives on them discarded and counted.
+//  - Applications' audio streams (CallAudioTap) get the call's frames and
+//    give theirs during the tick; their wakeups (which start a client's
+//    write) are handed to a thread of their own (`telestra-audio`,
+//    TapWakeupThread) once per round, so no client write delays a tick.
 //  - The timeout handler is called on the media thread without the lock (it
 //    may call Close). It can run just after the SIP side closed that call;
 //    unknown ids must be ignored.
@@ -157,7 +162,7 @@ class RtpMediaEngine final : public MediaEngine {
   void RunTicks(uint64_t expirations, std::vector<int64_t>* timed_out);
   // Reports the DTMF notices collected (without the lock).
   void ReportDtmf();
-  // Runs the taps' wakeups collected (without the lock).
+  // Hands the taps' wakeups collected to wakeup_thread_ (without the lock).
   void RunWakeups();
   void CloseLocked(int64_t call_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tears down the calls Close left to the media thread.
@@ -200,9 +205,10 @@ class RtpMediaEngine final : public MediaEngine {
   // What the calls reported of DTMF during the current round (collected
   // under the lock, reported after it).
   std::vector<DtmfNotice> dtmf_notices_;
-  // The audio taps whose wakeup is due (collected under the lock, run after
-  // it).
+  // The audio taps whose wakeup is due (collected under the lock, handed to
+  // wakeup_thread_ after it).
   std::vector<std::shared_ptr<CallAudioTap>> wakeups_;
+  TapWakeupThread wakeup_thread_;
 
   // Lock order: a leaf. Taken by the SIP thread (Open/Start/Close of a
   // call's media) and the media thread; nothing is called with it held: the

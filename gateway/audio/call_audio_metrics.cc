@@ -23,6 +23,9 @@ void ExportCallAudioMetrics(const CallAudioStats& stats, MetricsWriter& out) {
   out.Counter("telestra_call_audio_underruns_total",
               "Ticks a speaking stream had nothing queued (silence was sent).",
               static_cast<double>(stats.underruns.load()));
+  out.Counter("telestra_call_audio_frames_skipped_total",
+              "Clients' frames skipped to catch up after a late one (real-time speakers).",
+              static_cast<double>(stats.frames_skipped.load()));
 }
 
 }  // namespace telestra::gateway

@@ -108,6 +108,7 @@ CallAudioSession::~CallAudioSession() {
     stats_->frames_dropped += now.frames_dropped - reported_.frames_dropped;
     stats_->frames_spoken += now.frames_spoken - reported_.frames_spoken;
     stats_->underruns += now.underruns - reported_.underruns;
+    stats_->frames_skipped += now.frames_skipped - reported_.frames_skipped;
     if (counted_active_) --stats_->streams_active;
   }
   if (up_ != nullptr) speex_resampler_destroy(up_);
@@ -121,8 +122,7 @@ absl::Status CallAudioSession::OnRequest(const telestra::v1::CallAudioRequest& r
     case telestra::v1::CallAudioRequest::kAudio:
       return OnAudio(request.audio().pcm());
     case telestra::v1::CallAudioRequest::kMark:
-      OnMark(request.mark().name());
-      return absl::OkStatus();
+      return OnMark(request.mark().name());
     case telestra::v1::CallAudioRequest::kClear:
       OnClear();
       return absl::OkStatus();
@@ -172,7 +172,11 @@ void CallAudioSession::FeedHeldBack() {
   if (tap_->stopped()) held_back_.clear();  // nowhere to go
 }
 
-void CallAudioSession::OnMark(std::string name) { tap_->Mark(std::move(name)); }
+absl::Status CallAudioSession::OnMark(std::string name) {
+  if (tap_->Mark(std::move(name))) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "Too many marks waiting (at most ", backend::CallAudioTap::kMaxPendingMarks, ")"));
+}
 
 void CallAudioSession::OnClear() {
   held_back_.clear();
@@ -242,6 +246,7 @@ bool CallAudioSession::Next(CallAudioResponse* out) {
         stats_->frames_dropped += now.frames_dropped - reported_.frames_dropped;
         stats_->frames_spoken += now.frames_spoken - reported_.frames_spoken;
         stats_->underruns += now.underruns - reported_.underruns;
+        stats_->frames_skipped += now.frames_skipped - reported_.frames_skipped;
         reported_ = now;
       }
     }

@@ -28,6 +28,7 @@ struct CallAudioStats {
   std::atomic<uint64_t> frames_dropped{0};   // heard frames dropped (slow clients)
   std::atomic<uint64_t> frames_spoken{0};    // clients' frames sent to calls
   std::atomic<uint64_t> underruns{0};        // ticks a speaking stream had nothing queued
+  std::atomic<uint64_t> frames_skipped{0};   // clients' frames skipped to catch up after a late one
 };
 
 // One call audio stream as every front end runs it (gRPC CallAudio and
@@ -68,7 +69,9 @@ class CallAudioSession {
   // front end wants it to (both end it: docs/audio.md).
   absl::Status OnRequest(const telestra::v1::CallAudioRequest& request);
   absl::Status OnAudio(absl::string_view pcm);
-  void OnMark(std::string name);
+  // ResourceExhausted when CallAudioTap::kMaxPendingMarks marks already
+  // wait for their audio.
+  absl::Status OnMark(std::string name);
   void OnClear();
 
   // False while audio is held back (see above); the wakeup says when to ask

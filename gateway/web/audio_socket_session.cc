@@ -327,8 +327,12 @@ class AudioSocketSession : public SessionRegistry::Session,
             absl::StrCat("Too many marks waiting (at most ", kMaxMarksWaiting, ")")));
         return;
       }
+      absl::Status marked = audio_->OnMark(std::move(*request->mutable_mark()->mutable_name()));
+      if (!marked.ok()) {
+        control_.push_back(EncodeAudioFail(marked.message()));
+        return;
+      }
       ++marks_waiting_;
-      audio_->OnMark(std::move(*request->mutable_mark()->mutable_name()));
     } else if (request->has_clear()) {
       audio_->OnClear();
     }

@@ -238,3 +238,74 @@ TEST(CallAudioTapTest, NoWakeupRunsAfterDetachReturns) {
 
 }  // namespace
 }  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+// Plays `ticks` ticks of the media thread; returns how many took a frame.
+int Ticks(CallAudioTap& tap, int ticks) {
+  int taken = 0;
+  int16_t frame[kFrameSamples];
+  bool wake = false;
+  for (int i = 0; i < ticks; ++i) taken += tap.TakeSpoken(frame, &wake) ? 1 : 0;
+  return taken;
+}
+
+TEST(CallAudioTapCatchUpTest, ALateFrameIsCaughtUpBySkippingOneWhenTwoWait) {
+  CallAudioTap tap(CallAudioTap::Direction::kSpeak);
+  // Talking in real time: a frame per tick.
+  for (int i = 0; i < 5; ++i) {
+    tap.Speak(Frames(1, 1));
+    EXPECT_EQ(Ticks(tap, 1), 1);
+  }
+  EXPECT_EQ(Ticks(tap, 1), 0);  // a frame is late: an underrun
+  tap.Speak(Frames(2, 2));      // it arrives with the next one
+  EXPECT_EQ(Ticks(tap, 1), 1);  // the older is skipped, the newer plays
+  EXPECT_EQ(tap.spoken_queued(), 0u) << "back in step";
+  CallAudioTap::Counters counters = tap.counters();
+  EXPECT_EQ(counters.frames_skipped, 1u);
+  EXPECT_EQ(counters.underruns, 1u);
+}
+
+TEST(CallAudioTapCatchUpTest, APromptSentAheadAfterAPauseIsNeverSkipped) {
+  CallAudioTap tap(CallAudioTap::Direction::kSpeak);
+  EXPECT_EQ(Ticks(tap, 20), 0);  // nothing to say yet
+  tap.Speak(Frames(100, 3));
+  EXPECT_EQ(Ticks(tap, 100), 100);
+  tap.Speak(Frames(1, 3));
+  EXPECT_EQ(Ticks(tap, 1), 1);
+  EXPECT_EQ(Ticks(tap, CallAudioTap::kPauseTicks), 0);  // the talkspurt ends: a pause
+  tap.Speak(Frames(50, 4));
+  EXPECT_EQ(Ticks(tap, 50), 50);
+  EXPECT_EQ(tap.counters().frames_skipped, 0u);
+}
+
+TEST(CallAudioTapCatchUpTest, MarksBeyondTheBoundAreRefused) {
+  CallAudioTap tap(CallAudioTap::Direction::kSpeak);
+  tap.Speak(Frames(1, 1));
+  for (size_t i = 0; i < CallAudioTap::kMaxPendingMarks; ++i) {
+    ASSERT_TRUE(tap.Mark("m"));
+  }
+  EXPECT_FALSE(tap.Mark("one too many"));
+  EXPECT_EQ(Ticks(tap, 1), 1);
+  EXPECT_TRUE(tap.Mark("after"));
+}
+
+}  // namespace
+}  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+TEST(CallAudioTapCatchUpTest, AudioSentAheadAfterAnUnderrunIsNotSkipped) {
+  CallAudioTap tap(CallAudioTap::Direction::kSpeak);
+  tap.Speak(Frames(3, 1));
+  EXPECT_EQ(Ticks(tap, 3), 3);
+  EXPECT_EQ(Ticks(tap, 1), 0);  // the client fell behind once
+  tap.Speak(Frames(50, 2));     // and then sends well ahead
+  EXPECT_EQ(Ticks(tap, 50), 50);
+  EXPECT_EQ(tap.counters().frames_skipped, 0u);
+}
+
+}  // namespace
+}  // namespace telestra::backend
