@@ -20,6 +20,12 @@ telestra::v1::Event FailEvent(const std::string& account, std::string error,
   return event;
 }
 
+void SetTimestamp(absl::Time time, google::protobuf::Timestamp* out) {
+  const timespec ts = absl::ToTimespec(time);
+  out->set_seconds(ts.tv_sec);
+  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+}
+
 }  // namespace
 
 GatewayBackend::GatewayBackend(std::vector<AccountConfig> accounts, SipStack* stack, EventHub* hub)
@@ -117,6 +123,7 @@ GatewayBackend::CallRecord& GatewayBackend::AddCall(const std::string& account,
                    : telestra::v1::CALL_STATE_DIALING;
   call.peer = std::move(peer);
   call.peer_name = std::move(peer_name);
+  call.start_time = absl::Now();
   return call;
 }
 
@@ -128,6 +135,8 @@ absl::Status GatewayBackend::CheckAccount(absl::string_view account) const {
 }
 
 void GatewayBackend::SetStatus(AccountState& state, int status, const std::string& reason) {
+  // Only a 200 has a binding (OnRegistrationExpires comes before each).
+  if (status != 200) state.registration_expires = absl::InfinitePast();
   if (state.status == status && state.reason == reason) return;
   state.status = status;
   state.reason = reason;
@@ -402,6 +411,11 @@ telestra::v1::Status GatewayBackend::StatusOf(const AccountState& state) const {
   telestra::v1::Status status;
   status.set_account(state.config.name);
   status.set_account_status(state.status);
+  status.set_user(state.config.user);
+  status.set_server(state.config.server);
+  if (state.status == 200 && state.registration_expires != absl::InfinitePast()) {
+    SetTimestamp(state.registration_expires, status.mutable_registration_expires());
+  }
   for (const auto& [id, call] : calls_) {
     if (call.account != state.config.name) continue;
     telestra::v1::CallInfo* info = status.add_calls();
@@ -410,17 +424,43 @@ telestra::v1::Status GatewayBackend::StatusOf(const AccountState& state) const {
     info->set_direction(call.direction);
     info->set_peer(call.peer);
     info->set_peer_name(call.peer_name);
+    SetTimestamp(call.start_time, info->mutable_start_time());
+    if (call.answer_time != absl::InfinitePast()) {
+      SetTimestamp(call.answer_time, info->mutable_answer_time());
+    }
+    info->set_sip_call_id(call.sip.sip_call_id);
+    info->set_remote_uri(call.sip.remote_uri);
   }
   return status;
 }
 
-absl::StatusOr<telestra::v1::Status> GatewayBackend::GetStatus(absl::string_view account) const {
-  absl::MutexLock lock(&mu_);
-  auto it = accounts_.find(account);
-  if (it == accounts_.end()) {
-    return absl::NotFoundError(absl::StrCat("Unknown account: ", account));
+void GatewayBackend::AddLiveQuality(telestra::v1::Status& status) const {
+  if (media_ == nullptr) return;
+  for (telestra::v1::CallInfo& info : *status.mutable_calls()) {
+    std::optional<MediaStats> stats = media_->Stats(info.call_id());
+    if (!stats) continue;  // no media (yet, or any more)
+    const CallQualityFigures q = QualityOf(*stats);
+    info.set_codec(q.codec);
+    info.set_packets_received(q.packets_received);
+    info.set_packets_lost(q.packets_lost);
+    info.set_jitter_ms(q.jitter_ms);
+    if (q.rtt_ms) info.set_rtt_ms(*q.rtt_ms);
+    if (q.mos) info.set_mos(*q.mos);
   }
-  return StatusOf(it->second);
+}
+
+absl::StatusOr<telestra::v1::Status> GatewayBackend::GetStatus(absl::string_view account) const {
+  telestra::v1::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = accounts_.find(account);
+    if (it == accounts_.end()) {
+      return absl::NotFoundError(absl::StrCat("Unknown account: ", account));
+    }
+    status = StatusOf(it->second);
+  }
+  AddLiveQuality(status);
+  return status;
 }
 
 int64_t GatewayBackend::calls_started() const {
@@ -429,10 +469,25 @@ int64_t GatewayBackend::calls_started() const {
 }
 
 std::vector<telestra::v1::Status> GatewayBackend::ListAccounts() const {
-  absl::MutexLock lock(&mu_);
   std::vector<telestra::v1::Status> all;
-  for (const std::string& name : order_) all.push_back(StatusOf(accounts_.find(name)->second));
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& name : order_) all.push_back(StatusOf(accounts_.find(name)->second));
+  }
+  for (telestra::v1::Status& status : all) AddLiveQuality(status);
   return all;
+}
+
+GatewayBackend::CallStats GatewayBackend::call_stats() const {
+  CallStats stats;
+  stats.setup_outgoing_seconds = setup_outgoing_seconds_.snapshot();
+  stats.setup_incoming_seconds = setup_incoming_seconds_.snapshot();
+  stats.loss_ratio = loss_ratio_.snapshot();
+  stats.jitter_seconds = jitter_seconds_.snapshot();
+  stats.mos = mos_.snapshot();
+  absl::MutexLock lock(&mu_);
+  stats.ended_by_code = ended_by_code_;
+  return stats;
 }
 
 void GatewayBackend::OnRegistration(const std::string& account, uint64_t generation, int status,
@@ -458,6 +513,15 @@ void GatewayBackend::OnRegistration(const std::string& account, uint64_t generat
     hub_->Broadcast(FailEvent(account, absl::StrCat("Failed to log in to account: ", account),
                               telestra::v1::FAIL_KIND_UNAVAILABLE));
   }
+}
+
+void GatewayBackend::OnRegistrationExpires(const std::string& account, uint64_t generation,
+                                           absl::Time expires) {
+  absl::MutexLock lock(&mu_);
+  auto it = accounts_.find(account);
+  if (it == accounts_.end() || generation != it->second.generation) return;
+  // Shown while account_status is 200 (StatusOf); no event of its own.
+  it->second.registration_expires = expires;
 }
 
 }  // namespace telestra::backend
@@ -535,6 +599,11 @@ void GatewayBackend::OnCallEstablished(int64_t call_id) {
   CallRecord& call = it->second;
   call.answering = false;
   call.state = telestra::v1::CALL_STATE_ACTIVE;
+  call.answer_time = absl::Now();
+  const double setup = absl::ToDoubleSeconds(call.answer_time - call.start_time);
+  (call.direction == telestra::v1::CALL_DIRECTION_INCOMING ? setup_incoming_seconds_
+                                                           : setup_outgoing_seconds_)
+      .Observe(setup);
   telestra::v1::Event event;
   event.mutable_call_answered()->set_account(call.account);
   event.mutable_call_answered()->set_call_id(call_id);
@@ -677,6 +746,7 @@ void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& r
   if (it == calls_.end()) return;
   std::string account = it->second.account;
   calls_.erase(it);
+  ++ended_by_code_[code];
   // Its digits still queued will never be sent: call-ended says so.
   for (auto request = dtmf_requests_.begin(); request != dtmf_requests_.end();) {
     request = request->second.call_id == call_id ? dtmf_requests_.erase(request) : ++request;
@@ -689,6 +759,43 @@ void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& r
   ended->set_reason(reason);
   hub_->Broadcast(std::move(event));
   spdlog::info("call {}: ended ({} {})", call_id, code, reason);
+}
+
+void GatewayBackend::OnCallDetails(int64_t call_id, const SipCallDetails& details) {
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it != calls_.end()) it->second.sip = details;  // shown by get-status; no event
+}
+
+void GatewayBackend::OnCallQuality(int64_t call_id, const MediaStats& stats, bool final) {
+  const CallQualityFigures q = QualityOf(stats);
+  EventHub::ReplyScope deliver_after_unlock(hub_);  // before the lock (see the header)
+  absl::MutexLock lock(&mu_);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  const CallRecord& call = it->second;
+  if (final) {
+    // The call's end follows: its figures go to /metrics (a call that
+    // never received audio has none to give).
+    if (q.packets_received > 0) {
+      loss_ratio_.Observe(q.loss_percent / 100.0);
+      jitter_seconds_.Observe(q.jitter_ms / 1000.0);
+      if (q.mos) mos_.Observe(*q.mos);
+    }
+    return;
+  }
+  if (!call.Established()) return;
+  telestra::v1::Event event;
+  telestra::v1::CallQuality* quality = event.mutable_call_quality();
+  quality->set_account(call.account);
+  quality->set_call_id(call_id);
+  quality->set_codec(q.codec);
+  quality->set_packets_received(q.packets_received);
+  quality->set_packets_lost(q.packets_lost);
+  quality->set_jitter_ms(q.jitter_ms);
+  if (q.rtt_ms) quality->set_rtt_ms(*q.rtt_ms);
+  if (q.mos) quality->set_mos(*q.mos);
+  hub_->Broadcast(std::move(event));
 }
 
 }  // namespace telestra::backend

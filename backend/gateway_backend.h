@@ -8,9 +8,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "backend/account_config.h"
 #include "backend/backend.h"
+#include "backend/call_quality.h"
 #include "backend/event_hub.h"
+#include "backend/histogram.h"
+#include "backend/media_engine.h"
 #include "backend/sip_stack.h"
 
 namespace telestra::backend {
@@ -56,6 +60,12 @@ class GatewayBackend : public Backend, public SipStackListener {
   // set before Start.
   void set_max_audio_streams_per_call(int max) { max_audio_streams_per_call_ = max; }
 
+  // Where get-status and the snapshots read a call's live quality (codec,
+  // packets, loss, jitter, round trip, MOS); unset: those stay empty. Set
+  // before Start; it must outlive the backend. The engine's own lock is a
+  // leaf: it is read after mu_ is released.
+  void set_media(const MediaEngine* media) { media_ = media; }
+
   // Backend:
   absl::Status Login(const telestra::v1::LoginCommand& login) override;
   absl::Status Logout(absl::string_view account) override;
@@ -78,13 +88,33 @@ class GatewayBackend : public Backend, public SipStackListener {
   // Calls placed or received since start (the next call id).
   int64_t calls_started() const;
 
+  // What /metrics shows of the calls (docs/metrics.md). Thread: any.
+  struct CallStats {
+    // Seconds from make-call (its INVITE leaves at once) to the far end's
+    // 2xx; from an incoming INVITE to the call's establishment (answer-call
+    // and the ACK).
+    Histogram::Snapshot setup_outgoing_seconds;
+    Histogram::Snapshot setup_incoming_seconds;
+    std::map<int, uint64_t> ended_by_code;  // call-ended code -> calls
+    // At the end of each call that received audio: its loss (a ratio, late
+    // packets included), jitter (seconds) and MOS.
+    Histogram::Snapshot loss_ratio;
+    Histogram::Snapshot jitter_seconds;
+    Histogram::Snapshot mos;
+  };
+  CallStats call_stats() const;
+
   // SipStackListener:
   void OnRegistration(const std::string& account, uint64_t generation,
                       int status, const std::string& reason,
                       bool retrying) override;
+  void OnRegistrationExpires(const std::string& account, uint64_t generation,
+                             absl::Time expires) override;
   int64_t OnIncomingCall(const std::string& account, const std::string& caller,
                          const std::string& caller_name) override;
   void OnCallProgress(int64_t call_id, int code, bool early_media) override;
+  void OnCallDetails(int64_t call_id, const SipCallDetails& details) override;
+  void OnCallQuality(int64_t call_id, const MediaStats& stats, bool final) override;
   void OnCallEstablished(int64_t call_id) override;
   void OnCallHold(int64_t call_id, bool local_hold, bool remote_hold) override;
   void OnHoldResult(int64_t call_id, bool hold, int code, const std::string& reason) override;
@@ -110,6 +140,9 @@ class GatewayBackend : public Backend, public SipStackListener {
     telestra::v1::CallState state = telestra::v1::CALL_STATE_UNSPECIFIED;
     std::string peer;
     std::string peer_name;
+    absl::Time start_time;                         // AddCall
+    absl::Time answer_time = absl::InfinitePast();  // established; InfinitePast before
+    SipCallDetails sip;                            // OnCallDetails; empty before
     // What the SIP stack reported: `state` (DIALING/INCOMING, RINGING on
     // call-ringing, ACTIVE once established, HELD/REMOTE_HELD from the hold
     // directions below; the call is established exactly when it is one of
@@ -141,6 +174,9 @@ class GatewayBackend : public Backend, public SipStackListener {
     int status = 0;  // account_status as the API reports it
     std::string reason;
     uint64_t generation = 0;  // bumped by every login/logout
+    // The registrar's binding lasts until then (status 200 only; else
+    // InfinitePast).
+    absl::Time registration_expires = absl::InfinitePast();
   };
 
   // A new call of `account` with the next id: incoming calls start
@@ -164,6 +200,9 @@ class GatewayBackend : public Backend, public SipStackListener {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   telestra::v1::Status StatusOf(const AccountState& state) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the calls' codec and quality from the media engine (if set),
+  // without mu_ (the engine's lock is taken instead).
+  void AddLiveQuality(telestra::v1::Status& status) const ABSL_LOCKS_EXCLUDED(mu_);
 
   SipStack* const stack_;
   EventHub* const hub_;
@@ -183,6 +222,14 @@ class GatewayBackend : public Backend, public SipStackListener {
   uint64_t next_dtmf_request_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, DtmfRequest> dtmf_requests_ ABSL_GUARDED_BY(mu_);
   int max_audio_streams_per_call_ = 4;  // fixed before Start
+  const MediaEngine* media_ = nullptr;   // fixed before Start
+  std::map<int, uint64_t> ended_by_code_ ABSL_GUARDED_BY(mu_);
+  // Observed under mu_ (their own locks are leaves).
+  Histogram setup_outgoing_seconds_{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+  Histogram setup_incoming_seconds_{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+  Histogram loss_ratio_{0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5};
+  Histogram jitter_seconds_{0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2};
+  Histogram mos_{1, 2, 3, 3.5, 3.8, 4, 4.2, 4.3, 4.4};
 };
 
 }  // namespace telestra::backend

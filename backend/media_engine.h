@@ -58,6 +58,14 @@ struct MediaStats {
   uint64_t rtcp_received = 0;
   double jitter_ms = 0;  // RFC 3550 interarrival jitter
   int payload_type = -1;  // of the last packet received
+  // The codec the SDP negotiated (0 PCMU, 8 PCMA); -1 before the media starts.
+  int negotiated_payload_type = -1;
+  // Audio packets that came too late for the jitter buffer (dropped).
+  uint64_t packets_late = 0;
+  int jitter_buffer_ms = 0;  // the call's jitter buffer depth
+  // Round trip from the far end's last RTCP report block about our stream
+  // that referred to an SR of ours (RFC 3550 6.4.1); unset before one.
+  std::optional<double> rtt_ms;
   // Discarded because they came from a source other than the far end
   // (`[rtp-settings] latch`, docs/audio.md).
   uint64_t packets_foreign = 0;

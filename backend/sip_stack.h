@@ -9,8 +9,17 @@
 #include "backend/account_config.h"
 #include "backend/call_audio_tap.h"
 #include "backend/dtmf.h"
+#include "backend/media_engine.h"
 
 namespace telestra::backend {
+
+// What identifies a call on the SIP side (SipStackListener::OnCallDetails).
+struct SipCallDetails {
+  std::string sip_call_id;  // the dialog's Call-ID
+  // The far end's URI: our INVITE's Request-URI (outgoing), the From of
+  // theirs (incoming).
+  std::string remote_uri;
+};
 
 // What the SIP stack reports back to the backend.
 // Thread: called on the SIP thread only; must not block.
@@ -27,6 +36,12 @@ class SipStackListener {
                               int status, const std::string& reason,
                               bool retrying) = 0;
 
+  // A REGISTER of `account` (attempt `generation`) was accepted: the
+  // binding lasts until `expires` unless refreshed. Just before the
+  // OnRegistration(200) of the same answer (a refresh's too).
+  virtual void OnRegistrationExpires(const std::string& account, uint64_t generation,
+                                     absl::Time expires) = 0;
+
   // An INVITE arrived for `account`. Returns the new call's id (the backend
   // broadcasts call-incoming), or -1 to refuse it (the stack answers 480).
   virtual int64_t OnIncomingCall(const std::string& account, const std::string& caller,
@@ -36,6 +51,17 @@ class SipStackListener {
   // such answer. `early_media`: it carried an SDP answer that the call's
   // media now uses (the far end's audio flows before the call is answered).
   virtual void OnCallProgress(int64_t call_id, int code, bool early_media) = 0;
+
+  // The call's SIP dialog exists: once per call that gets one, before
+  // anything else of it but OnIncomingCall (an incoming call's right after
+  // OnIncomingCall accepted it; an outgoing call's before its INVITE).
+  virtual void OnCallDetails(int64_t call_id, const SipCallDetails& details) = 0;
+
+  // The media statistics of a call whose media has started: every
+  // `[rtp-settings] quality-interval` seconds while it is established
+  // (`final` false; none when the interval is 0), and once just before its
+  // media closes (`final` true; OnCallEnded follows).
+  virtual void OnCallQuality(int64_t call_id, const MediaStats& stats, bool final) = 0;
 
   // The call is established (2xx + ACK), once per call.
   virtual void OnCallEstablished(int64_t call_id) = 0;

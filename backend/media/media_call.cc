@@ -454,7 +454,15 @@ bool MediaCall::OnRtcp(absl::Span<const uint8_t> datagram, const SocketAddress& 
     last_sr_ntp_middle_ = NtpMiddle32(summary->sender_info->ntp_timestamp);
     last_sr_arrival_ns_ = now_ns;
   }
-  if (summary->block_about_us) remote_report_ = summary->block_about_us;
+  if (summary->block_about_us) {
+    remote_report_ = summary->block_about_us;
+    // One clock read per report (every few seconds): the round trip.
+    if (std::optional<double> rtt = RtcpRoundTripMs(
+            NtpMiddle32(NtpTimestampFromUnixNanos(RealtimeNanos())), remote_report_->last_sr,
+            remote_report_->delay_since_last_sr)) {
+      rtt_ms_ = rtt;
+    }
+  }
   if (summary->bye) ++rtcp_bye_received_;
   return true;
 }
@@ -476,6 +484,10 @@ MediaStats MediaCall::stats() const {
   stats.rtcp_received = rtcp_received_;
   stats.jitter_ms = static_cast<double>(receive_stats_.jitter()) * 1000.0 / kSampleRate;
   stats.payload_type = last_payload_type_;
+  stats.negotiated_payload_type = started_ ? payload_type_ : -1;
+  stats.packets_late = jitter_buffer_.counters().packets_late;
+  stats.jitter_buffer_ms = settings_.jitter_buffer_ms;
+  stats.rtt_ms = rtt_ms_;
   stats.packets_foreign = rtp_foreign_;
   stats.rtcp_foreign = rtcp_foreign_;
   return stats;

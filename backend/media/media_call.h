@@ -216,6 +216,7 @@ class MediaCall {
   uint32_t last_sr_ntp_middle_ = 0;              // of the far end's last SR
   int64_t last_sr_arrival_ns_ = 0;
   std::optional<RtcpReportBlock> remote_report_;
+  std::optional<double> rtt_ms_;  // from the last report block that gave one
 };
 
 }  // namespace telestra::backend

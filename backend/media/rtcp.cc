@@ -164,4 +164,13 @@ uint64_t NtpTimestampFromUnixNanos(int64_t unix_nanos) {
   return seconds << 32 | fraction;
 }
 
+std::optional<double> RtcpRoundTripMs(uint32_t arrival_ntp_middle, uint32_t last_sr,
+                                      uint32_t delay_since_last_sr) {
+  if (last_sr == 0) return std::nullopt;
+  // Modulo 2^32: right across the wrap of the 16.16 clock (every 18 h).
+  const auto rtt = static_cast<int32_t>(arrival_ntp_middle - last_sr - delay_since_last_sr);
+  if (rtt < 0) return std::nullopt;
+  return rtt * 1000.0 / 65536.0;
+}
+
 }  // namespace telestra::backend

@@ -72,4 +72,12 @@ uint64_t NtpTimestampFromUnixNanos(int64_t unix_nanos);
 // The middle 32 bits of an NTP timestamp (the LSR field).
 inline uint32_t NtpMiddle32(uint64_t ntp) { return static_cast<uint32_t>(ntp >> 16); }
 
+// The round-trip time a report block about our stream tells (RFC 3550
+// 6.4.1): A - LSR - DLSR, where A is the middle 32 bits of the NTP time
+// the block arrived (all in 1/65536 s, modulo 2^32), in milliseconds.
+// nullopt when the block refers to no SR of ours (LSR 0) or the result is
+// negative (the far end's DLSR is wrong, or our clock stepped back).
+std::optional<double> RtcpRoundTripMs(uint32_t arrival_ntp_middle, uint32_t last_sr,
+                                      uint32_t delay_since_last_sr);
+
 }  // namespace telestra::backend

@@ -52,12 +52,49 @@ void SofiaSipStack::Impl::AttachAudio(int64_t call_id, const std::shared_ptr<Cal
   media_->AttachAudio(call_id, tap);  // stops the tap itself if it fails
 }
 
-// Closes the call's RTP ports, if open.
+// Closes the call's RTP ports, if open; the listener gets the media's
+// last statistics first, if it ever started.
 void SofiaSipStack::Impl::CloseMedia(CallLeg* leg) {
   TELESTRA_ASSERT_ON(owner_);
   if (leg->local_port == 0) return;
+  if (leg->media.remote_rtp_port != 0) {
+    if (std::optional<MediaStats> stats = media_->Stats(leg->id)) {
+      listener_->OnCallQuality(leg->id, *stats, /*final=*/true);
+    }
+  }
   media_->Close(leg->id);
   leg->local_port = 0;
+}
+
+void SofiaSipStack::Impl::ReportDetails(CallLeg* leg) {
+  TELESTRA_ASSERT_ON(owner_);
+  SipCallDetails details;
+  details.sip_call_id = leg->sip_call_id;
+  details.remote_uri = leg->remote_aor;
+  listener_->OnCallDetails(leg->id, details);
+}
+
+// One timer for all calls: each established call with media gets its
+// statistics read (a copy under the engine's lock) and reported.
+void SofiaSipStack::Impl::OnQualityTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg) {
+  auto* self = static_cast<Impl*>(static_cast<void*>(arg));
+  TELESTRA_ASSERT_ON(self->owner_);
+  SipThread::DestroyTimer(self->quality_timer_);
+  if (self->shutting_down_) return;
+  self->quality_timer_ = self->thread_.StartTimer(&Impl::OnQualityTimer, self,
+                                                  int64_t{self->rtp_.quality_interval} * 1000);
+  std::vector<std::pair<int64_t, MediaStats>> reports;
+  for (const auto& [id, leg] : self->calls_) {
+    if (!IsEstablished(leg->state) || leg->local_port == 0 || leg->media.remote_rtp_port == 0) {
+      continue;
+    }
+    if (std::optional<MediaStats> stats = self->media_->Stats(id)) {
+      reports.emplace_back(id, *stats);
+    }
+  }
+  // Reported after the walk over calls_, which a listener call must not
+  // see half done.
+  for (const auto& [id, stats] : reports) self->listener_->OnCallQuality(id, stats, false);
 }
 
 // Applies a completed offer/answer to the call's media.

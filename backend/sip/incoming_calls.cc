@@ -108,7 +108,11 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
     if (char* from = url_as_string(scratch, sip->sip_from->a_url)) leg->remote_aor = from;
     su_home_deinit(scratch);
   }
+  if (sip->sip_call_id != nullptr && sip->sip_call_id->i_id != nullptr) {
+    leg->sip_call_id = sip->sip_call_id->i_id;
+  }
   calls_[call_id] = std::move(owned);
+  ReportDetails(leg);
   leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
                              SIPTAG_CALL_ID(sip->sip_call_id), SIPTAG_FROM(sip->sip_to),
                              SIPTAG_TO(sip->sip_from), NTATAG_REMOTE_CSEQ(sip->sip_cseq->cs_seq),

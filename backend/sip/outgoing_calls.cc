@@ -54,10 +54,12 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
   }
   const std::string& target = dialed->uri;
   su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+  sip_call_id_t* sip_call_id = sip_call_id_create(scratch, nullptr);
+  if (sip_call_id != nullptr && sip_call_id->i_id != nullptr) leg->sip_call_id = sip_call_id->i_id;
   leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
                              SIPTAG_FROM_STR(FromFor(account).c_str()),
                              SIPTAG_TO_STR(absl::StrCat("<", target, ">").c_str()),
-                             SIPTAG_CALL_ID(sip_call_id_create(scratch, nullptr)), TAG_END());
+                             SIPTAG_CALL_ID(sip_call_id), TAG_END());
   su_home_deinit(scratch);
   if (leg->leg == nullptr) {
     EndLeg(call_id, 500, "Cannot create a SIP dialog");
@@ -66,6 +68,7 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
   nta_leg_tag(leg->leg, nullptr);
   leg->target = target;
   leg->remote_aor = target;
+  ReportDetails(leg);
   leg->target_in_domain = dialed->in_domain;
   leg->requested_se = config_.session_expires;
   if (config_.invite_timeout > 0) {

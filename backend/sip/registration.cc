@@ -74,6 +74,7 @@ void SofiaSipStack::Impl::StartRegister(Registration* reg) {
   reg->bound = reg->config;
   policy_->SetRegistrar(reg->bound.name, reg->bound.server);
   reg->challenges = 0;
+  reg->sent_at = absl::Now();
   Move(reg, RegistrationEvent::kRegister);
   SendRegister(reg);
 }
@@ -188,6 +189,7 @@ void SofiaSipStack::Impl::OnRefresh(su_root_magic_t*, su_timer_t*, su_timer_arg_
   if (reg->state != RegistrationState::kRegistered || reg->orq != nullptr) return;
   Move(reg, RegistrationEvent::kRefresh);
   reg->challenges = 0;
+  reg->sent_at = absl::Now();
   reg->impl->SendRegister(reg);
 }
 
@@ -257,9 +259,13 @@ void SofiaSipStack::Impl::OnRegisterResult(Registration* reg, int status, const 
     Move(reg, RegistrationEvent::kOk);
     reg->challenges = 0;
     reg->failures = 0;
+    const absl::Time now = absl::Now();
+    stats_.registration_seconds.Observe(absl::ToDoubleSeconds(now - reg->sent_at));
+    const int granted = GrantedSeconds(reg, sip);
     SipThread::DestroyTimer(reg->refresh);
-    reg->refresh =
-        thread_.StartTimer(&Impl::OnRefresh, reg, int64_t{GrantedSeconds(reg, sip)} * 1000 / 2);
+    reg->refresh = thread_.StartTimer(&Impl::OnRefresh, reg, int64_t{granted} * 1000 / 2);
+    listener_->OnRegistrationExpires(reg->config.name, reg->generation,
+                                     now + absl::Seconds(granted));
     Report(reg, 200, phrase, false);
     return;
   }

@@ -65,6 +65,7 @@ SofiaSipStack::Stats SofiaSipStack::stats() const {
   stats.ring_timeouts = c.ring_timeouts.load(std::memory_order_relaxed);
   stats.invite_timeouts = c.invite_timeouts.load(std::memory_order_relaxed);
   stats.ringing_refused = c.ringing_refused.load(std::memory_order_relaxed);
+  stats.registration_seconds = c.registration_seconds.snapshot();
   return stats;
 }
 
@@ -180,6 +181,10 @@ absl::Status SofiaSipStack::Impl::SetUp(su_root_t* root) {
     thread_.Post([this, call_id, request] { OnRtpDtmfSent(call_id, request); });
   };
   media_->SetDtmfHandlers(std::move(dtmf));
+  if (rtp_.quality_interval > 0) {
+    quality_timer_ =
+        thread_.StartTimer(&Impl::OnQualityTimer, this, int64_t{rtp_.quality_interval} * 1000);
+  }
   return absl::OkStatus();
 }
 
@@ -201,6 +206,7 @@ void SofiaSipStack::Impl::TearDown() {
   nta_agent_destroy(agent_);
   agent_ = nullptr;
   SipThread::DestroyTimer(shutdown_timer_);
+  SipThread::DestroyTimer(quality_timer_);
 }
 
 // Thread: any. On the SIP thread itself (a native command read there) the

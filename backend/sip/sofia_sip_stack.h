@@ -4,6 +4,7 @@
 
 #include "backend/account_config.h"
 #include "backend/fd_loop.h"
+#include "backend/histogram.h"
 #include "backend/media_engine.h"
 #include "backend/sip_stack.h"
 
@@ -82,6 +83,8 @@ class SofiaSipStack : public SipStack, public FdLoop {
     uint64_t ring_timeouts = 0;             // incoming calls answered 480
     uint64_t invite_timeouts = 0;           // outgoing calls cancelled, 408
     uint64_t ringing_refused = 0;           // INVITEs over max-ringing, answered 486
+    // Seconds from a REGISTER (or refresh) to its 2xx, a challenge included.
+    Histogram::Snapshot registration_seconds;
   };
   // Thread: any.
   Stats stats() const;

@@ -32,6 +32,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/histogram.h"
 #include "backend/network_list.h"
 #include "backend/sip/call_leg.h"
 #include "backend/sip/dial_target.h"
@@ -89,6 +90,7 @@ class SofiaSipStack::Impl {
     Impl* const impl;  // for sofia's callbacks
     AccountConfig config;
     AccountConfig bound;  // the account as registered (a new login replaces config)
+    absl::Time sent_at;   // when the current REGISTER (before any challenge) left
     uint64_t generation = 0;
     nta_leg_t* leg = nullptr;       // Call-ID, tags and CSeq of the REGISTERs
     nta_outgoing_t* orq = nullptr;  // the REGISTER in flight
@@ -135,6 +137,7 @@ class SofiaSipStack::Impl {
     // The far end's URI (our INVITE's target, or their INVITE's From): what
     // an attended transfer to this call refers to.
     std::string remote_aor;
+    std::string sip_call_id;  // the dialog's Call-ID
     // We transfer this call: the REFER until its answer, then its NOTIFYs
     // until the final one (or kTransferTimeout).
     nta_outgoing_t* refer = nullptr;
@@ -350,6 +353,11 @@ class SofiaSipStack::Impl {
 
   bool OpenMedia(CallLeg* leg);
   void CloseMedia(CallLeg* leg);
+  // Tells the listener the call's SIP details (OnCallDetails).
+  void ReportDetails(CallLeg* leg);
+  // Every [rtp-settings] quality-interval: the media statistics of each
+  // established call to the listener (OnCallQuality).
+  static void OnQualityTimer(su_root_magic_t*, su_timer_t*, su_timer_arg_t* arg);
 
   void ApplyAudio(CallLeg* leg, const AudioSession& session);
   void UpdateMedia(CallLeg* leg);
@@ -387,6 +395,7 @@ class SofiaSipStack::Impl {
   std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
   bool shutting_down_ = false;
   su_timer_t* shutdown_timer_ = nullptr;
+  su_timer_t* quality_timer_ = nullptr;  // [rtp-settings] quality-interval; null: off
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
   std::map<int64_t, std::unique_ptr<CallLeg>> calls_;
   std::map<std::string, std::unique_ptr<DigestCache>> invite_auth_;
@@ -401,6 +410,8 @@ class SofiaSipStack::Impl {
     std::atomic<uint64_t> ring_timeouts{0};
     std::atomic<uint64_t> invite_timeouts{0};
     std::atomic<uint64_t> ringing_refused{0};
+    // REGISTER sent (a challenge's second one included) to its 2xx.
+    Histogram registration_seconds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   } stats_;
 
  private:

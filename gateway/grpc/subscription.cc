@@ -55,6 +55,8 @@ const std::string& AccountOfEvent(const Event& event) {
       return event.call_started().account();
     case Event::kDtmfSent:
       return event.dtmf_sent().account();
+    case Event::kCallQuality:
+      return event.call_quality().account();
     case Event::KIND_NOT_SET:
       break;
   }
@@ -70,6 +72,7 @@ bool IsExtendedOnlyEvent(const Event& event) {
     case Event::kCallProgress:
     case Event::kTransferProgress:
     case Event::kCallStarted:
+    case Event::kCallQuality:
       return true;
     default:
       return false;

@@ -17,8 +17,10 @@ namespace telestra::gateway {
 const std::string& AccountOfEvent(const telestra::v1::Event& event);
 
 // True for the events a native client only gets after opting in (the same
-// set as JsonCodec::IsExtendedOnly): call-ringing, call-held, call-resumed,
-// account-status. A gRPC Session sends them unless it opts out.
+// set as JsonCodec::IsExtendedOnly but for DTMF): call-ringing,
+// call-progress, call-held, call-resumed, account-status,
+// transfer-progress, call-started, call-quality. A gRPC Session sends them
+// unless it opts out.
 bool IsExtendedOnlyEvent(const telestra::v1::Event& event);
 
 // Which broadcasts one Subscribe stream wants (SubscribeRequest.accounts

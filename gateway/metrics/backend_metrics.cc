@@ -31,6 +31,25 @@ void ExportBackendMetrics(const backend::GatewayBackend& backend, MetricsWriter&
     out.Gauge("telestra_calls", "Calls by state", count, {{"state", state}});
   }
   out.Counter("telestra_calls_started_total", "Calls placed or received", backend.calls_started());
+  const backend::GatewayBackend::CallStats calls = backend.call_stats();
+  const char* setup_help =
+      "Call setup time: make-call to the far end's 2xx (outgoing), the far end's INVITE to the "
+      "call's establishment (incoming)";
+  out.Histogram("telestra_call_setup_seconds", setup_help, calls.setup_outgoing_seconds,
+                {{"direction", "outgoing"}});
+  out.Histogram("telestra_call_setup_seconds", setup_help, calls.setup_incoming_seconds,
+                {{"direction", "incoming"}});
+  for (const auto& [code, count] : calls.ended_by_code) {
+    out.Counter("telestra_calls_ended_total",
+                "Calls ended, by the SIP status that ended them (0: none, e.g. a BYE)", count,
+                {{"code", std::to_string(code)}});
+  }
+  out.Histogram("telestra_call_packet_loss_ratio",
+                "Each call's received packet loss at its end (late packets included)",
+                calls.loss_ratio);
+  out.Histogram("telestra_call_jitter_seconds",
+                "Each call's interarrival jitter (RFC 3550) at its end", calls.jitter_seconds);
+  out.Histogram("telestra_call_mos", "Each call's E-model MOS estimate at its end", calls.mos);
 }
 
 void ExportMediaMetrics(const backend::RtpMediaEngine& media, MetricsWriter& out) {
@@ -64,6 +83,9 @@ void ExportSipStackMetrics(const backend::SofiaSipStack& stack, MetricsWriter& o
               stats.invite_timeouts);
   out.Counter("telestra_sip_ringing_refused_total", "Incoming calls refused 486 over max-ringing",
               stats.ringing_refused);
+  out.Histogram("telestra_registration_seconds",
+                "REGISTER (first or refresh) to its 2xx, a digest challenge included",
+                stats.registration_seconds);
 }
 
 }  // namespace telestra::gateway

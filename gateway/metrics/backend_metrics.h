@@ -18,7 +18,9 @@ namespace telestra::gateway {
 void ExportEventHubMetrics(const backend::EventHub& hub, MetricsWriter& out);
 
 // telestra_account_status{account}, telestra_calls{state},
-// telestra_calls_started_total. Thread: any.
+// telestra_calls_started_total, telestra_calls_ended_total{code},
+// telestra_call_setup_seconds{direction}, telestra_call_packet_loss_ratio,
+// telestra_call_jitter_seconds, telestra_call_mos. Thread: any.
 void ExportBackendMetrics(const backend::GatewayBackend& backend, MetricsWriter& out);
 
 // telestra_media_calls, telestra_media_{discarded,foreign}_datagrams_total,
@@ -26,7 +28,7 @@ void ExportBackendMetrics(const backend::GatewayBackend& backend, MetricsWriter&
 void ExportMediaMetrics(const backend::RtpMediaEngine& media, MetricsWriter& out);
 
 // telestra_sip_*_total: requests refused, challenges, timeouts of the SIP
-// user agent. Thread: any.
+// user agent; telestra_registration_seconds. Thread: any.
 void ExportSipStackMetrics(const backend::SofiaSipStack& stack, MetricsWriter& out);
 
 }  // namespace telestra::gateway

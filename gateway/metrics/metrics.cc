@@ -1,6 +1,7 @@
 #include "gateway/metrics/metrics.h"
 
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -35,6 +36,23 @@ void MetricsWriter::Counter(const std::string& name, const std::string& help, do
 void MetricsWriter::Gauge(const std::string& name, const std::string& help, double value,
                           const Labels& labels) {
   Add(name, help, prometheus::MetricType::Gauge, labels).gauge.value = value;
+}
+
+void MetricsWriter::Histogram(const std::string& name, const std::string& help,
+                              const backend::Histogram::Snapshot& snapshot,
+                              const Labels& labels) {
+  prometheus::ClientMetric::Histogram& out =
+      Add(name, help, prometheus::MetricType::Histogram, labels).histogram;
+  out.sample_count = snapshot.count;
+  out.sample_sum = snapshot.sum;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < snapshot.counts.size(); ++i) {
+    cumulative += snapshot.counts[i];
+    const double bound = i < snapshot.upper_bounds.size()
+                             ? snapshot.upper_bounds[i]
+                             : std::numeric_limits<double>::infinity();
+    out.bucket.push_back({cumulative, bound});
+  }
 }
 
 std::vector<prometheus::MetricFamily> MetricsWriter::Take() {

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/histogram.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -28,6 +29,10 @@ class MetricsWriter {
                const Labels& labels = {});
   void Gauge(const std::string& name, const std::string& help, double value,
              const Labels& labels = {});
+  // A histogram's buckets (cumulative, as Prometheus wants them), count and
+  // sum, from a snapshot of a backend::Histogram.
+  void Histogram(const std::string& name, const std::string& help,
+                 const backend::Histogram::Snapshot& snapshot, const Labels& labels = {});
   std::vector<prometheus::MetricFamily> Take();
 
  private:

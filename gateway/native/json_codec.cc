@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace telestra::gateway {
 namespace {
@@ -543,6 +544,15 @@ class Writer {
     Key(key);
     f_.number(value);
   }
+  void Double(const char* key, double value) {
+    Key(key);
+    f_.number(value);
+  }
+  // A Timestamp as RFC 3339 in UTC with milliseconds.
+  void Time(const char* key, const google::protobuf::Timestamp& time) {
+    const absl::Time t = absl::FromUnixSeconds(time.seconds()) + absl::Nanoseconds(time.nanos());
+    String(key, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()));
+  }
   void Bool(const char* key, bool value) {
     Key(key);
     if (value) {
@@ -565,6 +575,21 @@ class Writer {
 void WriteAccountCall(Writer& w, const std::string& account, int64_t call_id) {
   w.String("account", account);
   w.Int("call_id", call_id);
+}
+
+// What a call object of `status` says beyond the vendor's fields (extended
+// clients only): times, SIP identity, codec and quality.
+void WriteCallDetails(Writer& w, const telestra::v1::CallInfo& call) {
+  if (call.has_start_time()) w.Time("start_time", call.start_time());
+  if (call.has_answer_time()) w.Time("answer_time", call.answer_time());
+  w.String("codec", call.codec());
+  w.String("sip_call_id", call.sip_call_id());
+  w.String("remote_uri", call.remote_uri());
+  w.Uint("packets_received", call.packets_received());
+  w.Uint("packets_lost", call.packets_lost());
+  w.Double("jitter_ms", call.jitter_ms());
+  if (call.has_rtt_ms()) w.Double("rtt_ms", call.rtt_ms());
+  if (call.has_mos()) w.Double("mos", call.mos());
 }
 
 // simdjson rejects an object followed by more (`{...} x`) as unfinished
@@ -741,6 +766,13 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       w.Begin("status");
       w.String("account", e.account());
       w.Int("account_status", e.account_status());
+      if (extended) {
+        w.String("user", e.user());
+        w.String("server", e.server());
+        if (e.has_registration_expires()) {
+          w.Time("registration_expires", e.registration_expires());
+        }
+      }
       w.Key("calls");
       formatter.start_array();
       bool first = true;
@@ -754,6 +786,7 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
         w.String("direction", CallDirectionName(call.direction()));
         w.String("peer", call.peer());
         w.String("peer_name", call.peer_name());
+        if (extended) WriteCallDetails(w, call);
         formatter.end_object();
       }
       formatter.end_array();
@@ -832,6 +865,18 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       w.String("digits", e.digits());
       break;
     }
+    case E::kCallQuality: {
+      const auto& e = event.call_quality();
+      w.Begin("call-quality");
+      WriteAccountCall(w, e.account(), e.call_id());
+      w.String("codec", e.codec());
+      w.Uint("packets_received", e.packets_received());
+      w.Uint("packets_lost", e.packets_lost());
+      w.Double("jitter_ms", e.jitter_ms());
+      if (e.has_rtt_ms()) w.Double("rtt_ms", e.rtt_ms());
+      if (e.has_mos()) w.Double("mos", e.mos());
+      break;
+    }
     case E::KIND_NOT_SET:
       // Nothing to report; still a well-formed object.
       w.Begin("unknown");
@@ -867,6 +912,7 @@ bool JsonCodec::IsExtendedOnly(const telestra::v1::Event& event) {
     case telestra::v1::Event::kCallProgress:
     case telestra::v1::Event::kTransferProgress:
     case telestra::v1::Event::kCallStarted:
+    case telestra::v1::Event::kCallQuality:
       return true;
     default:
       return false;

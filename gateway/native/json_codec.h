@@ -52,10 +52,12 @@ class JsonCodec {
   size_t buffer_capacity() const;
 
   // Renders an event as compact JSON (without the NUL terminator).
-  // `extended` adds the fields beyond the seed: "seq" on every event and
-  // "code"/"reason" on call-ended. Extended-only events (call-ringing,
-  // call-held, call-resumed, account-status) are rendered regardless; the
-  // session decides whether to send them (IsExtendedOnly).
+  // `extended` adds the fields beyond the seed: "seq" on every event,
+  // "code"/"reason" on call-ended, and on status the account's user, server
+  // and registration expiry and each call's times, codec, SIP identity and
+  // quality (Timestamps as RFC 3339 strings). Extended-only events
+  // (call-ringing, call-held, call-quality, ...) are rendered regardless;
+  // the session decides whether to send them (IsExtendedOnly).
   static std::string Encode(const telestra::v1::Event& event, bool extended);
 
   // True for the events a legacy client only gets after opting in.

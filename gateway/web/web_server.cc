@@ -690,6 +690,17 @@ void WebServer::ExportMetrics(MetricsWriter& out) const {
   out.Counter("telestra_web_undelivered_events_total",
               "Events lost with disconnected or shut-down WebSocket sessions",
               stats.undelivered_events);
+  out.Counter("telestra_web_sessions_total", "WebSocket sessions accepted",
+              stats.sessions_accepted);
+  out.Counter("telestra_web_oversize_closes_total",
+              "WebSocket sessions closed 1009 for a message over --web_max_message_bytes",
+              stats.oversize_closes);
+  out.Counter("telestra_web_idle_timeouts_total",
+              "WebSocket sessions closed for --web_idle_timeout_seconds of silence",
+              stats.idle_timeouts);
+  out.Counter("telestra_web_resume_gaps_total",
+              "WebSocket resumes that could not replay every missed event (a snapshot instead)",
+              stats.gaps);
 }
 
 void WebServer::Stop() {

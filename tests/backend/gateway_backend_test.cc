@@ -514,6 +514,163 @@ TEST_F(GatewayBackendTest, ListAccountsKeepsPlanOrder) {
   EXPECT_EQ(all[1].account(), "account-2");
 }
 
+// ------------------------------------------------ call details and quality
+
+absl::Time TimeOf(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+TEST_F(GatewayBackendTest, StatusNamesTheUserServerAndTheRegistrationsExpiry) {
+  backend_.Start();
+  const uint64_t generation = stack_.calls[0].generation;
+  telestra::v1::Status status = *backend_.GetStatus("account-1");
+  EXPECT_EQ(status.user(), "3001");
+  EXPECT_EQ(status.server(), "127.0.0.1:5060");
+  EXPECT_FALSE(status.has_registration_expires()) << "not registered yet";
+  const absl::Time expires = absl::FromUnixSeconds(1800000000) + absl::Milliseconds(250);
+  backend_.OnRegistrationExpires("account-1", generation, expires);
+  backend_.OnRegistration("account-1", generation, 200, "OK", false);
+  status = *backend_.GetStatus("account-1");
+  ASSERT_TRUE(status.has_registration_expires());
+  EXPECT_EQ(TimeOf(status.registration_expires()), expires);
+  // A login shows its user and server; the old binding's expiry goes.
+  telestra::v1::LoginCommand login;
+  login.set_account("account-1");
+  login.set_user("3009");
+  login.set_pass("x");
+  login.set_server("pbx.example.com:5080");
+  ASSERT_TRUE(backend_.Login(login).ok());
+  status = *backend_.GetStatus("account-1");
+  EXPECT_EQ(status.user(), "3009");
+  EXPECT_EQ(status.server(), "pbx.example.com:5080");
+  EXPECT_FALSE(status.has_registration_expires());
+  // An expiry of a superseded attempt is ignored.
+  backend_.OnRegistrationExpires("account-1", generation, expires);
+  backend_.OnRegistration("account-1", stack_.calls.back().generation, 200, "OK", false);
+  EXPECT_FALSE(backend_.GetStatus("account-1")->has_registration_expires());
+}
+
+// A media engine that only answers Stats, with what the test put there.
+class StatsOnlyMedia : public MediaEngine {
+ public:
+  absl::StatusOr<int> Open(int64_t, const MediaOptions&) override { return 40000; }
+  void Update(int64_t, const MediaParams&) override {}
+  void Close(int64_t) override {}
+  std::optional<MediaStats> Stats(int64_t call_id) const override {
+    auto it = stats.find(call_id);
+    if (it == stats.end()) return std::nullopt;
+    return it->second;
+  }
+  void SetTimeoutHandler(std::function<void(int64_t)>) override {}
+  absl::Status SendDtmf(int64_t, const std::string&, int, uint64_t) override {
+    return absl::OkStatus();
+  }
+  void SetDtmfHandlers(DtmfHandlers) override {}
+  absl::Status AttachAudio(int64_t, std::shared_ptr<CallAudioTap>) override {
+    return absl::OkStatus();
+  }
+  const std::string& local_address() const override { return address; }
+  size_t open_calls() const override { return stats.size(); }
+
+  std::map<int64_t, MediaStats> stats;
+  std::string address = "127.0.0.1";
+};
+
+// 190 packets received, 10 lost, PCMA, a 30 ms round trip.
+MediaStats SomeAudio() {
+  MediaStats stats;
+  stats.negotiated_payload_type = 8;
+  stats.packets_received = 190;
+  stats.packets_lost = 10;
+  stats.jitter_ms = 4.5;
+  stats.rtt_ms = 30;
+  stats.jitter_buffer_ms = 60;
+  return stats;
+}
+
+class CallQualityTest : public CallTest {
+ protected:
+  CallQualityTest() { backend_.set_media(&media_); }  // before SetUp's Start
+  StatsOnlyMedia media_;
+};
+
+TEST_F(CallQualityTest, ACallShowsItsTimesSipIdentityCodecAndQuality) {
+  const absl::Time before = absl::Now();
+  int64_t id = Dial("3002");
+  telestra::v1::CallInfo call = CallOf(id);
+  ASSERT_TRUE(call.has_start_time());
+  EXPECT_GE(TimeOf(call.start_time()), before - absl::Milliseconds(1));
+  EXPECT_FALSE(call.has_answer_time());
+  EXPECT_EQ(call.codec(), "") << "no media yet";
+  EXPECT_FALSE(call.has_mos());
+
+  backend_.OnCallDetails(id, {"abc@127.0.0.1", "sip:3002@127.0.0.1:5060"});
+  media_.stats[id] = SomeAudio();
+  backend_.OnCallEstablished(id);
+  call = CallOf(id);
+  EXPECT_EQ(call.sip_call_id(), "abc@127.0.0.1");
+  EXPECT_EQ(call.remote_uri(), "sip:3002@127.0.0.1:5060");
+  ASSERT_TRUE(call.has_answer_time());
+  EXPECT_GE(TimeOf(call.answer_time()), TimeOf(call.start_time()));
+  EXPECT_EQ(call.codec(), "PCMA");
+  EXPECT_EQ(call.packets_received(), 190u);
+  EXPECT_EQ(call.packets_lost(), 10u);
+  EXPECT_DOUBLE_EQ(call.jitter_ms(), 4.5);
+  ASSERT_TRUE(call.has_rtt_ms());
+  EXPECT_DOUBLE_EQ(call.rtt_ms(), 30);
+  ASSERT_TRUE(call.has_mos());
+  EXPECT_NEAR(call.mos(), MosFromRating(EModelRating(75, 5)), 0.006);
+  // The snapshots (ListAccounts) carry the same.
+  EXPECT_EQ(backend_.ListAccounts()[0].calls(0).codec(), "PCMA");
+}
+
+TEST_F(CallQualityTest, QualityEventsForEstablishedCallsAndFiguresAtTheEndForMetrics) {
+  int64_t id = Dial("3002");
+  backend_.OnCallQuality(id, SomeAudio(), false);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallQuality), 0) << "not established";
+  backend_.OnCallEstablished(id);
+  backend_.OnCallQuality(id, SomeAudio(), false);
+  ASSERT_EQ(listener_.Count(telestra::v1::Event::kCallQuality), 1);
+  const telestra::v1::CallQuality& q = listener_.events.back().call_quality();
+  EXPECT_EQ(q.account(), "account-1");
+  EXPECT_EQ(q.call_id(), id);
+  EXPECT_EQ(q.codec(), "PCMA");
+  EXPECT_EQ(q.packets_received(), 190u);
+  EXPECT_EQ(q.packets_lost(), 10u);
+  EXPECT_DOUBLE_EQ(q.jitter_ms(), 4.5);
+  EXPECT_DOUBLE_EQ(q.rtt_ms(), 30);
+  EXPECT_TRUE(q.has_mos());
+
+  // The last figures, just before the media closes: /metrics, no event.
+  backend_.OnCallQuality(id, SomeAudio(), true);
+  EXPECT_EQ(listener_.Count(telestra::v1::Event::kCallQuality), 1);
+  backend_.OnCallEnded(id, 0, "Hung up");
+  // A second call never answered: ended 486, no audio, no figures.
+  int64_t busy = Dial("3003");
+  backend_.OnCallQuality(busy, MediaStats(), true);
+  backend_.OnCallEnded(busy, 486, "Busy Here");
+
+  GatewayBackend::CallStats stats = backend_.call_stats();
+  EXPECT_EQ(stats.ended_by_code, (std::map<int, uint64_t>{{0, 1}, {486, 1}}));
+  EXPECT_EQ(stats.setup_outgoing_seconds.count, 1u);
+  EXPECT_EQ(stats.setup_incoming_seconds.count, 0u);
+  EXPECT_EQ(stats.loss_ratio.count, 1u);
+  EXPECT_DOUBLE_EQ(stats.loss_ratio.sum, 0.05);
+  EXPECT_EQ(stats.jitter_seconds.count, 1u);
+  EXPECT_DOUBLE_EQ(stats.jitter_seconds.sum, 0.0045);
+  EXPECT_EQ(stats.mos.count, 1u);
+}
+
+TEST_F(CallQualityTest, AnIncomingCallsSetupRunsFromItsInviteToItsEstablishment) {
+  int64_t id = backend_.OnIncomingCall("account-1", "3002", "");
+  ASSERT_TRUE(backend_.AnswerCall("account-1", id).ok());
+  backend_.OnCallEstablished(id);
+  GatewayBackend::CallStats stats = backend_.call_stats();
+  EXPECT_EQ(stats.setup_incoming_seconds.count, 1u);
+  EXPECT_EQ(stats.setup_outgoing_seconds.count, 0u);
+  EXPECT_GE(stats.setup_incoming_seconds.sum, 0);
+}
+
 }  // namespace
 }  // namespace telestra::backend
 

@@ -130,5 +130,32 @@ TEST(RtcpTest, NtpTimestampOfTheUnixEpochAndHalfASecond) {
   EXPECT_EQ(NtpMiddle32(0x0123456789abcdefULL), 0x456789abu);
 }
 
+// RFC 3550 6.4.1's own example: an SR sent at 0xb705:2000 (LSR), the
+// receiver's report 5.25 s later (DLSR 0x0005:4000), arriving at
+// 0xb710:8000: the round trip is 0x0006:2000 = 6.125 s.
+TEST(RtcpTest, RoundTripIsArrivalMinusLastSrMinusItsDelayAsInRfc3550) {
+  std::optional<double> rtt = RtcpRoundTripMs(0xb7108000u, 0xb7052000u, 0x00054000u);
+  ASSERT_TRUE(rtt.has_value());
+  EXPECT_DOUBLE_EQ(*rtt, 6125.0);
+}
+
+TEST(RtcpTest, RoundTripIsRightAcrossTheWrapOfTheNtpClock) {
+  // LSR just before the 16.16 clock wraps, arrival just after: 20 ms, of
+  // which the far end held 5 ms.
+  const uint32_t lsr = 0xffffff00u;
+  const uint32_t dlsr = 5 * 65536 / 1000;
+  const uint32_t arrival = lsr + 20 * 65536 / 1000;  // wraps
+  std::optional<double> rtt = RtcpRoundTripMs(arrival, lsr, dlsr);
+  ASSERT_TRUE(rtt.has_value());
+  EXPECT_NEAR(*rtt, 15.0, 0.05);
+}
+
+TEST(RtcpTest, NoRoundTripWithoutAnSrOrWhenTheDelayExceedsTheElapsedTime) {
+  EXPECT_FALSE(RtcpRoundTripMs(0x10000000u, 0, 0).has_value());  // no SR of ours yet
+  // A DLSR longer than the time since our SR: clocks or a bogus block.
+  EXPECT_FALSE(RtcpRoundTripMs(0x00020000u, 0x00010000u, 0x00020000u).has_value());
+  EXPECT_DOUBLE_EQ(*RtcpRoundTripMs(0x00020000u, 0x00010000u, 0x00010000u), 0.0);
+}
+
 }  // namespace
 }  // namespace telestra::backend

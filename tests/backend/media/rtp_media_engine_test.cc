@@ -724,6 +724,49 @@ TEST(RtpMediaEngineTest, SenderReportsArriveAtTheRtcpPortAndByeOnClose) {
   EXPECT_TRUE(report->bye);
 }
 
+// The far end holds our SR for a while and reports a delay since it that is
+// 20 ms short: the round trip the engine computes (RFC 3550 6.4.1) is
+// those 20 ms plus the real time on the wire and in the two programs.
+TEST(RtpMediaEngineTest, TheFarEndsReportBlockGivesTheRoundTrip) {
+  auto engine = StartEngine(RtcpEvery(absl::Milliseconds(100)));
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  absl::StatusOr<int> port = engine->Open(1, Source("tone:1000", "alice"));
+  ASSERT_TRUE(port.ok());
+  EXPECT_EQ(engine->Stats(1)->negotiated_payload_type, -1) << "no media yet";
+  engine->Update(1, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+  MediaStats stats = *engine->Stats(1);
+  EXPECT_EQ(stats.negotiated_payload_type, 0);
+  EXPECT_EQ(stats.jitter_buffer_ms, 60);
+  EXPECT_FALSE(stats.rtt_ms.has_value());
+
+  std::optional<std::vector<uint8_t>> datagram;
+  std::optional<RtcpSummary> sr;
+  while (!(sr && sr->sender_info)) {
+    datagram = peer.rtcp->Receive(absl::Seconds(2));
+    ASSERT_TRUE(datagram.has_value());
+    sr = ParseRtcpCompound(*datagram, 0);
+  }
+  const absl::Time received = absl::Now();
+  absl::SleepFor(absl::Milliseconds(50));
+  RtcpCompoundParams far_end;
+  far_end.ssrc = 77;
+  far_end.cname = "far@127.0.0.1";
+  RtcpReportBlock block;
+  block.ssrc = stats.local_ssrc;
+  block.last_sr = NtpMiddle32(sr->sender_info->ntp_timestamp);
+  const absl::Duration held = absl::Now() - received - absl::Milliseconds(20);
+  block.delay_since_last_sr = static_cast<uint32_t>(absl::ToDoubleSeconds(held) * 65536);
+  far_end.block = block;
+  uint8_t buffer[kMaxRtcpCompoundSize];
+  size_t size = WriteRtcpCompound(far_end, absl::MakeSpan(buffer));
+  ASSERT_TRUE(peer.rtcp->SendTo(*port + 1, absl::MakeConstSpan(buffer, size)));
+  ASSERT_TRUE(WaitFor([&] { return engine->Stats(1)->rtt_ms.has_value(); }, kDeadline));
+  const double rtt = *engine->Stats(1)->rtt_ms;
+  EXPECT_GE(rtt, 19.9);
+  EXPECT_LT(rtt, 20.0 + absl::ToDoubleMilliseconds(kDeadline));
+}
+
 // ---------------------------------------------------------------- timeout
 
 TEST(RtpMediaEngineTest, RtpTimeoutFiresOnceForAReceivingCallThatGetsNothing) {

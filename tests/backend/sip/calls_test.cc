@@ -27,11 +27,13 @@ class CallsTest : public testing::StackTest {
  protected:
   // Starts the stack and a peer answering with `answer` (REGISTER always
   // 200).
-  void Start(FakeSipPeer::Answer answer) {
-    StartStack([answer](int n, const SipMessage& request) -> Responses {
-      if (request.Method() == "REGISTER") return {{"200 OK\r\nExpires: 300", ""}};
-      return answer(n, request);
-    });
+  void Start(FakeSipPeer::Answer answer, RtpConfig rtp = RtpConfig()) {
+    StartStack(
+        [answer](int n, const SipMessage& request) -> Responses {
+          if (request.Method() == "REGISTER") return {{"200 OK\r\nExpires: 300", ""}};
+          return answer(n, request);
+        },
+        SipConfig(), rtp);
   }
 
   // Calls 3002 as call 1 and waits for the peer to get the INVITE.
@@ -89,6 +91,34 @@ TEST_F(CallsTest, AnOutgoingCallRingsIsAnsweredAndHungUpWithBye) {
   EXPECT_FALSE(media_.IsOpen(1)) << "the call's RTP ports were not freed";
   EXPECT_EQ(listener_.reports(), (std::vector<std::string>{"ringing 1 180", "established 1",
                                                            listener_.WaitFor("ended 1")}));
+  // Its SIP identity, and its media's last figures before it closed.
+  SipCallDetails details = listener_.details(1);
+  EXPECT_EQ(details.sip_call_id, invite.Header("Call-ID"));
+  EXPECT_FALSE(details.sip_call_id.empty());
+  EXPECT_EQ(details.remote_uri, absl::StrCat("sip:3002@", peer_->address()));
+  EXPECT_EQ(listener_.quality(), (std::vector<std::string>{"1 final 0"}));
+}
+
+TEST_F(CallsTest, AnEstablishedCallsMediaIsReportedEveryQualityInterval) {
+  RtpConfig rtp;
+  rtp.quality_interval = 1;
+  Start(
+      [](int, const SipMessage& request) -> Responses {
+        if (request.Method() == "INVITE") return {{"200 OK", PeerSdp(30000)}};
+        if (request.Method() == "BYE") return {{"200 OK", ""}};
+        return {};
+      },
+      rtp);
+  Dial();
+  ASSERT_EQ(listener_.WaitFor("established 1"), "established 1");
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (listener_.quality().size() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(listener_.quality(), (std::vector<std::string>{"1 live 0", "1 live 0"}));
+  stack_->HangupCall(1);
+  ASSERT_TRUE(absl::StartsWith(listener_.WaitFor("ended 1"), "ended 1"));
+  EXPECT_EQ(listener_.quality().back(), "1 final 0");
 }
 
 TEST_F(CallsTest, EarlyMediaStartsWithA183sSdpAndEachProvisionalAnswerIsReported) {
@@ -174,6 +204,8 @@ TEST_F(CallsTest, AnIncomingCallRingsIsAnsweredAndConfirmedByTheAck) {
   ASSERT_TRUE(peer_->WaitFor("INVITE", 1, /*responses=*/true));
   EXPECT_EQ(peer_->Received("INVITE", true).front().Status(), 180);
   EXPECT_TRUE(media_.IsOpen(7)) << "the RTP ports are reserved while it rings";
+  EXPECT_EQ(listener_.details(7).sip_call_id, "in-1");
+  EXPECT_EQ(listener_.details(7).remote_uri, "sip:3002@127.0.0.1");
 
   stack_->AnswerCall(7);
   ASSERT_TRUE(peer_->WaitFor("INVITE", 2, /*responses=*/true));

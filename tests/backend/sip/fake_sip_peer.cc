@@ -265,6 +265,15 @@ std::optional<MediaParams> FakeMedia::Last(int64_t call_id) const {
   return it->second;
 }
 
+std::optional<MediaStats> FakeMedia::Stats(int64_t call_id) const {
+  absl::MutexLock lock(&mu_);
+  if (open_.count(call_id) == 0) return std::nullopt;
+  MediaStats stats;
+  auto it = last_.find(call_id);
+  if (it != last_.end()) stats.negotiated_payload_type = it->second.payload_type;
+  return stats;
+}
+
 bool FakeMedia::IsOpen(int64_t call_id) const {
   absl::MutexLock lock(&mu_);
   return open_.count(call_id) != 0;
@@ -365,6 +374,38 @@ std::string RecordingListener::WaitFor(const std::string& prefix, absl::Duration
       .value_or("");
 }
 
+void RecordingListener::OnRegistrationExpires(const std::string&, uint64_t, absl::Time expires) {
+  absl::MutexLock lock(&mu_);
+  expiries_.push_back(expires);
+}
+
+void RecordingListener::OnCallDetails(int64_t call_id, const SipCallDetails& details) {
+  absl::MutexLock lock(&mu_);
+  details_[call_id] = details;
+}
+
+void RecordingListener::OnCallQuality(int64_t call_id, const MediaStats& stats, bool final) {
+  absl::MutexLock lock(&mu_);
+  quality_.push_back(
+      absl::StrCat(call_id, final ? " final " : " live ", stats.negotiated_payload_type));
+}
+
+std::vector<absl::Time> RecordingListener::expiries() {
+  absl::MutexLock lock(&mu_);
+  return expiries_;
+}
+
+SipCallDetails RecordingListener::details(int64_t call_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = details_.find(call_id);
+  return it == details_.end() ? SipCallDetails() : it->second;
+}
+
+std::vector<std::string> RecordingListener::quality() {
+  absl::MutexLock lock(&mu_);
+  return quality_;
+}
+
 std::vector<std::string> RecordingListener::reports() {
   absl::MutexLock lock(&mu_);
   return reports_;
@@ -384,10 +425,10 @@ std::vector<RecordingListener::Registration> RecordingListener::registrations() 
 
 // ---- StackTest
 
-void StackTest::StartStack(FakeSipPeer::Answer answer, SipConfig config) {
+void StackTest::StartStack(FakeSipPeer::Answer answer, SipConfig config, RtpConfig rtp) {
   peer_ = std::make_unique<FakeSipPeer>(std::move(answer));
   config.port = 0;
-  stack_ = std::make_unique<SofiaSipStack>(config, RtpConfig(), &media_);
+  stack_ = std::make_unique<SofiaSipStack>(config, rtp, &media_);
   ASSERT_TRUE(stack_->Start(&listener_).ok());
   account_.name = "account-1";
   account_.user = "3001";

@@ -110,7 +110,8 @@ class FakeMedia : public MediaEngine {
   absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) override;
   void Update(int64_t call_id, const MediaParams& params) override;
   void Close(int64_t call_id) override;
-  std::optional<MediaStats> Stats(int64_t) const override { return std::nullopt; }
+  // For an open call: nothing received, the codec of its last MediaParams.
+  std::optional<MediaStats> Stats(int64_t call_id) const override;
   void SetTimeoutHandler(std::function<void(int64_t)>) override {}
   // Queues (records) the digits when the call's last MediaParams negotiated
   // telephone-event and send; FailedPrecondition otherwise, as the engine.
@@ -165,6 +166,19 @@ class RecordingListener : public SipStackListener {
   // Returns the next incoming id (as OnIncomingCall does).
   int64_t OnTransferRequested(int64_t call_id, const std::string& num) override;
   void OnCallEnded(int64_t call_id, int code, const std::string& reason) override;
+  // Kept apart from reports() (which the tests compare whole):
+  // expiries(), details(), quality().
+  void OnRegistrationExpires(const std::string& account, uint64_t generation,
+                             absl::Time expires) override;
+  void OnCallDetails(int64_t call_id, const SipCallDetails& details) override;
+  void OnCallQuality(int64_t call_id, const MediaStats& stats, bool final) override;
+
+  // The registration's expiry times reported, in order.
+  std::vector<absl::Time> expiries();
+  // The details reported of `call_id` (empty if none).
+  SipCallDetails details(int64_t call_id);
+  // "<call_id> live|final <codec payload type>" per OnCallQuality, in order.
+  std::vector<std::string> quality();
 
   // What OnIncomingCall returns next (then one more each time); -1 refuses.
   void set_next_incoming_id(int64_t id) { next_incoming_id_ = id; }
@@ -195,6 +209,9 @@ class RecordingListener : public SipStackListener {
   absl::Mutex mu_;  // Lock order: a leaf.
   std::vector<std::string> reports_ ABSL_GUARDED_BY(mu_);
   std::vector<Registration> registrations_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> expiries_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, SipCallDetails> details_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> quality_ ABSL_GUARDED_BY(mu_);
 };
 
 // A SofiaSipStack on loopback (any port) against a FakeSipPeer, with
@@ -202,7 +219,8 @@ class RecordingListener : public SipStackListener {
 // stack's tests.
 class StackTest : public ::testing::Test {
  protected:
-  void StartStack(FakeSipPeer::Answer answer, SipConfig config = SipConfig());
+  void StartStack(FakeSipPeer::Answer answer, SipConfig config = SipConfig(),
+                  RtpConfig rtp = RtpConfig());
   void TearDown() override;
 
   FakeMedia media_;

@@ -63,6 +63,15 @@ TEST_F(RegistrationTest, AChallengeIsAnsweredOnceThenTheAccountIsRegistered) {
   EXPECT_FALSE(HasAuthorization(requests[0].text));
   EXPECT_TRUE(HasAuthorization(requests[1].text));
   EXPECT_EQ(listener_.registrations().front().status, 100);  // "Registering" first
+  // The binding's end, from the granted 300 s; the time both REGISTERs took.
+  std::vector<absl::Time> expiries = listener_.expiries();
+  ASSERT_EQ(expiries.size(), 1u);
+  EXPECT_GE(expiries[0], requests[1].at + absl::Seconds(299));
+  EXPECT_LE(expiries[0], absl::Now() + absl::Seconds(300));
+  SofiaSipStack::Stats stats = stack_->stats();
+  EXPECT_EQ(stats.registration_seconds.count, 1u);
+  EXPECT_GE(stats.registration_seconds.sum, 0);
+  EXPECT_LT(stats.registration_seconds.sum, 5);
 }
 
 TEST_F(RegistrationTest, ASecondChallengeIsReportedAndNotRetried) {

@@ -522,15 +522,19 @@ TEST(JsonCodecEncodeTest, RendersEveryEventKind) {
        R"("peer":"3002","peer_name":""},{"call_id":2,"state":"held",)"
        R"("direction":"incoming","peer":"3003","peer_name":"account-3"}]})",
        R"({"event":"status","account":"account-1","account_status":200,)"
+       R"("user":"","server":"",)"
        R"("calls":[{"call_id":0,"state":"active","direction":"outgoing",)"
-       R"("peer":"3002","peer_name":""},{"call_id":2,"state":"held",)"
-       R"("direction":"incoming","peer":"3003","peer_name":"account-3"}],)"
-       R"("seq":10})"},
+       R"("peer":"3002","peer_name":"","codec":"","sip_call_id":"","remote_uri":"",)"
+       R"("packets_received":0,"packets_lost":0,"jitter_ms":0.0},)"
+       R"({"call_id":2,"state":"held",)"
+       R"("direction":"incoming","peer":"3003","peer_name":"account-3","codec":"",)"
+       R"("sip_call_id":"","remote_uri":"","packets_received":0,"packets_lost":0,)"
+       R"("jitter_ms":0.0}],"seq":10})"},
       {R"(seq: 11 status { account: "account-9" })",
        R"({"event":"status","account":"account-9","account_status":0,)"
        R"("calls":[]})",
        R"({"event":"status","account":"account-9","account_status":0,)"
-       R"("calls":[],"seq":11})"},
+       R"("user":"","server":"","calls":[],"seq":11})"},
       {R"(seq: 12 fail { account: "account-1"
              error: "Failed to log in to account: account-1"
              kind: FAIL_KIND_UNAVAILABLE })",
@@ -581,6 +585,20 @@ TEST(JsonCodecEncodeTest, RendersEveryEventKind) {
        R"("token":"t1"})",
        R"({"event":"dtmf-sent","account":"account-1","call_id":4,"digits":"12",)"
        R"("token":"t1","seq":17})"},
+      {R"(seq: 23 call_quality { account: "account-1" call_id: 4 codec: "PCMA"
+             packets_received: 240 packets_lost: 10 jitter_ms: 12.5 rtt_ms: 3.25
+             mos: 3.01 })",
+       R"({"event":"call-quality","account":"account-1","call_id":4,"codec":"PCMA",)"
+       R"("packets_received":240,"packets_lost":10,"jitter_ms":12.5,"rtt_ms":3.25,)"
+       R"("mos":3.01})",
+       R"({"event":"call-quality","account":"account-1","call_id":4,"codec":"PCMA",)"
+       R"("packets_received":240,"packets_lost":10,"jitter_ms":12.5,"rtt_ms":3.25,)"
+       R"("mos":3.01,"seq":23})"},
+      {R"(seq: 24 call_quality { account: "account-1" call_id: 4 codec: "PCMU" })",
+       R"({"event":"call-quality","account":"account-1","call_id":4,"codec":"PCMU",)"
+       R"("packets_received":0,"packets_lost":0,"jitter_ms":0.0})",
+       R"({"event":"call-quality","account":"account-1","call_id":4,"codec":"PCMU",)"
+       R"("packets_received":0,"packets_lost":0,"jitter_ms":0.0,"seq":24})"},
       {R"(seq: 18446744073709551615 account_status { account: "account-1"
              account_status: 403 reason: "Forbidden" })",
        R"({"event":"account-status","account":"account-1",)"
@@ -594,6 +612,42 @@ TEST(JsonCodecEncodeTest, RendersEveryEventKind) {
     EXPECT_EQ(JsonCodec::Encode(event, false), c.legacy) << c.event;
     EXPECT_EQ(JsonCodec::Encode(event, true), c.extended) << c.event;
   }
+}
+
+// Legacy clients see exactly the vendor's status whatever the model holds;
+// extended ones (and the WebSocket) get the account's user, server and
+// registration expiry and each call's times, codec, SIP identity and
+// quality, Timestamps as RFC 3339 (UTC, milliseconds).
+TEST(JsonCodecEncodeTest, StatusDetailsAreForExtendedClientsOnly) {
+  const Event event = ParseEvent(R"(seq: 30 token: "s" status {
+      account: "account-1" account_status: 200 user: "3001" server: "pbx:5060"
+      registration_expires { seconds: 1798804800 nanos: 250000000 }
+      calls { call_id: 7 state: CALL_STATE_ACTIVE direction: CALL_DIRECTION_OUTGOING
+              peer: "3002" peer_name: ""
+              start_time { seconds: 1798804200 nanos: 5000000 }
+              answer_time { seconds: 1798804203 nanos: 999999999 }
+              codec: "PCMU" sip_call_id: "a84b4c76e66710@pc33" remote_uri: "sip:3002@pbx:5060"
+              packets_received: 1500 packets_lost: 3 jitter_ms: 1.25 rtt_ms: 0.5 mos: 4.38 }
+      calls { call_id: 8 state: CALL_STATE_INCOMING direction: CALL_DIRECTION_INCOMING
+              peer: "3003" start_time { seconds: 1798804500 } } })");
+  EXPECT_EQ(JsonCodec::Encode(event, false),
+            R"({"event":"status","account":"account-1","account_status":200,)"
+            R"("calls":[{"call_id":7,"state":"active","direction":"outgoing","peer":"3002",)"
+            R"("peer_name":""},{"call_id":8,"state":"incoming","direction":"incoming",)"
+            R"("peer":"3003","peer_name":""}],"token":"s"})");
+  EXPECT_EQ(JsonCodec::Encode(event, true),
+            R"({"event":"status","account":"account-1","account_status":200,)"
+            R"("user":"3001","server":"pbx:5060",)"
+            R"("registration_expires":"2027-01-01T12:00:00.250Z",)"
+            R"("calls":[{"call_id":7,"state":"active","direction":"outgoing","peer":"3002",)"
+            R"("peer_name":"","start_time":"2027-01-01T11:50:00.005Z",)"
+            R"("answer_time":"2027-01-01T11:50:03.999Z","codec":"PCMU",)"
+            R"("sip_call_id":"a84b4c76e66710@pc33","remote_uri":"sip:3002@pbx:5060",)"
+            R"("packets_received":1500,"packets_lost":3,"jitter_ms":1.25,"rtt_ms":0.5,)"
+            R"("mos":4.38},{"call_id":8,"state":"incoming","direction":"incoming",)"
+            R"("peer":"3003","peer_name":"","start_time":"2027-01-01T11:55:00.000Z",)"
+            R"("codec":"","sip_call_id":"","remote_uri":"","packets_received":0,)"
+            R"("packets_lost":0,"jitter_ms":0.0}],"token":"s","seq":30})");
 }
 
 TEST(JsonCodecEncodeTest, RendersEveryCallStateAndDirection) {
@@ -721,7 +775,7 @@ TEST(JsonCodecTest, MarksOnlyTheNewEventsAsExtendedOnly) {
       {"status {}", false},        {"fail {}", false},
       {"call_ringing {}", true},   {"call_held {}", true},
       {"call_resumed {}", true},   {"account_status {}", true},
-      {"", false},
+      {"call_quality {}", true},   {"", false},
   };
   for (const auto& [text, want] : cases) {
     EXPECT_EQ(JsonCodec::IsExtendedOnly(ParseEvent(text)), want) << text;
