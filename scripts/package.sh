@@ -56,4 +56,6 @@ deb=$(packaging/build-deb.sh --gateway "$bin/gateway/telestra_gateway" --cli "$b
   --web web --version "$version" --output "$output")
 echo "package: $deb"
 dpkg-deb --field "$deb" Package Version Architecture Installed-Size
-echo "install: sudo apt install ./$deb   (then docs/deployment.md)"
+# apt installs a file given as a path ("./name.deb", not "name.deb").
+[[ $deb == /* ]] || deb="./$deb"
+echo "install: sudo apt install $deb   (then docs/deployment.md)"

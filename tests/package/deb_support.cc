@@ -17,13 +17,13 @@ namespace {
 
 // The recorders: each appends "NAME ARGS" to calls.log and answers as a
 // machine without the telestra user, statoverride or enabled unit would.
-constexpr const char* kRecordedTools[] = {"adduser",         "getent",
-                                          "dpkg-statoverride", "deb-systemd-helper",
-                                          "deb-systemd-invoke", "systemctl"};
+constexpr const char* kRecordedTools[] = {
+    "adduser",  "getent", "dpkg-statoverride", "deb-systemd-helper", "deb-systemd-invoke",
+    "systemctl"};
 
 std::string RecorderScript(const std::string& name, const std::string& calls) {
-  return absl::StrCat("#!/bin/sh\necho \"", name, " $*\" >>'", calls, "'\n",
-                      "case \"", name, " $1\" in\n",
+  return absl::StrCat("#!/bin/sh\necho \"", name, " $*\" >>'", calls, "'\n", "case \"", name,
+                      " $1\" in\n",
                       "  'getent '*) exit 2 ;;\n",  // no such user
                       "  'dpkg-statoverride --list') exit 1 ;;\n",
                       "  'deb-systemd-helper debian-installed') exit 1 ;;\n",
@@ -107,9 +107,8 @@ CommandResult ScratchRoot::Dpkg(const std::vector<std::string>& args) const {
 }
 
 std::string ScratchRoot::Query(const std::string& format) const {
-  CommandResult result =
-      RunCommand({"dpkg-query", "--admindir=" + dir_ + "/var/lib/dpkg", "--show",
-                  "--showformat=" + format, "telestra"});
+  CommandResult result = RunCommand({"dpkg-query", "--admindir=" + dir_ + "/var/lib/dpkg", "--show",
+                                     "--showformat=" + format, "telestra"});
   return result.status == 0 ? result.output : "";
 }
 

@@ -27,7 +27,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(60));
 
 // The system's PATH for the commands above.
-inline constexpr char kSystemPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+inline constexpr char kSystemPath[] =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // The .deb of //tests/package:telestra_deb.
 std::string TestDebPath();
@@ -66,7 +67,8 @@ class ScratchRoot {
   std::vector<std::string> TakeCalls() const;
 
  private:
-  ScratchRoot(std::string dir, std::string tools) : dir_(std::move(dir)), tools_(std::move(tools)) {}
+  ScratchRoot(std::string dir, std::string tools)
+      : dir_(std::move(dir)), tools_(std::move(tools)) {}
   std::string dir_;    // the root
   std::string tools_;  // the recorders and their calls file
 };

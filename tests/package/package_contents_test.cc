@@ -232,7 +232,8 @@ TEST(DependsTest, EveryLibraryTheBinariesNeedIsInAPackageOfDepends) {
     ASSERT_EQ(ldd.status, 0) << ldd.output;
     std::map<std::string, std::string> found;  // soname -> path
     for (absl::string_view line : absl::StrSplit(ldd.output, '\n')) {
-      std::vector<absl::string_view> fields = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      std::vector<absl::string_view> fields =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
       if (fields.size() >= 3 && fields[1] == "=>") {
         found[std::string(fields[0])] = std::string(fields[2]);
       } else if (!fields.empty() && absl::StartsWith(fields[0], "/")) {
@@ -275,7 +276,8 @@ TEST(DependsTest, ThisMachineSatisfiesDepends) {
   // dpkg-checkbuilddeps checks a relation list against the installed packages.
   const std::string source = MakeTempDir("source");
   ASSERT_EQ(mkdir((source + "/debian").c_str(), 0755), 0);
-  std::ofstream(source + "/debian/control") << "Source: telestra\n\nPackage: telestra\nArchitecture: any\n";
+  std::ofstream(source + "/debian/control")
+      << "Source: telestra\n\nPackage: telestra\nArchitecture: any\n";
   CommandResult check = RunCommand(
       {"/bin/sh", "-c", absl::StrCat("cd '", source, "' && dpkg-checkbuilddeps -d \"$DEPENDS\"")},
       {{"DEPENDS", depends}});

@@ -139,8 +139,9 @@ class FakeNotifySocket {
   // Waits until a message holding the line `state` has arrived, from the
   // `first`-th message on (true), the deadline passes or `alive` says the
   // sender has gone (false). Every message read is kept in messages().
-  bool WaitFor(const std::string& state, absl::Time deadline,
-               const std::function<bool()>& alive = [] { return true; }, size_t first = 0) {
+  bool WaitFor(
+      const std::string& state, absl::Time deadline,
+      const std::function<bool()>& alive = [] { return true; }, size_t first = 0) {
     for (;;) {
       for (size_t i = first; i < messages_.size(); ++i) {
         std::vector<std::string> lines = absl::StrSplit(messages_[i], '\n');
@@ -149,8 +150,9 @@ class FakeNotifySocket {
       const absl::Duration left = deadline - absl::Now();
       if (left <= absl::ZeroDuration() || !alive()) return false;
       pollfd readable{fd_, POLLIN, 0};
-      if (poll(&readable, 1, static_cast<int>(std::min(left, absl::Milliseconds(100)) /
-                                              absl::Milliseconds(1)) + 1) == 1) {
+      if (poll(&readable, 1,
+               static_cast<int>(std::min(left, absl::Milliseconds(100)) / absl::Milliseconds(1)) +
+                   1) == 1) {
         char buffer[4096];
         ssize_t size = recv(fd_, buffer, sizeof(buffer), 0);
         if (size > 0) messages_.emplace_back(buffer, size);
@@ -246,6 +248,9 @@ TEST_F(ServiceTest, TheUnitIsAHardenedNotifyServiceOfItsOwnUser) {
       {"RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX AF_NETLINK"},
       {"CapabilityBoundingSet", ""},
       {"AmbientCapabilities", ""},
+      {"MemoryDenyWriteExecute", "yes"},
+      {"SystemCallArchitectures", "native"},
+      {"SystemCallFilter", "@system-service"},
   };
   for (const auto& [key, value] : expected) {
     EXPECT_EQ(Value(unit_, "Service", key), value) << key;
@@ -288,7 +293,8 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates)
        {"web-settings", {{"port", absl::StrCat(web_port)}}},
        {"metrics-settings", {{"port", absl::StrCat(metrics_port)}}},
        {"sip-settings", {{"port", absl::StrCat(sip_port)}}},
-       {"rtp-settings", {{"port-min", absl::StrCat(rtp_min)}, {"port-max", absl::StrCat(rtp_min + 3)}}}});
+       {"rtp-settings",
+        {{"port-min", absl::StrCat(rtp_min)}, {"port-max", absl::StrCat(rtp_min + 3)}}}});
   ASSERT_TRUE(plan.ok()) << plan.status();
   const std::string dir = MakeTempDir("service");
   const std::string plan_path = dir + "/plan.ini";
@@ -296,9 +302,8 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates)
 
   FakeNotifySocket notify;
   ASSERT_TRUE(notify.ok());
-  absl::StatusOr<std::unique_ptr<Subprocess>> gateway =
-      Subprocess::Start(ExecStart(plan_path), dir + "/gateway.log",
-                        {{"NOTIFY_SOCKET", notify.path()}});
+  absl::StatusOr<std::unique_ptr<Subprocess>> gateway = Subprocess::Start(
+      ExecStart(plan_path), dir + "/gateway.log", {{"NOTIFY_SOCKET", notify.path()}});
   ASSERT_TRUE(gateway.ok()) << gateway.status();
   Subprocess& process = **gateway;
   ASSERT_TRUE(notify.WaitFor("READY=1", absl::Now() + absl::Seconds(30),
@@ -339,7 +344,8 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates)
   ASSERT_EQ(kill(process.pid(), SIGHUP), 0);
   auto alive = [&] { return process.IsRunning(); };
   ASSERT_TRUE(notify.WaitFor("READY=1", absl::Now() + absl::Seconds(10), alive, before_reload))
-      << absl::StrJoin(notify.messages(), " | ") << "\nlog:\n" << ReadFileText(process.log_path());
+      << absl::StrJoin(notify.messages(), " | ") << "\nlog:\n"
+      << ReadFileText(process.log_path());
   ASSERT_EQ(notify.messages().size(), before_reload + 2) << absl::StrJoin(notify.messages(), " | ");
   EXPECT_THAT(notify.messages()[before_reload], HasSubstr("RELOADING=1\n"));
   ASSERT_TRUE((*client)->Send(R"({"cmd":"get-status","account":"reloaded"})"));
