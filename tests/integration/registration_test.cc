@@ -367,3 +367,83 @@ TEST(GatewayStartupTest, RefusesToStartOnBadPlanNamingFileLineAndKey) {
 
 }  // namespace
 }  // namespace telestra::testing
+
+namespace telestra::testing {
+namespace {
+
+// The plan file's text without section `[name]` (its header and keys).
+std::string WithoutSection(const std::string& plan, const std::string& name) {
+  std::istringstream in(plan);
+  std::string out;
+  std::string line;
+  bool skipping = false;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == '[') skipping = line == "[" + name + "]";
+    if (!skipping) out += line + "\n";
+  }
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+// Waits (10 s) until the gateway's log holds `text`.
+bool WaitForLog(GatewayProcess& gateway, const std::string& text) {
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(gateway.ReadLog(), text)) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
+TEST_F(RegistrationTest, SighupReloadsThePlansAccounts) {
+  auto gateway = StartGatewayProcess({{Account("account-7", 3007), Account("account-8", 3008)}});
+  ASSERT_NE(gateway, nullptr);
+  auto client = ConnectNative(*gateway);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-7", 200), 200);
+  ASSERT_EQ(WaitForAccountStatus(*client, "account-8", 200), 200);
+  ASSERT_EQ(WaitForContacts(kamailio(), "3008", 1), 1);
+
+  // account-8 leaves the plan, account-6 joins it, account-7 changes.
+  const std::string path = gateway->dir() + "/plan.ini";
+  std::string plan = WithoutSection(ReadFile(path), "account-8");
+  ASSERT_TRUE(absl::StrContains(plan, "[account-7]"));
+  plan.replace(plan.find("[account-7]\n"), 12, "[account-7]\naccept-refer = false\n");
+  plan += absl::StrCat("\n[account-6]\nuser = 3006\npass = sip3006\nserver = ",
+                       kamailio().server(), "\n");
+  WriteFile(path, plan);
+  ASSERT_EQ(kill(gateway->process().pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitForLog(
+      *gateway,
+      "reload: 1 accounts added (account-6), 1 removed (account-8), 1 changed (account-7), 0 "
+      "unchanged"))
+      << gateway->ReadLog();
+
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-6", 200), 200);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3006", 1), 1);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3008", 0), 0);
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-7", 200), 200);
+  client->Send(R"({"cmd":"get-status","account":"account-8"})");
+  std::optional<NativeEvent> fail =
+      client->WaitFor([](const NativeEvent& e) { return e.Str("event") == "fail"; });
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_EQ(fail->Str("error"), "Unknown account: account-8");
+
+  // A plan that does not parse changes nothing.
+  WriteFile(path, "[account-6\n");
+  ASSERT_EQ(kill(gateway->process().pid(), SIGHUP), 0);
+  EXPECT_TRUE(WaitForLog(*gateway, "the running plan stays"));
+  EXPECT_EQ(WaitForAccountStatus(*client, "account-6", 200), 200);
+  EXPECT_EQ(WaitForContacts(kamailio(), "3006", 1), 1);
+}
+
+}  // namespace
+}  // namespace telestra::testing
