@@ -23,6 +23,8 @@ import {
   offersAudio,
   offersKeypad,
   offersTransfer,
+  qualityLevel,
+  qualityText,
   registrationOf,
   sipStatusLabel,
   transferOutcome,
@@ -140,7 +142,10 @@ function onMessage(msg, raw) {
     clearAccountError(request.account);
   }
   if (msg.event === 'account-status' && msg.account_status === 200) clearAccountError(msg.account);
-  if (msg.event && msg.event.startsWith('call-')) scheduleSync();
+  // A call's news, or a registration's (its expiry comes with the status).
+  if (msg.event === 'account-status' || (msg.event && msg.event.startsWith('call-') && msg.event !== 'call-quality')) {
+    scheduleSync();
+  }
 
   if (changed.all) {
     renderAllAccounts();
@@ -342,6 +347,18 @@ function renderAccount(name) {
   setFact(q('.fact-user'), account.user);
   setFact(q('.fact-server'), account.server);
   setFact(q('.fact-reason'), sipStatusText(account));
+  // When the registrar's binding runs out unless refreshed (the gateway
+  // refreshes it at half its lifetime).
+  const expires = q('.fact-expires');
+  if (account.registrationExpires !== null) {
+    const at = new Date(account.registrationExpires);
+    setFact(expires, at.toLocaleTimeString([], { hour12: false }));
+    expires.title = at.toISOString();
+  } else {
+    setFact(expires, account.status === 200 ? '' : '—');
+    expires.classList.toggle('muted', true);
+    expires.title = '';
+  }
   if (!q('.login-user').value && account.user) q('.login-user').value = account.user;
   if (!q('.login-server').value && account.server) q('.login-server').value = account.server;
   q('.logout-button').disabled = account.status === 0;
@@ -387,6 +404,10 @@ function renderCalls(card, account) {
     row.querySelector('.call-direction').title = incoming ? 'Incoming call' : 'Outgoing call';
     row.querySelector('.call-peer').textContent =
       call.peerName && call.peerName !== call.peer ? `${call.peerName} (${call.peer})` : call.peer || '?';
+    row.querySelector('.call-peer').title = [call.remoteUri, call.sipCallId && `Call-ID ${call.sipCallId}`]
+      .filter(Boolean)
+      .join('\n');
+    renderQuality(row, call);
     row.querySelector('.call-state').textContent = CALL_STATE_LABELS[call.state] || call.state;
     const answer = row.querySelector('.call-answer');
     answer.hidden = call.state !== 'incoming';
@@ -610,6 +631,19 @@ function canSwitchTo(account, call) {
     }
   }
   return false;
+}
+
+// The codec and quality line; written only when it changes.
+function renderQuality(row, call) {
+  const codec = row.querySelector('.call-codec');
+  if (codec.textContent !== call.codec) codec.textContent = call.codec;
+  const quality = row.querySelector('.call-quality');
+  const text = qualityText(call);
+  if (quality.textContent !== text) quality.textContent = text;
+  quality.dataset.level = qualityLevel(call);
+  quality.title = call.quality
+    ? `${call.quality.packetsReceived} packets received, ${call.quality.packetsLost} lost (RTP/RTCP; MOS: E-model estimate)`
+    : '';
 }
 
 function updateDuration(row, call) {

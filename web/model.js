@@ -136,7 +136,29 @@ function newAccount(name) {
     reason: '',
     user: '', // only when the gateway reports it, or from this page's login
     server: '',
+    registrationExpires: null, // ms since the epoch while registered, if reported
     calls: new Map(), // call_id -> call
+  };
+}
+
+// A Timestamp of the gateway (RFC 3339) as ms since the epoch; null when
+// absent or unreadable.
+function timeOf(text) {
+  if (typeof text !== 'string' || text === '') return null;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+// The quality figures of a status call object or a call-quality event:
+// null when the message has none (an older gateway).
+function qualityOf(msg) {
+  if (typeof msg.packets_received !== 'number') return null;
+  return {
+    packetsReceived: msg.packets_received,
+    packetsLost: Number(msg.packets_lost) || 0,
+    jitterMs: Number(msg.jitter_ms) || 0,
+    rttMs: typeof msg.rtt_ms === 'number' ? msg.rtt_ms : null,
+    mos: typeof msg.mos === 'number' ? msg.mos : null,
   };
 }
 
@@ -165,8 +187,18 @@ function newCall(id, { direction, peer, peerName, state, since, transferredFrom 
     peer,
     peerName,
     state,
+    // When the call began and was answered, ms since the epoch: the
+    // gateway's start_time and answer_time once a status reported them (so
+    // a reload does not reset them), until then when this page saw it.
     since,
     activeSince: null,
+    codec: '', // PCMU, PCMA; '' until the gateway reports it
+    sipCallId: '',
+    remoteUri: '',
+    // The gateway's newest figures (status or call-quality): null, or
+    // {packetsReceived, packetsLost, jitterMs, rttMs, mos} (rttMs and mos
+    // null until known).
+    quality: null,
     dtmf: newDtmf(),
     // Our transfer of the call: null, or {num, toCallId, toPeer (what this
     // page asked for: blind to num, or attended to call toCallId with
@@ -198,17 +230,27 @@ function replaceCalls(account, calls, now) {
       peer: info.peer || (known && known.peer) || '',
       peerName: info.peer_name || (known && known.peerName) || '',
       state: info.state || 'unknown',
-      since: known ? known.since : now,
+      since: timeOf(info.start_time) ?? (known ? known.since : now),
     });
     if (known) {
       call.activeSince = known.activeSince;
+      call.codec = known.codec;
+      call.sipCallId = known.sipCallId;
+      call.remoteUri = known.remoteUri;
+      call.quality = known.quality;
       call.dtmf = known.dtmf;
       call.transfer = known.transfer;
       call.transferredFrom = known.transferredFrom;
       call.referredTo = known.referredTo;
       call.progress = known.progress;
     }
+    const answered = timeOf(info.answer_time);
+    if (answered !== null) call.activeSince = answered;
     if (call.activeSince === null && isEstablished(call.state)) call.activeSince = now;
+    if (typeof info.codec === 'string' && info.codec) call.codec = info.codec;
+    if (typeof info.sip_call_id === 'string' && info.sip_call_id) call.sipCallId = info.sip_call_id;
+    if (typeof info.remote_uri === 'string' && info.remote_uri) call.remoteUri = info.remote_uri;
+    call.quality = qualityOf(info) || call.quality;
     next.set(id, call);
   }
   account.calls = next;
@@ -216,8 +258,9 @@ function replaceCalls(account, calls, now) {
 
 function applyStatus(account, status, now) {
   account.status = status.account_status;
-  if (typeof status.user === 'string') account.user = status.user;
-  if (typeof status.server === 'string') account.server = status.server;
+  if (typeof status.user === 'string' && status.user) account.user = status.user;
+  if (typeof status.server === 'string' && status.server) account.server = status.server;
+  account.registrationExpires = timeOf(status.registration_expires);
   replaceCalls(account, status.calls, now);
 }
 
@@ -403,6 +446,14 @@ export function applyMessage(state, msg, { now = Date.now(), dial = () => undefi
       touch();
       break;
     }
+    case 'call-quality': {
+      const call = accountOf(state, name).calls.get(id);
+      if (!call) break;
+      if (msg.codec) call.codec = msg.codec;
+      call.quality = qualityOf(msg) || call.quality;
+      touch();
+      break;
+    }
     default:
       break; // fail and anything new: nothing (more) to keep
   }
@@ -520,9 +571,45 @@ function forgetRequests(state) {
   return [...names];
 }
 
+// A call's received packets lost, in percent (0 before any packet).
+export function lossPercent(quality) {
+  const expected = quality.packetsReceived + quality.packetsLost;
+  return expected > 0 ? (100 * quality.packetsLost) / expected : 0;
+}
+
+// "MOS 4.38 · loss 0.2 % · jitter 1.3 ms · RTT 12 ms" for a call's
+// quality ('' when the gateway reported none); the parts not known yet are
+// left out.
+export function qualityText(call) {
+  const q = call.quality;
+  if (!q) return '';
+  const parts = [];
+  if (q.mos !== null) parts.push(`MOS ${q.mos.toFixed(2)}`);
+  if (q.packetsReceived > 0 || q.packetsLost > 0) {
+    parts.push(`loss ${lossPercent(q).toFixed(1)} %`);
+    parts.push(`jitter ${q.jitterMs.toFixed(1)} ms`);
+  } else {
+    parts.push('no audio received yet');
+  }
+  if (q.rttMs !== null) parts.push(`RTT ${q.rttMs.toFixed(1)} ms`);
+  return parts.join(' · ');
+}
+
+// 'good' (MOS 4.0 or more), 'fair' (3.6 or more), 'poor', or '' while the
+// MOS is unknown: for the page's colours (docs/audio.md, "Call quality").
+export function qualityLevel(call) {
+  const mos = call.quality && call.quality.mos;
+  if (mos === null || mos === undefined) return '';
+  if (mos >= 4.0) return 'good';
+  if (mos >= 3.6) return 'fair';
+  return 'poor';
+}
+
 // What a message is, for the log's filters.
 export function categoryOf(msg) {
   switch (msg.event) {
+    case 'call-quality':
+      return 'quality';
     case 'account-status':
       return 'registration';
     case 'fail':
@@ -593,6 +680,10 @@ export function describe(msg) {
     }
     case 'dtmf-sent':
       return `DTMF ${msg.digits} sent${call ? ` on${call}` : ''}`;
+    case 'call-quality': {
+      const text = qualityText({ quality: qualityOf(msg) });
+      return `quality of${call}${msg.codec ? ` (${msg.codec})` : ''}${text ? `: ${text}` : ''}`;
+    }
     default:
       return msg.event || 'message';
   }

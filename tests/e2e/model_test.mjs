@@ -629,3 +629,78 @@ test('a refused token is reported as unauthorized', async () => {
   assert.equal(conn.state, 'unauthorized');
   conn.stop();
 });
+
+// ------------------------------------------------ call details and quality
+
+const detailedStatus = (seq) => ({
+  event: 'status', account: 'account-1', account_status: 200, user: '3001', server: 'pbx:5060',
+  registration_expires: '2027-01-01T12:05:00.000Z', seq,
+  calls: [{
+    call_id: 3, state: 'active', direction: 'outgoing', peer: '3002', peer_name: '',
+    start_time: '2027-01-01T12:00:00.000Z', answer_time: '2027-01-01T12:00:02.500Z',
+    codec: 'PCMA', sip_call_id: 'c1@pc', remote_uri: 'sip:3002@pbx:5060',
+    packets_received: 990, packets_lost: 10, jitter_ms: 1.25, rtt_ms: 12.5, mos: 4.12,
+  }],
+});
+
+test('a call takes its start and answer times from the gateway, so a reload keeps them', () => {
+  const state = createState();
+  applyMessage(state, detailedStatus(1), { now: Date.parse('2027-01-01T12:10:00Z') });
+  const account = state.accounts.get('account-1');
+  assert.equal(account.user, '3001');
+  assert.equal(account.server, 'pbx:5060');
+  assert.equal(account.registrationExpires, Date.parse('2027-01-01T12:05:00Z'));
+  let call = account.calls.get(3);
+  assert.equal(call.since, Date.parse('2027-01-01T12:00:00Z'));
+  assert.equal(call.activeSince, Date.parse('2027-01-01T12:00:02.500Z'));
+  assert.deepEqual([call.codec, call.sipCallId, call.remoteUri], ['PCMA', 'c1@pc', 'sip:3002@pbx:5060']);
+  // A page loaded later (a new state from the snapshot) shows the same times.
+  const reloaded = createState();
+  applyMessage(reloaded, { event: 'snapshot', instance: 'x', seq: 5, accounts: [detailedStatus(5)] },
+    { now: Date.parse('2027-01-01T13:00:00Z') });
+  call = reloaded.accounts.get('account-1').calls.get(3);
+  assert.equal(call.activeSince, Date.parse('2027-01-01T12:00:02.500Z'));
+  // Not registered: no expiry.
+  applyMessage(state, { event: 'status', account: 'account-1', account_status: 0, calls: [], seq: 2 });
+  assert.equal(state.accounts.get('account-1').registrationExpires, null);
+});
+
+test('a call shows its quality from status and call-quality events', () => {
+  const state = createState();
+  applyMessage(state, detailedStatus(1));
+  const call = state.accounts.get('account-1').calls.get(3);
+  assert.deepEqual(call.quality, { packetsReceived: 990, packetsLost: 10, jitterMs: 1.25, rttMs: 12.5, mos: 4.12 });
+  assert.equal(model.qualityText(call), 'MOS 4.12 · loss 1.0 % · jitter 1.3 ms · RTT 12.5 ms');
+  assert.equal(model.qualityLevel(call), 'good');
+  const changed = applyMessage(state, {
+    event: 'call-quality', account: 'account-1', call_id: 3, codec: 'PCMA',
+    packets_received: 1900, packets_lost: 100, jitter_ms: 30, mos: 2.51, seq: 2,
+  });
+  assert.deepEqual([...changed.accounts], ['account-1']);
+  assert.equal(model.qualityText(call), 'MOS 2.51 · loss 5.0 % · jitter 30.0 ms');
+  assert.equal(model.qualityLevel(call), 'poor');
+  // A status without figures (an older gateway) keeps what was known.
+  applyMessage(state, {
+    event: 'status', account: 'account-1', account_status: 200, seq: 3,
+    calls: [{ call_id: 3, state: 'active', direction: 'outgoing', peer: '3002', peer_name: '' }],
+  });
+  assert.equal(state.accounts.get('account-1').calls.get(3).quality.mos, 2.51);
+  assert.equal(state.accounts.get('account-1').calls.get(3).codec, 'PCMA');
+});
+
+test('a call without audio yet, or without a MOS, says so', () => {
+  const call = { quality: { packetsReceived: 0, packetsLost: 0, jitterMs: 0, rttMs: null, mos: null } };
+  assert.equal(model.qualityText(call), 'no audio received yet');
+  assert.equal(model.qualityLevel(call), '');
+  assert.equal(model.qualityText({ quality: null }), '');
+  assert.equal(model.qualityLevel({ quality: { ...call.quality, mos: 3.7 } }), 'fair');
+});
+
+test('call-quality events have their own log category and line', () => {
+  const msg = {
+    event: 'call-quality', account: 'a', call_id: 3, codec: 'PCMU',
+    packets_received: 250, packets_lost: 0, jitter_ms: 0.5, rtt_ms: 1, mos: 4.38,
+  };
+  assert.equal(categoryOf(msg), 'quality');
+  assert.equal(describe(msg), 'quality of call 3 (PCMU): MOS 4.38 · loss 0.0 % · jitter 0.5 ms · RTT 1.0 ms');
+});

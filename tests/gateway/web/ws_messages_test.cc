@@ -16,14 +16,22 @@ TEST(WsMessagesTest, SnapshotHoldsOneCodecStatusPerAccount) {
   call->set_state(telestra::v1::CALL_STATE_ACTIVE);
   call->set_direction(telestra::v1::CALL_DIRECTION_OUTGOING);
   call->set_peer("3002");
+  call->set_codec("PCMU");
+  call->mutable_start_time()->set_seconds(1798804800);
+  accounts[0].set_user("3001");
+  accounts[0].set_server("pbx");
   accounts[1].set_account("account-2");
+  // The extended status: the account's and the calls' details included.
   EXPECT_EQ(SnapshotMessage("00ff", 41, accounts),
             R"({"event":"snapshot","instance":"00ff","seq":41,"accounts":[)"
-            R"({"event":"status","account":"account-1","account_status":200,"calls":[)"
+            R"({"event":"status","account":"account-1","account_status":200,)"
+            R"("user":"3001","server":"pbx","calls":[)"
             R"({"call_id":7,"state":"active","direction":"outgoing","peer":"3002",)"
-            R"("peer_name":""}],"seq":41},)"
-            R"({"event":"status","account":"account-2","account_status":0,"calls":[],)"
-            R"("seq":41}]})");
+            R"("peer_name":"","start_time":"2027-01-01T12:00:00.000Z","codec":"PCMU",)"
+            R"("sip_call_id":"","remote_uri":"","packets_received":0,"packets_lost":0,)"
+            R"("jitter_ms":0.0}],"seq":41},)"
+            R"({"event":"status","account":"account-2","account_status":0,)"
+            R"("user":"","server":"","calls":[],"seq":41}]})");
   EXPECT_EQ(SnapshotMessage("i", 0, {}),
             R"({"event":"snapshot","instance":"i","seq":0,"accounts":[]})");
 }
