@@ -125,6 +125,15 @@ async function registration(context) {
       .map((input) => input.outerHTML),
   );
   if (unlabelled.length) throw new Error(`inputs without a label: ${unlabelled.join(', ')}`);
+  // The gateway reports each account's user, server and registration's
+  // expiry (before this page logged anything in).
+  const card = account(page, 'account-1');
+  await expectText(card.locator('.fact-user'), '3001', "account-1's user");
+  await expectText(card.locator('.fact-server'), server, "account-1's server");
+  await waitUntil(
+    async () => /^\d\d:\d\d:\d\d$/.test(await card.locator('.fact-expires').textContent()),
+    "account-1's registration expiry",
+  );
   await shot(page, '01-registered');
 
   step('log account-2 out');
@@ -329,6 +338,39 @@ async function calls(context) {
     firstOut,
     { timeout: TIMEOUT },
   );
+
+  step("each call shows its codec, its quality and the far end's URI");
+  for (const [name, id] of [['account-1', firstOut], ['account-2', firstIn]]) {
+    const row = callRow(page, name, id);
+    await expectText(row.locator('.call-codec'), 'PCMU', `codec of ${name}'s call`);
+    let quality = '';
+    await waitUntil(
+      async () => /^MOS \d\.\d\d · loss \d+\.\d % · jitter \d+\.\d ms/.test(
+        (quality = await row.locator('.call-quality').textContent()),
+      ),
+      () => `quality of ${name}'s call: "${quality}"`,
+    );
+    console.log(`  ${name} call ${id}: ${await row.locator('.call-codec').textContent()} ${quality}`);
+  }
+  const peerTitle = await callRow(page, 'account-1', firstOut).locator('.call-peer').getAttribute('title');
+  if (!/^sip:3002@/.test(peerTitle) || !peerTitle.includes('\nCall-ID ')) {
+    throw new Error(`the far end's URI and Call-ID: "${peerTitle}"`);
+  }
+
+  step("durations come from the gateway's answer time: a reload does not reset them");
+  const seconds = (text) => text.split(':').reduce((total, part) => total * 60 + Number(part), 0);
+  const durationOf = async () =>
+    seconds(await callRow(page, 'account-1', firstOut).locator('.call-duration').textContent());
+  await waitUntil(async () => (await durationOf()) >= 3, 'a duration of 3 s');
+  // The new page numbers its tokens from w1 again: only its frames count.
+  frames.sent.length = 0;
+  frames.received.length = 0;
+  await page.reload();
+  await waitForConnected(page);
+  await callRow(page, 'account-1', firstOut).waitFor({ timeout: TIMEOUT });
+  const afterReload = await durationOf();
+  if (afterReload < 3) throw new Error(`the duration restarted at ${afterReload} s after a reload`);
+  await callRow(page, 'account-1', firstOut).locator('.keypad').waitFor({ state: 'visible' });
 
   step('keypad keys clicked and typed send DTMF; the far end shows the digits');
   const out = callRow(page, 'account-1', firstOut);
