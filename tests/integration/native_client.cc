@@ -3,6 +3,8 @@
 #include <simdjson.h>
 #include <unistd.h>
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "tests/support/loopback_socket.h"
 
@@ -37,6 +39,13 @@ int64_t NativeEvent::Int(const std::string& field) const {
   simdjson::dom::element value;
   int64_t number;
   if (!Lookup(json, field, &value) || value.get(number) != simdjson::SUCCESS) return -1;
+  return number;
+}
+
+double NativeEvent::Num(const std::string& field) const {
+  simdjson::dom::element value;
+  double number;
+  if (!Lookup(json, field, &value) || value.get(number) != simdjson::SUCCESS) return std::nan("");
   return number;
 }
 

@@ -15,6 +15,7 @@ struct NativeEvent {
   std::string json;
   std::string Str(const std::string& field) const;  // "" if absent
   int64_t Int(const std::string& field) const;      // -1 if absent
+  double Num(const std::string& field) const;       // any number; NaN if absent
   bool Has(const std::string& field) const;
   std::string event() const { return Str("event"); }
 };
