@@ -209,7 +209,9 @@ class GatewayBackend : public Backend, public SipStackListener {
   // The accounts' and calls' state.
   // Lock order: backend mu_ before hub mu_ (events are published under it,
   // so that state and events keep one order) and before an audio tap's
-  // own lock (a leaf); nothing else is taken or called with it held: never the SIP stack (its methods are called after
+  // own lock and the histograms' (leaves); nothing else is taken or called
+  // with it held (the media engine's statistics are read after it is
+  // released): never the SIP stack (its methods are called after
   // releasing it), never a socket, never a reply callback (MakeCall's
   // on_call_id runs without it). Listener methods take it on the SIP thread,
   // which holds no lock of its own while calling them.
