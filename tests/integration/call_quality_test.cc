@@ -151,6 +151,18 @@ TEST_F(CallQualityTest, AStreamWithKnownGapsAndJitterIsMeasuredAsSuch) {
   EXPECT_EQ(quality->Str("codec"), "PCMA") << quality->json;
   EXPECT_NEAR(quality->Num("mos"), call.Num("mos"), 0.011) << quality->json;
 
+  // A legacy client sees exactly the vendor's status, call and all.
+  auto legacy = ConnectNative(*gateway_);
+  ASSERT_NE(legacy, nullptr);
+  legacy->Send(R"({"cmd":"subscribe","extended":false})");  // the plan makes clients extended
+  legacy->Send(R"({"cmd":"get-status","account":"account-1","token":"l"})");
+  auto plain = legacy->WaitFor([](const NativeEvent& e) { return e.event() == "status"; });
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->json,
+            absl::StrCat(R"({"event":"status","account":"account-1","account_status":200,)",
+                         R"("calls":[{"call_id":)", id, R"(,"state":"active","direction":"outgoing",)",
+                         R"("peer":")", kSippUser, R"(","peer_name":""}],"token":"l"})"));
+
   Command("hangup-call", "account-1", id);
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", id)).has_value());
   ExpectSippSucceeds(*sipp);

@@ -134,9 +134,11 @@ TEST_F(WebSocketTest, CommandsGetDirectRepliesWithTokenAndExtendedSeq) {
   EXPECT_EQ(reply->event(), "status");
   EXPECT_EQ(reply->Str("token"), "t-1");
   EXPECT_GT(reply->Int("seq"), snapshot.seq);
+  // The extended status: the account's user and server too.
   EXPECT_TRUE(absl::StartsWith(
-      reply->json, R"({"event":"status","account":"account-1","account_status":0,"calls":[])"))
+      reply->json, R"({"event":"status","account":"account-1","account_status":0,"user":"3001",)"))
       << reply->json;
+  EXPECT_TRUE(absl::StrContains(reply->json, R"(,"calls":[],)")) << reply->json;
   // The reply is private: b's next message is its own.
   b->Send(R"({"cmd":"get-status","account":"nobody","token":"t-2"})");
   auto fail = b->Next();
