@@ -271,6 +271,9 @@ class GrpcBadInputTest : public ::testing::Test {
     setup->token = UniqueString("grpc-token-");
     GatewayOptions options = TwoAccounts(setup->kamailio->server());
     options.grpc_settings = {"token = " + setup->token};
+    // The observer must see nothing but what the cases cause: no
+    // call-quality of the live call every few seconds.
+    options.rtp_settings = {"quality-interval = 0"};
     auto gateway = GrpcGateway::Start(options);
     ASSERT_TRUE(gateway.ok()) << gateway.status();
     setup->gateway = *std::move(gateway);
