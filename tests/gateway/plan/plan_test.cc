@@ -673,6 +673,22 @@ TEST(PlanParserTest, MaxStreamsPerCallIsFourByDefaultAndBounded) {
               HasSubstr("plan.ini:2: [rtp-settings] max-streams-per-call"));
 }
 
+TEST(PlanParserTest, QualityIntervalIsFiveSecondsByDefaultZeroForNeverAndBounded) {
+  EXPECT_EQ(ParseOk(kAccount).rtp.quality_interval, 5);
+  EXPECT_EQ(ParseOk(absl::StrCat("[rtp-settings]\nquality-interval = 0\n", kAccount))
+                .rtp.quality_interval,
+            0);
+  EXPECT_EQ(ParseOk(absl::StrCat("[rtp-settings]\nquality-interval = 3600\n", kAccount))
+                .rtp.quality_interval,
+            3600);
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nquality-interval = -1\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] quality-interval"));
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nquality-interval = 3601\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] quality-interval"));
+  EXPECT_THAT(ErrorOf(absl::StrCat("[rtp-settings]\nquality-interval = 5s\n", kAccount)),
+              HasSubstr("plan.ini:2: [rtp-settings] quality-interval"));
+}
+
 TEST(PlanParserTest, WebHostsAreLowerCaseNamesAndOnlyAWebKey) {
   EXPECT_TRUE(ParseOk(kAccount).web.hosts.empty());
   Plan plan = ParseOk(absl::StrCat(
