@@ -178,6 +178,36 @@ TEST_F(CallQualityTest, AStreamWithKnownGapsAndJitterIsMeasuredAsSuch) {
   EXPECT_EQ(MetricOf(R"(telestra_call_mos_bucket{le="2"})"), 1);
 }
 
+// Two calls of the gateway talk RTCP to each other (SR with the NTP time,
+// report blocks with LSR and DLSR): each side gets a round trip, small on
+// loopback. The first one needs an SR (every 2.5-7.5 s) and a report
+// after it: up to 15 s.
+TEST_F(CallQualityTest, TheRoundTripComesFromTheFarEndsRtcpReports) {
+  StartTwoAccounts();
+  const int64_t out = MakeCall("account-1", "3002");
+  auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-2"));
+  ASSERT_TRUE(incoming.has_value());
+  const int64_t in = incoming->Int("call_id");
+  Command("answer-call", "account-2", in);
+  ASSERT_TRUE(client_->WaitForAll({IsCallEvent("call-answered", "account-1", out),
+                                   IsCallEvent("call-answered", "account-2", in)}));
+  for (const auto& [account, id] : {std::pair{"account-1", out}, std::pair{"account-2", in}}) {
+    NativeEvent call{"{}"};
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (!call.Has("rtt_ms") && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(500));
+      call = CallInStatus(account, id);
+    }
+    ASSERT_TRUE(call.Has("rtt_ms")) << account << ": " << call.json;
+    EXPECT_GE(call.Num("rtt_ms"), 0) << call.json;
+    EXPECT_LT(call.Num("rtt_ms"), 100) << call.json;
+    // No loss, 60 ms of jitter buffer and a short round trip: MOS 4.38.
+    EXPECT_NEAR(call.Num("mos"), 4.38, 0.011) << call.json;
+  }
+  Command("hangup-call", "account-1", out);
+  ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", out)).has_value());
+}
+
 // Calls between account-1 and account-2 through Kamailio: each call's setup
 // and end, both sides' loss, jitter and MOS, and the registrations are
 // counted once in /metrics.
