@@ -41,8 +41,8 @@ double MosFromRating(double rating) {
   if (rating <= 0) return 1.0;
   if (rating >= 100) return 4.5;
   // The cubic dips a little below 1 for R under about 6.5: clamped.
-  return std::clamp(1.0 + 0.035 * rating + 7e-6 * rating * (rating - 60.0) * (100.0 - rating),
-                    1.0, 4.5);
+  return std::clamp(1.0 + 0.035 * rating + 7e-6 * rating * (rating - 60.0) * (100.0 - rating), 1.0,
+                    4.5);
 }
 
 double OneWayDelayMs(std::optional<double> rtt_ms, int jitter_buffer_ms) {
@@ -59,8 +59,8 @@ CallQualityFigures QualityOf(const MediaStats& stats) {
   const uint64_t expected = stats.packets_received + stats.packets_lost;
   if (expected > 0) {
     const double late = static_cast<double>(std::min(stats.packets_late, stats.packets_received));
-    q.loss_percent = 100.0 * (static_cast<double>(stats.packets_lost) + late) /
-                     static_cast<double>(expected);
+    q.loss_percent =
+        100.0 * (static_cast<double>(stats.packets_lost) + late) / static_cast<double>(expected);
   }
   if (stats.packets_received > 0) {
     q.mos = Round2(MosFromRating(

@@ -43,11 +43,9 @@ class CallQualityTest : public SipPeerTest {
   // Call `id`'s object in a get-status of `account` (an extended client's),
   // as an event to read fields from; empty JSON when absent.
   NativeEvent CallInStatus(const std::string& account, int64_t id) {
-    client_->Send(absl::StrCat(R"({"cmd":"get-status","account":")", account,
-                               R"(","token":"q"})"));
-    auto status = client_->WaitFor([&](const NativeEvent& e) {
-      return e.event() == "status" && e.Str("token") == "q";
-    });
+    client_->Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":"q"})"));
+    auto status = client_->WaitFor(
+        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == "q"; });
     if (!status) return {"{}"};
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
@@ -62,8 +60,8 @@ class CallQualityTest : public SipPeerTest {
 
   // Waits for the call-ended of both calls (in any order) and counts them
   // by code.
-  void CountEnded(const std::string& account_a, int64_t a, const std::string& account_b,
-                  int64_t b, std::map<int64_t, int>* by_code) {
+  void CountEnded(const std::string& account_a, int64_t a, const std::string& account_b, int64_t b,
+                  std::map<int64_t, int>* by_code) {
     auto counted = [by_code](NativeMatch match) {
       return [by_code, match](const NativeEvent& e) {
         if (!match(e)) return false;
@@ -73,8 +71,8 @@ class CallQualityTest : public SipPeerTest {
     };
     EXPECT_TRUE(client_->WaitForAll({counted(IsCallEvent("call-ended", account_a, a)),
                                      counted(IsCallEvent("call-ended", account_b, b))}))
-        << "no call-ended for " << account_a << " call " << a << " and " << account_b
-        << " call " << b;
+        << "no call-ended for " << account_a << " call " << a << " and " << account_b << " call "
+        << b;
   }
 
   // The value of sample `name` (with its labels, as exposed) of /metrics.
@@ -130,8 +128,10 @@ TEST_F(CallQualityTest, AStreamWithKnownGapsAndJitterIsMeasuredAsSuch) {
   // Who and when.
   std::vector<std::string> invites = Requests(ReceivedMessages(sipp->Messages()), "INVITE");
   ASSERT_FALSE(invites.empty());
-  EXPECT_TRUE(absl::StrContains(invites[0], absl::StrCat("Call-ID: ", call.Str("sip_call_id"), "\n")))
-      << call.json << "\n" << invites[0];
+  EXPECT_TRUE(
+      absl::StrContains(invites[0], absl::StrCat("Call-ID: ", call.Str("sip_call_id"), "\n")))
+      << call.json << "\n"
+      << invites[0];
   EXPECT_EQ(call.Str("remote_uri"), absl::StrCat("sip:", kSippUser, "@", kamailio().server()));
   const absl::Time start = ParseTime(call.Str("start_time"));
   const absl::Time answer = ParseTime(call.Str("answer_time"));
@@ -158,10 +158,11 @@ TEST_F(CallQualityTest, AStreamWithKnownGapsAndJitterIsMeasuredAsSuch) {
   legacy->Send(R"({"cmd":"get-status","account":"account-1","token":"l"})");
   auto plain = legacy->WaitFor([](const NativeEvent& e) { return e.event() == "status"; });
   ASSERT_TRUE(plain.has_value());
-  EXPECT_EQ(plain->json,
-            absl::StrCat(R"({"event":"status","account":"account-1","account_status":200,)",
-                         R"("calls":[{"call_id":)", id, R"(,"state":"active","direction":"outgoing",)",
-                         R"("peer":")", kSippUser, R"(","peer_name":""}],"token":"l"})"));
+  EXPECT_EQ(
+      plain->json,
+      absl::StrCat(R"({"event":"status","account":"account-1","account_status":200,)",
+                   R"("calls":[{"call_id":)", id, R"(,"state":"active","direction":"outgoing",)",
+                   R"("peer":")", kSippUser, R"(","peer_name":""}],"token":"l"})"));
 
   Command("hangup-call", "account-1", id);
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", id)).has_value());
@@ -222,7 +223,7 @@ TEST_F(CallQualityTest, MetricsCountEachCallsSetupEndAndAudio) {
     const int64_t in = incoming->Int("call_id");
     Command("answer-call", "account-2", in);
     ASSERT_TRUE(client_->WaitForAll({IsCallEvent("call-answered", "account-1", out),
-                                      IsCallEvent("call-answered", "account-2", in)}));
+                                     IsCallEvent("call-answered", "account-2", in)}));
     absl::SleepFor(absl::Milliseconds(500));  // audio both ways
     Command("hangup-call", "account-1", out);
     CountEnded("account-1", out, "account-2", in, &ended_by_code);
@@ -248,9 +249,8 @@ TEST_F(CallQualityTest, MetricsCountEachCallsSetupEndAndAudio) {
   EXPECT_EQ(ended, 2 * kAnswered + 2);
   EXPECT_GE(ended_by_code.size(), 2u) << "the declined call ends with a status of its own";
   // Both sides of every answered call received audio (each sends silence).
-  for (const char* name :
-       {"telestra_call_packet_loss_ratio_count", "telestra_call_jitter_seconds_count",
-        "telestra_call_mos_count"}) {
+  for (const char* name : {"telestra_call_packet_loss_ratio_count",
+                           "telestra_call_jitter_seconds_count", "telestra_call_mos_count"}) {
     EXPECT_EQ(MetricOf(name), 2 * kAnswered) << name;
   }
   EXPECT_EQ(MetricOf(R"(telestra_call_mos_bucket{le="4.4"})"), 2 * kAnswered)
