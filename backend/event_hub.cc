@@ -146,7 +146,11 @@ void EventHub::Publish(ClientId to, telestra::v1::Event event) {
     const bool broadcast = to == 0;
     const bool held =
         scope != nullptr && (!broadcast || listeners_.size() <= kInlineBroadcastUpTo);
-    pending_.push_back(Pending{Stamp(std::move(event), broadcast), to, held});
+    // Periodic telemetry (call-quality, every few seconds per call) is not
+    // kept for resuming clients: it would push the events that matter out
+    // of the history, and a client that resumes gets fresh figures soon.
+    const bool keep = broadcast && !event.has_call_quality();
+    pending_.push_back(Pending{Stamp(std::move(event), keep), to, held});
     if (held) {
       ++held_;  // the scope delivers it at its end
       ++scope->held_;

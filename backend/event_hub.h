@@ -58,7 +58,8 @@ class EventListener {
 
 // Stamps every event with the service-wide seq and a timestamp and delivers
 // it: a reply to the one client that caused it, a broadcast to every client.
-// Keeps the newest `history_capacity` broadcasts for clients that resume
+// Keeps the newest `history_capacity` broadcasts (but not the periodic
+// call-quality events) for clients that resume
 // (replies are private to their client and are not kept).
 //
 // Publishing (Reply, Broadcast) only stamps the event and appends it to the

@@ -118,6 +118,25 @@ TEST(EventHubTest, HistoryReportsAGapOnceEventsWereEvicted) {
   EXPECT_EQ(hub.EventsAfter(3).events.size(), 2u);
 }
 
+TEST(EventHubTest, CallQualityIsDeliveredButNotKeptForResumingClients) {
+  EventHub hub(/*history_capacity=*/2);
+  RecordingListener a;
+  hub.Attach(&a);
+  hub.Broadcast(StatusEvent("1"));  // seq 1
+  for (int i = 0; i < 5; ++i) {     // seq 2..6: would evict seq 1 if kept
+    telestra::v1::Event quality;
+    quality.mutable_call_quality()->set_call_id(7);
+    hub.Broadcast(std::move(quality));
+  }
+  hub.Broadcast(StatusEvent("7"));  // seq 7
+  EXPECT_EQ(a.events.size(), 7u);  // every one delivered
+  EventHub::Replay replay = hub.EventsAfter(0);
+  EXPECT_TRUE(replay.complete);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[0]->seq(), 1u);
+  EXPECT_EQ(replay.events[1]->seq(), 7u);
+}
+
 // Records what a hub delivers from other threads: the events, the thread
 // that delivered each, and whether seq was increasing.
 class ThreadedListener : public EventListener {
