@@ -21,36 +21,6 @@ size_t DisplayWidth(const std::string& text) {
   }));
 }
 
-const char* CallStateText(telestra::v1::CallState state) {
-  switch (state) {
-    case telestra::v1::CALL_STATE_DIALING:
-      return "dialing";
-    case telestra::v1::CALL_STATE_RINGING:
-      return "ringing";
-    case telestra::v1::CALL_STATE_INCOMING:
-      return "incoming";
-    case telestra::v1::CALL_STATE_ACTIVE:
-      return "active";
-    case telestra::v1::CALL_STATE_HELD:
-      return "held";
-    case telestra::v1::CALL_STATE_REMOTE_HELD:
-      return "remote-held";
-    default:
-      return "unknown";
-  }
-}
-
-const char* DirectionText(telestra::v1::CallDirection direction) {
-  switch (direction) {
-    case telestra::v1::CALL_DIRECTION_OUTGOING:
-      return "outgoing";
-    case telestra::v1::CALL_DIRECTION_INCOMING:
-      return "incoming";
-    default:
-      return "unknown";
-  }
-}
-
 // "3001" or "3001 (Alice)".
 std::string PartyText(const std::string& user, const std::string& name) {
   if (name.empty()) return Printable(user);
@@ -118,8 +88,8 @@ std::string EventDetails(const Event& event) {
           absl::StrCat("status ", Printable(e.account()), " ", RegistrationText(e.account_status()),
                        ", ", CallsText(e.calls_size()));
       for (const auto& call : e.calls()) {
-        absl::StrAppend(&text, "; call ", call.call_id(), " ", CallStateText(call.state()), " ",
-                        DirectionText(call.direction()), " ",
+        absl::StrAppend(&text, "; call ", call.call_id(), " ", gateway::CallStateName(call.state()), " ",
+                        gateway::CallDirectionName(call.direction()), " ",
                         PartyText(call.peer(), call.peer_name()));
       }
       return text;
@@ -257,8 +227,8 @@ std::string StatusText(const telestra::v1::Status& status) {
   if (status.calls_size() == 0) return text;
   std::vector<std::vector<std::string>> rows = {{"CALL", "STATE", "DIRECTION", "PEER"}};
   for (const auto& call : status.calls()) {
-    rows.push_back({absl::StrCat(call.call_id()), CallStateText(call.state()),
-                    DirectionText(call.direction()), PartyText(call.peer(), call.peer_name())});
+    rows.push_back({absl::StrCat(call.call_id()), gateway::CallStateName(call.state()),
+                    gateway::CallDirectionName(call.direction()), PartyText(call.peer(), call.peer_name())});
   }
   return text + FormatTable(rows);
 }

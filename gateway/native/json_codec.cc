@@ -490,35 +490,6 @@ std::string_view ValidUtf8(std::string_view s, std::string* scratch) {
   return *scratch;
 }
 
-const char* CallStateName(telestra::v1::CallState state) {
-  switch (state) {
-    case telestra::v1::CALL_STATE_DIALING:
-      return "dialing";
-    case telestra::v1::CALL_STATE_RINGING:
-      return "ringing";
-    case telestra::v1::CALL_STATE_INCOMING:
-      return "incoming";
-    case telestra::v1::CALL_STATE_ACTIVE:
-      return "active";
-    case telestra::v1::CALL_STATE_HELD:
-      return "held";
-    case telestra::v1::CALL_STATE_REMOTE_HELD:
-      return "remote-held";
-    default:
-      return "unknown";
-  }
-}
-
-const char* CallDirectionName(telestra::v1::CallDirection direction) {
-  switch (direction) {
-    case telestra::v1::CALL_DIRECTION_OUTGOING:
-      return "outgoing";
-    case telestra::v1::CALL_DIRECTION_INCOMING:
-      return "incoming";
-    default:
-      return "unknown";
-  }
-}
 
 // Thin helper over simdjson's formatter: every value after the first member
 // of an object is preceded by a comma.
@@ -615,6 +586,36 @@ error_code RecoverFirstObject(od::parser& parser, const char* json, size_t size,
 }
 
 }  // namespace
+
+const char* CallStateName(telestra::v1::CallState state) {
+  switch (state) {
+    case telestra::v1::CALL_STATE_DIALING:
+      return "dialing";
+    case telestra::v1::CALL_STATE_RINGING:
+      return "ringing";
+    case telestra::v1::CALL_STATE_INCOMING:
+      return "incoming";
+    case telestra::v1::CALL_STATE_ACTIVE:
+      return "active";
+    case telestra::v1::CALL_STATE_HELD:
+      return "held";
+    case telestra::v1::CALL_STATE_REMOTE_HELD:
+      return "remote-held";
+    default:
+      return "unknown";
+  }
+}
+
+const char* CallDirectionName(telestra::v1::CallDirection direction) {
+  switch (direction) {
+    case telestra::v1::CALL_DIRECTION_OUTGOING:
+      return "outgoing";
+    case telestra::v1::CALL_DIRECTION_INCOMING:
+      return "incoming";
+    default:
+      return "unknown";
+  }
+}
 
 struct JsonCodec::Impl {
   od::parser parser;

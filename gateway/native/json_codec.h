@@ -73,4 +73,10 @@ class JsonCodec {
   std::unique_ptr<Impl> impl_;
 };
 
+// The native protocol's names of a call's state ("dialing", "ringing",
+// "incoming", "active", "held", "remote-held") and direction ("outgoing",
+// "incoming"); "unknown" for anything else.
+const char* CallStateName(telestra::v1::CallState state);
+const char* CallDirectionName(telestra::v1::CallDirection direction);
+
 }  // namespace telestra::gateway
