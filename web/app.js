@@ -359,8 +359,13 @@ function renderAccount(name) {
     expires.classList.toggle('muted', true);
     expires.title = '';
   }
-  if (!q('.login-user').value && account.user) q('.login-user').value = account.user;
-  if (!q('.login-server').value && account.server) q('.login-server').value = account.server;
+  // Prefill the login form with what the gateway reports, but never a field
+  // someone is typing in (a status arriving meanwhile would prepend to it).
+  const prefill = (field, value) => {
+    if (!field.value && value && document.activeElement !== field) field.value = value;
+  };
+  prefill(q('.login-user'), account.user);
+  prefill(q('.login-server'), account.server);
   q('.logout-button').disabled = account.status === 0;
   renderCalls(card, account);
 }
