@@ -1,6 +1,7 @@
 #include "gateway/plan/plan.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,6 +46,7 @@ constexpr absl::string_view kWebSection = "web-settings";
 constexpr absl::string_view kSipSection = "sip-settings";
 constexpr absl::string_view kRtpSection = "rtp-settings";
 constexpr absl::string_view kMetricsSection = "metrics-settings";
+constexpr absl::string_view kStateSection = "state-settings";
 
 constexpr int64_t kMaxMessageBytesLimit = 16 * 1024 * 1024;
 
@@ -91,7 +93,8 @@ bool IsSettingsName(absl::string_view name) {
 
 bool IsKnownSettings(absl::string_view name) {
   return name == kTcpSection || name == kGrpcSection || name == kWebSection ||
-         name == kSipSection || name == kRtpSection || name == kMetricsSection;
+         name == kSipSection || name == kRtpSection || name == kMetricsSection ||
+         name == kStateSection;
 }
 
 // Pass 1: splits the text into sections. Reports syntax errors (malformed
@@ -132,7 +135,8 @@ absl::Status Tokenize(absl::string_view text, absl::string_view file,
                          absl::StrCat("[", section_name,
                                       "] unknown section; the settings sections are "
                                       "[tcp-settings], [grpc-settings], [web-settings], "
-                                      "[sip-settings] and [rtp-settings]"));
+                                      "[sip-settings], [rtp-settings], [metrics-settings] "
+                                      "and [state-settings]"));
       }
       auto [it, inserted] = section_lines.emplace(section_name, line_no);
       if (!inserted) {
@@ -282,6 +286,25 @@ absl::Status ParseMetrics(SectionReader& r, MetricsSettings* metrics) {
   });
 }
 
+absl::Status ParseState(SectionReader& r, StateSettings* state) {
+  return r.Apply({
+      {"dir",
+       [&](const Entry& e) {
+         struct stat info;
+         if (stat(e.value.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+           return r.Error(e.line,
+                          absl::StrCat("dir: '", e.value, "' is not an existing directory"));
+         }
+         if (access(e.value.c_str(), W_OK | X_OK) != 0) {
+           return r.Error(e.line, absl::StrCat("dir: '", e.value, "' is not writable"));
+         }
+         state->dir = e.value;
+         return absl::OkStatus();
+       }},
+      {"keep-calls-on-stop", [&](const Entry& e) { return r.Bool(e, &state->keep_calls_on_stop); }},
+  });
+}
+
 // The items of a comma-separated list value, trimmed; empty ones (such as
 // the one a trailing comma leaves) are left out.
 std::vector<absl::string_view> ListItems(absl::string_view value) {
@@ -351,6 +374,8 @@ absl::Status ParseTcp(SectionReader& r, TcpSettings* tcp) {
       {"cert", [&](const Entry& e) { return r.NonEmpty(e, &tcp->cert); }},
       {"key", [&](const Entry& e) { return r.NonEmpty(e, &tcp->key); }},
       {"idle-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &tcp->idle_timeout); }},
+      {"history-events",
+       [&](const Entry& e) { return r.Int(e, 16, 1000000, &tcp->history_events); }},
   });
   if (!status.ok()) return status;
   if (r.LineOf("cert") != 0 && r.LineOf("key") == 0) {
@@ -666,6 +691,8 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view text, absl::string_view file_na
       status = ParseRtp(reader, &plan.rtp);
     } else if (section.name == kMetricsSection) {
       status = ParseMetrics(reader, &plan.metrics);
+    } else if (section.name == kStateSection) {
+      status = ParseState(reader, &plan.state);
     } else {
       backend::AccountConfig account;
       status = ParseAccount(reader, section, &account);
@@ -756,6 +783,11 @@ absl::Status ApplyCommandLine(const CommandLineOverrides& overrides, Plan* plan)
       return absl::InvalidArgumentError("--native_bind must not be empty");
     }
     result.tcp.bind = *overrides.native_bind;
+  }
+  if (!result.state.dir.empty() && result.sip.port == 0) {
+    return absl::InvalidArgumentError(
+        "[state-settings] dir needs a fixed [sip-settings] port: restored calls keep their "
+        "dialogs' Contact, and port = 0 picks another port at every start");
   }
   *plan = std::move(result);
   return absl::OkStatus();

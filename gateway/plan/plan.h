@@ -28,6 +28,10 @@ struct TcpSettings {
   std::string key;
   // Seconds without a complete message before a connection is closed; 0 = never.
   int idle_timeout = 0;
+  // How many broadcast events are kept for clients that resume (native
+  // `subscribe` with after_seq, gRPC Subscribe, WebSocket after_seq): the
+  // one history all front ends share.
+  int history_events = 4096;
 };
 
 // [grpc-settings]
@@ -70,6 +74,15 @@ struct MetricsSettings {
   int port = 3553;  // 0: no metrics endpoint
 };
 
+// [state-settings]: what survives a restart (docs/restart.md).
+struct StateSettings {
+  // The journal's directory (calls, event history, instance); "" = off.
+  std::string dir;
+  // SIGTERM leaves the calls and registrations in place for the next start
+  // to restore (an upgrade); false: they are ended as without a journal.
+  bool keep_calls_on_stop = false;
+};
+
 // The process itself; set only on the command line.
 struct ProcessSettings {
   int io_threads = 1;  // threads serving the API ports
@@ -84,6 +97,7 @@ struct Plan {
   GrpcSettings grpc;
   WebSettings web;
   MetricsSettings metrics;
+  StateSettings state;
   ProcessSettings process;
   backend::SipConfig sip;
   backend::RtpConfig rtp;

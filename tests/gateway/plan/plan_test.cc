@@ -286,6 +286,25 @@ TEST(PlanParserTest, AcceptsMaxMessageBytesBounds) {
             16777216);
 }
 
+TEST(PlanParserTest, ParsesStateSettingsAndHistoryEvents) {
+  const std::string dir = ::testing::TempDir();
+  Plan plan = ParseOk(absl::StrCat("[state-settings]\ndir = ", dir,
+                                   "\nkeep-calls-on-stop = yes\n[tcp-settings]\n"
+                                   "history-events = 16\n",
+                                   kAccount));
+  EXPECT_EQ(plan.state.dir, dir);
+  EXPECT_TRUE(plan.state.keep_calls_on_stop);
+  EXPECT_EQ(plan.tcp.history_events, 16);
+  Plan defaults = ParseOk(kAccount);
+  EXPECT_EQ(defaults.state.dir, "");  // the journal is off by default
+  EXPECT_FALSE(defaults.state.keep_calls_on_stop);
+  EXPECT_EQ(defaults.tcp.history_events, 4096);
+  EXPECT_EQ(ErrorOf(absl::StrCat("[state-settings]\ndir = /nonexistent/dir\n", kAccount)),
+            "plan.ini:2: [state-settings] dir: '/nonexistent/dir' is not an existing directory");
+  EXPECT_EQ(ErrorOf(absl::StrCat("[tcp-settings]\nhistory-events = 15\n", kAccount)),
+            "plan.ini:2: [tcp-settings] history-events must be 16..1000000, got 15");
+}
+
 TEST(PlanParserTest, ParsesMetricsSettings) {
   Plan plan = ParseOk(absl::StrCat("[metrics-settings]\nport = 9100\nbind = 0.0.0.0\n", kAccount));
   EXPECT_EQ(plan.metrics.port, 9100);
@@ -963,6 +982,22 @@ Plan MinimalPlan() {
       ParsePlan("[tcp-settings]\nport = 4000\n[a]\nuser = 1\nserver = s\n", "p.ini");
   EXPECT_TRUE(plan.ok()) << plan.status();
   return *plan;
+}
+
+TEST(CommandLineTest, TheJournalNeedsAFixedSipPort) {
+  Plan plan = MinimalPlan();
+  plan.state.dir = ::testing::TempDir();
+  plan.sip.port = 5070;
+  EXPECT_TRUE(ApplyCommandLine({}, &plan).ok());
+  CommandLineOverrides flags;
+  flags.sip_port = 0;
+  absl::Status status = ApplyCommandLine(flags, &plan);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "[state-settings] dir needs a fixed [sip-settings] port: restored calls keep their "
+            "dialogs' Contact, and port = 0 picks another port at every start");
+  plan.state.dir = "";  // without the journal, any free port is fine
+  EXPECT_TRUE(ApplyCommandLine(flags, &plan).ok());
 }
 
 TEST(CommandLineTest, UnsetOverridesLeaveThePlanAsItIs) {
