@@ -180,6 +180,22 @@ TEST_F(TransfersTest, AReferFromTheFarEndStartsACallWithReplacesAndNotifiesItsPr
   }
 }
 
+TEST_F(TransfersTest, AReferToAnotherDomainNamesTheWholeUriAndIsCalledThroughTheProxy) {
+  Start();
+  listener_.set_next_incoming_id(7);
+  SipMessage invite = Establish(1);
+  peer_->SendInDialog("REFER", invite, "peer", 1, stack_->port(), "", "",
+                      "Refer-To: <sip:x@other.example>\r\n");
+  // call-started's num: the whole URI, not just "x" (which would be a
+  // number at our own server).
+  EXPECT_EQ(listener_.WaitFor("referred 1"), "referred 1 sip:x@other.example -> 7");
+  ASSERT_TRUE(peer_->WaitFor("INVITE", 2));
+  const SipMessage transferred = peer_->Received("INVITE")[1];
+  EXPECT_TRUE(absl::StartsWith(transferred.text, "INVITE sip:x@other.example SIP/2.0"))
+      << transferred.text;
+  EXPECT_EQ(listener_.WaitFor("established 7"), "established 7");
+}
+
 TEST_F(TransfersTest, AReferIsDeclinedWhenThePlanSaysSoOrItIsBroken) {
   account_.accept_refer = false;
   Start();
