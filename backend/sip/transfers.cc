@@ -11,6 +11,22 @@
 // Replaces), and the new call's progress goes back in NOTIFYs.
 
 namespace telestra::backend {
+namespace {
+
+// Why a REFER or NOTIFY from a stranger is refused.
+constexpr char kNotFromProxy[] = "not from the account's proxy nor a trusted network";
+
+// Answers the in-dialog request `method` of call `call_id` with `status`,
+// saying why in a Warning (`warning`) and in the log.
+int RefuseInDialog(nta_incoming_t* irq, const char* method, int64_t call_id, int status,
+                   const char* phrase, const std::string& why, const std::string& warning) {
+  spdlog::warn("call {}: {} refused {}: {}", call_id, method, status, why);
+  nta_incoming_treply(irq, status, phrase, SIPTAG_WARNING_STR(warning.c_str()),
+                      SIPTAG_USER_AGENT_STR(SofiaSipStack::Impl::kUserAgent), TAG_END());
+  return status;
+}
+
+}  // namespace
 
 void SofiaSipStack::Impl::TransferCall(int64_t call_id, const std::string& number,
                                        int64_t to_call_id) {
@@ -74,9 +90,16 @@ void SofiaSipStack::Impl::OnTransferTimeout(su_root_magic_t*, su_timer_t*, su_ti
   if (leg->transferring) leg->impl->FinishTransfer(leg, 408, "No final NOTIFY");
 }
 
-// A NOTIFY of the transfer of the call (Event: refer).
+// A NOTIFY of the transfer of the call (Event: refer). Like a REFER it is
+// taken only from the account's proxy or a trusted network: the dialog's
+// identifiers are no secret, and a final 200 ends the call "Transferred".
 int SofiaSipStack::Impl::OnNotify(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip) {
   TELESTRA_ASSERT_ON(owner_);
+  if (auto source = SourceOf(nta_incoming_getrequest(irq));
+      !policy_->MayStartDialog(source, &leg->account.name)) {
+    return RefuseInDialog(irq, "NOTIFY", leg->id, 403, "Forbidden", kNotFromProxy,
+                          WarningFor(absl::UnknownError(kNotFromProxy)));
+  }
   if (sip->sip_event == nullptr || sip->sip_event->o_type == nullptr ||
       !absl::EqualsIgnoreCase(sip->sip_event->o_type, "refer")) {
     nta_incoming_treply(irq, 489, "Bad Event", SIPTAG_ALLOW_EVENTS_STR("refer"),
@@ -128,15 +151,12 @@ void SofiaSipStack::Impl::FinishTransfer(CallLeg* leg, int code, const std::stri
 int SofiaSipStack::Impl::OnRefer(CallLeg* leg, nta_incoming_t* irq, const sip_t* sip) {
   TELESTRA_ASSERT_ON(owner_);
   auto refuse = [&](int status, const char* phrase, const std::string& why) {
-    spdlog::warn("call {}: REFER refused {}: {}", leg->id, status, why);
-    nta_incoming_treply(irq, status, phrase,
-                        SIPTAG_WARNING_STR(WarningFor(absl::UnknownError(why)).c_str()),
-                        SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
-    return status;
+    return RefuseInDialog(irq, "REFER", leg->id, status, phrase, why,
+                          WarningFor(absl::UnknownError(why)));
   };
   if (auto source = SourceOf(nta_incoming_getrequest(irq));
       !policy_->MayStartDialog(source, &leg->account.name)) {
-    return refuse(403, "Forbidden", "not from the account's proxy nor a trusted network");
+    return refuse(403, "Forbidden", kNotFromProxy);
   }
   if (!IsEstablished(leg->state) || IsHangingUp(leg->state)) {
     return refuse(481, "Call/Transaction Does Not Exist", "the call is not established");

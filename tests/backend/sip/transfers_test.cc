@@ -220,6 +220,31 @@ TEST_F(TransfersTest, AReferFromAStrangerIs403AndStartsNoCall) {
   EXPECT_EQ(peer_->Received("INVITE").size(), 1u) << "a call was started";
 }
 
+TEST_F(TransfersTest, ANotifyFromAStrangerIs403AndNeitherEndsNorFailsTheTransfer) {
+  Start();
+  SipMessage invite = Establish(1);
+  stack_->TransferCall(1, "3003", -1);
+  ASSERT_TRUE(peer_->WaitFor("REFER", 1, /*responses=*/false));
+  // A final 200 in the call's dialog, sent from 127.0.0.2: not the proxy.
+  FakeSipPeer stranger([](int, const SipMessage&) { return Responses{}; }, "127.0.0.2");
+  stranger.SendInDialog("NOTIFY", invite, "peer", 1, stack_->port(), kSipfrag, "SIP/2.0 200 OK\r\n",
+                        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\n");
+  ASSERT_TRUE(stranger.WaitFor("NOTIFY", 1, /*responses=*/true));
+  const SipMessage answer = stranger.Received("NOTIFY", true).front();
+  EXPECT_EQ(answer.Status(), 403);
+  EXPECT_TRUE(absl::StrContains(answer.Header("Warning"), "not from the account's proxy"))
+      << answer.text;
+  // The transfer goes on: the real far end's final NOTIFY still ends it.
+  Notify(invite, 2, "SIP/2.0 200 OK", true);
+  EXPECT_EQ(listener_.WaitFor("ended 1"), "ended 1 0 Transferred");
+  std::vector<std::string> progress;
+  for (const std::string& r : listener_.reports()) {
+    if (absl::StartsWith(r, "transfer-")) progress.push_back(r);
+  }
+  EXPECT_EQ(progress, (std::vector<std::string>{"transfer-progress 1 200"}))
+      << "the stranger's NOTIFY was reported";
+}
+
 TEST_F(TransfersTest, AReferWithoutReferToOrWithABadTargetIs400) {
   Start();
   SipMessage invite = Establish(1);
