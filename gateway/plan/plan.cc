@@ -493,11 +493,17 @@ absl::Status ParseSip(SectionReader& r, backend::SipConfig* sip,
       {"ring-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->ring_timeout); }},
       {"session-expires",
        [&](const Entry& e) {
-         absl::Status status = r.Int(e, 0, 86400, &sip->session_expires);
-         if (status.ok() && sip->session_expires != 0 && sip->session_expires < 90) {
-           return r.Error(e.line, "session-expires must be 0 (off) or 90..86400 (RFC 4028)");
+         // One message for every integer out of range (below 90 too, which
+         // a plain 0..86400 would not name); Int's for a non-integer.
+         int64_t seconds = 0;
+         if (absl::SimpleAtoi(e.value, &seconds) && seconds != 0 &&
+             (seconds < 90 || seconds > 86400)) {
+           return r.Error(e.line,
+                          absl::StrCat("session-expires must be 0 (off) or 90..86400 (RFC 4028), "
+                                       "got ",
+                                       seconds));
          }
-         return status;
+         return r.Int(e, 0, 86400, &sip->session_expires);
        }},
       {"invite-timeout", [&](const Entry& e) { return r.Int(e, 0, 86400, &sip->invite_timeout); }},
       {"max-ringing", [&](const Entry& e) { return r.Int(e, 1, 10000, &sip->max_ringing); }},

@@ -662,6 +662,54 @@ TEST(PlanParserTest, SipSecurityKeysHaveSafeDefaultsAndBounds) {
             "plan.ini:2: [sip-settings] ring-timeout must be 0..86400, got -1");
 }
 
+TEST(PlanParserTest, AccountDtmfIsRfc4733ByDefaultOrInfoAndNothingElse) {
+  EXPECT_FALSE(ParseOk(kAccount).accounts[0].dtmf_info);
+  EXPECT_FALSE(ParseOk(absl::StrCat(kAccount, "dtmf = rfc4733\n")).accounts[0].dtmf_info);
+  EXPECT_TRUE(ParseOk(absl::StrCat(kAccount, "dtmf = info\n")).accounts[0].dtmf_info);
+  EXPECT_EQ(ErrorOf(absl::StrCat(kAccount, "dtmf = inband\n")),
+            "plan.ini:4: [acc] dtmf: 'inband' is not one of rfc4733, info");
+  // Exact words: no other case, no empty value.
+  EXPECT_EQ(ErrorOf(absl::StrCat(kAccount, "dtmf = INFO\n")),
+            "plan.ini:4: [acc] dtmf: 'INFO' is not one of rfc4733, info");
+  EXPECT_EQ(ErrorOf(absl::StrCat(kAccount, "dtmf =\n")),
+            "plan.ini:4: [acc] dtmf: '' is not one of rfc4733, info");
+}
+
+TEST(PlanParserTest, AccountAcceptReferIsTrueByDefaultAndABoolean) {
+  EXPECT_TRUE(ParseOk(kAccount).accounts[0].accept_refer);
+  EXPECT_TRUE(ParseOk(absl::StrCat(kAccount, "accept-refer = true\n")).accounts[0].accept_refer);
+  EXPECT_FALSE(ParseOk(absl::StrCat(kAccount, "accept-refer = false\n")).accounts[0].accept_refer);
+  EXPECT_FALSE(ParseOk(absl::StrCat(kAccount, "accept-refer = no\n")).accounts[0].accept_refer);
+  EXPECT_EQ(ErrorOf(absl::StrCat(kAccount, "accept-refer = never\n")),
+            "plan.ini:4: [acc] accept-refer must be a boolean (true/false, yes/no, 1/0, on/off), "
+            "got 'never'");
+  // An account key, not a settings one.
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\naccept-refer = false\n", kAccount)),
+            "plan.ini:2: [sip-settings] unknown key 'accept-refer'");
+}
+
+TEST(PlanParserTest, SessionExpiresIs1800ByDefaultZeroForOffOr90To86400) {
+  EXPECT_EQ(ParseOk(kAccount).sip.session_expires, 1800);
+  for (int seconds : {0, 90, 86400}) {
+    EXPECT_EQ(ParseOk(absl::StrCat("[sip-settings]\nsession-expires = ", seconds, "\n", kAccount))
+                  .sip.session_expires,
+              seconds);
+  }
+  // Every integer out of range names both ranges and the value.
+  for (int seconds : {1, 89, 86401, -1}) {
+    EXPECT_EQ(
+        ErrorOf(absl::StrCat("[sip-settings]\nsession-expires = ", seconds, "\n", kAccount)),
+        absl::StrCat("plan.ini:2: [sip-settings] session-expires must be 0 (off) or 90..86400 "
+                     "(RFC 4028), got ",
+                     seconds));
+  }
+  EXPECT_EQ(ErrorOf(absl::StrCat("[sip-settings]\nsession-expires = 30m\n", kAccount)),
+            "plan.ini:2: [sip-settings] session-expires must be an integer, got '30m'");
+  // A settings key, not an account one.
+  EXPECT_EQ(ErrorOf(absl::StrCat(kAccount, "session-expires = 90\n")),
+            "plan.ini:4: [acc] unknown key 'session-expires'");
+}
+
 TEST(PlanParserTest, AccountUserAndServerHaveTheLoginSyntax) {
   EXPECT_EQ(ErrorOf("[a]\nuser = 30@01\nserver = s\n"),
             "plan.ini:2: [a] user may only contain letters, digits and - _ . ! ~ * ' ( ) + $, "
