@@ -303,7 +303,8 @@ TEST(SlowClientTest, RunningOutOfDescriptorsNeitherSpinsNorStopsTheGateway) {
   // The sanitizers' vptr check opens a pipe to probe a vtable it has not
   // seen yet; with no descriptor free it reports every such object as
   // invalid (a false "does not point to an object of type"). Under them the
-  // limit comes back before the crowd's sessions are destroyed.
+  // limit comes back before the crowd's sessions are destroyed
+  // (tests/sanitizers/README.md).
   ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0) << strerror(errno);
 #endif
   for (auto& connection : crowd) connection->Reset();
