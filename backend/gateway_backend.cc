@@ -114,6 +114,7 @@ GatewayBackend::CallRecord& GatewayBackend::AddCall(const std::string& account,
                                                     telestra::v1::CallDirection direction,
                                                     std::string peer, std::string peer_name) {
   const int64_t id = next_call_id_++;
+  if (journal_ != nullptr) journal_->ReserveCallId(id);  // never handed out again after a restart
   CallRecord& call = calls_[id];
   call.id = id;
   call.account = account;
@@ -124,6 +125,7 @@ GatewayBackend::CallRecord& GatewayBackend::AddCall(const std::string& account,
   call.peer = std::move(peer);
   call.peer_name = std::move(peer_name);
   call.start_time = absl::Now();
+  NoteCall(call);
   return call;
 }
 
@@ -533,6 +535,7 @@ void GatewayBackend::UpdateHoldState(CallRecord& call, bool was_locally_held) {
   call.state = call.local_hold    ? telestra::v1::CALL_STATE_HELD
                : call.remote_hold ? telestra::v1::CALL_STATE_REMOTE_HELD
                                   : telestra::v1::CALL_STATE_ACTIVE;
+  NoteCall(call);
   if (call.local_hold == was_locally_held) return;
   telestra::v1::Event event;
   if (call.local_hold) {
@@ -600,6 +603,7 @@ void GatewayBackend::OnCallEstablished(int64_t call_id) {
   call.answering = false;
   call.state = telestra::v1::CALL_STATE_ACTIVE;
   call.answer_time = absl::Now();
+  NoteCall(call);
   const double setup = absl::ToDoubleSeconds(call.answer_time - call.start_time);
   (call.direction == telestra::v1::CALL_DIRECTION_INCOMING ? setup_incoming_seconds_
                                                            : setup_outgoing_seconds_)
@@ -746,6 +750,7 @@ void GatewayBackend::OnCallEnded(int64_t call_id, int code, const std::string& r
   if (it == calls_.end()) return;
   std::string account = it->second.account;
   calls_.erase(it);
+  if (journal_ != nullptr) journal_->Drop(call_id);
   ++ended_by_code_[code];
   // Its digits still queued will never be sent: call-ended says so.
   for (auto request = dtmf_requests_.begin(); request != dtmf_requests_.end();) {

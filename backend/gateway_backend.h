@@ -66,6 +66,20 @@ class GatewayBackend : public Backend, public SipStackListener {
   // leaf: it is read after mu_ is released.
   void set_media(const MediaEngine* media) { media_ = media; }
 
+  // The journal ([state-settings] dir) where each call is noted as the API
+  // reports it (the stack notes its dialog); it must outlive the backend.
+  // Set before RestoreCalls and Start.
+  void set_journal(CallJournal* journal) { journal_ = journal; }
+
+  // Before Start: the calls the journal carried across a restart get their
+  // records again (same ids, states, peers and times; an established call
+  // ACTIVE, HELD or REMOTE_HELD as its dialog was) and new call ids start at
+  // `next_call_id`. Returns what the SIP stack needs to restore or end each
+  // (SipStack::RestoreCalls); those that end are reported through
+  // OnCallEnded as usual.
+  std::vector<RestoredCall> RestoreCalls(const std::vector<telestra::state::JournalCall>& calls,
+                                         int64_t next_call_id);
+
   // Backend:
   absl::Status Login(const telestra::v1::LoginCommand& login) override;
   absl::Status Logout(absl::string_view account) override;
@@ -204,8 +218,12 @@ class GatewayBackend : public Backend, public SipStackListener {
   // without mu_ (the engine's lock is taken instead).
   void AddLiveQuality(telestra::v1::Status& status) const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Notes the call as the API reports it in the journal (if any).
+  void NoteCall(const CallRecord& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   SipStack* const stack_;
   EventHub* const hub_;
+  CallJournal* journal_ = nullptr;  // fixed before Start
   // The accounts' and calls' state.
   // Lock order: backend mu_ before hub mu_ (events are published under it,
   // so that state and events keep one order) and before an audio tap's

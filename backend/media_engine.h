@@ -46,6 +46,10 @@ struct MediaOptions {
   // "" = no recording; else the call is recorded to
   // <record_dir>/<call_id>-<account>.wav (see docs/audio.md for the layout).
   std::string record_dir;
+  // 0: any free port pair of the range. Else the RTP port a call restored
+  // after a restart had (docs/restart.md): it must have been reserved with
+  // ReservePort before.
+  int port = 0;
 };
 
 struct MediaStats {
@@ -81,6 +85,13 @@ class MediaEngine {
  public:
   virtual ~MediaEngine() = default;
 
+  // Keeps the pair of `rtp_port` (an even port of the range) out of the
+  // free pairs, for a call restored after a restart to open it
+  // (MediaOptions::port). Before the calls that restart restores open.
+  // Unavailable when the pair is already in use.
+  virtual absl::Status ReservePort(int /*rtp_port*/) {
+    return absl::UnimplementedError("this media engine cannot restore ports");
+  }
   // Reserves an even RTP port and the next (odd) RTCP port for `call_id`.
   // ResourceExhausted("No RTP port available") when the range is used up;
   // AlreadyExists if the call is open.

@@ -3,10 +3,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "backend/account_config.h"
+#include "backend/call_journal.h"
 #include "backend/call_audio_tap.h"
 #include "backend/dtmf.h"
 #include "backend/media_engine.h"
@@ -19,6 +21,15 @@ struct SipCallDetails {
   // The far end's URI: our INVITE's Request-URI (outgoing), the From of
   // theirs (incoming).
   std::string remote_uri;
+};
+
+// A call the journal carried across a restart (docs/restart.md).
+struct RestoredCall {
+  int64_t call_id = 0;
+  // The plan's account of the call (its name empty when the plan no longer
+  // has it: the call is ended).
+  AccountConfig account;
+  telestra::state::JournalDialog dialog;
 };
 
 // What the SIP stack reports back to the backend.
@@ -176,6 +187,19 @@ class SipStack {
   // Unregisters every account and stops the stack, waiting at most
   // `deadline`. Blocks. After it returns no listener call is made.
   virtual void Shutdown(absl::Duration deadline) = 0;
+  // From Start on, every call's dialog is noted in `journal` (which must
+  // outlive the stack). Before Start.
+  virtual void SetJournal(CallJournal* /*journal*/) {}
+  // After Start, before any account registers: the journal's calls of the
+  // last run. Established ones go on (same dialog, same RTP port); the
+  // others end (CANCEL for our INVITE, 480 to theirs) and, like those that
+  // cannot be restored, are reported ended with reason "Gateway
+  // restarted".
+  virtual void RestoreCalls(std::vector<RestoredCall> /*calls*/) {}
+  // `[state-settings] keep-calls-on-stop`: stops the stack without ending
+  // its calls or unregistering (the next start restores them). Blocks.
+  // After it returns no listener call is made.
+  virtual void StopKeepingCalls(absl::Duration deadline) { Shutdown(deadline); }
 
   // The local SIP port actually bound (after Start).
   virtual int port() const = 0;

@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries
   libgrpc++-dev libprotobuf-dev libboost-dev libsimdjson-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsofia-sip-ua-dev libspdlog-dev prometheus-cpp-dev
-  libspandsp-dev libsndfile1-dev libspeexdsp-dev libjemalloc-dev
+  libspandsp-dev libsndfile1-dev libspeexdsp-dev libjemalloc-dev zlib1g-dev
   # SIP peers for the demo and the tests
   kamailio sip-tester baresip-core
   # tools the scripts use

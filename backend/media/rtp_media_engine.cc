@@ -226,7 +226,8 @@ absl::StatusOr<int> RtpMediaEngine::Open(int64_t call_id, const MediaOptions& op
   if (calls_.contains(call_id)) {
     return absl::AlreadyExistsError(absl::StrCat("media of call ", call_id, " is open"));
   }
-  absl::StatusOr<RtpSocketPair> sockets = AcquirePairLocked(call_id);
+  absl::StatusOr<RtpSocketPair> sockets =
+      options.port != 0 ? AcquireReservedLocked(options.port) : AcquirePairLocked(call_id);
   if (!sockets.ok()) return sockets.status();
   int port = sockets->rtp_port();
   // AcquirePairLocked may have waited without the lock.
@@ -370,6 +371,35 @@ std::optional<RtpSocketPair> RtpMediaEngine::UnparkLocked(int rtp_port) {
   std::optional<RtpSocketPair> pair = std::move(parked_[index]);
   parked_[index].reset();
   return pair;
+}
+
+absl::Status RtpMediaEngine::ReservePort(int rtp_port) {
+  absl::MutexLock lock(&mu_);
+  if (ports_.IndexOf(rtp_port) < 0 || rtp_port % 2 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RTP port ", rtp_port, " is not an even port of the RTP range"));
+  }
+  if (!ports_.Reserve(rtp_port)) {
+    return absl::UnavailableError(absl::StrCat("RTP port ", rtp_port, " is in use"));
+  }
+  reserved_.insert(rtp_port);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquireReservedLocked(int rtp_port) {
+  if (reserved_.erase(rtp_port) == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("RTP port ", rtp_port, " is not reserved"));
+  }
+  absl::StatusOr<RtpSocketPair> bound = RtpSocketPair::Bind(*local_ip_, rtp_port);
+  if (!bound.ok()) {
+    ports_.Release(rtp_port);
+    return bound.status();
+  }
+  if (absl::Status watched = WatchPair(*bound); !watched.ok()) {
+    ports_.Release(rtp_port);
+    return watched;
+  }
+  return bound;
 }
 
 absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquirePairLocked(int64_t call_id) {

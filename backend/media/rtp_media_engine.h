@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,6 +120,7 @@ class RtpMediaEngine final : public MediaEngine {
   absl::Status Start();
 
   // MediaEngine.
+  absl::Status ReservePort(int rtp_port) override;
   absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) override;
   void Update(int64_t call_id, const MediaParams& params) override;
   void Close(int64_t call_id) override;
@@ -173,6 +175,9 @@ class RtpMediaEngine final : public MediaEngine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The parked sockets of the pair of `rtp_port`, if any (taken out).
   std::optional<RtpSocketPair> UnparkLocked(int rtp_port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Binds the pair ReservePort kept (MediaOptions::port).
+  absl::StatusOr<RtpSocketPair> AcquireReservedLocked(int rtp_port)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Binds spares until the pool holds spare_target_ (media thread, after a
   // tick; binds without the lock).
   void RefillSpares();
@@ -217,6 +222,8 @@ class RtpMediaEngine final : public MediaEngine {
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   RtpPortAllocator ports_ ABSL_GUARDED_BY(mu_);
+  // Pairs ReservePort kept for restored calls, not opened yet.
+  std::set<int> reserved_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, std::unique_ptr<MediaCall>> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<MediaCall*> calls_by_port_ ABSL_GUARDED_BY(mu_);  // by pair index
   int slot_count_ = 0;  // calls_by_port_.size(), fixed after construction

@@ -27,6 +27,14 @@ std::optional<int> RtpPortAllocator::Acquire() {
   return std::nullopt;
 }
 
+bool RtpPortAllocator::Reserve(int rtp_port) {
+  int index = IndexOf(rtp_port);
+  if (index < 0 || rtp_port % 2 != 0 || used_[index]) return false;
+  used_[index] = true;
+  ++in_use_;
+  return true;
+}
+
 void RtpPortAllocator::Release(int rtp_port) {
   int index = IndexOf(rtp_port);
   if (index < 0 || rtp_port % 2 != 0 || !used_[index]) return;

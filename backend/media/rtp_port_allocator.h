@@ -20,6 +20,9 @@ class RtpPortAllocator {
   // Reserves a free pair and returns its RTP port; nullopt if none is free.
   std::optional<int> Acquire();
 
+  // Reserves the pair of `rtp_port` (even, in the range) itself; false when
+  // it is not such a port or is in use.
+  bool Reserve(int rtp_port);
   // Frees the pair of `rtp_port`. Ports not handed out are ignored.
   void Release(int rtp_port);
 

@@ -31,6 +31,7 @@ bool SofiaSipStack::Impl::OpenMedia(CallLeg* leg) {
   }
   options.source = *source;
   options.record_dir = leg->account.record_dir;
+  options.port = leg->restored_port;
   absl::StatusOr<int> port = media_->Open(leg->id, options);
   if (!port.ok()) {
     leg->end_reason = std::string(port.status().message());
@@ -127,6 +128,7 @@ void SofiaSipStack::Impl::UpdateMedia(CallLeg* leg) {
   if (leg->local_port != 0 && leg->media.remote_rtp_port != 0) {
     media_->Update(leg->id, leg->media);
   }
+  if (IsEstablished(leg->state)) JournalLeg(leg);  // a re-INVITE's or UPDATE's media, hold
 }
 
 // A call that cannot have audio: hung up once it is established (BYE),

@@ -111,6 +111,16 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
   if (sip->sip_call_id != nullptr && sip->sip_call_id->i_id != nullptr) {
     leg->sip_call_id = sip->sip_call_id->i_id;
   }
+  if (journal_ != nullptr) {
+    su_home_t scratch[1] = {SU_HOME_INIT(scratch)};
+    auto header = [&](const void* h) {
+      char* text = sip_header_as_string(scratch, static_cast<const sip_header_t*>(h));
+      return text != nullptr ? std::string(text) : std::string();
+    };
+    leg->local_header = header(sip->sip_to);
+    leg->remote_header = header(sip->sip_from);
+    su_home_deinit(scratch);
+  }
   calls_[call_id] = std::move(owned);
   ReportDetails(leg);
   leg->leg = nta_leg_tcreate(agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
@@ -136,6 +146,7 @@ int SofiaSipStack::Impl::OnIncomingInvite(nta_incoming_t* irq, const sip_t* sip)
   nta_incoming_treply(irq, SIP_180_RINGING, SIPTAG_CONTACT_STR(ContactFor(leg->account).c_str()),
                       SIPTAG_USER_AGENT_STR(kUserAgent), TAG_END());
   leg->counted_ringing = true;
+  JournalLeg(leg);  // ringing: what a restart needs to refuse it
   policy_->StartRinging(leg->account.name);
   if (config_.ring_timeout > 0) {
     leg->ring_timer =
@@ -236,7 +247,11 @@ void SofiaSipStack::Impl::OnEstablished(CallLeg* leg) {
   NotifyReferrer(leg, 200, "OK");
   StartSessionTimer(leg, leg->pending_timer);
   if (leg->remote_hold) listener_->OnCallHold(leg->id, leg->local_hold, true);
-  if (hangup_wanted) SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
+  if (hangup_wanted) {
+    SendBye(leg);  // a 2xx crossed our CANCEL, or hung up meanwhile
+  } else {
+    JournalLeg(leg);  // established: what a restart needs to restore it
+  }
 }
 
 // Requests in one of our call dialogs.

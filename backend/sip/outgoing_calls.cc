@@ -66,6 +66,8 @@ void SofiaSipStack::Impl::MakeCall(int64_t call_id, const AccountConfig& account
     return;
   }
   nta_leg_tag(leg->leg, nullptr);
+  leg->local_header = FromFor(account);
+  leg->remote_header = absl::StrCat("<", target, ">");
   leg->target = target;
   leg->remote_aor = target;
   ReportDetails(leg);
@@ -110,6 +112,7 @@ bool SofiaSipStack::Impl::SendInvite(CallLeg* leg, const std::string& sdp) {
   su_home_deinit(scratch);
   if (leg->invite == nullptr) return false;
   leg->invite_is_reinvite = false;
+  JournalLeg(leg);  // dialing: what a restart needs to cancel it
   thread_.AwaitAnswer();
   return true;
 }

@@ -109,6 +109,14 @@ void SofiaSipStack::TransferCall(int64_t call_id, const std::string& number,
 
 void SofiaSipStack::Shutdown(absl::Duration deadline) { impl_->Shutdown(deadline); }
 
+void SofiaSipStack::SetJournal(CallJournal* journal) { impl_->journal_ = journal; }
+
+void SofiaSipStack::RestoreCalls(std::vector<RestoredCall> calls) {
+  impl_->thread().Post([impl = impl_.get(), calls = std::move(calls)] { impl->Restore(calls); });
+}
+
+void SofiaSipStack::StopKeepingCalls(absl::Duration) { impl_->StopKeepingCalls(); }
+
 int SofiaSipStack::port() const { return impl_->port(); }
 
 FdLoop::WatchId SofiaSipStack::Watch(int fd, std::function<bool()> on_readable) {
@@ -195,6 +203,14 @@ void SofiaSipStack::Impl::TearDown() {
   for (auto& [name, reg] : registrations_) ReleaseSip(reg.get());
   registrations_.clear();
   for (auto& [id, leg] : calls_) {
+    if (keep_calls_) {
+      // Kept for the next start (keep-calls-on-stop): not ended, not
+      // reported; the journal has them.
+      if (leg->local_port != 0) media_->Close(id);
+      leg->local_port = 0;
+      ReleaseSip(leg.get());
+      continue;
+    }
     CloseMedia(leg.get());
     ReleaseSip(leg.get());
     if (leg->state != CallState::kTerminated) listener_->OnCallEnded(id, 0, "Service stopped");
@@ -229,6 +245,20 @@ bool SofiaSipStack::Impl::StartCall(int64_t call_id, const AccountConfig& accoun
 void SofiaSipStack::Impl::Shutdown(absl::Duration deadline) {
   int64_t millis = absl::ToInt64Milliseconds(deadline);
   if (!thread_.Post([this, millis] { BeginShutdown(millis); })) return;
+  thread_.Join();
+}
+
+void SofiaSipStack::Impl::StopKeepingCalls() {
+  if (!thread_.Post([this] {
+        TELESTRA_ASSERT_ON(owner_);
+        thread_.CloseQueue();
+        keep_calls_ = true;
+        shutting_down_ = true;
+        spdlog::info("SIP user agent stopped; calls and registrations kept for the next start");
+        thread_.Stop();
+      })) {
+    return;
+  }
   thread_.Join();
 }
 

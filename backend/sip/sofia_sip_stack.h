@@ -74,6 +74,9 @@ class SofiaSipStack : public SipStack, public FdLoop {
                 int duration_ms) override;
   void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) override;
   void Shutdown(absl::Duration deadline) override;
+  void SetJournal(CallJournal* journal) override;
+  void RestoreCalls(std::vector<RestoredCall> calls) override;
+  void StopKeepingCalls(absl::Duration deadline) override;
   int port() const override;
 
   // What the stack refused or ended on its own, for /metrics.

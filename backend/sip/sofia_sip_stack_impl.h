@@ -33,6 +33,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/histogram.h"
+#include "backend/call_journal.h"
 #include "backend/network_list.h"
 #include "backend/sip/call_leg.h"
 #include "backend/sip/dial_target.h"
@@ -138,6 +139,12 @@ class SofiaSipStack::Impl {
     // an attended transfer to this call refers to.
     std::string remote_aor;
     std::string sip_call_id;  // the dialog's Call-ID
+    // Our side's and the far end's From/To header values as the dialog
+    // started (tags aside): what the journal keeps (restore.cc).
+    std::string local_header;
+    std::string remote_header;
+    // A call the journal restored: the RTP port it had (OpenMedia opens it).
+    int restored_port = 0;
     // We transfer this call: the REFER until its answer, then its NOTIFYs
     // until the final one (or kTransferTimeout).
     nta_outgoing_t* refer = nullptr;
@@ -367,6 +374,20 @@ class SofiaSipStack::Impl {
   bool OnAnswer(CallLeg* leg, const sip_payload_t* body, bool hold, bool required);
   absl::StatusOr<std::string> ResponseSdp(CallLeg* leg, const RemoteSdp* offer);
 
+  // ---- restore.cc: the journal's notes of a dialog, and a restart's restore
+  // Our CSeq of a restored call goes on this far above the journal's last.
+  static constexpr uint32_t kRestoredCSeqStep = 100;
+  void JournalLeg(CallLeg* leg);
+  void Restore(const std::vector<RestoredCall>& calls);
+  void RestoreConfirmed(const RestoredCall& call);
+  void CancelRestoredInvite(const RestoredCall& call);
+  static int OnRestoredCancelResponse(nta_outgoing_magic_t* magic, nta_outgoing_t* orq,
+                                      const sip_t* sip);
+  void RefuseRestoredInvite(const RestoredCall& call);
+  // Thread: any (not the SIP thread). keep-calls-on-stop: stops the thread
+  // without ending calls or unregistering (the journal keeps them).
+  void StopKeepingCalls();
+
   // ---- state moves (call_leg.h, registration_state.h)
   // Moves the call by `event` (call_leg.h's transitions); a transition the
   // machine refuses leaves the state as it is.
@@ -387,6 +408,7 @@ class SofiaSipStack::Impl {
   const uint64_t sdp_session_id_ = absl::Uniform<uint64_t>(absl::BitGen(), 1, 1ull << 40);
   std::unique_ptr<SdpWriter> sdp_writer_;  // made on the SIP thread's start
   SipStackListener* listener_ = nullptr;
+  CallJournal* journal_ = nullptr;  // set before Start; null: no journal
   int port_ = 0;
   // SIP thread only.
   su_root_t* root_ = nullptr;  // the SIP thread's
@@ -394,6 +416,7 @@ class SofiaSipStack::Impl {
   nta_leg_t* default_leg_ = nullptr;
   std::string contact_host_port_;  // of our Contact: "host:port[;transport=tcp]"
   bool shutting_down_ = false;
+  bool keep_calls_ = false;  // stopping for a restart that restores the calls
   su_timer_t* shutdown_timer_ = nullptr;
   su_timer_t* quality_timer_ = nullptr;  // [rtp-settings] quality-interval; null: off
   std::map<std::string, std::unique_ptr<Registration>> registrations_;
