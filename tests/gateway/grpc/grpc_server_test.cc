@@ -13,7 +13,10 @@
 #include "absl/synchronization/mutex.h"
 #include "backend/backend.h"
 #include "backend/command_dispatcher.h"
+#include "backend/dtmf.h"
 #include "backend/event_hub.h"
+#include "backend/gateway_backend.h"
+#include "backend/sip_stack.h"
 #include "gtest/gtest.h"
 #include "proto/telestra_service.grpc.pb.h"
 #include "tests/gateway/grpc/grpc_test_client.h"
@@ -659,6 +662,132 @@ TEST_F(GrpcServerTest, SessionCanOptOutOfExtendedEvents) {
   EXPECT_TRUE(next->has_fail()) << next->ShortDebugString();
 }
 
+// The events of issue 20 as the backend publishes them.
+Event TransferProgressEvent(const std::string& account, int64_t call_id, int code) {
+  Event event;
+  auto* progress = event.mutable_transfer_progress();
+  progress->set_account(account);
+  progress->set_call_id(call_id);
+  progress->set_code(code);
+  return event;
+}
+
+Event CallStartedEvent(const std::string& account, int64_t call_id, const std::string& num,
+                       int64_t transferred_from) {
+  Event event;
+  auto* started = event.mutable_call_started();
+  started->set_account(account);
+  started->set_call_id(call_id);
+  started->set_num(num);
+  started->set_transferred_from(transferred_from);
+  return event;
+}
+
+Event CallProgressEvent(const std::string& account, int64_t call_id, int code, bool early_media) {
+  Event event;
+  auto* progress = event.mutable_call_progress();
+  progress->set_account(account);
+  progress->set_call_id(call_id);
+  progress->set_code(code);
+  progress->set_early_media(early_media);
+  return event;
+}
+
+Event DtmfEvent(const std::string& account, int64_t call_id, const std::string& digit) {
+  Event event;
+  auto* dtmf = event.mutable_dtmf();
+  dtmf->set_account(account);
+  dtmf->set_call_id(call_id);
+  dtmf->set_digit(digit);
+  dtmf->set_duration_ms(100);
+  dtmf->set_method("rfc4733");
+  return event;
+}
+
+// `event` without what the hub stamps (seq, time), for comparisons.
+std::string Unstamped(Event event) {
+  event.clear_seq();
+  event.clear_time();
+  return event.ShortDebugString();
+}
+
+TEST_F(GrpcServerTest, SessionWithoutExtendedEventsStillGetsDtmfButNoTransferOrProgress) {
+  Start();
+  auto session = EventStreamReader::Session(stub_.get());
+  telestra::v1::Command legacy;
+  legacy.mutable_subscribe()->set_extended(false);
+  ASSERT_TRUE(session->Send(legacy));
+  ASSERT_TRUE(session->Send(GetStatusCommand("account-1", "sync")));
+  ASSERT_TRUE(session->Next().has_value());
+  hub_->Broadcast(CallProgressEvent("account-1", 1, 183, true));
+  hub_->Broadcast(TransferProgressEvent("account-1", 1, 100));
+  hub_->Broadcast(CallStartedEvent("account-1", 2, "3003", 1));
+  hub_->Broadcast(DtmfEvent("account-1", 1, "5"));
+  hub_->Broadcast(TransferProgressEvent("account-1", 1, 200));
+  hub_->Broadcast(backend::CommandDispatcher::FailEvent(
+      "account-1", absl::UnavailableError("Transfer of call 1 failed: 486 Busy Here"), ""));
+  auto dtmf = session->Next();
+  ASSERT_TRUE(dtmf.has_value());
+  EXPECT_EQ(Unstamped(*dtmf), Unstamped(DtmfEvent("account-1", 1, "5")));
+  auto fail = session->Next();  // nothing extended in between
+  ASSERT_TRUE(fail.has_value());
+  EXPECT_TRUE(fail->has_fail()) << fail->ShortDebugString();
+
+  // Extended again: the same events come.
+  telestra::v1::Command extended;
+  extended.mutable_subscribe()->set_extended(true);
+  ASSERT_TRUE(session->Send(extended));
+  ASSERT_TRUE(session->Send(GetStatusCommand("account-1", "sync-2")));
+  ASSERT_TRUE(session->WaitFor([](const Event& e) { return e.has_status(); }).has_value());
+  hub_->Broadcast(TransferProgressEvent("account-1", 1, 180));
+  auto progress = session->Next();
+  ASSERT_TRUE(progress.has_value());
+  EXPECT_TRUE(progress->has_transfer_progress()) << progress->ShortDebugString();
+}
+
+TEST_F(GrpcServerTest, TransferProgressCallStartedCallProgressAndDtmfReachSessionsAndSubscribers) {
+  Start();
+  auto session = EventStreamReader::Session(stub_.get());  // extended by default
+  auto all = Subscribe({});
+  telestra::v1::SubscribeRequest only_started;
+  only_started.add_kinds(telestra::v1::EVENT_KIND_CALL_STARTED);
+  auto started = Subscribe(only_started);
+  telestra::v1::SubscribeRequest only_two;
+  only_two.add_accounts("account-2");
+  auto two = Subscribe(only_two);
+  const std::vector<Event> published = {
+      TransferProgressEvent("account-1", 1, 100),
+      CallStartedEvent("account-2", 7, "sip:x@other.example", 3),
+      CallProgressEvent("account-2", 7, 183, true),
+      CallProgressEvent("account-2", 7, 180, false),
+      DtmfEvent("account-1", 1, "#"),
+      TransferProgressEvent("account-1", 1, 200),
+  };
+  for (const Event& event : published) hub_->Broadcast(event);
+  for (EventStreamReader* reader : {session.get(), all.get()}) {
+    ASSERT_TRUE(reader->WaitForCount(published.size()));
+    std::vector<Event> got = reader->events();
+    ASSERT_EQ(got.size(), published.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(Unstamped(got[i]), Unstamped(published[i]));
+      if (i > 0) {
+        EXPECT_GT(got[i].seq(), got[i - 1].seq());
+      }
+    }
+  }
+  ASSERT_TRUE(two->WaitForCount(3));
+  ASSERT_TRUE(started->WaitForCount(1));
+  hub_->Broadcast(CallStartedEvent("account-1", 8, "3004", 1));  // after the rest
+  ASSERT_TRUE(started->WaitForCount(2));
+  EXPECT_EQ(Unstamped(started->events()[0]), Unstamped(published[1]));
+  EXPECT_EQ(started->events()[1].call_started().num(), "3004");
+  std::vector<Event> of_two = two->events();
+  ASSERT_EQ(of_two.size(), 3u);
+  EXPECT_TRUE(of_two[0].has_call_started());
+  EXPECT_TRUE(of_two[1].has_call_progress());
+  EXPECT_TRUE(of_two[2].has_call_progress());
+}
+
 TEST_F(GrpcServerTest, SessionEndsOkAfterTheClientClosesItsSide) {
   Start();
   auto session = EventStreamReader::Session(stub_.get());
@@ -780,6 +909,302 @@ TEST_F(GrpcServerTest, StopEndsStreamsWithUnavailableAfterTheirQueuedEvents) {
   }
   EXPECT_EQ(session->count(), 1u);
   EXPECT_EQ(server_->stats().streams, 0u);
+}
+
+// ---------------------------------------------------------------------------
+// The same front end over the real GatewayBackend and CommandDispatcher,
+// with a SIP stack that only records what it is asked: the checks and texts
+// of send_dtmf and transfer_call are the backend's, the same on every front
+// end, and this is where gRPC clients meet them.
+
+// Records the backend's requests ("dtmf 1 12AB 100", "transfer 1 3003 -1");
+// takes every number and call.
+// Thread: any.
+class RecordingSipStack : public backend::SipStack {
+ public:
+  absl::Status Start(backend::SipStackListener*) override { return absl::OkStatus(); }
+  void Register(const backend::AccountConfig& account, uint64_t generation) override {
+    absl::MutexLock lock(&mu_);
+    generations_[account.name] = generation;
+  }
+  void Unregister(const std::string&, uint64_t) override {}
+  absl::Status CheckNumber(const backend::AccountConfig&, const std::string&) const override {
+    return absl::OkStatus();
+  }
+  bool MakeCall(int64_t, const backend::AccountConfig&, const std::string&) override {
+    return true;
+  }
+  void AnswerCall(int64_t) override {}
+  void HangupCall(int64_t) override {}
+  void HoldCall(int64_t, bool) override {}
+  void SendDtmf(int64_t call_id, uint64_t request, const std::string& digits,
+                int duration_ms) override {
+    absl::MutexLock lock(&mu_);
+    last_dtmf_request_ = request;
+    requests_.push_back(absl::StrCat("dtmf ", call_id, " ", digits, " ", duration_ms));
+  }
+  void AttachAudio(int64_t, std::shared_ptr<backend::CallAudioTap>) override {}
+  void TransferCall(int64_t call_id, const std::string& number, int64_t to_call_id) override {
+    absl::MutexLock lock(&mu_);
+    requests_.push_back(absl::StrCat("transfer ", call_id, " ", number, " ", to_call_id));
+  }
+  void Shutdown(absl::Duration) override {}
+  int port() const override { return 5060; }
+
+  uint64_t generation(const std::string& account) const {
+    absl::MutexLock lock(&mu_);
+    return generations_.at(account);
+  }
+  uint64_t last_dtmf_request() const {
+    absl::MutexLock lock(&mu_);
+    return last_dtmf_request_;
+  }
+  std::vector<std::string> requests() const {
+    absl::MutexLock lock(&mu_);
+    return requests_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;  // Lock order: a leaf.
+  std::map<std::string, uint64_t> generations_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_dtmf_request_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> requests_ ABSL_GUARDED_BY(mu_);
+};
+
+class GrpcOverGatewayBackendTest : public ::testing::Test {
+ protected:
+  // account-1 registered with two established calls, call_1_ and call_2_.
+  void SetUp() override {
+    backend::AccountConfig account;
+    account.name = "account-1";
+    account.user = "3001";
+    account.password = "sip3001";
+    account.server = "127.0.0.1:5060";
+    backend_ = std::make_unique<backend::GatewayBackend>(
+        std::vector<backend::AccountConfig>{account}, &stack_, &hub_);
+    backend_->Start();
+    backend_->OnRegistration("account-1", stack_.generation("account-1"), 200, "OK", false);
+    dispatcher_ = std::make_unique<backend::CommandDispatcher>(backend_.get(), &hub_);
+    GrpcServer::Options options;
+    options.port = 0;
+    server_ = std::make_unique<GrpcServer>(options, backend_.get(), &hub_, dispatcher_.get());
+    ASSERT_TRUE(server_->Start().ok());
+    stub_ = telestra::v1::Telestra::NewStub(MakeChannel(server_->port()));
+    call_1_ = EstablishedCall("3002");
+    call_2_ = EstablishedCall("3003");
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  int64_t EstablishedCall(const std::string& num) {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::MakeCallCommand request;
+    request.set_account("account-1");
+    request.set_num(num);
+    telestra::v1::CallReturn call;
+    EXPECT_TRUE(stub_->MakeCall(&context, request, &call).ok());
+    backend_->OnCallEstablished(call.call_id());
+    return call.call_id();
+  }
+  grpc::Status SendDtmf(const std::string& digits, int duration_ms) {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::SendDtmfCommand request;
+    request.set_account("account-1");
+    request.set_call_id(call_1_);
+    request.set_digits(digits);
+    request.set_duration_ms(duration_ms);
+    telestra::v1::SendDtmfResponse response;
+    return stub_->SendDtmf(&context, request, &response);
+  }
+  grpc::Status TransferCall(const telestra::v1::TransferCallCommand& request) {
+    grpc::ClientContext context;
+    Prepare(context);
+    telestra::v1::TransferCallResponse response;
+    return stub_->TransferCall(&context, request, &response);
+  }
+
+  backend::EventHub hub_;
+  RecordingSipStack stack_;
+  std::unique_ptr<backend::GatewayBackend> backend_;
+  std::unique_ptr<backend::CommandDispatcher> dispatcher_;
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<telestra::v1::Telestra::Stub> stub_;
+  int64_t call_1_ = -1;
+  int64_t call_2_ = -1;
+};
+
+std::string Describe(const grpc::Status& status) {
+  return absl::StrCat(status.error_code(), " ", status.error_message());
+}
+
+TEST_F(GrpcOverGatewayBackendTest, SendDtmfRefusesBadDigitsAndDurationsAsInvalidArgument) {
+  const int invalid = grpc::StatusCode::INVALID_ARGUMENT;
+  EXPECT_EQ(Describe(SendDtmf("12E", 0)), absl::StrCat(invalid, " Invalid DTMF digit: 'E'"));
+  EXPECT_EQ(Describe(SendDtmf("1 2", 0)), absl::StrCat(invalid, " Invalid DTMF digit: ' '"));
+  EXPECT_EQ(Describe(SendDtmf(std::string(65, '1'), 0)),
+            absl::StrCat(invalid, " Too many DTMF digits: 65 (at most 64)"));
+  EXPECT_EQ(Describe(SendDtmf("1", 39)),
+            absl::StrCat(invalid, " Field duration_ms out of range: 39 (40..2000)"));
+  EXPECT_EQ(Describe(SendDtmf("1", 2001)),
+            absl::StrCat(invalid, " Field duration_ms out of range: 2001 (40..2000)"));
+  EXPECT_EQ(Describe(SendDtmf("1", -100)),
+            absl::StrCat(invalid, " Field duration_ms out of range: -100 (40..2000)"));
+  EXPECT_TRUE(stack_.requests().empty()) << "a refused request reached the SIP stack";
+  // The edges are taken; 0 is the default 100 ms; a-d are A-D.
+  EXPECT_TRUE(SendDtmf(std::string(64, '1'), 40).ok());
+  EXPECT_TRUE(SendDtmf("*#ab", 2000).ok());
+  EXPECT_TRUE(SendDtmf("0", 0).ok());
+  EXPECT_EQ(stack_.requests(), (std::vector<std::string>{
+                                   absl::StrCat("dtmf ", call_1_, " ", std::string(64, '1'), " 40"),
+                                   absl::StrCat("dtmf ", call_1_, " *#AB 2000"),
+                                   absl::StrCat("dtmf ", call_1_, " 0 100")}));
+}
+
+TEST_F(GrpcOverGatewayBackendTest, TransferCallRefusesBothNumAndToCallIdAndOtherBadRequests) {
+  telestra::v1::TransferCallCommand request;
+  request.set_account("account-1");
+  request.set_call_id(call_1_);
+  request.set_num("3004");
+  request.set_to_call_id(call_2_);
+  const int invalid = grpc::StatusCode::INVALID_ARGUMENT;
+  EXPECT_EQ(Describe(TransferCall(request)),
+            absl::StrCat(invalid, " Give either num or to_call_id, not both"));
+  request.clear_num();
+  request.clear_to_call_id();
+  EXPECT_EQ(Describe(TransferCall(request)), absl::StrCat(invalid, " Missing field: num"));
+  request.set_to_call_id(call_1_);
+  EXPECT_EQ(Describe(TransferCall(request)),
+            absl::StrCat(invalid, " A call cannot be transferred to itself"));
+  request.set_to_call_id(99);
+  EXPECT_EQ(TransferCall(request).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(stack_.requests().empty()) << "a refused request reached the SIP stack";
+  request.set_to_call_id(call_2_);
+  EXPECT_TRUE(TransferCall(request).ok());
+  EXPECT_EQ(stack_.requests(),
+            (std::vector<std::string>{absl::StrCat("transfer ", call_1_, "  ", call_2_)}));
+  // One transfer per call at a time.
+  grpc::Status again = TransferCall(request);
+  EXPECT_EQ(Describe(again), absl::StrCat(grpc::StatusCode::FAILED_PRECONDITION, " Call ", call_1_,
+                                          " is already being transferred"));
+}
+
+TEST_F(GrpcOverGatewayBackendTest, SessionSendDtmfRepliesDtmfSentOrFailWithItsToken) {
+  auto session = EventStreamReader::Session(stub_.get());
+  auto other = EventStreamReader::Session(stub_.get());
+  telestra::v1::Command send;
+  send.set_token("d1");
+  send.mutable_send_dtmf()->set_account("account-1");
+  send.mutable_send_dtmf()->set_call_id(call_1_);
+  send.mutable_send_dtmf()->set_digits("12ab");
+  ASSERT_TRUE(session->Send(send));
+  send.set_token("d2");
+  send.mutable_send_dtmf()->set_digits("1x");
+  ASSERT_TRUE(session->Send(send));
+  auto refused = session->WaitFor([](const Event& e) { return e.has_fail(); });
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->token(), "d2");
+  EXPECT_EQ(refused->fail().error(), "Invalid DTMF digit: 'x'");
+  EXPECT_EQ(refused->fail().kind(), telestra::v1::FAIL_KIND_INVALID_ARGUMENT);
+  EXPECT_EQ(refused->fail().account(), "account-1");
+  send.set_token("d3");
+  send.mutable_send_dtmf()->set_digits("9");
+  send.mutable_send_dtmf()->set_duration_ms(3000);
+  ASSERT_TRUE(session->Send(send));
+  refused = session->WaitFor([](const Event& e) { return e.has_fail(); });
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->token(), "d3");
+  EXPECT_EQ(refused->fail().error(), "Field duration_ms out of range: 3000 (40..2000)");
+  ASSERT_EQ(stack_.requests(),
+            (std::vector<std::string>{absl::StrCat("dtmf ", call_1_, " 12AB 100")}));
+
+  // The SIP stack reports the digits out: DtmfSent to the sender only.
+  backend_->OnDtmfSent(call_1_, stack_.last_dtmf_request(), 200, "OK");
+  auto sent = session->WaitFor([](const Event& e) { return e.has_dtmf_sent(); });
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->token(), "d1");
+  EXPECT_EQ(sent->dtmf_sent().account(), "account-1");
+  EXPECT_EQ(sent->dtmf_sent().call_id(), call_1_);
+  EXPECT_EQ(sent->dtmf_sent().digits(), "12AB");
+  // The far end's digits are broadcasts: both sessions get Dtmf.
+  backend_->OnDtmfReceived(call_1_, '5', 120, backend::DtmfMethod::kInfo);
+  for (EventStreamReader* reader : {session.get(), other.get()}) {
+    auto dtmf = reader->WaitFor([](const Event& e) { return e.has_dtmf(); });
+    ASSERT_TRUE(dtmf.has_value());
+    EXPECT_EQ(Unstamped(*dtmf), Unstamped([&] {
+                Event want = DtmfEvent("account-1", call_1_, "5");
+                want.mutable_dtmf()->set_duration_ms(120);
+                want.mutable_dtmf()->set_method("info");
+                return want;
+              }()));
+  }
+  std::vector<Event> seen = other->events();
+  for (const Event& e : seen) {
+    EXPECT_FALSE(e.has_dtmf_sent() || e.has_fail())
+        << "another session's reply: " << e.ShortDebugString();
+  }
+}
+
+TEST_F(GrpcOverGatewayBackendTest, SessionTransferCallProgressFailureAndTransferredCalls) {
+  auto session = EventStreamReader::Session(stub_.get());
+  auto subscriber = EventStreamReader::Subscribe(stub_.get(), {});
+  telestra::v1::Command transfer;
+  transfer.set_token("t1");
+  transfer.mutable_transfer_call()->set_account("account-1");
+  transfer.mutable_transfer_call()->set_call_id(call_1_);
+  transfer.mutable_transfer_call()->set_num("3004");
+  transfer.mutable_transfer_call()->set_to_call_id(call_2_);
+  ASSERT_TRUE(session->Send(transfer));  // both: refused, to the sender
+  auto refused = session->WaitFor([](const Event& e) { return e.has_fail(); });
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->token(), "t1");
+  EXPECT_EQ(refused->fail().error(), "Give either num or to_call_id, not both");
+  EXPECT_EQ(refused->fail().kind(), telestra::v1::FAIL_KIND_INVALID_ARGUMENT);
+
+  transfer.set_token("t2");
+  transfer.mutable_transfer_call()->clear_to_call_id();
+  ASSERT_TRUE(session->Send(transfer));  // accepted: no reply of its own
+  ASSERT_TRUE(session->Send(GetStatusCommand("account-1", "sync")));
+  auto next = session->Next();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->token(), "sync") << next->ShortDebugString();
+  EXPECT_EQ(stack_.requests(),
+            (std::vector<std::string>{absl::StrCat("transfer ", call_1_, " 3004 -1")}));
+
+  // What the SIP stack reports reaches the session and the subscriber.
+  backend_->OnTransferProgress(call_1_, 180);
+  backend_->OnTransferFailed(call_1_, 486, "Busy Here");
+  const int64_t started = backend_->OnTransferRequested(call_2_, "sip:x@other.example");
+  ASSERT_GE(started, 0);
+  backend_->OnCallProgress(started, 183, true);
+  for (EventStreamReader* reader : {session.get(), subscriber.get()}) {
+    auto progress = reader->WaitFor([](const Event& e) { return e.has_transfer_progress(); });
+    ASSERT_TRUE(progress.has_value());
+    EXPECT_EQ(Unstamped(*progress), Unstamped(TransferProgressEvent("account-1", call_1_, 180)));
+    auto failed = reader->WaitFor([](const Event& e) { return e.has_fail(); });
+    ASSERT_TRUE(failed.has_value());
+    EXPECT_EQ(failed->fail().error(),
+              absl::StrCat("Transfer of call ", call_1_, " failed: 486 Busy Here"));
+    EXPECT_EQ(failed->token(), "") << "a broadcast";
+    auto call_started = reader->WaitFor([](const Event& e) { return e.has_call_started(); });
+    ASSERT_TRUE(call_started.has_value());
+    EXPECT_EQ(Unstamped(*call_started),
+              Unstamped(CallStartedEvent("account-1", started, "sip:x@other.example", call_2_)));
+    auto call_progress = reader->WaitFor([](const Event& e) { return e.has_call_progress(); });
+    ASSERT_TRUE(call_progress.has_value());
+    EXPECT_EQ(Unstamped(*call_progress),
+              Unstamped(CallProgressEvent("account-1", started, 183, true)));
+  }
+  // The failed transfer left the call up: it can be transferred again.
+  transfer.set_token("t3");
+  ASSERT_TRUE(session->Send(transfer));
+  ASSERT_TRUE(session->Send(GetStatusCommand("account-1", "sync-2")));
+  next = session->WaitFor([](const Event& e) { return e.has_status() || e.has_fail(); });
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->token(), "sync-2") << next->ShortDebugString();
+  EXPECT_EQ(stack_.requests().size(), 2u);
 }
 
 }  // namespace

@@ -79,6 +79,58 @@ TEST(RequestValidationTest, CallIdMustBeInTheNativeRange) {
   EXPECT_EQ(ValidateAnswerCall(answer).message(), "Missing field: account");
 }
 
+TEST(RequestValidationTest, SendDtmfNeedsACallAndDigitsAndLeavesTheirSyntaxToTheBackend) {
+  telestra::v1::SendDtmfCommand send;
+  send.set_call_id(1);
+  send.set_digits("1");
+  EXPECT_EQ(ValidateSendDtmf(send).message(), "Missing field: account");
+  send.set_account("account-1");
+  send.set_call_id(-1);
+  EXPECT_EQ(ValidateSendDtmf(send).message(), "Field call_id is out of range");
+  send.set_call_id(1);
+  send.clear_digits();
+  EXPECT_EQ(ValidateSendDtmf(send).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateSendDtmf(send).message(), "Missing field: digits");
+  // A bad digit or duration is the backend's to refuse, with the text every
+  // front end gives (grpc_server_test: GrpcOverGatewayBackendTest).
+  send.set_digits("E");
+  send.set_duration_ms(5000);
+  EXPECT_TRUE(ValidateSendDtmf(send).ok());
+  telestra::v1::Command command;
+  *command.mutable_send_dtmf() = send;
+  command.mutable_send_dtmf()->clear_digits();
+  EXPECT_EQ(ValidateCommand(command).message(), "Missing field: digits");
+}
+
+TEST(RequestValidationTest, TransferCallChecksItsCallIdsAndLeavesNumToTheBackend) {
+  telestra::v1::TransferCallCommand transfer;
+  transfer.set_call_id(1);
+  transfer.set_num("3003");
+  EXPECT_EQ(ValidateTransferCall(transfer).message(), "Missing field: account");
+  transfer.set_account("account-1");
+  EXPECT_TRUE(ValidateTransferCall(transfer).ok());
+  transfer.set_call_id((int64_t{1} << 53) + 1);
+  EXPECT_EQ(ValidateTransferCall(transfer).message(), "Field call_id is out of range");
+  transfer.set_call_id(1);
+  transfer.set_to_call_id(-1);
+  EXPECT_EQ(ValidateTransferCall(transfer).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateTransferCall(transfer).message(), "Field to_call_id is out of range");
+  transfer.set_to_call_id((int64_t{1} << 53) + 1);
+  EXPECT_EQ(ValidateTransferCall(transfer).message(), "Field to_call_id is out of range");
+  // to_call_id 0 is a call id (proto3 optional: present), not "absent".
+  transfer.set_to_call_id(0);
+  EXPECT_TRUE(ValidateTransferCall(transfer).ok());
+  // Both or neither of num and to_call_id: the backend's "Give either num
+  // or to_call_id, not both" / "Missing field: num", for every front end.
+  transfer.clear_num();
+  transfer.clear_to_call_id();
+  EXPECT_TRUE(ValidateTransferCall(transfer).ok());
+  telestra::v1::Command command;
+  *command.mutable_transfer_call() = transfer;
+  command.mutable_transfer_call()->set_to_call_id(-5);
+  EXPECT_EQ(ValidateCommand(command).message(), "Field to_call_id is out of range");
+}
+
 TEST(RequestValidationTest, CommandWithoutKindIsMissingCmd) {
   telestra::v1::Command command;
   EXPECT_EQ(ValidateCommand(command).message(), "Missing field: cmd");

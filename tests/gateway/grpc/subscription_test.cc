@@ -1,6 +1,8 @@
 #include "gateway/grpc/subscription.h"
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -88,6 +90,48 @@ TEST(EventFilterTest, UnknownAccountIsNotFoundAndUnknownKindInvalid) {
   SubscribeRequest future;
   future.add_kinds(static_cast<telestra::v1::EventKind>(99));
   EXPECT_EQ(EventFilter::Create(future, kAccounts).status().message(), "Unknown event kind: 99");
+}
+
+// The events of issue 20 (DTMF, transfer, call progress), one per kind,
+// of `account`.
+std::vector<Event> TelephonyEvents(const std::string& account) {
+  std::vector<Event> events(6);
+  events[0].mutable_dtmf()->set_account(account);
+  events[1].mutable_dtmf_sent()->set_account(account);
+  events[2].mutable_transfer_progress()->set_account(account);
+  events[3].mutable_call_started()->set_account(account);
+  events[4].mutable_call_progress()->set_account(account);
+  events[5].mutable_call_quality()->set_account(account);
+  return events;
+}
+
+TEST(ExtendedEventsTest, DtmfAndDtmfSentReachEveryStreamTheOthersOnlyExtendedOnes) {
+  // docs/grpc-api.md, Session: Dtmf always comes (and DtmfSent is a reply);
+  // TransferProgress, CallStarted, CallProgress, CallQuality are extended.
+  std::vector<Event> events = TelephonyEvents("account-1");
+  EXPECT_FALSE(IsExtendedOnlyEvent(events[0])) << "Dtmf";
+  EXPECT_FALSE(IsExtendedOnlyEvent(events[1])) << "DtmfSent";
+  EXPECT_TRUE(IsExtendedOnlyEvent(events[2])) << "TransferProgress";
+  EXPECT_TRUE(IsExtendedOnlyEvent(events[3])) << "CallStarted";
+  EXPECT_TRUE(IsExtendedOnlyEvent(events[4])) << "CallProgress";
+  EXPECT_TRUE(IsExtendedOnlyEvent(events[5])) << "CallQuality";
+}
+
+TEST(EventFilterTest, TelephonyEventsAreFilteredByTheirAccountAndKind) {
+  for (const Event& event : TelephonyEvents("account-2")) {
+    EXPECT_EQ(AccountOfEvent(event), "account-2") << event.ShortDebugString();
+  }
+  SubscribeRequest request;
+  request.add_accounts("account-2");
+  request.add_kinds(telestra::v1::EVENT_KIND_TRANSFER_PROGRESS);
+  request.add_kinds(telestra::v1::EVENT_KIND_CALL_STARTED);
+  EventFilter filter = *EventFilter::Create(request, kAccounts);
+  std::vector<bool> matched;
+  for (const Event& event : TelephonyEvents("account-2")) matched.push_back(filter.Matches(event));
+  EXPECT_EQ(matched, (std::vector<bool>{false, false, true, true, false, false}));
+  for (const Event& event : TelephonyEvents("account-1")) {
+    EXPECT_FALSE(filter.Matches(event)) << event.ShortDebugString();
+  }
 }
 
 TEST(PlanResumeTest, NoAfterSeqMeansNoReplay) {
