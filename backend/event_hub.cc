@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
 
 namespace telestra::backend {
 
@@ -19,6 +24,17 @@ constexpr size_t kMaxBatch = 64;
 // A broadcast to at least this many clients is written by two threads
 // (below it, handing half over costs more than it saves; docs/benchmarks.md).
 constexpr size_t kSplitFanOutAt = 256;
+
+std::string NewInstanceId() {
+  absl::BitGen random;
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(random));
+}
+
+// A broken invariant of the hub's contract: crash loudly.
+[[noreturn]] void Die(const char* what) {
+  std::fprintf(stderr, "EventHub: %s\n", what);
+  std::abort();
+}
 }  // namespace
 
 const std::string& EventEncodings::Get(size_t slot, absl::FunctionRef<std::string()> encode) {
@@ -26,7 +42,36 @@ const std::string& EventEncodings::Get(size_t slot, absl::FunctionRef<std::strin
   return bytes_[slot];
 }
 
-EventHub::EventHub(size_t history_capacity) : history_capacity_(history_capacity) {}
+EventHub::EventHub(size_t history_capacity)
+    : history_capacity_(history_capacity), instance_(NewInstanceId()) {}
+
+void EventHub::Restore(std::string instance, uint64_t last_seq,
+                       std::vector<telestra::v1::Event> history) {
+  absl::MutexLock lock(&mu_);
+  if (restored_ || has_delivery_thread_ || next_seq_ != 1 || next_client_ != 1) {
+    Die("Restore must come once, before the delivery thread, any event and any client");
+  }
+  for (size_t i = 0; i < history.size(); ++i) {
+    if (history[i].seq() == 0 || (i > 0 && history[i].seq() <= history[i - 1].seq())) {
+      Die("Restore: the history's seqs must increase");
+    }
+  }
+  restored_ = true;
+  if (!instance.empty()) instance_ = std::move(instance);
+  const uint64_t newest = history.empty() ? last_seq : std::max(last_seq, history.back().seq());
+  const size_t skip = history.size() > history_capacity_ ? history.size() - history_capacity_ : 0;
+  // Whatever came before the first event kept is gone for a resuming client.
+  evicted_up_to_ = skip < history.size() ? history[skip].seq() - 1 : newest;
+  for (size_t i = skip; i < history.size(); ++i) {
+    history_.push_back(std::make_shared<const telestra::v1::Event>(std::move(history[i])));
+  }
+  next_seq_ = newest + 1;
+}
+
+void EventHub::SetHistorySink(std::function<void(const EventPtr&)> sink) {
+  absl::MutexLock lock(&mu_);
+  history_sink_ = std::move(sink);
+}
 
 EventHub::~EventHub() {
   {
@@ -130,6 +175,7 @@ EventPtr EventHub::Stamp(telestra::v1::Event event, bool keep_in_history) {
       history_.pop_front();
     }
     history_.push_back(stamped);
+    if (history_sink_) history_sink_(stamped);
   }
   return stamped;
 }
@@ -138,31 +184,61 @@ void EventHub::Reply(ClientId to, telestra::v1::Event event) { Publish(to, std::
 
 void EventHub::Broadcast(telestra::v1::Event event) { Publish(0, std::move(event)); }
 
+EventHub::ReplyScope* EventHub::CurrentScope() const {
+  return current_scope != nullptr && current_scope->hub_ == this ? current_scope : nullptr;
+}
+
+bool EventHub::QueueLocked(Pending pending, ReplyScope* scope) {
+  const bool broadcast = pending.to == 0;
+  pending.held = scope != nullptr && (!broadcast || listeners_.size() <= kInlineBroadcastUpTo);
+  const bool held = pending.held;
+  pending_.push_back(std::move(pending));
+  if (held) {
+    ++held_;  // the scope delivers it at its end
+    ++scope->held_;
+    return false;
+  }
+  // With a delivery thread, releasing mu_ wakes it (its Await condition
+  // now holds); without one, this thread delivers unless another does.
+  if (has_delivery_thread_ || draining_) return false;
+  draining_ = true;
+  drainer_ = std::this_thread::get_id();
+  return true;
+}
+
 void EventHub::Publish(ClientId to, telestra::v1::Event event) {
-  ReplyScope* scope = current_scope != nullptr && current_scope->hub_ == this ? current_scope
-                                                                              : nullptr;
+  ReplyScope* scope = CurrentScope();
+  bool drain = false;
   {
     absl::MutexLock lock(&mu_);
-    const bool broadcast = to == 0;
-    const bool held =
-        scope != nullptr && (!broadcast || listeners_.size() <= kInlineBroadcastUpTo);
     // Periodic telemetry (call-quality, every few seconds per call) is not
     // kept for resuming clients: it would push the events that matter out
     // of the history, and a client that resumes gets fresh figures soon.
-    const bool keep = broadcast && !event.has_call_quality();
-    pending_.push_back(Pending{Stamp(std::move(event), keep), to, held});
-    if (held) {
-      ++held_;  // the scope delivers it at its end
-      ++scope->held_;
-      return;
-    }
-    // With a delivery thread, releasing mu_ wakes it (its Await condition
-    // now holds); without one, this thread delivers unless another does.
-    if (has_delivery_thread_ || draining_) return;
-    draining_ = true;
-    drainer_ = std::this_thread::get_id();
+    const bool keep = to == 0 && !event.has_call_quality();
+    drain = QueueLocked(Pending{Stamp(std::move(event), keep), to}, scope);
   }
-  Drain(Drainer::kPublisher);
+  if (drain) Drain(Drainer::kPublisher);
+}
+
+void EventHub::Resume(ClientId client, std::optional<uint64_t> after_seq,
+                      absl::string_view client_instance, std::string token) {
+  ReplyScope* scope = CurrentScope();
+  bool drain = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = listeners_.find(client);
+    if (it == listeners_.end()) return;
+    auto marker = std::make_shared<ResumeMarker>();
+    marker->point = PlanResumeLocked(after_seq, client_instance, /*events_on_gap=*/false);
+    marker->token = std::move(token);
+    // The broadcasts up to last_seq still queued are the replay's (or the
+    // gap's) now: batches made from here on skip them for this client; a
+    // batch already under way delivers before the marker, which is queued
+    // after it.
+    if (after_seq.has_value()) it->second.first_seq = marker->point.last_seq + 1;
+    drain = QueueLocked(Pending{nullptr, client, false, std::move(marker)}, scope);
+  }
+  if (drain) Drain(Drainer::kPublisher);
 }
 
 EventHub::ReplyScope::ReplyScope(EventHub* hub) : hub_(hub), nested_(current_scope != nullptr) {
@@ -193,7 +269,8 @@ void EventHub::EndScope(ReplyScope* scope) {
 void EventHub::Drain(Drainer drainer) {
   struct Delivery {
     EventPtr event;
-    EventListener* to = nullptr;  // null: broadcast
+    EventListener* to = nullptr;                 // null: broadcast
+    std::shared_ptr<const ResumeMarker> resume;  // set: to->OnResume
   };
   std::vector<Delivery> batch;
   std::vector<Listener> everyone;  // for the batch's broadcasts
@@ -214,8 +291,9 @@ void EventHub::Drain(Drainer drainer) {
           any_broadcast = true;
           batch.push_back(Delivery{std::move(next.event), nullptr});
         } else if (auto it = listeners_.find(next.to); it != listeners_.end()) {
-          batch.push_back(Delivery{std::move(next.event), it->second.listener});
-        } else {
+          batch.push_back(
+              Delivery{std::move(next.event), it->second.listener, std::move(next.resume)});
+        } else if (next.event != nullptr) {
           ++undeliverable_replies_;
         }
         pending_.pop_front();
@@ -243,7 +321,13 @@ void EventHub::Drain(Drainer drainer) {
       }
     }
     // No lock held: listeners write to sockets.
+    uint64_t newest = 0;
     for (const Delivery& delivery : batch) {
+      if (delivery.resume != nullptr) {
+        delivery.to->OnResume(delivery.resume->point, delivery.resume->token);
+        continue;
+      }
+      newest = delivery.event->seq();
       auto encodings = std::make_shared<EventEncodings>();
       if (delivery.to != nullptr) {
         delivery.to->OnDelivery(delivery.event, encodings);
@@ -254,7 +338,7 @@ void EventHub::Drain(Drainer drainer) {
     }
     absl::MutexLock lock(&mu_);
     ++batches_;  // wakes a Detach waiting for this batch
-    delivered_seq_ = std::max(delivered_seq_, batch.back().event->seq());
+    delivered_seq_ = std::max(delivered_seq_, newest);
   }
 }
 
@@ -286,13 +370,51 @@ void EventHub::DeliveryLoop() {
   }
 }
 
+std::vector<EventPtr> EventHub::HistoryAfterLocked(uint64_t after_seq) const {
+  // The history is in seq order.
+  auto first =
+      std::upper_bound(history_.begin(), history_.end(), after_seq,
+                       [](uint64_t seq, const EventPtr& event) { return seq < event->seq(); });
+  return std::vector<EventPtr>(first, history_.end());
+}
+
+ResumePoint EventHub::PlanResumeLocked(std::optional<uint64_t> after_seq,
+                                       absl::string_view client_instance,
+                                       bool events_on_gap) const {
+  using Outcome = ResumePoint::Outcome;
+  ResumePoint point;
+  point.instance = instance_;
+  point.last_seq = next_seq_ - 1;
+  if (!after_seq.has_value()) return point;
+  point.after_seq = *after_seq;
+  point.client_instance = std::string(client_instance);
+  if (!client_instance.empty() && client_instance != instance_) {
+    point.outcome = Outcome::kOtherInstance;
+  } else if (*after_seq > point.last_seq) {
+    point.outcome = Outcome::kAhead;
+  } else if (*after_seq < evicted_up_to_) {
+    point.outcome = Outcome::kEvicted;
+  } else {
+    point.outcome = Outcome::kComplete;
+  }
+  const bool other_numbering =
+      point.outcome == Outcome::kOtherInstance || point.outcome == Outcome::kAhead;
+  point.replay_after = other_numbering ? 0 : *after_seq;
+  if (!point.gap() || events_on_gap) point.events = HistoryAfterLocked(point.replay_after);
+  return point;
+}
+
+ResumePoint EventHub::PlanResume(std::optional<uint64_t> after_seq,
+                                 absl::string_view client_instance) const {
+  absl::MutexLock lock(&mu_);
+  return PlanResumeLocked(after_seq, client_instance, /*events_on_gap=*/true);
+}
+
 EventHub::Replay EventHub::EventsAfter(uint64_t after_seq) const {
   absl::MutexLock lock(&mu_);
   Replay replay;
   replay.complete = after_seq >= evicted_up_to_;
-  for (const EventPtr& event : history_) {
-    if (event->seq() > after_seq) replay.events.push_back(event);
-  }
+  replay.events = HistoryAfterLocked(after_seq);
   return replay;
 }
 

@@ -2,10 +2,12 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -387,6 +389,324 @@ TEST(EventHubTest, DetachWaitsForTheDeliveryInProgress) {
   release.Notify();
   detacher.join();
   EXPECT_TRUE(returned_when_detached);
+}
+
+// ---- The instance, Restore and the history sink (the journal's API)
+
+telestra::v1::Event Stamped(uint64_t seq, const std::string& account) {
+  telestra::v1::Event event = StatusEvent(account);
+  event.set_seq(seq);
+  return event;
+}
+
+TEST(EventHubTest, InstanceIsSixteenHexDigitsAndEveryHubHasItsOwn) {
+  EventHub a, b;
+  ASSERT_EQ(a.instance().size(), 16u);
+  for (char c : a.instance()) EXPECT_TRUE(absl::ascii_isxdigit(c)) << a.instance();
+  EXPECT_NE(a.instance(), b.instance());
+}
+
+TEST(EventHubTest, RestoreContinuesTheInstanceTheSeqAndTheHistory) {
+  EventHub hub(/*history_capacity=*/10);
+  hub.Restore("0123456789abcdef", 8, {Stamped(5, "a"), Stamped(7, "b"), Stamped(9, "c")});
+  EXPECT_EQ(hub.instance(), "0123456789abcdef");
+  EXPECT_EQ(hub.last_seq(), 9u);  // the last event's seq beats last_seq
+  RecordingListener listener;
+  hub.Attach(&listener);
+  hub.Broadcast(StatusEvent("d"));
+  ASSERT_EQ(listener.events.size(), 1u);
+  EXPECT_EQ(listener.events[0]->seq(), 10u);
+  EventHub::Replay replay = hub.EventsAfter(4);
+  EXPECT_TRUE(replay.complete);
+  ASSERT_EQ(replay.events.size(), 4u);
+  EXPECT_EQ(replay.events[0]->seq(), 5u);
+  EXPECT_EQ(replay.events[0]->status().account(), "a");
+  EXPECT_EQ(replay.events[3]->seq(), 10u);
+  // What came before the first restored event is not known any more.
+  EXPECT_FALSE(hub.EventsAfter(3).complete);
+}
+
+TEST(EventHubTest, RestoreWithoutHistoryContinuesAfterLastSeq) {
+  EventHub hub;
+  const std::string random = hub.instance();
+  hub.Restore("", 100, {});
+  EXPECT_EQ(hub.instance(), random);  // none given: the random one stays
+  EXPECT_EQ(hub.last_seq(), 100u);
+  hub.Broadcast(StatusEvent("x"));
+  EXPECT_EQ(hub.last_seq(), 101u);
+  EXPECT_TRUE(hub.EventsAfter(100).complete);
+  EXPECT_FALSE(hub.EventsAfter(99).complete);
+}
+
+TEST(EventHubTest, RestoreKeepsTheNewestCapacityEvents) {
+  EventHub hub(/*history_capacity=*/2);
+  std::vector<telestra::v1::Event> history;
+  for (uint64_t seq = 1; seq <= 5; ++seq) history.push_back(Stamped(seq, "x"));
+  hub.Restore("i", 5, std::move(history));
+  EXPECT_FALSE(hub.EventsAfter(2).complete);
+  EventHub::Replay replay = hub.EventsAfter(3);
+  EXPECT_TRUE(replay.complete);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[0]->seq(), 4u);
+}
+
+TEST(EventHubDeathTest, RestoreAfterPublishingOrOutOfOrderAborts) {
+  ::testing::FLAGS_gtest_death_test_style = "threadsafe";
+  EXPECT_DEATH(
+      {
+        EventHub hub;
+        hub.Broadcast(StatusEvent("x"));
+        hub.Restore("i", 0, {});
+      },
+      "Restore must come once");
+  EXPECT_DEATH(
+      {
+        EventHub hub;
+        hub.Restore("i", 0, {Stamped(4, "a"), Stamped(4, "b")});
+      },
+      "seqs must increase");
+}
+
+TEST(EventHubTest, HistorySinkGetsEveryKeptEventOnceInSeqOrder) {
+  EventHub hub(/*history_capacity=*/16);
+  hub.Restore("i", 0, {Stamped(1, "restored")});
+  std::vector<uint64_t> sunk;  // under the hub's lock: no lock of its own needed
+  hub.SetHistorySink([&sunk](const EventPtr& event) { sunk.push_back(event->seq()); });
+  hub.StartDeliveryThread();
+  RecordingListener unused;
+  const ClientId id = hub.Attach(&unused);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&hub, id] {
+      for (int i = 0; i < 250; ++i) {
+        hub.Broadcast(StatusEvent("x"));
+        hub.Reply(id, StatusEvent("private"));  // not kept: not sunk
+        telestra::v1::Event quality;
+        quality.mutable_call_quality()->set_call_id(1);
+        hub.Broadcast(std::move(quality));  // not kept either
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  hub.Detach(id);
+  ASSERT_EQ(sunk.size(), 1000u);  // the broadcasts, not the restored event
+  for (size_t i = 1; i < sunk.size(); ++i) EXPECT_GT(sunk[i], sunk[i - 1]);
+  EXPECT_GT(sunk.front(), 1u);
+}
+
+// ---- Resuming: one decision (PlanResume) and its place in a client's
+// stream (Resume)
+
+std::vector<uint64_t> Seqs(const std::vector<EventPtr>& events) {
+  std::vector<uint64_t> seqs;
+  for (const EventPtr& event : events) seqs.push_back(event->seq());
+  return seqs;
+}
+
+TEST(EventHubTest, PlanResumeDecidesEachOutcome) {
+  using Outcome = ResumePoint::Outcome;
+  EventHub hub(/*history_capacity=*/3);
+  hub.Restore("inst", 0, {});
+  for (int i = 0; i < 6; ++i) hub.Broadcast(StatusEvent("x"));  // 1..6, keeps 4..6
+
+  ResumePoint fresh = hub.PlanResume(std::nullopt, "");
+  EXPECT_EQ(fresh.outcome, Outcome::kFresh);
+  EXPECT_EQ(fresh.last_seq, 6u);
+  EXPECT_EQ(fresh.instance, "inst");
+  EXPECT_TRUE(fresh.events.empty());
+  EXPECT_FALSE(fresh.gap());
+
+  ResumePoint complete = hub.PlanResume(4, "inst");
+  EXPECT_EQ(complete.outcome, Outcome::kComplete);
+  EXPECT_EQ(Seqs(complete.events), (std::vector<uint64_t>{5, 6}));
+  EXPECT_EQ(hub.PlanResume(3, "").outcome, Outcome::kComplete);  // no instance: trusted
+  EXPECT_TRUE(hub.PlanResume(6, "inst").events.empty());         // nothing missed
+
+  ResumePoint evicted = hub.PlanResume(1, "inst");
+  EXPECT_EQ(evicted.outcome, Outcome::kEvicted);
+  EXPECT_TRUE(evicted.gap());
+  EXPECT_EQ(evicted.replay_after, 1u);
+  EXPECT_EQ(Seqs(evicted.events), (std::vector<uint64_t>{4, 5, 6}));  // what is left
+  EXPECT_EQ(evicted.lost_from(), 2u);
+  EXPECT_EQ(evicted.lost_to(), 6u);
+
+  ResumePoint other = hub.PlanResume(5, "another");
+  EXPECT_EQ(other.outcome, Outcome::kOtherInstance);
+  EXPECT_EQ(other.client_instance, "another");
+  EXPECT_EQ(other.replay_after, 0u);  // the whole history
+  EXPECT_EQ(Seqs(other.events), (std::vector<uint64_t>{4, 5, 6}));
+  EXPECT_EQ(other.lost_from(), 1u);
+  EXPECT_EQ(other.lost_to(), 6u);
+
+  ResumePoint ahead = hub.PlanResume(7, "inst");
+  EXPECT_EQ(ahead.outcome, Outcome::kAhead);
+  EXPECT_EQ(ahead.lost_from(), 1u);
+  EXPECT_EQ(ahead.lost_to(), 6u);
+}
+
+// Records a client's stream: events and resume answers, in order.
+class StreamListener : public EventListener {
+ public:
+  struct Entry {
+    EventPtr event;                    // or
+    std::optional<ResumePoint> point;  // a resume answer
+    std::string token;
+  };
+  void OnEvent(const EventPtr& event) override {
+    absl::MutexLock lock(&mu_);
+    entries_.push_back(Entry{event, std::nullopt, ""});
+  }
+  void OnResume(const ResumePoint& point, const std::string& token) override {
+    absl::MutexLock lock(&mu_);
+    entries_.push_back(Entry{nullptr, point, token});
+  }
+  // Waits (with a deadline) until an event with seq >= `seq` has come.
+  bool AwaitSeq(uint64_t seq) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const Entry& entry : entries_) {
+        if (entry.event != nullptr && entry.event->seq() >= seq) return true;
+      }
+      return false;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
+  }
+  std::vector<Entry> entries() {
+    absl::MutexLock lock(&mu_);
+    return entries_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+// What the client sees from the resume answer on: the replay, then what
+// came live.
+std::vector<uint64_t> StreamAfterResume(const std::vector<StreamListener::Entry>& entries,
+                                        const ResumePoint** point) {
+  std::vector<uint64_t> seqs;
+  *point = nullptr;
+  for (const StreamListener::Entry& entry : entries) {
+    if (entry.point.has_value()) {
+      *point = &*entry.point;
+      for (const EventPtr& event : entry.point->events) seqs.push_back(event->seq());
+    } else if (*point != nullptr) {
+      seqs.push_back(entry.event->seq());
+    }
+  }
+  return seqs;
+}
+
+TEST(EventHubTest, ResumeAnswersAfterWhatTheClientAlreadyGotWithItsToken) {
+  EventHub hub;
+  StreamListener listener;
+  const ClientId id = hub.Attach(&listener);
+  hub.Broadcast(StatusEvent("1"));
+  hub.Broadcast(StatusEvent("2"));
+  hub.Resume(id, /*after_seq=*/std::nullopt, "", "t-1");
+  hub.Broadcast(StatusEvent("3"));
+  std::vector<StreamListener::Entry> entries = listener.entries();
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[1].event->seq(), 2u);
+  ASSERT_TRUE(entries[2].point.has_value());
+  EXPECT_EQ(entries[2].point->outcome, ResumePoint::Outcome::kFresh);
+  EXPECT_EQ(entries[2].point->last_seq, 2u);
+  EXPECT_EQ(entries[2].point->instance, hub.instance());
+  EXPECT_EQ(entries[2].token, "t-1");
+  EXPECT_EQ(entries[3].event->seq(), 3u);
+}
+
+TEST(EventHubTest, ResumeOfAClientThatIsGoneDoesNothing) {
+  EventHub hub;
+  StreamListener listener;
+  const ClientId id = hub.Attach(&listener);
+  hub.Detach(id);
+  hub.Resume(id, 0, "", "");
+  EXPECT_TRUE(listener.entries().empty());
+  EXPECT_EQ(hub.undeliverable_replies(), 0u);
+}
+
+// Broadcasts still queued for the client when it resumes are skipped: the
+// replay holds them, and nothing comes twice after the answer.
+TEST(EventHubTest, ResumeSkipsTheQueuedBroadcastsItsReplayHolds) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  absl::Notification entered, release;
+  struct Blocking : EventListener {
+    void OnEvent(const EventPtr& event) override {
+      if (event->seq() != 1) return;
+      entered->Notify();
+      release->WaitForNotificationWithTimeout(absl::Seconds(10));
+    }
+    absl::Notification* entered;
+    absl::Notification* release;
+  } blocking;
+  blocking.entered = &entered;
+  blocking.release = &release;
+  StreamListener resuming;
+  const ClientId id = hub.Attach(&resuming);  // before `blocking`: gets seq 1 first
+  hub.Attach(&blocking);
+  hub.Broadcast(StatusEvent("1"));
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  hub.Broadcast(StatusEvent("2"));  // queued behind the blocked delivery
+  hub.Broadcast(StatusEvent("3"));
+  hub.Resume(id, /*after_seq=*/0, hub.instance(), "");
+  hub.Broadcast(StatusEvent("4"));
+  release.Notify();
+  ASSERT_TRUE(resuming.AwaitSeq(4));
+  std::vector<StreamListener::Entry> entries = resuming.entries();
+  ASSERT_EQ(entries.size(), 3u);  // 1 (before), the answer, 4
+  EXPECT_EQ(entries[0].event->seq(), 1u);
+  ASSERT_TRUE(entries[1].point.has_value());
+  EXPECT_EQ(entries[1].point->outcome, ResumePoint::Outcome::kComplete);
+  EXPECT_EQ(Seqs(entries[1].point->events), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(entries[2].event->seq(), 4u);
+}
+
+TEST(EventHubTest, ResumeWhilePublishingGivesEveryLaterEventExactlyOnceInOrder) {
+  EventHub hub(/*history_capacity=*/100000);
+  hub.StartDeliveryThread();
+  StreamListener resuming;
+  const ClientId id = hub.Attach(&resuming);
+  constexpr uint64_t kEvents = 3000;
+  std::thread publisher([&hub] {
+    for (uint64_t i = 0; i < kEvents; ++i) hub.Broadcast(StatusEvent("x"));
+  });
+  // Resume in the middle of the stream, from a seq already published.
+  while (hub.last_seq() < 500) std::this_thread::yield();
+  const uint64_t after_seq = hub.last_seq() / 2;
+  {
+    EventHub::ReplyScope scope(&hub);  // as a native session runs its commands
+    hub.Resume(id, after_seq, hub.instance(), "");
+  }
+  publisher.join();
+  ASSERT_TRUE(resuming.AwaitSeq(kEvents));
+  const ResumePoint* point = nullptr;
+  std::vector<StreamListener::Entry> entries = resuming.entries();
+  std::vector<uint64_t> seqs = StreamAfterResume(entries, &point);
+  ASSERT_NE(point, nullptr);
+  EXPECT_EQ(point->outcome, ResumePoint::Outcome::kComplete);
+  ASSERT_EQ(seqs.size(), kEvents - after_seq);
+  for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], after_seq + 1 + i) << i;
+}
+
+TEST(EventHubTest, ResumeInAReplyScopeIsAnsweredByTheScopesThread) {
+  EventHub hub;
+  hub.StartDeliveryThread();
+  struct ThreadOfAnswer : EventListener {
+    void OnEvent(const EventPtr&) override {}
+    void OnResume(const ResumePoint&, const std::string&) override {
+      thread = std::this_thread::get_id();
+    }
+    std::thread::id thread;
+  } listener;
+  const ClientId id = hub.Attach(&listener);
+  {
+    EventHub::ReplyScope scope(&hub);
+    hub.Resume(id, std::nullopt, "", "");
+  }
+  EXPECT_EQ(listener.thread, std::this_thread::get_id());
 }
 
 }  // namespace
