@@ -64,6 +64,10 @@ Event CommandDispatcher::FailEvent(const std::string& account, const absl::Statu
   return event;
 }
 
+std::vector<telestra::v1::Status> CommandDispatcher::ListAccounts() const {
+  return backend_->ListAccounts();
+}
+
 void CommandDispatcher::ReplyFail(ClientId to, const std::string& account,
                                   const absl::Status& error, const std::string& token) {
   hub_->Reply(to, FailEvent(account, error, token));
@@ -134,6 +138,15 @@ absl::Status CommandDispatcher::Run(ClientId from, const Command& command) {
       Event reply;
       reply.set_token(command.token());
       *reply.mutable_status() = *std::move(status);
+      hub_->Reply(from, std::move(reply));
+      return absl::OkStatus();
+    }
+    case Command::kListAccounts: {
+      Event reply;
+      reply.set_token(command.token());
+      for (telestra::v1::Status& status : backend_->ListAccounts()) {
+        *reply.mutable_accounts()->add_accounts() = std::move(status);
+      }
       hub_->Reply(from, std::move(reply));
       return absl::OkStatus();
     }

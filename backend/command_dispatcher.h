@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "backend/backend.h"
@@ -22,6 +23,10 @@ class CommandDispatcher {
   // `subscribe` is a per-connection setting that the front end handles
   // itself; Execute rejects it.
   void Execute(ClientId from, const telestra::v1::Command& command);
+
+  // Every account's status now, in plan order (what list-accounts answers;
+  // a resuming native client's snapshot).
+  std::vector<telestra::v1::Status> ListAccounts() const;
 
   // Replies `fail` for `error` to one client.
   void ReplyFail(ClientId to, const std::string& account, const absl::Status& error,

@@ -8,7 +8,7 @@
 //  - Encode of events carrying the decoded strings (and the raw input bytes,
 //    which may be invalid UTF-8) is one valid JSON object with "event" first,
 //    holds no raw NUL (it would end the frame early), and gives the decoded
-//    strings back exactly.
+//    strings back exactly (subscribed's instance, accounts' statuses too).
 // Built by scripts/fuzz.sh and replayed over fuzz/corpus/json_codec by
 // //tests/hardening:fuzz_corpus_test.
 #include <simdjson.h>
@@ -104,6 +104,14 @@ std::string ToJson(const Command& c) {
     case Command::kSubscribe:
       field("cmd", "\"subscribe\"");
       field("extended", c.subscribe().extended() ? "true" : "false");
+      if (c.subscribe().has_after_seq()) {
+        field("after_seq", absl::StrCat(c.subscribe().after_seq()));
+      }
+      // "" is what an absent instance decodes to.
+      if (!c.subscribe().instance().empty()) field("instance", Quote(c.subscribe().instance()));
+      break;
+    case Command::kListAccounts:
+      field("cmd", "\"list-accounts\"");
       break;
     case Command::kSendDtmf:
       field("cmd", "\"send-dtmf\"");
@@ -143,7 +151,9 @@ bool IsDocumentedError(absl::string_view error) {
         "Field token must be a string", "Field call_id must be an integer",
         "Field call_id is out of range", "Field extended must be a boolean",
         "Field digits must be a string", "Field duration_ms must be an integer",
-        "Field to_call_id must be an integer", "Field to_call_id is out of range"}) {
+        "Field to_call_id must be an integer", "Field to_call_id is out of range",
+        "Field after_seq must be a non-negative integer", "Field after_seq is out of range",
+        "Field after_seq requires extended to be true", "Field instance must be a string"}) {
     if (error == text) return true;
   }
   return false;
@@ -194,6 +204,15 @@ void CheckEncode(std::string_view text, bool exact) {
   ended.mutable_call_ended()->set_account(std::string(text));
   ended.mutable_call_ended()->set_reason(std::string(text));
   CheckEncoded(ended, "account", text, exact);
+
+  Event subscribed;
+  subscribed.mutable_subscribed()->set_instance(std::string(text));
+  CheckEncoded(subscribed, "instance", text, exact);
+
+  Event accounts;  // statuses nested in an array: still one valid object
+  accounts.mutable_accounts()->add_accounts()->set_account(std::string(text));
+  accounts.mutable_accounts()->add_accounts()->mutable_calls()->Add()->set_peer(std::string(text));
+  CheckEncoded(accounts, "event", "accounts", /*exact=*/true);
 }
 
 }  // namespace
@@ -223,6 +242,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckEncode(decoded.token, /*exact=*/true);
     if (command.has_login()) CheckEncode(command.login().pass(), /*exact=*/true);
     if (command.has_make_call()) CheckEncode(command.make_call().num(), /*exact=*/true);
+    if (command.has_subscribe()) CheckEncode(command.subscribe().instance(), /*exact=*/true);
   }
   // Raw bytes (maybe invalid UTF-8): still one valid JSON object.
   CheckEncode(std::string_view(message.data(), message.size()),

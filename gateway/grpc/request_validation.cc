@@ -96,6 +96,7 @@ absl::Status ValidateCommand(const telestra::v1::Command& command) {
     case Command::kTransferCall:
       return ValidateTransferCall(command.transfer_call());
     case Command::kSubscribe:
+    case Command::kListAccounts:
       return absl::OkStatus();
     case Command::KIND_NOT_SET:
       break;

@@ -44,12 +44,18 @@ struct BoolField {
   bool value = false;
 };
 
+struct SeqField {
+  Slot slot = Slot::kAbsent;
+  uint64_t value = 0;
+};
+
 // Every field any command may carry. String views point into the parser's
 // string buffer and stay valid until the next iterate().
 struct Fields {
-  StringField cmd, account, user, pass, server, num, token, secret, digits;
+  StringField cmd, account, user, pass, server, num, token, secret, digits, instance;
   IntField call_id, duration_ms, to_call_id;
   BoolField extended;
+  SeqField after_seq;
 };
 
 error_code ConsumeValue(od::value& value, int depth);
@@ -243,6 +249,38 @@ error_code ReadInt(od::value& value, IntField* field) {
   return ReadIntegerNumber(value, INT32_MIN, INT32_MAX, field);
 }
 
+// A seq (after_seq): a JSON integer 0 .. 2^64-1. kOutOfRange for a larger
+// integer, kWrongType for anything else (a negative number, a fraction, an
+// exponent, a string).
+error_code ReadSeq(od::value& value, SeqField* field) {
+  od::json_type type;
+  error_code error = value.type().get(type);
+  if (error) return error;
+  if (type != od::json_type::number) {
+    field->slot = Slot::kWrongType;
+    return ConsumeValue(value, 1);
+  }
+  const std::string_view raw = value.raw_json_token();
+  od::number_type number_type;
+  error = value.get_number_type().get(number_type);
+  if (error) return error;
+  if (number_type != od::number_type::floating_point_number) {
+    uint64_t seq;
+    error = value.get_uint64().get(seq);
+    if (!error) {
+      field->value = seq;
+      field->slot = Slot::kOk;
+      return SUCCESS;
+    }
+  }
+  error = ConsumeNumber(value);  // negative, too large, or not an integer
+  if (error) return error;
+  const bool negative = !raw.empty() && raw[0] == '-';
+  const bool integer = raw.find_first_of(".eE") == std::string_view::npos;
+  field->slot = integer && !negative ? Slot::kOutOfRange : Slot::kWrongType;
+  return SUCCESS;
+}
+
 // Reads the fields of the top-level object into `fields`, validating every
 // value. Returns the first JSON error.
 error_code ReadFields(od::object& object, Fields* fields) {
@@ -280,6 +318,10 @@ error_code ReadFields(od::object& object, Fields* fields) {
       error = ReadString(value, &fields->digits);
     } else if (key == "duration_ms") {
       error = ReadInt(value, &fields->duration_ms);
+    } else if (key == "after_seq") {
+      error = ReadSeq(value, &fields->after_seq);
+    } else if (key == "instance") {
+      error = ReadString(value, &fields->instance);
     } else {
       error = ConsumeValue(value, 1);  // unknown fields are ignored
     }
@@ -404,15 +446,42 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f, telestra::v1::C
   } else if (cmd == "logout") {
     status = RequireString(f.account, "account", command->mutable_logout()->mutable_account());
   } else if (cmd == "subscribe") {
+    auto* c = command->mutable_subscribe();
     switch (f.extended.slot) {
       case Slot::kOk:
-        command->mutable_subscribe()->set_extended(f.extended.value);
+        c->set_extended(f.extended.value);
         break;
       case Slot::kAbsent:
         return Missing("extended");
       default:
         return absl::InvalidArgumentError("Field extended must be a boolean");
     }
+    switch (f.after_seq.slot) {
+      case Slot::kAbsent:
+        break;
+      case Slot::kOk:
+        // A resume is in the extended protocol (its events carry seq).
+        if (!c->extended()) {
+          return absl::InvalidArgumentError("Field after_seq requires extended to be true");
+        }
+        c->set_after_seq(f.after_seq.value);
+        break;
+      case Slot::kOutOfRange:
+        return absl::InvalidArgumentError("Field after_seq is out of range");
+      default:
+        return absl::InvalidArgumentError("Field after_seq must be a non-negative integer");
+    }
+    switch (f.instance.slot) {
+      case Slot::kAbsent:
+        break;
+      case Slot::kOk:
+        c->set_instance(f.instance.value.data(), f.instance.value.size());
+        break;
+      default:
+        return absl::InvalidArgumentError("Field instance must be a string");
+    }
+  } else if (cmd == "list-accounts") {
+    command->mutable_list_accounts();
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("Unknown command: ", absl::string_view(cmd.data(), cmd.size())));
@@ -561,6 +630,38 @@ void WriteCallDetails(Writer& w, const telestra::v1::CallInfo& call) {
   w.Double("jitter_ms", call.jitter_ms());
   if (call.has_rtt_ms()) w.Double("rtt_ms", call.rtt_ms());
   if (call.has_mos()) w.Double("mos", call.mos());
+}
+
+// What follows "event":"status": the account, its registration and its
+// calls (extended: the SIP identity, times and quality too).
+void WriteStatusFields(Writer& w, const telestra::v1::Status& e, bool extended) {
+  simdjson::internal::mini_formatter& formatter = w.formatter();
+  w.String("account", e.account());
+  w.Int("account_status", e.account_status());
+  if (extended) {
+    w.String("user", e.user());
+    w.String("server", e.server());
+    if (e.has_registration_expires()) {
+      w.Time("registration_expires", e.registration_expires());
+    }
+  }
+  w.Key("calls");
+  formatter.start_array();
+  bool first = true;
+  for (const auto& call : e.calls()) {
+    if (!first) formatter.comma();
+    first = false;
+    formatter.start_object();
+    formatter.key("call_id");
+    formatter.number(static_cast<int64_t>(call.call_id()));
+    w.String("state", CallStateName(call.state()));
+    w.String("direction", CallDirectionName(call.direction()));
+    w.String("peer", call.peer());
+    w.String("peer_name", call.peer_name());
+    if (extended) WriteCallDetails(w, call);
+    formatter.end_object();
+  }
+  formatter.end_array();
 }
 
 // simdjson rejects an object followed by more (`{...} x`) as unfinished
@@ -762,37 +863,10 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       }
       break;
     }
-    case E::kStatus: {
-      const auto& e = event.status();
+    case E::kStatus:
       w.Begin("status");
-      w.String("account", e.account());
-      w.Int("account_status", e.account_status());
-      if (extended) {
-        w.String("user", e.user());
-        w.String("server", e.server());
-        if (e.has_registration_expires()) {
-          w.Time("registration_expires", e.registration_expires());
-        }
-      }
-      w.Key("calls");
-      formatter.start_array();
-      bool first = true;
-      for (const auto& call : e.calls()) {
-        if (!first) formatter.comma();
-        first = false;
-        formatter.start_object();
-        formatter.key("call_id");
-        formatter.number(static_cast<int64_t>(call.call_id()));
-        w.String("state", CallStateName(call.state()));
-        w.String("direction", CallDirectionName(call.direction()));
-        w.String("peer", call.peer());
-        w.String("peer_name", call.peer_name());
-        if (extended) WriteCallDetails(w, call);
-        formatter.end_object();
-      }
-      formatter.end_array();
+      WriteStatusFields(w, event.status(), extended);
       break;
-    }
     case E::kFail: {
       const auto& e = event.fail();
       w.Begin("fail");
@@ -878,13 +952,38 @@ std::string JsonCodec::Encode(const telestra::v1::Event& event, bool extended) {
       if (e.has_mos()) w.Double("mos", e.mos());
       break;
     }
+    case E::kSubscribed:
+      w.Begin("subscribed");
+      w.String("instance", event.subscribed().instance());
+      break;
+    case E::kAccounts: {
+      // Each account as the status event get-status answers (in the same
+      // form: extended or not), with this reply's seq.
+      w.Begin("accounts");
+      w.Key("accounts");
+      formatter.start_array();
+      bool first = true;
+      for (const auto& status : event.accounts().accounts()) {
+        if (!first) formatter.comma();
+        first = false;
+        formatter.start_object();
+        formatter.key("event");
+        formatter.string("status");
+        WriteStatusFields(w, status, extended);
+        if (extended) w.Uint("seq", event.seq());
+        formatter.end_object();
+      }
+      formatter.end_array();
+      break;
+    }
     case E::KIND_NOT_SET:
       // Nothing to report; still a well-formed object.
       w.Begin("unknown");
       break;
   }
   if (!event.token().empty()) w.String("token", event.token());
-  if (extended) w.Uint("seq", event.seq());
+  // `subscribed` exists to tell the seq: it always carries it.
+  if (extended || event.has_subscribed()) w.Uint("seq", event.seq());
   formatter.end_object();
 
   const std::string_view text = formatter.str();

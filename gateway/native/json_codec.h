@@ -33,6 +33,8 @@ struct DecodedCommand {
 //   "Malformed JSON: <parser message>", "Missing field: <name>",
 //   "Field <name> must be a string" / "... must be an integer" /
 //   "... must be a boolean", "Field call_id is out of range",
+//   "Field after_seq must be a non-negative integer", "Field after_seq is
+//   out of range", "Field after_seq requires extended to be true",
 //   "Unknown command: <cmd>".
 //
 // Thread: not thread-safe (it owns a parser); one codec per connection.
@@ -58,6 +60,8 @@ class JsonCodec {
   // quality (Timestamps as RFC 3339 strings). Extended-only events
   // (call-ringing, call-held, call-quality, ...) are rendered regardless;
   // the session decides whether to send them (IsExtendedOnly).
+  // `subscribed` always carries its "seq"; each account of `accounts` is
+  // rendered as the `status` event get-status answers.
   static std::string Encode(const telestra::v1::Event& event, bool extended);
 
   // True for the events a legacy client only gets after opting in.

@@ -91,6 +91,7 @@ const std::vector<CommandSpec>& AllCommands() {
       {"send-dtmf",
        {{"account", "\"account-1\""}, {"call_id", "3"}, {"digits", "\"12*#\""}},
        R"(send_dtmf { account: "account-1" call_id: 3 digits: "12*#" })"},
+      {"list-accounts", {}, R"(list_accounts {})"},
   };
   return *specs;
 }
@@ -162,6 +163,57 @@ TEST(JsonCodecDecodeTest, TransferCallTakesNumOrToCallId) {
             "Field num must be a string");
   EXPECT_EQ(ErrorOf(codec, R"({"cmd":"transfer-call","account":"a","num":"1"})"),
             "Missing field: call_id");
+}
+
+TEST(JsonCodecDecodeTest, SubscribeTakesAnOptionalAfterSeqAndInstance) {
+  JsonCodec codec;
+  DecodedCommand d = codec.Decode(
+      R"({"cmd":"subscribe","extended":true,"after_seq":42,"instance":"9f1c2e4b7a6d3c10",)"
+      R"("token":"r"})");
+  ASSERT_TRUE(d.command.ok()) << d.command.status();
+  EXPECT_EQ(d.command->ShortDebugString(),
+            ParseCommand(R"(token: "r" subscribe { extended: true after_seq: 42
+                                                    instance: "9f1c2e4b7a6d3c10" })")
+                .ShortDebugString());
+  // 0 ("everything still kept") is not the same as no after_seq.
+  d = codec.Decode(R"({"cmd":"subscribe","extended":true,"after_seq":0})");
+  ASSERT_TRUE(d.command.ok());
+  EXPECT_TRUE(d.command->subscribe().has_after_seq());
+  d = codec.Decode(R"({"cmd":"subscribe","extended":true})");
+  ASSERT_TRUE(d.command.ok());
+  EXPECT_FALSE(d.command->subscribe().has_after_seq());
+  // The whole range of a seq.
+  d = codec.Decode(R"({"cmd":"subscribe","extended":true,"after_seq":18446744073709551615})");
+  ASSERT_TRUE(d.command.ok()) << d.command.status();
+  EXPECT_EQ(d.command->subscribe().after_seq(), 18446744073709551615u);
+}
+
+TEST(JsonCodecDecodeTest, SubscribeNamesEachBadResumeField) {
+  JsonCodec codec;
+  const std::string prefix = R"({"cmd":"subscribe","extended":true,)";
+  for (const std::string& value :
+       std::vector<std::string>{"-1", "1.5", "1e3", "-0.5", "\"42\"", "true", "null", "[1]",
+                                "{}", "-99999999999999999999999"}) {
+    EXPECT_EQ(ErrorOf(codec, prefix + R"("after_seq":)" + value + "}"),
+              "Field after_seq must be a non-negative integer")
+        << value;
+  }
+  EXPECT_EQ(ErrorOf(codec, prefix + R"("after_seq":18446744073709551616})"),
+            "Field after_seq is out of range");
+  EXPECT_EQ(ErrorOf(codec, prefix + R"("after_seq":99999999999999999999999999})"),
+            "Field after_seq is out of range");
+  for (const std::string& value : std::vector<std::string>{"5", "true", "null", "[\"a\"]"}) {
+    EXPECT_EQ(ErrorOf(codec, prefix + R"("after_seq":3,"instance":)" + value + "}"),
+              "Field instance must be a string")
+        << value;
+  }
+  // A resume is extended: after_seq without it is refused.
+  EXPECT_EQ(ErrorOf(codec, R"({"cmd":"subscribe","extended":false,"after_seq":3})"),
+            "Field after_seq requires extended to be true");
+  EXPECT_EQ(ErrorOf(codec, R"({"cmd":"subscribe","after_seq":3})"), "Missing field: extended");
+  // The fail still echoes the token.
+  DecodedCommand d = codec.Decode(R"({"cmd":"subscribe","extended":true,"after_seq":-1,"token":"t"})");
+  EXPECT_EQ(d.token, "t");
 }
 
 TEST(JsonCodecDecodeTest, DecodesFieldsInAnyOrderAndIgnoresUnknownFields) {
@@ -650,6 +702,43 @@ TEST(JsonCodecEncodeTest, StatusDetailsAreForExtendedClientsOnly) {
             R"("packets_lost":0,"jitter_ms":0.0}],"token":"s","seq":30})");
 }
 
+// The answer to an extended subscribe always tells its seq.
+TEST(JsonCodecEncodeTest, RendersSubscribedWithTheInstanceAndSeq) {
+  const Event event =
+      ParseEvent(R"(seq: 57 token: "s" subscribed { instance: "9f1c2e4b7a6d3c10" })");
+  const std::string want =
+      R"({"event":"subscribed","instance":"9f1c2e4b7a6d3c10","token":"s","seq":57})";
+  EXPECT_EQ(JsonCodec::Encode(event, true), want);
+  EXPECT_EQ(JsonCodec::Encode(event, false), want);
+}
+
+// Each account is the status event get-status answers, in the client's
+// form (legacy: the vendor's fields only).
+TEST(JsonCodecEncodeTest, RendersAccountsAsStatusEvents) {
+  const Event event = ParseEvent(R"(seq: 12 token: "l" accounts {
+      accounts { account: "account-1" account_status: 200 user: "3001" server: "pbx"
+                 calls { call_id: 0 state: CALL_STATE_ACTIVE
+                         direction: CALL_DIRECTION_OUTGOING peer: "3002" codec: "PCMU" } }
+      accounts { account: "account-2" account_status: 0 user: "3002" server: "pbx" } })");
+  EXPECT_EQ(JsonCodec::Encode(event, false),
+            R"({"event":"accounts","accounts":[)"
+            R"({"event":"status","account":"account-1","account_status":200,)"
+            R"("calls":[{"call_id":0,"state":"active","direction":"outgoing","peer":"3002",)"
+            R"("peer_name":""}]},)"
+            R"({"event":"status","account":"account-2","account_status":0,"calls":[]}],)"
+            R"("token":"l"})");
+  EXPECT_EQ(JsonCodec::Encode(event, true),
+            R"({"event":"accounts","accounts":[)"
+            R"({"event":"status","account":"account-1","account_status":200,"user":"3001",)"
+            R"("server":"pbx","calls":[{"call_id":0,"state":"active","direction":"outgoing",)"
+            R"("peer":"3002","peer_name":"","codec":"PCMU","sip_call_id":"","remote_uri":"",)"
+            R"("packets_received":0,"packets_lost":0,"jitter_ms":0.0}],"seq":12},)"
+            R"({"event":"status","account":"account-2","account_status":0,"user":"3002",)"
+            R"("server":"pbx","calls":[],"seq":12}],"token":"l","seq":12})");
+  const Event none = ParseEvent("accounts {}");
+  EXPECT_EQ(JsonCodec::Encode(none, false), R"({"event":"accounts","accounts":[]})");
+}
+
 TEST(JsonCodecEncodeTest, RendersEveryCallStateAndDirection) {
   const std::vector<std::pair<std::string, std::string>> states = {
       {"CALL_STATE_DIALING", "dialing"},   {"CALL_STATE_RINGING", "ringing"},
@@ -775,7 +864,8 @@ TEST(JsonCodecTest, MarksOnlyTheNewEventsAsExtendedOnly) {
       {"status {}", false},        {"fail {}", false},
       {"call_ringing {}", true},   {"call_held {}", true},
       {"call_resumed {}", true},   {"account_status {}", true},
-      {"call_quality {}", true},   {"", false},
+      {"call_quality {}", true},   {"subscribed {}", false},
+      {"accounts {}", false},      {"", false},
   };
   for (const auto& [text, want] : cases) {
     EXPECT_EQ(JsonCodec::IsExtendedOnly(ParseEvent(text)), want) << text;
