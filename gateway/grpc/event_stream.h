@@ -29,8 +29,6 @@ struct StreamEnvironment {
   backend::EventHub* hub = nullptr;
   backend::CommandDispatcher* dispatcher = nullptr;
   StreamRegistry* registry = nullptr;
-  // This gateway run's id, sent as initial metadata `telestra-epoch`.
-  std::string epoch;
   // Events one stream may have queued (beyond the snapshot and replay it
   // starts with) before it counts as not keeping up.
   size_t max_queued_events = 8192;

@@ -4,10 +4,8 @@
 #include <sstream>
 #include <utility>
 
-#include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "gateway/grpc/telestra_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -18,11 +16,6 @@ namespace telestra::gateway {
 namespace {
 
 constexpr char kServiceName[] = "telestra.v1.Telestra";
-
-std::string NewEpoch() {
-  absl::BitGen random;
-  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(random));
-}
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
@@ -44,7 +37,6 @@ GrpcServer::GrpcServer(Options options, backend::Backend* backend, backend::Even
       backend_(backend),
       hub_(hub),
       dispatcher_(dispatcher),
-      epoch_(NewEpoch()),
       registry_(options_.max_streams) {}
 
 GrpcServer::~GrpcServer() { Stop(); }
@@ -69,7 +61,6 @@ absl::Status GrpcServer::Start() {
   env.hub = hub_;
   env.dispatcher = dispatcher_;
   env.registry = &registry_;
-  env.epoch = epoch_;
   env.max_queued_events = options_.max_queued_events;
   env.call_audio_stats = options_.call_audio_stats;
   service_ = std::make_unique<TelestraService>(env, BearerAuth(options_.token));

@@ -64,8 +64,9 @@ class GrpcServer {
   void Stop();
 
   int port() const { return port_; }
-  // This run's id (random), sent to stream clients as `telestra-epoch`.
-  const std::string& epoch() const { return epoch_; }
+  // The gateway's instance id (EventHub::instance), sent to stream clients
+  // as `telestra-epoch`.
+  const std::string& epoch() const { return hub_->instance(); }
   GrpcStats stats() const { return registry_.stats(); }
   // This front end's metrics (docs/grpc-api.md, docs/metrics.md).
   void ExportMetrics(MetricsWriter& out) const { registry_.ExportMetrics(out); }
@@ -75,7 +76,6 @@ class GrpcServer {
   backend::Backend* const backend_;
   backend::EventHub* const hub_;
   backend::CommandDispatcher* const dispatcher_;
-  const std::string epoch_;
   StreamRegistry registry_;
   std::unique_ptr<TelestraService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -19,7 +19,7 @@ SessionStream::SessionStream(const StreamEnvironment& env, grpc::CallbackServerC
     return;
   }
   if (!Open()) return;
-  context_->AddInitialMetadata("telestra-epoch", env_.epoch);
+  context_->AddInitialMetadata("telestra-epoch", env_.hub->instance());
   StartSendInitialMetadata();
   absl::MutexLock lock(&mu_);
   if (!EndingLocked()) StartRead(&request_);

@@ -1,5 +1,6 @@
 #include "gateway/grpc/subscribe_stream.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -36,13 +37,11 @@ void SubscribeStream::Start(const telestra::v1::SubscribeRequest& request) {
   if (!Open()) return;
   // 2. Everything up to snapshot_seq happened before the snapshot is read:
   //    the backend changes its state before it broadcasts, under its lock.
-  const uint64_t snapshot_seq = env_.hub->last_seq();
-  ResumePlan plan = PlanResume(request, snapshot_seq, env_.epoch);
-  backend::EventHub::Replay history;
-  if (plan.replay) {
-    history = env_.hub->EventsAfter(plan.replay_after);
-    NoteHistoryGap(plan, history, plan.replay_after);
-  }
+  const backend::ResumePoint point = env_.hub->PlanResume(
+      request.has_after_seq() ? std::optional<uint64_t>(request.after_seq()) : std::nullopt,
+      request.epoch());
+  const uint64_t snapshot_seq = point.last_seq;
+  const ResumePlan plan = PlanResume(point);
   std::vector<telestra::v1::Status> snapshot;
   if (request.snapshot()) snapshot = env_.backend->ListAccounts();
   const uint64_t from = plan.replay ? plan.replay_after : snapshot_seq;
@@ -51,7 +50,7 @@ void SubscribeStream::Start(const telestra::v1::SubscribeRequest& request) {
     spdlog::info("gRPC Subscribe stream {}: {}", client(), plan.gap_message);
   }
 
-  context_->AddInitialMetadata("telestra-epoch", env_.epoch);
+  context_->AddInitialMetadata("telestra-epoch", env_.hub->instance());
   context_->AddInitialMetadata("telestra-replay", !plan.replay ? "none"
                                                   : plan.gap   ? "gap"
                                                                : "complete");
@@ -62,7 +61,7 @@ void SubscribeStream::Start(const telestra::v1::SubscribeRequest& request) {
   absl::MutexLock lock(&mu_);
   if (EndingLocked()) return;  // shut down (or overflowed) meanwhile
   std::vector<backend::EventPtr> initial = InitialEvents(
-      plan, from, history.events, buffered_, snapshot_seq, request.snapshot(), snapshot, filter_);
+      plan, from, point.events, buffered_, snapshot_seq, request.snapshot(), snapshot, filter_);
   buffered_.clear();
   buffered_.shrink_to_fit();
   buffering_ = false;

@@ -17,7 +17,7 @@ namespace telestra::gateway {
 // feed, the constructor attaches to the hub first and buffers, then reads
 // the hub's newest seq, the history and the snapshot, and merges by seq.
 //
-// Initial metadata: `telestra-epoch` (this gateway run) and
+// Initial metadata: `telestra-epoch` (the gateway's instance id) and
 // `telestra-replay` (`none`, `complete` or `gap`).
 //
 // Thread: any (see EventStream).

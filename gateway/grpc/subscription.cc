@@ -57,6 +57,8 @@ const std::string& AccountOfEvent(const Event& event) {
       return event.dtmf_sent().account();
     case Event::kCallQuality:
       return event.call_quality().account();
+    case Event::kSubscribed:  // replies, never broadcast
+    case Event::kAccounts:
     case Event::KIND_NOT_SET:
       break;
   }
@@ -109,40 +111,38 @@ bool EventFilter::Matches(const Event& event) const {
   return WantsAccount(AccountOfEvent(event));
 }
 
-ResumePlan PlanResume(const telestra::v1::SubscribeRequest& request, uint64_t last_seq,
-                      absl::string_view epoch) {
+ResumePlan PlanResume(const backend::ResumePoint& point) {
+  using Outcome = backend::ResumePoint::Outcome;
   ResumePlan plan;
-  if (!request.has_after_seq()) return plan;
+  if (point.outcome == Outcome::kFresh) return plan;
   plan.replay = true;
-  plan.replay_after = request.after_seq();
-  if (!request.epoch().empty() && request.epoch() != epoch) {
-    plan.gap = true;
-    plan.replay_after = 0;
-    plan.gap_message =
-        absl::StrCat("Events lost: epoch ", request.epoch(), " is not this gateway run's (", epoch,
-                     "); replaying this run's history; take a new snapshot");
-  } else if (request.after_seq() > last_seq) {
-    plan.gap = true;
-    plan.replay_after = 0;
-    plan.gap_message = absl::StrCat("Events lost: after_seq ", request.after_seq(),
-                                    " is ahead of this gateway's newest seq ", last_seq,
-                                    " (the gateway restarted?); replaying this run's "
-                                    "history; take a new snapshot");
+  plan.replay_after = point.replay_after;
+  plan.gap = point.gap();
+  switch (point.outcome) {
+    case Outcome::kOtherInstance:
+      plan.gap_message =
+          absl::StrCat("Events lost: epoch ", point.client_instance, " is not this gateway's (",
+                       point.instance, "); replaying this gateway's history; take a new snapshot");
+      break;
+    case Outcome::kAhead:
+      plan.gap_message = absl::StrCat("Events lost: after_seq ", point.after_seq,
+                                      " is ahead of this gateway's newest seq ", point.last_seq,
+                                      " (the gateway restarted?); replaying this gateway's "
+                                      "history; take a new snapshot");
+      break;
+    case Outcome::kEvicted:
+      plan.gap_message =
+          point.events.empty()
+              ? absl::StrCat("Events lost: the history no longer holds the events after seq ",
+                             point.after_seq, "; take a new snapshot")
+              : absl::StrCat("Events lost: the history no longer holds every event after seq ",
+                             point.after_seq, " (the replay starts at seq ",
+                             point.events.front()->seq(), "); take a new snapshot");
+      break;
+    default:
+      break;
   }
   return plan;
-}
-
-void NoteHistoryGap(ResumePlan& plan, const backend::EventHub::Replay& history,
-                    uint64_t after_seq) {
-  if (history.complete || plan.gap) return;
-  plan.gap = true;
-  plan.gap_message =
-      history.events.empty()
-          ? absl::StrCat("Events lost: the history no longer holds the events after seq ",
-                         after_seq, "; take a new snapshot")
-          : absl::StrCat("Events lost: the history no longer holds every event after seq ",
-                         after_seq, " (the replay starts at seq ", history.events.front()->seq(),
-                         "); take a new snapshot");
 }
 
 std::vector<backend::EventPtr> InitialEvents(const ResumePlan& plan, uint64_t from,

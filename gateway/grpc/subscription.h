@@ -43,8 +43,9 @@ class EventFilter {
   std::set<int> kinds_;                          // Event::KindCase values; empty: all
 };
 
-// How a Subscribe stream starts (SubscribeRequest.after_seq / .epoch against
-// the hub's state), decided before anything is sent.
+// How a Subscribe stream starts (SubscribeRequest.after_seq / .epoch),
+// decided by the hub (EventHub::PlanResume: the same decision as the
+// native port's and the WebSocket's), before anything is sent.
 struct ResumePlan {
   // Replay the history after this seq (only when `replay`).
   bool replay = false;
@@ -55,14 +56,11 @@ struct ResumePlan {
   std::string gap_message;
 };
 
-// `last_seq` is the hub's newest seq now, `epoch` this gateway run's.
-// A resume whose epoch differs, or whose after_seq is ahead of last_seq,
-// belongs to another run: it replays this run's whole history, as a gap.
-ResumePlan PlanResume(const telestra::v1::SubscribeRequest& request, uint64_t last_seq,
-                      absl::string_view epoch);
-
-// Completes the gap message once the history was read (EventsAfter).
-void NoteHistoryGap(ResumePlan& plan, const backend::EventHub::Replay& history, uint64_t after_seq);
+// The stream's plan for the hub's decision. A resume whose epoch is not the
+// gateway's instance, or whose after_seq is ahead of the newest seq, is of
+// another numbering: it replays the whole history, as a gap; one whose
+// events were evicted replays what is left, as a gap.
+ResumePlan PlanResume(const backend::ResumePoint& point);
 
 // The first events of a Subscribe stream, in the order they are sent:
 //   1. the gap notice (if plan.gap): a Fail event with seq 0,

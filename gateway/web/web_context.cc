@@ -4,19 +4,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/random/random.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 
 namespace telestra::gateway {
-namespace {
-
-std::string NewInstanceId() {
-  absl::BitGen bits;
-  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(bits));
-}
-
-}  // namespace
 
 WebContext::WebContext(WebOptions options, backend::Backend* backend,
                        backend::CommandDispatcher* dispatcher, backend::EventHub* hub,
@@ -26,7 +16,6 @@ WebContext::WebContext(WebOptions options, backend::Backend* backend,
       dispatcher_(dispatcher),
       hub_(hub),
       files_(options_.web_root),
-      instance_(NewInstanceId()),
       tls_(tls),
       websocket_sessions_(std::make_shared<SessionRegistry>(
           "websocket", static_cast<size_t>(std::max(0, options_.max_sessions)))) {}

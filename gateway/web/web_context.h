@@ -134,8 +134,10 @@ class WebContext {
   backend::CommandDispatcher* dispatcher() const { return dispatcher_; }
   backend::EventHub* hub() const { return hub_; }
   const StaticFiles& files() const { return files_; }
-  // Random per process: lets a resuming client notice a restart.
-  const std::string& instance() const { return instance_; }
+  // The gateway's instance id (EventHub::instance): lets a resuming client
+  // notice that its seqs are of another numbering (another gateway, or a
+  // restart without the journal).
+  const std::string& instance() const { return hub_->instance(); }
   boost::asio::ssl::context* tls() const { return tls_; }  // null: plaintext
   int port() const { return port_; }
   void set_port(int port) { port_ = port; }
@@ -191,7 +193,6 @@ class WebContext {
   backend::CommandDispatcher* const dispatcher_;
   backend::EventHub* const hub_;
   const StaticFiles files_;
-  const std::string instance_;
   boost::asio::ssl::context* const tls_;
   std::atomic<int> port_{0};
   const std::shared_ptr<SessionRegistry> websocket_sessions_;

@@ -167,16 +167,15 @@ class WebSocketSession : public SessionRegistry::Session,
     std::string how = "snapshot";
     if (start_.after_seq.has_value()) {
       const uint64_t after_seq = *start_.after_seq;
-      backend::EventHub::Replay replay = hub->EventsAfter(after_seq);
-      WebResumePlan plan = PlanWebResume(start_.after_seq, start_.instance, context_->instance(),
-                                         hub->last_seq(), replay.complete);
+      const backend::ResumePoint point = hub->PlanResume(after_seq, start_.instance);
+      WebResumePlan plan = PlanWebResume(point);
       if (plan.resume) {
         resumed = true;
-        how = absl::StrCat("resume after ", after_seq, ", ", replay.events.size(), " replayed");
-        Send(ResumedMessage(context_->instance(), after_seq, replay.events.size()),
+        how = absl::StrCat("resume after ", after_seq, ", ", point.events.size(), " replayed");
+        Send(ResumedMessage(context_->instance(), after_seq, point.events.size()),
              /*bounded=*/false);
         floor_ = after_seq;
-        for (const backend::EventPtr& event : replay.events) {
+        for (const backend::EventPtr& event : point.events) {
           Send(JsonCodec::Encode(*event, /*extended=*/true), /*bounded=*/false);
           floor_ = std::max(floor_, event->seq());
         }

@@ -53,19 +53,24 @@ std::string GapMessage(uint64_t after_seq, absl::string_view reason) {
                       "}");
 }
 
-WebResumePlan PlanWebResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
-                            absl::string_view server_instance, uint64_t last_seq,
-                            bool history_complete) {
+WebResumePlan PlanWebResume(const backend::ResumePoint& point) {
+  using Outcome = backend::ResumePoint::Outcome;
   WebResumePlan plan;
-  if (!after_seq.has_value()) return plan;
-  if (!client_instance.empty() && client_instance != server_instance) {
-    plan.gap_reason = "the gateway restarted: its events start again at 1";
-  } else if (*after_seq > last_seq) {
-    plan.gap_reason = "after_seq is ahead of the gateway's newest event (it restarted?)";
-  } else if (!history_complete) {
-    plan.gap_reason = "the events after after_seq are no longer kept";
-  } else {
-    plan.resume = true;
+  switch (point.outcome) {
+    case Outcome::kFresh:
+      break;
+    case Outcome::kComplete:
+      plan.resume = true;
+      break;
+    case Outcome::kOtherInstance:
+      plan.gap_reason = "the gateway restarted: its events start again at 1";
+      break;
+    case Outcome::kAhead:
+      plan.gap_reason = "after_seq is ahead of the gateway's newest event (it restarted?)";
+      break;
+    case Outcome::kEvicted:
+      plan.gap_reason = "the events after after_seq are no longer kept";
+      break;
   }
   return plan;
 }

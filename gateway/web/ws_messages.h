@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "backend/event_hub.h"
 #include "proto/telestra.pb.h"
 
 namespace telestra::gateway {
@@ -26,19 +27,16 @@ std::string ResumedMessage(absl::string_view instance, uint64_t after_seq, size_
 // {"event":"gap","after_seq":N,"reason":"…"}; a snapshot follows.
 std::string GapMessage(uint64_t after_seq, absl::string_view reason);
 
-// How a new WebSocket session starts, decided from the client's resume
-// request (`/ws?after_seq=N&instance=I`) and the hub's state.
+// How a new WebSocket session starts, from the hub's decision
+// (EventHub::PlanResume, shared with the native port and gRPC) on the
+// client's resume request (`/ws?after_seq=N&instance=I`).
 struct WebResumePlan {
   bool resume = false;     // replay; otherwise (gap or fresh) snapshot
   std::string gap_reason;  // non-empty: send GapMessage before the snapshot
 };
 
-// `after_seq` nullopt: a fresh client (snapshot, no gap). Otherwise resume
-// when the instance matches (or the client sent none), after_seq is not
-// ahead of `last_seq` and the history still holds everything after it
-// (`history_complete`); else a gap with the reason.
-WebResumePlan PlanWebResume(std::optional<uint64_t> after_seq, absl::string_view client_instance,
-                            absl::string_view server_instance, uint64_t last_seq,
-                            bool history_complete);
+// kFresh: snapshot, no gap; kComplete: resume; every gap outcome: the gap's
+// reason, then a snapshot.
+WebResumePlan PlanWebResume(const backend::ResumePoint& point);
 
 }  // namespace telestra::gateway

@@ -314,6 +314,7 @@ TEST_F(GrpcServerTest, SubscribeFiltersByAccountAndKind) {
   auto fails = Subscribe(only_fail);
   auto all = Subscribe({});
   EXPECT_EQ(all->Metadata("telestra-epoch"), server_->epoch());
+  EXPECT_EQ(server_->epoch(), hub_->instance());  // the gateway's one instance id
   EXPECT_EQ(all->Metadata("telestra-replay"), "none");
 
   hub_->Broadcast(AccountStatusEvent("account-1", 200));

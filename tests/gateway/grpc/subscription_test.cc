@@ -134,50 +134,54 @@ TEST(EventFilterTest, TelephonyEventsAreFilteredByTheirAccountAndKind) {
   }
 }
 
+// The decision is the hub's (EventHub::PlanResume, tests/backend); here
+// only what a Subscribe stream makes of it.
+backend::ResumePoint Point(backend::ResumePoint::Outcome outcome, uint64_t after_seq,
+                           uint64_t replay_after) {
+  backend::ResumePoint point;
+  point.outcome = outcome;
+  point.instance = "e1";
+  point.after_seq = after_seq;
+  point.replay_after = replay_after;
+  point.last_seq = 10;
+  return point;
+}
+
 TEST(PlanResumeTest, NoAfterSeqMeansNoReplay) {
-  ResumePlan plan = PlanResume(SubscribeRequest(), 10, "e1");
+  ResumePlan plan = PlanResume(Point(backend::ResumePoint::Outcome::kFresh, 0, 0));
   EXPECT_FALSE(plan.replay);
   EXPECT_FALSE(plan.gap);
 }
 
-TEST(PlanResumeTest, AfterSeqWithinThisRunReplaysFromIt) {
-  SubscribeRequest request;
-  request.set_after_seq(7);
-  request.set_epoch("e1");
-  ResumePlan plan = PlanResume(request, 10, "e1");
+TEST(PlanResumeTest, AfterSeqWithinThisNumberingReplaysFromIt) {
+  ResumePlan plan = PlanResume(Point(backend::ResumePoint::Outcome::kComplete, 7, 7));
   EXPECT_TRUE(plan.replay);
   EXPECT_EQ(plan.replay_after, 7u);
   EXPECT_FALSE(plan.gap);
-  request.set_after_seq(0);  // "everything", distinct from no after_seq
-  EXPECT_TRUE(PlanResume(request, 10, "e1").replay);
+  // "everything", distinct from no after_seq
+  EXPECT_TRUE(PlanResume(Point(backend::ResumePoint::Outcome::kComplete, 0, 0)).replay);
 }
 
-TEST(PlanResumeTest, OtherEpochOrSeqAheadIsAGapReplayingTheWholeRun) {
-  SubscribeRequest request;
-  request.set_after_seq(7);
-  request.set_epoch("old");
-  ResumePlan plan = PlanResume(request, 10, "e1");
+TEST(PlanResumeTest, OtherEpochOrSeqAheadIsAGapReplayingTheWholeHistory) {
+  backend::ResumePoint other = Point(backend::ResumePoint::Outcome::kOtherInstance, 7, 0);
+  other.client_instance = "old";
+  ResumePlan plan = PlanResume(other);
   EXPECT_TRUE(plan.gap);
   EXPECT_EQ(plan.replay_after, 0u);
   EXPECT_TRUE(absl::StartsWith(plan.gap_message, "Events lost: epoch old")) << plan.gap_message;
 
-  SubscribeRequest ahead;
-  ahead.set_after_seq(500);
-  plan = PlanResume(ahead, 10, "e1");
+  plan = PlanResume(Point(backend::ResumePoint::Outcome::kAhead, 500, 0));
   EXPECT_TRUE(plan.gap);
   EXPECT_EQ(plan.replay_after, 0u);
   EXPECT_TRUE(absl::StrContains(plan.gap_message, "ahead of this gateway's newest seq 10"));
 }
 
 TEST(PlanResumeTest, EvictedHistoryIsAGap) {
-  SubscribeRequest request;
-  request.set_after_seq(3);
-  ResumePlan plan = PlanResume(request, 100, "e1");
-  backend::EventHub::Replay history;
-  history.complete = false;
-  history.events = {AccountStatus(50, "account-1", 0)};
-  NoteHistoryGap(plan, history, 3);
+  backend::ResumePoint evicted = Point(backend::ResumePoint::Outcome::kEvicted, 3, 3);
+  evicted.events = {AccountStatus(50, "account-1", 0)};
+  ResumePlan plan = PlanResume(evicted);
   EXPECT_TRUE(plan.gap);
+  EXPECT_TRUE(plan.replay);
   EXPECT_EQ(plan.gap_message,
             "Events lost: the history no longer holds every event after seq 3 (the replay "
             "starts at seq 50); take a new snapshot");

@@ -192,6 +192,7 @@ TEST_F(WebServerTest, ResumeReplaysExactlyTheEventsAfterSeq) {
   auto snapshot = (*first)->Next();
   ASSERT_TRUE(snapshot.has_value());
   const std::string instance = snapshot->Str("instance");
+  EXPECT_EQ(instance, hub_.instance());  // the gateway's one instance id
   for (int i = 0; i < 10; ++i) backend_.Bump();
   (*first)->Close();
   telestra::testing::WebClientOptions options;

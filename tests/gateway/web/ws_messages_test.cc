@@ -45,26 +45,35 @@ TEST(WsMessagesTest, ResumedAndGapAreValidJson) {
   EXPECT_EQ(parser.parse(GapMessage(5, "a \"quoted\" \\ reason\n")).get(doc), simdjson::SUCCESS);
 }
 
+// The decision is the hub's (EventHub::PlanResume, tests/backend); here
+// only how the WebSocket words it.
+backend::ResumePoint Point(backend::ResumePoint::Outcome outcome) {
+  backend::ResumePoint point;
+  point.outcome = outcome;
+  return point;
+}
+
 TEST(PlanWebResumeTest, FreshClientGetsASnapshotWithoutGap) {
-  WebResumePlan plan = PlanWebResume(std::nullopt, "", "inst", 10, true);
+  WebResumePlan plan = PlanWebResume(Point(backend::ResumePoint::Outcome::kFresh));
   EXPECT_FALSE(plan.resume);
   EXPECT_TRUE(plan.gap_reason.empty());
 }
 
 TEST(PlanWebResumeTest, ResumesWhenTheHistoryHoldsEverythingAfterSeq) {
-  EXPECT_TRUE(PlanWebResume(7, "inst", "inst", 10, true).resume);
-  EXPECT_TRUE(PlanWebResume(10, "inst", "inst", 10, true).resume);  // nothing missed
-  EXPECT_TRUE(PlanWebResume(0, "", "inst", 10, true).resume);       // no instance: trusted
+  WebResumePlan plan = PlanWebResume(Point(backend::ResumePoint::Outcome::kComplete));
+  EXPECT_TRUE(plan.resume);
+  EXPECT_TRUE(plan.gap_reason.empty());
 }
 
 TEST(PlanWebResumeTest, ReportsEachKindOfGap) {
-  WebResumePlan restarted = PlanWebResume(7, "other", "inst", 10, true);
+  using Outcome = backend::ResumePoint::Outcome;
+  WebResumePlan restarted = PlanWebResume(Point(Outcome::kOtherInstance));
   EXPECT_FALSE(restarted.resume);
   EXPECT_NE(restarted.gap_reason.find("restarted"), std::string::npos);
-  WebResumePlan ahead = PlanWebResume(11, "", "inst", 10, true);
+  WebResumePlan ahead = PlanWebResume(Point(Outcome::kAhead));
   EXPECT_FALSE(ahead.resume);
   EXPECT_NE(ahead.gap_reason.find("ahead"), std::string::npos);
-  WebResumePlan evicted = PlanWebResume(3, "inst", "inst", 10, false);
+  WebResumePlan evicted = PlanWebResume(Point(Outcome::kEvicted));
   EXPECT_FALSE(evicted.resume);
   EXPECT_NE(evicted.gap_reason.find("no longer kept"), std::string::npos);
 }
