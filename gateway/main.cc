@@ -188,7 +188,7 @@ int Run() {
   const Plan plan = *std::move(loaded);
   for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
 
-  EventHub hub;
+  EventHub hub(static_cast<size_t>(plan.tcp.history_events));  // [tcp-settings] history-events
   hub.StartDeliveryThread();  // broadcasts leave the SIP thread at once
   RtpMediaEngine media(plan.rtp, plan.sip.bind);
   if (!Started(media.Start())) return 1;
