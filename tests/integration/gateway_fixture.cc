@@ -1,5 +1,6 @@
 #include "tests/integration/gateway_fixture.h"
 
+#include <simdjson.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -65,6 +66,25 @@ int WaitForContacts(KamailioProcess& kamailio, const std::string& user, int want
     absl::SleepFor(absl::Milliseconds(50));
   }
   return count;
+}
+
+NativeEvent CallInStatus(NativeClient& client, const std::string& account, int64_t id) {
+  static std::atomic<int64_t> next{0};
+  const std::string token = absl::StrCat("call-", next++);
+  client.Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":")", token,
+                           R"("})"));
+  auto status = client.WaitFor(
+      [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == token; });
+  if (!status) return {"{}"};
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::array calls;
+  if (parser.parse(status->json).get(doc) || doc["calls"].get(calls)) return {"{}"};
+  for (simdjson::dom::element call : calls) {
+    int64_t call_id = -1;
+    if (!call["call_id"].get(call_id) && call_id == id) return {simdjson::minify(call)};
+  }
+  return {"{}"};
 }
 
 std::string CallState(NativeClient& client, const std::string& account, int64_t id) {
@@ -157,6 +177,9 @@ void GatewayTest::SetUp() { ASSERT_NE(kamailio_, nullptr) << "Kamailio did not s
 void GatewayTest::TearDown() {
   if (!HasFailure()) return;
   if (gateway_) std::cerr << "gateway log:\n" << gateway_->ReadLog();
+  for (const auto& other : other_gateways_) {
+    if (other->process) std::cerr << "other gateway's log:\n" << other->process->ReadLog();
+  }
   std::cerr << FailureDetails();
 }
 
@@ -181,6 +204,24 @@ void GatewayTest::StartGateway(const GatewayOptions& options,
 void GatewayTest::StopGateway() {
   client_.reset();
   gateway_.reset();
+}
+
+GatewayTest::OtherGateway* GatewayTest::StartOtherGateway(
+    const GatewayOptions& options, const std::vector<std::string>& registered) {
+  auto other = std::make_unique<OtherGateway>();
+  other->process = StartGatewayProcess(options);
+  if (other->process == nullptr) return nullptr;
+  other->client = ConnectNative(*other->process);
+  // Kept from here on, so that its log is printed if the test fails.
+  other_gateways_.push_back(std::move(other));
+  OtherGateway* started = other_gateways_.back().get();
+  if (started->client == nullptr) return nullptr;
+  for (const std::string& account : registered) {
+    const int status = WaitForAccountStatus(*started->client, account, 200);
+    EXPECT_EQ(status, 200) << account;
+    if (status != 200) return nullptr;
+  }
+  return started;
 }
 
 std::string SipPeerTest::FailureDetails() {

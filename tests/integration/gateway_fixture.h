@@ -68,6 +68,11 @@ std::unique_ptr<NativeClient> ConnectNative(const GatewayProcess& gateway);
 // Waits (10 s) until Kamailio holds `want` contacts for `user`; the last count.
 int WaitForContacts(KamailioProcess& kamailio, const std::string& user, int want);
 
+// Call `id`'s object in a get-status of `account`, as an event to read its
+// fields from (an extended client gets the media figures, such as
+// packets_received); "{}" when the call is absent or no status came.
+NativeEvent CallInStatus(NativeClient& client, const std::string& account, int64_t id);
+
 // The state of call `id` in get-status of `account` ("" if absent, "no
 // status" if get-status got no answer).
 std::string CallState(NativeClient& client, const std::string& account, int64_t id);
@@ -100,8 +105,9 @@ NativeMatch IsEvent(const std::string& event);
 // ---- The fixture
 
 // One Kamailio for the whole suite (started in SetUpTestSuite, stopped in
-// TearDownTestSuite), a gateway and a native client per test. When a test
-// fails, TearDown prints the gateway's log and FailureDetails().
+// TearDownTestSuite), a gateway and a native client per test, and more
+// gateways beside it when a test asks (StartOtherGateway). When a test
+// fails, TearDown prints every gateway's log and FailureDetails().
 // Thread: the test's thread.
 class GatewayTest : public ::testing::Test {
  protected:
@@ -127,8 +133,24 @@ class GatewayTest : public ::testing::Test {
   // Stops client_ and gateway_ (a test that starts its own gateway again).
   void StopGateway();
 
+  // A gateway started beside gateway_, and a native client of it.
+  struct OtherGateway {
+    std::unique_ptr<GatewayProcess> process;
+    std::unique_ptr<NativeClient> client;
+  };
+
+  // Starts one more gateway with `options` (its own plan and free ports, at
+  // the suite's Kamailio when its accounts are: a site of several gateways,
+  // docs/scaling.md), connects a native client to it and waits until each
+  // of `registered` reports account_status 200. It runs until the test
+  // ends. nullptr (and a test failure) when it did not start, connect or
+  // register.
+  OtherGateway* StartOtherGateway(const GatewayOptions& options,
+                                  const std::vector<std::string>& registered);
+
   std::unique_ptr<GatewayProcess> gateway_;
   std::unique_ptr<NativeClient> client_;
+  std::vector<std::unique_ptr<OtherGateway>> other_gateways_;
 
  private:
   static KamailioProcess* kamailio_;
