@@ -261,6 +261,7 @@ NativeServer::Stats NativeServer::stats() const {
   stats.unauthenticated = unauthenticated_;
   stats.idle_timeouts = idle_timeouts_;
   stats.tls_failures = tls_failures_;
+  stats.resume_gaps = resume_gaps_->load();
   return stats;
 }
 
@@ -287,6 +288,9 @@ void NativeServer::ExportMetrics(MetricsWriter& out) const {
               "Native connections closed by [tcp-settings] idle-timeout", stats.idle_timeouts);
   out.Counter("telestra_native_tls_failures_total",
               "Native connections whose TLS handshake failed or timed out", stats.tls_failures);
+  out.Counter("telestra_native_resume_gaps_total",
+              "Native resumes (subscribe with after_seq) answered \"Events lost\" and a snapshot",
+              stats.resume_gaps);
 }
 
 }  // namespace telestra::gateway

@@ -88,6 +88,8 @@ class NativeServer {
     uint64_t unauthenticated = 0;  // closed: 3 failures or 10 s without auth
     uint64_t idle_timeouts = 0;  // closed: nothing complete for idle_timeout
     uint64_t tls_failures = 0;  // TLS handshakes that failed or took over 10 s
+    // Extended subscribes with after_seq that got "Events lost" and a snapshot.
+    uint64_t resume_gaps = 0;
   };
 
   NativeServer(Options options, boost::asio::io_context& io,
@@ -151,6 +153,9 @@ class NativeServer {
   std::atomic<uint64_t> unauthenticated_{0};
   std::atomic<uint64_t> idle_timeouts_{0};
   std::atomic<uint64_t> tls_failures_{0};
+  // Shared with the sessions (which may outlive the server).
+  const std::shared_ptr<std::atomic<uint64_t>> resume_gaps_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace telestra::gateway

@@ -47,6 +47,8 @@ bool NativeSession::IdleTimeoutOn() const { return server_->options_.idle_timeou
 NativeSession::NativeSession(NativeServer* server, tcp::socket socket)
     : server_(server),
       hub_(server->hub_),
+      dispatcher_(server->dispatcher_),
+      resume_gaps_(server->resume_gaps_),
       registry_(server->registry_),
       socket_(std::move(socket)),
       raw_fd_(socket_.native_handle()),
@@ -135,6 +137,49 @@ void NativeSession::OnDelivery(const backend::EventPtr& event,
                                             [&] { return WireFrame(*event, extended); });
   // Shares the encoding (kept alive by `encodings`), no copy.
   Send(Outbox::Frame(encodings, &bytes));
+}
+
+void NativeSession::OnResume(const backend::ResumePoint& point, const std::string& token) {
+  using telestra::v1::Event;
+  // Everything goes in one frame, in this order: an outbox takes one frame
+  // whatever its size (only what follows counts against its bound), so a
+  // long replay never gets the client dropped as slow by itself.
+  Event subscribed;
+  subscribed.set_seq(point.last_seq);
+  subscribed.set_token(token);
+  subscribed.mutable_subscribed()->set_instance(point.instance);
+  std::string opening = WireFrame(subscribed, /*extended=*/true);
+  if (!point.gap()) {
+    for (const backend::EventPtr& event : point.events) {
+      opening += WireFrame(*event, /*extended=*/true);  // with its own seq
+    }
+    SendBytes(std::move(opening));
+    return;
+  }
+  // The snapshot stands for everything up to last_seq: the fail and each
+  // status carry it; every later event arrives live.
+  const std::string lost = absl::StrCat("Events lost: ", point.lost_from(), "..", point.lost_to());
+  ++*resume_gaps_;
+  const char* why = point.outcome == backend::ResumePoint::Outcome::kOtherInstance
+                        ? "the client's instance is not this gateway's"
+                    : point.outcome == backend::ResumePoint::Outcome::kAhead
+                        ? "after_seq is ahead of the newest seq"
+                        : "the history no longer holds them";
+  spdlog::info("native client {} ({}) resuming after seq {}: {} ({}); sending a snapshot",
+               client_.load(), peer_, point.after_seq, lost, why);
+  Event fail = backend::CommandDispatcher::FailEvent("", absl::ResourceExhaustedError(lost), token);
+  fail.set_seq(point.last_seq);
+  opening += WireFrame(fail, /*extended=*/true);
+  if (dispatcher_ != nullptr) {
+    for (telestra::v1::Status& status : dispatcher_->ListAccounts()) {
+      Event event;
+      event.set_seq(point.last_seq);
+      event.set_token(token);
+      *event.mutable_status() = std::move(status);
+      opening += WireFrame(event, /*extended=*/true);
+    }
+  }
+  SendBytes(std::move(opening));
 }
 
 void NativeSession::LogConnected() {
@@ -292,7 +337,16 @@ void NativeSession::Handle(const Framer::Frame& frame) {
   }
   const telestra::v1::Command& command = *decoded.command;
   if (command.has_subscribe()) {
-    extended_ = command.subscribe().extended();
+    const telestra::v1::SubscribeCommand& subscribe = command.subscribe();
+    extended_ = subscribe.extended();
+    // Extended: answered `subscribed` (and the replay, or the gap and a
+    // snapshot) in this client's delivery order (OnResume).
+    if (subscribe.extended()) {
+      hub_->Resume(
+          reader_client_,
+          subscribe.has_after_seq() ? std::optional<uint64_t>(subscribe.after_seq()) : std::nullopt,
+          subscribe.instance(), command.token());
+    }
     return;
   }
   server_->dispatcher_->Execute(reader_client_, command);

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "backend/command_dispatcher.h"
 #include "backend/event_hub.h"
 #include "backend/fd_loop.h"
 #include "boost/asio/ip/tcp.hpp"
@@ -93,6 +94,11 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // client did not subscribe to are skipped; the JSON is made once per
   // event and format and shared with every other client of that format.
   void OnDelivery(const backend::EventPtr& event, const backend::EncodingsPtr& encodings) override;
+
+  // Thread: the hub's delivering thread. The answer to an extended
+  // subscribe (EventHub::Resume), as one frame: `subscribed`, then the
+  // replay, or the gap's `fail` and a `status` of every account.
+  void OnResume(const backend::ResumePoint& point, const std::string& token) override;
 
  private:
   // How long a client that shut down its sending side still gets events.
@@ -202,6 +208,10 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
 
   NativeServer* const server_;
   backend::EventHub* const hub_;
+  // The server's (they outlive the server: a session may get an event
+  // after the server is gone, see the destructor).
+  backend::CommandDispatcher* const dispatcher_;
+  const std::shared_ptr<std::atomic<uint64_t>> resume_gaps_;
   const std::shared_ptr<SessionRegistry> registry_;
   tcp::socket socket_;
   // socket_'s descriptor: the read loop reads it, the outbox's writer
