@@ -1,6 +1,7 @@
 // gRPC CallAudio (issue 19) against real peers: the gateway binary, a real
 // Kamailio and baresip (its ausine tone, its sndfile recording), or two of
-// the gateway's own accounts calling each other.
+// the gateway's own accounts calling each other; and early media (issue 20)
+// from a sipp callee that plays a 1000 Hz tone after its 183.
 //
 // account-1 (3001) sends `audio = tone:440` and records every call
 // (`record = DIR`: left = received, right = sent); baresip (3006) sends a
@@ -534,6 +535,71 @@ TEST_F(CallAudioGrpcTest, RefusedAndFailedStreamsLeaveTheCallAlone) {
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-ended", "account-1", id)).has_value());
   auto late = Open("account-1", id, 8000, AUDIO_DIRECTION_LISTEN);
   EXPECT_EQ(EndOf(*late).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// Early media (issue 20) to a LISTEN stream: account-1 calls a sipp UAS
+// (uas_early_media_tone.xml) that answers 183 with SDP, plays a 1000 Hz tone
+// (tone_1000hz.pcap) at once and sends its 200 only 2.5 s later.
+class CallAudioEarlyMediaTest : public SipPeerTest {
+ protected:
+  static constexpr int kSippToneHz = 1000;
+};
+
+// A LISTEN stream opened after the 183 starts with the early SDP's codec and
+// hears the far end's tone while the call still rings; the same stream goes
+// on, frame after frame, through the 200 to the end of the call.
+TEST_F(CallAudioEarlyMediaTest, ListenHearsTheFarEndsEarlyMediaBeforeTheAnswer) {
+  ASSERT_NO_FATAL_FAILURE(StartTwoAccounts());
+  ASSERT_TRUE(WaitForTcpPort(gateway_->grpc_port(), absl::Seconds(10)));
+  auto stub = telestra::v1::Telestra::NewStub(MakeChannel(gateway_->grpc_port()));
+  SippProcess* sipp = StartUas("uas_early_media_tone.xml");
+  ASSERT_NE(sipp, nullptr);
+  client_->Send(
+      absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":")", kSippUser, R"("})"));
+  auto call_return = client_->WaitFor(IsEventOf("call-return", "account-1"));
+  ASSERT_TRUE(call_return.has_value());
+  const int64_t id = call_return->Int("call_id");
+  auto progress = client_->WaitFor(IsCallEvent("call-progress", "account-1", id));
+  ASSERT_TRUE(progress.has_value()) << sipp->Describe();
+  EXPECT_EQ(progress->Int("code"), 183) << progress->json;
+  ASSERT_NE(progress->json.find("\"early_media\":true"), std::string::npos) << progress->json;
+
+  auto listen =
+      CallAudioClient::Open(stub.get(), AudioStart("account-1", id, kRate, AUDIO_DIRECTION_LISTEN));
+  auto started = listen->Next();
+  ASSERT_TRUE(started.has_value() && started->has_started())
+      << (started ? started->ShortDebugString() : "no started");
+  // The 183's SDP answer set the codec: not "" as for a call still dialing.
+  EXPECT_EQ(started->started().codec(), "PCMA");
+  // 0.8 s of frames, then the call must still be ringing: all of them were
+  // heard before the answer (sipp sends its 200 2.5 s after the 183).
+  ASSERT_TRUE(listen->WaitForFrames(40));
+  std::vector<CallAudioFrame> early = listen->frames();
+  EXPECT_EQ(CallState(*client_, "account-1", id), "ringing") << "answered too soon to tell";
+  // Skip the first frames: silence while the jitter buffer fills.
+  std::vector<double> heard = Samples(early, 10);
+  EXPECT_GT(Rms(heard), 0.1) << "no early media heard";
+  EXPECT_GT(ToneShare(heard, kRate, kSippToneHz), 0.8);
+
+  auto answered = client_->WaitFor(IsCallEvent("call-answered", "account-1", id));
+  ASSERT_TRUE(answered.has_value()) << sipp->Describe();
+  const size_t at_answer = listen->frame_count();
+  ASSERT_TRUE(listen->WaitForFrames(at_answer + 25));  // the tone goes on after the 200
+  client_->Send(absl::StrCat(R"({"cmd":"hangup-call","account":"account-1","call_id":)", id, "}"));
+  auto stopped = listen->WaitFor(IsStopped);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_EQ(stopped->stopped().reason(), "Call ended");
+  EXPECT_EQ(stopped->stopped().frames_dropped(), 0u);
+  std::optional<grpc::Status> end = listen->WaitForEnd();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_TRUE(end->ok()) << end->error_message();
+  ExpectSippSucceeds(*sipp);
+  std::vector<CallAudioFrame> frames = listen->frames();
+  for (size_t i = 1; i < frames.size(); ++i) {
+    ASSERT_EQ(frames[i].sequence(), frames[i - 1].sequence() + 1) << "frame " << i;
+  }
+  std::vector<CallAudioFrame> after(frames.begin() + at_answer, frames.begin() + at_answer + 25);
+  EXPECT_GT(ToneShare(Samples(after), kRate, kSippToneHz), 0.8);
 }
 
 }  // namespace
