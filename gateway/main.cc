@@ -20,6 +20,7 @@
 #include "backend/gateway_backend.h"
 #include "backend/media/rtp_media_engine.h"
 #include "backend/sip/sofia_sip_stack.h"
+#include "backend/state/journal.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
 #include "gateway/audio/call_audio_metrics.h"
@@ -83,6 +84,8 @@ namespace {
 
 using telestra::backend::CommandDispatcher;
 using telestra::backend::EventHub;
+using telestra::backend::EventPtr;
+using telestra::backend::Journal;
 using telestra::backend::GatewayBackend;
 using telestra::backend::RtpMediaEngine;
 using telestra::backend::SofiaSipStack;
@@ -188,16 +191,53 @@ int Run() {
   const Plan plan = *std::move(loaded);
   for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
 
+  // [state-settings] dir: what the last run left (docs/restart.md). Made
+  // first: every part that notes in it is destroyed before it.
+  std::unique_ptr<Journal> journal;
+  Journal::Restored restored;
+  if (!plan.state.dir.empty()) {
+    absl::StatusOr<std::unique_ptr<Journal>> opened =
+        Journal::Open(plan.state.dir, static_cast<size_t>(plan.tcp.history_events));
+    if (!Started(opened.status())) return 1;
+    journal = *std::move(opened);
+    restored = journal->TakeRestored();
+  }
   EventHub hub(static_cast<size_t>(plan.tcp.history_events));  // [tcp-settings] history-events
+  if (journal != nullptr) {
+    // The instance, the seq and the history go on from the last run.
+    if (!restored.instance.empty()) {
+      spdlog::info("journal: instance {}, {} events kept up to seq {} (new seqs from {}), {} calls",
+                   restored.instance, restored.events.size(), restored.newest_kept_seq,
+                   restored.last_seq + 1, restored.calls.size());
+      hub.Restore(restored.instance, restored.last_seq, std::move(restored.events));
+    }
+    if (!Started(journal->SetInstance(hub.instance()))) return 1;
+    hub.SetHistorySink([j = journal.get()](const EventPtr& event) { j->AppendEvent(event); });
+  }
   hub.StartDeliveryThread();  // broadcasts leave the SIP thread at once
   RtpMediaEngine media(plan.rtp, plan.sip.bind);
+  for (const telestra::state::JournalCall& call : restored.calls) {
+    // The restored calls' RTP ports, before spare pairs are bound.
+    const int port = call.dialog().local_rtp_port();
+    if (call.dialog().phase() != telestra::state::JournalDialog::CONFIRMED || port == 0) continue;
+    if (absl::Status reserved = media.ReservePort(port); !reserved.ok()) {
+      spdlog::warn("call {}: {}", call.call_id(), std::string(reserved.message()));
+    }
+  }
   if (!Started(media.Start())) return 1;
   SofiaSipStack stack(plan.sip, plan.rtp, &media);
+  stack.SetJournal(journal.get());
   GatewayBackend backend(plan.accounts, &stack, &hub);
   backend.set_max_audio_streams_per_call(plan.rtp.max_streams_per_call);
   backend.set_media(&media);  // live call quality in get-status
+  backend.set_journal(journal.get());
   CommandDispatcher dispatcher(&backend, &hub);
   if (!Started(stack.Start(&backend))) return 1;
+  if (journal != nullptr) {
+    // Before the accounts register (backend.Start below): the calls of the
+    // last run go on, or end "Gateway restarted".
+    stack.RestoreCalls(backend.RestoreCalls(restored.calls, restored.next_call_id));
+  }
   struct StopStackOnExit {
     SofiaSipStack& stack;
     ~StopStackOnExit() { stack.Shutdown(absl::Seconds(1)); }  // idempotent
@@ -261,13 +301,21 @@ int Run() {
 
   const int signal = stop_signal.get_future().get();
   reload_signal.cancel();
-  spdlog::info("signal {}: shutting down (unregistering accounts)", signal);
+  spdlog::info("signal {}: shutting down ({})", signal,
+               journal != nullptr && plan.state.keep_calls_on_stop
+                   ? "keeping calls and registrations for the next start"
+                   : "ending calls, unregistering accounts");
   telestra::gateway::NotifyStopping();
   // Unregistering, ending calls and writing out the clients' queued events
   // (their call-ended among them) all end by this deadline.
   const absl::Duration shutdown_time = absl::Seconds(plan.process.shutdown_seconds);
   const absl::Time shutdown_deadline = absl::Now() + shutdown_time;
-  stack.Shutdown(shutdown_time);
+  if (journal != nullptr && plan.state.keep_calls_on_stop) {
+    // An upgrade: calls and registrations stay for the next start.
+    stack.StopKeepingCalls(shutdown_time);
+  } else {
+    stack.Shutdown(shutdown_time);
+  }
   hub.AwaitDelivered(shutdown_deadline);  // call-ended reaches every session's queue
   web.Stop(shutdown_deadline);            // its sessions write out their queues meanwhile
   grpc.Stop();

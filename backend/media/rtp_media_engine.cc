@@ -242,7 +242,9 @@ absl::StatusOr<int> RtpMediaEngine::Open(int64_t call_id, const MediaOptions& op
   if (!options.record_dir.empty()) {
     std::string path =
         absl::StrCat(options.record_dir, "/", call_id, "-", SafeFileName(options.account), ".wav");
-    absl::StatusOr<std::unique_ptr<WavRecorder>> created = WavRecorder::Create(path);
+    // A restored call (its port given) goes on with its last run's recording.
+    absl::StatusOr<std::unique_ptr<WavRecorder>> created =
+        options.port != 0 ? WavRecorder::Resume(path) : WavRecorder::Create(path);
     if (!created.ok()) {
       ports_.Release(port);
       return created.status();

@@ -1,11 +1,16 @@
 #include "backend/media/wav_recorder.h"
 
 #include <sndfile.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "backend/media/audio_format.h"
 #include "spdlog/spdlog.h"
 
@@ -23,6 +28,32 @@ absl::StatusOr<std::unique_ptr<WavRecorder>> WavRecorder::Create(const std::stri
   }
   sf_command(file, SFC_SET_UPDATE_HEADER_AUTO, nullptr, SF_TRUE);
   return std::unique_ptr<WavRecorder>(new WavRecorder(path, file));
+}
+
+absl::StatusOr<std::unique_ptr<WavRecorder>> WavRecorder::Resume(const std::string& path) {
+  struct stat before;
+  if (stat(path.c_str(), &before) != 0) return Create(path);
+  SF_INFO info{};
+  SNDFILE* file = sf_open(path.c_str(), SFM_RDWR, &info);
+  if (file == nullptr || info.samplerate != kSampleRate || info.channels != 2 ||
+      info.format != (SF_FORMAT_WAV | SF_FORMAT_PCM_16) ||
+      sf_seek(file, 0, SEEK_END | SFM_WRITE) < 0) {
+    if (file != nullptr) sf_close(file);
+    spdlog::warn("recording {}: not a recording to go on with; started anew", path);
+    return Create(path);
+  }
+  sf_command(file, SFC_SET_UPDATE_HEADER_AUTO, nullptr, SF_TRUE);
+  std::unique_ptr<WavRecorder> recorder(new WavRecorder(path, file));
+  // Silence for the time nothing was recorded (the file's last write to now).
+  const double gap =
+      std::clamp<double>(absl::ToDoubleSeconds(absl::Now() - absl::TimeFromTimespec(before.st_mtim)),
+                         0.0, kMaxGapSeconds);
+  const int16_t silence[kFrameSamples] = {};
+  const int64_t frames = static_cast<int64_t>(gap * kSampleRate) / kFrameSamples;
+  for (int64_t i = 0; i < frames; ++i) recorder->Append(silence, silence);
+  recorder->Flush();
+  spdlog::info("recording {}: goes on after {:.2f} s of silence", path, gap);
+  return recorder;
 }
 
 WavRecorder::WavRecorder(std::string path, SNDFILE* file)

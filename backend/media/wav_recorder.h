@@ -23,6 +23,14 @@ class WavRecorder {
   // cannot be created.
   static absl::StatusOr<std::unique_ptr<WavRecorder>> Create(const std::string& path);
 
+  // A call restored after a restart (docs/restart.md): goes on at the end
+  // of the recording its last run left at `path` (valid up to its last
+  // write), first with silence for the time since that write (at most
+  // kMaxGap), so that the recording keeps the call's timeline. A file that
+  // is absent or not such a recording is created anew.
+  static absl::StatusOr<std::unique_ptr<WavRecorder>> Resume(const std::string& path);
+  static constexpr int kMaxGapSeconds = 3600;
+
   ~WavRecorder();
   WavRecorder(const WavRecorder&) = delete;
   WavRecorder& operator=(const WavRecorder&) = delete;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -11,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "backend/call_journal.h"
 #include "backend/event_hub.h"
 #include "proto/journal.pb.h"
@@ -32,10 +34,14 @@ namespace telestra::backend {
 //               the history
 //   lock        held (flock) while a gateway uses the directory
 //
-// The writes run on the journal's own thread ("telestra-journal"):
-// noting a change only queues it, so neither call setup nor event delivery
-// waits for a disk. Each write is flushed to the device (fdatasync)
-// before it counts as done.
+// Calls are written on the journal's own thread ("telestra-journal"):
+// noting a change only queues it, so call setup does not wait for a disk;
+// the writer hands it to the kernel as soon as it takes it (well under a
+// millisecond later). Events are written by AppendEvent itself, before the
+// hub delivers them. A crash of the process loses nothing handed to the
+// kernel. Another thread ("telestra-jsync") takes the files to the device
+// (fdatasync) once a second when they changed, and when the journal
+// closes: a crash of the machine may lose the last second.
 // Thread: any. Lock order: mu_ is a leaf, taken after the hub's and the
 // backend's locks (events and calls are noted under them).
 class Journal final : public CallJournal {
@@ -43,9 +49,15 @@ class Journal final : public CallJournal {
   // What the previous run left (empty on a first start).
   struct Restored {
     std::string instance;  // "": none yet
-    // The seq of the newest event the previous run stamped that is in the
-    // history (0: none).
+    // Where the restarted hub's seqs go on from (EventHub::Restore): the
+    // newest history event's seq plus kRestartSeqStep (0: no history).
+    // Every broadcast the last run kept in its history is here (AppendEvent
+    // writes it before it is delivered), but the replies and call-quality
+    // events it stamped after the newest one are not: the step puts the
+    // new run's seqs above any of those, so that a client resuming after
+    // one of them misses nothing and sees no seq twice.
     uint64_t last_seq = 0;
+    uint64_t newest_kept_seq = 0;  // the newest history event's own seq
     std::vector<telestra::v1::Event> events;  // oldest first, <= history_events
     std::vector<telestra::state::JournalCall> calls;  // in call id order
     // New call ids start here: above every id the previous run may have
@@ -73,8 +85,9 @@ class Journal final : public CallJournal {
   // Writes the instance id now (tmp file renamed over `instance`).
   absl::Status SetInstance(const std::string& instance);
 
-  // Queues an event that entered the hub's history (EventHub's history
-  // sink). Events arrive in seq order.
+  // Writes an event that entered the hub's history (EventHub's history
+  // sink, called in seq order before the event is delivered): in the
+  // kernel when this returns.
   void AppendEvent(const EventPtr& event);
 
   // CallJournal.
@@ -86,6 +99,7 @@ class Journal final : public CallJournal {
   // Waits until everything noted before the call is written.
   void Flush();
 
+  static constexpr uint64_t kRestartSeqStep = uint64_t{1} << 32;
   // Ids are reserved this many at a time.
   static constexpr int64_t kCallIdBlock = 1024;
 
@@ -111,8 +125,7 @@ class Journal final : public CallJournal {
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The writer's own work, without mu_.
   bool WriteCalls(const std::map<int64_t, CallEntry>& calls, int64_t reserved);
-  bool AppendEvents(const std::vector<EventPtr>& events);
-  bool RewriteEvents();
+  bool RewriteEvents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   std::string PathOf(const char* name) const;
 
   const std::string dir_;
@@ -123,7 +136,6 @@ class Journal final : public CallJournal {
   mutable absl::Mutex mu_;  // lock order: a leaf (see the class comment)
   std::map<int64_t, CallEntry> calls_ ABSL_GUARDED_BY(mu_);
   bool calls_dirty_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<EventPtr> events_ ABSL_GUARDED_BY(mu_);  // queued, not written
   int64_t reserve_wanted_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t reserve_durable_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;   // changes noted
@@ -131,12 +143,24 @@ class Journal final : public CallJournal {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   Stats stats_ ABSL_GUARDED_BY(mu_);
 
-  // Writer thread only.
-  int events_fd_ = -1;
-  std::deque<std::string> recent_;  // the newest history_events records, framed
-  size_t events_in_file_ = 0;
+  // The event log, written by AppendEvent (the hub's publisher).
+  // Lock order: a leaf, taken after the hub's lock.
+  absl::Mutex events_mu_;
+  int events_fd_ ABSL_GUARDED_BY(events_mu_) = -1;
+  // The newest history_events records, framed.
+  std::deque<std::string> recent_ ABSL_GUARDED_BY(events_mu_);
+  size_t events_in_file_ ABSL_GUARDED_BY(events_mu_) = 0;
+  std::atomic<uint64_t> events_written_{0};
+  std::atomic<uint64_t> event_rewrites_{0};
+  std::atomic<uint64_t> event_write_errors_{0};
+  // Written, not yet synced to the device: the sync thread's work.
+  std::atomic<bool> unsynced_{false};
+  static constexpr absl::Duration kSyncInterval = absl::Seconds(1);
+  void SyncLoop();
+  void Sync();
 
   std::thread writer_;
+  std::thread syncer_;  // "telestra-jsync": fdatasync once a second when written
 };
 
 }  // namespace telestra::backend

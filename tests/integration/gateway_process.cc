@@ -1,7 +1,9 @@
 #include "tests/integration/gateway_process.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <functional>
@@ -12,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "tests/support/ports.h"
 
 namespace telestra::testing {
@@ -52,6 +55,13 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
   if (!options.rtp_settings.empty()) {
     absl::StrAppend(&plan, "[rtp-settings]\n", absl::StrJoin(options.rtp_settings, "\n"), "\n\n");
   }
+  if (!options.state_settings.empty()) {
+    mkdir(gateway->state_dir().c_str(), 0700);
+    absl::StrAppend(&plan, "[state-settings]\n",
+                    absl::StrReplaceAll(absl::StrJoin(options.state_settings, "\n"),
+                                        {{"STATE", gateway->state_dir()}}),
+                    "\n\n");
+  }
   for (const TestAccount& account : options.accounts) {
     absl::StrAppend(&plan, "[", account.name, "]\nuser = ", account.user, "\npass = ", account.pass,
                     "\nserver = ", account.server, "\ndisplay-name = ", account.name,
@@ -73,6 +83,8 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
                                    absl::StrCat("--plan=", plan_path), "--log_level=debug",
                                    "--mutex_deadlock_detection"};
   argv.insert(argv.end(), options.extra_args.begin(), options.extra_args.end());
+  gateway->argv_ = argv;
+  gateway->env_ = options.env;
   absl::StatusOr<std::unique_ptr<Subprocess>> process =
       Subprocess::Start(argv, gateway->log_path_, options.env);
   if (!process.ok()) return process.status();
@@ -82,6 +94,25 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(
         absl::StrCat("gateway did not open its native port; log:\n", gateway->ReadLog()));
   }
   return gateway;
+}
+
+absl::Status GatewayProcess::Restart(int signal) {
+  if (signal == SIGKILL) {
+    process_->Kill();
+  } else {
+    ::kill(process_->pid(), signal);
+    absl::StatusOr<int> exited = process_->WaitForExit(absl::Now() + absl::Seconds(10));
+    if (!exited.ok()) return exited.status();
+  }
+  std::ofstream(log_path_, std::ios::app) << "==== restarted after signal " << signal << " ====\n";
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Subprocess::Start(argv_, log_path_, env_);
+  if (!process.ok()) return process.status();
+  process_ = *std::move(process);
+  if (!WaitForTcpPort(native_port_, absl::Seconds(10))) {
+    return absl::UnavailableError(
+        absl::StrCat("gateway did not open its native port again; log:\n", ReadLog()));
+  }
+  return absl::OkStatus();
 }
 
 GatewayProcess::~GatewayProcess() {

@@ -28,6 +28,10 @@ struct GatewayOptions {
   std::vector<std::string> grpc_settings;
   std::vector<std::string> web_settings;
   std::vector<std::string> rtp_settings;
+  // Lines for [state-settings] (the journal, docs/restart.md); none: no
+  // such section. "dir = STATE" names a directory the fixture makes in the
+  // gateway's own (kept across Restart).
+  std::vector<std::string> state_settings;
   // Extra key lines per account, by account name (e.g. "audio = tone:440").
   std::map<std::string, std::vector<std::string>> account_settings;
   std::vector<std::string> extra_args;
@@ -56,6 +60,14 @@ class GatewayProcess {
   const std::string& log_path() const { return log_path_; }
   std::string ReadLog() const;
   Subprocess& process() { return *process_; }
+  // The journal's directory ("dir = STATE" in state_settings).
+  std::string state_dir() const { return dir_ + "/state"; }
+
+  // Stops the gateway with `signal` (SIGKILL: a crash; SIGTERM: a graceful
+  // stop, waited for up to 10 s) and starts it again with the same plan and
+  // ports, its log appended to the same file after a marker line. Error
+  // when it does not open its native port again within 10 s.
+  absl::Status Restart(int signal);
 
  private:
   GatewayProcess() = default;
@@ -66,6 +78,8 @@ class GatewayProcess {
   int metrics_port_ = 0;
   std::string dir_;
   std::string log_path_;
+  std::vector<std::string> argv_;
+  Subprocess::Environment env_;
   std::unique_ptr<Subprocess> process_;
 };
 
