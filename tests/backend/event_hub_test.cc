@@ -468,12 +468,12 @@ TEST(EventHubDeathTest, RestoreAfterPublishingOrOutOfOrderAborts) {
 }
 
 TEST(EventHubTest, HistorySinkGetsEveryKeptEventOnceInSeqOrder) {
+  std::vector<uint64_t> sunk;  // under the hub's lock: no lock of its own needed
+  RecordingListener unused;
   EventHub hub(/*history_capacity=*/16);
   hub.Restore("i", 0, {Stamped(1, "restored")});
-  std::vector<uint64_t> sunk;  // under the hub's lock: no lock of its own needed
   hub.SetHistorySink([&sunk](const EventPtr& event) { sunk.push_back(event->seq()); });
   hub.StartDeliveryThread();
-  RecordingListener unused;
   const ClientId id = hub.Attach(&unused);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -630,8 +630,6 @@ TEST(EventHubTest, ResumeOfAClientThatIsGoneDoesNothing) {
 // Broadcasts still queued for the client when it resumes are skipped: the
 // replay holds them, and nothing comes twice after the answer.
 TEST(EventHubTest, ResumeSkipsTheQueuedBroadcastsItsReplayHolds) {
-  EventHub hub;
-  hub.StartDeliveryThread();
   absl::Notification entered, release;
   struct Blocking : EventListener {
     void OnEvent(const EventPtr& event) override {
@@ -645,6 +643,8 @@ TEST(EventHubTest, ResumeSkipsTheQueuedBroadcastsItsReplayHolds) {
   blocking.entered = &entered;
   blocking.release = &release;
   StreamListener resuming;
+  EventHub hub;  // after the listeners: its delivery thread stops before they go
+  hub.StartDeliveryThread();
   const ClientId id = hub.Attach(&resuming);  // before `blocking`: gets seq 1 first
   hub.Attach(&blocking);
   hub.Broadcast(StatusEvent("1"));
@@ -665,9 +665,9 @@ TEST(EventHubTest, ResumeSkipsTheQueuedBroadcastsItsReplayHolds) {
 }
 
 TEST(EventHubTest, ResumeWhilePublishingGivesEveryLaterEventExactlyOnceInOrder) {
-  EventHub hub(/*history_capacity=*/100000);
-  hub.StartDeliveryThread();
   StreamListener resuming;
+  EventHub hub(/*history_capacity=*/100000);  // stops delivering before `resuming` goes
+  hub.StartDeliveryThread();
   const ClientId id = hub.Attach(&resuming);
   constexpr uint64_t kEvents = 3000;
   std::thread publisher([&hub] {
@@ -692,8 +692,6 @@ TEST(EventHubTest, ResumeWhilePublishingGivesEveryLaterEventExactlyOnceInOrder) 
 }
 
 TEST(EventHubTest, ResumeInAReplyScopeIsAnsweredByTheScopesThread) {
-  EventHub hub;
-  hub.StartDeliveryThread();
   struct ThreadOfAnswer : EventListener {
     void OnEvent(const EventPtr&) override {}
     void OnResume(const ResumePoint&, const std::string&) override {
@@ -701,6 +699,8 @@ TEST(EventHubTest, ResumeInAReplyScopeIsAnsweredByTheScopesThread) {
     }
     std::thread::id thread;
   } listener;
+  EventHub hub;
+  hub.StartDeliveryThread();
   const ClientId id = hub.Attach(&listener);
   {
     EventHub::ReplyScope scope(&hub);
