@@ -57,6 +57,8 @@ ABSL_FLAG(bool, native_on_sip_thread, true,
           "commands (false: its API thread does)");
 ABSL_FLAG(int, answer_poll_us, -1,
           "The gateway's [sip-settings] answer-poll-us (--sip_answer_poll_us; -1: its default)");
+ABSL_FLAG(bool, journal, false,
+          "Run the gateway with the journal on ([state-settings] dir, docs/restart.md)");
 ABSL_FLAG(std::vector<std::string>, gateway_flags, {},
           "More flags for the gateway, comma-separated (A/B experiments, e.g. "
           "--sip_thread_nice=-5)");
@@ -109,6 +111,7 @@ class GatewayFlow : public Flow {
   static std::unique_ptr<GatewayFlow> Start(const KamailioProcess& kamailio) {
     auto flow = std::make_unique<GatewayFlow>();
     GatewayOptions options = TwoAccounts(kamailio.server());
+    if (absl::GetFlag(FLAGS_journal)) options.state_settings = {"dir = STATE"};
     options.extra_args = {
         "--log_level=warn", "--mutex_deadlock_detection=false",
         absl::StrCat("--sip_busy_poll_us=", absl::GetFlag(FLAGS_busy_poll_us)),

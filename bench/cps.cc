@@ -80,6 +80,8 @@ ABSL_FLAG(std::string, kamailio_memory, "tlsf",
 ABSL_FLAG(int, uac_nice, -5,
           "Nice value of the calling side's one busy thread in both flows: the gateway's SIP "
           "thread (--sip_thread_nice) and sipp UAC (0 = leave both alone)");
+ABSL_FLAG(bool, journal, false,
+          "Run the gateway with the journal on ([state-settings] dir, docs/restart.md)");
 ABSL_FLAG(std::vector<std::string>, gateway_flags, {},
           "More flags for the gateway, comma-separated (A/B experiments, e.g. "
           "--native_on_sip_thread=false)");
@@ -157,6 +159,7 @@ GatewayResult RunGateway(const KamailioProcess& kamailio, CpuMeter meter) {
   options.accounts = {{"account-1", "3001", "sip3001", kamailio.server(), true}};
   options.rtp_settings = {"port-min = 20000", "port-max = 29999"};
   options.tcp_settings = {"extended-events = true"};
+  if (absl::GetFlag(FLAGS_journal)) options.state_settings = {"dir = STATE"};
   options.extra_args = {"--log_level=warn", "--mutex_deadlock_detection=false",
                         absl::StrCat("--sip_thread_nice=", absl::GetFlag(FLAGS_uac_nice))};
   for (const std::string& flag : absl::GetFlag(FLAGS_gateway_flags)) {
