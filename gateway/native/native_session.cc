@@ -522,7 +522,9 @@ void NativeSession::CloseAfterFlush(SteadyTime deadline) {
   closing_ = true;
   stop_reading_ = true;
   Detach();  // no event after this one
-  if (watch_ != 0) server_->options_.read_loop->Unwatch(watch_);
+  if (const backend::FdLoop::WatchId watch = watch_.load(); watch != 0) {
+    server_->options_.read_loop->Unwatch(watch);
+  }
   deadline_.cancel();
   linger_.cancel();
   linger_.expires_at(deadline);
@@ -549,12 +551,11 @@ void NativeSession::Shutdown() {
   } else {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
   }
-  if (watch_ != 0) {
+  if (const backend::FdLoop::WatchId watch = watch_.exchange(0); watch != 0) {
     // The read loop may be in recv() on the socket right now: it is
     // closed when the session is destroyed, after the watch has ended
     // (the watch owns a reference).
-    server_->options_.read_loop->Unwatch(watch_);
-    watch_ = 0;
+    server_->options_.read_loop->Unwatch(watch);
   } else if (!released_) {
     socket_.close(ignored);
   }

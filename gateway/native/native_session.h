@@ -240,7 +240,10 @@ class NativeSession : public std::enable_shared_from_this<NativeSession>,
   // The reader's: client_ as it was when the session joined the hub.
   backend::ClientId reader_client_ = 0;
   // Options::read_loop's watch of the socket (0: read by the strand).
-  backend::FdLoop::WatchId watch_ = 0;
+  // Atomic: Start stores it after Watch has handed the socket to the loop,
+  // whose first read may already end the session on its strand (Shutdown
+  // reads it there).
+  std::atomic<backend::FdLoop::WatchId> watch_{0};
   tcp protocol_ = tcp::v4();  // socket_'s, set by Start
   // socket_ has let go of raw_fd_ (read loop); the destructor closes it.
   bool released_ = false;
