@@ -236,7 +236,9 @@ void EventHub::Resume(ClientId client, std::optional<uint64_t> after_seq,
     // batch already under way delivers before the marker, which is queued
     // after it.
     if (after_seq.has_value()) it->second.first_seq = marker->point.last_seq + 1;
-    drain = QueueLocked(Pending{nullptr, client, false, std::move(marker)}, scope);
+    const bool inline_ok = marker->point.events.size() <= kInlineReplayUpTo;
+    drain = QueueLocked(Pending{nullptr, client, false, std::move(marker)},
+                        inline_ok ? scope : nullptr);
   }
   if (drain) Drain(Drainer::kPublisher);
 }

@@ -221,6 +221,10 @@ class EventHub {
   // are attached is delivered by the scope's thread (see above).
   static constexpr size_t kInlineBroadcastUpTo = 8;
 
+  // A Resume whose replay has more events than this is answered by the
+  // delivery thread even in a ReplyScope (see Resume).
+  static constexpr size_t kInlineReplayUpTo = 64;
+
   // Waits until every event published before the call has been handed to
   // its listeners (at shutdown, before the front ends close their clients:
   // the call-ended events of the calls shutdown ended must reach them).
@@ -240,9 +244,12 @@ class EventHub {
   // before anything later. When resuming (`after_seq` given), broadcasts up
   // to point.last_seq not yet delivered to it are skipped from now on: the
   // replay in point.events (or the gap) stands for them. Delivered like a
-  // reply (by a ReplyScope on this thread, else as Reply). Nothing happens
-  // for a client that is not attached. The point's events are gathered
-  // only when they are complete (a gap replays nothing here).
+  // reply (by a ReplyScope on this thread, else as Reply), except that a
+  // replay of more than kInlineReplayUpTo events always goes to the
+  // delivery thread: rendering it must not hold up the thread that reads
+  // commands (the SIP thread). Nothing happens for a client that is not
+  // attached. The point's events are gathered only when they are complete
+  // (a gap replays nothing here).
   void Resume(ClientId client, std::optional<uint64_t> after_seq, absl::string_view client_instance,
               std::string token);
 

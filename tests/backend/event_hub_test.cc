@@ -571,6 +571,17 @@ class StreamListener : public EventListener {
     };
     return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
   }
+  // Waits (with a deadline) until a resume answer has come.
+  bool AwaitAnswer() {
+    absl::MutexLock lock(&mu_);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const Entry& entry : entries_) {
+        if (entry.point.has_value()) return true;
+      }
+      return false;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), absl::Seconds(10));
+  }
   std::vector<Entry> entries() {
     absl::MutexLock lock(&mu_);
     return entries_;
@@ -681,7 +692,9 @@ TEST(EventHubTest, ResumeWhilePublishingGivesEveryLaterEventExactlyOnceInOrder) 
     hub.Resume(id, after_seq, hub.instance(), "");
   }
   publisher.join();
-  ASSERT_TRUE(resuming.AwaitSeq(kEvents));
+  // Everything handed over: the answer and what came live after it.
+  ASSERT_TRUE(hub.AwaitDelivered(absl::Now() + absl::Seconds(10)));
+  ASSERT_TRUE(resuming.AwaitAnswer());
   const ResumePoint* point = nullptr;
   std::vector<StreamListener::Entry> entries = resuming.entries();
   std::vector<uint64_t> seqs = StreamAfterResume(entries, &point);
@@ -689,6 +702,36 @@ TEST(EventHubTest, ResumeWhilePublishingGivesEveryLaterEventExactlyOnceInOrder) 
   EXPECT_EQ(point->outcome, ResumePoint::Outcome::kComplete);
   ASSERT_EQ(seqs.size(), kEvents - after_seq);
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], after_seq + 1 + i) << i;
+}
+
+TEST(EventHubTest, ALongReplayIsLeftToTheDeliveryThreadEvenInAReplyScope) {
+  struct ThreadOfAnswer : EventListener {
+    void OnEvent(const EventPtr&) override {}
+    void OnResume(const ResumePoint& point, const std::string&) override {
+      absl::MutexLock lock(&mu);
+      replayed = point.events.size();
+      thread = std::this_thread::get_id();
+    }
+    absl::Mutex mu;
+    size_t replayed ABSL_GUARDED_BY(mu) = 0;
+    std::thread::id thread ABSL_GUARDED_BY(mu);
+  } listener;
+  EventHub hub;
+  const ClientId id = hub.Attach(&listener);
+  for (size_t i = 0; i <= EventHub::kInlineReplayUpTo; ++i) hub.Broadcast(StatusEvent("x"));
+  hub.StartDeliveryThread();
+  {
+    EventHub::ReplyScope scope(&hub);
+    hub.Resume(id, 0, "", "");
+  }
+  ASSERT_TRUE(hub.AwaitDelivered(absl::Now() + absl::Seconds(10)));
+  absl::MutexLock lock(&listener.mu);
+  auto answered = [&listener]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(listener.mu) {
+    return listener.replayed > 0;
+  };
+  ASSERT_TRUE(listener.mu.AwaitWithTimeout(absl::Condition(&answered), absl::Seconds(10)));
+  EXPECT_EQ(listener.replayed, EventHub::kInlineReplayUpTo + 1);
+  EXPECT_NE(listener.thread, std::this_thread::get_id());
 }
 
 TEST(EventHubTest, ResumeInAReplyScopeIsAnsweredByTheScopesThread) {
