@@ -269,6 +269,7 @@ int Run() {
     telestra::gateway::ExportSipStackMetrics(stack, out);
     grpc.ExportMetrics(out);
     web.ExportMetrics(out);
+    if (journal != nullptr) telestra::gateway::ExportJournalMetrics(*journal, out);
   });
   if (plan.metrics.port > 0) {
     if (!Started(metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port))) return 1;

@@ -88,4 +88,23 @@ void ExportSipStackMetrics(const backend::SofiaSipStack& stack, MetricsWriter& o
                 stats.registration_seconds);
 }
 
+void ExportJournalMetrics(const backend::Journal& journal, MetricsWriter& out) {
+  const backend::Journal::Stats stats = journal.stats();
+  out.Gauge("telestra_journal_calls", "Calls the journal holds now",
+            static_cast<double>(stats.calls));
+  out.Counter("telestra_journal_call_writes_total",
+              "Writes of the journal's calls file (each rewrites it whole)", stats.call_writes);
+  out.Counter("telestra_journal_events_written_total",
+              "Events appended to the journal's event history", stats.events_written);
+  out.Counter("telestra_journal_event_rewrites_total",
+              "Rewrites of the journal's event history file down to the history kept",
+              stats.event_rewrites);
+  out.Counter("telestra_journal_write_errors_total",
+              "Journal writes that failed (calls or events; each is logged)", stats.write_errors);
+  out.Gauge("telestra_journal_last_call_write_seconds",
+            "How long the newest write of the calls file took (to the kernel; the device sync "
+            "follows within a second)",
+            stats.last_call_write_seconds);
+}
+
 }  // namespace telestra::gateway

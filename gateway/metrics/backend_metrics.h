@@ -1,13 +1,15 @@
 // The backend's metrics (docs/metrics.md): the event hub, the accounts and
-// calls, the media engine and the SIP user agent, each written by its own
-// function, read from the component at scrape time. They live here, next to
-// the metrics writer, so that backend/ knows nothing of /metrics.
+// calls, the media engine, the SIP user agent and the journal, each written
+// by its own function, read from the component at scrape time. They live
+// here, next to the metrics writer, so that backend/ knows nothing of
+// /metrics.
 #pragma once
 
 #include "backend/event_hub.h"
 #include "backend/gateway_backend.h"
 #include "backend/media/rtp_media_engine.h"
 #include "backend/sip/sofia_sip_stack.h"
+#include "backend/state/journal.h"
 #include "gateway/metrics/metrics.h"
 
 namespace telestra::gateway {
@@ -30,5 +32,12 @@ void ExportMediaMetrics(const backend::RtpMediaEngine& media, MetricsWriter& out
 // telestra_sip_*_total: requests refused, challenges, timeouts of the SIP
 // user agent; telestra_registration_seconds. Thread: any.
 void ExportSipStackMetrics(const backend::SofiaSipStack& stack, MetricsWriter& out);
+
+// telestra_journal_calls, telestra_journal_call_writes_total,
+// telestra_journal_events_written_total,
+// telestra_journal_event_rewrites_total, telestra_journal_write_errors_total,
+// telestra_journal_last_call_write_seconds: the journal of [state-settings]
+// dir (exported only when it is on). Thread: any.
+void ExportJournalMetrics(const backend::Journal& journal, MetricsWriter& out);
 
 }  // namespace telestra::gateway
