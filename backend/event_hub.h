@@ -171,9 +171,12 @@ class EventHub {
   // `sink` is called once for each event that enters the history, in seq
   // order, with the event as delivered (the journal persists them). Not
   // for the events Restore puts there. It is called with the hub's lock
-  // held, on the publishing thread: it must only hand the event over
-  // (enqueue it; its own lock, if any, is taken after the hub's) and must
-  // not call the hub. Set it before anything is published.
+  // held, on the publishing thread, before any client can get the event:
+  // it must be quick (the journal's write(2) of one record to the page
+  // cache, a few microseconds, is the most it may do: durability before
+  // delivery is the point), must never wait for another thread or a
+  // device, and must not call the hub; its own lock, if any, is taken
+  // after the hub's. Set it before anything is published.
   void SetHistorySink(std::function<void(const EventPtr&)> sink);
 
   // The gateway's instance id: 16 hex digits, random unless Restore gave
