@@ -133,7 +133,9 @@ class Journal final : public CallJournal {
   const int lock_fd_;
   Restored restored_;
 
-  mutable absl::Mutex mu_;  // lock order: a leaf (see the class comment)
+  // The calls noted and the writer's work. Lock order: a leaf, taken under
+  // the backend's lock (PutInfo) and on the SIP thread (PutDialog).
+  mutable absl::Mutex mu_;
   std::map<int64_t, CallEntry> calls_ ABSL_GUARDED_BY(mu_);
   bool calls_dirty_ ABSL_GUARDED_BY(mu_) = false;
   int64_t reserve_wanted_ ABSL_GUARDED_BY(mu_) = 0;
