@@ -89,7 +89,7 @@ if [[ -f $source_dir/examples/plan.ini ]]; then
   put "$source_dir/examples/plan.ini" 0644 "$doc/examples/plan.ini"
 fi
 # The operator's documents (README.md links them as docs/...).
-for name in deployment configuration native-api grpc-api websocket-api metrics audio cli; do
+for name in deployment configuration restart native-api grpc-api websocket-api metrics audio cli; do
   if [[ -f $source_dir/docs/$name.md ]]; then put "$source_dir/docs/$name.md" 0644 "$doc/docs/$name.md"; fi
 done
 [[ -f $root/$doc/docs/deployment.md ]] || fail "missing $source_dir/docs/deployment.md"

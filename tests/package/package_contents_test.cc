@@ -15,6 +15,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -128,6 +129,7 @@ TEST(PackageTest, ShipsEachFileWhereItBelongsWithItsMode) {
       {"/usr/share/doc/telestra/docs/deployment.md", "-rw-r--r--"},
       {"/usr/share/doc/telestra/docs/configuration.md", "-rw-r--r--"},
       {"/usr/share/doc/telestra/docs/cli.md", "-rw-r--r--"},
+      {"/usr/share/doc/telestra/docs/restart.md", "-rw-r--r--"},
       {"/usr/share/doc/telestra/examples/plan.ini", "-rw-r--r--"},
   };
   for (const auto& [path, mode] : expected) {
@@ -165,14 +167,14 @@ TEST(PackageTest, ThePlanIsAConffileAndTheMaintainerScriptsAreExecutable) {
   EXPECT_FALSE(Exists(control + "/preinst"));
 }
 
-// The default plan starts the gateway without reaching any SIP server: its
-// one account never registers and its server's name never resolves.
-TEST(PackageTest, TheDefaultPlanRegistersNoAccount) {
+// The packaged plan's "key = value" lines by section, comments dropped (a
+// test failure and an empty map when the package cannot be extracted).
+std::map<std::string, std::map<std::string, std::string>> PackagedPlan() {
   const std::string root = MakeTempDir("extract");
   CommandResult extract = RunCommand({"dpkg-deb", "--extract", TestDebPath(), root});
-  ASSERT_EQ(extract.status, 0) << extract.output;
+  EXPECT_EQ(extract.status, 0) << extract.output;
   std::string section;
-  std::map<std::string, std::map<std::string, std::string>> accounts;
+  std::map<std::string, std::map<std::string, std::string>> sections;
   for (absl::string_view line :
        absl::StrSplit(ReadFileText(root + "/etc/telestra/plan.ini"), '\n')) {
     line = absl::StripAsciiWhitespace(line);
@@ -186,10 +188,19 @@ TEST(PackageTest, TheDefaultPlanRegistersNoAccount) {
       section = std::string(absl::StripSuffix(line, "]"));
       continue;
     }
-    if (absl::EndsWith(section, "-settings")) continue;
     std::pair<std::string, std::string> pair = absl::StrSplit(line, absl::MaxSplits('=', 1));
-    accounts[section][std::string(absl::StripAsciiWhitespace(pair.first))] =
+    sections[section][std::string(absl::StripAsciiWhitespace(pair.first))] =
         std::string(absl::StripAsciiWhitespace(pair.second));
+  }
+  return sections;
+}
+
+// The default plan starts the gateway without reaching any SIP server: its
+// one account never registers and its server's name never resolves.
+TEST(PackageTest, TheDefaultPlanRegistersNoAccount) {
+  std::map<std::string, std::map<std::string, std::string>> accounts = PackagedPlan();
+  for (auto it = accounts.begin(); it != accounts.end();) {
+    it = absl::EndsWith(it->first, "-settings") ? accounts.erase(it) : std::next(it);
   }
   ASSERT_THAT(accounts, Not(IsEmpty()));
   for (const auto& [name, keys] : accounts) {
@@ -201,6 +212,21 @@ TEST(PackageTest, TheDefaultPlanRegistersNoAccount) {
     EXPECT_TRUE(absl::EndsWith(keys.at("server"), ".invalid")) << name << ": " << keys.at("server");
     EXPECT_EQ(keys.count("pass"), 0u) << name;
   }
+}
+
+// The package turns the journal on (docs/restart.md): in the service's
+// state directory, with the fixed SIP port it needs; a stop still ends the
+// calls unless the operator asks otherwise.
+TEST(PackageTest, TheDefaultPlanKeepsTheJournalInTheStateDirectory) {
+  std::map<std::string, std::map<std::string, std::string>> plan = PackagedPlan();
+  ASSERT_EQ(plan.count("state-settings"), 1u) << "no [state-settings] in the packaged plan";
+  EXPECT_EQ(plan["state-settings"]["dir"], "/var/lib/telestra");
+  EXPECT_EQ(plan["state-settings"].count("keep-calls-on-stop"), 0u);
+  // Port 0 with the journal on is refused at start.
+  int sip_port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(plan["sip-settings"]["port"], &sip_port))
+      << plan["sip-settings"]["port"];
+  EXPECT_GT(sip_port, 0);
 }
 
 // Every shared library a packaged binary names (DT_NEEDED) belongs to a

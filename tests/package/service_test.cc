@@ -4,12 +4,15 @@
 // free loopback ones), tells a fake NOTIFY_SOCKET READY=1 once every port is
 // open (the packaged `telestra` client reaches it), RELOADING=1 and READY=1
 // around a reload (SIGHUP, the unit's ExecReload) and STOPPING=1 after
-// SIGTERM. What only a running systemd
-// does (the user switch, the sandbox in effect, the reload job) is not run
-// here (docs/deployment.md).
+// SIGTERM. The packaged plan's journal (in the unit's StateDirectory; here a
+// scratch folder) is on: its metrics, its files, and a SIGKILLed gateway
+// back as the same instance. What only a running systemd does (the user
+// switch, the sandbox in effect, the state directory's creation, the reload
+// job, the restart after a crash) is not run here (docs/deployment.md).
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -212,6 +215,46 @@ class ServiceTest : public ::testing::Test {
     return argv;
   }
 
+  // The packaged plan with its ports moved to free loopback ones and its
+  // journal to `dir`/state (standing in for the unit's StateDirectory),
+  // written to `dir`/plan.ini.
+  struct MovedPlan {
+    std::string path;
+    std::string state_dir;
+    int native_port = 0, grpc_port = 0, web_port = 0, metrics_port = 0;
+  };
+  absl::StatusOr<MovedPlan> WriteMovedPlan(const std::string& dir) const {
+    const int sip_port = PickFreeUdpTcpPort();
+    const std::vector<int> ports = PickFreeTcpPorts(4, {sip_port});
+    const int rtp_min = PickFreeUdpRun(4);
+    if (sip_port == 0 || ports.size() != 4 || rtp_min == 0) {
+      return absl::UnavailableError("no free loopback ports");
+    }
+    MovedPlan moved;
+    moved.native_port = ports[0];
+    moved.grpc_port = ports[1];
+    moved.web_port = ports[2];
+    moved.metrics_port = ports[3];
+    moved.state_dir = dir + "/state";
+    if (mkdir(moved.state_dir.c_str(), 0750) != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot make ", moved.state_dir));
+    }
+    absl::StatusOr<std::string> plan = WithValues(
+        ReadFileText(root_->Path(kPlan)),
+        {{"tcp-settings", {{"port", absl::StrCat(moved.native_port)}}},
+         {"grpc-settings", {{"port", absl::StrCat(moved.grpc_port)}}},
+         {"web-settings", {{"port", absl::StrCat(moved.web_port)}}},
+         {"metrics-settings", {{"port", absl::StrCat(moved.metrics_port)}}},
+         {"sip-settings", {{"port", absl::StrCat(sip_port)}}},
+         {"state-settings", {{"dir", moved.state_dir}}},
+         {"rtp-settings",
+          {{"port-min", absl::StrCat(rtp_min)}, {"port-max", absl::StrCat(rtp_min + 3)}}}});
+    if (!plan.ok()) return plan.status();
+    moved.path = dir + "/plan.ini";
+    std::ofstream(moved.path) << *plan;
+    return moved;
+  }
+
   std::optional<ScratchRoot> root_;
   std::string unit_text_;
   Sections unit_;
@@ -270,6 +313,12 @@ TEST_F(ServiceTest, TheUnitIsAHardenedNotifyServiceOfItsOwnUser) {
     ASSERT_TRUE(absl::SimpleAtoi(Value(plan, section, "port"), &port)) << section;
     EXPECT_GE(port, 1024) << section;
   }
+  // The journal of the packaged plan lives in the unit's StateDirectory,
+  // which systemd creates for the service's user; its port is fixed.
+  EXPECT_EQ(Value(plan, "state-settings", "dir"),
+            "/var/lib/" + Value(unit_, "Service", "StateDirectory"));
+  EXPECT_EQ(Value(unit_, "Service", "StateDirectoryMode"), "0750");
+  EXPECT_NE(Value(plan, "sip-settings", "port"), "0");
   // Descriptors: a socket per RTP and RTCP port, and the API clients on top.
   int port_min = 0, port_max = 0, limit = 0;
   ASSERT_TRUE(absl::SimpleAtoi(Value(plan, "rtp-settings", "port-min"), &port_min));
@@ -279,26 +328,13 @@ TEST_F(ServiceTest, TheUnitIsAHardenedNotifyServiceOfItsOwnUser) {
 }
 
 TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates) {
-  // The packaged plan with its ports moved to free loopback ones.
-  const int sip_port = PickFreeUdpTcpPort();
-  const std::vector<int> ports = PickFreeTcpPorts(4, {sip_port});
-  const int rtp_min = PickFreeUdpRun(4);
-  ASSERT_TRUE(sip_port != 0 && ports.size() == 4 && rtp_min != 0) << "no free loopback ports";
-  const int native_port = ports[0], grpc_port = ports[1], web_port = ports[2],
-            metrics_port = ports[3];
-  absl::StatusOr<std::string> plan = WithValues(
-      ReadFileText(root_->Path(kPlan)),
-      {{"tcp-settings", {{"port", absl::StrCat(native_port)}}},
-       {"grpc-settings", {{"port", absl::StrCat(grpc_port)}}},
-       {"web-settings", {{"port", absl::StrCat(web_port)}}},
-       {"metrics-settings", {{"port", absl::StrCat(metrics_port)}}},
-       {"sip-settings", {{"port", absl::StrCat(sip_port)}}},
-       {"rtp-settings",
-        {{"port-min", absl::StrCat(rtp_min)}, {"port-max", absl::StrCat(rtp_min + 3)}}}});
-  ASSERT_TRUE(plan.ok()) << plan.status();
   const std::string dir = MakeTempDir("service");
-  const std::string plan_path = dir + "/plan.ini";
-  std::ofstream(plan_path) << *plan;
+  absl::StatusOr<MovedPlan> plan = WriteMovedPlan(dir);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const std::string& plan_path = plan->path;
+  const int native_port = plan->native_port, grpc_port = plan->grpc_port, web_port = plan->web_port,
+            metrics_port = plan->metrics_port;
+  const std::vector<int> ports = {native_port, grpc_port, web_port, metrics_port};
 
   FakeNotifySocket notify;
   ASSERT_TRUE(notify.ok());
@@ -322,7 +358,8 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates)
   const std::string page = HttpGet(web_port, "/");
   EXPECT_THAT(page, HasSubstr("200 OK"));
   EXPECT_THAT(page, HasSubstr("<title>Telestra SIP Gateway</title>"));
-  EXPECT_THAT(HttpGet(metrics_port, "/metrics"), HasSubstr("telestra_"));
+  // The packaged plan's journal is on: its figures are in /metrics.
+  EXPECT_THAT(HttpGet(metrics_port, "/metrics"), HasSubstr("telestra_journal_calls "));
   absl::StatusOr<std::unique_ptr<NativeClient>> client = NativeClient::Connect(native_port);
   ASSERT_TRUE(client.ok()) << client.status();
   ASSERT_TRUE((*client)->Send(R"({"cmd":"get-status","account":"example"})"));
@@ -364,6 +401,83 @@ TEST_F(ServiceTest, PackagedGatewayStartsFromThePackagedPlanAndReportsItsStates)
   ASSERT_THAT(notify.messages(), ::testing::SizeIs(4));
   EXPECT_THAT(notify.messages().front(), HasSubstr("READY=1"));
   EXPECT_THAT(notify.messages().back(), HasSubstr("STOPPING=1"));
+  // The journal's files, in the state directory.
+  EXPECT_NE(ReadFileText(plan->state_dir + "/instance"), "");
+  for (const char* file : {"calls.pb", "events.log", "lock"}) {
+    EXPECT_EQ(access((plan->state_dir + "/" + file).c_str(), F_OK), 0) << file;
+  }
+}
+
+// The packaged gateway killed (a crash; the unit restarts it) comes back as
+// the same instance, its seqs above those of the run that was killed:
+// clients resume across it (docs/restart.md).
+TEST_F(ServiceTest, PackagedGatewayKilledComesBackAsTheSameInstance) {
+  const std::string dir = MakeTempDir("service");
+  absl::StatusOr<MovedPlan> plan = WriteMovedPlan(dir);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  // Starts the gateway as the unit does, and waits for its READY=1.
+  auto start = [&](const std::string& log) -> absl::StatusOr<std::unique_ptr<Subprocess>> {
+    FakeNotifySocket notify;
+    if (!notify.ok()) return absl::UnavailableError("no notify socket");
+    absl::StatusOr<std::unique_ptr<Subprocess>> gateway = Subprocess::Start(
+        ExecStart(plan->path), dir + "/" + log, {{"NOTIFY_SOCKET", notify.path()}});
+    if (!gateway.ok()) return gateway.status();
+    Subprocess& process = **gateway;
+    if (!notify.WaitFor("READY=1", absl::Now() + absl::Seconds(30),
+                        [&] { return process.IsRunning(); })) {
+      return absl::UnavailableError(
+          absl::StrCat("no READY=1; log:\n", ReadFileText(process.log_path())));
+    }
+    return gateway;
+  };
+  // A native client subscribed with resume ("extended"); its "subscribed".
+  auto subscribe = [&](std::unique_ptr<NativeClient>& client) -> std::optional<NativeEvent> {
+    absl::StatusOr<std::unique_ptr<NativeClient>> connected =
+        NativeClient::Connect(plan->native_port);
+    EXPECT_TRUE(connected.ok()) << connected.status();
+    if (!connected.ok()) return std::nullopt;
+    client = *std::move(connected);
+    if (!client->Send(R"({"cmd":"subscribe","extended":true})")) return std::nullopt;
+    std::optional<NativeEvent> event = client->Next(absl::Seconds(5));
+    EXPECT_TRUE(event.has_value() && event->event() == "subscribed")
+        << (event ? event->json : "no answer");
+    return event;
+  };
+
+  absl::StatusOr<std::unique_ptr<Subprocess>> first = start("first.log");
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::unique_ptr<NativeClient> client;
+  std::optional<NativeEvent> before = subscribe(client);
+  ASSERT_TRUE(before.has_value());
+  const std::string instance = before->Str("instance");
+  ASSERT_FALSE(instance.empty()) << before->json;
+  // One broadcast for the journal to keep: the account renamed in the plan
+  // and the plan reloaded (the old name's status, "Removed from the plan").
+  const std::string text = ReadFileText(plan->path);
+  ASSERT_THAT(text, HasSubstr("\n[example]\n"));
+  std::ofstream(plan->path) << absl::StrReplaceAll(text, {{"\n[example]\n", "\n[renamed]\n"}});
+  ASSERT_EQ(kill((*first)->pid(), SIGHUP), 0);
+  int64_t kept = 0;
+  for (std::optional<NativeEvent> event; kept <= 0;) {
+    event = client->Next(absl::Seconds(10));
+    ASSERT_TRUE(event.has_value()) << "no broadcast after the reload; log:\n"
+                                   << ReadFileText((*first)->log_path());
+    kept = event->Int("seq");
+  }
+  client.reset();
+  (*first)->Kill();  // SIGKILL: nothing is written at the end
+
+  absl::StatusOr<std::unique_ptr<Subprocess>> second = start("second.log");
+  ASSERT_TRUE(second.ok()) << second.status();
+  std::optional<NativeEvent> after = subscribe(client);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->Str("instance"), instance) << after->json;
+  // The seqs go on above every one the killed run may have used.
+  EXPECT_GT(after->Int("seq"), kept) << after->json;
+  client.reset();
+  absl::StatusOr<int> exit_status = (*second)->Terminate(absl::Seconds(15));
+  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
+  EXPECT_EQ(*exit_status, 0) << ReadFileText((*second)->log_path());
 }
 
 }  // namespace
