@@ -257,5 +257,45 @@ TEST(RestartPlanTest, TheJournalRefusesAnySipPort) {
       << gateway.status();
 }
 
+TEST_F(RestartTest, ACallRingingAtTheKillIsRefused480AndClientsResumeToItsEnd) {
+  ASSERT_NO_FATAL_FAILURE(StartWithJournal());
+  client_->Send(R"({"cmd":"subscribe","extended":true})");
+  auto subscribed = client_->WaitFor(IsEvent("subscribed"));
+  ASSERT_TRUE(subscribed.has_value());
+  const std::string instance = subscribed->Str("instance");
+  // sipp calls account-1 through Kamailio; the gateway answers 180.
+  SippProcess* sipp = StartUac("uac_restart_ringing.xml", "3001");
+  ASSERT_NE(sipp, nullptr);
+  auto incoming = client_->WaitFor(IsEventOf("call-incoming", "account-1"));
+  ASSERT_TRUE(incoming.has_value()) << sipp->Describe();
+  const int64_t id = incoming->Int("call_id");
+  const int64_t seen = LastSeq(*incoming);
+  ASSERT_GT(seen, 0) << incoming->json;
+  // The journal's writer notes the ringing call (their INVITE) on its own
+  // thread a moment after call-incoming; a kill sooner would find no call.
+  absl::SleepFor(absl::Milliseconds(300));
+
+  Restart(SIGKILL);
+  ASSERT_NE(client_, nullptr);
+  // The restarted gateway refuses the INVITE along its Via path: sipp gets
+  // 480 (through Kamailio's transaction) and ACKs it; its scenario ends.
+  ExpectSippSucceeds(*sipp);
+  // The client resumes after the last event it saw: the call's end is
+  // among what it missed, with the same instance.
+  client_->Send(absl::StrCat(R"({"cmd":"subscribe","extended":true,"after_seq":)", seen,
+                             R"(,"instance":")", instance, R"("})"));
+  auto again = client_->WaitFor(IsEvent("subscribed"));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->Str("instance"), instance);
+  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->Str("reason"), "Gateway restarted") << ended->json;
+  EXPECT_GT(LastSeq(*ended), seen);
+  for (const NativeEvent& e : client_->skipped()) {
+    EXPECT_NE(e.Str("event"), "fail") << e.json;  // no gap: the journal held the range
+  }
+  EXPECT_EQ(CallState(*client_, "account-1", id), "");
+}
+
 }  // namespace
 }  // namespace telestra::testing
