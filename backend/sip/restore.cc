@@ -158,8 +158,14 @@ void SofiaSipStack::Impl::RestoreConfirmed(const RestoredCall& call) {
       agent_, &Impl::OnDialogRequest, Magic<nta_leg_magic_t>(leg),
       SIPTAG_CALL_ID_STR(d.dialog_call_id().c_str()), SIPTAG_FROM_STR(d.local().c_str()),
       SIPTAG_TO_STR(d.remote().c_str()), SIPTAG_CSEQ(cseq), NTATAG_REMOTE_CSEQ(d.remote_cseq()),
-      TAG_IF(route != nullptr, SIPTAG_ROUTE(route)), TAG_IF(target != nullptr, NTATAG_TARGET(target)),
       TAG_END());
+  // The route set and target as kept (in the order requests use them).
+  // Not as nta_leg_tcreate's SIPTAG_ROUTE: that one never marks the first
+  // route loose (;lr), so every request would be strict-routed (the proxy
+  // in the Request-URI, the far end's Contact in a Route).
+  if (leg->leg != nullptr && (route != nullptr || target != nullptr)) {
+    nta_leg_server_route(leg->leg, route, target);
+  }
   su_home_deinit(home);
   calls_[call.call_id] = std::move(owned);
   if (leg->leg == nullptr) {
