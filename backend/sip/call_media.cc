@@ -14,8 +14,12 @@ std::string SofiaSipStack::Impl::LocalSdp(CallLeg* leg, std::string body) {
     ++leg->sdp_version;
     leg->sdp_body = std::move(body);
   }
-  return sdp_writer_->Compose(sdp_session_id_ + static_cast<uint64_t>(leg->id), leg->sdp_version,
-                              leg->sdp_body);
+  // Chosen once per call and kept by the journal: a restored call's o=
+  // line stays the far end's (restore.cc).
+  if (leg->sdp_session_id == 0) {
+    leg->sdp_session_id = sdp_session_id_ + static_cast<uint64_t>(leg->id);
+  }
+  return sdp_writer_->Compose(leg->sdp_session_id, leg->sdp_version, leg->sdp_body);
 }
 
 // Opens the call's RTP ports; false (and the reason in the leg) if none.

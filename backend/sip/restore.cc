@@ -63,6 +63,7 @@ void SofiaSipStack::Impl::JournalLeg(CallLeg* leg) {
     dialog.set_direction(static_cast<int>(leg->media.direction));
     dialog.set_local_hold(leg->local_hold);
     dialog.set_remote_hold(leg->remote_hold);
+    dialog.set_sdp_session_id(leg->sdp_session_id);
     dialog.set_sdp_version(leg->sdp_version);
     dialog.set_sdp_body(leg->sdp_body);
     dialog.set_peer_allows_update(leg->peer_allows_update);
@@ -132,6 +133,7 @@ void SofiaSipStack::Impl::RestoreConfirmed(const RestoredCall& call) {
   leg->remote_aor = d.remote_aor();
   leg->local_hold = d.local_hold();
   leg->remote_hold = d.remote_hold();
+  leg->sdp_session_id = d.sdp_session_id();
   leg->sdp_version = d.sdp_version();
   leg->sdp_body = d.sdp_body();
   leg->peer_allows_update = d.peer_allows_update();

@@ -195,7 +195,9 @@ class SofiaSipStack::Impl {
     // The far end's SDP leaves the call without audio: it is hung up
     // without ever being reported answered.
     bool media_refused = false;
-    // Our SDP's o= version and the rest of the last SDP we sent with it.
+    // Our SDP's o= session id (0: not chosen yet; LocalSdp takes the
+    // stack's), its version and the rest of the last SDP we sent with it.
+    uint64_t sdp_session_id = 0;
     uint64_t sdp_version = 0;
     std::string sdp_body;
     // Our CANCEL got no final answer in time: call-ended was reported; the
