@@ -245,6 +245,16 @@ void SofiaSipStack::Impl::RefuseRestoredInvite(const RestoredCall& call) {
     spdlog::warn("call {}: its INVITE cannot be read back; not refused", call.call_id);
     return;
   }
+  // With the To tag of our 180 (the one the note's `local` carries): one
+  // tag in every answer to the INVITE (RFC 3261 8.2.6.2).
+  if (sip_to_t* to = sip_object(request)->sip_to; to != nullptr && to->a_tag == nullptr) {
+    su_home_t home[1] = {SU_HOME_INIT(home)};
+    if (sip_to_t* ours = sip_to_make(home, call.dialog.local().c_str());
+        ours != nullptr && ours->a_tag != nullptr) {
+      sip_to_tag(msg_home(request), to, ours->a_tag);
+    }
+    su_home_deinit(home);
+  }
   // nta takes the message over.
   nta_msg_treply(agent_, request, 480, "Gateway restarted", SIPTAG_USER_AGENT_STR(kUserAgent),
                  TAG_END());
