@@ -208,6 +208,10 @@ void SofiaSipStack::Impl::TearDown() {
       // reported; the journal has them.
       if (leg->local_port != 0) media_->Close(id);
       leg->local_port = 0;
+      // An INVITE not answered yet (ringing) is left to the agent's
+      // destruction, which frees it silently: nta_incoming_destroy would
+      // answer it 500. The next start refuses it (restore.cc).
+      leg->irq = nullptr;
       ReleaseSip(leg.get());
       continue;
     }
