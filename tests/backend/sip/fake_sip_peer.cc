@@ -198,12 +198,25 @@ std::string PeerSdp(int port, const std::string& direction) {
 
 // ---- FakeMedia
 
-absl::StatusOr<int> FakeMedia::Open(int64_t call_id, const MediaOptions&) {
+absl::Status FakeMedia::ReservePort(int rtp_port) {
+  absl::MutexLock lock(&mu_);
+  reserved_.insert(rtp_port);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> FakeMedia::Open(int64_t call_id, const MediaOptions& options) {
   absl::MutexLock lock(&mu_);
   if (open_.count(call_id) != 0) return absl::AlreadyExistsError("open");
-  int port = next_port_;
-  next_port_ += 2;
+  int port = options.port;
+  if (port != 0 && reserved_.erase(port) == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("RTP port ", port, " is not reserved"));
+  }
+  if (port == 0) {
+    port = next_port_;
+    next_port_ += 2;
+  }
   open_[call_id] = port;
+  options_[call_id] = options;
   return port;
 }
 
@@ -272,6 +285,19 @@ std::optional<MediaStats> FakeMedia::Stats(int64_t call_id) const {
   auto it = last_.find(call_id);
   if (it != last_.end()) stats.negotiated_payload_type = it->second.payload_type;
   return stats;
+}
+
+std::optional<MediaOptions> FakeMedia::Options(int64_t call_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = options_.find(call_id);
+  if (it == options_.end()) return std::nullopt;
+  return it->second;
+}
+
+int FakeMedia::PortOf(int64_t call_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(call_id);
+  return it == open_.end() ? 0 : it->second;
 }
 
 bool FakeMedia::IsOpen(int64_t call_id) const {
@@ -429,6 +455,7 @@ void StackTest::StartStack(FakeSipPeer::Answer answer, SipConfig config, RtpConf
   peer_ = std::make_unique<FakeSipPeer>(std::move(answer));
   config.port = 0;
   stack_ = std::make_unique<SofiaSipStack>(config, rtp, &media_);
+  if (journal_ != nullptr) stack_->SetJournal(journal_);
   ASSERT_TRUE(stack_->Start(&listener_).ok());
   account_.name = "account-1";
   account_.user = "3001";

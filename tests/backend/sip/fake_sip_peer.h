@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,10 +104,12 @@ class FakeSipPeer {
 // The peer's SDP answer/offer: PCMU on 127.0.0.1:`port`.
 std::string PeerSdp(int port, const std::string& direction = "sendrecv");
 
-// A media engine with no sockets: Open hands out ports from 40000 up and
-// records what the stack asks.
+// A media engine with no sockets: Open hands out ports from 40000 up (or
+// the port of MediaOptions::port, which ReservePort must have kept, as the
+// engine) and records what the stack asks.
 class FakeMedia : public MediaEngine {
  public:
+  absl::Status ReservePort(int rtp_port) override;
   absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) override;
   void Update(int64_t call_id, const MediaParams& params) override;
   void Close(int64_t call_id) override;
@@ -131,6 +134,10 @@ class FakeMedia : public MediaEngine {
 
   // The last MediaParams given for the call, if any.
   std::optional<MediaParams> Last(int64_t call_id) const;
+  // The options of the call's last Open that succeeded, if any.
+  std::optional<MediaOptions> Options(int64_t call_id) const;
+  // The RTP port the call has open (0: none).
+  int PortOf(int64_t call_id) const;
   bool IsOpen(int64_t call_id) const;
 
  private:
@@ -139,6 +146,8 @@ class FakeMedia : public MediaEngine {
   int next_port_ ABSL_GUARDED_BY(mu_) = 40000;
   std::map<int64_t, int> open_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, MediaParams> last_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, MediaOptions> options_ ABSL_GUARDED_BY(mu_);
+  std::set<int> reserved_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> dtmf_queued_ ABSL_GUARDED_BY(mu_);
   DtmfHandlers handlers_ ABSL_GUARDED_BY(mu_);
 };
@@ -223,6 +232,8 @@ class StackTest : public ::testing::Test {
                   RtpConfig rtp = RtpConfig());
   void TearDown() override;
 
+  // Given to the stack before it starts, when set (restore_test).
+  CallJournal* journal_ = nullptr;
   FakeMedia media_;
   RecordingListener listener_;
   AccountConfig account_;
