@@ -145,7 +145,7 @@ void ExpectCalls(const std::vector<JournalCall>& got, const std::vector<JournalC
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_TRUE(MessageDifferencer::Equals(got[i], want[i]))
-        << "got:\n" << got[i].DebugString() << "want:\n" << want[i].DebugString();
+        << "got:\n" + got[i].DebugString() + "want:\n" + want[i].DebugString();
   }
 }
 
@@ -217,8 +217,8 @@ TEST(JournalTest, CallsNotedSurviveACleanReopenExactly) {
   ASSERT_NE(reopened, nullptr);
   Journal::Restored restored = reopened->TakeRestored();
   // In call id order, each as last noted; the halves never noted are absent.
-  ExpectCalls(restored.calls, {Call(3, nullptr, &ringing), Call(7, &active, &updated),
-                               Call(9, &other, nullptr)});
+  ExpectCalls(restored.calls,
+              {Call(3, nullptr, &ringing), Call(7, &active, &updated), Call(9, &other, nullptr)});
   EXPECT_FALSE(restored.calls[0].has_info());
   EXPECT_FALSE(restored.calls[2].has_dialog());
   EXPECT_GT(restored.next_call_id, 11);
@@ -308,7 +308,7 @@ TEST(JournalTest, ACrashRightAfterAChangeFindsTheCallAsBeforeOrAfterIt) {
     (*journal)->PutDialog(1, after);
     (*journal)->ReserveCallId(Journal::kCallIdBlock * 3);  // waits for its block
     (*journal)->AppendEvent(EventWithSeq(42));             // in the kernel on return
-    return true;  // no Flush
+    return true;                                           // no Flush
   });
   std::unique_ptr<Journal> reopened = OpenOrDie(dir);
   ASSERT_NE(reopened, nullptr) << "a crash must never leave a file the next run cannot read";
