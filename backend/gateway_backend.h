@@ -76,9 +76,21 @@ class GatewayBackend : public Backend, public SipStackListener {
   // ACTIVE, HELD or REMOTE_HELD as its dialog was) and new call ids start at
   // `next_call_id`. Returns what the SIP stack needs to restore or end each
   // (SipStack::RestoreCalls); those that end are reported through
-  // OnCallEnded as usual.
+  // OnCallEnded as usual. A call whose call-ended is in the restored event
+  // `history` is over already (the crash came before the journal dropped
+  // it) and is left out.
   std::vector<RestoredCall> RestoreCalls(const std::vector<telestra::state::JournalCall>& calls,
-                                         int64_t next_call_id);
+                                         int64_t next_call_id,
+                                         const std::vector<telestra::v1::Event>& history = {});
+
+  // The calls that the restored event `history` shows begun (an event of
+  // theirs) and never ended (no call-ended), but that are not among the
+  // journal's `calls`: a crash came between their first event and the
+  // journal's next write of its calls (docs/restart.md). Each gets its
+  // call-ended, reason "Gateway restarted", so that no client is left with
+  // a call that never ends. Before Start; returns how many.
+  int EndCallsLeftOpen(const std::vector<telestra::v1::Event>& history,
+                       const std::vector<telestra::state::JournalCall>& calls);
 
   // Backend:
   absl::Status Login(const telestra::v1::LoginCommand& login) override;

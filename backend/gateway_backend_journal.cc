@@ -1,6 +1,12 @@
 #include "backend/gateway_backend.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
@@ -20,6 +26,46 @@ absl::Time FromUnixMillis(int64_t millis) {
   return millis == 0 ? absl::InfinitePast() : absl::FromUnixMillis(millis);
 }
 
+// What the event history says of the calls: those with an event but no
+// call-ended (by id: their account), and those that ended.
+struct CallsSeen {
+  std::map<int64_t, std::string> open;
+  std::set<int64_t> ended;
+};
+
+CallsSeen CallsIn(const std::vector<telestra::v1::Event>& history) {
+  CallsSeen seen;
+  // The call id and account of each event about a call (any event whose
+  // payload has both fields), found through the model's descriptors.
+  for (const telestra::v1::Event& event : history) {
+    const google::protobuf::Reflection* reflection = event.GetReflection();
+    std::vector<const google::protobuf::FieldDescriptor*> fields;
+    reflection->ListFields(event, &fields);
+    for (const google::protobuf::FieldDescriptor* field : fields) {
+      if (field->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE ||
+          field->containing_oneof() == nullptr) {
+        continue;
+      }
+      const google::protobuf::Message& payload = reflection->GetMessage(event, field);
+      const google::protobuf::Descriptor* type = payload.GetDescriptor();
+      const google::protobuf::FieldDescriptor* id = type->FindFieldByName("call_id");
+      const google::protobuf::FieldDescriptor* account = type->FindFieldByName("account");
+      if (id == nullptr || account == nullptr ||
+          id->type() != google::protobuf::FieldDescriptor::TYPE_INT64) {
+        continue;
+      }
+      const int64_t call_id = payload.GetReflection()->GetInt64(payload, id);
+      if (event.has_call_ended()) {
+        seen.open.erase(call_id);
+        seen.ended.insert(call_id);
+      } else if (seen.ended.count(call_id) == 0) {
+        seen.open[call_id] = payload.GetReflection()->GetString(payload, account);
+      }
+    }
+  }
+  return seen;
+}
+
 }  // namespace
 
 void GatewayBackend::NoteCall(const CallRecord& call) {
@@ -36,7 +82,9 @@ void GatewayBackend::NoteCall(const CallRecord& call) {
 }
 
 std::vector<RestoredCall> GatewayBackend::RestoreCalls(
-    const std::vector<telestra::state::JournalCall>& calls, int64_t next_call_id) {
+    const std::vector<telestra::state::JournalCall>& calls, int64_t next_call_id,
+    const std::vector<telestra::v1::Event>& history) {
+  const std::set<int64_t> ended = CallsIn(history).ended;
   std::vector<RestoredCall> out;
   absl::MutexLock lock(&mu_);
   next_call_id_ = std::max(next_call_id_, next_call_id);
@@ -44,6 +92,12 @@ std::vector<RestoredCall> GatewayBackend::RestoreCalls(
     const telestra::state::JournalCallInfo& info = saved.info();
     const telestra::state::JournalDialog& dialog = saved.dialog();
     next_call_id_ = std::max(next_call_id_, saved.call_id() + 1);
+    if (ended.count(saved.call_id()) > 0) {
+      // Its call-ended went out just before the crash, before the journal
+      // dropped it: over already.
+      if (journal_ != nullptr) journal_->Drop(saved.call_id());
+      continue;
+    }
     if (dialog.phase() == telestra::state::JournalDialog::PHASE_UNSPECIFIED) {
       // Noted by the backend only (the stack never got to it): nothing on
       // the wire to restore or end.
@@ -81,6 +135,27 @@ std::vector<RestoredCall> GatewayBackend::RestoreCalls(
   spdlog::info("journal: {} calls of the last run, new call ids from {}", out.size(),
                next_call_id_);
   return out;
+}
+
+int GatewayBackend::EndCallsLeftOpen(const std::vector<telestra::v1::Event>& history,
+                                     const std::vector<telestra::state::JournalCall>& calls) {
+  std::map<int64_t, std::string> open = CallsIn(history).open;
+  for (const telestra::state::JournalCall& call : calls) open.erase(call.call_id());
+  EventHub::ReplyScope deliver_after_unlock(hub_);
+  absl::MutexLock lock(&mu_);
+  for (const auto& [call_id, account] : open) {
+    next_call_id_ = std::max(next_call_id_, call_id + 1);
+    telestra::v1::Event event;
+    auto* ended = event.mutable_call_ended();
+    ended->set_account(account);
+    ended->set_call_id(call_id);
+    ended->set_code(0);
+    ended->set_reason("Gateway restarted");
+    hub_->Broadcast(std::move(event));
+    spdlog::warn("call {}: begun just before the restart, not in the journal's calls; ended",
+                 call_id);
+  }
+  return static_cast<int>(open.size());
 }
 
 }  // namespace telestra::backend

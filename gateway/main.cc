@@ -209,7 +209,7 @@ int Run() {
       spdlog::info("journal: instance {}, {} events kept up to seq {} (new seqs from {}), {} calls",
                    restored.instance, restored.events.size(), restored.newest_kept_seq,
                    restored.last_seq + 1, restored.calls.size());
-      hub.Restore(restored.instance, restored.last_seq, std::move(restored.events));
+      hub.Restore(restored.instance, restored.last_seq, restored.events);
     }
     if (!Started(journal->SetInstance(hub.instance()))) return 1;
     hub.SetHistorySink([j = journal.get()](const EventPtr& event) { j->AppendEvent(event); });
@@ -236,7 +236,10 @@ int Run() {
   if (journal != nullptr) {
     // Before the accounts register (backend.Start below): the calls of the
     // last run go on, or end "Gateway restarted".
-    stack.RestoreCalls(backend.RestoreCalls(restored.calls, restored.next_call_id));
+    stack.RestoreCalls(
+        backend.RestoreCalls(restored.calls, restored.next_call_id, restored.events));
+    backend.EndCallsLeftOpen(restored.events, restored.calls);
+    restored.events.clear();
   }
   struct StopStackOnExit {
     SofiaSipStack& stack;

@@ -282,7 +282,9 @@ void Journal::ReserveCallId(int64_t call_id) {
   auto reserved = [this, call_id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return reserve_durable_ > call_id || stop_;
   };
+  ++reserve_waiters_;
   mu_.Await(absl::Condition(&reserved));
+  --reserve_waiters_;
 }
 
 void Journal::Flush() {
@@ -319,6 +321,14 @@ void Journal::WriterLoop() {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return HasWork() || stop_; };
       mu_.Await(absl::Condition(&ready));
       if (!HasWork()) return;  // stopped with nothing left
+      if (!stop_ && reserve_waiters_ == 0) {
+        // Gathers what the next moments bring into the same write, off the
+        // call's own path: a call's setup notes several changes within a
+        // millisecond, on the cores its SIP messages need. Not when call
+        // ids wait for their block.
+        auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+        mu_.AwaitWithTimeout(absl::Condition(&stopped), kGatherTime);
+      }
       write_calls = calls_dirty_ || reserve_wanted_ > reserve_durable_;
       if (write_calls) calls = calls_;  // shared pointers: cheap
       calls_dirty_ = false;

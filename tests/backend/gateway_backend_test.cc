@@ -1063,3 +1063,85 @@ TEST_F(ReloadTest, AChangedSectionLogsInAgainAndReplacesAClientsLogin) {
 
 }  // namespace
 }  // namespace telestra::backend
+
+namespace telestra::backend {
+namespace {
+
+// ---- After a restart: the journal's calls (docs/restart.md)
+
+telestra::state::JournalCall JournaledCall(int64_t id, telestra::state::JournalDialog::Phase phase,
+                                           bool local_hold = false) {
+  telestra::state::JournalCall call;
+  call.set_call_id(id);
+  call.mutable_info()->set_account("account-1");
+  call.mutable_info()->set_direction(telestra::v1::CALL_DIRECTION_OUTGOING);
+  call.mutable_info()->set_state(telestra::v1::CALL_STATE_RINGING);
+  call.mutable_info()->set_peer("3002");
+  call.mutable_info()->set_start_unix_ms(1796600000000);
+  call.mutable_dialog()->set_phase(phase);
+  call.mutable_dialog()->set_dialog_call_id(absl::StrCat("cid-", id));
+  call.mutable_dialog()->set_local_hold(local_hold);
+  return call;
+}
+
+telestra::v1::Event CallEvent(int64_t id, bool ended) {
+  telestra::v1::Event event;
+  if (ended) {
+    event.mutable_call_ended()->set_account("account-1");
+    event.mutable_call_ended()->set_call_id(id);
+  } else {
+    event.mutable_call_ringing()->set_account("account-1");
+    event.mutable_call_ringing()->set_call_id(id);
+  }
+  return event;
+}
+
+TEST_F(GatewayBackendTest, RestoredCallsKeepTheirIdsStatesAndPeersAndNewIdsStartAboveThem) {
+  using Phase = telestra::state::JournalDialog;
+  std::vector<RestoredCall> restored = backend_.RestoreCalls(
+      {JournaledCall(7, Phase::CONFIRMED, /*local_hold=*/true), JournaledCall(9, Phase::DIALING)},
+      /*next_call_id=*/1024);
+  ASSERT_EQ(restored.size(), 2u);
+  EXPECT_EQ(restored[0].call_id, 7);
+  EXPECT_EQ(restored[0].account.name, "account-1");  // the plan's account, credentials included
+  EXPECT_EQ(restored[0].account.password, "sip3001");
+  absl::StatusOr<telestra::v1::Status> status = backend_.GetStatus("account-1");
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(status->calls_size(), 2);
+  EXPECT_EQ(status->calls(0).call_id(), 7);
+  EXPECT_EQ(status->calls(0).state(), telestra::v1::CALL_STATE_HELD);
+  EXPECT_EQ(status->calls(0).peer(), "3002");
+  EXPECT_EQ(status->calls(0).sip_call_id(), "cid-7");
+  EXPECT_EQ(status->calls(1).state(), telestra::v1::CALL_STATE_RINGING);
+  // The dialing one is ended by the stack; its end is reported as usual.
+  backend_.OnCallEnded(9, 0, "Gateway restarted");
+  ASSERT_GE(listener_.Count(telestra::v1::Event::kCallEnded), 1);
+  EXPECT_EQ(listener_.events.back().call_ended().reason(), "Gateway restarted");
+  backend_.Start();
+  backend_.OnRegistration("account-1", stack_.calls[0].generation, 200, "OK", false);
+  absl::StatusOr<int64_t> id = backend_.MakeCall("account-1", "3002", [](int64_t) {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, 1024);
+}
+
+TEST_F(GatewayBackendTest, ARestoredCallWhoseEndIsInTheHistoryIsOverAndOneLeftOpenIsEnded) {
+  using Phase = telestra::state::JournalDialog;
+  // Call 3 ended just before the crash (its call-ended in the history, the
+  // journal had not dropped it yet); call 4 rang but the journal never
+  // noted it; call 5 is in the journal.
+  const std::vector<telestra::v1::Event> history = {CallEvent(3, false), CallEvent(4, false),
+                                                    CallEvent(3, true), CallEvent(5, false)};
+  const std::vector<telestra::state::JournalCall> calls = {JournaledCall(3, Phase::CONFIRMED),
+                                                           JournaledCall(5, Phase::CONFIRMED)};
+  std::vector<RestoredCall> restored = backend_.RestoreCalls(calls, 1024, history);
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0].call_id, 5);
+  EXPECT_EQ(backend_.EndCallsLeftOpen(history, calls), 1);
+  ASSERT_EQ(listener_.Count(telestra::v1::Event::kCallEnded), 1);
+  EXPECT_EQ(listener_.events.back().call_ended().call_id(), 4);
+  EXPECT_EQ(listener_.events.back().call_ended().account(), "account-1");
+  EXPECT_EQ(listener_.events.back().call_ended().reason(), "Gateway restarted");
+}
+
+}  // namespace
+}  // namespace telestra::backend
