@@ -21,6 +21,7 @@
 #include "backend/media/rtcp.h"
 #include "backend/media/rtp_packet.h"
 #include "backend/media/telephone_event.h"
+#include "backend/media/wav_recorder.h"
 #include "gtest/gtest.h"
 #include "tests/backend/media/engine_test_support.h"
 #include "tests/backend/media/media_test_support.h"
@@ -251,6 +252,142 @@ TEST(RtpMediaEngineTest, BadConfigurationFailsStart) {
   EXPECT_EQ(RtpMediaEngine(config, "127.0.0.1").Start().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(RtpMediaEngine(RtpConfig(), "not-an-ip").Start().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------- restored ports
+
+// An engine on a free range of `pairs` pairs, not started: a restart
+// reserves the restored calls' ports before the engine binds its spares.
+std::unique_ptr<RtpMediaEngine> UnstartedEngine(int pairs, PortRange* range) {
+  *range = PickFreeRtpRange(pairs);
+  EXPECT_NE(range->min, 0);
+  RtpConfig config;
+  config.port_min = range->min;
+  config.port_max = range->max;
+  return std::make_unique<RtpMediaEngine>(config, "127.0.0.1");
+}
+
+// A restored call's options: its old RTP port.
+MediaOptions OnPort(int port, const std::string& account = "alice",
+                    const std::string& record_dir = "") {
+  MediaOptions options = Source("silence", account, record_dir);
+  options.port = port;
+  return options;
+}
+
+TEST(RtpMediaEngineTest, AReservedPortIsOpenedByItsRestoredCallAndNoOtherCall) {
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(4, &range);
+  const int reserved = range.min + 2;
+  ASSERT_TRUE(engine->ReservePort(reserved).ok());
+  ASSERT_TRUE(engine->Start().ok());
+  EXPECT_TRUE(UdpPortBindable(reserved)) << "reserved, not bound before its call opens";
+  // The other three pairs go to new calls; then the range is full.
+  std::vector<int> others;
+  for (int64_t id = 1; id <= 3; ++id) {
+    absl::StatusOr<int> port = engine->Open(id, Source("silence"));
+    ASSERT_TRUE(port.ok()) << port.status();
+    EXPECT_NE(*port, reserved);
+    others.push_back(*port);
+  }
+  EXPECT_EQ(engine->Open(4, Source("silence")).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // The restored call gets its own port, bound with its RTCP port.
+  absl::StatusOr<int> restored = engine->Open(10, OnPort(reserved));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, reserved);
+  EXPECT_FALSE(UdpPortBindable(reserved));
+  EXPECT_FALSE(UdpPortBindable(reserved + 1));
+  EXPECT_EQ(engine->open_calls(), 4u);
+  // It carries media like any call.
+  UdpPeerPair peer = OpenUdpPeerPair();
+  ASSERT_TRUE(peer.rtp);
+  engine->Update(10, SendTo(peer.rtp->port(), MediaDirection::kSendRecv));
+  EXPECT_TRUE(peer.rtp->Receive(absl::Seconds(1)).has_value()) << "nothing sent from it";
+  for (uint16_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE(peer.rtp->SendTo(reserved, RtpPacket(i, 160u * i, 0x5151)));
+  }
+  EXPECT_TRUE(WaitFor([&] { return Received(*engine, 10) == 5; }, kDeadline));
+  // Once it ends, its pair is a free pair like the others.
+  engine->Close(10);
+  absl::StatusOr<int> later = engine->Open(11, Source("silence"));
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(*later, reserved);
+}
+
+TEST(RtpMediaEngineTest, SparePairsAreNeverBoundOnAReservedPort) {
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(16, &range);  // 2 spares
+  const int reserved = range.min;  // the first pair: the first a spare would take
+  ASSERT_TRUE(engine->ReservePort(reserved).ok());
+  ASSERT_TRUE(engine->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return HeldRtpPorts(range).size() == 2; }, kDeadline));
+  EXPECT_TRUE(UdpPortBindable(reserved));
+  for (int64_t id = 1; id <= 15; ++id) {
+    absl::StatusOr<int> port = engine->Open(id, Source("silence"));
+    ASSERT_TRUE(port.ok()) << "call " << id << ": " << port.status();
+    EXPECT_NE(*port, reserved) << "call " << id;
+  }
+  EXPECT_TRUE(UdpPortBindable(reserved));
+  absl::StatusOr<int> restored = engine->Open(20, OnPort(reserved));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, reserved);
+}
+
+TEST(RtpMediaEngineTest, APortNotReservedIsFailedPreconditionAndAReservationServesOneOpen) {
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(4, &range);
+  ASSERT_TRUE(engine->ReservePort(range.min).ok());
+  ASSERT_TRUE(engine->Start().ok());
+  absl::StatusOr<int> unreserved = engine->Open(1, OnPort(range.min + 2));
+  EXPECT_EQ(unreserved.status().code(), absl::StatusCode::kFailedPrecondition)
+      << unreserved.status();
+  EXPECT_EQ(engine->open_calls(), 0u);
+  ASSERT_TRUE(engine->Open(2, OnPort(range.min)).ok());
+  engine->Close(2);
+  absl::StatusOr<int> again = engine->Open(3, OnPort(range.min));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+}
+
+TEST(RtpMediaEngineTest, ReservePortRefusesPortsOutsideTheRangeOddPortsAndPairsInUse) {
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(4, &range);
+  EXPECT_EQ(engine->ReservePort(range.min + 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->ReservePort(range.max + 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->ReservePort(range.min - 2).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(engine->ReservePort(range.min).ok());
+  EXPECT_EQ(engine->ReservePort(range.min).code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(engine->Start().ok());
+  absl::StatusOr<int> open = engine->Open(1, Source("silence"));
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(engine->ReservePort(*open).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(RtpMediaEngineTest, ARestoredCallGoesOnWithItsRecording) {
+  const std::string dir = TestDir("restored-recording");
+  const std::string path = dir + "/5-alice.wav";
+  {  // The last run's recording: 10 frames.
+    absl::StatusOr<std::unique_ptr<WavRecorder>> before = WavRecorder::Create(path);
+    ASSERT_TRUE(before.ok());
+    std::vector<int16_t> frame(kFrameSamples, 3000);
+    for (int i = 0; i < 10; ++i) (*before)->Append(frame.data(), frame.data());
+  }
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(2, &range);
+  ASSERT_TRUE(engine->ReservePort(range.min).ok());
+  ASSERT_TRUE(engine->Start().ok());
+  ASSERT_TRUE(engine->Open(5, OnPort(range.min, "alice", dir)).ok());
+  engine->Close(5);
+  std::optional<testing::WavData> wav = ReadWav(path);
+  ASSERT_TRUE(wav.has_value());
+  ASSERT_GE(wav->samples.size(), 10u * kFrameSamples * 2);
+  EXPECT_EQ(wav->Channel(0).front(), 3000) << "the last run's audio was overwritten";
+  // A new call on that id (no port given) starts a recording of its own.
+  ASSERT_TRUE(engine->Open(5, Source("silence", "alice", dir)).ok());
+  engine->Close(5);
+  std::optional<testing::WavData> fresh = ReadWav(path);
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_LT(fresh->samples.size(), 10u * kFrameSamples * 2);
 }
 
 // ---------------------------------------------------------------- audio
