@@ -92,6 +92,9 @@ class MediaEngine {
   virtual absl::Status ReservePort(int /*rtp_port*/) {
     return absl::UnimplementedError("this media engine cannot restore ports");
   }
+  // Gives a pair ReservePort kept and no Open used back to the free pairs
+  // (its restored call could not be restored). Unknown ports are ignored.
+  virtual void CancelReservation(int /*rtp_port*/) {}
   // Reserves an even RTP port and the next (odd) RTCP port for `call_id`.
   // ResourceExhausted("No RTP port available") when the range is used up;
   // AlreadyExists if the call is open.

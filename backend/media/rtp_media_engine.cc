@@ -388,6 +388,11 @@ absl::Status RtpMediaEngine::ReservePort(int rtp_port) {
   return absl::OkStatus();
 }
 
+void RtpMediaEngine::CancelReservation(int rtp_port) {
+  absl::MutexLock lock(&mu_);
+  if (reserved_.erase(rtp_port) > 0) ports_.Release(rtp_port);
+}
+
 absl::StatusOr<RtpSocketPair> RtpMediaEngine::AcquireReservedLocked(int rtp_port) {
   if (reserved_.erase(rtp_port) == 0) {
     return absl::FailedPreconditionError(absl::StrCat("RTP port ", rtp_port, " is not reserved"));

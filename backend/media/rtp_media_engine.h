@@ -121,6 +121,7 @@ class RtpMediaEngine final : public MediaEngine {
 
   // MediaEngine.
   absl::Status ReservePort(int rtp_port) override;
+  void CancelReservation(int rtp_port) override;
   absl::StatusOr<int> Open(int64_t call_id, const MediaOptions& options) override;
   void Update(int64_t call_id, const MediaParams& params) override;
   void Close(int64_t call_id) override;

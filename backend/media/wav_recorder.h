@@ -26,10 +26,12 @@ class WavRecorder {
   // A call restored after a restart (docs/restart.md): goes on at the end
   // of the recording its last run left at `path` (valid up to its last
   // write), first with silence for the time since that write (at most
-  // kMaxGap), so that the recording keeps the call's timeline. A file that
-  // is absent or not such a recording is created anew.
+  // kMaxGapSeconds: it is written at once, under the media engine's lock,
+  // so a longer gap is shortened to it), so that the recording keeps the
+  // call's timeline. A file that is absent or not such a recording is
+  // created anew.
   static absl::StatusOr<std::unique_ptr<WavRecorder>> Resume(const std::string& path);
-  static constexpr int kMaxGapSeconds = 3600;
+  static constexpr int kMaxGapSeconds = 60;
 
   ~WavRecorder();
   WavRecorder(const WavRecorder&) = delete;

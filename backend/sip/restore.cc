@@ -172,11 +172,13 @@ void SofiaSipStack::Impl::RestoreConfirmed(const RestoredCall& call) {
   calls_[call.call_id] = std::move(owned);
   if (leg->leg == nullptr) {
     spdlog::warn("call {}: its dialog cannot be restored", call.call_id);
+    media_->CancelReservation(d.local_rtp_port());
     EndLeg(call.call_id, 0, "Gateway restarted");
     return;
   }
   if (call.account.name.empty()) {
     spdlog::warn("call {}: its account is no longer in the plan; hanging up", call.call_id);
+    media_->CancelReservation(d.local_rtp_port());
     leg->end_reason = "Gateway restarted";
     SendBye(leg);
     return;
@@ -185,6 +187,7 @@ void SofiaSipStack::Impl::RestoreConfirmed(const RestoredCall& call) {
   if (!OpenMedia(leg)) {
     spdlog::warn("call {}: RTP port {} cannot be restored ({}); hanging up", call.call_id,
                  d.local_rtp_port(), leg->end_reason);
+    media_->CancelReservation(d.local_rtp_port());  // if Open failed before binding it
     leg->end_reason = "Gateway restarted";
     SendBye(leg);
     return;

@@ -349,6 +349,23 @@ TEST(RtpMediaEngineTest, APortNotReservedIsFailedPreconditionAndAReservationServ
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
 }
 
+TEST(RtpMediaEngineTest, ACancelledReservationIsAFreePairAgain) {
+  PortRange range;
+  std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(1, &range);
+  ASSERT_TRUE(engine->ReservePort(range.min).ok());
+  ASSERT_TRUE(engine->Start().ok());
+  // The range's one pair is kept for a restored call: no new call gets it.
+  EXPECT_EQ(engine->Open(1, Source("silence")).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // The restored call could not be restored: the pair is free again.
+  engine->CancelReservation(range.min);
+  absl::StatusOr<int> open = engine->Open(2, Source("silence"));
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ(*open, range.min);
+  engine->CancelReservation(range.min);  // not reserved any more: ignored
+  EXPECT_EQ(engine->open_calls(), 1u);
+}
+
 TEST(RtpMediaEngineTest, ReservePortRefusesPortsOutsideTheRangeOddPortsAndPairsInUse) {
   PortRange range;
   std::unique_ptr<RtpMediaEngine> engine = UnstartedEngine(4, &range);
