@@ -20,7 +20,6 @@
 #include "backend/gateway_backend.h"
 #include "backend/media/rtp_media_engine.h"
 #include "backend/sip/sofia_sip_stack.h"
-#include "backend/state/journal.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/signal_set.hpp"
 #include "gateway/audio/call_audio_metrics.h"
@@ -32,6 +31,7 @@
 #include "gateway/metrics/metrics.h"
 #include "gateway/native/native_server.h"
 #include "gateway/plan/plan.h"
+#include "gateway/restart_state.h"
 #include "gateway/systemd_notify.h"
 #include "gateway/web/web_root.h"
 #include "gateway/web/web_server.h"
@@ -84,8 +84,7 @@ namespace {
 
 using telestra::backend::CommandDispatcher;
 using telestra::backend::EventHub;
-using telestra::backend::EventPtr;
-using telestra::backend::Journal;
+using telestra::gateway::RestartState;
 using telestra::backend::GatewayBackend;
 using telestra::backend::RtpMediaEngine;
 using telestra::backend::SofiaSipStack;
@@ -192,55 +191,24 @@ int Run() {
   for (const std::string& warning : plan.warnings) spdlog::warn("{}", warning);
 
   // [state-settings] dir: what the last run left (docs/restart.md). Made
-  // first: every part that notes in it is destroyed before it.
-  std::unique_ptr<Journal> journal;
-  Journal::Restored restored;
-  if (!plan.state.dir.empty()) {
-    absl::StatusOr<std::unique_ptr<Journal>> opened =
-        Journal::Open(plan.state.dir, static_cast<size_t>(plan.tcp.history_events));
-    if (!Started(opened.status())) return 1;
-    journal = *std::move(opened);
-    restored = journal->TakeRestored();
-  }
+  // first: every part that notes in the journal is destroyed before it.
+  absl::StatusOr<RestartState> opened = RestartState::Open(plan);
+  if (!Started(opened.status())) return 1;
+  RestartState restart = *std::move(opened);
   EventHub hub(static_cast<size_t>(plan.tcp.history_events));  // [tcp-settings] history-events
-  if (journal != nullptr) {
-    // The instance, the seq and the history go on from the last run.
-    if (!restored.instance.empty()) {
-      spdlog::info("journal: instance {}, {} events kept up to seq {} (new seqs from {}), {} calls",
-                   restored.instance, restored.events.size(), restored.newest_kept_seq,
-                   restored.last_seq + 1, restored.calls.size());
-      hub.Restore(restored.instance, restored.last_seq, restored.events);
-    }
-    if (!Started(journal->SetInstance(hub.instance()))) return 1;
-    hub.SetHistorySink([j = journal.get()](const EventPtr& event) { j->AppendEvent(event); });
-  }
+  if (!Started(restart.RestoreHub(hub))) return 1;
   hub.StartDeliveryThread();  // broadcasts leave the SIP thread at once
   RtpMediaEngine media(plan.rtp, plan.sip.bind);
-  for (const telestra::state::JournalCall& call : restored.calls) {
-    // The restored calls' RTP ports, before spare pairs are bound.
-    const int port = call.dialog().local_rtp_port();
-    if (call.dialog().phase() != telestra::state::JournalDialog::CONFIRMED || port == 0) continue;
-    if (absl::Status reserved = media.ReservePort(port); !reserved.ok()) {
-      spdlog::warn("call {}: {}", call.call_id(), std::string(reserved.message()));
-    }
-  }
+  restart.ReservePorts(media);  // before spare pairs are bound
   if (!Started(media.Start())) return 1;
   SofiaSipStack stack(plan.sip, plan.rtp, &media);
-  stack.SetJournal(journal.get());
   GatewayBackend backend(plan.accounts, &stack, &hub);
   backend.set_max_audio_streams_per_call(plan.rtp.max_streams_per_call);
   backend.set_media(&media);  // live call quality in get-status
-  backend.set_journal(journal.get());
+  restart.Attach(stack, backend);
   CommandDispatcher dispatcher(&backend, &hub);
   if (!Started(stack.Start(&backend))) return 1;
-  if (journal != nullptr) {
-    // Before the accounts register (backend.Start below): the calls of the
-    // last run go on, or end "Gateway restarted".
-    stack.RestoreCalls(
-        backend.RestoreCalls(restored.calls, restored.next_call_id, restored.events));
-    backend.EndCallsLeftOpen(restored.events, restored.calls);
-    restored.events.clear();
-  }
+  restart.RestoreCalls(backend, stack);  // before the accounts register (backend.Start)
   struct StopStackOnExit {
     SofiaSipStack& stack;
     ~StopStackOnExit() { stack.Shutdown(absl::Seconds(1)); }  // idempotent
@@ -272,7 +240,9 @@ int Run() {
     telestra::gateway::ExportSipStackMetrics(stack, out);
     grpc.ExportMetrics(out);
     web.ExportMetrics(out);
-    if (journal != nullptr) telestra::gateway::ExportJournalMetrics(*journal, out);
+    if (restart.journal() != nullptr) {
+      telestra::gateway::ExportJournalMetrics(*restart.journal(), out);
+    }
   });
   if (plan.metrics.port > 0) {
     if (!Started(metrics->Serve(metrics, plan.metrics.bind, plan.metrics.port))) return 1;
@@ -306,7 +276,7 @@ int Run() {
   const int signal = stop_signal.get_future().get();
   reload_signal.cancel();
   spdlog::info("signal {}: shutting down ({})", signal,
-               journal != nullptr && plan.state.keep_calls_on_stop
+               restart.keep_calls_on_stop()
                    ? "keeping calls and registrations for the next start"
                    : "ending calls, unregistering accounts");
   telestra::gateway::NotifyStopping();
@@ -314,7 +284,7 @@ int Run() {
   // (their call-ended among them) all end by this deadline.
   const absl::Duration shutdown_time = absl::Seconds(plan.process.shutdown_seconds);
   const absl::Time shutdown_deadline = absl::Now() + shutdown_time;
-  if (journal != nullptr && plan.state.keep_calls_on_stop) {
+  if (restart.keep_calls_on_stop()) {
     // An upgrade: calls and registrations stay for the next start.
     stack.StopKeepingCalls(shutdown_time);
   } else {
