@@ -77,6 +77,25 @@ class RestartTest : public SipPeerTest {
   // The last seq a client saw (an extended client's events carry it).
   static int64_t LastSeq(const NativeEvent& event) { return event.Int("seq"); }
 
+  // client_ resumes after `seen` (of `instance`) across the restart: among
+  // what it missed, exactly once and with no gap, is call `id`'s
+  // call-ended "Gateway restarted"; the call is gone from status.
+  void ExpectResumedToItsEnd(const std::string& instance, int64_t seen, int64_t id) {
+    client_->Send(absl::StrCat(R"({"cmd":"subscribe","extended":true,"after_seq":)", seen,
+                               R"(,"instance":")", instance, R"("})"));
+    auto again = client_->WaitFor(IsEvent("subscribed"));
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->Str("instance"), instance);
+    auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
+    ASSERT_TRUE(ended.has_value());
+    EXPECT_EQ(ended->Str("reason"), "Gateway restarted") << ended->json;
+    EXPECT_GT(LastSeq(*ended), seen);
+    for (const NativeEvent& e : client_->skipped()) {
+      EXPECT_NE(e.Str("event"), "fail") << e.json;  // no gap: the journal held the range
+    }
+    EXPECT_EQ(CallState(*client_, "account-1", id), "");
+  }
+
   std::string record_dir_;
   std::unique_ptr<BaresipProcess> baresip_;
 };
@@ -230,21 +249,7 @@ TEST_F(RestartTest, ACallDialingAtTheKillIsCancelledAndClientsResumeAcrossTheRes
   ASSERT_NE(client_, nullptr);
   // sipp gets the CANCEL of the INVITE the last run sent: its scenario ends.
   ExpectSippSucceeds(*sipp);
-  // The client resumes after the last event it saw: the call's end is
-  // among what it missed, with the same instance.
-  client_->Send(absl::StrCat(R"({"cmd":"subscribe","extended":true,"after_seq":)", seen,
-                             R"(,"instance":")", instance, R"("})"));
-  auto again = client_->WaitFor(IsEvent("subscribed"));
-  ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(again->Str("instance"), instance);
-  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Str("reason"), "Gateway restarted") << ended->json;
-  EXPECT_GT(LastSeq(*ended), seen);
-  for (const NativeEvent& e : client_->skipped()) {
-    EXPECT_NE(e.Str("event"), "fail") << e.json;  // no gap: the journal held the range
-  }
-  EXPECT_EQ(CallState(*client_, "account-1", id), "");
+  ExpectResumedToItsEnd(instance, seen, id);
 }
 
 TEST_F(RestartTest, AGracefulStopKeepsCallsOnlyWhenAsked) {
@@ -296,21 +301,7 @@ TEST_F(RestartTest, ACallRingingAtTheKillIsRefused480AndClientsResumeToItsEnd) {
   // The restarted gateway refuses the INVITE along its Via path: sipp gets
   // 480 (through Kamailio's transaction) and ACKs it; its scenario ends.
   ExpectSippSucceeds(*sipp);
-  // The client resumes after the last event it saw: the call's end is
-  // among what it missed, with the same instance.
-  client_->Send(absl::StrCat(R"({"cmd":"subscribe","extended":true,"after_seq":)", seen,
-                             R"(,"instance":")", instance, R"("})"));
-  auto again = client_->WaitFor(IsEvent("subscribed"));
-  ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(again->Str("instance"), instance);
-  auto ended = client_->WaitFor(IsCallEvent("call-ended", "account-1", id));
-  ASSERT_TRUE(ended.has_value());
-  EXPECT_EQ(ended->Str("reason"), "Gateway restarted") << ended->json;
-  EXPECT_GT(LastSeq(*ended), seen);
-  for (const NativeEvent& e : client_->skipped()) {
-    EXPECT_NE(e.Str("event"), "fail") << e.json;  // no gap: the journal held the range
-  }
-  EXPECT_EQ(CallState(*client_, "account-1", id), "");
+  ExpectResumedToItsEnd(instance, seen, id);
 }
 
 }  // namespace
