@@ -40,24 +40,6 @@ class CallQualityTest : public SipPeerTest {
         absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
   }
 
-  // Call `id`'s object in a get-status of `account` (an extended client's),
-  // as an event to read fields from; empty JSON when absent.
-  NativeEvent CallInStatus(const std::string& account, int64_t id) {
-    client_->Send(absl::StrCat(R"({"cmd":"get-status","account":")", account, R"(","token":"q"})"));
-    auto status = client_->WaitFor(
-        [&](const NativeEvent& e) { return e.event() == "status" && e.Str("token") == "q"; });
-    if (!status) return {"{}"};
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    simdjson::dom::array calls;
-    if (parser.parse(status->json).get(doc) || doc["calls"].get(calls)) return {"{}"};
-    for (simdjson::dom::element call : calls) {
-      int64_t call_id = -1;
-      if (!call["call_id"].get(call_id) && call_id == id) return {simdjson::minify(call)};
-    }
-    return {"{}"};
-  }
-
   // Waits for the call-ended of both calls (in any order) and counts them
   // by code.
   void CountEnded(const std::string& account_a, int64_t a, const std::string& account_b, int64_t b,
@@ -106,12 +88,12 @@ TEST_F(CallQualityTest, AStreamWithKnownGapsAndJitterIsMeasuredAsSuch) {
   NativeEvent call{"{}"};
   const absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (absl::Now() < deadline) {
-    call = CallInStatus("account-1", id);
+    call = CallInStatus(*client_, "account-1", id);
     if (call.Int("packets_received") >= kPacketsPlayed) break;
     absl::SleepFor(absl::Milliseconds(250));
   }
   absl::SleepFor(absl::Milliseconds(300));  // nothing more may come
-  call = CallInStatus("account-1", id);
+  call = CallInStatus(*client_, "account-1", id);
   EXPECT_EQ(call.Int("packets_received"), kPacketsPlayed) << call.json;
   EXPECT_EQ(call.Int("packets_lost"), kPacketsLeftOut) << call.json;
   EXPECT_EQ(call.Str("codec"), "PCMA") << call.json;
@@ -197,7 +179,7 @@ TEST_F(CallQualityTest, TheRoundTripComesFromTheFarEndsRtcpReports) {
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (!call.Has("rtt_ms") && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(500));
-      call = CallInStatus(account, id);
+      call = CallInStatus(*client_, account, id);
     }
     ASSERT_TRUE(call.Has("rtt_ms")) << account << ": " << call.json;
     EXPECT_GE(call.Num("rtt_ms"), 0) << call.json;

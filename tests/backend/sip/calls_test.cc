@@ -51,17 +51,6 @@ class CallsTest : public testing::StackTest {
     ASSERT_EQ(listener_.WaitForRegistration(200).status, 200);
   }
 
-  // An INVITE from the peer (the registrar) for 3001, offering PCMU.
-  std::string IncomingInvite(const std::string& call_id) {
-    std::string sdp = PeerSdp(30000);
-    return absl::StrCat(
-        "INVITE sip:3001@127.0.0.1:", stack_->port(), " SIP/2.0\r\n", "Via: SIP/2.0/UDP ",
-        peer_->address(), ";branch=z9hG4bK-in-", call_id, "\r\nMax-Forwards: 70\r\n",
-        "From: \"Alice\" <sip:3002@127.0.0.1>;tag=caller\r\n", "To: <sip:3001@127.0.0.1>\r\n",
-        "Call-ID: ", call_id, "\r\n", "CSeq: 1 INVITE\r\n", "Contact: <sip:3002@", peer_->address(),
-        ">\r\n", "Content-Type: application/sdp\r\n", "Content-Length: ", sdp.size(), "\r\n\r\n",
-        sdp);
-  }
 };
 
 TEST_F(CallsTest, AnOutgoingCallRingsIsAnsweredAndHungUpWithBye) {

@@ -463,6 +463,17 @@ void StackTest::StartStack(FakeSipPeer::Answer answer, SipConfig config, RtpConf
   account_.server = peer_->address();
 }
 
+std::string StackTest::IncomingInvite(const std::string& call_id) const {
+  std::string sdp = PeerSdp(30000);
+  return absl::StrCat(
+      "INVITE sip:3001@127.0.0.1:", stack_->port(), " SIP/2.0\r\n", "Via: SIP/2.0/UDP ",
+      peer_->address(), ";branch=z9hG4bK-in-", call_id, "\r\nMax-Forwards: 70\r\n",
+      "From: \"Alice\" <sip:3002@127.0.0.1>;tag=caller\r\n", "To: <sip:3001@127.0.0.1>\r\n",
+      "Call-ID: ", call_id, "\r\n", "CSeq: 1 INVITE\r\n", "Contact: <sip:3002@", peer_->address(),
+      ">\r\n", "Content-Type: application/sdp\r\n", "Content-Length: ", sdp.size(), "\r\n\r\n",
+      sdp);
+}
+
 void StackTest::TearDown() {
   stack_.reset();  // before the peer: shutdown hangs up and unregisters
   peer_.reset();

@@ -232,6 +232,10 @@ class StackTest : public ::testing::Test {
                   RtpConfig rtp = RtpConfig());
   void TearDown() override;
 
+  // An INVITE from the peer (the registrar) for 3001, offering PCMU, with
+  // Call-ID `call_id`.
+  std::string IncomingInvite(const std::string& call_id) const;
+
   // Given to the stack before it starts, when set (restore_test).
   CallJournal* journal_ = nullptr;
   FakeMedia media_;
