@@ -352,6 +352,20 @@ absl::Status RequireString(const StringField& field, absl::string_view name, std
   }
 }
 
+// An optional string field: set through `set` when present.
+template <typename Setter>
+absl::Status OptionalString(const StringField& field, absl::string_view name, Setter set) {
+  switch (field.slot) {
+    case Slot::kAbsent:
+      return absl::OkStatus();
+    case Slot::kOk:
+      set(field.value.data(), field.value.size());
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("Field ", name, " must be a string"));
+  }
+}
+
 absl::Status RequireCallId(const IntField& field, int64_t* out,
                            absl::string_view name = "call_id") {
   switch (field.slot) {
@@ -471,15 +485,9 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f, telestra::v1::C
       default:
         return absl::InvalidArgumentError("Field after_seq must be a non-negative integer");
     }
-    switch (f.instance.slot) {
-      case Slot::kAbsent:
-        break;
-      case Slot::kOk:
-        c->set_instance(f.instance.value.data(), f.instance.value.size());
-        break;
-      default:
-        return absl::InvalidArgumentError("Field instance must be a string");
-    }
+    absl::Status instance = OptionalString(
+        f.instance, "instance", [c](const char* data, size_t size) { c->set_instance(data, size); });
+    if (!instance.ok()) return instance;
   } else if (cmd == "list-accounts") {
     command->mutable_list_accounts();
   } else {
@@ -488,16 +496,9 @@ absl::Status BuildCommand(std::string_view cmd, const Fields& f, telestra::v1::C
   }
   if (!status.ok()) return status;
 
-  switch (f.token.slot) {
-    case Slot::kAbsent:
-      break;
-    case Slot::kOk:
-      command->set_token(f.token.value.data(), f.token.value.size());
-      break;
-    default:
-      return absl::InvalidArgumentError("Field token must be a string");
-  }
-  return absl::OkStatus();
+  return OptionalString(f.token, "token", [command](const char* data, size_t size) {
+    command->set_token(data, size);
+  });
 }
 
 // ------------------------------------------------------------------ encode
