@@ -1079,7 +1079,7 @@ TEST_F(GrpcBadInputTest, SubscribeResumeWithAForeignEpochReportsAGap) {
   ASSERT_TRUE(notice.has_value());
   EXPECT_EQ(notice->seq(), 0u);
   EXPECT_TRUE(absl::StartsWith(
-      notice->fail().error(), "Events lost: epoch not an epoch \xc3\xb6 is not this gateway run's"))
+      notice->fail().error(), "Events lost: epoch not an epoch \xc3\xb6 is not this gateway's"))
       << Describe(*notice);
   Probe();
 }
