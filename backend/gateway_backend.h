@@ -230,6 +230,10 @@ class GatewayBackend : public Backend, public SipStackListener {
   // without mu_ (the engine's lock is taken instead).
   void AddLiveQuality(telestra::v1::Status& status) const ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A `fail` event for `account`.
+  static telestra::v1::Event FailEvent(const std::string& account, std::string error,
+                                       telestra::v1::FailKind kind);
+
   // Notes the call as the API reports it in the journal (if any).
   void NoteCall(const CallRecord& call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
