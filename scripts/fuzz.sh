@@ -56,7 +56,7 @@ mkdir -p "$work"
 sources() {
   case $1 in
     native_framer) echo "fuzz/native_framer_fuzzer.cc gateway/native/framer.cc" ;;
-    json_codec) echo "fuzz/json_codec_fuzzer.cc gateway/native/json_codec.cc GEN/proto/telestra.pb.cc" ;;
+    json_codec) echo "fuzz/json_codec_fuzzer.cc gateway/native/json_codec.cc gateway/native/json_encode.cc GEN/proto/telestra.pb.cc" ;;
     plan) echo "fuzz/plan_fuzzer.cc gateway/plan/plan.cc backend/media_engine.cc backend/sip_syntax.cc" ;;
     web_http_util) echo "fuzz/web_http_util_fuzzer.cc gateway/web/http_util.cc" ;;
     rtp_rtcp) echo "fuzz/rtp_rtcp_fuzzer.cc backend/media/rtp_packet.cc backend/media/rtcp.cc" ;;
