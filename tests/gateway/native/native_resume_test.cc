@@ -271,12 +271,18 @@ TEST_F(NativeResumeTest, ExtendedSubscribeIsAnsweredWithTheInstanceAndTheLastSeq
 
 TEST_F(NativeResumeTest, ResumeReplaysEachMissedEventOnceInOrderWhilePublishing) {
   Start(/*history=*/100000);
-  constexpr int64_t kEvents = 20000;
+  // Published until 200 more have gone out after the client had its resume
+  // answered (so that some come live after the replay, however fast or slow
+  // the machine), at most 90,000 (the history holds them all).
+  constexpr int64_t kMaxEvents = 90000;
   std::atomic<bool> go{false};
+  std::atomic<bool> answered{false};
   std::thread publisher([&] {
     while (!go) std::this_thread::yield();
-    for (int64_t i = 0; i < kEvents; ++i) {
+    int64_t after_answer = 0;
+    for (int64_t i = 0; i < kMaxEvents && after_answer < 200; ++i) {
       hub_->Broadcast(i % 3 == 0 ? Held(i) : Incoming(i));  // extended-only ones too
+      if (answered) ++after_answer;
     }
   });
   // A client follows the stream for a while, then drops.
@@ -297,6 +303,7 @@ TEST_F(NativeResumeTest, ResumeReplaysEachMissedEventOnceInOrderWhilePublishing)
   // It comes back while the events keep coming.
   Client& back = Connect();
   std::optional<Frame> resumed = Resume(back, static_cast<uint64_t>(last_seen), instance);
+  answered = true;
   publisher.join();
   ASSERT_TRUE(resumed.has_value());
   EXPECT_EQ(resumed->Str("instance"), instance);
