@@ -58,8 +58,11 @@ std::string Quote(std::string_view s) {
   return out + "\"";
 }
 
-// The command back as a native message.
-std::string ToJson(const Command& c) {
+// The command back as a native message. `account`: the message's account
+// field as the codec reported it (for the fail it would answer), written
+// for the commands whose model has none (subscribe, list-accounts): a
+// message may carry one anyway.
+std::string ToJson(const Command& c, const std::string& account) {
   std::string json = "{";
   auto field = [&json](const char* key, const std::string& value) {
     if (json.size() > 1) json += ",";
@@ -109,9 +112,11 @@ std::string ToJson(const Command& c) {
       }
       // "" is what an absent instance decodes to.
       if (!c.subscribe().instance().empty()) field("instance", Quote(c.subscribe().instance()));
+      if (!account.empty()) field("account", Quote(account));
       break;
     case Command::kListAccounts:
       field("cmd", "\"list-accounts\"");
+      if (!account.empty()) field("account", Quote(account));
       break;
     case Command::kSendDtmf:
       field("cmd", "\"send-dtmf\"");
@@ -230,7 +235,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     const Command& command = *decoded.command;
     Check(decoded.token == command.token(), "token reported");
-    const std::string again_json = ToJson(command);
+    const std::string again_json = ToJson(command, decoded.account);
     DecodedCommand again = codec.Decode(again_json);
     Check(again.command.ok(), "a re-encoded command decodes");
     Check(again.command->SerializeAsString() == command.SerializeAsString(),
