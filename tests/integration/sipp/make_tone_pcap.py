@@ -10,14 +10,17 @@ which tests find with ToneShare, unlike speech.
 Run from the repository's root: python3 tests/integration/sipp/make_tone_pcap.py
 """
 import math
-import struct
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rtp_pcap import PCMA_PT, rtp_frame, write_pcap  # noqa: E402
 
 HZ = 1000
 AMPLITUDE = 0.33  # of full scale
 FIRST_SEQ = 2000
 PACKETS = 200
 SSRC = 0x70DE1000
-PCMA_PT = 8
 START = 1_800_000_000  # capture time of the first packet, seconds
 OUT = "tests/integration/sipp/tone_1000hz.pcap"
 
@@ -40,36 +43,15 @@ def alaw(sample: int) -> int:
     return value ^ mask
 
 
-def ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack("!10H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def packet(n: int) -> bytes:
     samples = (round(AMPLITUDE * 32767 * math.sin(2 * math.pi * HZ * (n * 160 + i) / 8000))
                for i in range(160))
     payload = bytes(alaw(s) for s in samples)
-    marker = 0x80 if n == 0 else 0
-    rtp = struct.pack("!BBHII", 0x80, marker | PCMA_PT, FIRST_SEQ + n, n * 160, SSRC) + payload
-    udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp  # checksum 0: none
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0xB8, 20 + len(udp), n & 0xFFFF, 0x4000, 64, 17, 0,
-                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-    ip = ip[:10] + struct.pack("!H", ip_checksum(ip)) + ip[12:]
-    ethernet = bytes.fromhex("020000000002" "020000000001" "0800")
-    return ethernet + ip + udp
+    return rtp_frame(n, FIRST_SEQ + n, n * 160, SSRC, payload, PCMA_PT, marker=(n == 0))
 
 
 def main() -> None:
-    with open(OUT, "wb") as out:
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # Ethernet
-        for n in range(PACKETS):
-            usec = n * 20_000
-            data = packet(n)
-            out.write(struct.pack("<IIII", START + usec // 1_000_000, usec % 1_000_000,
-                                  len(data), len(data)))
-            out.write(data)
+    write_pcap(OUT, START, ((n * 20_000, packet(n)) for n in range(PACKETS)))
 
 
 if __name__ == "__main__":
