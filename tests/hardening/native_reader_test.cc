@@ -182,9 +182,10 @@ TEST_P(NativeReaderTest, AClientThatReconnectsAtOnceGetsTheSlotItFreed) {
   EXPECT_FALSE(absl::StrContains(gateway_->ReadLog(), "max-clients")) << "a client was refused";
 }
 
-// The thread that reads a command is woken once per command; the other one
-// is not woken at all (the reply is written by the reader). 200 sequential
-// get-status round trips.
+// The thread that reads a command is woken for the commands (at most once
+// each; fewer when a slow build finds the next one waiting already); the
+// other one is not woken at all (the reply is written by the reader). 200
+// sequential get-status round trips.
 TEST_P(NativeReaderTest, OneThreadIsWokenPerCommand) {
   auto client = Connect();
   ASSERT_NE(client, nullptr);
@@ -206,7 +207,8 @@ TEST_P(NativeReaderTest, OneThreadIsWokenPerCommand) {
   const int64_t io = after["telestra-io-0"] - before["telestra-io-0"];
   const int64_t reader = OnSipThread() ? sip : io;
   const int64_t other = OnSipThread() ? io : sip;
-  EXPECT_GE(reader, kCommands / 2) << "sip " << sip << ", io " << io;
+  EXPECT_GE(reader, kCommands / 10) << "sip " << sip << ", io " << io;
+  EXPECT_LE(reader, kCommands + kCommands / 10) << "sip " << sip << ", io " << io;
   EXPECT_LT(other, kCommands / 10) << "sip " << sip << ", io " << io;
 }
 
