@@ -149,11 +149,6 @@ class CallAudioGrpcTest : public GatewayTest {
     baresip_ = *std::move(baresip);
   }
 
-  void Command(const std::string& cmd, const std::string& account, int64_t id) {
-    client_->Send(
-        absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
-  }
-
   // account-1 calls `number`, which answers (baresip by itself; account-2
   // when told): `*id` is account-1's call, `*other` account-2's (or -1).
   void Call(const std::string& number, int64_t* id, int64_t* other = nullptr) {

@@ -26,19 +26,6 @@ namespace {
 
 class CallQualityTest : public SipPeerTest {
  protected:
-  // make-call; the call id from call-return (-1 if none).
-  int64_t MakeCall(const std::string& account, const std::string& number) {
-    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")", number,
-                               R"("})"));
-    auto call_return = client_->WaitFor(IsEventOf("call-return", account));
-    EXPECT_TRUE(call_return.has_value()) << "no call-return";
-    return call_return ? call_return->Int("call_id") : -1;
-  }
-
-  void Command(const std::string& cmd, const std::string& account, int64_t id) {
-    client_->Send(
-        absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
-  }
 
   // Waits for the call-ended of both calls (in any order) and counts them
   // by code.

@@ -201,6 +201,19 @@ void GatewayTest::StartGateway(const GatewayOptions& options,
   }
 }
 
+int64_t GatewayTest::MakeCall(const std::string& account, const std::string& number) {
+  client_->Send(absl::StrCat(R"({"cmd":"make-call","account":")", account, R"(","num":")", number,
+                             R"("})"));
+  auto call_return = client_->WaitFor(IsEventOf("call-return", account));
+  EXPECT_TRUE(call_return.has_value()) << "no call-return";
+  return call_return ? call_return->Int("call_id") : -1;
+}
+
+void GatewayTest::Command(const std::string& cmd, const std::string& account, int64_t id) {
+  client_->Send(
+      absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
+}
+
 void GatewayTest::StopGateway() {
   client_.reset();
   gateway_.reset();

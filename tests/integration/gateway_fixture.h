@@ -133,6 +133,14 @@ class GatewayTest : public ::testing::Test {
   // Stops client_ and gateway_ (a test that starts its own gateway again).
   void StopGateway();
 
+  // make-call of `account` to `number` on client_; the call id of its
+  // call-return (-1, with a test failure, if none came).
+  int64_t MakeCall(const std::string& account, const std::string& number);
+
+  // {"cmd":`cmd`,"account":`account`,"call_id":`id`} on client_
+  // (answer-call, switch-call, hangup-call).
+  void Command(const std::string& cmd, const std::string& account, int64_t id);
+
   // A gateway started beside gateway_, and a native client of it.
   struct OtherGateway {
     std::unique_ptr<GatewayProcess> process;

@@ -58,11 +58,6 @@ class NativeResumeTest : public SipPeerTest {
     return call_return ? call_return->Int("call_id") : -1;
   }
 
-  void Command(const std::string& cmd, const std::string& account, int64_t id) {
-    client_->Send(
-        absl::StrCat(R"({"cmd":")", cmd, R"(","account":")", account, R"(","call_id":)", id, "}"));
-  }
-
   // account-1 calls account-2, which answers; account-1's call id.
   int64_t CallAccount2AndAnswer() {
     const int64_t id = MakeCall("account-1", "3002");

@@ -53,14 +53,6 @@ class RestartTest : public SipPeerTest {
     return details;
   }
 
-  int64_t MakeCall(const std::string& number) {
-    client_->Send(absl::StrCat(R"({"cmd":"make-call","account":"account-1","num":")", number,
-                               R"("})"));
-    auto call_return = client_->WaitFor(IsEventOf("call-return", "account-1"));
-    EXPECT_TRUE(call_return.has_value()) << "no call-return";
-    return call_return ? call_return->Int("call_id") : -1;
-  }
-
   // Kills the gateway with `signal`, starts it again (same plan, same
   // ports) and connects client_ anew; the time the restart took.
   absl::Duration Restart(int signal) {
@@ -134,9 +126,9 @@ TEST_F(RestartTest, EstablishedCallsSurviveASigkill) {
   ASSERT_TRUE(baresip.ok()) << baresip.status();
   baresip_ = *std::move(baresip);
 
-  const int64_t sipp_call = MakeCall(kSippUser);
+  const int64_t sipp_call = MakeCall("account-1", kSippUser);
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", sipp_call)).has_value());
-  const int64_t baresip_call = MakeCall("3006");
+  const int64_t baresip_call = MakeCall("account-1", "3006");
   ASSERT_TRUE(
       client_->WaitFor(IsCallEvent("call-answered", "account-1", baresip_call)).has_value());
   ASSERT_TRUE(baresip_->WaitEvent("CALL_ESTABLISHED").has_value());
@@ -193,7 +185,7 @@ TEST_F(RestartTest, AHangupOfARestoredCallSendsAByeSippAccepts) {
   ASSERT_NO_FATAL_FAILURE(StartWithJournal());
   SippProcess* sipp = StartUas("uas_restart_hangup.xml");
   ASSERT_NE(sipp, nullptr);
-  const int64_t id = MakeCall(kSippUser);
+  const int64_t id = MakeCall("account-1", kSippUser);
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   // The journal's writer notes the answered call on its own thread, a few
   // milliseconds after call-answered (docs/restart.md, "What a crash can
@@ -235,7 +227,7 @@ TEST_F(RestartTest, ACallDialingAtTheKillIsCancelledAndClientsResumeAcrossTheRes
   const std::string instance = subscribed->Str("instance");
   SippProcess* sipp = StartUas("uas_ring.xml");  // rings until CANCEL
   ASSERT_NE(sipp, nullptr);
-  const int64_t id = MakeCall(kSippUser);
+  const int64_t id = MakeCall("account-1", kSippUser);
   auto ringing = client_->WaitFor(IsCallEvent("call-ringing", "account-1", id));
   ASSERT_TRUE(ringing.has_value());
   const int64_t seen = LastSeq(*ringing);
@@ -256,7 +248,7 @@ TEST_F(RestartTest, AGracefulStopKeepsCallsOnlyWhenAsked) {
   ASSERT_NO_FATAL_FAILURE(StartWithJournal({"dir = STATE", "keep-calls-on-stop = true"}));
   SippProcess* sipp = StartUas("uas_restart_hangup.xml");
   ASSERT_NE(sipp, nullptr);
-  const int64_t id = MakeCall(kSippUser);
+  const int64_t id = MakeCall("account-1", kSippUser);
   ASSERT_TRUE(client_->WaitFor(IsCallEvent("call-answered", "account-1", id)).has_value());
   Restart(SIGTERM);  // an upgrade: no BYE, the call goes on
   ASSERT_NE(client_, nullptr);
